@@ -1,0 +1,1 @@
+fn main() { println!("rtprelay-recording {}", env!("CARGO_PKG_VERSION")); }

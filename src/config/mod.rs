@@ -1,0 +1,1 @@
+//! config (stub: filled in by its own change).

@@ -1,0 +1,156 @@
+//! Typed NG commands: what the session layer acts on. Parsing from a bencode dictionary lives in
+//! `parse.rs`; these types carry no I/O.
+
+use std::net::IpAddr;
+
+use crate::control::bencode::Dict;
+
+/// One NG request, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Ping,
+    Offer(OfferAnswer),
+    Answer(OfferAnswer),
+    Delete(Delete),
+    Query(CallRef),
+    List { limit: Option<usize> },
+    Statistics,
+}
+
+impl Command {
+    /// The command's name as rtpengine spells it in statistics (`offer`, `answer`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Ping => "ping",
+            Command::Offer(_) => "offer",
+            Command::Answer(_) => "answer",
+            Command::Delete(_) => "delete",
+            Command::Query(_) => "query",
+            Command::List { .. } => "list",
+            Command::Statistics => "statistics",
+        }
+    }
+}
+
+/// Identifies a call and optionally a side of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallRef {
+    pub call_id: String,
+    pub from_tag: Option<String>,
+    pub to_tag: Option<String>,
+    pub via_branch: Option<String>,
+}
+
+/// `delete`: the whole call, or one side/branch of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Delete {
+    pub call: CallRef,
+    /// `delete-delay` key (seconds); `None` means the daemon default.
+    pub delete_delay: Option<u32>,
+    /// `fatal` flag: a missing call is an error instead of a warning.
+    pub fatal: bool,
+}
+
+/// `offer` and `answer` share their parameters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OfferAnswer {
+    pub call: CallRef,
+    /// The SDP body, raw bytes.
+    pub sdp: Vec<u8>,
+    pub flags: Flags,
+    pub replace: Replace,
+    pub ice: IceMode,
+    pub rtcp_mux: RtcpMux,
+    pub codec: CodecOps,
+    /// `direction`: two interface names, from-side first.
+    pub direction: Option<(String, String)>,
+    /// `address family`: the family to use towards the receiving side.
+    pub address_family: Option<Family>,
+    /// `media address`: put this in c= instead of the interface address.
+    pub media_address: Option<IpAddr>,
+    /// `received from`: the address the SIP message came from (used with `SIP-source-address`).
+    pub received_from: Option<IpAddr>,
+    /// `label` of the side sending this message.
+    pub label: Option<String>,
+    pub delete_delay: Option<u32>,
+    /// `supports` list contains `load limit`.
+    pub supports_load_limit: bool,
+    /// `metadata` string, stored with the call.
+    pub metadata: Option<String>,
+    /// The whole request, for keys that are stored but not interpreted.
+    pub raw: Dict,
+}
+
+/// Boolean flags from the `flags` list (and their key forms).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Flags {
+    pub trust_address: bool,
+    pub sip_source_address: bool,
+    pub symmetric: bool,
+    pub asymmetric: bool,
+    pub strict_source: bool,
+    pub media_handover: bool,
+    pub record_call: bool,
+    pub fatal: bool,
+    pub port_latching: bool,
+    pub no_rtcp_attribute: bool,
+    pub full_rtcp_attribute: bool,
+    pub loop_protect: bool,
+    pub strip_extmap: bool,
+    pub original_sendrecv: bool,
+    /// `always transcode`, `generate mid` and the like are accepted and ignored.
+    pub unknown: Vec<String>,
+}
+
+/// `replace` list entries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Replace {
+    pub origin: bool,
+    pub session_connection: bool,
+    pub sdp_version: bool,
+    pub zero_address: bool,
+    pub username: bool,
+    pub session_name: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IceMode {
+    /// No `ICE` key: a non-ICE offer stays non-ICE.
+    #[default]
+    Default,
+    Remove,
+    Force,
+    ForceRelay,
+    Optional,
+}
+
+/// `rtcp-mux` list entries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RtcpMux {
+    pub offer: bool,
+    pub demux: bool,
+    pub accept: bool,
+    pub reject: bool,
+    pub require: bool,
+}
+
+/// The `codec` dictionary (and the `codec-strip-X` style flags), as pure SDP filtering.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CodecOps {
+    /// Encoding names (case-insensitive) or payload type numbers; `all` is allowed.
+    pub strip: Vec<String>,
+    pub mask: Vec<String>,
+    /// `offer`/`transcode`: codecs to add; without transcoding only already-present ones matter.
+    pub offer: Vec<String>,
+    /// `except`: codecs kept when `strip: [all]` is given.
+    pub except: Vec<String>,
+    pub set: Vec<String>,
+    pub accept: Vec<String>,
+    pub consume: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}

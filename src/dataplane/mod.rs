@@ -1,0 +1,1 @@
+//! dataplane (stub: filled in by its own change).

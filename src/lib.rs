@@ -1,0 +1,21 @@
+//! rtprelay: an RTP media relay driven over rtpengine's NG protocol.
+//!
+//! The flow: a control message arrives on an NG transport ([`control`]); the codec turns it into a
+//! typed command; the session layer ([`session`]) parses and rewrites the SDP ([`sdp`]), allocates
+//! ports and keeps call state; streams are handed to per-core workers ([`worker`]) that own their
+//! sockets and forward packets through a data plane ([`dataplane`]).
+//!
+//! The core (`config` parsing, `control` codec, `sdp`, `session`, `wire`) does no I/O and reads no
+//! clock: time comes in as [`time::Now`]. Only [`sys`] contains `unsafe`.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod dataplane;
+pub mod metrics;
+pub mod sdp;
+pub mod session;
+pub mod sys;
+pub mod time;
+pub mod wire;
+pub mod worker;

@@ -1,0 +1,3 @@
+fn main() {
+    println!("rtprelay {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! metrics (stub: filled in by its own change).

@@ -1,0 +1,1 @@
+//! sdp (stub: filled in by its own change).

@@ -1,0 +1,1 @@
+//! session (stub: filled in by its own change).

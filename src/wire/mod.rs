@@ -1,0 +1,1 @@
+//! wire (stub: filled in by its own change).

@@ -1,0 +1,1 @@
+//! worker (stub: filled in by its own change).
