@@ -1,1 +1,4 @@
-//! config (stub: filled in by its own change).
+//! Configuration: rtpengine-compatible CLI options, keyfile config, validation (stub).
+
+pub mod interface;
+pub use interface::Interface;

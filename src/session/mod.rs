@@ -1,1 +1,3 @@
-//! session (stub: filled in by its own change).
+//! Calls, streams, port allocation and latching policy (sans-IO).
+
+pub mod latch;
