@@ -13,3 +13,16 @@ pub enum EndpointLearning {
     #[default]
     Heuristic,
 }
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Contract stub (replaced by the data-plane change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatchConfig {
+    pub expected: Option<SocketAddr>,
+    pub learning: EndpointLearning,
+    pub strict: bool,
+    pub asymmetric: bool,
+    pub window: Duration,
+}

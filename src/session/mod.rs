@@ -1,3 +1,25 @@
-//! Calls, streams, port allocation and latching policy (sans-IO).
+//! Calls, legs, streams, port allocation and latching policy (sans-IO).
+//!
+//! The [`Engine`] executes NG commands: it parses the SDP, allocates port pairs through a
+//! [`PortBinder`], rewrites the SDP for the other side, and queues [`MediaAction`]s for the
+//! workers. Time comes in with every call; nothing here reads a clock or touches a socket.
 
+pub mod actions;
+pub mod call;
+pub mod engine;
+pub mod engine_config;
+pub mod error;
 pub mod latch;
+mod negotiate;
+pub mod ports;
+pub mod reply;
+mod reports;
+mod timers;
+
+pub use actions::MediaAction;
+pub use engine::Engine;
+pub use engine_config::EngineConfig;
+pub use error::SessionError;
+pub use ports::{PortAllocator, PortBinder};
+#[cfg(test)]
+mod tests;

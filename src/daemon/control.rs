@@ -1,0 +1,129 @@
+//! The control side of the running daemon: one lock around the dispatcher, the session engine
+//! and the socket binder, shared by the NG transports and the timer tick. Workers never take it.
+
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Receiver;
+
+use crate::control::dispatch::Dispatcher;
+use crate::daemon::binder::SocketBinder;
+use crate::session::{Engine, MediaAction};
+use crate::time::Clock;
+use crate::worker::{FlowEvent, FlowUpdate, Workers};
+
+/// Everything the control plane changes, behind one lock.
+pub struct ControlState {
+    pub dispatcher: Dispatcher,
+    pub engine: Engine,
+    pub binder: SocketBinder,
+    pub workers: Workers,
+}
+
+/// Shared handle used by the transports and the tick loop.
+#[derive(Clone)]
+pub struct Control {
+    state: Arc<Mutex<ControlState>>,
+    clock: Clock,
+    events: Receiver<FlowEvent>,
+}
+
+impl Control {
+    pub fn new(state: ControlState, clock: Clock, events: Receiver<FlowEvent>) -> Control {
+        Control {
+            state: Arc::new(Mutex::new(state)),
+            clock,
+            events,
+        }
+    }
+
+    /// Answers one NG message (`<cookie> <body>`); `None` means no reply is due.
+    pub fn handle_message(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        let now = self.clock.now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ControlState {
+            dispatcher,
+            engine,
+            binder,
+            workers,
+        } = &mut *guard;
+        let reply = dispatcher.handle(now.mono, msg, &mut |cmd| engine.handle(now, cmd, binder));
+        apply_actions(engine, binder, workers);
+        reply
+    }
+
+    /// Runs timers and takes in what the workers learned. Called periodically.
+    pub fn tick(&self) {
+        let now = self.clock.now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ControlState {
+            engine,
+            binder,
+            workers,
+            ..
+        } = &mut *guard;
+        for ev in self.events.try_iter() {
+            match ev {
+                FlowEvent::Learned { id, addr } => engine.on_learned(id, addr),
+            }
+        }
+        engine.tick(now, binder);
+        apply_actions(engine, binder, workers);
+    }
+
+    /// Stops the workers (after the transports have stopped).
+    pub fn shutdown(self) {
+        if let Ok(m) = Arc::try_unwrap(self.state) {
+            let state = m.into_inner().unwrap_or_else(|p| p.into_inner());
+            state.workers.shutdown();
+        }
+    }
+}
+
+/// Hands the engine's queued media actions to the workers.
+fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Workers) {
+    while let Some(action) = engine.poll_action() {
+        match action {
+            MediaAction::Open {
+                shard,
+                flow,
+                kind,
+                local,
+                egress,
+                latch,
+                counters,
+            } => {
+                let Some(socket) = binder.take(local) else {
+                    tracing::warn!(%local, "no bound socket for a new flow");
+                    continue;
+                };
+                workers.send(
+                    workers.worker_for(shard),
+                    FlowUpdate::Open {
+                        id: flow,
+                        kind,
+                        socket,
+                        egress,
+                        latch,
+                        counters,
+                    },
+                );
+            }
+            MediaAction::Update {
+                shard,
+                flow,
+                egress,
+                latch,
+            } => workers.send(
+                workers.worker_for(shard),
+                FlowUpdate::Update {
+                    id: flow,
+                    egress,
+                    latch,
+                },
+            ),
+            MediaAction::Close { shard, flow } => {
+                workers.send(workers.worker_for(shard), FlowUpdate::Close { id: flow })
+            }
+        }
+    }
+}

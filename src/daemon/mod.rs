@@ -1,0 +1,142 @@
+//! The running daemon: wires the configuration, the data plane, the workers, the session engine
+//! and the NG transports together, and stops them cleanly on SIGTERM/SIGINT.
+
+pub mod binder;
+pub mod control;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::control::dispatch::Dispatcher;
+use crate::control::transport;
+use crate::daemon::binder::SocketBinder;
+use crate::daemon::control::{Control, ControlState};
+use crate::dataplane::probe;
+use crate::session::{Engine, EngineConfig};
+use crate::time::Clock;
+use crate::worker::Workers;
+
+/// Why the daemon could not start.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("no media interface configured (use --interface)")]
+    NoInterface,
+    #[error("cannot listen for NG on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start workers: {0}")]
+    Workers(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot write pidfile {path}: {source}")]
+    Pidfile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    if cfg.interfaces.is_empty() {
+        return Err(DaemonError::NoInterface);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
+    }
+    if let Some(path) = &cfg.pidfile {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| DaemonError::Pidfile {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+
+    let clock = Clock::new();
+    let (plane, reason) = probe::choose(cfg.dataplane);
+    tracing::info!(plane = plane.name(), reason = %reason, "data plane chosen");
+    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+    let workers = Workers::spawn(cfg.num_threads.max(1), cfg.cpus.clone(), plane, clock, ev_tx)
+        .map_err(|e| DaemonError::Workers(e.to_string()))?;
+    let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
+    let control = Control::new(
+        ControlState {
+            dispatcher: Dispatcher::default(),
+            engine,
+            binder: SocketBinder::default(),
+            workers,
+        },
+        clock,
+        ev_rx,
+    );
+
+    let handler: transport::Handler = {
+        let control = control.clone();
+        Arc::new(move |msg: &[u8]| control.handle_message(msg))
+    };
+    let mut listeners = Vec::new();
+    for addr in &cfg.listen_ng {
+        listeners.push(transport::udp::spawn(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
+            addr: format!("udp {addr}"),
+            source,
+        })?);
+    }
+    for addr in &cfg.listen_tcp_ng {
+        listeners.push(transport::tcp::spawn(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
+            addr: format!("tcp {addr}"),
+            source,
+        })?);
+    }
+    for addr in &cfg.listen_http {
+        listeners.push(transport::http::spawn(*addr, handler.clone(), None).map_err(|source| DaemonError::Listen {
+            addr: format!("http {addr}"),
+            source,
+        })?);
+    }
+    let ifaces: Vec<String> = cfg.interfaces.iter().map(describe_interface).collect();
+    tracing::info!(interfaces = %ifaces.join(", "), ng = ?cfg.listen_ng, "rtprelay ready");
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        control.tick();
+    }
+    tracing::info!("shutting down");
+    for l in listeners {
+        l.stop();
+    }
+    control.shutdown();
+    if let Some(path) = &cfg.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn engine_config(cfg: &Config, plane: &'static str) -> EngineConfig {
+    EngineConfig {
+        interfaces: cfg.interfaces.clone(),
+        port_min: cfg.port_min,
+        port_max: cfg.port_max,
+        endpoint_learning: cfg.endpoint_learning,
+        strict_source: cfg.strict_source_default,
+        learning_window: Duration::from_secs(3),
+        timeout: cfg.timeout,
+        silent_timeout: cfg.silent_timeout,
+        final_timeout: cfg.final_timeout,
+        offer_timeout: cfg.offer_timeout,
+        delete_delay: cfg.delete_delay,
+        max_sessions: cfg.max_sessions,
+        plane,
+    }
+}
+
+fn describe_interface(i: &crate::config::Interface) -> String {
+    match i.advertised {
+        Some(adv) if adv != i.local => format!("{}/{}!{}", i.name, i.local, adv),
+        _ => format!("{}/{}", i.name, i.local),
+    }
+}

@@ -1,0 +1,156 @@
+//! Call state: a call has legs (one per SIP tag, or a pending branch), each leg has media slots,
+//! and each slot owns a local RTP/RTCP port pair that its endpoint sends to.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use crate::time::{Millis, Now};
+use crate::worker::{FlowId, StreamCounters};
+
+/// One call, keyed by its Call-ID.
+#[derive(Debug)]
+pub struct Call {
+    pub id: String,
+    pub created: Now,
+    pub last_signal: Now,
+    /// Hash of the call-id: every flow of the call lives on the worker this selects.
+    pub shard: u64,
+    pub legs: Vec<Leg>,
+    /// Set by `delete`: the call is destroyed at this time.
+    pub destroy_at: Option<Millis>,
+    /// `record call` was asked for (recording itself comes with its own issue).
+    pub recording: bool,
+    pub metadata: Option<String>,
+}
+
+/// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).
+#[derive(Debug)]
+pub struct Leg {
+    pub tag: Option<String>,
+    pub label: Option<String>,
+    pub created: Now,
+    /// The via-branch of the offer that created this (untagged) leg.
+    pub branch: Option<String>,
+    /// The leg whose offer created this one, while it waits for its answer.
+    pub created_by: Option<usize>,
+    /// The leg this one exchanges media with.
+    pub peer: Option<usize>,
+    /// Interface name this leg's ports live on.
+    pub interface: String,
+    pub medias: Vec<MediaSlot>,
+    /// `replace: SDP version` state: the last SDP seen from this leg (version masked) and the
+    /// version sent for it.
+    pub sdp_version: Option<(String, u64)>,
+    /// True once this leg sent an SDP (offer or answer).
+    pub has_sdp: bool,
+    /// `asymmetric` was given for this leg.
+    pub asymmetric: bool,
+    /// `strict source` for this leg.
+    pub strict: bool,
+    /// The leg is on hold or one-way (silent timeout applies).
+    pub on_hold: bool,
+}
+
+impl Leg {
+    pub fn new(tag: Option<String>, interface: String, now: Now) -> Leg {
+        Leg {
+            tag,
+            label: None,
+            created: now,
+            branch: None,
+            created_by: None,
+            peer: None,
+            interface,
+            medias: Vec::new(),
+            sdp_version: None,
+            has_sdp: false,
+            asymmetric: false,
+            strict: false,
+            on_hold: false,
+        }
+    }
+}
+
+/// One m= section of one leg.
+#[derive(Debug)]
+pub struct MediaSlot {
+    pub kind: String,
+    pub proto: String,
+    /// The local pair this leg's endpoint sends to, once allocated.
+    pub local: Option<LocalPair>,
+    /// Where this leg's endpoint said (in its SDP) it receives RTP; `None` for a null address.
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    /// This leg's endpoint uses RTCP multiplexed on the RTP port.
+    pub rtcp_mux: bool,
+    /// The m= line was rejected (port 0) in this leg's last SDP.
+    pub rejected: bool,
+    /// Carries RTP (false for e.g. `m=image udptl`).
+    pub is_rtp: bool,
+    pub rtp: Stream,
+    pub rtcp: Stream,
+}
+
+/// A local RTP/RTCP port pair on one interface address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalPair {
+    pub local: IpAddr,
+    pub advertised: IpAddr,
+    pub rtp_port: u16,
+}
+
+impl LocalPair {
+    pub fn rtp(&self) -> SocketAddr {
+        SocketAddr::new(self.local, self.rtp_port)
+    }
+    pub fn rtcp(&self) -> SocketAddr {
+        SocketAddr::new(self.local, self.rtp_port.wrapping_add(1))
+    }
+}
+
+/// One receiving local socket, as the session layer tracks it.
+#[derive(Debug)]
+pub struct Stream {
+    pub flow: FlowId,
+    pub counters: Arc<StreamCounters>,
+    /// The source the worker latched on, when it differs from or completes the SDP.
+    pub learned: Option<SocketAddr>,
+    /// The worker was told to open this flow.
+    pub opened: bool,
+}
+
+impl Stream {
+    pub fn new(flow: FlowId) -> Stream {
+        Stream {
+            flow,
+            counters: Arc::new(StreamCounters::default()),
+            learned: None,
+            opened: false,
+        }
+    }
+}
+
+impl Call {
+    /// The leg with this tag.
+    pub fn leg_by_tag(&self, tag: &str) -> Option<usize> {
+        self.legs.iter().position(|l| l.tag.as_deref() == Some(tag))
+    }
+
+    /// Latest packet time over all streams of the call, if any packet arrived.
+    pub fn last_packet(&self) -> Option<Millis> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.legs
+            .iter()
+            .flat_map(|l| &l.medias)
+            .flat_map(|m| [&m.rtp, &m.rtcp])
+            .map(|s| s.counters.last_packet_ms.load(Relaxed))
+            .filter(|&t| t != 0)
+            .max()
+            .map(Millis)
+    }
+
+    /// An answer has been seen: at least two legs have sent SDP.
+    pub fn answered(&self) -> bool {
+        self.legs.iter().filter(|l| l.has_sdp).count() >= 2
+    }
+}

@@ -1,0 +1,192 @@
+//! The session engine: executes NG commands against the call table (sans-IO).
+//!
+//! `handle` takes a command and the current time and returns the reply; media work it implies is
+//! queued as [`MediaAction`]s for the runtime to carry out (`poll_action`). Timers run in `tick`.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+
+use crate::control::bencode::{Dict, Value};
+use crate::control::command::{Command, Delete};
+use crate::session::actions::MediaAction;
+use crate::session::call::Call;
+use crate::session::engine_config::EngineConfig;
+use crate::session::error::SessionError;
+use crate::session::ports::{PortAllocator, PortBinder};
+use crate::session::reply::{dict_put, ok_reply};
+use crate::time::Now;
+use crate::worker::{FlowId, FlowKind};
+
+/// Where a flow lives in the call table.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowRef {
+    pub call: String,
+    pub leg: usize,
+    pub media: usize,
+    pub kind: FlowKind,
+}
+
+/// Running totals for `statistics`.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    pub calls_created: u64,
+    pub calls_deleted: u64,
+    pub calls_timed_out: u64,
+    pub rejected_session_limit: u64,
+}
+
+/// The call table and everything that changes it.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) calls: HashMap<String, Call>,
+    pub(crate) ports: PortAllocator,
+    pub(crate) flows: HashMap<FlowId, FlowRef>,
+    next_flow: u64,
+    actions: VecDeque<MediaAction>,
+    pub(crate) totals: Totals,
+    pub(crate) started: Option<Now>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let ports = PortAllocator::new(cfg.port_min, cfg.port_max);
+        Engine {
+            cfg,
+            calls: HashMap::new(),
+            ports,
+            flows: HashMap::new(),
+            next_flow: 1,
+            actions: VecDeque::new(),
+            totals: Totals::default(),
+            started: None,
+        }
+    }
+
+    /// Executes one command and returns its reply dictionary.
+    pub fn handle(&mut self, now: Now, cmd: Command, binder: &mut dyn PortBinder) -> Value {
+        self.started.get_or_insert(now);
+        let result = match cmd {
+            Command::Ping => {
+                let mut d = Dict::new();
+                dict_put(&mut d, "result", "pong");
+                Ok(Value::Dict(d))
+            }
+            Command::Offer(p) => self.offer(now, p, binder),
+            Command::Answer(p) => self.answer(now, p, binder),
+            Command::Delete(d) => self.delete(now, d, binder),
+            Command::Query(c) => self.query(now, &c.call_id),
+            Command::List { limit } => Ok(self.list(limit)),
+            Command::Statistics => Ok(self.statistics(now)),
+        };
+        result.unwrap_or_else(|e| crate::session::reply::error_reply(&e.to_string()))
+    }
+
+    /// The next media action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<MediaAction> {
+        self.actions.pop_front()
+    }
+
+    /// A worker latched a flow onto a source address.
+    pub fn on_learned(&mut self, flow: FlowId, addr: SocketAddr) {
+        let Some(r) = self.flows.get(&flow) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&r.call) else {
+            return;
+        };
+        let Some(slot) = call
+            .legs
+            .get_mut(r.leg)
+            .and_then(|l| l.medias.get_mut(r.media))
+        else {
+            return;
+        };
+        match r.kind {
+            FlowKind::Rtp => slot.rtp.learned = Some(addr),
+            FlowKind::Rtcp => slot.rtcp.learned = Some(addr),
+        }
+    }
+
+    /// Number of calls in the table (including deleted ones waiting for their delete-delay).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub(crate) fn push(&mut self, a: MediaAction) {
+        self.actions.push_back(a);
+    }
+
+    pub(crate) fn new_flow(&mut self, r: FlowRef) -> FlowId {
+        let id = FlowId(self.next_flow);
+        self.next_flow += 1;
+        self.flows.insert(id, r);
+        id
+    }
+
+    /// `delete`: schedules destruction after the delete-delay and reports the call's stats.
+    fn delete(
+        &mut self,
+        now: Now,
+        d: Delete,
+        binder: &mut dyn PortBinder,
+    ) -> Result<Value, SessionError> {
+        let Some(call) = self.calls.get_mut(&d.call.call_id) else {
+            if d.fatal {
+                return Err(SessionError::DeleteNotFound);
+            }
+            let mut r = ok_reply();
+            if let Value::Dict(m) = &mut r {
+                dict_put(m, "warning", "Call-ID not found or tags didn't match");
+            }
+            return Ok(r);
+        };
+        if call.destroy_at.is_some() {
+            return Ok(ok_reply());
+        }
+        let delay = d
+            .delete_delay
+            .map(|s| std::time::Duration::from_secs(u64::from(s)))
+            .unwrap_or(self.cfg.delete_delay);
+        call.destroy_at = Some(now.mono.add(delay));
+        call.last_signal = now;
+        let reply = self.query(now, &d.call.call_id);
+        self.totals.calls_deleted += 1;
+        if delay.is_zero() {
+            self.destroy(&d.call.call_id, binder);
+        }
+        reply
+    }
+
+    /// Removes a call now: closes its flows and frees its ports.
+    pub(crate) fn destroy(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        for leg in &call.legs {
+            for slot in &leg.medias {
+                for s in [&slot.rtp, &slot.rtcp] {
+                    self.flows.remove(&s.flow);
+                    if s.opened {
+                        self.actions.push_back(MediaAction::Close {
+                            shard: call.shard,
+                            flow: s.flow,
+                        });
+                    }
+                }
+                if let Some(p) = slot.local {
+                    self.ports.release(p.local, p.rtp_port, binder);
+                }
+            }
+        }
+        tracing::info!(call_id, "call destroyed");
+    }
+}
+
+/// Stable shard key of a call-id.
+pub(crate) fn shard_of(call_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    h.finish()
+}

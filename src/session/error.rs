@@ -1,0 +1,32 @@
+//! Session errors. The `Display` text is the NG `error-reason` an operator sees in Kamailio's log,
+//! worded as rtpengine words it where rtpengine has the same error.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// The SDP body did not parse.
+    #[error("Failed to parse SDP")]
+    SdpParse,
+    /// `answer`/`query` for a call that does not exist.
+    #[error("Unknown call-id")]
+    UnknownCall,
+    /// `answer` whose from-tag matches no side of the call.
+    #[error("Unknown from-tag")]
+    UnknownTag,
+    /// No free RTP/RTCP pair left on the interface.
+    #[error("Ran out of ports")]
+    PortsExhausted,
+    /// `direction`/`from-interface`/`to-interface` names an interface that is not configured.
+    #[error("Unknown interface '{0}'")]
+    UnknownInterface(String),
+    /// `--max-sessions` reached.
+    #[error("Parallel session limit reached")]
+    SessionLimit,
+    /// `delete` with `fatal` for a call that does not exist.
+    #[error("Call-ID not found or tags didn't match")]
+    DeleteNotFound,
+    /// More media sections than a call may carry.
+    #[error("Too many media sections")]
+    TooManyMedia,
+}

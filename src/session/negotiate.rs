@@ -1,0 +1,572 @@
+//! `offer` and `answer`: update the sender's side from its SDP, make sure both sides have local
+//! ports, and rewrite the SDP for the receiver with the receiver's local ports.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::Interface;
+use crate::control::bencode::{Dict, Value};
+use crate::control::command::{Family, OfferAnswer};
+use crate::sdp::{self, CodecFilter, Direction, MediaPlan, RewritePlan, SessionDescription};
+use crate::session::actions::MediaAction;
+use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
+use crate::session::engine::{shard_of, Engine, FlowRef};
+use crate::session::error::SessionError;
+use crate::session::latch::LatchConfig;
+use crate::session::ports::PortBinder;
+use crate::session::reply::dict_put;
+use crate::time::Now;
+use crate::worker::FlowKind;
+
+/// More m= lines than this in one SDP is refused (each costs two port pairs).
+const MAX_MEDIA: usize = 32;
+
+impl Engine {
+    pub(crate) fn offer(
+        &mut self,
+        now: Now,
+        p: OfferAnswer,
+        binder: &mut dyn PortBinder,
+    ) -> Result<Value, SessionError> {
+        let sd = parse_sdp(&p)?;
+        let call_id = p.call.call_id.clone();
+        if !self.calls.contains_key(&call_id) {
+            if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
+                self.totals.rejected_session_limit += 1;
+                return Err(SessionError::SessionLimit);
+            }
+            self.calls.insert(call_id.clone(), new_call(&call_id, now));
+            self.totals.calls_created += 1;
+            tracing::info!(call_id = %call_id, "new call");
+        }
+        let default_if = self.default_interface();
+        let (from_if, to_if) = match &p.direction {
+            Some((a, b)) => (a.clone(), b.clone()),
+            None => (default_if.clone(), default_if),
+        };
+        self.check_interface(&from_if)?;
+        self.check_interface(&to_if)?;
+        let call = self
+            .calls
+            .get_mut(&call_id)
+            .ok_or(SessionError::UnknownCall)?;
+        let from_tag = p.call.from_tag.clone().unwrap_or_default();
+        let sender = leg_by_tag_or_new(call, &from_tag, &from_if, now);
+        let receiver = find_receiver(
+            call,
+            sender,
+            p.call.to_tag.as_deref(),
+            p.call.via_branch.as_deref(),
+            &to_if,
+            now,
+        );
+        self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder)
+    }
+
+    pub(crate) fn answer(
+        &mut self,
+        now: Now,
+        p: OfferAnswer,
+        binder: &mut dyn PortBinder,
+    ) -> Result<Value, SessionError> {
+        let sd = parse_sdp(&p)?;
+        let call_id = p.call.call_id.clone();
+        let default_if = self.default_interface();
+        let call = self
+            .calls
+            .get_mut(&call_id)
+            .ok_or(SessionError::UnknownCall)?;
+        let from_tag = p.call.from_tag.clone().unwrap_or_default();
+        // The answer's from-tag is the offerer: it receives the rewritten answer.
+        let receiver = call.leg_by_tag(&from_tag).ok_or(SessionError::UnknownTag)?;
+        let iface = call.legs[receiver].interface.clone();
+        let sender = match p.call.to_tag.as_deref() {
+            Some(t) => match call.leg_by_tag(t) {
+                Some(l) => l,
+                None => {
+                    let l = find_receiver(
+                        call,
+                        receiver,
+                        None,
+                        p.call.via_branch.as_deref(),
+                        &iface,
+                        now,
+                    );
+                    call.legs[l].tag = Some(t.to_owned());
+                    l
+                }
+            },
+            None => find_receiver(
+                call,
+                receiver,
+                None,
+                p.call.via_branch.as_deref(),
+                &default_if,
+                now,
+            ),
+        };
+        self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
+    }
+
+    fn default_interface(&self) -> String {
+        self.cfg
+            .interfaces
+            .first()
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| "default".into())
+    }
+
+    fn check_interface(&self, name: &str) -> Result<(), SessionError> {
+        if self.cfg.interfaces.iter().any(|i| i.name == name) {
+            Ok(())
+        } else {
+            Err(SessionError::UnknownInterface(name.to_owned()))
+        }
+    }
+
+    /// The interface entry of `name` with the wanted family (or the first entry of that name).
+    fn pick_interface(&self, name: &str, family: Option<Family>) -> Option<Interface> {
+        let named = || self.cfg.interfaces.iter().filter(move |i| i.name == name);
+        named()
+            .find(|i| family.is_none_or(|f| family_of(i.local) == f))
+            .or_else(|| named().next())
+            .cloned()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn negotiate(
+        &mut self,
+        now: Now,
+        call_id: &str,
+        sender: usize,
+        receiver: usize,
+        mut sd: SessionDescription,
+        p: &OfferAnswer,
+        is_offer: bool,
+        binder: &mut dyn PortBinder,
+    ) -> Result<Value, SessionError> {
+        if sd.media.len() > MAX_MEDIA {
+            return Err(SessionError::TooManyMedia);
+        }
+        let version = sdp_version(&mut sd, &self.calls, call_id, sender);
+        // Allocate first (a failure must leave no half-built state behind beyond free ports).
+        let n = sd.media.len();
+        let sender_if = self.leg(call_id, sender)?.interface.clone();
+        let receiver_if = self.leg(call_id, receiver)?.interface.clone();
+        for i in 0..n {
+            self.ensure_slot(call_id, sender, i, &sd, i);
+            self.ensure_slot(call_id, receiver, i, &sd, i);
+            if sd.media[i].is_rejected() {
+                continue;
+            }
+            let sender_family = sd.media_family(i);
+            let receiver_family = p.address_family.or(sender_family);
+            self.ensure_ports(call_id, sender, i, &sender_if, sender_family, binder)?;
+            self.ensure_ports(call_id, receiver, i, &receiver_if, receiver_family, binder)?;
+        }
+
+        let strict = self.cfg.strict_source || p.flags.strict_source;
+        let call = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SessionError::UnknownCall)?;
+        call.last_signal = now;
+        call.recording |= p.flags.record_call;
+        if p.metadata.is_some() {
+            call.metadata.clone_from(&p.metadata);
+        }
+        let receiver_mux_before: Vec<bool> = call.legs[receiver]
+            .medias
+            .iter()
+            .map(|m| m.rtcp_mux)
+            .collect();
+        {
+            let leg = &mut call.legs[sender];
+            leg.has_sdp = true;
+            leg.asymmetric = p.flags.asymmetric && !p.flags.symmetric;
+            leg.strict = strict;
+            if p.label.is_some() {
+                leg.label.clone_from(&p.label);
+            }
+            leg.sdp_version = Some(version.clone());
+            leg.on_hold = false;
+            for (i, m) in sd.media.iter().enumerate() {
+                let null = sd.is_null_address(i);
+                let slot = &mut leg.medias[i];
+                slot.kind.clone_from(&m.kind);
+                slot.proto.clone_from(&m.proto);
+                slot.rejected = m.is_rejected();
+                slot.is_rtp = m.is_rtp();
+                slot.rtcp_mux = m.has_rtcp_mux() && !(is_offer && p.rtcp_mux.demux);
+                let source = source_override(p);
+                slot.remote_rtp = if null || slot.rejected {
+                    None
+                } else {
+                    sd.rtp_endpoint(i).map(|a| with_ip(a, source))
+                };
+                slot.remote_rtcp = if null || slot.rejected {
+                    None
+                } else if slot.rtcp_mux {
+                    slot.remote_rtp
+                } else {
+                    sd.rtcp_endpoint(i).map(|a| with_ip(a, source))
+                };
+                if null
+                    || matches!(
+                        m.direction(),
+                        Some(Direction::SendOnly | Direction::RecvOnly | Direction::Inactive)
+                    )
+                {
+                    leg.on_hold = true;
+                }
+            }
+        }
+
+        // Build the rewrite plan from the receiver's local ports.
+        let mut plan = RewritePlan {
+            origin_address: None,
+            origin_version: p.replace.sdp_version.then_some(version.1),
+            strip_ice: true,
+            strip_extmap: p.flags.strip_extmap,
+            media: Vec::with_capacity(n),
+        };
+        for (i, m) in sd.media.iter().enumerate() {
+            let local = call.legs[receiver].medias[i].local;
+            let address = p
+                .media_address
+                .or(local.map(|l| l.advertised))
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            // rtcp-mux towards the receiver: offered if the sender offered it (unless demuxed) or
+            // forced; in an answer, kept if the receiver (the offerer) asked for it.
+            let sender_mux = call.legs[sender].medias[i].rtcp_mux;
+            let mux_out = if is_offer {
+                sender_mux || p.rtcp_mux.offer || p.rtcp_mux.require
+            } else {
+                receiver_mux_before.get(i).copied().unwrap_or(false) && !p.rtcp_mux.demux
+            };
+            let rtp_port = local.map_or(0, |l| l.rtp_port);
+            let rtcp_port = m.is_rtp().then(|| {
+                if mux_out && !is_offer {
+                    rtp_port
+                } else {
+                    rtp_port.wrapping_add(1)
+                }
+            });
+            plan.media.push(MediaPlan {
+                address,
+                keep_null: sd.is_null_address(i) && !p.replace.zero_address,
+                port: if m.is_rejected() { 0 } else { rtp_port },
+                rtcp_port,
+                rtcp_mux: mux_out,
+                codecs: CodecFilter {
+                    strip: p.codec.strip.clone(),
+                    mask: p.codec.mask.clone(),
+                    except: p.codec.except.clone(),
+                },
+            });
+            if !is_offer {
+                // The offerer asked for mux and the answer confirms it: the offerer muxes.
+                call.legs[receiver].medias[i].rtcp_mux = mux_out;
+            }
+        }
+        if p.replace.origin {
+            plan.origin_address = plan.media.first().map(|m| m.address);
+        }
+        sdp::rewrite(&mut sd, &plan);
+        let text = sd.to_string();
+        self.sync_flows(call_id, sender, receiver, n);
+
+        let mut d = Dict::new();
+        dict_put(&mut d, "result", "ok");
+        dict_put(&mut d, "sdp", text);
+        Ok(Value::Dict(d))
+    }
+
+    fn leg(&self, call_id: &str, leg: usize) -> Result<&Leg, SessionError> {
+        self.calls
+            .get(call_id)
+            .and_then(|c| c.legs.get(leg))
+            .ok_or(SessionError::UnknownCall)
+    }
+
+    /// Makes sure `leg` has a media slot at `idx`.
+    fn ensure_slot(
+        &mut self,
+        call_id: &str,
+        leg: usize,
+        idx: usize,
+        sd: &SessionDescription,
+        m: usize,
+    ) {
+        let have = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.legs.get(leg))
+            .map_or(usize::MAX, |l| l.medias.len());
+        if have == usize::MAX || have > idx {
+            return;
+        }
+        for i in have..=idx {
+            let rtp = self.new_flow(FlowRef {
+                call: call_id.to_owned(),
+                leg,
+                media: i,
+                kind: FlowKind::Rtp,
+            });
+            let rtcp = self.new_flow(FlowRef {
+                call: call_id.to_owned(),
+                leg,
+                media: i,
+                kind: FlowKind::Rtcp,
+            });
+            let media = &sd.media[m.min(sd.media.len() - 1)];
+            let slot = MediaSlot {
+                kind: media.kind.clone(),
+                proto: media.proto.clone(),
+                local: None,
+                remote_rtp: None,
+                remote_rtcp: None,
+                rtcp_mux: false,
+                rejected: false,
+                is_rtp: media.is_rtp(),
+                rtp: Stream::new(rtp),
+                rtcp: Stream::new(rtcp),
+            };
+            if let Some(l) = self
+                .calls
+                .get_mut(call_id)
+                .and_then(|c| c.legs.get_mut(leg))
+            {
+                l.medias.push(slot);
+            }
+        }
+    }
+
+    /// Allocates the local pair of a slot if it has none.
+    fn ensure_ports(
+        &mut self,
+        call_id: &str,
+        leg: usize,
+        idx: usize,
+        iface: &str,
+        family: Option<Family>,
+        binder: &mut dyn PortBinder,
+    ) -> Result<(), SessionError> {
+        let has = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.legs.get(leg))
+            .and_then(|l| l.medias.get(idx))
+            .is_some_and(|m| m.local.is_some());
+        if has {
+            return Ok(());
+        }
+        let intf = self
+            .pick_interface(iface, family)
+            .ok_or_else(|| SessionError::UnknownInterface(iface.to_owned()))?;
+        let port = self
+            .ports
+            .allocate(intf.local, binder)
+            .ok_or(SessionError::PortsExhausted)?;
+        if let Some(slot) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.legs.get_mut(leg))
+            .and_then(|l| l.medias.get_mut(idx))
+        {
+            slot.local = Some(LocalPair {
+                local: intf.local,
+                advertised: intf.sdp_address(),
+                rtp_port: port,
+            });
+        }
+        Ok(())
+    }
+
+    /// Tells the workers about every flow of the two legs' first `n` media.
+    fn sync_flows(&mut self, call_id: &str, a: usize, b: usize, n: usize) {
+        let window = self.cfg.learning_window;
+        let learning = self.cfg.endpoint_learning;
+        let mut out = Vec::new();
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let shard = call.shard;
+        for (this, other) in [(a, b), (b, a)] {
+            for i in 0..n {
+                let (peer_rtp, peer_rtcp) = match call.legs.get(other).and_then(|l| l.medias.get(i))
+                {
+                    Some(o) if o.local.is_some() => (
+                        Some(o.rtp.flow),
+                        Some(if o.rtcp_mux { o.rtp.flow } else { o.rtcp.flow }),
+                    ),
+                    _ => (None, None),
+                };
+                let leg = &mut call.legs[this];
+                let (asymmetric, strict) = (leg.asymmetric, leg.strict);
+                let Some(slot) = leg.medias.get_mut(i) else {
+                    continue;
+                };
+                let Some(local) = slot.local else { continue };
+                for (stream, kind, expected, egress, addr) in [
+                    (
+                        &mut slot.rtp,
+                        FlowKind::Rtp,
+                        slot.remote_rtp,
+                        peer_rtp,
+                        local.rtp(),
+                    ),
+                    (
+                        &mut slot.rtcp,
+                        FlowKind::Rtcp,
+                        slot.remote_rtcp,
+                        peer_rtcp,
+                        local.rtcp(),
+                    ),
+                ] {
+                    let latch = LatchConfig {
+                        expected,
+                        learning,
+                        strict,
+                        asymmetric,
+                        window,
+                    };
+                    if stream.opened {
+                        out.push(MediaAction::Update {
+                            shard,
+                            flow: stream.flow,
+                            egress,
+                            latch,
+                        });
+                    } else {
+                        stream.opened = true;
+                        out.push(MediaAction::Open {
+                            shard,
+                            flow: stream.flow,
+                            kind,
+                            local: addr,
+                            egress,
+                            latch,
+                            counters: stream.counters.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for a in out {
+            self.push(a);
+        }
+    }
+}
+
+fn parse_sdp(p: &OfferAnswer) -> Result<SessionDescription, SessionError> {
+    sdp::parse(&p.sdp).map_err(|e| {
+        tracing::info!(call_id = %p.call.call_id, error = %e, "failed to parse SDP");
+        SessionError::SdpParse
+    })
+}
+
+fn new_call(call_id: &str, now: Now) -> Call {
+    Call {
+        id: call_id.to_owned(),
+        created: now,
+        last_signal: now,
+        shard: shard_of(call_id),
+        legs: Vec::new(),
+        destroy_at: None,
+        recording: false,
+        metadata: None,
+    }
+}
+
+fn leg_by_tag_or_new(call: &mut Call, tag: &str, iface: &str, now: Now) -> usize {
+    if let Some(l) = call.leg_by_tag(tag) {
+        return l;
+    }
+    call.legs
+        .push(Leg::new(Some(tag.to_owned()), iface.to_owned(), now));
+    call.legs.len() - 1
+}
+
+/// The leg an offer from `sender` goes to: the tagged one, else the branch the sender already
+/// offered to, else its current peer (a re-offer), else a new untagged leg.
+fn find_receiver(
+    call: &mut Call,
+    sender: usize,
+    to_tag: Option<&str>,
+    branch: Option<&str>,
+    iface: &str,
+    now: Now,
+) -> usize {
+    let found = if let Some(t) = to_tag {
+        call.leg_by_tag(t)
+    } else {
+        None
+    };
+    let found = found
+        .or_else(|| {
+            call.legs.iter().position(|l| {
+                l.created_by == Some(sender) && l.tag.is_none() && l.branch.as_deref() == branch
+            })
+        })
+        .or_else(|| {
+            let peer = call.legs[sender].peer?;
+            let pl = &call.legs[peer];
+            (branch.is_none() || pl.branch.as_deref() == branch || pl.tag.is_some()).then_some(peer)
+        });
+    let idx = match found {
+        Some(i) => i,
+        None => {
+            let mut leg = Leg::new(to_tag.map(str::to_owned), iface.to_owned(), now);
+            leg.branch = branch.map(str::to_owned);
+            leg.created_by = Some(sender);
+            call.legs.push(leg);
+            call.legs.len() - 1
+        }
+    };
+    if idx != sender {
+        call.legs[sender].peer = Some(idx);
+        call.legs[idx].peer = Some(sender);
+    }
+    idx
+}
+
+/// The o= version to send for this SDP: the first one seen, bumped by one whenever the rest of
+/// the sender's SDP changes. Returns (masked text, version).
+fn sdp_version(
+    sd: &mut SessionDescription,
+    calls: &std::collections::HashMap<String, Call>,
+    call_id: &str,
+    sender: usize,
+) -> (String, u64) {
+    let incoming = sd.origin.version;
+    sd.origin.version = 0;
+    let masked = sd.to_string();
+    sd.origin.version = incoming;
+    let previous = calls
+        .get(call_id)
+        .and_then(|c| c.legs.get(sender))
+        .and_then(|l| l.sdp_version.clone());
+    match previous {
+        None => (masked, incoming),
+        Some((text, v)) if text == masked => (text, v),
+        Some((_, v)) => (masked, v.saturating_add(1)),
+    }
+}
+
+fn family_of(ip: IpAddr) -> Family {
+    match ip {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// With `SIP-source-address` (and no `trust-address`), media goes to the SIP source address.
+fn source_override(p: &OfferAnswer) -> Option<IpAddr> {
+    (p.flags.sip_source_address && !p.flags.trust_address)
+        .then_some(p.received_from)
+        .flatten()
+}
+
+fn with_ip(a: SocketAddr, ip: Option<IpAddr>) -> SocketAddr {
+    ip.map_or(a, |ip| SocketAddr::new(ip, a.port()))
+}

@@ -1,0 +1,273 @@
+//! `query`, `list` and `statistics` replies, in rtpengine's layout (what Kamailio's
+//! `rtpengine_query_v()` and monitoring tools read).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::control::bencode::{Dict, Value};
+use crate::session::call::{Call, MediaSlot, Stream};
+use crate::session::engine::Engine;
+use crate::session::error::SessionError;
+use crate::session::reply::{dict_put, ok_reply};
+use crate::time::{Millis, Now};
+
+impl Engine {
+    pub(crate) fn query(&self, now: Now, call_id: &str) -> Result<Value, SessionError> {
+        let call = self.calls.get(call_id).ok_or(SessionError::UnknownCall)?;
+        let mut d = Dict::new();
+        dict_put(&mut d, "result", "ok");
+        dict_put(&mut d, "created", now_secs(call.created));
+        dict_put(&mut d, "created_us", call.created.unix_us % 1_000_000);
+        dict_put(&mut d, "last signal", now_secs(call.last_signal));
+        dict_put(&mut d, "SSRC", Dict::new());
+        let mut tags = Dict::new();
+        let mut totals = Totals::default();
+        for leg in &call.legs {
+            let mut t = Dict::new();
+            let tag = leg.tag.clone().unwrap_or_default();
+            dict_put(&mut t, "tag", tag.clone());
+            if let Some(l) = &leg.label {
+                dict_put(&mut t, "label", l.clone());
+            }
+            dict_put(&mut t, "created", now_secs(leg.created));
+            if let Some(peer) = leg.peer.and_then(|p| call.legs.get(p)) {
+                dict_put(
+                    &mut t,
+                    "in dialogue with",
+                    peer.tag.clone().unwrap_or_default(),
+                );
+            }
+            let medias: Vec<Value> = leg
+                .medias
+                .iter()
+                .enumerate()
+                .map(|(i, m)| media_report(now, i, m, &mut totals))
+                .collect();
+            dict_put(&mut t, "medias", medias);
+            tags.insert(tag.into_bytes(), Value::Dict(t));
+        }
+        dict_put(&mut d, "tags", tags);
+        let mut tot = Dict::new();
+        dict_put(&mut tot, "RTP", totals.rtp.to_dict());
+        dict_put(&mut tot, "RTCP", totals.rtcp.to_dict());
+        dict_put(&mut d, "totals", tot);
+        Ok(Value::Dict(d))
+    }
+
+    pub(crate) fn list(&self, limit: Option<usize>) -> Value {
+        let mut calls: Vec<&Call> = self.calls.values().collect();
+        calls.sort_by_key(|c| (c.created.mono, c.id.clone()));
+        let ids: Vec<Value> = calls
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|c| Value::Bytes(c.id.clone().into_bytes()))
+            .collect();
+        let mut r = ok_reply();
+        if let Value::Dict(d) = &mut r {
+            dict_put(d, "calls", ids);
+        }
+        r
+    }
+
+    pub(crate) fn statistics(&self, now: Now) -> Value {
+        let mut totals = Totals::default();
+        let mut streams = 0u64;
+        for call in self.calls.values() {
+            for leg in &call.legs {
+                for (i, m) in leg.medias.iter().enumerate() {
+                    media_report(now, i, m, &mut totals);
+                    streams += u64::from(m.local.is_some());
+                }
+            }
+        }
+        let mut current = Dict::new();
+        dict_put(&mut current, "sessionsown", self.calls.len() as u64);
+        dict_put(&mut current, "sessionsforeign", 0u64);
+        dict_put(&mut current, "sessionstotal", self.calls.len() as u64);
+        dict_put(&mut current, "transcodedmedia", 0u64);
+        dict_put(&mut current, "mediastreams", streams);
+        let mut total = Dict::new();
+        let uptime = self.started.map_or(0, |s| now.mono.since(s.mono).as_secs());
+        dict_put(&mut total, "uptime", uptime);
+        dict_put(&mut total, "managedsessions", self.totals.calls_created);
+        dict_put(&mut total, "deletedsessions", self.totals.calls_deleted);
+        dict_put(&mut total, "timeoutsessions", self.totals.calls_timed_out);
+        dict_put(
+            &mut total,
+            "rejectedsessions",
+            self.totals.rejected_session_limit,
+        );
+        dict_put(
+            &mut total,
+            "packetsrelayed",
+            totals.rtp.packets + totals.rtcp.packets,
+        );
+        dict_put(
+            &mut total,
+            "bytesrelayed",
+            totals.rtp.bytes + totals.rtcp.bytes,
+        );
+        dict_put(&mut total, "errors", totals.rtp.errors + totals.rtcp.errors);
+        let mut stats = Dict::new();
+        dict_put(&mut stats, "currentstatistics", current);
+        dict_put(&mut stats, "totalstatistics", total);
+        dict_put(&mut stats, "dataplane", self.cfg.plane);
+        let mut r = ok_reply();
+        if let Value::Dict(d) = &mut r {
+            dict_put(d, "statistics", stats);
+        }
+        r
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    packets: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+impl Counts {
+    fn to_dict(&self) -> Dict {
+        let mut d = Dict::new();
+        dict_put(&mut d, "packets", self.packets);
+        dict_put(&mut d, "bytes", self.bytes);
+        dict_put(&mut d, "errors", self.errors);
+        d
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    rtp: Counts,
+    rtcp: Counts,
+}
+
+fn media_report(now: Now, i: usize, m: &MediaSlot, totals: &mut Totals) -> Value {
+    let mut d = Dict::new();
+    dict_put(&mut d, "index", (i + 1) as u64);
+    dict_put(&mut d, "type", m.kind.clone());
+    dict_put(&mut d, "protocol", m.proto.clone());
+    let mut streams = Vec::new();
+    if let Some(local) = m.local {
+        let rtp = stream_report(
+            now,
+            &m.rtp,
+            local.rtp(),
+            local.advertised,
+            m.remote_rtp,
+            "RTP",
+        );
+        let rtcp_remote = if m.rtcp_mux {
+            m.remote_rtp
+        } else {
+            m.remote_rtcp
+        };
+        let rtcp = stream_report(
+            now,
+            &m.rtcp,
+            local.rtcp(),
+            local.advertised,
+            rtcp_remote,
+            "RTCP",
+        );
+        streams.push(rtp);
+        streams.push(rtcp);
+        add(&mut totals.rtp, &m.rtp, false);
+        add(&mut totals.rtcp, &m.rtp, true);
+        add(&mut totals.rtcp, &m.rtcp, true);
+    }
+    dict_put(&mut d, "streams", streams);
+    let mut flags = Vec::new();
+    if m.rtcp_mux {
+        flags.push(Value::Bytes(b"RTCP-mux".to_vec()));
+    }
+    dict_put(&mut d, "flags", flags);
+    Value::Dict(d)
+}
+
+fn add(c: &mut Counts, s: &Stream, rtcp: bool) {
+    let k = &s.counters;
+    if rtcp {
+        c.packets += k.rtcp_packets.load(Relaxed);
+        c.bytes += k.rtcp_bytes.load(Relaxed);
+    } else {
+        c.packets += k.packets.load(Relaxed);
+        c.bytes += k.bytes.load(Relaxed);
+        c.errors += k.errors.load(Relaxed);
+    }
+}
+
+fn stream_report(
+    now: Now,
+    s: &Stream,
+    local: SocketAddr,
+    advertised: IpAddr,
+    remote: Option<SocketAddr>,
+    kind: &str,
+) -> Value {
+    let mut d = Dict::new();
+    dict_put(&mut d, "local port", u64::from(local.port()));
+    dict_put(&mut d, "local address", advertised.to_string());
+    dict_put(&mut d, "family", family_name(local.ip()));
+    let endpoint = s.learned.or(remote);
+    dict_put(&mut d, "endpoint", endpoint_dict(endpoint));
+    dict_put(&mut d, "advertised endpoint", endpoint_dict(remote));
+    let k = &s.counters;
+    let last = k.last_packet_ms.load(Relaxed);
+    dict_put(
+        &mut d,
+        "last packet",
+        if last == 0 {
+            0
+        } else {
+            unix_secs_of(now, Millis(last))
+        },
+    );
+    let mut flags = vec![Value::Bytes(kind.as_bytes().to_vec())];
+    if remote.is_some() {
+        flags.push(Value::Bytes(b"filled".to_vec()));
+    }
+    dict_put(&mut d, "flags", flags);
+    let mut st = Dict::new();
+    dict_put(
+        &mut st,
+        "packets",
+        k.packets.load(Relaxed) + k.rtcp_packets.load(Relaxed),
+    );
+    dict_put(
+        &mut st,
+        "bytes",
+        k.bytes.load(Relaxed) + k.rtcp_bytes.load(Relaxed),
+    );
+    dict_put(&mut st, "errors", k.errors.load(Relaxed));
+    dict_put(&mut d, "stats", st);
+    Value::Dict(d)
+}
+
+fn endpoint_dict(a: Option<SocketAddr>) -> Dict {
+    let mut d = Dict::new();
+    if let Some(a) = a {
+        dict_put(&mut d, "family", family_name(a.ip()));
+        dict_put(&mut d, "address", a.ip().to_string());
+        dict_put(&mut d, "port", u64::from(a.port()));
+    }
+    d
+}
+
+fn family_name(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+fn now_secs(t: Now) -> u64 {
+    t.unix_us / 1_000_000
+}
+
+/// Wall-clock seconds of a monotonic instant, relative to `now`.
+fn unix_secs_of(now: Now, t: Millis) -> u64 {
+    (now.unix_us / 1000).saturating_sub(now.mono.0.saturating_sub(t.0)) / 1000
+}

@@ -1,0 +1,490 @@
+//! Scenario tests of the session engine on a fake clock, with a binder that accepts every port.
+
+use std::time::Duration;
+
+use crate::config::Interface;
+use crate::control::bencode::Value;
+use crate::control::command::{CallRef, Command, Delete, OfferAnswer};
+use crate::session::actions::MediaAction;
+use crate::session::ports::AcceptAll;
+use crate::session::{Engine, EngineConfig};
+use crate::time::{Millis, Now};
+
+fn iface(name: &str, ip: &str) -> Interface {
+    Interface {
+        name: name.into(),
+        local: ip.parse().unwrap(),
+        advertised: None,
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        interfaces: vec![
+            iface("default", "203.0.113.1"),
+            iface("default", "2001:db8:4321::1"),
+            iface("pub", "198.51.100.9"),
+        ],
+        port_min: 30000,
+        port_max: 30099,
+        delete_delay: Duration::from_secs(30),
+        timeout: Duration::from_secs(60),
+        offer_timeout: Duration::from_secs(120),
+        ..EngineConfig::default()
+    })
+}
+
+fn at(secs: u64) -> Now {
+    Now {
+        mono: Millis(secs * 1000),
+        unix_us: 1_700_000_000_000_000 + secs * 1_000_000,
+    }
+}
+
+fn sdp(addr: &str, port: u16) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1545997027 1 IN IP4 {addr}\r\ns=tester\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+    .into_bytes()
+}
+
+fn oa(
+    call: &str,
+    from: &str,
+    to: Option<&str>,
+    branch: Option<&str>,
+    body: Vec<u8>,
+) -> OfferAnswer {
+    OfferAnswer {
+        call: CallRef {
+            call_id: call.into(),
+            from_tag: Some(from.into()),
+            to_tag: to.map(Into::into),
+            via_branch: branch.map(Into::into),
+        },
+        sdp: body,
+        ..OfferAnswer::default()
+    }
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Dict(d) => d.get(key.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match get(v, key) {
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("{key} is {other:?} in {v:?}"),
+    }
+}
+
+/// The port on the first m= line of an SDP reply.
+fn media_port(reply: &Value) -> u16 {
+    let s = text(reply, "sdp");
+    let line = s.lines().find(|l| l.starts_with("m=")).expect("m= line");
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+    e.handle(now, Command::Offer(p), b)
+}
+
+fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+    e.handle(now, Command::Answer(p), b)
+}
+
+#[test]
+fn offer_and_answer_rewrite_ports_and_open_flows() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c1", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    assert_eq!(text(&r, "result"), "ok", "{r:?}");
+    let out = text(&r, "sdp");
+    assert!(out.contains("c=IN IP4 203.0.113.1\r\n"), "{out}");
+    let b_port = media_port(&r);
+    assert!((30000..30100).contains(&b_port) && b_port % 2 == 0);
+    assert!(out.contains(&format!("a=rtcp:{}\r\n", b_port + 1)), "{out}");
+    let opens = std::iter::from_fn(|| e.poll_action())
+        .filter(|a| matches!(a, MediaAction::Open { .. }))
+        .count();
+    assert_eq!(opens, 4, "two legs x RTP+RTCP");
+
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c1", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    assert_eq!(text(&r, "result"), "ok", "{r:?}");
+    let a_port = media_port(&r);
+    assert_ne!(a_port, b_port);
+    let updates: Vec<_> = std::iter::from_fn(|| e.poll_action()).collect();
+    assert_eq!(updates.len(), 4);
+    // The flow receiving from B (B's local pair) must now expect B's SDP address.
+    let expects_b = updates.iter().any(|a| match a {
+        MediaAction::Update { latch, .. } => {
+            latch.expected == Some("192.0.2.20:5000".parse().unwrap())
+        }
+        _ => false,
+    });
+    assert!(expects_b, "{updates:?}");
+}
+
+#[test]
+fn reoffer_keeps_ports_new_branch_gets_new_ones_and_old_branch_its_old_ones() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let p1 = media_port(&offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, Some("br1"), sdp("192.0.2.10", 4000)),
+    ));
+    let again = media_port(&offer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "A", None, Some("br1"), sdp("192.0.2.10", 4000)),
+    ));
+    assert_eq!(p1, again);
+    let p2 = media_port(&offer(
+        &mut e,
+        &mut b,
+        at(2),
+        oa("c", "A", None, Some("br2"), sdp("192.0.2.10", 4000)),
+    ));
+    assert_ne!(p1, p2);
+    let back = media_port(&offer(
+        &mut e,
+        &mut b,
+        at(3),
+        oa("c", "A", None, Some("br1"), sdp("192.0.2.10", 4000)),
+    ));
+    assert_eq!(p1, back);
+    let other_tag = media_port(&offer(
+        &mut e,
+        &mut b,
+        at(4),
+        oa("c", "A2", None, Some("br1"), sdp("192.0.2.10", 4000)),
+    ));
+    assert!(other_tag != p1 && other_tag != p2);
+}
+
+#[test]
+fn answer_for_unknown_call_is_an_error() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("nope", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    assert_eq!(text(&r, "result"), "error");
+    assert_eq!(text(&r, "error-reason"), "Unknown call-id");
+}
+
+#[test]
+fn bad_sdp_is_an_error_and_leaves_no_call() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, b"garbage".to_vec()),
+    );
+    assert_eq!(text(&r, "error-reason"), "Failed to parse SDP");
+    assert_eq!(e.call_count(), 0);
+}
+
+#[test]
+fn delete_honours_delete_delay_and_frees_ports() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    while e.poll_action().is_some() {}
+    let del = Command::Delete(Delete {
+        call: CallRef {
+            call_id: "c".into(),
+            ..CallRef::default()
+        },
+        ..Delete::default()
+    });
+    let r = e.handle(at(1), del.clone(), &mut b);
+    assert_eq!(text(&r, "result"), "ok");
+    assert!(get(&r, "tags").is_some(), "first delete reports the call");
+    let r2 = e.handle(at(2), del.clone(), &mut b);
+    assert_eq!(
+        r2,
+        crate::session::reply::ok_reply(),
+        "second delete: plain ok"
+    );
+    e.tick(at(30), &mut b);
+    assert_eq!(e.call_count(), 1, "still inside delete-delay");
+    e.tick(at(31), &mut b);
+    assert_eq!(e.call_count(), 0);
+    assert!(b.bound.is_empty(), "ports released");
+    let closes = std::iter::from_fn(|| e.poll_action())
+        .filter(|a| matches!(a, MediaAction::Close { .. }))
+        .count();
+    assert_eq!(closes, 4);
+    let r3 = e.handle(at(40), del, &mut b);
+    assert_eq!(
+        text(&r3, "warning"),
+        "Call-ID not found or tags didn't match"
+    );
+}
+
+#[test]
+fn silent_answered_call_times_out_and_unanswered_one_waits_for_offer_timeout() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("answered", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("answered", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("ringing", "A", None, None, sdp("192.0.2.10", 4002)),
+    );
+    e.tick(at(59), &mut b);
+    assert_eq!(e.call_count(), 2);
+    e.tick(at(60), &mut b);
+    assert_eq!(
+        e.call_count(),
+        1,
+        "answered call ended after 60 s without media"
+    );
+    e.tick(at(120), &mut b);
+    assert_eq!(
+        e.call_count(),
+        0,
+        "unanswered call ended by the offer timeout"
+    );
+}
+
+#[test]
+fn media_keeps_a_call_alive() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    let counters = std::iter::from_fn(|| e.poll_action())
+        .find_map(|a| match a {
+            MediaAction::Open { counters, .. } => Some(counters),
+            _ => None,
+        })
+        .unwrap();
+    counters.last_packet_ms.store(50_000, Relaxed);
+    e.tick(at(100), &mut b);
+    assert_eq!(e.call_count(), 1);
+    e.tick(at(110), &mut b);
+    assert_eq!(e.call_count(), 0);
+}
+
+#[test]
+fn port_exhaustion_is_an_ng_error() {
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        port_min: 30000,
+        port_max: 30003,
+        ..EngineConfig::default()
+    });
+    let mut b = AcceptAll::default();
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c1", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    assert_eq!(text(&r, "result"), "ok");
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c2", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    assert_eq!(text(&r, "error-reason"), "Ran out of ports");
+}
+
+#[test]
+fn session_limit_refuses_new_calls_only() {
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        max_sessions: 1,
+        ..EngineConfig::default()
+    });
+    let mut b = AcceptAll::default();
+    assert_eq!(
+        text(
+            &offer(
+                &mut e,
+                &mut b,
+                at(0),
+                oa("c1", "A", None, None, sdp("192.0.2.10", 4000))
+            ),
+            "result"
+        ),
+        "ok"
+    );
+    assert_eq!(
+        text(
+            &offer(
+                &mut e,
+                &mut b,
+                at(0),
+                oa("c2", "A", None, None, sdp("192.0.2.10", 4000))
+            ),
+            "error-reason"
+        ),
+        "Parallel session limit reached"
+    );
+    assert_eq!(
+        text(
+            &offer(
+                &mut e,
+                &mut b,
+                at(1),
+                oa("c1", "A", None, None, sdp("192.0.2.10", 4000))
+            ),
+            "result"
+        ),
+        "ok"
+    );
+}
+
+#[test]
+fn address_family_switches_the_receiver_side_to_ipv6() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let mut p = oa("c", "A", None, None, sdp("192.0.2.10", 4000));
+    p.address_family = Some(crate::control::command::Family::V6);
+    let r = offer(&mut e, &mut b, at(0), p);
+    assert!(
+        text(&r, "sdp").contains("c=IN IP6 2001:db8:4321::1\r\n"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn direction_picks_interfaces_and_unknown_ones_are_errors() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let mut p = oa("c", "A", None, None, sdp("192.0.2.10", 4000));
+    p.direction = Some(("default".into(), "pub".into()));
+    let r = offer(&mut e, &mut b, at(0), p);
+    assert!(
+        text(&r, "sdp").contains("c=IN IP4 198.51.100.9\r\n"),
+        "{r:?}"
+    );
+    let mut p = oa("c2", "A", None, None, sdp("192.0.2.10", 4000));
+    p.direction = Some(("default".into(), "nowhere".into()));
+    assert_eq!(
+        text(&offer(&mut e, &mut b, at(0), p), "error-reason"),
+        "Unknown interface 'nowhere'"
+    );
+}
+
+#[test]
+fn list_and_query_report_calls() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c1", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    offer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c2", "A", None, None, sdp("192.0.2.10", 4002)),
+    );
+    let l = e.handle(at(2), Command::List { limit: Some(1) }, &mut b);
+    assert_eq!(
+        get(&l, "calls"),
+        Some(&Value::List(vec![Value::Bytes(b"c1".to_vec())]))
+    );
+    let q = e.handle(
+        at(2),
+        Command::Query(CallRef {
+            call_id: "c1".into(),
+            ..CallRef::default()
+        }),
+        &mut b,
+    );
+    let tags = get(&q, "tags").unwrap();
+    let a = get(tags, "A").expect("tag A");
+    let medias = match get(a, "medias") {
+        Some(Value::List(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let streams = match get(&medias[0], "streams") {
+        Some(Value::List(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(streams.len(), 2);
+    let ep = get(&streams[0], "endpoint").unwrap();
+    assert_eq!(text(ep, "address"), "192.0.2.10");
+}
+
+#[test]
+fn sdp_version_is_kept_while_sdp_is_unchanged_and_bumped_once_when_it_changes() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let mk = |body: Vec<u8>| {
+        let mut p = oa("c", "A", None, None, body);
+        p.replace.sdp_version = true;
+        p
+    };
+    let v = |r: &Value| {
+        text(r, "sdp")
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    let r1 = offer(&mut e, &mut b, at(0), mk(sdp("192.0.2.10", 4000)));
+    assert_eq!(v(&r1), "1");
+    let bumped_by_caller = String::from_utf8(sdp("192.0.2.10", 4000))
+        .unwrap()
+        .replace(" 1 IN", " 7 IN");
+    let r2 = offer(&mut e, &mut b, at(1), mk(bumped_by_caller.into_bytes()));
+    assert_eq!(v(&r2), "1", "same body: same version");
+    let r3 = offer(&mut e, &mut b, at(2), mk(sdp("192.0.2.10", 4004)));
+    assert_eq!(v(&r3), "2", "changed body: +1");
+}

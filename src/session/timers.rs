@@ -1,0 +1,50 @@
+//! Timers: delete-delay, media timeouts, offer timeout and final timeout, driven by `tick(now)`.
+
+use crate::session::engine::Engine;
+use crate::session::ports::PortBinder;
+use crate::time::Now;
+
+impl Engine {
+    /// Ends calls whose time is up. Call it about once a second.
+    pub fn tick(&mut self, now: Now, binder: &mut dyn PortBinder) {
+        let mut ended = Vec::new();
+        for call in self.calls.values() {
+            if let Some(at) = call.destroy_at {
+                if now.mono >= at {
+                    ended.push((call.id.clone(), "deleted"));
+                }
+                continue;
+            }
+            let age = now.mono.since(call.created.mono);
+            if self.cfg.final_timeout.is_some_and(|f| age >= f) {
+                ended.push((call.id.clone(), "final timeout"));
+                continue;
+            }
+            if !call.answered() {
+                if now.mono.since(call.last_signal.mono) >= self.cfg.offer_timeout {
+                    ended.push((call.id.clone(), "offer timeout"));
+                }
+                continue;
+            }
+            let since = call
+                .last_packet()
+                .unwrap_or(call.last_signal.mono)
+                .max(call.last_signal.mono);
+            let limit = if call.legs.iter().any(|l| l.on_hold) {
+                self.cfg.silent_timeout
+            } else {
+                self.cfg.timeout
+            };
+            if now.mono.since(since) >= limit {
+                ended.push((call.id.clone(), "media timeout"));
+            }
+        }
+        for (id, why) in ended {
+            if why != "deleted" {
+                self.totals.calls_timed_out += 1;
+                tracing::info!(call_id = %id, reason = why, "call timed out");
+            }
+            self.destroy(&id, binder);
+        }
+    }
+}
