@@ -1,0 +1,22 @@
+//! A whole NG datagram through the dispatcher and the session engine: never panics.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use rtprelay::config::Interface;
+use rtprelay::control::dispatch::Dispatcher;
+use rtprelay::session::ports::AcceptAll;
+use rtprelay::session::{Engine, EngineConfig};
+use rtprelay::time::{Millis, Now};
+
+fuzz_target!(|data: &[u8]| {
+    let mut engine = Engine::new(EngineConfig {
+        interfaces: vec![Interface { name: "default".into(), local: [203, 0, 113, 1].into(), advertised: None }],
+        ..EngineConfig::default()
+    });
+    let mut binder = AcceptAll::default();
+    let mut dispatcher = Dispatcher::default();
+    let now = Now { mono: Millis(1000), unix_us: 1 };
+    // Feed the input as several datagrams split on NUL, so sequences (offer then answer) get explored.
+    for msg in data.split(|&b| b == 0) {
+        let _ = dispatcher.handle(now.mono, msg, &mut |cmd| engine.handle(now, cmd, &mut binder));
+    }
+});
