@@ -12,7 +12,7 @@ use crate::session::reply::{dict_put, ok_reply};
 use crate::time::{Millis, Now};
 
 impl Engine {
-    pub(crate) fn query(&self, now: Now, call_id: &str) -> Result<Value, SessionError> {
+    pub(crate) fn query(&self, _now: Now, call_id: &str) -> Result<Value, SessionError> {
         let call = self.calls.get(call_id).ok_or(SessionError::UnknownCall)?;
         let mut d = Dict::new();
         dict_put(&mut d, "result", "ok");
@@ -41,7 +41,7 @@ impl Engine {
                 .medias
                 .iter()
                 .enumerate()
-                .map(|(i, m)| media_report(now, i, m, &mut totals))
+                .map(|(i, m)| media_report(call.created, i, m, &mut totals))
                 .collect();
             dict_put(&mut t, "medias", medias);
             tags.insert(tag.into_bytes(), Value::Dict(t));
@@ -75,7 +75,7 @@ impl Engine {
         for call in self.calls.values() {
             for leg in &call.legs {
                 for (i, m) in leg.medias.iter().enumerate() {
-                    media_report(now, i, m, &mut totals);
+                    media_report(call.created, i, m, &mut totals);
                     streams += u64::from(m.local.is_some());
                 }
             }
@@ -143,34 +143,16 @@ struct Totals {
     rtcp: Counts,
 }
 
-fn media_report(now: Now, i: usize, m: &MediaSlot, totals: &mut Totals) -> Value {
+/// `created` stands in for `last packet` until a packet arrives, as rtpengine reports it.
+fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut Totals) -> Value {
     let mut d = Dict::new();
     dict_put(&mut d, "index", (i + 1) as u64);
     dict_put(&mut d, "type", m.kind.clone());
     dict_put(&mut d, "protocol", m.proto.clone());
     let mut streams = Vec::new();
     if let Some(local) = m.local {
-        let rtp = stream_report(
-            now,
-            &m.rtp,
-            local.rtp(),
-            local.advertised,
-            m.remote_rtp,
-            "RTP",
-        );
-        let rtcp_remote = if m.rtcp_mux {
-            m.remote_rtp
-        } else {
-            m.remote_rtcp
-        };
-        let rtcp = stream_report(
-            now,
-            &m.rtcp,
-            local.rtcp(),
-            local.advertised,
-            rtcp_remote,
-            "RTCP",
-        );
+        let rtp = stream_report(created, &m.rtp, local.rtp(), m.remote_rtp, "RTP");
+        let rtcp = stream_report(created, &m.rtcp, local.rtcp(), m.remote_rtcp, "RTCP");
         streams.push(rtp);
         streams.push(rtcp);
         add(&mut totals.rtp, &m.rtp, false);
@@ -178,9 +160,12 @@ fn media_report(now: Now, i: usize, m: &MediaSlot, totals: &mut Totals) -> Value
         add(&mut totals.rtcp, &m.rtcp, true);
     }
     dict_put(&mut d, "streams", streams);
-    let mut flags = Vec::new();
+    let mut flags = vec![Value::Bytes(b"initialized".to_vec())];
+    if m.rejected {
+        flags.clear();
+    }
     if m.rtcp_mux {
-        flags.push(Value::Bytes(b"RTCP-mux".to_vec()));
+        flags.push(Value::Bytes(b"rtcp-mux".to_vec()));
     }
     dict_put(&mut d, "flags", flags);
     Value::Dict(d)
@@ -199,16 +184,15 @@ fn add(c: &mut Counts, s: &Stream, rtcp: bool) {
 }
 
 fn stream_report(
-    now: Now,
+    created: Now,
     s: &Stream,
     local: SocketAddr,
-    advertised: IpAddr,
     remote: Option<SocketAddr>,
     kind: &str,
 ) -> Value {
     let mut d = Dict::new();
     dict_put(&mut d, "local port", u64::from(local.port()));
-    dict_put(&mut d, "local address", advertised.to_string());
+    dict_put(&mut d, "local address", local.ip().to_string());
     dict_put(&mut d, "family", family_name(local.ip()));
     let endpoint = s.learned.or(remote);
     dict_put(&mut d, "endpoint", endpoint_dict(endpoint));
@@ -219,9 +203,9 @@ fn stream_report(
         &mut d,
         "last packet",
         if last == 0 {
-            0
+            now_secs(created)
         } else {
-            unix_secs_of(now, Millis(last))
+            unix_secs_of(created, Millis(last))
         },
     );
     let mut flags = vec![Value::Bytes(kind.as_bytes().to_vec())];
@@ -267,7 +251,12 @@ fn now_secs(t: Now) -> u64 {
     t.unix_us / 1_000_000
 }
 
-/// Wall-clock seconds of a monotonic instant, relative to `now`.
-fn unix_secs_of(now: Now, t: Millis) -> u64 {
-    (now.unix_us / 1000).saturating_sub(now.mono.0.saturating_sub(t.0)) / 1000
+/// Wall-clock seconds of a monotonic instant, using a known (monotonic, wall) pair.
+fn unix_secs_of(known: Now, t: Millis) -> u64 {
+    let known_ms = known.unix_us / 1000;
+    if t >= known.mono {
+        (known_ms + (t.0 - known.mono.0)) / 1000
+    } else {
+        known_ms.saturating_sub(known.mono.0 - t.0) / 1000
+    }
 }
