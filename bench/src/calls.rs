@@ -1,0 +1,71 @@
+//! Sets up and tears down N calls over NG, each with a caller and a callee socket.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use crate::ng::{s, text, NgClient};
+
+/// One call: the two endpoint sockets and the relay addresses each side sends to.
+pub struct Call {
+    pub id: String,
+    /// Caller socket and the relay address it sends to.
+    pub a: UdpSocket,
+    pub a_to: SocketAddr,
+    /// Callee socket and the relay address it sends to.
+    pub b: UdpSocket,
+    pub b_to: SocketAddr,
+}
+
+fn sdp(ip: IpAddr, port: u16) -> String {
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!("v=0\r\no=- 1 1 IN {fam} {ip}\r\ns=bench\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=sendrecv\r\n")
+}
+
+/// The relay address in a rewritten SDP (c= and the first m= port).
+fn relay_addr(sdp: &str) -> Option<SocketAddr> {
+    let ip: IpAddr = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ").or_else(|| l.strip_prefix("c=IN IP6 ")))?.trim().parse().ok()?;
+    let port: u16 = sdp.lines().find_map(|l| l.strip_prefix("m=audio "))?.split(' ').next()?.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+pub fn setup(ng: &mut NgClient, n: usize, local: IpAddr, tag: &str) -> Result<Vec<Call>, String> {
+    let mut calls = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = UdpSocket::bind((local, 0)).map_err(|e| e.to_string())?;
+        let b = UdpSocket::bind((local, 0)).map_err(|e| e.to_string())?;
+        let pa = a.local_addr().map_err(|e| e.to_string())?.port();
+        let pb = b.local_addr().map_err(|e| e.to_string())?.port();
+        let id = format!("bench-{tag}-{i}");
+        let offer = ng.request(&[
+            ("command", s("offer")),
+            ("call-id", s(&id)),
+            ("from-tag", s("caller")),
+            ("sdp", s(&sdp(local, pa))),
+        ])?;
+        let b_to = text(&offer, "sdp").and_then(|t| relay_addr(&t)).ok_or_else(|| format!("offer failed: {offer:?}"))?;
+        let answer = ng.request(&[
+            ("command", s("answer")),
+            ("call-id", s(&id)),
+            ("from-tag", s("caller")),
+            ("to-tag", s("callee")),
+            ("sdp", s(&sdp(local, pb))),
+        ])?;
+        let a_to = text(&answer, "sdp").and_then(|t| relay_addr(&t)).ok_or_else(|| format!("answer failed: {answer:?}"))?;
+        calls.push(Call { id, a, a_to, b, b_to });
+    }
+    Ok(calls)
+}
+
+pub fn teardown(ng: &mut NgClient, calls: &[Call]) {
+    for c in calls {
+        let _ = ng.request(&[("command", s("delete")), ("call-id", s(&c.id)), ("from-tag", s("caller"))]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_relay_address_in_an_sdp() {
+        let sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 30002 RTP/AVP 0\r\n";
+        assert_eq!(super::relay_addr(sdp), Some("127.0.0.1:30002".parse().unwrap()));
+    }
+}
