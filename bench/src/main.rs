@@ -60,8 +60,8 @@ fn main() {
 fn run(a: &Args) -> Result<serde_json::Value, String> {
     let mut ng = ng::NgClient::new(a.ng).map_err(|e| e.to_string())?;
     let tag = format!("{}-{}", std::process::id(), a.calls);
-    let calls = calls::setup(&mut ng, a.calls, a.local, &tag)?;
     let rss_before_calls = procstat::rss_kib(a.relay_pid).unwrap_or(0);
+    let calls = calls::setup(&mut ng, a.calls, a.local, &tag)?;
     let mut streams = Vec::new();
     let mut receivers = Vec::new();
     for c in &calls {
