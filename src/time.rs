@@ -8,7 +8,7 @@ pub struct Millis(pub u64);
 
 impl Millis {
     /// This instant plus `d`, saturating.
-    pub fn add(self, d: Duration) -> Millis {
+    pub fn plus(self, d: Duration) -> Millis {
         Millis(self.0.saturating_add(d.as_millis() as u64))
     }
     /// Time elapsed from `earlier` to `self` (zero if `earlier` is later).

@@ -149,7 +149,7 @@ impl Engine {
             .delete_delay
             .map(|s| std::time::Duration::from_secs(u64::from(s)))
             .unwrap_or(self.cfg.delete_delay);
-        call.destroy_at = Some(now.mono.add(delay));
+        call.destroy_at = Some(now.mono.plus(delay));
         call.last_signal = now;
         let reply = self.query(now, &d.call.call_id);
         self.totals.calls_deleted += 1;
