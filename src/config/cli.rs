@@ -33,7 +33,7 @@ fn flag_value(written: &str, v: &str) -> Result<Value, ConfigError> {
         })
 }
 
-/// Tokenizes `args` (without argv[0]).
+/// Tokenizes `args` (without `argv[0]`).
 pub(crate) fn tokenize(args: &[String]) -> Result<Vec<Given>, ConfigError> {
     let mut out = Vec::new();
     let mut i = 0;

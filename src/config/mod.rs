@@ -177,7 +177,7 @@ pub(crate) enum FileChoice {
 }
 
 impl Config {
-    /// Parses argv (including argv[0]), reads the config file named by `--config-file` (or
+    /// Parses argv (including `argv[0]`), reads the config file named by `--config-file` (or
     /// [`DEFAULT_CONFIG_PATH`], or the embedded default), and applies rtpengine's precedence:
     /// defaults < file < command line. Fills in `num_threads` = CPU count when it is 0.
     pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<LoadOutcome, ConfigError> {
@@ -219,7 +219,7 @@ impl Config {
         Ok(outcome)
     }
 
-    /// The pure variant: `args` includes argv[0]; `file_text` is the config file's content
+    /// The pure variant: `args` includes `argv[0]`; `file_text` is the config file's content
     /// (`None`: no file at all, as with `--config-file=none`). `--config-file` only names the file.
     pub fn from_parts(
         args: &[String],

@@ -536,3 +536,49 @@ fn config_file_none_ignores_file_text_choice() {
     assert_eq!(c.config_source, ConfigSource::None);
     assert_eq!(c.config_section, None);
 }
+
+fn os_argv(line: &str) -> Vec<std::ffi::OsString> {
+    argv(line).into_iter().map(Into::into).collect()
+}
+
+#[test]
+fn load_reads_the_named_file() {
+    let path =
+        std::env::temp_dir().join(format!("rtprelay-config-test-{}.conf", std::process::id()));
+    std::fs::write(&path, RTPENGINE_LIKE).unwrap();
+    let got = Config::load(os_argv(&format!("--config-file={} -L 7", path.display())));
+    let _ = std::fs::remove_file(&path);
+    let LoadOutcome::Run(c) = got.unwrap() else {
+        panic!("expected Run")
+    };
+    assert_eq!(c.config_source, ConfigSource::File(path));
+    assert_eq!(c.log_level, 7);
+    assert_eq!(c.num_threads, 8);
+    assert_eq!((c.port_min, c.port_max), (35000, 45000));
+}
+
+#[test]
+fn load_fills_in_threads_and_honours_none() {
+    let LoadOutcome::Run(c) =
+        Config::load(os_argv("--config-file=none -i 192.0.2.1 -n 1")).unwrap()
+    else {
+        panic!("expected Run")
+    };
+    assert_eq!(c.config_source, ConfigSource::None);
+    assert!(c.num_threads >= 1);
+}
+
+#[test]
+fn load_fails_on_a_missing_named_file() {
+    let e = Config::load(os_argv("--config-file /nonexistent/rtprelay.conf")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("--config-file: cannot read '/nonexistent/rtprelay.conf'"),
+        "{e}"
+    );
+    // --help needs no file.
+    assert!(matches!(
+        Config::load(os_argv("--config-file /nonexistent/x --help")).unwrap(),
+        LoadOutcome::Exit { .. }
+    ));
+}
