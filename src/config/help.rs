@@ -51,8 +51,8 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "delete-delay" => ("SECS", "Keep a deleted call this long (default 30)"),
         "endpoint-learning" => (
-            "delayed|immediate|off|heuristic",
-            "How streams learn their peer (default heuristic)",
+            "MODE",
+            "How streams learn their peer: delayed, immediate, off, heuristic (default)",
         ),
         "strict-source" => (
             "",
