@@ -1,4 +1,264 @@
-//! Configuration: rtpengine-compatible CLI options, keyfile config, validation (stub).
+//! Configuration: rtpengine-compatible command line and key-file config, validated into one
+//! [`Config`].
+//!
+//! Precedence follows rtpengine: built-in defaults < config file < command line. A repeatable
+//! option given on the command line replaces the file's list for that option (rtpengine does the
+//! same). Every rtpengine option is accepted; those rtprelay does not implement become lines in
+//! [`Config::warnings`]. Parsing is pure ([`Config::from_parts`]); only [`Config::load`] reads a
+//! file.
 
+mod build;
+mod cli;
+pub mod error;
+mod help;
 pub mod interface;
-pub use interface::Interface;
+mod keyfile;
+pub mod listen;
+pub mod logging;
+mod options;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::ConfigError;
+pub use interface::{HostAddress, Interface, InterfaceAddress, InterfaceSpec};
+
+use crate::session::latch::EndpointLearning;
+
+/// The config file read when `--config-file` is not given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtprelay/rtprelay.conf";
+
+/// The config used when `--config-file` is not given and [`DEFAULT_CONFIG_PATH`] does not exist:
+/// enough for `rtprelay` with no arguments to start on a fresh host.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.conf");
+
+/// Which packet I/O back end to use (`--dataplane`, an rtprelay extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataplaneChoice {
+    /// Probe the kernel and take the best that works: xdp, then uring, then mmsg.
+    #[default]
+    Auto,
+    Mmsg,
+    Uring,
+    Xdp,
+}
+
+/// Where the file-level settings came from, for the startup log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConfigSource {
+    /// `--config-file=none`, or no file given to [`Config::from_parts`].
+    #[default]
+    None,
+    /// [`EMBEDDED_DEFAULT`].
+    Embedded,
+    /// A file on disk.
+    File(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Media interfaces, in command-line order. Entries that depend on the host (`any`, `auto`,
+    /// device names) are missing until [`Config::resolve_interfaces`] has run; see
+    /// [`Config::needs_host_addresses`].
+    pub interfaces: Vec<Interface>,
+    /// Every `--interface` as given, including host-dependent ones.
+    pub interface_specs: Vec<InterfaceSpec>,
+    /// NG over UDP. A bare port gives two entries: `0.0.0.0:PORT` and `[::]:PORT` (bind the IPv6
+    /// one with `IPV6_V6ONLY`, and tolerate its failure on hosts without IPv6).
+    pub listen_ng: Vec<SocketAddr>,
+    /// NG over TCP.
+    pub listen_tcp_ng: Vec<SocketAddr>,
+    /// NG over HTTP (and metrics).
+    pub listen_http: Vec<SocketAddr>,
+    /// Media port range, inclusive; holds at least one even/odd pair.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// `--table`: -1 is userspace forwarding; other values are accepted and kept.
+    pub table: i32,
+    /// Worker threads; 0 means one per CPU (`load` fills in the CPU count).
+    pub num_threads: usize,
+    /// `--cpu-affinity`: CPUs to pin workers to, in order.
+    pub cpus: Option<Vec<usize>>,
+    pub dataplane: DataplaneChoice,
+    /// No media for this long ends a call.
+    pub timeout: Duration,
+    /// No media for this long on a call on hold ends it.
+    pub silent_timeout: Duration,
+    /// A call ends this long after it started, whatever happens.
+    pub final_timeout: Option<Duration>,
+    /// A call that got an offer but no answer ends after this long.
+    pub offer_timeout: Duration,
+    /// How long a deleted call lingers (for late duplicate deletes and stats).
+    pub delete_delay: Duration,
+    /// Syslog level 0-7 (`-L`); 6 (info) by default as in rtpengine.
+    pub log_level: u8,
+    pub log_stderr: bool,
+    pub foreground: bool,
+    pub pidfile: Option<PathBuf>,
+    pub endpoint_learning: EndpointLearning,
+    /// Drop media from other sources once a stream has locked on its peer (rtprelay default: on).
+    pub strict_source_default: bool,
+    /// -1 = unlimited.
+    pub max_sessions: i64,
+    pub recording_dir: Option<PathBuf>,
+    pub recording_method: Option<String>,
+    pub recording_format: Option<String>,
+    /// One line per option that was accepted but does nothing; main logs them at startup.
+    pub warnings: Vec<String>,
+    /// Which file the settings came from.
+    pub config_source: ConfigSource,
+    /// The config file section that was used, if a file was read.
+    pub config_section: Option<String>,
+}
+
+impl Default for Config {
+    /// rtpengine's defaults, with rtprelay's choices where the brief differs (strict source).
+    fn default() -> Config {
+        Config {
+            interfaces: Vec::new(),
+            interface_specs: Vec::new(),
+            listen_ng: Vec::new(),
+            listen_tcp_ng: Vec::new(),
+            listen_http: Vec::new(),
+            port_min: 30000,
+            port_max: 40000,
+            table: -1,
+            num_threads: 0,
+            cpus: None,
+            dataplane: DataplaneChoice::Auto,
+            timeout: Duration::from_secs(60),
+            silent_timeout: Duration::from_secs(3600),
+            final_timeout: None,
+            offer_timeout: Duration::from_secs(3600),
+            delete_delay: Duration::from_secs(30),
+            log_level: 6,
+            log_stderr: false,
+            foreground: false,
+            pidfile: None,
+            endpoint_learning: EndpointLearning::Heuristic,
+            strict_source_default: true,
+            max_sessions: -1,
+            recording_dir: None,
+            recording_method: None,
+            recording_format: None,
+            warnings: Vec::new(),
+            config_source: ConfigSource::None,
+            config_section: None,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once at startup
+pub enum LoadOutcome {
+    /// Start the relay.
+    Run(Config),
+    /// Print `message` to stdout and exit 0 (`--help`, `--version`, and rtpengine's one-shot
+    /// actions such as `--codecs`).
+    Exit { message: String },
+}
+
+/// The config file to read, as decided from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileChoice {
+    /// `--config-file=none`.
+    None,
+    /// `--config-file=PATH`: must be readable.
+    Given(PathBuf),
+    /// No `--config-file`: the default path if it exists, else the embedded default.
+    Default,
+}
+
+impl Config {
+    /// Parses argv (including `argv[0]`), reads the config file named by `--config-file` (or
+    /// [`DEFAULT_CONFIG_PATH`], or the embedded default), and applies rtpengine's precedence:
+    /// defaults < file < command line. Fills in `num_threads` = CPU count when it is 0.
+    pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<LoadOutcome, ConfigError> {
+        let args: Vec<String> = args
+            .into_iter()
+            .skip(1)
+            .map(|a| {
+                a.into_string()
+                    .map_err(|a| ConfigError::UnexpectedArgument(a.to_string_lossy().into_owned()))
+            })
+            .collect::<Result<_, _>>()?;
+        let given = cli::tokenize(&args)?;
+        if let Some(exit) = build::exit_request(&given) {
+            return Ok(exit);
+        }
+        let (source, text) = match build::file_choice(&given) {
+            FileChoice::None => (ConfigSource::None, None),
+            FileChoice::Given(path) => {
+                let text = read(&path)?;
+                (ConfigSource::File(path), Some(text))
+            }
+            FileChoice::Default => match std::fs::read_to_string(DEFAULT_CONFIG_PATH) {
+                Ok(text) => (ConfigSource::File(DEFAULT_CONFIG_PATH.into()), Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (ConfigSource::Embedded, Some(EMBEDDED_DEFAULT.to_string()))
+                }
+                Err(e) => return Err(read_error(Path::new(DEFAULT_CONFIG_PATH), &e)),
+            },
+        };
+        let mut outcome = build::build(given, source, text.as_deref())?;
+        if let LoadOutcome::Run(cfg) = &mut outcome {
+            if cfg.num_threads == 0 {
+                cfg.num_threads = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .min(build::MAX_THREADS);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The pure variant: `args` includes `argv[0]`; `file_text` is the config file's content
+    /// (`None`: no file at all, as with `--config-file=none`). `--config-file` only names the file.
+    pub fn from_parts(
+        args: &[String],
+        file_text: Option<&str>,
+    ) -> Result<LoadOutcome, ConfigError> {
+        let given = cli::tokenize(args.get(1..).unwrap_or_default())?;
+        if let Some(exit) = build::exit_request(&given) {
+            return Ok(exit);
+        }
+        let source = match (file_text, build::file_choice(&given)) {
+            (None, _) => ConfigSource::None,
+            (Some(_), FileChoice::Given(path)) => ConfigSource::File(path),
+            (Some(_), _) => ConfigSource::Embedded,
+        };
+        build::build(given, source, file_text)
+    }
+
+    /// True when some `--interface` (`any`, `auto`, a device name) needs the host's addresses.
+    pub fn needs_host_addresses(&self) -> bool {
+        self.interface_specs.iter().any(|s| s.literal().is_none())
+    }
+
+    /// Rebuilds [`Config::interfaces`] from [`Config::interface_specs`] and the host's addresses
+    /// (from `getifaddrs`), keeping command-line order.
+    pub fn resolve_interfaces(&mut self, host: &[HostAddress]) -> Result<(), ConfigError> {
+        self.interfaces = interface::resolve(&self.interface_specs, host)
+            .map_err(|reason| ConfigError::invalid("--interface", reason))?;
+        Ok(())
+    }
+}
+
+fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError::ConfigFileRead {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The one place configuration touches the file system.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| read_error(path, &e))
+}

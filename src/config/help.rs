@@ -1,0 +1,120 @@
+//! The `--help` text.
+
+use std::fmt::Write;
+
+use super::options::{Arg, SUPPORTED};
+
+/// What each supported option means, in `--help` order.
+fn describe(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "help" => ("", "Show this help and exit"),
+        "version" => ("", "Print the version and exit"),
+        "config-file" => (
+            "FILE|none",
+            "Config file (default /etc/rtprelay/rtprelay.conf, else built-in)",
+        ),
+        "config-section" => (
+            "NAME",
+            "Config file section (default [rtprelay], else [rtpengine])",
+        ),
+        "interface" => (
+            "[NAME/]IP[!ADV]",
+            "Media interface; also any, auto or a device name; repeatable",
+        ),
+        "listen-ng" => (
+            "[IP:]PORT",
+            "NG control over UDP; a bare port listens on all addresses",
+        ),
+        "listen-tcp-ng" => ("[IP:]PORT", "NG control over TCP"),
+        "listen-http" => ("[IP:]PORT", "NG control over HTTP, and metrics"),
+        "port-min" => ("INT", "Lowest media port (default 30000)"),
+        "port-max" => ("INT", "Highest media port (default 40000)"),
+        "table" => (
+            "INT",
+            "Kernel forwarding table; -1 = userspace (default -1)",
+        ),
+        "num-threads" => ("INT", "Worker threads; 0 = one per CPU (default 0)"),
+        "cpu-affinity" => ("LIST", "Pin workers to these CPUs, e.g. 0,1,4-7"),
+        "dataplane" => ("auto|mmsg|uring|xdp", "Packet I/O back end (default auto)"),
+        "timeout" => (
+            "SECS",
+            "End a call after this long without media (default 60)",
+        ),
+        "silent-timeout" => ("SECS", "Same, for calls on hold (default 3600)"),
+        "final-timeout" => (
+            "SECS",
+            "End every call after this long; 0 = never (default 0)",
+        ),
+        "offer-timeout" => (
+            "SECS",
+            "End a call that got no answer after this long (default 3600)",
+        ),
+        "delete-delay" => ("SECS", "Keep a deleted call this long (default 30)"),
+        "endpoint-learning" => (
+            "MODE",
+            "How streams learn their peer: delayed, immediate, off, heuristic (default)",
+        ),
+        "strict-source" => (
+            "",
+            "Drop media from other sources once a peer is learnt (default)",
+        ),
+        "no-strict-source" => ("", "Accept media from any source"),
+        "max-sessions" => ("INT", "Refuse new calls beyond this many; -1 = unlimited"),
+        "log-level" => (
+            "0-7",
+            "Syslog-style level: 7 debug, 6 info (default), 4 warning, 3 error",
+        ),
+        "log-stderr" => ("", "Log to stderr (rtprelay always does)"),
+        "foreground" => ("", "Do not fork to the background"),
+        "pidfile" => ("FILE", "Write the process id to FILE"),
+        "recording-dir" => ("DIR", "Where recordings go"),
+        "recording-method" => ("pcap|proc", "Recording method"),
+        "recording-format" => ("raw|eth", "Recording file format"),
+        _ => ("", ""),
+    }
+}
+
+/// The full help text.
+pub(crate) fn text() -> String {
+    let mut out = String::from(
+        "Usage: rtprelay [OPTION...]\n\
+         RTP media relay controlled over rtpengine's NG protocol.\n\n\
+         Options:\n",
+    );
+    for spec in SUPPORTED {
+        let (meta, what) = describe(spec.name);
+        let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let long = match (spec.arg, meta.is_empty()) {
+            (Arg::Flag, _) | (_, true) => format!("--{}", spec.name),
+            _ => format!("--{}={meta}", spec.name),
+        };
+        let _ = writeln!(out, "  {:<44} {what}", format!("{short}{long}"));
+    }
+    out.push_str(
+        "\nEvery other rtpengine option is accepted and ignored with a warning, so existing\n\
+         rtpengine command lines and config files start. Config file keys are the long option\n\
+         names; repeatable values are separated by ';'. The command line overrides the file.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_option_is_described() {
+        for spec in SUPPORTED {
+            assert!(
+                !describe(spec.name).1.is_empty(),
+                "--{} has no help",
+                spec.name
+            );
+        }
+        let t = text();
+        assert!(t.contains("-t, --table=INT"));
+        assert!(t.contains("-f, --foreground "));
+        assert!(t.contains("--dataplane=auto|mmsg|uring|xdp"));
+    }
+}
