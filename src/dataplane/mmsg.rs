@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use super::DataPlane;
 use crate::sys::mmsg::{recv_batch, MmsgBuffers, SendBatch};
@@ -40,7 +40,7 @@ impl DataPlane for MmsgPlane {
         self.rx.packet(i)
     }
 
-    fn forward(&mut self, i: usize, sock: BorrowedFd<'_>, dst: SocketAddr, tag: u64) -> bool {
+    fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         if self.tx.is_full() {
             let failed = &mut self.failed;
             self.tx.flush(|t, _| {
@@ -50,7 +50,7 @@ impl DataPlane for MmsgPlane {
             });
         }
         match self.rx.packet(i) {
-            Some((pkt, _)) => self.tx.push(sock.as_raw_fd(), dst, pkt, tag),
+            Some((pkt, _)) => self.tx.push(sock, dst, pkt, tag),
             None => false,
         }
     }

@@ -10,7 +10,7 @@ pub mod probe;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::str::FromStr;
 
 pub use bind::bind_pair;
@@ -69,9 +69,11 @@ pub trait DataPlane {
     /// Packet `i` of the last receive with its source; `None` when it is unusable (larger
     /// than a slot, or from a non-IP address).
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)>;
-    /// Queue packet `i` of the last receive, unchanged, to leave `sock` towards `dst`.
-    /// `tag` comes back through `flush` if the send fails. False when it could not be queued.
-    fn forward(&mut self, i: usize, sock: BorrowedFd<'_>, dst: SocketAddr, tag: u64) -> bool;
+    /// Queue packet `i` of the last receive, unchanged, to leave socket `sock` towards `dst`.
+    /// `sock` must stay open until the next `flush` (the worker closes flows only after
+    /// flushing). `tag` comes back through `flush` if the send fails. False when it could not
+    /// be queued.
+    fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool;
     /// Send everything queued; calls `failed` with the tag of each packet the kernel refused.
     /// Returns the number sent.
     fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize;
