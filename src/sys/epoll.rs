@@ -36,9 +36,8 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh epoll fd that nothing else owns.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
 
     /// Watch `fd` for readability; `token` comes back from [`Events::tokens`].
