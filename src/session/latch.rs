@@ -1,4 +1,29 @@
-//! Endpoint learning and source checks (stub: the policy comes with the data-plane change).
+//! Endpoint learning ("latching") and strict-source checks, as a pure policy.
+//!
+//! One [`Latch`] sits behind each receiving local socket and answers two questions: may a packet
+//! from this source be relayed ([`Latch::on_packet`]), and where do packets *to* this peer go
+//! ([`Latch::target`])? Time is passed in; nothing here reads a clock.
+//!
+//! The behaviour follows rtpengine's `--endpoint-learning`:
+//! - a learning window (3 s) starts when the stream is signalled (and again when a re-INVITE
+//!   changes the SDP endpoint). While it is open every packet is relayed and the target follows
+//!   the sources seen (`delayed`: the newest; `heuristic`: the best ranked).
+//! - the endpoint becomes *fixed* on the first packet after the window (`delayed`: that
+//!   packet's source; `heuristic`: the best source seen, that packet included), at once on the
+//!   first packet (`immediate`), at once on a packet from exactly the SDP address (`heuristic`),
+//!   or from the start (`off`: the SDP address).
+//! - with strict source, once fixed, packets from any other source are dropped (including the
+//!   packet that closed a `heuristic` window, when it is not the winner; rtpengine relays that
+//!   one packet).
+//!
+//! `heuristic` + strict is what stops an injector that sends to the relay port first from
+//! keeping the stream (the CVE-2025-53399 class): the real peer, sending from its SDP address,
+//! outranks the injector and fixes the endpoint, after which the injector is dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::time::Millis;
 
 /// `--endpoint-learning`: how a stream learns where its peer really sends from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,15 +39,428 @@ pub enum EndpointLearning {
     Heuristic,
 }
 
-use std::net::SocketAddr;
-use std::time::Duration;
+/// The learning window rtpengine uses.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3);
 
-/// Contract stub (replaced by the data-plane change).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the session layer knows about one receiving stream's peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatchConfig {
+    /// The peer's address:port from SDP; `None` when unknown or the null address.
     pub expected: Option<SocketAddr>,
     pub learning: EndpointLearning,
+    /// Strict source: once the endpoint is fixed, drop packets from any other source.
     pub strict: bool,
+    /// Always send to `expected`; learning still decides which source strict mode accepts.
     pub asymmetric: bool,
+    /// How long to learn before fixing the endpoint.
     pub window: Duration,
+}
+
+impl Default for LatchConfig {
+    fn default() -> Self {
+        LatchConfig {
+            expected: None,
+            learning: EndpointLearning::default(),
+            strict: false,
+            asymmetric: false,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// Whether a received packet may be relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    Drop,
+}
+
+/// How well a source matches the SDP endpoint (higher is better).
+fn rank(expected: SocketAddr, src: SocketAddr) -> u8 {
+    match (src.ip() == expected.ip(), src.port() == expected.port()) {
+        (true, true) => 3,
+        (true, false) => 2,
+        (false, true) => 1,
+        (false, false) => 0,
+    }
+}
+
+/// The learning state of one receiving stream.
+#[derive(Debug, Clone)]
+pub struct Latch {
+    cfg: LatchConfig,
+    /// Packets at or after this instant fix the endpoint.
+    window_end: Millis,
+    /// Who we currently believe the peer is, with its heuristic rank.
+    current: Option<(SocketAddr, u8)>,
+    /// The endpoint is fixed: no more learning, strict source applies.
+    fixed: bool,
+}
+
+impl Latch {
+    pub fn new(cfg: LatchConfig, now: Millis) -> Latch {
+        let mut l = Latch {
+            cfg,
+            window_end: now,
+            current: None,
+            fixed: false,
+        };
+        l.restart(now);
+        l
+    }
+
+    fn restart(&mut self, now: Millis) {
+        self.window_end = now.add(self.cfg.window);
+        self.current = None;
+        self.fixed = false;
+        if let (EndpointLearning::Off, Some(exp)) = (self.cfg.learning, self.cfg.expected) {
+            self.current = Some((exp, 3));
+            self.fixed = true;
+        }
+    }
+
+    /// New signalling (answer, re-INVITE). Learning restarts when the SDP endpoint or the mode
+    /// changed; an endpoint still being learned gets a fresh window, as rtpengine waits 3 s after
+    /// the last signal.
+    pub fn update(&mut self, cfg: LatchConfig, now: Millis) {
+        let changed = cfg.expected != self.cfg.expected || cfg.learning != self.cfg.learning;
+        self.cfg = cfg;
+        if changed {
+            self.restart(now);
+        } else if !self.fixed {
+            self.window_end = now.add(self.cfg.window);
+        }
+    }
+
+    /// Account a packet from `src`; may move or fix the learned endpoint.
+    pub fn on_packet(&mut self, src: SocketAddr, now: Millis) -> Verdict {
+        if self.fixed {
+            return self.check(src);
+        }
+        let in_window = now < self.window_end;
+        let expected = self.cfg.expected;
+        match (self.cfg.learning, expected) {
+            // Without an SDP address, `off` has nothing to fall back on: take the first source.
+            (EndpointLearning::Immediate, _) | (EndpointLearning::Off, None) => {
+                self.fix(src);
+                Verdict::Forward
+            }
+            (EndpointLearning::Heuristic, Some(exp)) => {
+                let r = rank(exp, src);
+                let better = match self.current {
+                    Some((_, cur)) => r > cur,
+                    None => true,
+                };
+                if better {
+                    self.current = Some((src, r));
+                }
+                if r == 3 || !in_window {
+                    self.fixed = true;
+                    self.check(src)
+                } else {
+                    Verdict::Forward
+                }
+            }
+            // `delayed`, or `heuristic` with nothing to rank against.
+            _ => {
+                self.current = Some((src, 0));
+                if !in_window {
+                    self.fixed = true;
+                }
+                Verdict::Forward
+            }
+        }
+    }
+
+    fn fix(&mut self, src: SocketAddr) {
+        self.current = Some((src, 0));
+        self.fixed = true;
+    }
+
+    fn check(&self, src: SocketAddr) -> Verdict {
+        match self.current {
+            Some((addr, _)) if self.cfg.strict && addr != src => Verdict::Drop,
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Where packets to this peer go: the learned endpoint, else the SDP one.
+    pub fn target(&self) -> Option<SocketAddr> {
+        let learned = self.current.map(|(a, _)| a);
+        if self.cfg.asymmetric {
+            self.cfg.expected.or(learned)
+        } else {
+            learned.or(self.cfg.expected)
+        }
+    }
+
+    /// The learned endpoint when it differs from the SDP one, for `query` reports.
+    pub fn learned(&self) -> Option<SocketAddr> {
+        self.current
+            .map(|(a, _)| a)
+            .filter(|a| Some(*a) != self.cfg.expected)
+    }
+
+    /// Whether learning has ended.
+    pub fn is_fixed(&self) -> bool {
+        self.fixed
+    }
+
+    pub fn config(&self) -> &LatchConfig {
+        &self.cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndpointLearning::*;
+    use super::Verdict::{Drop as D, Forward as F};
+    use super::*;
+
+    // The five sources of rtpengine's learning tests, in our own addresses.
+    const SDP: &str = "198.51.100.3:2012";
+    const PORT: &str = "198.51.100.3:2032"; // same address, other port (rank 2)
+    const ADDR: &str = "198.51.100.6:2012"; // other address, same port (rank 1)
+    const ANY: &str = "198.51.100.6:2032"; // all different (rank 0)
+    const EVIL: &str = "203.0.113.66:40000"; // an injector (rank 0)
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    fn cfg(learning: EndpointLearning, strict: bool, expected: Option<&str>) -> LatchConfig {
+        LatchConfig {
+            expected: expected.map(a),
+            learning,
+            strict,
+            asymmetric: false,
+            window: Duration::from_millis(3000),
+        }
+    }
+
+    /// (ms, source, verdict, target afterwards)
+    type Step = (u64, &'static str, Verdict, Option<&'static str>);
+
+    fn run(name: &str, c: LatchConfig, steps: &[Step]) {
+        let mut l = Latch::new(c, Millis(0));
+        for (i, (ms, src, want, tgt)) in steps.iter().enumerate() {
+            let got = l.on_packet(a(src), Millis(*ms));
+            assert_eq!(got, *want, "{name}: step {i} verdict");
+            assert_eq!(l.target(), tgt.map(a), "{name}: step {i} target");
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, LatchConfig, &[Step])] = &[
+            (
+                "delayed: follows newest source, fixes on first packet after the window",
+                cfg(Delayed, false, Some(SDP)),
+                &[
+                    (0, SDP, F, Some(SDP)),
+                    (100, ANY, F, Some(ANY)),
+                    (200, PORT, F, Some(PORT)),
+                    (3000, ADDR, F, Some(ADDR)),
+                    (3100, SDP, F, Some(ADDR)),
+                ],
+            ),
+            (
+                "delayed + strict: forwards all in the window, then only the fixed source",
+                cfg(Delayed, true, Some(SDP)),
+                &[
+                    (0, ANY, F, Some(ANY)),
+                    (500, PORT, F, Some(PORT)),
+                    (4000, ANY, F, Some(ANY)),
+                    (4100, SDP, D, Some(ANY)),
+                    (4200, PORT, D, Some(ANY)),
+                    (4300, ANY, F, Some(ANY)),
+                ],
+            ),
+            (
+                "immediate + strict: first source wins at once",
+                cfg(Immediate, true, Some(SDP)),
+                &[
+                    (0, PORT, F, Some(PORT)),
+                    (1, SDP, D, Some(PORT)),
+                    (9000, PORT, F, Some(PORT)),
+                ],
+            ),
+            (
+                "off: target is always the SDP address",
+                cfg(Off, false, Some(SDP)),
+                &[(0, ANY, F, Some(SDP)), (5000, PORT, F, Some(SDP))],
+            ),
+            (
+                "off + strict: only the SDP address, from the start",
+                cfg(Off, true, Some(SDP)),
+                &[
+                    (0, ANY, D, Some(SDP)),
+                    (1, SDP, F, Some(SDP)),
+                    (5000, ADDR, D, Some(SDP)),
+                ],
+            ),
+            (
+                "off without SDP address: first source",
+                cfg(Off, true, None),
+                &[(0, ANY, F, Some(ANY)), (1, SDP, D, Some(ANY))],
+            ),
+            (
+                "heuristic: better ranks displace worse, never the reverse",
+                cfg(Heuristic, false, Some(SDP)),
+                &[
+                    (0, ANY, F, Some(ANY)),
+                    (100, ADDR, F, Some(ADDR)),
+                    (200, ANY, F, Some(ADDR)),
+                    (300, PORT, F, Some(PORT)),
+                    (400, ADDR, F, Some(PORT)),
+                    (3500, ANY, F, Some(PORT)),
+                    (3600, ADDR, F, Some(PORT)),
+                ],
+            ),
+            (
+                "heuristic: equal rank does not displace",
+                cfg(Heuristic, false, Some(SDP)),
+                &[
+                    (0, ANY, F, Some(ANY)),
+                    (1, EVIL, F, Some(ANY)),
+                    (4000, EVIL, F, Some(ANY)),
+                ],
+            ),
+            (
+                "heuristic + strict: exact SDP match fixes at once",
+                cfg(Heuristic, true, Some(SDP)),
+                &[
+                    (0, SDP, F, Some(SDP)),
+                    (100, PORT, D, Some(SDP)),
+                    (200, ADDR, D, Some(SDP)),
+                    (300, ANY, D, Some(SDP)),
+                    (5000, SDP, F, Some(SDP)),
+                ],
+            ),
+            (
+                "heuristic + strict: window closes on the best seen, the closing packet is checked",
+                cfg(Heuristic, true, Some(SDP)),
+                &[
+                    (0, ANY, F, Some(ANY)),
+                    (100, PORT, F, Some(PORT)),
+                    (200, ADDR, F, Some(PORT)),
+                    (3000, ANY, D, Some(PORT)),
+                    (3100, PORT, F, Some(PORT)),
+                    (3200, SDP, D, Some(PORT)),
+                ],
+            ),
+            (
+                "heuristic + strict: no packet in the window, first after it fixes",
+                cfg(Heuristic, true, Some(SDP)),
+                &[(3000, ADDR, F, Some(ADDR)), (3001, PORT, D, Some(ADDR))],
+            ),
+            (
+                "heuristic without SDP address: learns like delayed, first packet gives a target",
+                cfg(Heuristic, true, None),
+                &[
+                    (0, ANY, F, Some(ANY)),
+                    (10, PORT, F, Some(PORT)),
+                    (3000, PORT, F, Some(PORT)),
+                    (3010, ANY, D, Some(PORT)),
+                ],
+            ),
+            (
+                "no packet yet: target is the SDP address",
+                cfg(Delayed, false, Some(SDP)),
+                &[],
+            ),
+        ];
+        for (name, c, steps) in cases {
+            run(name, *c, steps);
+        }
+    }
+
+    #[test]
+    fn injector_first_cannot_hijack_default_policy() {
+        // CVE-2025-53399 class: the injector sends to the relay port before the real peer.
+        let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
+        assert_eq!(l.on_packet(a(EVIL), Millis(10)), F);
+        assert_eq!(
+            l.target(),
+            Some(a(EVIL)),
+            "rtpengine also follows it in the window"
+        );
+        assert_eq!(l.on_packet(a(SDP), Millis(20)), F);
+        assert!(l.is_fixed());
+        assert_eq!(l.target(), Some(a(SDP)));
+        for ms in [30, 2000, 10_000] {
+            assert_eq!(l.on_packet(a(EVIL), Millis(ms)), D);
+            assert_eq!(l.on_packet(a(SDP), Millis(ms + 1)), F);
+        }
+        assert_eq!(
+            l.learned(),
+            None,
+            "the SDP endpoint is not a change to report"
+        );
+    }
+
+    #[test]
+    fn injector_first_with_natted_peer() {
+        // The real peer's port is rewritten by NAT (rank 2): it still outranks the injector.
+        let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
+        assert_eq!(l.on_packet(a(EVIL), Millis(0)), F);
+        assert_eq!(l.on_packet(a(PORT), Millis(20)), F);
+        assert_eq!(l.on_packet(a(EVIL), Millis(40)), F, "not fixed yet");
+        assert_eq!(
+            l.on_packet(a(EVIL), Millis(3000)),
+            D,
+            "window closed on the NATed peer"
+        );
+        assert_eq!(l.target(), Some(a(PORT)));
+        assert_eq!(l.learned(), Some(a(PORT)));
+    }
+
+    #[test]
+    fn asymmetric_sends_to_sdp_but_strict_still_learns() {
+        let mut c = cfg(Delayed, true, Some(SDP));
+        c.asymmetric = true;
+        let mut l = Latch::new(c, Millis(0));
+        assert_eq!(l.on_packet(a(ANY), Millis(0)), F);
+        assert_eq!(l.target(), Some(a(SDP)));
+        assert_eq!(l.on_packet(a(ANY), Millis(3000)), F);
+        assert_eq!(l.on_packet(a(SDP), Millis(3001)), D);
+        assert_eq!(l.target(), Some(a(SDP)));
+    }
+
+    #[test]
+    fn update_restarts_learning_only_on_change() {
+        let c = cfg(Heuristic, true, Some(SDP));
+        let mut l = Latch::new(c, Millis(0));
+        assert_eq!(l.on_packet(a(SDP), Millis(0)), F);
+        assert!(l.is_fixed());
+        // Same endpoint re-signalled: stays fixed.
+        l.update(c, Millis(1000));
+        assert!(l.is_fixed());
+        assert_eq!(l.on_packet(a(ANY), Millis(1001)), D);
+        // Re-INVITE moves the peer: learning restarts against the new address.
+        let moved = cfg(Heuristic, true, Some(ANY));
+        l.update(moved, Millis(2000));
+        assert!(!l.is_fixed());
+        assert_eq!(l.target(), Some(a(ANY)));
+        assert_eq!(
+            l.on_packet(a(SDP), Millis(2001)),
+            F,
+            "old peer forwarded while learning"
+        );
+        assert_eq!(l.on_packet(a(ANY), Millis(2002)), F);
+        assert_eq!(l.on_packet(a(SDP), Millis(2003)), D);
+    }
+
+    #[test]
+    fn update_before_fix_extends_the_window() {
+        let c = cfg(Delayed, true, Some(SDP));
+        let mut l = Latch::new(c, Millis(0));
+        l.on_packet(a(ANY), Millis(100));
+        l.update(c, Millis(2500));
+        assert_eq!(l.on_packet(a(PORT), Millis(4000)), F);
+        assert!(!l.is_fixed(), "window now ends at 5500");
+        assert_eq!(l.on_packet(a(PORT), Millis(5500)), F);
+        assert!(l.is_fixed());
+        assert_eq!(l.on_packet(a(ANY), Millis(5501)), D);
+    }
 }

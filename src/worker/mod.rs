@@ -1,22 +1,232 @@
-//! Contract stub (replaced by the data-plane change).
-use std::sync::atomic::AtomicU64;
+//! Per-core workers: each owns its flows' sockets and forwards packets with no lock on the
+//! packet path.
+//!
+//! The control thread talks to a worker only through a channel of [`FlowUpdate`]s (plus an
+//! eventfd to wake it) and reads its [`StreamCounters`] atomics; the worker reports learned
+//! endpoints back as [`FlowEvent`]s. All flows of one call live on one worker (see
+//! [`Workers::worker_for`]), so a flow's egress socket is always local.
 
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::dataplane::PlaneKind;
+use crate::session::latch::LatchConfig;
+use crate::sys::epoll::Epoll;
+use crate::sys::eventfd::EventFd;
+use crate::time::Clock;
+
+/// A flow (one receiving local socket), numbered by the session layer. `u64::MAX` is reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowId(pub u64);
 
+/// Per-flow counters: written only by the owning worker (Relaxed), read by the control thread.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// RTP packets accepted.
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Malformed packets, and packets from a rejected source (strict source).
+    pub errors: AtomicU64,
+    /// Accepted but not forwarded: no egress or no target yet, queue full, send failed.
+    pub dropped: AtomicU64,
+    /// `Millis` of the last accepted packet; 0 = never.
+    pub last_packet_ms: AtomicU64,
+    pub rtcp_packets: AtomicU64,
+    pub rtcp_bytes: AtomicU64,
+}
+
+/// What a flow's socket carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowKind {
+    /// RTP, and RTCP too when muxed on the same port (RFC 5761).
     Rtp,
     Rtcp,
 }
 
-#[derive(Debug, Default)]
-pub struct StreamCounters {
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
-    pub errors: AtomicU64,
-    pub dropped: AtomicU64,
-    pub last_packet_ms: AtomicU64,
-    pub rtcp_packets: AtomicU64,
-    pub rtcp_bytes: AtomicU64,
+/// A change to a worker's flow table.
+#[derive(Debug)]
+pub enum FlowUpdate {
+    /// Start relaying on a bound local socket. What arrives here goes out of flow `egress`'s
+    /// socket to `egress`'s peer target.
+    Open {
+        id: FlowId,
+        kind: FlowKind,
+        socket: UdpSocket,
+        egress: Option<FlowId>,
+        latch: LatchConfig,
+        counters: Arc<StreamCounters>,
+    },
+    /// New peer endpoint / flags (answer, re-INVITE) or new egress pairing.
+    Update {
+        id: FlowId,
+        egress: Option<FlowId>,
+        latch: LatchConfig,
+    },
+    /// Stop relaying and close the socket.
+    Close { id: FlowId },
+}
+
+/// Worker → control notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The flow's peer was learned at an address other than its SDP one.
+    Learned { id: FlowId, addr: SocketAddr },
+}
+
+/// Why the workers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Zero workers requested.
+    #[error("at least one worker is needed")]
+    NoWorkers,
+    /// Creating the worker's epoll/eventfd or thread failed.
+    #[error("cannot start worker {index}: {source}")]
+    Setup { index: usize, source: io::Error },
+}
+
+struct Handle {
+    tx: Sender<FlowUpdate>,
+    wake: Arc<EventFd>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// The pool of worker threads.
+pub struct Workers {
+    handles: Vec<Handle>,
+    stop: Arc<AtomicBool>,
+    plane: PlaneKind,
+}
+
+/// Receive slots per socket read.
+const BATCH: usize = 32;
+
+impl Workers {
+    /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
+    pub fn spawn(
+        n: usize,
+        cpus: Option<Vec<usize>>,
+        plane: PlaneKind,
+        clock: Clock,
+        events: Sender<FlowEvent>,
+    ) -> Result<Workers, WorkerError> {
+        if n == 0 {
+            return Err(WorkerError::NoWorkers);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Workers {
+            handles: Vec::with_capacity(n),
+            stop,
+            plane,
+        };
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        for index in 0..n {
+            let setup = |e| WorkerError::Setup { index, source: e };
+            let wake = Arc::new(EventFd::new().map_err(setup)?);
+            let epoll = Epoll::new().map_err(setup)?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let cpu = match &cpus {
+                Some(list) if !list.is_empty() => list.get(index % list.len()).copied(),
+                _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
+                _ => None,
+            };
+            let w = run::Worker::new(
+                index,
+                epoll,
+                wake.clone(),
+                rx,
+                plane,
+                clock,
+                events.clone(),
+                workers.stop.clone(),
+            )
+            .map_err(setup)?;
+            let join = std::thread::Builder::new()
+                .name(format!("rtprelay-w{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                            tracing::warn!(worker = index, cpu, "could not pin worker to CPU");
+                        }
+                    }
+                    w.run();
+                })
+                .map_err(setup)?;
+            workers.handles.push(Handle {
+                tx,
+                wake,
+                join: Some(join),
+            });
+        }
+        Ok(workers)
+    }
+
+    /// The worker for a call: `shard_key` is a hash of the call-id.
+    pub fn worker_for(&self, shard_key: u64) -> usize {
+        let n = self.handles.len().max(1) as u64;
+        // Mix, so keys that differ only in high bits still spread.
+        let mixed = shard_key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (mixed % n) as usize
+    }
+
+    /// Hand `update` to `worker` and wake it, so the change is live within about a millisecond.
+    pub fn send(&self, worker: usize, update: FlowUpdate) {
+        let Some(h) = self.handles.get(worker) else {
+            tracing::error!(worker, "flow update for a worker that does not exist");
+            return;
+        };
+        if h.tx.send(update).is_err() {
+            tracing::error!(worker, "worker is gone; flow update lost");
+        }
+        h.wake.notify();
+    }
+
+    /// Stop all workers and wait for them.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    pub fn plane_name(&self) -> &'static str {
+        self.plane.name()
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for h in &self.handles {
+            h.wake.notify();
+        }
+        for h in &mut self.handles {
+            if let Some(j) = h.join.take() {
+                if j.join().is_err() {
+                    tracing::error!("worker thread panicked");
+                }
+            }
+        }
+    }
+}
+
+/// Report an event without ever blocking the packet path.
+fn emit(events: &Sender<FlowEvent>, ev: FlowEvent) {
+    match events.try_send(ev) {
+        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+        Err(TrySendError::Full(_)) => tracing::debug!("flow event channel full, event dropped"),
+    }
 }

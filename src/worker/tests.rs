@@ -1,0 +1,278 @@
+//! Real sockets on 127.0.0.1: two relay port pairs, clients on both sides, one injector.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::dataplane::{bind_pair, PlaneKind};
+use crate::session::latch::{EndpointLearning, LatchConfig};
+use crate::time::Clock;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn relay_pair() -> (UdpSocket, UdpSocket) {
+    let start = 30000 + (std::process::id() % 4000) as u16 * 2;
+    for k in 0..1000u16 {
+        if let Ok(p) = bind_pair(LO, start.wrapping_add(2 * k).max(1024) & !1) {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+fn client() -> UdpSocket {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind client");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    s
+}
+
+fn addr(s: &UdpSocket) -> SocketAddr {
+    s.local_addr().expect("local addr")
+}
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut v = vec![0x80, 0x00];
+    v.extend(seq.to_be_bytes());
+    v.extend((u32::from(seq) * 160).to_be_bytes());
+    v.extend(ssrc.to_be_bytes());
+    v.extend([0xd5u8; 160]);
+    v
+}
+
+fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut v = vec![0x80, 201, 0, 1];
+    v.extend(ssrc.to_be_bytes());
+    v
+}
+
+/// Wait (bounded) for one datagram.
+fn recv(s: &UdpSocket, within: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            return Some((buf[..n].to_vec(), from));
+        }
+    }
+    None
+}
+
+/// Wait (bounded) until `f` holds.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn latch(expected: SocketAddr) -> LatchConfig {
+    LatchConfig {
+        expected: Some(expected),
+        learning: EndpointLearning::Heuristic,
+        strict: true,
+        asymmetric: false,
+        window: Duration::from_millis(200),
+    }
+}
+
+struct Side {
+    rtp: Arc<StreamCounters>,
+    rtcp: Arc<StreamCounters>,
+    port: u16,
+}
+
+/// Open flows 1/3 (A side, RTP/RTCP) and 2/4 (B side) pairing A ↔ B.
+fn open_call(
+    w: &Workers,
+    worker: usize,
+    exp_a: (SocketAddr, SocketAddr),
+    exp_b: (SocketAddr, SocketAddr),
+) -> (Side, Side) {
+    let (a_rtp, a_rtcp) = relay_pair();
+    let (b_rtp, b_rtcp) = relay_pair();
+    let a = Side {
+        rtp: Arc::default(),
+        rtcp: Arc::default(),
+        port: addr(&a_rtp).port(),
+    };
+    let b = Side {
+        rtp: Arc::default(),
+        rtcp: Arc::default(),
+        port: addr(&b_rtp).port(),
+    };
+    let open = |id, kind, socket, egress, exp, counters: &Arc<StreamCounters>| FlowUpdate::Open {
+        id: FlowId(id),
+        kind,
+        socket,
+        egress: Some(FlowId(egress)),
+        latch: latch(exp),
+        counters: counters.clone(),
+    };
+    w.send(worker, open(1, FlowKind::Rtp, a_rtp, 2, exp_a.0, &a.rtp));
+    w.send(worker, open(2, FlowKind::Rtp, b_rtp, 1, exp_b.0, &b.rtp));
+    w.send(worker, open(3, FlowKind::Rtcp, a_rtcp, 4, exp_a.1, &a.rtcp));
+    w.send(worker, open(4, FlowKind::Rtcp, b_rtcp, 3, exp_b.1, &b.rtcp));
+    (a, b)
+}
+
+#[test]
+fn relays_both_ways_and_enforces_strict_source() {
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(1, None, PlaneKind::Mmsg, Clock::new(), etx).expect("spawn");
+    assert_eq!(w.plane_name(), "mmsg");
+    let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
+    let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
+    let to_a = SocketAddr::new(LO, a.port);
+    let to_b = SocketAddr::new(LO, b.port);
+
+    // Caller → relay A port → out of relay B port → callee, byte-identical.
+    for seq in 0..5u16 {
+        let p = rtp(1000 + seq, 0x1234);
+        ca.send_to(&p, to_a).expect("send");
+        let (got, from) = recv(&cb, Duration::from_secs(2)).expect("callee gets RTP");
+        assert_eq!(got, p);
+        assert_eq!(from, to_b, "leaves from the B-side relay socket");
+    }
+    // Callee → caller.
+    for seq in 0..3u16 {
+        let p = rtp(2000 + seq, 0x5678);
+        cb.send_to(&p, to_b).expect("send");
+        let (got, from) = recv(&ca, Duration::from_secs(2)).expect("caller gets RTP");
+        assert_eq!(got, p);
+        assert_eq!(from, to_a);
+    }
+    eventually("A counters", || a.rtp.packets.load(Relaxed) == 5);
+    assert_eq!(a.rtp.bytes.load(Relaxed), 5 * 172);
+    assert_eq!(b.rtp.packets.load(Relaxed), 3);
+    assert!(a.rtp.last_packet_ms.load(Relaxed) > 0);
+    assert_eq!(a.rtp.errors.load(Relaxed), 0);
+
+    // Both peers sent from their SDP address: fixed. An injector is dropped and counted.
+    for seq in 0..4u16 {
+        evil.send_to(&rtp(seq, 0xbad), to_a).expect("send");
+    }
+    eventually("injector drops", || a.rtp.errors.load(Relaxed) == 4);
+    assert!(
+        recv(&cb, Duration::from_millis(150)).is_none(),
+        "injector must not reach callee"
+    );
+    // ...and the stream still goes to the real caller, not the injector.
+    cb.send_to(&rtp(2100, 0x5678), to_b).expect("send");
+    assert!(recv(&ca, Duration::from_secs(2)).is_some());
+    assert!(recv(&evil, Duration::from_millis(100)).is_none());
+
+    // Malformed packets from the real peer are errors too.
+    ca.send_to(b"\x00garbage", to_a).expect("send");
+    ca.send_to(&[0x80, 0x00, 0x01], to_a).expect("send");
+    eventually("malformed counted", || a.rtp.errors.load(Relaxed) == 6);
+    assert_eq!(a.rtp.packets.load(Relaxed), 5);
+
+    // RTCP on the RTCP pair, both ways.
+    let rr = rtcp_rr(0x1234);
+    ca_c.send_to(&rr, SocketAddr::new(LO, a.port + 1))
+        .expect("send");
+    let (got, from) = recv(&cb_c, Duration::from_secs(2)).expect("callee gets RTCP");
+    assert_eq!(got, rr);
+    assert_eq!(from, SocketAddr::new(LO, b.port + 1));
+    cb_c.send_to(&rtcp_rr(0x5678), SocketAddr::new(LO, b.port + 1))
+        .expect("send");
+    assert_eq!(
+        recv(&ca_c, Duration::from_secs(2)).map(|x| x.0),
+        Some(rtcp_rr(0x5678))
+    );
+    eventually("RTCP counters", || a.rtcp.rtcp_packets.load(Relaxed) == 1);
+    assert_eq!(a.rtcp.rtcp_bytes.load(Relaxed), 8);
+    assert_eq!(a.rtcp.packets.load(Relaxed), 0);
+    // RTP on the RTCP port is malformed there.
+    ca_c.send_to(&rtp(1, 1), SocketAddr::new(LO, a.port + 1))
+        .expect("send");
+    eventually("RTP on RTCP port rejected", || {
+        a.rtcp.errors.load(Relaxed) == 1
+    });
+    // Muxed RTCP on the RTP port is relayed and counted as RTCP.
+    ca.send_to(&rr, to_a).expect("send");
+    assert_eq!(recv(&cb, Duration::from_secs(2)).map(|x| x.0), Some(rr));
+    eventually("muxed RTCP counted", || {
+        a.rtp.rtcp_packets.load(Relaxed) == 1
+    });
+
+    // Nothing learned away from the SDP addresses.
+    assert!(erx.try_recv().is_err());
+    w.shutdown();
+}
+
+#[test]
+fn learns_natted_peer_reports_it_and_follows_updates() {
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(2, Some(vec![0]), PlaneKind::Mmsg, Clock::new(), etx).expect("spawn");
+    let worker = w.worker_for(0xfeed);
+    assert!(worker < 2);
+    let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
+    // B's SDP names a port nobody listens on: its NAT rewrote the port (heuristic rank 2).
+    let sdp_b = SocketAddr::new(LO, 9);
+    let (a, b) = open_call(&w, worker, (addr(&ca), addr(&ca_c)), (sdp_b, addr(&cb_c)));
+    let to_a = SocketAddr::new(LO, a.port);
+    let to_b = SocketAddr::new(LO, b.port);
+
+    cb.send_to(&rtp(1, 7), to_b).expect("send");
+    assert!(recv(&ca, Duration::from_secs(2)).is_some());
+    match erx.recv_timeout(Duration::from_secs(2)) {
+        Ok(FlowEvent::Learned { id, addr: learned }) => {
+            assert_eq!(id, FlowId(2));
+            assert_eq!(learned, addr(&cb));
+        }
+        other => panic!("expected a Learned event, got {other:?}"),
+    }
+    // Caller's media now reaches the learned callee address.
+    let p = rtp(10, 8);
+    ca.send_to(&p, to_a).expect("send");
+    assert_eq!(recv(&cb, Duration::from_secs(2)).map(|x| x.0), Some(p));
+
+    // Unpair: with no egress, accepted packets are counted as dropped.
+    w.send(
+        worker,
+        FlowUpdate::Update {
+            id: FlowId(1),
+            egress: None,
+            latch: latch(addr(&ca)),
+        },
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    ca.send_to(&rtp(11, 8), to_a).expect("send");
+    eventually("dropped without egress", || {
+        a.rtp.dropped.load(Relaxed) == 1
+    });
+    assert!(recv(&cb, Duration::from_millis(100)).is_none());
+
+    // Close: the socket is released, so its port can be bound again.
+    w.send(worker, FlowUpdate::Close { id: FlowId(1) });
+    eventually("port released", || UdpSocket::bind(to_a).is_ok());
+    drop(cb_c);
+    w.shutdown();
+}
+
+#[test]
+fn spawn_rejects_zero_and_shards_stably() {
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    assert!(matches!(
+        Workers::spawn(0, None, PlaneKind::Mmsg, Clock::new(), etx.clone()),
+        Err(WorkerError::NoWorkers)
+    ));
+    let w = Workers::spawn(3, None, PlaneKind::Mmsg, Clock::new(), etx).expect("spawn");
+    assert_eq!(w.len(), 3);
+    let mut seen = [0usize; 3];
+    for k in 0..300u64 {
+        let i = w.worker_for(k.wrapping_mul(0x1000_0000_0001));
+        assert_eq!(i, w.worker_for(k.wrapping_mul(0x1000_0000_0001)));
+        seen[i] += 1;
+    }
+    assert!(seen.iter().all(|&c| c > 30), "spread: {seen:?}");
+    w.shutdown();
+}
