@@ -1,1 +1,21 @@
-//! sdp (stub: filled in by its own change).
+//! SDP: parse into a typed model ([`parse`]), rewrite it for the other side ([`rewrite`] with a
+//! [`RewritePlan`]), write it back with `Display` (CRLF after every line). No text surgery.
+
+pub mod codec;
+pub mod error;
+pub mod model;
+pub mod parse;
+pub mod query;
+pub mod rewrite;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::CodecFilter;
+pub use error::SdpError;
+pub use model::{
+    Attribute, ConnAddress, Connection, Direction, Line, Media, MediaLine, Origin,
+    SessionDescription, SessionLine,
+};
+pub use parse::{parse, MAX_SDP_LEN};
+pub use rewrite::{rewrite, MediaPlan, RewritePlan};
