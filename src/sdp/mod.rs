@@ -1,6 +1,7 @@
 //! SDP: parse into a typed model ([`parse`]), rewrite it for the other side ([`rewrite`] with a
 //! [`RewritePlan`]), write it back with `Display` (CRLF after every line). No text surgery.
 
+pub mod answer;
 pub mod codec;
 pub mod error;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod rewrite;
 #[cfg(test)]
 mod tests;
 
+pub use answer::align_answer_codecs;
 pub use codec::CodecFilter;
 pub use error::SdpError;
 pub use model::{

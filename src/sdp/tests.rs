@@ -701,3 +701,41 @@ fn never_panics_on_random_bytes() {
         }
     }
 }
+
+#[test]
+fn plain_answer_keeps_only_offered_types_and_its_own_attributes() {
+    let offer = parse(fixture("desk_phone").as_bytes()).expect("offer parses");
+    let input = crlf(
+        "v=0
+o=callee 77 78 IN IP4 198.51.100.60
+s=-
+c=IN IP4 198.51.100.60
+t=0 0
+m=audio 42000 RTP/AVP 8 101 96
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=rtpmap:96 opus/48000/2
+a=ptime:30
+",
+    );
+    let mut sd = parse(input.as_bytes()).expect("answer parses");
+    crate::sdp::align_answer_codecs(&offer.media[0], &mut sd.media[0]);
+    let plan = default_plan(&sd);
+    rewrite(&mut sd, &plan);
+    let want = crlf(
+        "v=0
+o=callee 77 78 IN IP4 198.51.100.60
+s=-
+c=IN IP4 198.18.0.1
+t=0 0
+m=audio 30000 RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv
+a=rtcp:30001
+a=ptime:30
+",
+    );
+    assert_eq!(sd.to_string(), want);
+}
