@@ -1,4 +1,4 @@
-//! SDP: parse into a typed model ([`parse`]), rewrite it for the other side ([`rewrite`] with a
+//! SDP: parse into a typed model ([`parse()`]), rewrite it for the other side ([`rewrite()`] with a
 //! [`RewritePlan`]), write it back with `Display` (CRLF after every line). No text surgery.
 
 pub mod answer;
