@@ -1,0 +1,36 @@
+//! Why an SDP body was refused. The text goes to logs; the NG reply only says "Failed to parse SDP".
+
+/// A parse failure; `line` numbers count from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The body is bigger than we are willing to parse.
+    #[error("SDP too large: {len} bytes (limit {max})")]
+    TooLarge { len: usize, max: usize },
+    /// Nothing but whitespace.
+    #[error("empty SDP")]
+    Empty,
+    /// The first line is not `v=`.
+    #[error("SDP does not start with a v= line")]
+    MissingVersion,
+    /// A second `v=` line: several sessions in one body are not supported.
+    #[error("line {line}: more than one session (second v= line)")]
+    MultipleSessions { line: usize },
+    /// No `o=` line before the first `m=`.
+    #[error("SDP has no o= line")]
+    MissingOrigin,
+    /// A line that is not `<letter>=<value>`.
+    #[error("line {line}: not an SDP line")]
+    BadLine { line: usize },
+    /// `o=` without its six fields.
+    #[error("line {line}: malformed o= line")]
+    BadOrigin { line: usize },
+    /// `c=` without network type, address type and address.
+    #[error("line {line}: malformed c= line")]
+    BadConnection { line: usize },
+    /// `m=` without media type, port and protocol.
+    #[error("line {line}: malformed m= line")]
+    BadMedia { line: usize },
+    /// `m=` port (or port count) that is not a number in range.
+    #[error("line {line}: bad port in m= line")]
+    BadPort { line: usize },
+}

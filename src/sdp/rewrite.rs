@@ -1,0 +1,228 @@
+//! Turns a received SDP into the one we send on, following rtpengine's output conventions so
+//! that its users (and its test-suite) see the same text: our addresses and ports, attributes
+//! we interpret regenerated in a fixed order after the ones we pass through.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::sdp::codec::{payload_types, split_pt_value, CodecFilter, PayloadType};
+use crate::sdp::model::{
+    Attribute, Connection, Direction, Media, MediaLine, SessionDescription, SessionLine,
+};
+use crate::sdp::query::ICE_ATTRS;
+
+/// What to change in an SDP.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RewritePlan {
+    /// `replace: origin`: set the o= address (and IP4/IP6) to this.
+    pub origin_address: Option<IpAddr>,
+    /// `replace: SDP version`: write this version number in o=.
+    pub origin_version: Option<u64>,
+    /// `replace: session-connection`: rewrite the session c= even when every media has its
+    /// own c= (otherwise it is rewritten only when some media relies on it).
+    pub session_connection: bool,
+    /// `ICE: remove`: drop ice-ufrag/ice-pwd/ice-options/ice-lite/candidate/remote-candidates
+    /// at session and media level (`a=end-of-candidates` stays).
+    pub strip_ice: bool,
+    /// `strip extmap`: drop `a=extmap` at session and media level.
+    pub strip_extmap: bool,
+    /// One per m= line, same order. Media without a plan are left untouched.
+    pub media: Vec<MediaPlan>,
+}
+
+/// What to write for one m= section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPlan {
+    /// Local (advertised) address for the c= lines of this media.
+    pub address: IpAddr,
+    /// Write the null address of `address`'s family instead of `address` (input c= was null,
+    /// no `replace: zero address`, no trickle ICE). The direction is derived from the input
+    /// independently: a null input address always turns off receiving, as rtpengine does.
+    pub keep_null: bool,
+    /// Local RTP port; ignored for rejected media (port 0 stays 0).
+    pub port: u16,
+    /// `Some(p)` → `a=rtcp:p`; `None` → no a=rtcp line. Only written for RTP media.
+    pub rtcp_port: Option<u16>,
+    /// Write `a=rtcp-mux` (RTP media only).
+    pub rtcp_mux: bool,
+    pub codecs: CodecFilter,
+}
+
+impl MediaPlan {
+    /// The text address for c=.
+    fn connection(&self) -> Connection {
+        let ip = match (self.keep_null, self.address) {
+            (false, ip) => ip,
+            (true, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (true, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        Connection::from_ip(ip)
+    }
+}
+
+const DIRECTIONS: &[&str] = &["sendrecv", "sendonly", "recvonly", "inactive"];
+
+/// Applies `plan` to `sd` in place.
+pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
+    // Everything derived from the input is computed before anything changes.
+    let directions: Vec<Direction> = (0..sd.media.len())
+        .map(|i| {
+            let d = sd.requested_direction(i);
+            if sd.is_null_address(i) && !sd.is_trickle_ice(i) {
+                d.without_recv()
+            } else {
+                d
+            }
+        })
+        .collect();
+
+    let original_session_conn = sd.connection.clone();
+
+    if let Some(ip) = plan.origin_address {
+        sd.origin.address.set_ip(ip);
+    }
+    if let Some(v) = plan.origin_version {
+        sd.origin.version = v.to_string();
+    }
+
+    let session_conn_used =
+        plan.session_connection || sd.media.iter().any(|m| m.connection.is_none());
+    if let (Some(c), Some(first), true) =
+        (&mut sd.connection, plan.media.first(), session_conn_used)
+    {
+        *c = first.connection();
+    }
+
+    sd.lines.retain(|line| match line {
+        SessionLine::Attribute(a) => !drop_session_attr(a, plan),
+        _ => true,
+    });
+
+    for (idx, m) in sd.media.iter_mut().enumerate() {
+        let (Some(mp), Some(dir)) = (plan.media.get(idx), directions.get(idx)) else {
+            continue;
+        };
+        if m.kind.trim() == "message" {
+            // Not relayed by us: left alone, but made self-contained with the peer's own
+            // session address, since the session c= now points at us.
+            if let (None, Some(c)) = (&m.connection, &original_session_conn) {
+                m.connection = Some(c.clone());
+                m.lines.insert(0, MediaLine::Connection);
+            }
+            continue;
+        }
+        rewrite_media(m, mp, *dir, plan);
+    }
+}
+
+fn drop_session_attr(a: &Attribute, plan: &RewritePlan) -> bool {
+    let name = a.name.trim_end();
+    DIRECTIONS.contains(&name)
+        || (name == "group" && a.value_trimmed().split_whitespace().next() == Some("BUNDLE"))
+        || (plan.strip_ice && ICE_ATTRS.contains(&name))
+        || (plan.strip_extmap && name == "extmap")
+}
+
+/// Media-level attributes we regenerate (or drop) rather than pass through.
+fn is_interpreted(a: &Attribute, m_is_rtp: bool, ptime: Option<u32>, plan: &RewritePlan) -> bool {
+    let name = a.name.trim_end();
+    match name {
+        "rtcp" | "rtcp-mux" | "mid" | "end-of-candidates" => true,
+        n if DIRECTIONS.contains(&n) => true,
+        "rtpmap" | "fmtp" => m_is_rtp,
+        // `a=rtcp-fb:*` applies to all payload types and is passed through.
+        "rtcp-fb" => m_is_rtp && a.value_trimmed().split_whitespace().next() != Some("*"),
+        "ptime" => m_is_rtp && ptime.is_some(),
+        "extmap" => plan.strip_extmap,
+        n => plan.strip_ice && ICE_ATTRS.contains(&n),
+    }
+}
+
+/// The `a=ptime` value if it is a positive number (leading digits, like strtol).
+fn ptime_of(m: &Media) -> Option<u32> {
+    let v = m.attribute("ptime")?.value_trimmed();
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePlan) {
+    let is_rtp = m.is_rtp();
+    let active = !m.is_rejected();
+    let ptime = if is_rtp { ptime_of(m) } else { None };
+    let mid = m.mid().map(str::to_owned);
+    let end_of_candidates = m.has_attribute("end-of-candidates");
+
+    // Codec parameters are collected before the attribute list is rebuilt.
+    let mut codec_lines = Vec::new();
+    if is_rtp && active {
+        let pts = payload_types(m);
+        let keep = mp.codecs.apply(&pts);
+        for pt in pts.iter().filter(|p| keep.contains(&p.pt)) {
+            codec_attrs(m, pt, &mut codec_lines);
+        }
+        m.formats.retain(|f| match f.trim().parse::<u8>() {
+            Ok(n) => keep.contains(&n),
+            // Empty tokens (stray spaces) go; anything else non-numeric stays.
+            Err(_) => !f.trim().is_empty(),
+        });
+    }
+
+    if active {
+        m.port = mp.port;
+    }
+    if m.connection.is_some() {
+        m.connection = Some(mp.connection());
+    }
+
+    let mut lines: Vec<MediaLine> = std::mem::take(&mut m.lines)
+        .into_iter()
+        .filter(|l| match l {
+            MediaLine::Attribute(a) => !is_interpreted(a, is_rtp, ptime, plan),
+            _ => true,
+        })
+        .collect();
+    let mut push = |name: &str, value: Option<String>| {
+        lines.push(MediaLine::Attribute(Attribute::new(name, value)));
+    };
+    if let Some(mid) = mid {
+        push("mid", Some(mid));
+    }
+    if active {
+        for (name, value) in codec_lines {
+            push(name, Some(value));
+        }
+        push(dir.as_str(), None);
+        if is_rtp {
+            if let Some(p) = mp.rtcp_port {
+                push("rtcp", Some(p.to_string()));
+            }
+            if mp.rtcp_mux {
+                push("rtcp-mux", None);
+            }
+            if let Some(p) = ptime {
+                push("ptime", Some(p.to_string()));
+            }
+        }
+    }
+    if end_of_candidates {
+        push("end-of-candidates", None);
+    }
+    m.lines = lines;
+}
+
+/// `a=rtpmap`, `a=fmtp`, `a=rtcp-fb` lines for one payload type. A type with no known
+/// encoding gets none (as with rtpengine).
+fn codec_attrs(m: &Media, pt: &PayloadType, out: &mut Vec<(&'static str, String)>) {
+    let Some(enc) = &pt.encoding else {
+        return;
+    };
+    out.push(("rtpmap", format!("{} {}", pt.pt, enc)));
+    for name in ["fmtp", "rtcp-fb"] {
+        for a in m.attributes().filter(|a| a.is(name)) {
+            if let Some((n, rest)) = a.value.as_deref().and_then(split_pt_value) {
+                if n == pt.pt && !rest.is_empty() {
+                    out.push((name, format!("{n} {rest}")));
+                }
+            }
+        }
+    }
+}
