@@ -110,7 +110,7 @@ impl Latch {
     }
 
     fn restart(&mut self, now: Millis) {
-        self.window_end = now.add(self.cfg.window);
+        self.window_end = now.plus(self.cfg.window);
         self.current = None;
         self.fixed = false;
         if let (EndpointLearning::Off, Some(exp)) = (self.cfg.learning, self.cfg.expected) {
@@ -128,7 +128,7 @@ impl Latch {
         if changed {
             self.restart(now);
         } else if !self.fixed {
-            self.window_end = now.add(self.cfg.window);
+            self.window_end = now.plus(self.cfg.window);
         }
     }
 

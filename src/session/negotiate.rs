@@ -225,6 +225,7 @@ impl Engine {
         let mut plan = RewritePlan {
             origin_address: None,
             origin_version: p.replace.sdp_version.then_some(version.1),
+            session_connection: p.replace.session_connection,
             strip_ice: true,
             strip_extmap: p.flags.strip_extmap,
             media: Vec::with_capacity(n),
@@ -253,7 +254,9 @@ impl Engine {
             });
             plan.media.push(MediaPlan {
                 address,
-                keep_null: sd.is_null_address(i) && !p.replace.zero_address,
+                keep_null: sd.is_null_address(i)
+                    && !sd.is_trickle_ice(i)
+                    && !p.replace.zero_address,
                 port: if m.is_rejected() { 0 } else { rtp_port },
                 rtcp_port,
                 rtcp_mux: mux_out,
@@ -531,28 +534,31 @@ fn find_receiver(
 }
 
 /// The o= version to send for this SDP: the first one seen, bumped by one whenever the rest of
-/// the sender's SDP changes. Returns (masked text, version).
+/// the sender's SDP changes. Returns (masked text, version); a non-numeric version counts as 0.
 fn sdp_version(
     sd: &mut SessionDescription,
     calls: &std::collections::HashMap<String, Call>,
     call_id: &str,
     sender: usize,
 ) -> (String, u64) {
-    let incoming = sd.origin.version;
-    sd.origin.version = 0;
+    let incoming = std::mem::replace(&mut sd.origin.version, "0".into());
     let masked = sd.to_string();
+    let number = sd_version_number(&incoming);
     sd.origin.version = incoming;
     let previous = calls
         .get(call_id)
         .and_then(|c| c.legs.get(sender))
         .and_then(|l| l.sdp_version.clone());
     match previous {
-        None => (masked, incoming),
+        None => (masked, number),
         Some((text, v)) if text == masked => (text, v),
         Some((_, v)) => (masked, v.saturating_add(1)),
     }
 }
 
+fn sd_version_number(v: &str) -> u64 {
+    v.trim().parse().unwrap_or(0)
+}
 fn family_of(ip: IpAddr) -> Family {
     match ip {
         IpAddr::V4(_) => Family::V4,
