@@ -1,0 +1,1 @@
+//! NG transports (plain threads, std sockets).
