@@ -141,3 +141,47 @@ pub(crate) mod test_util {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::reply::pong_reply;
+    use crate::control::{Command, Dispatcher, Value};
+    use crate::time::Clock;
+    use std::net::UdpSocket;
+    use std::sync::Mutex;
+
+    /// The intended wiring: a Dispatcher behind a mutex inside the handler, over UDP.
+    #[test]
+    fn dispatcher_over_udp() {
+        let dispatcher = Mutex::new(Dispatcher::default());
+        let clock = Clock::new();
+        let handler: NgHandler = Arc::new(move |msg: &[u8]| {
+            let mut d = dispatcher.lock().ok()?;
+            let mut exec = |c: Command| match c {
+                Command::Ping => pong_reply(),
+                _ => Value::Dict(Default::default()),
+            };
+            d.handle(clock.mono(), msg, &mut exec)
+        });
+        let l = spawn_udp(SocketAddr::from(([127, 0, 0, 1], 0)), handler).expect("listen");
+        let c = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        c.connect(l.local_addr()).expect("connect");
+        let mut buf = [0u8; 1500];
+        for (req, want) in [
+            (&b"1 d7:command4:pinge"[..], &b"1 d6:result4:ponge"[..]),
+            (b"2 d7:command4:liste", b"2 d6:result2:oke"),
+            (
+                b"3 d7:command5:offere",
+                b"3 d12:error-reason22:No SDP body in message6:result5:errore",
+            ),
+        ] {
+            c.send(req).expect("send");
+            let n = c.recv(&mut buf).expect("recv");
+            assert_eq!(&buf[..n], want);
+        }
+        l.stop();
+    }
+}
