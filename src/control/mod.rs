@@ -1,5 +1,25 @@
 //! NG control: the bencode codec, the `<cookie> <dict>` framing, typed commands, the retransmit
 //! cache, and the UDP/TCP/HTTP transports.
+//!
+//! Flow: a transport receives bytes and calls a shared handler; the lead's handler locks a
+//! [`Dispatcher`] and runs [`Dispatcher::handle`], which answers retransmissions from the
+//! [`CookieCache`], decodes ([`ng`], [`bencode`]), parses ([`Command::from_dict`]) and hands the
+//! [`Command`] to the session layer.
 
 pub mod bencode;
 pub mod command;
+pub mod cookie_cache;
+pub mod dispatch;
+pub mod error;
+pub mod ng;
+pub mod parse;
+pub mod reply;
+pub mod transport;
+
+pub use bencode::{BencodeError, Dict, DictBuilder, Value};
+pub use command::Command;
+pub use cookie_cache::CookieCache;
+pub use dispatch::Dispatcher;
+pub use error::NgError;
+pub use ng::{encode_reply, split_cookie, Format};
+pub use reply::{error_reply, ok_reply};

@@ -1,0 +1,151 @@
+//! NG over UDP: one datagram is one message, the reply goes back to the sender's address.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{call_handler, is_timeout, Listener, NgHandler, TransportError, POLL};
+
+/// The largest UDP payload; NG requests carrying big SDP bodies can come close.
+const MAX_DATAGRAM: usize = 65_536;
+/// Socket receive buffer asked for, so bursts of offers are not dropped (the kernel may cap it).
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Binds `addr` and answers NG datagrams on a new thread.
+pub fn spawn_udp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, TransportError> {
+    let socket = bind(addr)?;
+    let local_addr = socket
+        .local_addr()
+        .map_err(|source| TransportError::Setup { addr, source })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("ng-udp".into())
+        .spawn(move || run(&socket, &handler, &flag))
+        .map_err(TransportError::Spawn)?;
+    tracing::info!(%local_addr, "NG UDP listener up");
+    Ok(Listener::new(local_addr, stop, thread))
+}
+
+fn bind(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
+    let setup = |source| TransportError::Setup { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(setup)?;
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        tracing::debug!(%addr, "cannot enlarge the NG receive buffer: {e}");
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|source| TransportError::Bind { addr, source })?;
+    let socket: UdpSocket = socket.into();
+    socket.set_read_timeout(Some(POLL)).map_err(setup)?;
+    Ok(socket)
+}
+
+fn run(socket: &UdpSocket, handler: &NgHandler, stop: &AtomicBool) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => {
+                // E.g. ECONNREFUSED left by an ICMP error for an earlier reply: not fatal.
+                tracing::debug!("NG UDP receive error: {e}");
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        };
+        let Some(msg) = buf.get(..n) else { continue };
+        if let Some(reply) = call_handler(handler, msg) {
+            if let Err(e) = socket.send_to(&reply, peer) {
+                tracing::warn!(%peer, len = reply.len(), "cannot send NG reply: {e}");
+            }
+        }
+    }
+    tracing::info!("NG UDP listener stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::transport::test_util::echo_handler;
+    use std::time::Instant;
+
+    fn client(server: SocketAddr) -> UdpSocket {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        c.connect(server).unwrap_or_else(|e| panic!("connect: {e}"));
+        c
+    }
+
+    fn ask(c: &UdpSocket, msg: &[u8]) -> Vec<u8> {
+        c.send(msg).unwrap_or_else(|e| panic!("send: {e}"));
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let n = c.recv(&mut buf).unwrap_or_else(|e| panic!("recv: {e}"));
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn echoes_and_survives_garbage() {
+        let l = spawn_udp(
+            "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            echo_handler(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = client(l.local_addr());
+        assert_eq!(
+            ask(&c, b"k1 d7:command4:pinge"),
+            b"k1 echo:d7:command4:pinge".to_vec()
+        );
+        // No cookie: no reply; then garbage and an empty datagram; the loop must go on.
+        c.send(b"nocookie").unwrap_or_else(|e| panic!("{e}"));
+        c.send(&[0xff; 3000]).unwrap_or_else(|e| panic!("{e}"));
+        c.send(b"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ask(&c, b"k2 x"), b"k2 echo:x".to_vec());
+        // A large datagram near the limit.
+        let mut big = b"k3 ".to_vec();
+        big.resize(60_000, b'a');
+        let r = ask(&c, &big);
+        assert_eq!(r.len(), 60_000 + 5);
+        let start = Instant::now();
+        l.stop();
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn handler_panic_does_not_kill_the_loop() {
+        let handler: NgHandler = Arc::new(|m: &[u8]| {
+            if m.starts_with(b"boom") {
+                panic!("test panic");
+            }
+            Some(m.to_vec())
+        });
+        let l = spawn_udp(
+            "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            handler,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = client(l.local_addr());
+        c.send(b"boom x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ask(&c, b"ok y"), b"ok y".to_vec());
+    }
+
+    #[test]
+    fn bind_conflict_is_an_error() {
+        let l = spawn_udp(
+            "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            echo_handler(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let again = spawn_udp(l.local_addr(), echo_handler());
+        assert!(
+            matches!(again, Err(TransportError::Bind { .. })),
+            "{again:?}"
+        );
+    }
+}
