@@ -22,8 +22,22 @@ fn sdp(ip: IpAddr, port: u16) -> String {
 
 /// The relay address in a rewritten SDP (c= and the first m= port).
 fn relay_addr(sdp: &str) -> Option<SocketAddr> {
-    let ip: IpAddr = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ").or_else(|| l.strip_prefix("c=IN IP6 ")))?.trim().parse().ok()?;
-    let port: u16 = sdp.lines().find_map(|l| l.strip_prefix("m=audio "))?.split(' ').next()?.parse().ok()?;
+    let ip: IpAddr = sdp
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+        })?
+        .trim()
+        .parse()
+        .ok()?;
+    let port: u16 = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
     Some(SocketAddr::new(ip, port))
 }
 
@@ -41,7 +55,9 @@ pub fn setup(ng: &mut NgClient, n: usize, local: IpAddr, tag: &str) -> Result<Ve
             ("from-tag", s("caller")),
             ("sdp", s(&sdp(local, pa))),
         ])?;
-        let b_to = text(&offer, "sdp").and_then(|t| relay_addr(&t)).ok_or_else(|| format!("offer failed: {offer:?}"))?;
+        let b_to = text(&offer, "sdp")
+            .and_then(|t| relay_addr(&t))
+            .ok_or_else(|| format!("offer failed: {offer:?}"))?;
         let answer = ng.request(&[
             ("command", s("answer")),
             ("call-id", s(&id)),
@@ -49,15 +65,27 @@ pub fn setup(ng: &mut NgClient, n: usize, local: IpAddr, tag: &str) -> Result<Ve
             ("to-tag", s("callee")),
             ("sdp", s(&sdp(local, pb))),
         ])?;
-        let a_to = text(&answer, "sdp").and_then(|t| relay_addr(&t)).ok_or_else(|| format!("answer failed: {answer:?}"))?;
-        calls.push(Call { id, a, a_to, b, b_to });
+        let a_to = text(&answer, "sdp")
+            .and_then(|t| relay_addr(&t))
+            .ok_or_else(|| format!("answer failed: {answer:?}"))?;
+        calls.push(Call {
+            id,
+            a,
+            a_to,
+            b,
+            b_to,
+        });
     }
     Ok(calls)
 }
 
 pub fn teardown(ng: &mut NgClient, calls: &[Call]) {
     for c in calls {
-        let _ = ng.request(&[("command", s("delete")), ("call-id", s(&c.id)), ("from-tag", s("caller"))]);
+        let _ = ng.request(&[
+            ("command", s("delete")),
+            ("call-id", s(&c.id)),
+            ("from-tag", s("caller")),
+        ]);
     }
 }
 
@@ -66,6 +94,9 @@ mod tests {
     #[test]
     fn finds_the_relay_address_in_an_sdp() {
         let sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 30002 RTP/AVP 0\r\n";
-        assert_eq!(super::relay_addr(sdp), Some("127.0.0.1:30002".parse().unwrap()));
+        assert_eq!(
+            super::relay_addr(sdp),
+            Some("127.0.0.1:30002".parse().unwrap())
+        );
     }
 }

@@ -81,7 +81,11 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
     };
     let stop_tx = Arc::new(AtomicBool::new(false));
     let tx = {
-        let sender = traffic::Sender { streams, pps: a.pps, size: a.size };
+        let sender = traffic::Sender {
+            streams,
+            pps: a.pps,
+            size: a.size,
+        };
         let stop = stop_tx.clone();
         std::thread::spawn(move || sender.run(epoch, stop))
     };
@@ -100,7 +104,10 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
     let sent = tx.join().map_err(|_| "sender thread panicked")?;
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let mut got = rx.join().map_err(|_| "receiver thread panicked")?.map_err(|e| e.to_string())?;
+    let mut got = rx
+        .join()
+        .map_err(|_| "receiver thread panicked")?
+        .map_err(|e| e.to_string())?;
     calls::teardown(&mut ng, &calls);
 
     let sent_total: u64 = sent.iter().sum();

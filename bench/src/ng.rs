@@ -13,10 +13,20 @@ pub struct NgClient {
 
 impl NgClient {
     pub fn new(server: SocketAddr) -> std::io::Result<NgClient> {
-        let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .expect("literal");
         let sock = UdpSocket::bind(bind)?;
         sock.set_read_timeout(Some(Duration::from_millis(1000)))?;
-        Ok(NgClient { sock, server, seq: 0 })
+        Ok(NgClient {
+            sock,
+            server,
+            seq: 0,
+        })
     }
 
     /// Sends a request dictionary and returns the reply dictionary.
@@ -32,10 +42,17 @@ impl NgClient {
         msg.extend(Value::Dict(d).encode());
         let mut buf = vec![0u8; 65536];
         for _ in 0..3 {
-            self.sock.send_to(&msg, self.server).map_err(|e| e.to_string())?;
-            let Ok((n, _)) = self.sock.recv_from(&mut buf) else { continue };
+            self.sock
+                .send_to(&msg, self.server)
+                .map_err(|e| e.to_string())?;
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                continue;
+            };
             let reply = &buf[..n];
-            let Some(body) = reply.strip_prefix(cookie.as_bytes()).and_then(|r| r.strip_prefix(b" ")) else {
+            let Some(body) = reply
+                .strip_prefix(cookie.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            else {
                 continue;
             };
             return match bencode::decode(body) {

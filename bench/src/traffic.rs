@@ -68,23 +68,35 @@ pub struct Received {
 }
 
 /// Receives on every socket until `stop`, counting into `total` as it goes.
-pub fn receive(sockets: Vec<UdpSocket>, streams: usize, epoch: Instant, stop: Arc<AtomicBool>, total: Arc<AtomicU64>) -> std::io::Result<Received> {
+pub fn receive(
+    sockets: Vec<UdpSocket>,
+    streams: usize,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    total: Arc<AtomicU64>,
+) -> std::io::Result<Received> {
     let mut poll = Poll::new()?;
     let mut socks = Vec::with_capacity(sockets.len());
     for (i, s) in sockets.into_iter().enumerate() {
         s.set_nonblocking(true)?;
         let mut m = MioSocket::from_std(s);
-        poll.registry().register(&mut m, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut m, Token(i), Interest::READABLE)?;
         socks.push(m);
     }
     let mut events = Events::with_capacity(1024);
-    let mut r = Received { per_stream: vec![0; streams], ..Received::default() };
+    let mut r = Received {
+        per_stream: vec![0; streams],
+        ..Received::default()
+    };
     let mut last_seq: Vec<Option<u16>> = vec![None; streams];
     let mut buf = vec![0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
-            let Some(sock) = socks.get(ev.token().0) else { continue };
+            let Some(sock) = socks.get(ev.token().0) else {
+                continue;
+            };
             while let Ok(n) = sock.recv(&mut buf) {
                 let pkt = &buf[..n];
                 if n < HEADER + 8 {
@@ -107,7 +119,8 @@ pub fn receive(sockets: Vec<UdpSocket>, streams: usize, epoch: Instant, stop: Ar
                 last_seq[ssrc] = Some(seq);
                 let sent_ns = u64::from_be_bytes(pkt[12..20].try_into().unwrap_or([0; 8]));
                 let now_ns = epoch.elapsed().as_nanos() as u64;
-                r.latency_us.push((now_ns.saturating_sub(sent_ns) / 1000) as u32);
+                r.latency_us
+                    .push((now_ns.saturating_sub(sent_ns) / 1000) as u32);
             }
         }
     }

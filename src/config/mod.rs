@@ -37,16 +37,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtprelay/rtprelay.conf";
 /// enough for `rtprelay` with no arguments to start on a fresh host.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.conf");
 
-/// Which packet I/O back end to use (`--dataplane`, an rtprelay extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DataplaneChoice {
-    /// Probe the kernel and take the best that works: xdp, then uring, then mmsg.
-    #[default]
-    Auto,
-    Mmsg,
-    Uring,
-    Xdp,
-}
+/// Which packet I/O back end to use (`--dataplane`, an rtprelay extension); the data plane
+/// module owns the type so that probing and configuration agree on the names.
+pub use crate::dataplane::DataplaneRequest as DataplaneChoice;
 
 /// Where the file-level settings came from, for the startup log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

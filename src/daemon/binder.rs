@@ -25,7 +25,8 @@ impl PortBinder for SocketBinder {
         match bind_pair(local, rtp_port) {
             Ok((rtp, rtcp)) => {
                 self.pending.insert(SocketAddr::new(local, rtp_port), rtp);
-                self.pending.insert(SocketAddr::new(local, rtp_port.wrapping_add(1)), rtcp);
+                self.pending
+                    .insert(SocketAddr::new(local, rtp_port.wrapping_add(1)), rtcp);
                 true
             }
             Err(e) => {
@@ -37,6 +38,7 @@ impl PortBinder for SocketBinder {
 
     fn release_pair(&mut self, local: IpAddr, rtp_port: u16) {
         self.pending.remove(&SocketAddr::new(local, rtp_port));
-        self.pending.remove(&SocketAddr::new(local, rtp_port.wrapping_add(1)));
+        self.pending
+            .remove(&SocketAddr::new(local, rtp_port.wrapping_add(1)));
     }
 }

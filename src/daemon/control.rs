@@ -79,10 +79,12 @@ impl Control {
     }
 }
 
-/// Hands the engine's queued media actions to the workers.
+/// Hands the engine's queued media actions to the workers, one batch per worker, so that all
+/// flows of a negotiation become live together.
 fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Workers) {
+    let mut batches: Vec<Vec<FlowUpdate>> = (0..workers.len()).map(|_| Vec::new()).collect();
     while let Some(action) = engine.poll_action() {
-        match action {
+        let (shard, update) = match action {
             MediaAction::Open {
                 shard,
                 flow,
@@ -96,34 +98,38 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
                     tracing::warn!(%local, "no bound socket for a new flow");
                     continue;
                 };
-                workers.send(
-                    workers.worker_for(shard),
-                    FlowUpdate::Open {
-                        id: flow,
-                        kind,
-                        socket,
-                        egress,
-                        latch,
-                        counters,
-                    },
-                );
+                let open = FlowUpdate::Open {
+                    id: flow,
+                    kind,
+                    socket,
+                    egress,
+                    latch,
+                    counters,
+                };
+                (shard, open)
             }
             MediaAction::Update {
                 shard,
                 flow,
                 egress,
                 latch,
-            } => workers.send(
-                workers.worker_for(shard),
+            } => (
+                shard,
                 FlowUpdate::Update {
                     id: flow,
                     egress,
                     latch,
                 },
             ),
-            MediaAction::Close { shard, flow } => {
-                workers.send(workers.worker_for(shard), FlowUpdate::Close { id: flow })
-            }
+            MediaAction::Close { shard, flow } => (shard, FlowUpdate::Close { id: flow }),
+        };
+        if let Some(batch) = batches.get_mut(workers.worker_for(shard)) {
+            batch.push(update);
+        }
+    }
+    for (worker, batch) in batches.into_iter().enumerate() {
+        if !batch.is_empty() {
+            workers.send_batch(worker, batch);
         }
     }
 }

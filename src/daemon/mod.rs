@@ -28,7 +28,7 @@ pub enum DaemonError {
     #[error("cannot listen for NG on {addr}: {source}")]
     Listen {
         addr: String,
-        source: std::io::Error,
+        source: crate::control::transport::TransportError,
     },
     #[error("cannot start workers: {0}")]
     Workers(String),
@@ -51,9 +51,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
     if let Some(path) = &cfg.pidfile {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| DaemonError::Pidfile {
-            path: path.display().to_string(),
-            source,
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            DaemonError::Pidfile {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
     }
 
@@ -61,8 +63,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (plane, reason) = probe::choose(cfg.dataplane);
     tracing::info!(plane = plane.name(), reason = %reason, "data plane chosen");
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let workers = Workers::spawn(cfg.num_threads.max(1), cfg.cpus.clone(), plane, clock, ev_tx)
-        .map_err(|e| DaemonError::Workers(e.to_string()))?;
+    let workers = Workers::spawn(
+        cfg.num_threads.max(1),
+        cfg.cpus.clone(),
+        plane,
+        clock,
+        ev_tx,
+    )
+    .map_err(|e| DaemonError::Workers(e.to_string()))?;
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
     let control = Control::new(
         ControlState {
@@ -75,28 +83,36 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ev_rx,
     );
 
-    let handler: transport::Handler = {
+    let handler: transport::NgHandler = {
         let control = control.clone();
         Arc::new(move |msg: &[u8]| control.handle_message(msg))
     };
     let mut listeners = Vec::new();
     for addr in &cfg.listen_ng {
-        listeners.push(transport::udp::spawn(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
-            addr: format!("udp {addr}"),
-            source,
-        })?);
+        listeners.push(
+            transport::spawn_udp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
+                addr: format!("udp {addr}"),
+                source,
+            })?,
+        );
     }
     for addr in &cfg.listen_tcp_ng {
-        listeners.push(transport::tcp::spawn(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
-            addr: format!("tcp {addr}"),
-            source,
-        })?);
+        listeners.push(
+            transport::spawn_tcp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
+                addr: format!("tcp {addr}"),
+                source,
+            })?,
+        );
     }
     for addr in &cfg.listen_http {
-        listeners.push(transport::http::spawn(*addr, handler.clone(), None).map_err(|source| DaemonError::Listen {
-            addr: format!("http {addr}"),
-            source,
-        })?);
+        listeners.push(
+            transport::spawn_http(*addr, handler.clone(), None).map_err(|source| {
+                DaemonError::Listen {
+                    addr: format!("http {addr}"),
+                    source,
+                }
+            })?,
+        );
     }
     let ifaces: Vec<String> = cfg.interfaces.iter().map(describe_interface).collect();
     tracing::info!(interfaces = %ifaces.join(", "), ng = ?cfg.listen_ng, "rtprelay ready");

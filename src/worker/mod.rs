@@ -94,7 +94,7 @@ pub enum WorkerError {
 }
 
 struct Handle {
-    tx: Sender<FlowUpdate>,
+    tx: Sender<Vec<FlowUpdate>>,
     wake: Arc<EventFd>,
     join: Option<JoinHandle<()>>,
 }
@@ -179,11 +179,17 @@ impl Workers {
 
     /// Hand `update` to `worker` and wake it, so the change is live within about a millisecond.
     pub fn send(&self, worker: usize, update: FlowUpdate) {
+        self.send_batch(worker, vec![update]);
+    }
+
+    /// Hand several updates to `worker` at once: it applies them together, so a packet never
+    /// finds one flow of a call open and its egress flow not yet.
+    pub fn send_batch(&self, worker: usize, updates: Vec<FlowUpdate>) {
         let Some(h) = self.handles.get(worker) else {
             tracing::error!(worker, "flow update for a worker that does not exist");
             return;
         };
-        if h.tx.send(update).is_err() {
+        if h.tx.send(updates).is_err() {
             tracing::error!(worker, "worker is gone; flow update lost");
         }
         h.wake.notify();

@@ -39,7 +39,7 @@ pub(super) struct Worker {
     events: Events,
     ready: Vec<u64>,
     wake: Arc<EventFd>,
-    updates: Receiver<FlowUpdate>,
+    updates: Receiver<Vec<FlowUpdate>>,
     flows: HashMap<u64, Flow>,
     plane_kind: PlaneKind,
     clock: Clock,
@@ -62,7 +62,7 @@ impl Worker {
         index: usize,
         epoll: Epoll,
         wake: Arc<EventFd>,
-        updates: Receiver<FlowUpdate>,
+        updates: Receiver<Vec<FlowUpdate>>,
         plane_kind: PlaneKind,
         clock: Clock,
         out: Sender<FlowEvent>,
@@ -117,44 +117,46 @@ impl Worker {
 
     fn apply_updates(&mut self) {
         let now = self.clock.mono();
-        while let Ok(u) = self.updates.try_recv() {
-            match u {
-                FlowUpdate::Open {
-                    id,
-                    kind,
-                    socket,
-                    egress,
-                    latch,
-                    counters,
-                } => {
-                    if id.0 == WAKE {
-                        tracing::error!("flow id u64::MAX is reserved; flow not opened");
-                        continue;
-                    }
-                    self.close(id);
-                    if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
-                        tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
-                        continue;
-                    }
-                    let latch = Latch::new(latch, now);
-                    let flow = Flow {
+        while let Ok(batch) = self.updates.try_recv() {
+            for u in batch {
+                match u {
+                    FlowUpdate::Open {
+                        id,
                         kind,
                         socket,
                         egress,
                         latch,
                         counters,
-                        reported: None,
-                    };
-                    self.flows.insert(id.0, flow);
-                }
-                FlowUpdate::Update { id, egress, latch } => match self.flows.get_mut(&id.0) {
-                    Some(f) => {
-                        f.egress = egress;
-                        f.latch.update(latch, now);
+                    } => {
+                        if id.0 == WAKE {
+                            tracing::error!("flow id u64::MAX is reserved; flow not opened");
+                            continue;
+                        }
+                        self.close(id);
+                        if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
+                            tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
+                            continue;
+                        }
+                        let latch = Latch::new(latch, now);
+                        let flow = Flow {
+                            kind,
+                            socket,
+                            egress,
+                            latch,
+                            counters,
+                            reported: None,
+                        };
+                        self.flows.insert(id.0, flow);
                     }
-                    None => tracing::debug!(flow = id.0, "update for unknown flow"),
-                },
-                FlowUpdate::Close { id } => self.close(id),
+                    FlowUpdate::Update { id, egress, latch } => match self.flows.get_mut(&id.0) {
+                        Some(f) => {
+                            f.egress = egress;
+                            f.latch.update(latch, now);
+                        }
+                        None => tracing::debug!(flow = id.0, "update for unknown flow"),
+                    },
+                    FlowUpdate::Close { id } => self.close(id),
+                }
             }
         }
     }

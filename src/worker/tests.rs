@@ -115,10 +115,16 @@ fn open_call(
         latch: latch(exp),
         counters: counters.clone(),
     };
-    w.send(worker, open(1, FlowKind::Rtp, a_rtp, 2, exp_a.0, &a.rtp));
-    w.send(worker, open(2, FlowKind::Rtp, b_rtp, 1, exp_b.0, &b.rtp));
-    w.send(worker, open(3, FlowKind::Rtcp, a_rtcp, 4, exp_a.1, &a.rtcp));
-    w.send(worker, open(4, FlowKind::Rtcp, b_rtcp, 3, exp_b.1, &b.rtcp));
+    // One batch: a packet must never find a flow open before its egress flow is.
+    w.send_batch(
+        worker,
+        vec![
+            open(1, FlowKind::Rtp, a_rtp, 2, exp_a.0, &a.rtp),
+            open(2, FlowKind::Rtp, b_rtp, 1, exp_b.0, &b.rtp),
+            open(3, FlowKind::Rtcp, a_rtcp, 4, exp_a.1, &a.rtcp),
+            open(4, FlowKind::Rtcp, b_rtcp, 3, exp_b.1, &b.rtcp),
+        ],
+    );
     (a, b)
 }
 
