@@ -39,9 +39,17 @@ impl Engine {
             tracing::info!(call_id = %call_id, "new call");
         }
         let default_if = self.default_interface();
+        // An empty name (one of from-/to-interface given alone) means the default interface.
+        let pick = |name: &str| {
+            if name.is_empty() {
+                default_if.clone()
+            } else {
+                name.to_owned()
+            }
+        };
         let (from_if, to_if) = match &p.direction {
-            Some((a, b)) => (a.clone(), b.clone()),
-            None => (default_if.clone(), default_if),
+            Some((a, b)) => (pick(a), pick(b)),
+            None => (default_if.clone(), default_if.clone()),
         };
         self.check_interface(&from_if)?;
         self.check_interface(&to_if)?;

@@ -6,4 +6,5 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod ifaddrs;
 pub mod mmsg;

@@ -1,0 +1,75 @@
+//! The host's interface addresses, from `getifaddrs(3)`: for `interface = auto|any|DEVICE`.
+
+use std::ffi::CStr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::config::HostAddress;
+
+/// Every IPv4/IPv6 address of every device, in the order the kernel lists them.
+pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; on success the list is freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let device = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        let flags = ifa.ifa_flags;
+        let up = flags & libc::IFF_UP as u32 != 0;
+        let loopback = flags & libc::IFF_LOOPBACK as u32 != 0;
+        // SAFETY: ifa_addr is non-null and points to a sockaddr whose family field is readable.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let (addr, scoped) = match family {
+            libc::AF_INET => {
+                // SAFETY: the family says this sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                (
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                    false,
+                )
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says this sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                (
+                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                    sin6.sin6_scope_id != 0,
+                )
+            }
+            _ => continue,
+        };
+        out.push(HostAddress {
+            device,
+            addr,
+            up,
+            loopback,
+            scoped,
+        });
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_the_loopback_address() {
+        let all = super::host_addresses().unwrap();
+        assert!(all
+            .iter()
+            .any(|a| a.loopback && a.addr == std::net::Ipv4Addr::LOCALHOST));
+    }
+}
