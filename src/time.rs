@@ -39,7 +39,9 @@ impl Default for Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        Clock { start: Instant::now() }
+        Clock {
+            start: Instant::now(),
+        }
     }
     pub fn mono(&self) -> Millis {
         Millis(self.start.elapsed().as_millis() as u64)
@@ -49,6 +51,9 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        Now { mono: self.mono(), unix_us }
+        Now {
+            mono: self.mono(),
+            unix_us,
+        }
     }
 }

@@ -1,1 +1,3 @@
-fn main() { println!("rtprelay-recording {}", env!("CARGO_PKG_VERSION")); }
+fn main() {
+    println!("rtprelay-recording {}", env!("CARGO_PKG_VERSION"));
+}
