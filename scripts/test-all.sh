@@ -2,7 +2,8 @@
 # The one command that runs the whole test suite on a fresh Debian bookworm machine (README and .ci/run call it).
 # Stages, each timed and named: system packages (scripts/install-deps.sh, when root), cargo fmt check, clippy with
 # warnings denied, cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
-# skipping when Kamailio, SIPp or rtpengine are missing), then the later suites when their scripts exist
+# skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
+# rtpengine as a reference, then the later suites when their scripts exist
 # (tests/upstream/run.sh; docker/tests/test-image.sh when a Docker engine answers). Every stage runs even after
 # a failure; the script exits non-zero if any stage failed. Cargo's own output stays visible; the last line is
 # the stage summary `N passed, N failed`.
@@ -45,7 +46,10 @@ fi
 
 run_stage "cargo fmt" cargo fmt --all -- --check
 run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-run_stage "cargo test" cargo test --workspace
+run_stage "cargo test" cargo test --workspace --no-fail-fast
+# The end-to-end calls once more with Debian's rtpengine as the relay: tells a broken environment apart from a
+# broken rtprelay.
+run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio
 
 if [ -f tests/upstream/run.sh ]; then
   run_stage "upstream rtpengine suite" bash tests/upstream/run.sh

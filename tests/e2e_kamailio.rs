@@ -25,7 +25,7 @@ const CONCURRENT: usize = 5;
 /// Packets each of the four flows of a call must show (a call carries ~3 s of 30 ms packets: ~100).
 const MIN_PACKETS: usize = 50;
 /// SIPp caller's own bound on the whole run; the test waits a little longer.
-const UAC_TIMEOUT: Duration = Duration::from_secs(40);
+const UAC_TIMEOUT: Duration = Duration::from_secs(30);
 
 const CALLER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const PROXY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -359,7 +359,7 @@ fn uac_stats(path: &Path) -> HashMap<String, String> {
     let Some(header) = lines.next() else {
         return HashMap::new();
     };
-    let last = lines.last().unwrap_or_default();
+    let last = lines.next_back().unwrap_or_default();
     header
         .split(';')
         .zip(last.split(';'))
