@@ -39,9 +39,7 @@ impl Default for Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        Clock {
-            start: Instant::now(),
-        }
+        Clock { start: Instant::now() }
     }
     pub fn mono(&self) -> Millis {
         Millis(self.start.elapsed().as_millis() as u64)
@@ -51,9 +49,6 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        Now {
-            mono: self.mono(),
-            unix_us,
-        }
+        Now { mono: self.mono(), unix_us }
     }
 }

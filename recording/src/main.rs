@@ -1,3 +1,1 @@
-fn main() {
-    println!("rtprelay-recording {}", env!("CARGO_PKG_VERSION"));
-}
+fn main() { println!("rtprelay-recording {}", env!("CARGO_PKG_VERSION")); }
