@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs, as root on Debian bookworm, the system packages the test suite needs: Kamailio and SIPp for the
+# end-to-end calls, Debian's rtpengine as the reference relay, tcpdump to count media, the Perl modules of
+# the upstream runner, and the C toolchain for the BPF program. Idempotent: packages already installed are
+# skipped (checked with `dpkg -s`), and `apt-get update` runs at most once, only when something is missing.
+# Services that a package starts on install (rtpengine, Kamailio, Redis) are stopped again through their init
+# scripts, so nothing holds the ports the tests use.
+set -euo pipefail
+
+export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
+
+# Core tools of the integration and end-to-end tests.
+TEST_PKGS=(kamailio sip-tester rtpengine-daemon redis-server tcpdump iproute2 ethtool procps python3 perl)
+
+# Build toolchain (BPF program via clang, libelf/zlib for libbpf).
+BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make)
+
+# ---- UPSTREAM_PERL_PKGS: modules the upstream rtpengine test runner loads. Others may extend this list. ----
+UPSTREAM_PERL_PKGS=(
+  libbencode-perl
+  libcrypt-rijndael-perl
+  libcrypt-openssl-rsa-perl
+  libdigest-crc-perl
+  libdigest-hmac-perl
+  libio-multiplex-perl
+  libjson-perl
+  libnet-interface-perl
+  libsocket6-perl
+)
+# ---- end UPSTREAM_PERL_PKGS ----
+
+# Services some of these packages start on install (name of the init script and its pid file); the tests run
+# their own instances.
+SERVICES=(
+  "rtpengine-daemon /run/rtpengine/rtpengine-daemon.pid"
+  "kamailio /run/kamailio/kamailio.pid"
+  "redis-server /run/redis/redis-server.pid"
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${TEST_PKGS[@]}" "${BUILD_PKGS[@]}" "${UPSTREAM_PERL_PKGS[@]}"; do
+  # `dpkg -s` also reports removed-but-configured packages; require the installed state.
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# Stop any service instance the packages started (only the system service, through its init script, which acts
+# on its own pid file; instances the tests start are left alone).
+for entry in "${SERVICES[@]}"; do
+  read -r svc pidfile <<<"$entry"
+  [ -x "/etc/init.d/$svc" ] && [ -s "$pidfile" ] || continue
+  if ps -p "$(cat "$pidfile")" >/dev/null 2>&1; then
+    echo "install-deps: stopping system service $svc"
+    service "$svc" stop || true
+  fi
+done

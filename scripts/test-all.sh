@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite on a fresh Debian bookworm machine (README and .ci/run call it).
+# Stages, each timed and named: system packages (scripts/install-deps.sh, when root), cargo fmt check, clippy with
+# warnings denied, cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
+# skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
+# rtpengine as a reference, then the later suites when their scripts exist
+# (tests/upstream/run.sh; docker/tests/test-image.sh when a Docker engine answers). Every stage runs even after
+# a failure; the script exits non-zero if any stage failed. Cargo's own output stays visible; the last line is
+# the stage summary `N passed, N failed`.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+export RTPRELAY_E2E=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+passed=0
+failed=0
+results=()
+
+# run_stage NAME CMD...: runs one stage with its output shown, records its result and time.
+run_stage() {
+  local name=$1
+  shift
+  echo
+  echo "==== stage: $name ===="
+  local start=$SECONDS
+  "$@" </dev/null
+  local rc=$?
+  local took=$((SECONDS - start))
+  if [ $rc -eq 0 ]; then
+    passed=$((passed + 1))
+    results+=("PASS  $name (${took}s)")
+  else
+    failed=$((failed + 1))
+    results+=("FAIL  $name (${took}s, exit $rc)")
+  fi
+  echo "==== stage: $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)") in ${took}s ===="
+}
+
+if [ "$(id -u)" -eq 0 ]; then
+  run_stage "install-deps" scripts/install-deps.sh
+else
+  echo "warning: not root, skipping scripts/install-deps.sh; the end-to-end tests need its packages" >&2
+fi
+
+run_stage "cargo fmt" cargo fmt --all -- --check
+run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+run_stage "cargo test" cargo test --workspace --no-fail-fast
+# The end-to-end calls once more with Debian's rtpengine as the relay: tells a broken environment apart from a
+# broken rtprelay.
+run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio
+
+if [ -f tests/upstream/run.sh ]; then
+  run_stage "upstream rtpengine suite" bash tests/upstream/run.sh
+fi
+if [ -f docker/tests/test-image.sh ]; then
+  if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then
+    run_stage "docker image" bash docker/tests/test-image.sh
+  else
+    echo "note: no Docker engine answers, skipping docker/tests/test-image.sh"
+  fi
+fi
+
+echo
+echo "==== summary ===="
+for r in "${results[@]}"; do echo "$r"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
