@@ -336,9 +336,7 @@ run_case() {
 explain() {
 	local dir=$1 rc=$2
 	if grep -q '^not ok ' "$dir/tap.log"; then
-		awk '/^not ok / { found = 1; print; n = 0; next }
-			found && /^#/ && n < 12 { print; n++; next }
-			found { exit }' "$dir/tap.log"
+		python3 "$HERE/explain.py" "$dir/tap.log"
 	elif grep -q '^# runner: timeout' "$dir/tap.log"; then
 		echo "timed out; last lines:"
 		grep -v '^# runner' "$dir/tap.log" | tail -n 3

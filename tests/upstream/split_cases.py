@@ -318,6 +318,8 @@ def main():
             with open(script, "w", encoding="latin-1") as out:
                 out.write(preamble)
                 out.write(f"\n# ---- case {cid} ({name}:{seg.start}) ----\n")
+                # A case may assign variables that an earlier case declared.
+                out.write("no strict 'vars';\n")
                 out.write("".join(seg.lines))
                 out.write(FOOTER)
             title = title_of(seg).replace("\t", " ")
