@@ -268,6 +268,12 @@ gcc -O2 -fPIC -shared -o "$WORK/lib/tests-preload.so" "$SRC/t/tests-preload.c" -
 gcc -O2 -Wall -Wextra -fPIC -shared -o "$WORK/lib/mmsg-shim.so" "$HERE/mmsg-shim.c" -ldl \
 	|| die "building mmsg-shim.so failed"
 PRELOAD="$WORK/lib/mmsg-shim.so $WORK/lib/tests-preload.so"
+gcc -O2 -Wall -Wextra -o "$WORK/lib/mmsg-shim-check" "$HERE/mmsg-shim-check.c" \
+	|| die "building mmsg-shim-check failed"
+rm -rf "$WORK/lib/check-sockets"
+mkdir -p "$WORK/lib/check-sockets"
+LD_PRELOAD=$PRELOAD TEST_SOCKET_PATH=$WORK/lib/check-sockets "$WORK/lib/mmsg-shim-check" >&2 \
+	|| die "the socket shims do not work on this machine"
 
 # The harness keeps daemon output in self-deleting temp files; this wrapper
 # keeps it per case instead.  exec keeps the pid, so SIGINT reaches the daemon.
