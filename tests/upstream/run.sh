@@ -31,14 +31,17 @@ LIST=0
 ALL=0
 STRICT=0
 JOBS=1
-TIMEOUT=60
+TIMEOUT=30
 KEEP=
+EXPECT=
+WRITE_PASS=
 CASES=()
 
 usage() {
 	cat <<EOF
 usage: $0 [options]
-  --daemon PATH        daemon to test (default: target/release/rtprelay, else target/debug/rtprelay)
+  --daemon PATH        daemon to test (default: target/release/rtprelay, else target/debug/rtprelay;
+                       CARGO_TARGET_DIR is honoured)
   --list               list cases with their selection and exit
   --case PATTERN       run only cases whose id or title matches (grep -E; repeatable);
                        excluded cases run too when they match
@@ -49,6 +52,8 @@ usage: $0 [options]
   --source PATH        use this unpacked rtpengine tree or .orig.tar.gz instead of Debian's
   --suite-version V    upstream version of Debian's source package to use (default $SUITE_VERSION)
   --strict             exit 1 when any case fails (default: exit 0 and report counts)
+  --expect-pass FILE   exit 1 when a case listed in FILE (one id a line, # comments) does not pass
+  --write-pass FILE    write the ids of the cases that passed to FILE (a baseline for --expect-pass)
 EOF
 }
 
@@ -64,6 +69,8 @@ while [ $# -gt 0 ]; do
 		--source) SOURCE=$2; shift 2 ;;
 		--suite-version) SUITE_VERSION=$2; shift 2 ;;
 		--strict) STRICT=1; shift ;;
+		--expect-pass) EXPECT=$2; shift 2 ;;
+		--write-pass) WRITE_PASS=$2; shift 2 ;;
 		-h|--help) usage; exit 0 ;;
 		*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -252,7 +259,8 @@ fi
 ensure_perl_modules
 
 if [ -z "$DAEMON" ]; then
-	for d in "$REPO/target/release/rtprelay" "$REPO/target/debug/rtprelay"; do
+	target=${CARGO_TARGET_DIR:-$REPO/target}
+	for d in "$target/release/rtprelay" "$target/debug/rtprelay"; do
 		if [ -x "$d" ]; then DAEMON=$d; break; fi
 	done
 	[ -n "$DAEMON" ] || die "no daemon: build rtprelay (cargo build --release) or pass --daemon"
@@ -304,7 +312,7 @@ log "running ${#selected[@]} cases, $JOBS at a time, logs in $WORK/run"
 # Run one case in its own session so a timeout can stop it and its daemon
 # together; writes the outcome to $WORK/run/<id>/result.
 run_case() {
-	local id=$1 dir=$WORK/run/$1 pid rc=0 deadline
+	local id=$1 dir=$WORK/run/$1 pid rc=0 deadline start=$SECONDS
 	mkdir -p "$dir/sockets"
 	(
 		cd "$dir"
@@ -335,7 +343,26 @@ run_case() {
 	if [ "$rc" = 0 ] && [ "$notok" = 0 ] && [ "$ok" -gt 0 ] && [ "$plan" = "$ok" ]; then
 		verdict=PASS
 	fi
-	printf '%s\t%s\t%s\t%s\n' "$verdict" "$ok" "$notok" "$rc" > "$dir/result"
+	# "up": the daemon answered the harness's ping.
+	local up=0
+	grep -q '^ok .* - ping works' "$dir/tap.log" && up=1
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$verdict" "$ok" "$notok" "$rc" "$up" \
+		$((SECONDS - start)) > "$dir/result.tmp"
+	mv "$dir/result.tmp" "$dir/result"
+}
+
+# True once STARTUP_GIVEUP cases have finished without the daemon ever
+# answering a ping in any case: the daemon does not start, and each further
+# case would only wait out the harness's 30 s connect loop.
+STARTUP_GIVEUP=3
+daemon_never_up() {
+	local f down=0
+	for f in "$WORK"/run/*/result; do
+		[ -f "$f" ] || continue
+		if [ "$(cut -f5 "$f")" = 1 ]; then return 1; fi
+		down=$((down + 1))
+	done
+	[ "$down" -ge "$STARTUP_GIVEUP" ]
 }
 
 # Why a case failed, in a few lines.
@@ -357,10 +384,15 @@ explain() {
 
 mkdir -p "$WORK/run"
 running=0
+gave_up=0
 for id in "${selected[@]}"; do
 	if [ "$running" -ge "$JOBS" ]; then
 		wait -n || true
 		running=$((running - 1))
+	fi
+	if daemon_never_up; then
+		gave_up=1
+		break
 	fi
 	run_case "$id" &
 	running=$((running + 1))
@@ -369,32 +401,55 @@ wait || true
 
 passed=0
 failed=0
+passed_ids=()
 asserts_ok=0
 asserts_bad=0
 declare -A titles
 while IFS=$'\t' read -r id _sel _where title _reasons; do titles[$id]=$title; done < "$MANIFEST"
 for id in "${selected[@]}"; do
 	dir=$WORK/run/$id
-	IFS=$'\t' read -r verdict ok notok rc < "$dir/result" || { verdict=FAIL; ok=0; notok=0; rc=?; }
+	if [ ! -f "$dir/result" ]; then
+		printf 'FAIL %-14s not run: the daemon never answered ping  %s\n' "$id" "${titles[$id]}"
+		failed=$((failed + 1))
+		continue
+	fi
+	IFS=$'\t' read -r verdict ok notok rc _up secs < "$dir/result"
 	asserts_ok=$((asserts_ok + ok))
 	asserts_bad=$((asserts_bad + notok))
-	printf '%s %-14s %3d passed, %d failed  %s\n' "$verdict" "$id" "$ok" "$notok" "${titles[$id]}"
+	printf '%s %-14s %3d passed, %d failed %3ss  %s\n' "$verdict" "$id" "$ok" "$notok" "$secs" "${titles[$id]}"
 	if [ "$verdict" = PASS ]; then
 		passed=$((passed + 1))
+		passed_ids+=("$id")
 	else
 		failed=$((failed + 1))
 		explain "$dir" "$rc"
 	fi
 done
 
+[ "$gave_up" = 0 ] || echo "stopped early: the daemon answered no ping in $STARTUP_GIVEUP cases (see a daemon.log)"
 echo "assertions: $asserts_ok passed, $asserts_bad failed"
 if [ "$failed" -gt 0 ] || [ -n "$KEEP" ]; then
 	echo "logs: $WORK/run (<case>/tap.log, daemon.log)"
 else
 	rm -rf "$WORK"
 fi
+status=0
+if [ -n "$WRITE_PASS" ]; then
+	printf '%s\n' "${passed_ids[@]}" > "$WRITE_PASS"
+fi
+if [ -n "$EXPECT" ]; then
+	regressions=()
+	while read -r id _; do
+		case "$id" in ''|'#'*) continue ;; esac
+		printf '%s\n' "${passed_ids[@]}" | grep -qxF -- "$id" || regressions+=("$id")
+	done < "$EXPECT"
+	if [ ${#regressions[@]} -gt 0 ]; then
+		echo "expected to pass but did not: ${regressions[*]}"
+		status=1
+	fi
+fi
 echo "$passed passed, $failed failed"
 if [ "$STRICT" = 1 ] && [ "$failed" -gt 0 ]; then
-	exit 1
+	status=1
 fi
-exit 0
+exit $status
