@@ -24,7 +24,10 @@ fn zero_mmsghdr() -> libc::mmsghdr {
 }
 
 /// Convert a kernel-filled address to a `SocketAddr` (AF_INET/AF_INET6 only).
-fn to_socket_addr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) fn to_socket_addr(
+    s: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     let len = len as usize;
     match i32::from(s.ss_family) {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {

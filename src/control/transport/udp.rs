@@ -1,11 +1,14 @@
 //! NG over UDP: one datagram is one message, the reply goes back to the sender's address.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::sys::dgram;
 
 use super::{call_handler, is_timeout, Listener, NgHandler, TransportError, POLL};
 
@@ -48,7 +51,8 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
 fn run(socket: &UdpSocket, handler: &NgHandler, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match socket.recv_from(&mut buf) {
+        // The peer address stays opaque: replies go back to exactly what recvmsg reported.
+        let (n, peer) = match dgram::recv_from(socket.as_fd(), &mut buf) {
             Ok(x) => x,
             Err(e) if is_timeout(&e) => continue,
             Err(e) => {
@@ -60,8 +64,8 @@ fn run(socket: &UdpSocket, handler: &NgHandler, stop: &AtomicBool) {
         };
         let Some(msg) = buf.get(..n) else { continue };
         if let Some(reply) = call_handler(handler, msg) {
-            if let Err(e) = socket.send_to(&reply, peer) {
-                tracing::warn!(%peer, len = reply.len(), "cannot send NG reply: {e}");
+            if let Err(e) = dgram::send_to(socket.as_fd(), &reply, &peer) {
+                tracing::warn!(?peer, len = reply.len(), "cannot send NG reply: {e}");
             }
         }
     }

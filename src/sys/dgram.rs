@@ -1,0 +1,104 @@
+//! Datagram receive/reply with the peer address kept opaque: the reply goes back to whatever
+//! address the kernel (or an LD_PRELOAD shim that turns IP sockets into Unix sockets, as
+//! rtpengine's test harness does) reported. Goes through libc's `recvmsg`/`sendmsg`, which such
+//! shims interpose.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// A peer address exactly as `recvmsg` returned it.
+#[derive(Clone, Copy)]
+pub struct PeerAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl PeerAddr {
+    /// The address as an IP socket address, when it is one.
+    pub fn ip(&self) -> Option<SocketAddr> {
+        crate::sys::mmsg::to_socket_addr(&self.storage, self.len)
+    }
+}
+
+impl std::fmt::Debug for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip() {
+            Some(a) => write!(f, "{a}"),
+            None => write!(f, "<family {}>", self.storage.ss_family),
+        }
+    }
+}
+
+/// Receives one datagram into `buf` (blocking, subject to the socket's read timeout).
+pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, PeerAddr)> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: msg points at a live iovec over `buf` and at `storage`, both outliving the call.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let peer = PeerAddr {
+        storage,
+        len: msg.msg_namelen,
+    };
+    Ok((n as usize, peer))
+}
+
+/// Sends `data` to `peer` in one datagram.
+pub fn send_to(fd: BorrowedFd<'_>, data: &[u8], peer: &PeerAddr) -> io::Result<usize> {
+    let mut storage = peer.storage;
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = peer.len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: msg points at a live iovec over `data` (only read) and at a copy of the address.
+    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn replies_to_the_sender() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(b"hello", server.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, peer) = super::recv_from(server.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(peer.ip(), Some(client.local_addr().unwrap()));
+        super::send_to(server.as_fd(), b"back", &peer).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"back"[..], server.local_addr().unwrap())
+        );
+    }
+}
