@@ -147,7 +147,16 @@ fn engine_config(cfg: &Config, plane: &'static str) -> EngineConfig {
         delete_delay: cfg.delete_delay,
         max_sessions: cfg.max_sessions,
         plane,
+        instance_id: instance_id(),
     }
+}
+
+/// 12 random hex digits naming this run of the relay (std's hasher keys are random per process).
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 fn describe_interface(i: &crate::config::Interface) -> String {

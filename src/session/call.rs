@@ -43,6 +43,8 @@ pub struct Leg {
     pub sdp_version: Option<(String, u64)>,
     /// True once this leg sent an SDP (offer or answer).
     pub has_sdp: bool,
+    /// The last SDP this leg sent, as parsed: an answer's codecs are cut down to this offer's.
+    pub last_sdp: Option<crate::sdp::SessionDescription>,
     /// `asymmetric` was given for this leg.
     pub asymmetric: bool,
     /// `strict source` for this leg.
@@ -64,6 +66,7 @@ impl Leg {
             medias: Vec::new(),
             sdp_version: None,
             has_sdp: false,
+            last_sdp: None,
             asymmetric: false,
             strict: false,
             on_hold: false,
@@ -81,8 +84,11 @@ pub struct MediaSlot {
     /// Where this leg's endpoint said (in its SDP) it receives RTP; `None` for a null address.
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
-    /// This leg's endpoint uses RTCP multiplexed on the RTP port.
+    /// This leg's endpoint uses (or, in an offer, offers) RTCP multiplexed on the RTP port.
     pub rtcp_mux: bool,
+    /// The offer towards this leg dropped the offerer's rtcp-mux (`rtcp-mux: demux`): the relay
+    /// then muxes towards the offerer itself and demuxes towards this leg.
+    pub demuxed: bool,
     /// The m= line was rejected (port 0) in this leg's last SDP.
     pub rejected: bool,
     /// Carries RTP (false for e.g. `m=image udptl`).

@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub max_sessions: i64,
     /// The data plane's name, reported by `statistics`.
     pub plane: &'static str,
+    /// This relay's instance id (12 hex digits): `loop-protect` marks SDP with it.
+    pub instance_id: String,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +51,7 @@ impl Default for EngineConfig {
             delete_delay: Duration::from_secs(30),
             max_sessions: -1,
             plane: "mmsg",
+            instance_id: "000000000000".into(),
         }
     }
 }

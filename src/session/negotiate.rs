@@ -6,7 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Family, OfferAnswer};
-use crate::sdp::{self, CodecFilter, Direction, MediaPlan, RewritePlan, SessionDescription};
+use crate::sdp::{
+    self, Attribute, CodecFilter, Direction, MediaPlan, RewritePlan, SessionDescription,
+    SessionLine,
+};
 use crate::session::actions::MediaAction;
 use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
 use crate::session::engine::{shard_of, Engine, FlowRef};
@@ -16,6 +19,9 @@ use crate::session::ports::PortBinder;
 use crate::session::reply::dict_put;
 use crate::time::Now;
 use crate::worker::FlowKind;
+
+/// The session attribute `loop-protect` adds (`a=rtpengine:<instance id>`, as rtpengine does).
+const LOOP_ATTRIBUTE: &str = "rtpengine";
 
 /// More m= lines than this in one SDP is refused (each costs two port pairs).
 const MAX_MEDIA: usize = 32;
@@ -115,6 +121,25 @@ impl Engine {
         self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
     }
 
+    /// With `loop-protect`, an SDP that already carries this relay's mark passed through it
+    /// once: it goes back untouched instead of being relayed a second time.
+    fn looped(&self, p: &OfferAnswer, sd: &SessionDescription) -> Option<Value> {
+        if !p.flags.loop_protect {
+            return None;
+        }
+        let ours = sd.attributes().any(|a| {
+            a.name == LOOP_ATTRIBUTE && a.value.as_deref() == Some(self.cfg.instance_id.as_str())
+        });
+        if !ours {
+            return None;
+        }
+        tracing::info!(call_id = %p.call.call_id, "SDP already passed this relay (loop-protect): not rewritten");
+        let mut d = Dict::new();
+        dict_put(&mut d, "result", "ok");
+        dict_put(&mut d, "sdp", String::from_utf8_lossy(&p.sdp).into_owned());
+        Some(Value::Dict(d))
+    }
+
     fn default_interface(&self) -> String {
         self.cfg
             .interfaces
@@ -133,11 +158,7 @@ impl Engine {
 
     /// The interface entry of `name` with the wanted family (or the first entry of that name).
     fn pick_interface(&self, name: &str, family: Option<Family>) -> Option<Interface> {
-        let named = || self.cfg.interfaces.iter().filter(move |i| i.name == name);
-        named()
-            .find(|i| family.is_none_or(|f| family_of(i.local) == f))
-            .or_else(|| named().next())
-            .cloned()
+        pick(&self.cfg.interfaces, name, family).cloned()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -155,6 +176,19 @@ impl Engine {
         if sd.media.len() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
         }
+        if !is_offer {
+            let offer = self
+                .calls
+                .get(call_id)
+                .and_then(|c| c.legs.get(receiver))
+                .and_then(|l| l.last_sdp.as_ref());
+            if let Some(offer) = offer {
+                for (o, a) in offer.media.iter().zip(sd.media.iter_mut()) {
+                    sdp::align_answer_codecs(o, a);
+                }
+            }
+        }
+        let input = sd.clone();
         let version = sdp_version(&mut sd, &self.calls, call_id, sender);
         // Allocate first (a failure must leave no half-built state behind beyond free ports).
         let n = sd.media.len();
@@ -196,6 +230,7 @@ impl Engine {
                 leg.label.clone_from(&p.label);
             }
             leg.sdp_version = Some(version.clone());
+            leg.last_sdp = Some(input);
             leg.on_hold = false;
             for (i, m) in sd.media.iter().enumerate() {
                 let null = sd.is_null_address(i);
@@ -204,7 +239,7 @@ impl Engine {
                 slot.proto.clone_from(&m.proto);
                 slot.rejected = m.is_rejected();
                 slot.is_rtp = m.is_rtp();
-                slot.rtcp_mux = m.has_rtcp_mux() && !(is_offer && p.rtcp_mux.demux);
+                slot.rtcp_mux = m.has_rtcp_mux();
                 let source = source_override(p);
                 slot.remote_rtp = if null || slot.rejected {
                     None
@@ -240,17 +275,26 @@ impl Engine {
         };
         for (i, m) in sd.media.iter().enumerate() {
             let local = call.legs[receiver].medias[i].local;
+            // Rejected media have no ports but still get the interface address in c=.
+            let family = p.address_family.or(sd.media_family(i));
             let address = p
                 .media_address
                 .or(local.map(|l| l.advertised))
+                .or_else(|| interface_address(&self.cfg.interfaces, &receiver_if, family))
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-            // rtcp-mux towards the receiver: offered if the sender offered it (unless demuxed) or
-            // forced; in an answer, kept if the receiver (the offerer) asked for it.
+            // rtcp-mux towards the receiver. Offer: passed on unless demuxed, or forced. Answer:
+            // confirmed to the offerer if it offered mux and the answerer took it, or if the
+            // relay demuxed this branch (then the relay itself muxes towards the offerer).
             let sender_mux = call.legs[sender].medias[i].rtcp_mux;
             let mux_out = if is_offer {
-                sender_mux || p.rtcp_mux.offer || p.rtcp_mux.require
+                let out =
+                    (sender_mux && !p.rtcp_mux.demux) || p.rtcp_mux.offer || p.rtcp_mux.require;
+                call.legs[receiver].medias[i].demuxed = sender_mux && !out;
+                out
             } else {
-                receiver_mux_before.get(i).copied().unwrap_or(false) && !p.rtcp_mux.demux
+                let offered = receiver_mux_before.get(i).copied().unwrap_or(false);
+                let demuxed = call.legs[sender].medias[i].demuxed;
+                offered && (sender_mux || demuxed || p.rtcp_mux.accept) && !p.rtcp_mux.demux
             };
             let rtp_port = local.map_or(0, |l| l.rtp_port);
             let rtcp_port = m.is_rtp().then(|| {
@@ -283,6 +327,12 @@ impl Engine {
             plan.origin_address = plan.media.first().map(|m| m.address);
         }
         sdp::rewrite(&mut sd, &plan);
+        if p.flags.loop_protect {
+            sd.lines.push(SessionLine::Attribute(Attribute::new(
+                LOOP_ATTRIBUTE,
+                Some(self.cfg.instance_id.clone()),
+            )));
+        }
         let text = sd.to_string();
         self.sync_flows(call_id, sender, receiver, n);
 
@@ -337,6 +387,7 @@ impl Engine {
                 remote_rtp: None,
                 remote_rtcp: None,
                 rtcp_mux: false,
+                demuxed: false,
                 rejected: false,
                 is_rtp: media.is_rtp(),
                 rtp: Stream::new(rtp),
@@ -520,6 +571,10 @@ fn find_receiver(
             })
         })
         .or_else(|| {
+            // A to-tag names a specific leg: an unknown one is a new leg, not the current peer.
+            if to_tag.is_some() {
+                return None;
+            }
             let peer = call.legs[sender].peer?;
             let pl = &call.legs[peer];
             (branch.is_none() || pl.branch.as_deref() == branch || pl.tag.is_some()).then_some(peer)
@@ -534,6 +589,9 @@ fn find_receiver(
             call.legs.len() - 1
         }
     };
+    if let (Some(t), None) = (to_tag, &call.legs[idx].tag) {
+        call.legs[idx].tag = Some(t.to_owned());
+    }
     if idx != sender {
         call.legs[sender].peer = Some(idx);
         call.legs[idx].peer = Some(sender);
@@ -567,6 +625,28 @@ fn sdp_version(
 fn sd_version_number(v: &str) -> u64 {
     v.trim().parse().unwrap_or(0)
 }
+
+/// The entry of interface `name` in `family`, else its first entry.
+fn pick<'a>(
+    interfaces: &'a [Interface],
+    name: &str,
+    family: Option<Family>,
+) -> Option<&'a Interface> {
+    let named = || interfaces.iter().filter(move |i| i.name == name);
+    named()
+        .find(|i| family.is_none_or(|f| family_of(i.local) == f))
+        .or_else(|| named().next())
+}
+
+/// The SDP address of interface `name` in `family`.
+fn interface_address(
+    interfaces: &[Interface],
+    name: &str,
+    family: Option<Family>,
+) -> Option<IpAddr> {
+    pick(interfaces, name, family).map(Interface::sdp_address)
+}
+
 fn family_of(ip: IpAddr) -> Family {
     match ip {
         IpAddr::V4(_) => Family::V4,
