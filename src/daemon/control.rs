@@ -111,12 +111,14 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
             MediaAction::Update {
                 shard,
                 flow,
+                kind,
                 egress,
                 latch,
             } => (
                 shard,
                 FlowUpdate::Update {
                     id: flow,
+                    kind,
                     egress,
                     latch,
                 },

@@ -23,6 +23,7 @@ pub enum MediaAction {
     Update {
         shard: u64,
         flow: FlowId,
+        kind: FlowKind,
         egress: Option<FlowId>,
         latch: LatchConfig,
     },

@@ -104,7 +104,7 @@ impl Engine {
             return;
         };
         match r.kind {
-            FlowKind::Rtp => slot.rtp.learned = Some(addr),
+            FlowKind::Rtp | FlowKind::Opaque => slot.rtp.learned = Some(addr),
             FlowKind::Rtcp => slot.rtcp.learned = Some(addr),
         }
     }

@@ -34,6 +34,9 @@ impl Engine {
         binder: &mut dyn PortBinder,
     ) -> Result<Value, SessionError> {
         let sd = parse_sdp(&p)?;
+        if let Some(reply) = self.looped(&p, &sd) {
+            return Ok(reply);
+        }
         let call_id = p.call.call_id.clone();
         if !self.calls.contains_key(&call_id) {
             if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
@@ -83,6 +86,9 @@ impl Engine {
         binder: &mut dyn PortBinder,
     ) -> Result<Value, SessionError> {
         let sd = parse_sdp(&p)?;
+        if let Some(reply) = self.looped(&p, &sd) {
+            return Ok(reply);
+        }
         let call_id = p.call.call_id.clone();
         let default_if = self.default_interface();
         let call = self
@@ -469,10 +475,15 @@ impl Engine {
                     continue;
                 };
                 let Some(local) = slot.local else { continue };
+                let media_kind = if slot.is_rtp {
+                    FlowKind::Rtp
+                } else {
+                    FlowKind::Opaque
+                };
                 for (stream, kind, expected, egress, addr) in [
                     (
                         &mut slot.rtp,
-                        FlowKind::Rtp,
+                        media_kind,
                         slot.remote_rtp,
                         peer_rtp,
                         local.rtp(),
@@ -496,6 +507,7 @@ impl Engine {
                         out.push(MediaAction::Update {
                             shard,
                             flow: stream.flow,
+                            kind,
                             egress,
                             latch,
                         });

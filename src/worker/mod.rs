@@ -50,6 +50,8 @@ pub enum FlowKind {
     /// RTP, and RTCP too when muxed on the same port (RFC 5761).
     Rtp,
     Rtcp,
+    /// Media that is not RTP (e.g. T.38 over UDPTL): every datagram is relayed as it is.
+    Opaque,
 }
 
 /// A change to a worker's flow table.
@@ -68,6 +70,8 @@ pub enum FlowUpdate {
     /// New peer endpoint / flags (answer, re-INVITE) or new egress pairing.
     Update {
         id: FlowId,
+        /// A re-INVITE may turn audio into T.38 (or back) on the same ports.
+        kind: FlowKind,
         egress: Option<FlowId>,
         latch: LatchConfig,
     },

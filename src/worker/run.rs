@@ -53,6 +53,7 @@ fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
         FlowKind::Rtp if is_rtcp(pkt) => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
         FlowKind::Rtp => rtp::Packet::new_checked_header(pkt).ok().map(|_| false),
         FlowKind::Rtcp => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
+        FlowKind::Opaque => Some(false),
     }
 }
 
@@ -148,8 +149,14 @@ impl Worker {
                         };
                         self.flows.insert(id.0, flow);
                     }
-                    FlowUpdate::Update { id, egress, latch } => match self.flows.get_mut(&id.0) {
+                    FlowUpdate::Update {
+                        id,
+                        kind,
+                        egress,
+                        latch,
+                    } => match self.flows.get_mut(&id.0) {
                         Some(f) => {
+                            f.kind = kind;
                             f.egress = egress;
                             f.latch.update(latch, now);
                         }

@@ -246,6 +246,7 @@ fn learns_natted_peer_reports_it_and_follows_updates() {
         worker,
         FlowUpdate::Update {
             id: FlowId(1),
+            kind: FlowKind::Rtp,
             egress: None,
             latch: latch(addr(&ca)),
         },
