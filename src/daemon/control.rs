@@ -51,6 +51,18 @@ impl Control {
         reply
     }
 
+    /// The Prometheus text for `GET /metrics`.
+    pub fn metrics(&self) -> String {
+        let now = self.clock.now();
+        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let snap = guard.engine.snapshot(now);
+        crate::metrics::render(
+            &snap,
+            guard.dispatcher.command_counts(),
+            guard.dispatcher.error_count(),
+        )
+    }
+
     /// Runs timers and takes in what the workers learned. Called periodically.
     pub fn tick(&self) {
         let now = self.clock.now();

@@ -1,1 +1,150 @@
-//! metrics (stub: filled in by its own change).
+//! Prometheus text exposition of the relay's figures, served at `GET /metrics` on the HTTP
+//! listener. Pure formatting: the caller takes the snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::session::Snapshot;
+
+/// Renders the snapshot and the NG command counters in Prometheus' text format.
+pub fn render(s: &Snapshot, commands: &BTreeMap<&'static str, u64>, ng_errors: u64) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP rtprelay_{name} {help}");
+        let _ = writeln!(out, "# TYPE rtprelay_{name} {kind}");
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "rtprelay_{name} {v}");
+            } else {
+                let _ = writeln!(out, "rtprelay_{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    metric(
+        "calls",
+        "gauge",
+        "Calls in the call table.",
+        &[("", s.calls)],
+    );
+    metric(
+        "media_streams",
+        "gauge",
+        "Media streams with allocated ports.",
+        &[("", s.streams)],
+    );
+    metric(
+        "uptime_seconds",
+        "counter",
+        "Seconds since the first control message.",
+        &[("", s.uptime_secs)],
+    );
+    metric(
+        "calls_created_total",
+        "counter",
+        "Calls created.",
+        &[("", s.totals.calls_created)],
+    );
+    metric(
+        "calls_deleted_total",
+        "counter",
+        "Calls deleted over NG.",
+        &[("", s.totals.calls_deleted)],
+    );
+    metric(
+        "calls_timed_out_total",
+        "counter",
+        "Calls ended by a timeout.",
+        &[("", s.totals.calls_timed_out)],
+    );
+    metric(
+        "calls_rejected_total",
+        "counter",
+        "Offers refused by --max-sessions.",
+        &[("", s.totals.rejected_session_limit)],
+    );
+    metric(
+        "packets_total",
+        "counter",
+        "Packets received and relayed.",
+        &[
+            ("kind=\"rtp\"", s.rtp.packets),
+            ("kind=\"rtcp\"", s.rtcp.packets),
+        ],
+    );
+    metric(
+        "bytes_total",
+        "counter",
+        "Bytes received and relayed.",
+        &[
+            ("kind=\"rtp\"", s.rtp.bytes),
+            ("kind=\"rtcp\"", s.rtcp.bytes),
+        ],
+    );
+    metric(
+        "packet_errors_total",
+        "counter",
+        "Packets dropped: malformed, or from a source strict source refused.",
+        &[("", s.rtp.errors + s.rtcp.errors)],
+    );
+    let plane = format!("plane=\"{}\"", s.plane);
+    metric(
+        "dataplane_info",
+        "gauge",
+        "The data plane in use.",
+        &[(plane.as_str(), 1)],
+    );
+    let labels: Vec<(String, u64)> = commands
+        .iter()
+        .map(|(c, n)| (format!("command=\"{c}\""), *n))
+        .collect();
+    let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "ng_commands_total",
+        "counter",
+        "NG commands handled, by command.",
+        &samples,
+    );
+    metric(
+        "ng_errors_total",
+        "counter",
+        "NG messages answered with an error.",
+        &[("", ng_errors)],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::reports::Counts;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let s = Snapshot {
+            calls: 2,
+            streams: 8,
+            uptime_secs: 5,
+            totals: Default::default(),
+            rtp: Counts {
+                packets: 10,
+                bytes: 1720,
+                errors: 1,
+            },
+            rtcp: Counts {
+                packets: 2,
+                bytes: 100,
+                errors: 0,
+            },
+            plane: "mmsg",
+        };
+        let mut cmds = BTreeMap::new();
+        cmds.insert("offer", 3);
+        let text = render(&s, &cmds, 4);
+        assert!(text.contains("rtprelay_calls 2\n"), "{text}");
+        assert!(text.contains("rtprelay_packets_total{kind=\"rtp\"} 10\n"));
+        assert!(text.contains("rtprelay_packet_errors_total 1\n"));
+        assert!(text.contains("rtprelay_ng_commands_total{command=\"offer\"} 3\n"));
+        assert!(text.contains("rtprelay_dataplane_info{plane=\"mmsg\"} 1\n"));
+        assert!(text.contains("# TYPE rtprelay_bytes_total counter\n"));
+    }
+}

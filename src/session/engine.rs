@@ -34,6 +34,8 @@ pub struct Totals {
     pub calls_deleted: u64,
     pub calls_timed_out: u64,
     pub rejected_session_limit: u64,
+    /// Media counters of calls that have ended.
+    pub ended_media: crate::session::reports::MediaTotals,
 }
 
 /// The call table and everything that changes it.
@@ -164,6 +166,7 @@ impl Engine {
         let Some(call) = self.calls.remove(call_id) else {
             return;
         };
+        self.account_ended(&call);
         for leg in &call.legs {
             for slot in &leg.medias {
                 for s in [&slot.rtp, &slot.rtcp] {

@@ -13,7 +13,7 @@ pub mod latch;
 mod negotiate;
 pub mod ports;
 pub mod reply;
-mod reports;
+pub mod reports;
 mod timers;
 
 pub use actions::MediaAction;
@@ -21,5 +21,6 @@ pub use engine::Engine;
 pub use engine_config::EngineConfig;
 pub use error::SessionError;
 pub use ports::{PortAllocator, PortBinder};
+pub use reports::Snapshot;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@ impl Engine {
         dict_put(&mut d, "last signal", now_secs(call.last_signal));
         dict_put(&mut d, "SSRC", Dict::new());
         let mut tags = Dict::new();
-        let mut totals = Totals::default();
+        let mut totals = MediaTotals::default();
         for leg in &call.legs {
             let mut t = Dict::new();
             let tag = leg.tag.clone().unwrap_or_default();
@@ -69,65 +69,106 @@ impl Engine {
         r
     }
 
-    pub(crate) fn statistics(&self, now: Now) -> Value {
-        let mut totals = Totals::default();
+    /// Current figures for `statistics` and `/metrics`. Packet counters include calls that
+    /// have ended, so they only grow.
+    pub fn snapshot(&self, now: Now) -> Snapshot {
+        let mut live = MediaTotals::default();
         let mut streams = 0u64;
         for call in self.calls.values() {
             for leg in &call.legs {
                 for (i, m) in leg.medias.iter().enumerate() {
-                    media_report(call.created, i, m, &mut totals);
+                    media_report(call.created, i, m, &mut live);
                     streams += u64::from(m.local.is_some());
                 }
             }
         }
+        let ended = &self.totals.ended_media;
+        Snapshot {
+            calls: self.calls.len() as u64,
+            streams,
+            uptime_secs: self.started.map_or(0, |s| now.mono.since(s.mono).as_secs()),
+            totals: self.totals.clone(),
+            rtp: live.rtp.plus(&ended.rtp),
+            rtcp: live.rtcp.plus(&ended.rtcp),
+            plane: self.cfg.plane,
+        }
+    }
+
+    pub(crate) fn statistics(&self, now: Now) -> Value {
+        let s = self.snapshot(now);
         let mut current = Dict::new();
-        dict_put(&mut current, "sessionsown", self.calls.len() as u64);
+        dict_put(&mut current, "sessionsown", s.calls);
         dict_put(&mut current, "sessionsforeign", 0u64);
-        dict_put(&mut current, "sessionstotal", self.calls.len() as u64);
+        dict_put(&mut current, "sessionstotal", s.calls);
         dict_put(&mut current, "transcodedmedia", 0u64);
-        dict_put(&mut current, "mediastreams", streams);
+        dict_put(&mut current, "mediastreams", s.streams);
         let mut total = Dict::new();
-        let uptime = self.started.map_or(0, |s| now.mono.since(s.mono).as_secs());
-        dict_put(&mut total, "uptime", uptime);
-        dict_put(&mut total, "managedsessions", self.totals.calls_created);
-        dict_put(&mut total, "deletedsessions", self.totals.calls_deleted);
-        dict_put(&mut total, "timeoutsessions", self.totals.calls_timed_out);
+        dict_put(&mut total, "uptime", s.uptime_secs);
+        dict_put(&mut total, "managedsessions", s.totals.calls_created);
+        dict_put(&mut total, "deletedsessions", s.totals.calls_deleted);
+        dict_put(&mut total, "timeoutsessions", s.totals.calls_timed_out);
         dict_put(
             &mut total,
             "rejectedsessions",
-            self.totals.rejected_session_limit,
+            s.totals.rejected_session_limit,
         );
-        dict_put(
-            &mut total,
-            "packetsrelayed",
-            totals.rtp.packets + totals.rtcp.packets,
-        );
-        dict_put(
-            &mut total,
-            "bytesrelayed",
-            totals.rtp.bytes + totals.rtcp.bytes,
-        );
-        dict_put(&mut total, "errors", totals.rtp.errors + totals.rtcp.errors);
+        dict_put(&mut total, "packetsrelayed", s.rtp.packets + s.rtcp.packets);
+        dict_put(&mut total, "bytesrelayed", s.rtp.bytes + s.rtcp.bytes);
+        dict_put(&mut total, "errors", s.rtp.errors + s.rtcp.errors);
         let mut stats = Dict::new();
         dict_put(&mut stats, "currentstatistics", current);
         dict_put(&mut stats, "totalstatistics", total);
-        dict_put(&mut stats, "dataplane", self.cfg.plane);
+        dict_put(&mut stats, "dataplane", s.plane);
         let mut r = ok_reply();
         if let Value::Dict(d) = &mut r {
             dict_put(d, "statistics", stats);
         }
         r
     }
+
+    /// Folds an ending call's packet counters into the running totals.
+    pub(crate) fn account_ended(&mut self, call: &Call) {
+        let mut t = MediaTotals::default();
+        for leg in &call.legs {
+            for (i, m) in leg.medias.iter().enumerate() {
+                media_report(call.created, i, m, &mut t);
+            }
+        }
+        let e = &mut self.totals.ended_media;
+        e.rtp = e.rtp.plus(&t.rtp);
+        e.rtcp = e.rtcp.plus(&t.rtcp);
+    }
 }
 
-#[derive(Default)]
-struct Counts {
-    packets: u64,
-    bytes: u64,
-    errors: u64,
+/// Figures of the whole relay at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub calls: u64,
+    pub streams: u64,
+    pub uptime_secs: u64,
+    pub totals: crate::session::engine::Totals,
+    pub rtp: Counts,
+    pub rtcp: Counts,
+    pub plane: &'static str,
+}
+
+/// Packets, bytes and errors of one kind of traffic.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
 }
 
 impl Counts {
+    fn plus(&self, o: &Counts) -> Counts {
+        Counts {
+            packets: self.packets + o.packets,
+            bytes: self.bytes + o.bytes,
+            errors: self.errors + o.errors,
+        }
+    }
+
     fn to_dict(&self) -> Dict {
         let mut d = Dict::new();
         dict_put(&mut d, "packets", self.packets);
@@ -137,14 +178,15 @@ impl Counts {
     }
 }
 
-#[derive(Default)]
-struct Totals {
-    rtp: Counts,
-    rtcp: Counts,
+/// RTP and RTCP counts together.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MediaTotals {
+    pub rtp: Counts,
+    pub rtcp: Counts,
 }
 
 /// `created` stands in for `last packet` until a packet arrives, as rtpengine reports it.
-fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut Totals) -> Value {
+fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals) -> Value {
     let mut d = Dict::new();
     dict_put(&mut d, "index", (i + 1) as u64);
     dict_put(&mut d, "type", m.kind.clone());
