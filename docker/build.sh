@@ -69,7 +69,10 @@ VENDOR=$BUILD_DIR/vendor
 if [ "$(cat "$BUILD_DIR/vendor.key" 2>/dev/null)" != "$VENDOR_KEY" ] || [ ! -d "$VENDOR" ]; then
     log "cargo vendor (Cargo.lock or a manifest changed)"
     rm -rf "$VENDOR" "$BUILD_DIR/vendor.key"
-    cargo vendor --locked --versioned-dirs "$VENDOR" >"$BUILD_DIR/cargo-vendor.toml"
+    # From crates.io, or from the local cargo cache when this machine is offline.
+    cargo vendor --locked --versioned-dirs "$VENDOR" >"$BUILD_DIR/cargo-vendor.toml" \
+        || cargo vendor --offline --locked --versioned-dirs "$VENDOR" >"$BUILD_DIR/cargo-vendor.toml" \
+        || die "cargo vendor failed"
     echo "$VENDOR_KEY" >"$BUILD_DIR/vendor.key"
 else
     log "vendored crates are up to date"

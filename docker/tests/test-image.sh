@@ -35,7 +35,7 @@ done
 
 PASSED=0 FAILED=0 SKIPPED=0
 pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $(printf '%s' "$2" | tr '\n' ' ')"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
 info() { echo "  .. $*"; }
 # check NAME CONDITION-COMMAND... -> PASS/FAIL with the command's output as the reason.
@@ -93,7 +93,12 @@ if ! $DOCKER version >/dev/null 2>&1; then
     fi
 fi
 pass engine
+# The default bridge's gateway: from IPAM when the engine reports it, else the address of the bridge interface.
 GATEWAY=$($DOCKER network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{print $1}')
+if [ -z "$GATEWAY" ]; then
+    BRIDGE_IF=$($DOCKER network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null)
+    GATEWAY=$(ip -4 -o addr show dev "${BRIDGE_IF:-docker0}" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+fi
 if [ -z "$GATEWAY" ] || ! ip -4 addr 2>/dev/null | grep -q "inet $GATEWAY/"; then BRIDGE=0; fi
 
 # --- build -----------------------------------------------------------------------------------------------------
