@@ -46,11 +46,13 @@ check() {
 }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rtprelay-image-test.XXXXXX")
-CONTAINERS=()
 DOCKERD_PID=
+# Containers started in the background are listed in a file: run_bg runs inside $(...), whose variables are lost.
+CONTAINERS=$TMP/containers
+: >"$CONTAINERS"
 cleanup() {
     local c
-    for c in "${CONTAINERS[@]}"; do $DOCKER rm -f -v "$c" >/dev/null 2>&1; done
+    while read -r c; do $DOCKER rm -f -v "$c" >/dev/null 2>&1; done <"$CONTAINERS"
     if [ -n "$DOCKERD_PID" ]; then
         kill "$DOCKERD_PID" 2>/dev/null
         for _ in $(seq 1 50); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -67,11 +69,11 @@ summary() {
     exit
 }
 
-# run_bg NAME ARGS...: docker run -d, remembered for cleanup; prints the container id.
+# run_bg ARGS...: docker run -d, remembered for cleanup; prints the container id.
 run_bg() {
     local id
     id=$($DOCKER run -d "$@") || return 1
-    CONTAINERS+=("$id")
+    echo "$id" >>"$CONTAINERS"
     echo "$id"
 }
 
