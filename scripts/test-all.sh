@@ -51,6 +51,9 @@ run_stage "cargo test" cargo test --workspace --no-fail-fast
 # broken rtprelay.
 run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio
 
+# Every parser (bencode, NG, SDP, RTP, RTCP) under libFuzzer for a short while.
+run_stage "fuzz smoke" scripts/fuzz-smoke.sh 15
+
 if [ -f tests/upstream/run.sh ]; then
   # rtpengine's own NG suite (relay cases), from Debian's source package; skipped when the mirror lacks it.
   run_stage "upstream rtpengine suite" bash tests/upstream/run.sh --skip-if-unavailable \
