@@ -24,6 +24,7 @@ pub fn init_logging(cfg: &Config) {
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init()
         .is_ok();
     if installed && !cfg.log_stderr {
