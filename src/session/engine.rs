@@ -9,12 +9,13 @@ use std::net::SocketAddr;
 
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Command, Delete};
+use crate::control::reply::ok_reply;
 use crate::session::actions::MediaAction;
 use crate::session::call::Call;
 use crate::session::engine_config::EngineConfig;
 use crate::session::error::SessionError;
 use crate::session::ports::{PortAllocator, PortBinder};
-use crate::session::reply::{dict_put, ok_reply};
+use crate::session::reply::dict_put;
 use crate::time::Now;
 use crate::worker::{FlowId, FlowKind};
 
@@ -75,14 +76,25 @@ impl Engine {
                 dict_put(&mut d, "result", "pong");
                 Ok(Value::Dict(d))
             }
-            Command::Offer(p) => self.offer(now, p, binder),
+            Command::Offer(p) => {
+                let load_limit = p.supports_load_limit;
+                match self.offer(now, p, binder) {
+                    // Clients that said `supports: [load limit]` get rtpengine's soft refusal.
+                    Err(SessionError::SessionLimit) if load_limit => {
+                        return crate::control::reply::load_limit_reply(
+                            &SessionError::SessionLimit.to_string(),
+                        )
+                    }
+                    other => other,
+                }
+            }
             Command::Answer(p) => self.answer(now, p, binder),
             Command::Delete(d) => self.delete(now, d, binder),
             Command::Query(c) => self.query(now, &c.call_id),
             Command::List { limit } => Ok(self.list(limit)),
             Command::Statistics => Ok(self.statistics(now)),
         };
-        result.unwrap_or_else(|e| crate::session::reply::error_reply(&e.to_string()))
+        result.unwrap_or_else(|e| crate::control::reply::error_reply(&e.to_string()))
     }
 
     /// The next media action to carry out, in order.

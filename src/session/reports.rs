@@ -5,10 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::control::bencode::{Dict, Value};
+use crate::control::reply::ok_reply;
 use crate::session::call::{Call, MediaSlot, Stream};
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
-use crate::session::reply::{dict_put, ok_reply};
+use crate::session::reply::dict_put;
 use crate::time::{Millis, Now};
 
 impl Engine {

@@ -231,7 +231,7 @@ fn delete_honours_delete_delay_and_frees_ports() {
     let r2 = e.handle(at(2), del.clone(), &mut b);
     assert_eq!(
         r2,
-        crate::session::reply::ok_reply(),
+        crate::control::reply::ok_reply(),
         "second delete: plain ok"
     );
     e.tick(at(30), &mut b);
@@ -487,4 +487,19 @@ fn sdp_version_is_kept_while_sdp_is_unchanged_and_bumped_once_when_it_changes() 
     assert_eq!(v(&r2), "1", "same body: same version");
     let r3 = offer(&mut e, &mut b, at(2), mk(sdp("192.0.2.10", 4004)));
     assert_eq!(v(&r3), "2", "changed body: +1");
+}
+
+#[test]
+fn session_limit_with_load_limit_support_gets_a_load_limit_reply() {
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        max_sessions: 0,
+        ..EngineConfig::default()
+    });
+    let mut b = AcceptAll::default();
+    let mut p = oa("c1", "A", None, None, sdp("192.0.2.10", 4000));
+    p.supports_load_limit = true;
+    let r = offer(&mut e, &mut b, at(0), p);
+    assert_eq!(text(&r, "result"), "load limit");
+    assert_eq!(e.call_count(), 0);
 }
