@@ -198,9 +198,9 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
         let rtcp = stream_report(created, &m.rtcp, local.rtcp(), m.remote_rtcp, "RTCP");
         streams.push(rtp);
         streams.push(rtcp);
-        add(&mut totals.rtp, &m.rtp, false);
-        add(&mut totals.rtcp, &m.rtp, true);
-        add(&mut totals.rtcp, &m.rtcp, true);
+        add(&mut totals.rtp, &m.rtp, Part::Rtp);
+        add(&mut totals.rtcp, &m.rtp, Part::MuxedRtcp);
+        add(&mut totals.rtcp, &m.rtcp, Part::Rtcp);
     }
     dict_put(&mut d, "streams", streams);
     let mut flags = vec![Value::Bytes(b"initialized".to_vec())];
@@ -214,15 +214,33 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
     Value::Dict(d)
 }
 
-fn add(c: &mut Counts, s: &Stream, rtcp: bool) {
+/// Which of a stream's counters go into a total.
+enum Part {
+    /// RTP received on the RTP port (with its errors).
+    Rtp,
+    /// RTCP multiplexed on the RTP port (its errors are already in the RTP total).
+    MuxedRtcp,
+    /// The RTCP port: everything, errors included.
+    Rtcp,
+}
+
+fn add(c: &mut Counts, s: &Stream, part: Part) {
     let k = &s.counters;
-    if rtcp {
-        c.packets += k.rtcp_packets.load(Relaxed);
-        c.bytes += k.rtcp_bytes.load(Relaxed);
-    } else {
-        c.packets += k.packets.load(Relaxed);
-        c.bytes += k.bytes.load(Relaxed);
-        c.errors += k.errors.load(Relaxed);
+    match part {
+        Part::Rtp => {
+            c.packets += k.packets.load(Relaxed);
+            c.bytes += k.bytes.load(Relaxed);
+            c.errors += k.errors.load(Relaxed);
+        }
+        Part::MuxedRtcp => {
+            c.packets += k.rtcp_packets.load(Relaxed);
+            c.bytes += k.rtcp_bytes.load(Relaxed);
+        }
+        Part::Rtcp => {
+            c.packets += k.rtcp_packets.load(Relaxed);
+            c.bytes += k.rtcp_bytes.load(Relaxed);
+            c.errors += k.errors.load(Relaxed);
+        }
     }
 }
 

@@ -95,6 +95,10 @@ impl Worker {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
+            // Flow changes first: a packet that arrives right after the NG reply (whose
+            // updates were queued before the reply went out) must see them. The send queue is
+            // empty here (flushed at the end of the last pass), so closing a socket is safe.
+            self.apply_updates();
             self.ready.clear();
             self.ready.extend(self.events.tokens());
             for k in 0..self.ready.len() {
@@ -110,8 +114,6 @@ impl Worker {
                     f.counters.dropped.fetch_add(1, Relaxed);
                 }
             });
-            // Only after the flush: a Close drops a socket that queued sends may name.
-            self.apply_updates();
         }
         tracing::debug!(worker = self.index, "worker stopped");
     }
