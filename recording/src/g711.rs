@@ -163,8 +163,14 @@ mod tests {
     #[test]
     fn tables_are_odd_symmetric() {
         for b in 0..=255u8 {
-            assert_eq!(ULAW_TABLE[usize::from(b)], -ULAW_TABLE[usize::from(b ^ 0x80)]);
-            assert_eq!(ALAW_TABLE[usize::from(b)], -ALAW_TABLE[usize::from(b ^ 0x80)]);
+            assert_eq!(
+                ULAW_TABLE[usize::from(b)],
+                -ULAW_TABLE[usize::from(b ^ 0x80)]
+            );
+            assert_eq!(
+                ALAW_TABLE[usize::from(b)],
+                -ALAW_TABLE[usize::from(b ^ 0x80)]
+            );
         }
     }
 
@@ -187,8 +193,14 @@ mod tests {
             let u = ULAW_TABLE[usize::from(encode_ulaw(s))];
             let a = ALAW_TABLE[usize::from(encode_alaw(s))];
             let tol = (i32::from(s).abs() / 16).max(16);
-            assert!((i32::from(u) - i32::from(s)).abs() <= tol, "ulaw {s} -> {u}");
-            assert!((i32::from(a) - i32::from(s)).abs() <= tol, "alaw {s} -> {a}");
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tol,
+                "ulaw {s} -> {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tol,
+                "alaw {s} -> {a}"
+            );
         }
     }
 

@@ -5,6 +5,8 @@
 //! [`spool::SpoolReader`] and [`process::process_call`]. The format is described in `SPOOL.md`.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod daemon;
 pub mod g711;
 pub mod mix;
 pub mod pattern;

@@ -130,7 +130,11 @@ pub fn build_track(packets: &[RtpIn<'_>], max_samples: usize) -> Track {
     let Some(start) = placed.iter().map(|&(pos, _)| pos).min() else {
         return track;
     };
-    let end = placed.iter().map(|&(pos, i)| pos + len_of(i)).max().unwrap_or(start);
+    let end = placed
+        .iter()
+        .map(|&(pos, i)| pos + len_of(i))
+        .max()
+        .unwrap_or(start);
     let mut len = (end - start).max(0) as usize;
     if len > max_samples {
         len = max_samples;

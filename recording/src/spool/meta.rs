@@ -98,20 +98,34 @@ impl CallMeta {
     /// Checks what JSON parsing cannot: format and version, the end marker, safe pcap names.
     pub fn validate(&self) -> Result<(), SpoolError> {
         if self.format != SPOOL_FORMAT {
-            return Err(SpoolError::Corrupt(format!("metadata format is {:?}", self.format)));
+            return Err(SpoolError::Corrupt(format!(
+                "metadata format is {:?}",
+                self.format
+            )));
         }
         if self.version != SPOOL_VERSION {
-            return Err(SpoolError::Corrupt(format!("unknown spool version {}", self.version)));
+            return Err(SpoolError::Corrupt(format!(
+                "unknown spool version {}",
+                self.version
+            )));
         }
         if !self.finished || self.end_time_us.is_none() {
-            return Err(SpoolError::Corrupt("metadata has no end marker (call not finished)".into()));
+            return Err(SpoolError::Corrupt(
+                "metadata has no end marker (call not finished)".into(),
+            ));
         }
         for (i, s) in self.streams.iter().enumerate() {
             if s.index as usize != i {
-                return Err(SpoolError::Corrupt(format!("stream {i} has index {}", s.index)));
+                return Err(SpoolError::Corrupt(format!(
+                    "stream {i} has index {}",
+                    s.index
+                )));
             }
             if !safe_file_name(&s.pcap) {
-                return Err(SpoolError::Corrupt(format!("unsafe pcap file name {:?}", s.pcap)));
+                return Err(SpoolError::Corrupt(format!(
+                    "unsafe pcap file name {:?}",
+                    s.pcap
+                )));
             }
         }
         Ok(())
@@ -140,7 +154,9 @@ pub fn safe_file_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && name.len() <= 255
-        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
 #[cfg(test)]
@@ -178,7 +194,9 @@ mod tests {
         let m = sample();
         let text = serde_json::to_vec(&m).unwrap();
         assert_eq!(CallMeta::parse(&text).unwrap(), m);
-        assert!(String::from_utf8(text).unwrap().contains("\"pcap_format\":\"raw\""));
+        assert!(String::from_utf8(text)
+            .unwrap()
+            .contains("\"pcap_format\":\"raw\""));
     }
 
     #[test]

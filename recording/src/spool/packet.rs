@@ -51,7 +51,11 @@ pub fn build_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8], eth: bool, 
     };
     if eth {
         out.extend_from_slice(&[0; 12]);
-        out.extend_from_slice(if both_v4.is_some() { &[0x08, 0x00] } else { &[0x86, 0xdd] });
+        out.extend_from_slice(if both_v4.is_some() {
+            &[0x08, 0x00]
+        } else {
+            &[0x86, 0xdd]
+        });
     }
     let mut udp = [0u8; 8];
     udp[0..2].copy_from_slice(&src.port().to_be_bytes());
@@ -105,9 +109,15 @@ pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>, SpoolEr
     let ip = match link {
         LinkType::Raw => frame,
         LinkType::Ethernet | LinkType::LinuxSll => {
-            let (mut type_at, mut start) = if link == LinkType::Ethernet { (12, 14) } else { (14, 16) };
+            let (mut type_at, mut start) = if link == LinkType::Ethernet {
+                (12, 14)
+            } else {
+                (14, 16)
+            };
             loop {
-                let t = frame.get(type_at..type_at + 2).ok_or_else(|| corrupt("short link header"))?;
+                let t = frame
+                    .get(type_at..type_at + 2)
+                    .ok_or_else(|| corrupt("short link header"))?;
                 match u16::from_be_bytes([t[0], t[1]]) {
                     0x8100 | 0x88a8 => {
                         type_at += 4;
@@ -117,7 +127,9 @@ pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>, SpoolEr
                     other => return Err(corrupt(&format!("ethertype {other:#06x} is not IP"))),
                 }
             }
-            frame.get(start..).ok_or_else(|| corrupt("short link header"))?
+            frame
+                .get(start..)
+                .ok_or_else(|| corrupt("short link header"))?
         }
     };
     let version = ip.first().ok_or_else(|| corrupt("empty"))? >> 4;
@@ -133,7 +145,9 @@ pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>, SpoolEr
                 return Err(corrupt("IPv4 fragment"));
             }
             let end = total.min(ip.len());
-            let udp = ip.get(ihl..end).ok_or_else(|| corrupt("bad IPv4 lengths"))?;
+            let udp = ip
+                .get(ihl..end)
+                .ok_or_else(|| corrupt("bad IPv4 lengths"))?;
             let s = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
             let d = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
             (s.into(), d.into(), udp)
@@ -176,9 +190,19 @@ mod tests {
     #[test]
     fn ipv4_round_trip_and_checksum() {
         let mut f = Vec::new();
-        build_frame(sa("10.0.0.1:4000"), sa("192.168.1.2:30000"), b"hello", false, &mut f);
+        build_frame(
+            sa("10.0.0.1:4000"),
+            sa("192.168.1.2:30000"),
+            b"hello",
+            false,
+            &mut f,
+        );
         assert_eq!(f.len(), 20 + 8 + 5);
-        assert_eq!(fold(sum16(0, &f[..20])), 0, "IPv4 header checksum must verify");
+        assert_eq!(
+            fold(sum16(0, &f[..20])),
+            0,
+            "IPv4 header checksum must verify"
+        );
         let d = parse_frame(LinkType::Raw, &f).unwrap();
         assert_eq!(d.src, sa("10.0.0.1:4000"));
         assert_eq!(d.dst, sa("192.168.1.2:30000"));
@@ -188,7 +212,13 @@ mod tests {
     #[test]
     fn ipv6_and_eth_round_trip() {
         let mut f = Vec::new();
-        build_frame(sa("[2001:db8::1]:5004"), sa("[2001:db8::2]:6000"), b"abc", true, &mut f);
+        build_frame(
+            sa("[2001:db8::1]:5004"),
+            sa("[2001:db8::2]:6000"),
+            b"abc",
+            true,
+            &mut f,
+        );
         assert_eq!(&f[12..14], &[0x86, 0xdd]);
         // UDP checksum over the pseudo header verifies to zero.
         let ip = &f[14..];

@@ -188,7 +188,10 @@ mod tests {
     fn write_then_read() {
         let data = file(
             PcapFormat::Raw,
-            &[(1_700_000_000_123_456, &[1, 2, 3]), (1_700_000_001_000_000, &[])],
+            &[
+                (1_700_000_000_123_456, &[1, 2, 3]),
+                (1_700_000_001_000_000, &[]),
+            ],
         );
         assert_eq!(&data[20..24], &101u32.to_le_bytes());
         let p = parse_pcap(&data).unwrap();
@@ -216,7 +219,9 @@ mod tests {
     fn big_endian_nanosecond_file() {
         let mut d = Vec::new();
         d.extend_from_slice(&MAGIC_NS.to_be_bytes());
-        d.extend_from_slice(&[0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1]);
+        d.extend_from_slice(&[
+            0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1,
+        ]);
         d.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0x03, 0xe8, 0, 0, 0, 1, 0, 0, 0, 1, 0xab]);
         let p = parse_pcap(&d).unwrap();
         assert_eq!(p.link, LinkType::Ethernet);

@@ -151,7 +151,10 @@ impl SpoolReader {
             let file = match fs::read(&p) {
                 Ok(f) => f,
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(SpoolError::Corrupt(format!("pcap file {} is missing", sm.pcap)))
+                    return Err(SpoolError::Corrupt(format!(
+                        "pcap file {} is missing",
+                        sm.pcap
+                    )))
                 }
                 Err(e) => return Err(SpoolError::io("cannot read", &p, e)),
             };
@@ -262,7 +265,9 @@ mod tests {
     #[test]
     fn write_read_done() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), PcapFormat::Eth).unwrap().with_fsync(false);
+        let spool = Spool::open(dir.path(), PcapFormat::Eth)
+            .unwrap()
+            .with_fsync(false);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let mut w = spool.create_call("c1", "", t0).unwrap();
         let s = w
@@ -276,7 +281,8 @@ mod tests {
         let src: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
         let dst: SocketAddr = "[2001:db8::2]:5000".parse().unwrap();
         let rtp = crate::rtp::build(8, false, 7, 160, 42, &[0xd5; 160]);
-        w.append_packet(s, src, dst, &rtp, t0 + Duration::from_millis(20)).unwrap();
+        w.append_packet(s, src, dst, &rtp, t0 + Duration::from_millis(20))
+            .unwrap();
         let stem = w.stem().to_owned();
         w.finish(t0 + Duration::from_secs(1)).unwrap();
 
@@ -322,7 +328,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = SpoolReader::new(dir.path());
         r.ensure_dirs().unwrap();
-        fs::write(dir.path().join(META_DIR).join("bad-1.meta"), b"\x7fELF garbage").unwrap();
+        fs::write(
+            dir.path().join(META_DIR).join("bad-1.meta"),
+            b"\x7fELF garbage",
+        )
+        .unwrap();
         fs::write(dir.path().join(PCAP_DIR).join("bad-1-0.pcap"), b"nope").unwrap();
         fs::write(dir.path().join(PCAP_DIR).join("bad-1-x.pcap"), b"other").unwrap();
         assert!(matches!(r.load("bad-1"), Err(SpoolError::Corrupt(_))));
@@ -331,6 +341,9 @@ mod tests {
         assert!(q.join("bad-1.meta").exists());
         assert!(q.join("bad-1-0.pcap").exists());
         assert!(q.join("bad-1.reason").exists());
-        assert!(dir.path().join(PCAP_DIR).join("bad-1-x.pcap").exists(), "not this call's file");
+        assert!(
+            dir.path().join(PCAP_DIR).join("bad-1-x.pcap").exists(),
+            "not this call's file"
+        );
     }
 }

@@ -140,7 +140,8 @@ impl SpoolWriter {
 
     /// Adds a stream and creates its pcap file in `tmp/`.
     pub fn add_stream(&mut self, info: StreamInfo) -> Result<StreamId, SpoolError> {
-        let index = u32::try_from(self.streams.len()).map_err(|_| SpoolError::NoStream(u32::MAX))?;
+        let index =
+            u32::try_from(self.streams.len()).map_err(|_| SpoolError::NoStream(u32::MAX))?;
         let name = format!("{}-{index}.pcap", self.stem);
         let tmp = self.root.join(TMP_DIR).join(&name);
         let file = File::create(&tmp).map_err(|e| SpoolError::io("cannot create", &tmp, e))?;
@@ -173,7 +174,9 @@ impl SpoolWriter {
     pub fn set_codecs(&mut self, id: StreamId, codecs: &[CodecInfo]) -> Result<(), SpoolError> {
         let s = self.stream(id)?;
         for c in codecs {
-            s.meta.codecs.retain(|old| old.payload_type != c.payload_type);
+            s.meta
+                .codecs
+                .retain(|old| old.payload_type != c.payload_type);
             s.meta.codecs.push(c.clone());
         }
         Ok(())
@@ -334,7 +337,10 @@ mod tests {
 
     #[test]
     fn escapes_call_ids() {
-        assert_eq!(escape_call_id("abc-123@host.example"), "abc-123%40host.example");
+        assert_eq!(
+            escape_call_id("abc-123@host.example"),
+            "abc-123%40host.example"
+        );
         assert_eq!(escape_call_id("../x/y"), "_..%2Fx%2Fy");
         assert_eq!(escape_call_id(""), "_");
         assert!(escape_call_id(&"a".repeat(1000)).len() <= 200);
@@ -343,7 +349,9 @@ mod tests {
     #[test]
     fn unfinished_call_is_invisible_then_finished_atomically() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), PcapFormat::Raw).unwrap().with_fsync(false);
+        let spool = Spool::open(dir.path(), PcapFormat::Raw)
+            .unwrap()
+            .with_fsync(false);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let mut w = spool.create_call("call/1", "k:v", t0).unwrap();
         let s = w
@@ -355,8 +363,14 @@ mod tests {
             .unwrap();
         let src: SocketAddr = "10.0.0.1:4000".parse().unwrap();
         let dst: SocketAddr = "10.0.0.2:5000".parse().unwrap();
-        w.append_packet(s, src, dst, &[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff], t0)
-            .unwrap();
+        w.append_packet(
+            s,
+            src,
+            dst,
+            &[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
+            t0,
+        )
+        .unwrap();
         assert!(w.append_packet(StreamId(9), src, dst, &[], t0).is_err());
         let meta_dir = dir.path().join(META_DIR);
         assert_eq!(fs::read_dir(&meta_dir).unwrap().count(), 0);
@@ -369,7 +383,11 @@ mod tests {
         assert_eq!(meta.call_id, "call/1");
         assert_eq!(meta.streams[0].packets, 1);
         assert_eq!(meta.end_time_us, Some(1_700_000_003_000_000));
-        assert!(dir.path().join(PCAP_DIR).join(format!("{stem}-0.pcap")).exists());
+        assert!(dir
+            .path()
+            .join(PCAP_DIR)
+            .join(format!("{stem}-0.pcap"))
+            .exists());
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
     }
 
