@@ -344,13 +344,19 @@ fn stream_track(s: &LoadedStream, max_samples: usize) -> (Track, Vec<SkippedCode
     (build_track(&ins, max_samples), skipped)
 }
 
-/// `rel` with `ext`; if the name is taken in this call (two streams with one SSRC), `-<n>` is added.
+/// `rel` plus `.ext` (appended: a call-id may contain dots); if the name is taken in this call (two streams
+/// with one SSRC), `-<n>` goes before the extension.
 fn unique(rel: PathBuf, n: u32, used: &mut Vec<PathBuf>, ext: &str) -> PathBuf {
-    let mut p = rel.with_extension(ext);
+    let with = |suffix: &str| {
+        let mut s = rel.clone().into_os_string();
+        s.push(suffix);
+        s.push(".");
+        s.push(ext);
+        PathBuf::from(s)
+    };
+    let mut p = with("");
     if used.contains(&p) {
-        let mut s = rel.into_os_string();
-        s.push(format!("-{n}"));
-        p = PathBuf::from(s).with_extension(ext);
+        p = with(&format!("-{n}"));
     }
     used.push(p.clone());
     p
