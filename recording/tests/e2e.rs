@@ -1,5 +1,7 @@
 //! End to end in-process: the SpoolWriter writes a call, process_call turns it into WAV files.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::fs;
