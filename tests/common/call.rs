@@ -54,6 +54,12 @@ impl Call {
         Call::setup_sdp(ng, ports, flags, sdp_offer, sdp_answer)
     }
 
+    /// As `setup`, for a second call in the same block: A on spare ports `first`/`first+1`, B on
+    /// `first+2`/`first+3`.
+    pub fn setup_at(ng: &NgClient, ports: &PortBlock, first: u16, flags: &[&str]) -> Call {
+        Call::build(ng, ports, first, flags, sdp_offer, sdp_answer)
+    }
+
     /// As `setup`, with the SDP builders given (e.g. adding `a=rtcp-mux`).
     pub fn setup_sdp(
         ng: &NgClient,
@@ -62,8 +68,19 @@ impl Call {
         offer: impl Fn(Ipv4Addr, u16) -> String,
         answer: impl Fn(Ipv4Addr, u16) -> String,
     ) -> Call {
-        let a = Party::bind(ports, 0, "tag-a");
-        let b = Party::bind(ports, 2, "tag-b");
+        Call::build(ng, ports, 0, flags, offer, answer)
+    }
+
+    fn build(
+        ng: &NgClient,
+        ports: &PortBlock,
+        first: u16,
+        flags: &[&str],
+        offer: impl Fn(Ipv4Addr, u16) -> String,
+        answer: impl Fn(Ipv4Addr, u16) -> String,
+    ) -> Call {
+        let a = Party::bind(ports, first, "tag-a");
+        let b = Party::bind(ports, first + 2, "tag-b");
         let id = format!("call-{}", random_cookie());
         let o = expect_ok(ng.offer(&id, &a.tag, &offer(LO, a.port()), flags), "offer");
         let offer_sdp = get_str(&o, "sdp").expect("offer reply has sdp").to_owned();
