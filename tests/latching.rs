@@ -192,3 +192,32 @@ fn asymmetric_keeps_sending_to_the_sdp_address() {
     relayed(&c.b.rtp, c.b_to, &rtp(0xb, 0), &c.a.rtp, c.a_to);
     assert_silent(&nat, QUIET, "asymmetric media followed the source");
 }
+
+#[test]
+fn a_stranger_on_a_latched_rtcp_port_is_dropped_and_counted_in_the_rtcp_totals() {
+    let ports = PortBlock::acquire();
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let ng = relay.client();
+    let c = Call::setup(&ng, &ports, &[]);
+    let (a_rtcp, b_rtcp) = (
+        SocketAddr::new(c.a_to.ip(), c.a_to.port() + 1),
+        SocketAddr::new(c.b_to.ip(), c.b_to.port() + 1),
+    );
+    relayed(&c.a.rtcp, a_rtcp, &rtcp_rr(0xa), &c.b.rtcp, b_rtcp);
+    let inj = stranger();
+    inj.send_to(&rtcp_rr(0x66), a_rtcp).expect("send");
+    assert_silent(
+        &c.b.rtcp,
+        QUIET * 2,
+        "stranger's RTCP relayed after A latched",
+    );
+    let q = c.query(&ng);
+    assert_eq!(port_stat(&q, a_rtcp.port(), "errors"), 1, "{q:?}");
+    // rtpengine adds every RTCP stream's stats, errors included, to totals.RTCP.
+    assert_eq!(
+        total(&q, "RTCP", "errors"),
+        1,
+        "totals.RTCP.errors misses the RTCP port's errors"
+    );
+    assert_eq!(total(&q, "RTCP", "packets"), 1);
+}
