@@ -277,3 +277,30 @@ fn reoffer_to_a_new_port_redirects_media() {
     let a2_pkts: Vec<Vec<u8>> = (1..4).map(|n| RtpPacket::pcmu(0xa, n).to_bytes()).collect();
     send_and_expect(&a2.rtp, c.a_to, &a2_pkts, &c.b.rtp, c.b_to, "A'->B after");
 }
+
+/// The relay answers `answer` only once the media path it describes is live: a packet sent the moment the
+/// reply arrives is forwarded. Repeated over several calls, since a lost race shows only sometimes.
+#[test]
+fn media_sent_the_moment_the_answer_returns_is_forwarded() {
+    let ports = PortBlock::acquire();
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let ng = relay.client();
+    let mut lost = Vec::new();
+    for i in 0..20u16 {
+        let c = Call::setup(&ng, &ports, &[]);
+        c.a.rtp
+            .send_to(&RtpPacket::pcmu(0xa, i).to_bytes(), c.a_to)
+            .expect("send A");
+        c.b.rtp
+            .send_to(&RtpPacket::pcmu(0xb, i).to_bytes(), c.b_to)
+            .expect("send B");
+        if c.b.rtp.recv_timeout(Duration::from_secs(1)).is_none() {
+            lost.push(format!("call {i}: A->B"));
+        }
+        if c.a.rtp.recv_timeout(Duration::from_secs(1)).is_none() {
+            lost.push(format!("call {i}: B->A"));
+        }
+        expect_ok(ng.delete(&c.id, "tag-a"), "delete");
+    }
+    assert!(lost.is_empty(), "first packets dropped: {lost:?}");
+}
