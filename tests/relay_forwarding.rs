@@ -145,8 +145,9 @@ fn rtcp_both_ways_on_port_plus_one() {
 fn rtcp_mux_call_carries_rtcp_on_the_rtp_ports() {
     let ports = PortBlock::acquire();
     let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let ng = relay.client();
     let c = Call::setup_sdp(
-        &relay.client(),
+        &ng,
         &ports,
         &[],
         |a, p| with_rtcp_mux(sdp_offer(a, p)),
@@ -193,6 +194,10 @@ fn rtcp_mux_call_carries_rtcp_on_the_rtp_ports() {
         Duration::from_millis(50),
         "nothing on the RTCP socket",
     );
+    // Muxed RTCP is counted as RTCP, not RTP.
+    let q = c.query(&ng);
+    assert_eq!(total(&q, "RTP", "packets"), 3, "{q:?}");
+    assert_eq!(total(&q, "RTCP", "packets"), 4);
 }
 
 #[test]

@@ -222,3 +222,39 @@ fn offer_over_http_answer_over_udp_is_one_call() {
         Some((pkt, b_to))
     );
 }
+
+#[test]
+fn tcp_garbage_closes_only_that_connection() {
+    let ports = PortBlock::acquire();
+    let (relay, tcp) = tcp_relay(&ports);
+    let mut bad = TcpStream::connect_timeout(&tcp, IO_TIMEOUT).expect("connect");
+    bad.write_all(b"junk dXYZ not bencode at all")
+        .expect("write");
+    bad.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let mut rest = Vec::new();
+    // One error reply (or none), then the relay closes the connection: read_to_end returns.
+    let _ = bad.read_to_end(&mut rest);
+    if !rest.is_empty() {
+        let replies = take_messages(&mut rest);
+        assert_eq!(replies.len(), 1, "{}", String::from_utf8_lossy(&rest));
+        assert_eq!(get_str(&replies[0].1, "result"), Some("error"));
+    }
+    let mut good = TcpStream::connect_timeout(&tcp, IO_TIMEOUT).expect("connect");
+    good.write_all(&ping("ok-1")).expect("write");
+    assert_eq!(read_replies(&mut good, 1)[0].0, "ok-1");
+    expect_ok(relay.client().ping(), "UDP ping");
+}
+
+#[test]
+fn http_ng_without_a_cookie_is_refused() {
+    let ports = PortBlock::acquire();
+    let (_relay, web) = http_relay(&ports);
+    let (status, _) = http(web, "POST", "/ng", b"d7:command4:pinge");
+    assert!(
+        (400..=600).contains(&status),
+        "a body without a cookie got {status}"
+    );
+    let (status, body) = http(web, "POST", "/ng", &ping("still-ok"));
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"still-ok "));
+}
