@@ -211,3 +211,40 @@ fn running_out_of_ports_fails_the_new_call_only() {
     let q = c.query(&ng);
     assert_eq!(total(&q, "RTP", "packets"), 2);
 }
+
+#[test]
+fn a_failed_offer_releases_the_ports_it_took() {
+    let ports = PortBlock::acquire();
+    let (min, _) = ports.media_range();
+    let (lo, hi) = (min.to_string(), (min + 5).to_string());
+    // Six ports: one call takes four, the next offer finds two and must give them back when it fails.
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &["-m", &lo, "-M", &hi]);
+    let ng = relay.client();
+    let c = Call::setup(&ng, &ports, &[]);
+    let taken = [
+        c.a_to.port(),
+        c.a_to.port() + 1,
+        c.b_to.port(),
+        c.b_to.port() + 1,
+    ];
+    let r = ng
+        .offer("no-room", "tag-x", &sdp_offer(LO, ports.port(8)), &[])
+        .expect("offer reply");
+    assert_eq!(
+        get_str(&r, "error-reason"),
+        Some("Ran out of ports"),
+        "{r:?}"
+    );
+    assert_eq!(
+        ng.list_calls().expect("list"),
+        vec![c.id.clone()],
+        "the failed offer left its call behind"
+    );
+    for port in (min..=min + 5).filter(|p| !taken.contains(p)) {
+        let at = SocketAddr::from((LO, port));
+        assert!(
+            wait_until(WAIT, || UdpSocket::bind(at).is_ok()),
+            "port {port} still held after the offer that took it failed"
+        );
+    }
+}

@@ -309,3 +309,42 @@ fn media_sent_the_moment_the_answer_returns_is_forwarded() {
     }
     assert!(lost.is_empty(), "first packets dropped: {lost:?}");
 }
+
+#[test]
+fn callee_reinvite_with_swapped_tags_moves_the_callees_media() {
+    let ports = PortBlock::acquire();
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let ng = relay.client();
+    let c = Call::setup(&ng, &ports, &[]);
+    // B sends the re-INVITE: its tag is now the from-tag, and it moves its media to spare port 6.
+    let b2 = Party::bind(&ports, 6, "tag-b");
+    let reoffer = expect_ok(
+        ng.request(dict([
+            ("command", "offer".into()),
+            ("call-id", c.id.as_str().into()),
+            ("from-tag", "tag-b".into()),
+            ("to-tag", "tag-a".into()),
+            ("sdp", sdp_offer(LO, b2.port()).into()),
+        ])),
+        "callee's re-offer",
+    );
+    let a_to2 = sdp_media_endpoint(get_str(&reoffer, "sdp").expect("sdp")).expect("endpoint");
+    assert_eq!(a_to2, c.a_to, "A keeps sending to the same relay port");
+    let reanswer = expect_ok(
+        ng.answer(&c.id, "tag-b", "tag-a", &sdp_answer(LO, c.a.port()), &[]),
+        "caller's answer",
+    );
+    let b_to2 = sdp_media_endpoint(get_str(&reanswer, "sdp").expect("sdp")).expect("endpoint");
+    assert_eq!(b_to2, c.b_to, "B keeps sending to the same relay port");
+    assert_eq!(ng.list_calls().expect("list"), vec![c.id.clone()]);
+
+    let to_b: Vec<Vec<u8>> = (0..3).map(|n| RtpPacket::pcmu(0xa, n).to_bytes()).collect();
+    send_and_expect(&c.a.rtp, c.a_to, &to_b, &b2.rtp, c.b_to, "A->B'");
+    assert_silent(
+        &c.b.rtp,
+        Duration::from_millis(100),
+        "old B port still gets media",
+    );
+    let to_a: Vec<Vec<u8>> = (0..3).map(|n| RtpPacket::pcmu(0xb, n).to_bytes()).collect();
+    send_and_expect(&b2.rtp, c.b_to, &to_a, &c.a.rtp, c.a_to, "B'->A");
+}
