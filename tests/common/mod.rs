@@ -4,6 +4,7 @@
 //! - `relay`: starts our `rtprelay` or Debian's `rtpengine` and waits for `pong` (`Relay`, `RelayKind`);
 //! - `process`: a child-process guard that stops its child by PID on drop (`Proc`);
 //! - `ports`: non-overlapping port blocks for tests running in parallel (`PortBlock`);
+//! - `call`: a two-party call through the relay (`Call`, `Party`), `query` readers, RTCP builders;
 //! - `sdp`, `media`: a simple PCMU offer/answer, RTP packets, a UDP media endpoint (`MediaEndpoint`);
 //! - here: `require_or_skip` (missing tools fail under `RTPRELAY_E2E=1`, skip otherwise) and scratch dirs.
 //!
@@ -11,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bencode;
+pub mod call;
 pub mod media;
 pub mod ng;
 pub mod ports;

@@ -7,11 +7,14 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
 
 const FIRST: u16 = 20000;
 const BLOCK_SIZE: u16 = 400;
 const BLOCKS: u16 = 25;
 const SPARE: u16 = 18;
+/// How long `acquire` waits for a block when all are in use.
+const ACQUIRE_WAIT: Duration = Duration::from_secs(60);
 
 pub struct PortBlock {
     _lock: TcpListener,
@@ -19,8 +22,26 @@ pub struct PortBlock {
 }
 
 impl PortBlock {
-    /// Takes a free block, starting at a random one; panics when all are taken.
+    /// Takes a free block, starting at a random one. When all are taken (many test binaries at once), waits
+    /// for one to be freed, up to `ACQUIRE_WAIT`, then panics.
     pub fn acquire() -> PortBlock {
+        let deadline = Instant::now() + ACQUIRE_WAIT;
+        loop {
+            if let Some(block) = PortBlock::try_acquire() {
+                return block;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no free test port block in {FIRST}..{} for {ACQUIRE_WAIT:?}",
+                    FIRST + BLOCKS * BLOCK_SIZE
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Takes a free block, starting at a random one, if there is one.
+    pub fn try_acquire() -> Option<PortBlock> {
         let start = (RandomState::new().build_hasher().finish() % u64::from(BLOCKS)) as u16;
         for i in 0..BLOCKS {
             let base = FIRST + ((start + i) % BLOCKS) * BLOCK_SIZE;
@@ -31,12 +52,9 @@ impl PortBlock {
             if UdpSocket::bind((Ipv4Addr::LOCALHOST, base + 1)).is_err() {
                 continue;
             }
-            return PortBlock { _lock: lock, base };
+            return Some(PortBlock { _lock: lock, base });
         }
-        panic!(
-            "no free test port block in {FIRST}..{}",
-            FIRST + BLOCKS * BLOCK_SIZE
-        );
+        None
     }
 
     /// The relay's NG control port.

@@ -169,6 +169,16 @@ impl Relay {
         self.proc.try_wait().is_none()
     }
 
+    /// Sends a signal by name (`TERM`, `INT`, ...) to the relay.
+    pub fn signal(&mut self, sig: &str) {
+        self.proc.signal(sig)
+    }
+
+    /// Waits up to `timeout` for the relay to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.wait_timeout(timeout)
+    }
+
     /// Stops the relay (SIGTERM, then SIGKILL after `grace`) and returns how it exited.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         self.proc.stop(grace)
