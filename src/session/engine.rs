@@ -173,10 +173,21 @@ impl Engine {
         reply
     }
 
+    /// Removes a call that never came to be (its first offer failed), without counting it.
+    pub(crate) fn discard(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
+        self.remove(call_id, binder);
+    }
+
     /// Removes a call now: closes its flows and frees its ports.
     pub(crate) fn destroy(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
+        if self.remove(call_id, binder) {
+            tracing::info!(call_id, "call destroyed");
+        }
+    }
+
+    fn remove(&mut self, call_id: &str, binder: &mut dyn PortBinder) -> bool {
         let Some(call) = self.calls.remove(call_id) else {
-            return;
+            return false;
         };
         self.account_ended(&call);
         for leg in &call.legs {
@@ -195,7 +206,7 @@ impl Engine {
                 }
             }
         }
-        tracing::info!(call_id, "call destroyed");
+        true
     }
 }
 

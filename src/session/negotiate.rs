@@ -38,15 +38,6 @@ impl Engine {
             return Ok(reply);
         }
         let call_id = p.call.call_id.clone();
-        if !self.calls.contains_key(&call_id) {
-            if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
-                self.totals.rejected_session_limit += 1;
-                return Err(SessionError::SessionLimit);
-            }
-            self.calls.insert(call_id.clone(), new_call(&call_id, now));
-            self.totals.calls_created += 1;
-            tracing::info!(call_id = %call_id, "new call");
-        }
         let default_if = self.default_interface();
         // An empty name (one of from-/to-interface given alone) means the default interface.
         let pick = |name: &str| {
@@ -62,6 +53,14 @@ impl Engine {
         };
         self.check_interface(&from_if)?;
         self.check_interface(&to_if)?;
+        let is_new = !self.calls.contains_key(&call_id);
+        if is_new {
+            if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
+                self.totals.rejected_session_limit += 1;
+                return Err(SessionError::SessionLimit);
+            }
+            self.calls.insert(call_id.clone(), new_call(&call_id, now));
+        }
         let call = self
             .calls
             .get_mut(&call_id)
@@ -76,7 +75,17 @@ impl Engine {
             &to_if,
             now,
         );
-        self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder)
+        let result = self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder);
+        match (&result, is_new) {
+            // A call that failed its first offer leaves nothing behind: no entry, no ports.
+            (Err(_), true) => self.discard(&call_id, binder),
+            (Ok(_), true) => {
+                self.totals.calls_created += 1;
+                tracing::info!(call_id = %call_id, "new call");
+            }
+            _ => {}
+        }
+        result
     }
 
     pub(crate) fn answer(

@@ -162,7 +162,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn plus(&self, o: &Counts) -> Counts {
+    fn plus(self, o: &Counts) -> Counts {
         Counts {
             packets: self.packets + o.packets,
             bytes: self.bytes + o.bytes,
@@ -170,7 +170,7 @@ impl Counts {
         }
     }
 
-    fn to_dict(&self) -> Dict {
+    fn to_dict(self) -> Dict {
         let mut d = Dict::new();
         dict_put(&mut d, "packets", self.packets);
         dict_put(&mut d, "bytes", self.bytes);

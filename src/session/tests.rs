@@ -503,3 +503,26 @@ fn session_limit_with_load_limit_support_gets_a_load_limit_reply() {
     assert_eq!(text(&r, "result"), "load limit");
     assert_eq!(e.call_count(), 0);
 }
+
+#[test]
+fn a_failed_first_offer_leaves_no_call_and_no_ports() {
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        port_min: 30000,
+        port_max: 30005, // two pairs: the second media section of the offer cannot get its own
+        ..EngineConfig::default()
+    });
+    let mut b = AcceptAll::default();
+    let two_media =
+        String::from_utf8(sdp("192.0.2.10", 4000)).unwrap() + "m=video 4002 RTP/AVP 96\r\n";
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, two_media.into_bytes()),
+    );
+    assert_eq!(text(&r, "error-reason"), "Ran out of ports");
+    assert_eq!(e.call_count(), 0);
+    assert!(b.bound.is_empty(), "{:?}", b.bound);
+    assert!(e.poll_action().is_none(), "nothing was opened");
+}
