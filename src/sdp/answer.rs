@@ -5,10 +5,11 @@
 use crate::sdp::model::Media;
 
 /// Cuts the payload types of `answer` (one media section) down to those of `offer`.
-/// Non-RTP and rejected sections are left alone; an answer naming no offered payload type
-/// keeps its own list rather than becoming empty.
+/// Non-RTP sections are left alone; an answer naming no offered payload type keeps its own
+/// list rather than becoming empty, except a rejected one, which names the first offered type
+/// (what rtpengine writes for a rejected answer section).
 pub fn align_answer_codecs(offer: &Media, answer: &mut Media) {
-    if !answer.is_rtp() || !offer.is_rtp() || answer.is_rejected() {
+    if !answer.is_rtp() || !offer.is_rtp() {
         return;
     }
     let offered: Vec<u8> = offer
@@ -23,6 +24,11 @@ pub fn align_answer_codecs(offer: &Media, answer: &mut Media) {
         .filter(|pt| offered.contains(pt))
         .collect();
     if keep.is_empty() {
+        if answer.is_rejected() {
+            if let Some(first) = offer.formats.first() {
+                answer.formats = vec![first.clone()];
+            }
+        }
         return;
     }
     answer
@@ -39,6 +45,17 @@ mod tests {
         let text = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nc=IN IP4 192.0.2.1\r\n{body}");
         let mut sd = parse(text.as_bytes()).expect("parses");
         sd.media.remove(0)
+    }
+
+    #[test]
+    fn a_rejected_answer_names_the_first_offered_type_when_it_shares_none() {
+        let offer = media("m=audio 4000 RTP/AVP 8 9\r\n");
+        let mut answer = media("m=audio 0 RTP/AVP 0\r\n");
+        align_answer_codecs(&offer, &mut answer);
+        assert_eq!(answer.formats, vec!["8"]);
+        let mut shared = media("m=audio 0 RTP/AVP 0 9\r\n");
+        align_answer_codecs(&offer, &mut shared);
+        assert_eq!(shared.formats, vec!["9"]);
     }
 
     #[test]
