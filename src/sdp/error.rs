@@ -12,9 +12,12 @@ pub enum SdpError {
     /// The first line is not `v=`.
     #[error("SDP does not start with a v= line")]
     MissingVersion,
-    /// A second `v=` line: several sessions in one body are not supported.
+    /// A second `v=` line inside one session (bodies with several sessions go through `Body`).
     #[error("line {line}: more than one session (second v= line)")]
     MultipleSessions { line: usize },
+    /// More sessions in one body than `body::MAX_SESSIONS`.
+    #[error("too many sessions in one body")]
+    TooManySessions,
     /// No `o=` line before the first `m=`.
     #[error("SDP has no o= line")]
     MissingOrigin,

@@ -2,6 +2,7 @@
 //! [`RewritePlan`]), write it back with `Display` (CRLF after every line). No text surgery.
 
 pub mod answer;
+pub mod body;
 pub mod codec;
 pub mod error;
 pub mod model;
@@ -13,6 +14,7 @@ pub mod rewrite;
 mod tests;
 
 pub use answer::align_answer_codecs;
+pub use body::Body;
 pub use codec::CodecFilter;
 pub use error::SdpError;
 pub use model::{

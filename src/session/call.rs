@@ -44,7 +44,7 @@ pub struct Leg {
     /// True once this leg sent an SDP (offer or answer).
     pub has_sdp: bool,
     /// The last SDP this leg sent, as parsed: an answer's codecs are cut down to this offer's.
-    pub last_sdp: Option<crate::sdp::SessionDescription>,
+    pub last_sdp: Option<crate::sdp::Body>,
     /// `asymmetric` was given for this leg.
     pub asymmetric: bool,
     /// `strict source` for this leg.

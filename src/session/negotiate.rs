@@ -7,8 +7,7 @@ use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Family, OfferAnswer};
 use crate::sdp::{
-    self, Attribute, CodecFilter, Direction, MediaPlan, RewritePlan, SessionDescription,
-    SessionLine,
+    self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
 use crate::session::actions::MediaAction;
 use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
@@ -138,11 +137,11 @@ impl Engine {
 
     /// With `loop-protect`, an SDP that already carries this relay's mark passed through it
     /// once: it goes back untouched instead of being relayed a second time.
-    fn looped(&self, p: &OfferAnswer, sd: &SessionDescription) -> Option<Value> {
+    fn looped(&self, p: &OfferAnswer, sd: &Body) -> Option<Value> {
         if !p.flags.loop_protect {
             return None;
         }
-        let ours = sd.attributes().any(|a| {
+        let ours = sd.session_attributes().any(|a| {
             a.name == LOOP_ATTRIBUTE && a.value.as_deref() == Some(self.cfg.instance_id.as_str())
         });
         if !ours {
@@ -183,12 +182,12 @@ impl Engine {
         call_id: &str,
         sender: usize,
         receiver: usize,
-        mut sd: SessionDescription,
+        mut sd: Body,
         p: &OfferAnswer,
         is_offer: bool,
         binder: &mut dyn PortBinder,
     ) -> Result<Value, SessionError> {
-        if sd.media.len() > MAX_MEDIA {
+        if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
         }
         if !is_offer {
@@ -198,7 +197,7 @@ impl Engine {
                 .and_then(|c| c.legs.get(receiver))
                 .and_then(|l| l.last_sdp.as_ref());
             if let Some(offer) = offer {
-                for (o, a) in offer.media.iter().zip(sd.media.iter_mut()) {
+                for (o, a) in offer.medias().zip(sd.medias_mut()) {
                     sdp::align_answer_codecs(o, a);
                 }
             }
@@ -206,13 +205,13 @@ impl Engine {
         let input = sd.clone();
         let version = sdp_version(&mut sd, &self.calls, call_id, sender);
         // Allocate first (a failure must leave no half-built state behind beyond free ports).
-        let n = sd.media.len();
+        let n = sd.media_count();
         let sender_if = self.leg(call_id, sender)?.interface.clone();
         let receiver_if = self.leg(call_id, receiver)?.interface.clone();
         for i in 0..n {
             self.ensure_slot(call_id, sender, i, &sd, i);
             self.ensure_slot(call_id, receiver, i, &sd, i);
-            if sd.media[i].is_rejected() {
+            if sd.media(i).is_none_or(|m| m.is_rejected()) {
                 continue;
             }
             let sender_family = sd.media_family(i);
@@ -247,7 +246,7 @@ impl Engine {
             leg.sdp_version = Some(version.clone());
             leg.last_sdp = Some(input);
             leg.on_hold = false;
-            for (i, m) in sd.media.iter().enumerate() {
+            for (i, m) in sd.medias().enumerate() {
                 let null = sd.is_null_address(i);
                 let slot = &mut leg.medias[i];
                 slot.kind.clone_from(&m.kind);
@@ -288,7 +287,7 @@ impl Engine {
             strip_extmap: p.flags.strip_extmap,
             media: Vec::with_capacity(n),
         };
-        for (i, m) in sd.media.iter().enumerate() {
+        for (i, m) in sd.medias().enumerate() {
             let local = call.legs[receiver].medias[i].local;
             // Rejected media have no ports but still get the interface address in c=.
             let family = p.address_family.or(sd.media_family(i));
@@ -341,12 +340,14 @@ impl Engine {
         if p.replace.origin {
             plan.origin_address = plan.media.first().map(|m| m.address);
         }
-        sdp::rewrite(&mut sd, &plan);
+        sd.rewrite(&plan);
         if p.flags.loop_protect {
-            sd.lines.push(SessionLine::Attribute(Attribute::new(
-                LOOP_ATTRIBUTE,
-                Some(self.cfg.instance_id.clone()),
-            )));
+            if let Some(first) = sd.first_mut() {
+                first.lines.push(SessionLine::Attribute(Attribute::new(
+                    LOOP_ATTRIBUTE,
+                    Some(self.cfg.instance_id.clone()),
+                )));
+            }
         }
         let text = sd.to_string();
         self.sync_flows(call_id, sender, receiver, n);
@@ -365,14 +366,7 @@ impl Engine {
     }
 
     /// Makes sure `leg` has a media slot at `idx`.
-    fn ensure_slot(
-        &mut self,
-        call_id: &str,
-        leg: usize,
-        idx: usize,
-        sd: &SessionDescription,
-        m: usize,
-    ) {
+    fn ensure_slot(&mut self, call_id: &str, leg: usize, idx: usize, sd: &Body, m: usize) {
         let have = self
             .calls
             .get(call_id)
@@ -394,7 +388,7 @@ impl Engine {
                 media: i,
                 kind: FlowKind::Rtcp,
             });
-            let media = &sd.media[m.min(sd.media.len() - 1)];
+            let Some(media) = sd.media(m) else { return };
             let slot = MediaSlot {
                 kind: media.kind.clone(),
                 proto: media.proto.clone(),
@@ -541,8 +535,8 @@ impl Engine {
     }
 }
 
-fn parse_sdp(p: &OfferAnswer) -> Result<SessionDescription, SessionError> {
-    sdp::parse(&p.sdp).map_err(|e| {
+fn parse_sdp(p: &OfferAnswer) -> Result<Body, SessionError> {
+    Body::parse(&p.sdp).map_err(|e| {
         tracing::info!(call_id = %p.call.call_id, error = %e, "failed to parse SDP");
         SessionError::SdpParse
     })
@@ -623,15 +617,16 @@ fn find_receiver(
 /// The o= version to send for this SDP: the first one seen, bumped by one whenever the rest of
 /// the sender's SDP changes. Returns (masked text, version); a non-numeric version counts as 0.
 fn sdp_version(
-    sd: &mut SessionDescription,
+    sd: &mut Body,
     calls: &std::collections::HashMap<String, Call>,
     call_id: &str,
     sender: usize,
 ) -> (String, u64) {
-    let incoming = std::mem::replace(&mut sd.origin.version, "0".into());
+    let incoming = sd.replace_versions("0");
     let masked = sd.to_string();
-    let number = sd_version_number(&incoming);
-    sd.origin.version = incoming;
+    // Every session's o= gets the version of the first one.
+    let number = sd_version_number(incoming.first().map_or("0", String::as_str));
+    sd.restore_versions(incoming);
     let previous = calls
         .get(call_id)
         .and_then(|c| c.legs.get(sender))
