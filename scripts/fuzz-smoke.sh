@@ -16,6 +16,7 @@ export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
   work=$(mktemp -d)
   echo "==== fuzz $t for ${secs}s ===="
+  mkdir -p seeds/"$t"
   cargo fuzz run "$t" "$work" seeds/"$t" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 3
   rm -rf "$work"
 done
