@@ -216,8 +216,10 @@ impl Engine {
             }
             let sender_family = sd.media_family(i);
             let receiver_family = p.address_family.or(sender_family);
-            self.ensure_ports(call_id, sender, i, &sender_if, sender_family, binder)?;
+            // The receiver's side first, as rtpengine allocates: the offer's output port is
+            // the lower one on a fresh range.
             self.ensure_ports(call_id, receiver, i, &receiver_if, receiver_family, binder)?;
+            self.ensure_ports(call_id, sender, i, &sender_if, sender_family, binder)?;
         }
 
         let strict = self.cfg.strict_source || p.flags.strict_source;
