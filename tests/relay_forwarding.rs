@@ -261,10 +261,9 @@ fn reoffer_to_a_new_port_redirects_media() {
         "re-offer",
     );
     let b_to2 = sdp_media_endpoint(get_str(&reoffer, "sdp").expect("sdp")).expect("endpoint");
-    assert_eq!(
-        b_to2, c.b_to,
-        "a re-offer on the same tag keeps its relay port"
-    );
+    // As rtpengine does: A moved, so B sends to a new relay port (the one for A's new
+    // endpoint); a re-offer that does not move keeps its port (see reoffer_keeps_ports).
+    assert_ne!(b_to2, c.b_to, "A moved: B gets a new relay port");
     let reanswer = expect_ok(
         ng.answer(&c.id, "tag-a", "tag-b", &sdp_answer(LO, c.b.port()), &[]),
         "re-answer",
@@ -273,14 +272,43 @@ fn reoffer_to_a_new_port_redirects_media() {
     assert_eq!(a_to2, c.a_to, "the answer keeps its relay port");
 
     let after: Vec<Vec<u8>> = (1..6).map(|n| RtpPacket::pcmu(0xb, n).to_bytes()).collect();
-    send_and_expect(&c.b.rtp, c.b_to, &after, &a2.rtp, c.a_to, "B->A' after");
+    send_and_expect(&c.b.rtp, b_to2, &after, &a2.rtp, c.a_to, "B->A' after");
     assert_silent(
         &c.a.rtp,
         Duration::from_millis(100),
         "old A port still gets media",
     );
     let a2_pkts: Vec<Vec<u8>> = (1..4).map(|n| RtpPacket::pcmu(0xa, n).to_bytes()).collect();
-    send_and_expect(&a2.rtp, c.a_to, &a2_pkts, &c.b.rtp, c.b_to, "A'->B after");
+    send_and_expect(&a2.rtp, c.a_to, &a2_pkts, &c.b.rtp, b_to2, "A'->B after");
+}
+
+#[test]
+fn reoffer_keeps_ports() {
+    let ports = PortBlock::acquire();
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let ng = relay.client();
+    let c = Call::setup(&ng, &ports, &[]);
+    let reoffer = expect_ok(
+        ng.offer(&c.id, "tag-a", &sdp_offer(LO, c.a.port()), &[]),
+        "re-offer",
+    );
+    let b_to2 = sdp_media_endpoint(get_str(&reoffer, "sdp").expect("sdp")).expect("endpoint");
+    assert_eq!(b_to2, c.b_to, "same SDP endpoint: same relay port");
+    let reanswer = expect_ok(
+        ng.answer(&c.id, "tag-a", "tag-b", &sdp_answer(LO, c.b.port()), &[]),
+        "re-answer",
+    );
+    let a_to2 = sdp_media_endpoint(get_str(&reanswer, "sdp").expect("sdp")).expect("endpoint");
+    assert_eq!(a_to2, c.a_to);
+    let pkts: Vec<Vec<u8>> = (0..3).map(|n| RtpPacket::pcmu(0xa, n).to_bytes()).collect();
+    send_and_expect(
+        &c.a.rtp,
+        c.a_to,
+        &pkts,
+        &c.b.rtp,
+        c.b_to,
+        "A->B after re-INVITE",
+    );
 }
 
 /// The relay answers `answer` only once the media path it describes is live: a packet sent the moment the
@@ -329,7 +357,10 @@ fn callee_reinvite_with_swapped_tags_moves_the_callees_media() {
         "callee's re-offer",
     );
     let a_to2 = sdp_media_endpoint(get_str(&reoffer, "sdp").expect("sdp")).expect("endpoint");
-    assert_eq!(a_to2, c.a_to, "A keeps sending to the same relay port");
+    assert_ne!(
+        a_to2, c.a_to,
+        "B moved: A gets a new relay port, as rtpengine does"
+    );
     let reanswer = expect_ok(
         ng.answer(&c.id, "tag-b", "tag-a", &sdp_answer(LO, c.a.port()), &[]),
         "caller's answer",
@@ -339,12 +370,12 @@ fn callee_reinvite_with_swapped_tags_moves_the_callees_media() {
     assert_eq!(ng.list_calls().expect("list"), vec![c.id.clone()]);
 
     let to_b: Vec<Vec<u8>> = (0..3).map(|n| RtpPacket::pcmu(0xa, n).to_bytes()).collect();
-    send_and_expect(&c.a.rtp, c.a_to, &to_b, &b2.rtp, c.b_to, "A->B'");
+    send_and_expect(&c.a.rtp, a_to2, &to_b, &b2.rtp, c.b_to, "A->B'");
     assert_silent(
         &c.b.rtp,
         Duration::from_millis(100),
         "old B port still gets media",
     );
     let to_a: Vec<Vec<u8>> = (0..3).map(|n| RtpPacket::pcmu(0xb, n).to_bytes()).collect();
-    send_and_expect(&b2.rtp, c.b_to, &to_a, &c.a.rtp, c.a_to, "B'->A");
+    send_and_expect(&b2.rtp, c.b_to, &to_a, &c.a.rtp, a_to2, "B'->A");
 }

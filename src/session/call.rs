@@ -81,6 +81,10 @@ pub struct MediaSlot {
     pub proto: String,
     /// The local pair this leg's endpoint sends to, once allocated.
     pub local: Option<LocalPair>,
+    /// The far-end endpoint `local` relays to (see `follow.rs`).
+    pub far_end: Option<SocketAddr>,
+    /// Pairs this slot used for earlier far ends: still reserved, sockets closed.
+    pub parked: Vec<(SocketAddr, LocalPair)>,
     /// Where this leg's endpoint said (in its SDP) it receives RTP; `None` for a null address.
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,

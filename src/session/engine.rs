@@ -201,7 +201,7 @@ impl Engine {
                         });
                     }
                 }
-                if let Some(p) = slot.local {
+                for p in slot.local.iter().chain(slot.parked.iter().map(|(_, p)| p)) {
                     self.ports.release(p.local, p.rtp_port, binder);
                 }
             }

@@ -9,6 +9,7 @@ pub mod call;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
+mod follow;
 pub mod latch;
 mod negotiate;
 pub mod ports;

@@ -220,6 +220,14 @@ impl Engine {
             // the lower one on a fresh range.
             self.ensure_ports(call_id, receiver, i, &receiver_if, receiver_family, binder)?;
             self.ensure_ports(call_id, sender, i, &sender_if, sender_family, binder)?;
+            let hold = sd.is_null_address(i)
+                || sd.media(i).is_some_and(|m| {
+                    matches!(
+                        m.direction(),
+                        Some(Direction::SendOnly | Direction::Inactive)
+                    )
+                });
+            self.follow_far_end(call_id, receiver, i, sd.rtp_endpoint(i), hold, binder)?;
         }
 
         let strict = self.cfg.strict_source || p.flags.strict_source;
@@ -395,6 +403,8 @@ impl Engine {
                 kind: media.kind.clone(),
                 proto: media.proto.clone(),
                 local: None,
+                far_end: None,
+                parked: Vec::new(),
                 remote_rtp: None,
                 remote_rtcp: None,
                 rtcp_mux: false,
