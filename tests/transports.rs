@@ -186,6 +186,23 @@ fn http_post_ng_and_get_ping() {
 }
 
 #[test]
+fn http_metrics_count_calls_and_commands() {
+    let ports = PortBlock::acquire();
+    let (relay, web) = http_relay(&ports);
+    let ng = relay.client();
+    let _call = Call::setup(&ng, &ports, &[]);
+    let (status, body) = http(web, "GET", "/metrics", b"");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("rtprelay_calls 1\n"), "{text}");
+    assert!(
+        text.contains("rtprelay_ng_commands_total{command=\"offer\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("rtprelay_dataplane_info{plane="), "{text}");
+}
+
+#[test]
 fn offer_over_http_answer_over_udp_is_one_call() {
     let ports = PortBlock::acquire();
     let (relay, web) = http_relay(&ports);

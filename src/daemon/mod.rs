@@ -87,15 +87,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         let control = control.clone();
         Arc::new(move |msg: &[u8]| control.handle_message(msg))
     };
+    // UDP last: tests and health checks take an NG ping over UDP as "everything is up".
     let mut listeners = Vec::new();
-    for addr in &cfg.listen_ng {
-        listeners.push(
-            transport::spawn_udp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
-                addr: format!("udp {addr}"),
-                source,
-            })?,
-        );
-    }
     for addr in &cfg.listen_tcp_ng {
         listeners.push(
             transport::spawn_tcp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
@@ -104,13 +97,25 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             })?,
         );
     }
+    let metrics: transport::MetricsFn = {
+        let control = control.clone();
+        Arc::new(move || control.metrics())
+    };
     for addr in &cfg.listen_http {
         listeners.push(
-            transport::spawn_http(*addr, handler.clone(), None).map_err(|source| {
-                DaemonError::Listen {
+            transport::spawn_http(*addr, handler.clone(), Some(metrics.clone())).map_err(
+                |source| DaemonError::Listen {
                     addr: format!("http {addr}"),
                     source,
-                }
+                },
+            )?,
+        );
+    }
+    for addr in &cfg.listen_ng {
+        listeners.push(
+            transport::spawn_udp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
+                addr: format!("udp {addr}"),
+                source,
             })?,
         );
     }
