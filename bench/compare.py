@@ -38,7 +38,7 @@ def relay_cmd(name, port, pmin, pmax, binary):
 
 
 def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin):
-    port = 22300
+    port = args.ng_port
     proc = subprocess.Popen(["taskset", "-c", relay_cpu] + relay_cmd(name, port, 30000, 40000, binary),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--rtprelay", default=os.path.join(ROOT, "target/release/rtprelay"))
     ap.add_argument("--bench", default=os.path.join(ROOT, "target/release/rtprelay-bench"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md")
+    ap.add_argument("--ng-port", type=int, default=22300, help="NG port the relays listen on")
     args = ap.parse_args()
     ncpu = os.cpu_count() or 1
     relay_cpu, gen_cpu = ("1", "0") if ncpu > 1 else ("0", "0")

@@ -31,25 +31,36 @@ pub fn packet(buf: &mut [u8], ssrc: u32, seq: u16, epoch: Instant) {
 
 impl Sender {
     /// Sends one packet per stream per tick until `stop`; returns packets sent per stream.
+    /// Each tick is cut into slots of about a millisecond and the streams are spread over
+    /// them, so the relay sees a steady flow rather than one burst per tick.
     pub fn run(self, epoch: Instant, stop: Arc<AtomicBool>) -> Vec<u64> {
         let interval = Duration::from_secs_f64(1.0 / f64::from(self.pps.max(1)));
-        let mut sent = vec![0u64; self.streams.len()];
+        let slots = (interval.as_millis() as usize).clamp(1, 20);
+        let n = self.streams.len();
+        let mut sent = vec![0u64; n];
         let mut buf = vec![0u8; self.size.max(HEADER + 8)];
         let mut next = Instant::now();
         let mut seq: u16 = 0;
         while !stop.load(Ordering::Relaxed) {
-            for (i, (sock, to)) in self.streams.iter().enumerate() {
-                packet(&mut buf, i as u32, seq, epoch);
-                if sock.send_to(&buf, to).is_ok() {
-                    sent[i] += 1;
+            for slot in 0..slots {
+                let due = next + interval * slot as u32 / slots as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let (from, to) = (slot * n / slots, (slot + 1) * n / slots);
+                let streams = self.streams.iter().zip(sent.iter_mut()).enumerate();
+                for (i, ((sock, dst), count)) in streams.skip(from).take(to - from) {
+                    packet(&mut buf, i as u32, seq, epoch);
+                    if sock.send_to(&buf, dst).is_ok() {
+                        *count += 1;
+                    }
                 }
             }
             seq = seq.wrapping_add(1);
             next += interval;
             let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else if now - next > interval * 10 {
+            if now > next && now - next > interval * 10 {
                 next = now; // the generator fell behind: do not burst to catch up
             }
         }
