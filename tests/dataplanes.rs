@@ -75,9 +75,13 @@ fn forwards_on(requested: &str) {
     let c2 = Call::setup_at(&ng, &ports, 4, &[]);
     for (k, c) in [&c1, &c2].into_iter().enumerate() {
         let ssrc = 0x100 * (k as u32 + 1);
-        let a: Vec<Vec<u8>> = (0..20).map(|n| RtpPacket::pcmu(ssrc, n).to_bytes()).collect();
+        let a: Vec<Vec<u8>> = (0..20)
+            .map(|n| RtpPacket::pcmu(ssrc, n).to_bytes())
+            .collect();
         relay_and_expect(&c.a.rtp, c.a_to, &a, &c.b.rtp, c.b_to, "RTP A->B");
-        let b: Vec<Vec<u8>> = (0..15).map(|n| RtpPacket::pcmu(ssrc + 1, n).to_bytes()).collect();
+        let b: Vec<Vec<u8>> = (0..15)
+            .map(|n| RtpPacket::pcmu(ssrc + 1, n).to_bytes())
+            .collect();
         relay_and_expect(&c.b.rtp, c.b_to, &b, &c.a.rtp, c.a_to, "RTP B->A");
         let sr: Vec<Vec<u8>> = (1..=3).map(|n| rtcp_sr(ssrc, n)).collect();
         relay_and_expect(

@@ -18,7 +18,11 @@ fn start_confined(ports: &PortBlock, name: &str, plane: &str) -> (Proc, NgClient
     let ng = NgClient::new(ports.ng_addr()).expect("NG client");
     let deadline = Instant::now() + Duration::from_secs(10);
     while ng.ping().is_err() {
-        assert!(proc.try_wait().is_none(), "relay exited:\n{}", proc.log_tail(30));
+        assert!(
+            proc.try_wait().is_none(),
+            "relay exited:\n{}",
+            proc.log_tail(30)
+        );
         assert!(Instant::now() < deadline, "no pong:\n{}", proc.log_tail(30));
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -44,13 +48,18 @@ fn falls_back_and_forwards(plane: &str) {
     );
 
     let c = Call::setup(&ng, &ports, &[]);
-    let pkts: Vec<Vec<u8>> = (0..10).map(|n| RtpPacket::pcmu(0x5ecc, n).to_bytes()).collect();
+    let pkts: Vec<Vec<u8>> = (0..10)
+        .map(|n| RtpPacket::pcmu(0x5ecc, n).to_bytes())
+        .collect();
     for p in &pkts {
         c.a.rtp.send_to(p, c.a_to).expect("send");
     }
     let got = c.b.rtp.collect(pkts.len(), Duration::from_secs(3));
     assert_eq!(got.len(), pkts.len(), "forwarded under seccomp");
-    assert!(got.iter().zip(&pkts).all(|((d, from), s)| d == s && *from == c.b_to));
+    assert!(got
+        .iter()
+        .zip(&pkts)
+        .all(|((d, from), s)| d == s && *from == c.b_to));
     let back = RtpPacket::pcmu(0xbacc, 1).to_bytes();
     c.b.rtp.send_to(&back, c.b_to).expect("send");
     assert_eq!(

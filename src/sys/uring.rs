@@ -483,13 +483,11 @@ impl Ring {
                         .filter(|s| s.generation == generation)
                         .map(|s| s.state);
                     match (bid, live) {
-                        (Some(bid), Some(RecvState::Armed)) if res >= 0 => {
-                            self.incoming.push(Rx {
-                                slot,
-                                bid,
-                                len: res as u32,
-                            })
-                        }
+                        (Some(bid), Some(RecvState::Armed)) if res >= 0 => self.incoming.push(Rx {
+                            slot,
+                            bid,
+                            len: res as u32,
+                        }),
                         (Some(bid), _) => self.bufs.push(bid),
                         (None, _) => {}
                     }
