@@ -58,6 +58,8 @@ pub enum UringError {
     NoExtArg,
     #[error("io_uring_register(PBUF_RING): {0}")]
     BufRing(io::Error),
+    #[error("multishot recvmsg: {0}")]
+    Multishot(io::Error),
     #[error("cannot allocate ring memory")]
     Alloc,
 }
@@ -106,9 +108,80 @@ pub fn probe() -> Result<Support, UringError> {
     if !ring.params().is_feature_ext_arg() {
         return Err(UringError::NoExtArg);
     }
-    let bufs = BufRing::new(&ring, 8, 64)?;
-    bufs.unregister(&ring);
+    let mut ring = ring;
+    let bufs = BufRing::new(&ring, 8, BUF_SIZE)?;
+    let (multishot, settled) = probe_multishot(&mut ring);
+    if settled {
+        bufs.unregister(&ring);
+    } else {
+        // The receive may still point at the buffers: never free memory the kernel could write.
+        mem::forget(bufs);
+    }
+    multishot?;
     Ok(Support { defer_taskrun })
+}
+
+/// Receive one datagram with a multishot `RecvMsgMulti` on a loopback socket: kernels with
+/// buffer rings (5.19) but without multishot recvmsg (6.0) fail here, not on live traffic.
+/// Without a usable loopback the check is skipped.
+/// Returns the outcome and whether the receive is known to be finished.
+fn probe_multishot(ring: &mut IoUring) -> (Result<(), UringError>, bool) {
+    let Ok(sock) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return (Ok(()), true);
+    };
+    let Ok(me) = sock.local_addr() else {
+        return (Ok(()), true);
+    };
+    let mut hdr = Box::new(zeroed_msghdr());
+    hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let recv = opcode::RecvMsgMulti::new(Fd(fd), &*hdr, BGID)
+        .build()
+        .user_data(1);
+    // SAFETY: `hdr` and the registered buffers outlive the request: it is cancelled and its
+    // last completion awaited below before either is dropped.
+    if unsafe { ring.submission().push(&recv) }.is_err() {
+        return (Ok(()), true);
+    }
+    if let Err(e) = ring.submit() {
+        return (Err(UringError::Probe(e)), false);
+    }
+    // Without the datagram the wait below still ends: the cancel finishes the receive.
+    let _ = sock.send_to(b"probe", me);
+    let ts = Timespec::new().sec(1);
+    let mut outcome: Option<Result<(), UringError>> = None;
+    let mut done = false;
+    for _ in 0..4 {
+        let args = SubmitArgs::new().timespec(&ts);
+        let _ = ring.submitter().submit_with_args(1, &args);
+        for cqe in ring.completion() {
+            if cqe.user_data() != 1 {
+                continue;
+            }
+            if outcome.is_none() {
+                outcome = Some(if cqe.result() >= 0 {
+                    Ok(())
+                } else {
+                    Err(UringError::Multishot(io::Error::from_raw_os_error(
+                        -cqe.result(),
+                    )))
+                });
+            }
+            if !cqueue::more(cqe.flags()) {
+                done = true;
+            }
+        }
+        if done {
+            break;
+        }
+        let cancel = opcode::AsyncCancel::new(1).build().user_data(2);
+        // SAFETY: a cancel points at no memory.
+        let _ = unsafe { ring.submission().push(&cancel) };
+    }
+    if !done {
+        mem::forget(hdr);
+    }
+    (outcome.unwrap_or(Ok(())), done)
 }
 
 /// A page-aligned, zeroed allocation the kernel may read and write.
@@ -432,7 +505,11 @@ impl Ring {
             .build()
             .user_data(user_data(CANCEL, 0, 0));
         self.push(&e);
-        let _ = self.ring.submit();
+        // Submit and run deferred completions without waiting, so the cancelled receive drops
+        // its reference to the socket now and the port is free as soon as the caller closes it.
+        let ts = Timespec::new();
+        let args = SubmitArgs::new().timespec(&ts);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
     }
 
     /// Return the current batch's buffers, submit what is queued, wait up to `timeout_ms` for a
@@ -741,6 +818,10 @@ mod tests {
             assert_eq!(&buf[..n], &[k; 172][..]);
             assert_eq!(from, relay.local_addr().expect("addr"));
         }
+        // Deregistering releases the socket at once: its port can be bound again.
+        let port = relay.local_addr().expect("addr").port();
         ring.deregister(42);
+        drop(relay);
+        UdpSocket::bind(("127.0.0.1", port)).expect("port free after deregister");
     }
 }
