@@ -729,11 +729,14 @@ impl Drop for Ring {
         for t in tokens {
             self.deregister(t);
         }
+        // No re-arming of the wake poll once it is cancelled.
+        self.wake_fd = None;
         if self.wake_armed {
             let e = opcode::AsyncCancel::new(user_data(WAKE, 0, 0))
                 .build()
                 .user_data(user_data(CANCEL, 0, 0));
             self.push(&e);
+            let _ = self.ring.submit();
         }
         // Wait (bounded) for cancelled receives and sends to finish with our memory.
         for _ in 0..50 {
