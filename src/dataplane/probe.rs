@@ -15,7 +15,18 @@ const AUTO_PREFERS_URING: bool = true;
 /// `--dataplane uring` on a host that refuses io_uring (old kernel, or a seccomp profile such
 /// as Docker's default) falls back to mmsg rather than failing: the relay still forwards, and
 /// the reason names the errno so the operator can lift the restriction.
+///
+/// `auto` also keeps to mmsg when `LD_PRELOAD` is set: a preloaded socket library (a test
+/// shim, or a kernel-bypass accelerator) interposes libc's socket calls, which io_uring would
+/// silently bypass.
 pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
+    let preload = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty());
+    if requested == DataplaneRequest::Auto && preload.is_some() {
+        return (
+            PlaneKind::Mmsg,
+            "auto: LD_PRELOAD is set (socket calls may be interposed), using mmsg".into(),
+        );
+    }
     let probe = match requested {
         DataplaneRequest::Mmsg => Ok(()),
         _ => uring::probe().map(|_| ()).map_err(|e| e.to_string()),
