@@ -5,9 +5,10 @@ use crate::sys::uring;
 
 /// Whether `auto` picks io_uring when the host allows it. Decided by relay CPU per packet
 /// measured with `bench/compare.py --relays rtprelay-mmsg,rtprelay-uring,rtpengine` on a
-/// 2-vCPU VM (medians of 3, interleaved runs): uring 13.1 vs mmsg 14.0 µs at 100 calls and
-/// 12.4 vs 12.7 µs at 500 calls, lower in 5 of 6 paired runs. The margin is small; the
-/// single ring wait per pass (instead of epoll_wait + recvmmsg + sendmmsg) is where it comes from.
+/// 2-vCPU VM (medians of 3, interleaved runs, two rounds): uring 13.1 / 11.3 µs against mmsg
+/// 14.0 / 13.3 µs at 100 calls, 12.4 / 11.9 against 12.7 / 13.1 µs at 500 calls; uring was lower
+/// in 11 of 12 paired runs. The gain comes from one ring wait per pass for all sockets instead
+/// of epoll_wait plus a recvmmsg and a sendmmsg per ready socket.
 const AUTO_PREFERS_URING: bool = true;
 
 /// The plane to run for `requested`, with a reason to log once.
