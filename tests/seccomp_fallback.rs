@@ -41,6 +41,13 @@ fn falls_back_and_forwards(plane: &str) {
     assert!(line.contains("io_uring_setup"), "{line}");
     assert!(line.contains("Operation not permitted"), "{line}");
     assert!(line.contains("falling back to mmsg"), "{line}");
+    if plane == "uring" {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("cannot run here")),
+            "an explicit uring request that falls back warns:\n{log}"
+        );
+    }
     assert_eq!(
         log.matches("data plane chosen").count(),
         1,

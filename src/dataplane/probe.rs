@@ -32,7 +32,11 @@ pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
         DataplaneRequest::Mmsg => Ok(()),
         _ => uring::probe().map(|_| ()).map_err(|e| e.to_string()),
     };
-    choose_with(requested, probe, AUTO_PREFERS_URING)
+    let (kind, reason) = choose_with(requested, probe, AUTO_PREFERS_URING);
+    if requested == DataplaneRequest::Uring && kind != PlaneKind::Uring {
+        tracing::warn!(%reason, "--dataplane uring was asked for but cannot run here");
+    }
+    (kind, reason)
 }
 
 /// `choose` with the probe's outcome passed in, so every branch is testable on any host.
