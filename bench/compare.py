@@ -6,6 +6,9 @@ relay, the generator runs --runs times; the table shows medians and the ratio of
 CPU per packet to rtpengine's measured in the same run.
 
   bench/compare.py --calls 100,500 --runs 3 --seconds 10 [--out bench/results]
+  bench/compare.py --relays rtprelay-mmsg,rtprelay-uring,rtpengine
+
+A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, auto).
 """
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, time
 
@@ -34,7 +37,8 @@ def relay_cmd(name, port, pmin, pmax, binary):
               "-f", "-E", "-L", "4", "--table=-1", "--delete-delay=0"]
     if name == "rtpengine":
         return [binary or "rtpengine", "--config-file=none", "--num-threads=2"] + common
-    return [binary, "--config-file=none", "--num-threads=1"] + common
+    plane = ["--dataplane=" + name.split("-", 1)[1]] if name.startswith("rtprelay-") else []
+    return [binary, "--config-file=none", "--num-threads=1"] + plane + common
 
 
 def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin):
@@ -81,7 +85,7 @@ def main():
     for calls in [int(c) for c in args.calls.split(",")]:
         for run in range(args.runs):
             for name in relays:  # interleaved, so both see the same machine conditions
-                r = run_one(name, args.rtprelay if name == "rtprelay" else None, calls, args, relay_cpu, gen_cpu, args.bench)
+                r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args, relay_cpu, gen_cpu, args.bench)
                 r["run"] = run
                 results.append(r)
                 print(f"{name:9} calls={calls:5} run={run} cpu/pkt={r['relay_cpu_us_per_packet']:.2f}us "

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-use super::DataPlane;
+use super::{Batch, DataPlane};
 use crate::sys::mmsg::{recv_batch, MmsgBuffers, SendBatch};
 
 pub struct MmsgPlane {
@@ -36,6 +36,15 @@ impl DataPlane for MmsgPlane {
         recv_batch(sock.as_raw_fd(), &mut self.rx)
     }
 
+    fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize {
+        for t in self.failed.drain(..) {
+            failed(t);
+        }
+        self.tx.flush(|t, _| failed(t)).sent
+    }
+}
+
+impl Batch for MmsgPlane {
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         self.rx.packet(i)
     }
@@ -53,12 +62,5 @@ impl DataPlane for MmsgPlane {
             Some((pkt, _)) => self.tx.push(sock, dst, pkt, tag),
             None => false,
         }
-    }
-
-    fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize {
-        for t in self.failed.drain(..) {
-            failed(t);
-        }
-        self.tx.flush(|t, _| failed(t)).sent
     }
 }

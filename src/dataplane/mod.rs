@@ -7,6 +7,7 @@
 pub mod bind;
 pub mod mmsg;
 pub mod probe;
+pub mod uring;
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,12 +22,15 @@ pub use probe::choose;
 pub enum PlaneKind {
     /// `recvmmsg`/`sendmmsg` on plain UDP sockets.
     Mmsg,
+    /// io_uring: multishot receives and batched sends, one ring per worker.
+    Uring,
 }
 
 impl PlaneKind {
     pub fn name(self) -> &'static str {
         match self {
             PlaneKind::Mmsg => "mmsg",
+            PlaneKind::Uring => "uring",
         }
     }
 }
@@ -60,12 +64,10 @@ impl FromStr for DataplaneRequest {
     }
 }
 
-/// Batch I/O for one worker. One receive batch is held at a time; forwarded packets are
-/// queued and go out on [`flush`](DataPlane::flush).
-pub trait DataPlane {
-    fn name(&self) -> &'static str;
-    /// Receive what is waiting on `sock`, up to one batch, without blocking. 0 = nothing.
-    fn recv(&mut self, sock: BorrowedFd<'_>) -> io::Result<usize>;
+/// The packets of the last receive pass, as the worker's shared forwarding logic sees them.
+/// Every plane implements it, whether it is readiness-driven ([`DataPlane`]) or
+/// completion-driven ([`uring::UringPlane`]).
+pub trait Batch {
     /// Packet `i` of the last receive with its source; `None` when it is unusable (larger
     /// than a slot, or from a non-IP address).
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)>;
@@ -74,16 +76,24 @@ pub trait DataPlane {
     /// flushing). `tag` comes back through `flush` if the send fails. False when it could not
     /// be queued.
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool;
+}
+
+/// Readiness-driven batch I/O for one worker (the worker's epoll says which socket to read).
+/// One receive batch is held at a time; forwarded packets are queued and go out on
+/// [`flush`](DataPlane::flush).
+pub trait DataPlane: Batch {
+    fn name(&self) -> &'static str;
+    /// Receive what is waiting on `sock`, up to one batch, without blocking. 0 = nothing.
+    fn recv(&mut self, sock: BorrowedFd<'_>) -> io::Result<usize>;
     /// Send everything queued; calls `failed` with the tag of each packet the kernel refused.
     /// Returns the number sent.
     fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize;
 }
 
-/// Make a plane of `kind` with `batch` receive slots. Call it on the worker thread.
-pub fn new_plane(kind: PlaneKind, batch: usize) -> Box<dyn DataPlane> {
-    match kind {
-        PlaneKind::Mmsg => Box::new(mmsg::MmsgPlane::new(batch)),
-    }
+/// Make a readiness-driven plane with `batch` receive slots. Call it on the worker thread.
+/// Only mmsg is readiness-driven; the worker runs `uring` through [`uring::UringPlane`].
+pub fn new_plane(_kind: PlaneKind, batch: usize) -> Box<dyn DataPlane> {
+    Box::new(mmsg::MmsgPlane::new(batch))
 }
 
 #[cfg(test)]

@@ -56,7 +56,10 @@ pub(crate) fn to_socket_addr(
 }
 
 /// Write `addr` into `s`, returning the length to pass to the kernel.
-fn from_socket_addr(addr: SocketAddr, s: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(crate) fn from_socket_addr(
+    addr: SocketAddr,
+    s: &mut libc::sockaddr_storage,
+) -> libc::socklen_t {
     *s = zero_storage();
     match addr {
         SocketAddr::V4(a) => {

@@ -9,3 +9,5 @@ pub mod epoll;
 pub mod eventfd;
 pub mod ifaddrs;
 pub mod mmsg;
+pub mod seccomp;
+pub mod uring;

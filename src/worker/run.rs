@@ -1,9 +1,14 @@
-//! One worker's loop: epoll over its sockets and wake eventfd, batch receive, check, forward,
-//! batch send.
+//! One worker's loop: wait for packets, check, forward, batch send.
+//!
+//! Two drivers share the flow table and the per-packet logic ([`Worker::forward_run`]): the
+//! readiness-driven one (epoll over the sockets, then the plane reads one socket at a time)
+//! and the completion-driven one (the io_uring plane owns the sockets' receives and returns
+//! packets from many sockets at once).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -11,7 +16,8 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{emit, FlowEvent, FlowId, FlowKind, FlowUpdate, StreamCounters, BATCH};
-use crate::dataplane::{new_plane, DataPlane, PlaneKind};
+use crate::dataplane::uring::UringPlane;
+use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
 use crate::session::latch::{Latch, Verdict};
 use crate::sys::epoll::{Epoll, Events};
 use crate::sys::eventfd::EventFd;
@@ -85,9 +91,23 @@ impl Worker {
         })
     }
 
-    pub(super) fn run(mut self) {
+    pub(super) fn run(self) {
+        match self.plane_kind {
+            PlaneKind::Uring => match UringPlane::new() {
+                Ok(ring) => self.run_uring(ring),
+                Err(e) => {
+                    tracing::error!(worker = self.index, error = %e,
+                        "cannot set up this worker's io_uring; it runs the mmsg plane");
+                    self.run_epoll();
+                }
+            },
+            PlaneKind::Mmsg => self.run_epoll(),
+        }
+    }
+
+    fn run_epoll(mut self) {
         // The plane's buffers hold raw pointers: make them on this thread.
-        let mut plane = new_plane(self.plane_kind, BATCH);
+        let mut plane = new_plane(PlaneKind::Mmsg, BATCH);
         tracing::debug!(worker = self.index, plane = plane.name(), "worker started");
         while !self.stop.load(std::sync::atomic::Ordering::Acquire) {
             if let Err(e) = self.epoll.wait(&mut self.events, TICK_MS) {
@@ -98,7 +118,7 @@ impl Worker {
             // Flow changes first: a packet that arrives right after the NG reply (whose
             // updates were queued before the reply went out) must see them. The send queue is
             // empty here (flushed at the end of the last pass), so closing a socket is safe.
-            self.apply_updates();
+            self.apply_updates(None);
             self.ready.clear();
             self.ready.extend(self.events.tokens());
             for k in 0..self.ready.len() {
@@ -118,7 +138,54 @@ impl Worker {
         tracing::debug!(worker = self.index, "worker stopped");
     }
 
-    fn apply_updates(&mut self) {
+    /// The completion-driven loop: one ring wait gives packets from all sockets (and the
+    /// wake); runs of packets from one flow go through the shared logic; one submit sends.
+    fn run_uring(mut self, mut ring: UringPlane) {
+        ring.watch_wake(self.wake.as_raw_fd());
+        tracing::debug!(worker = self.index, plane = "uring", "worker started");
+        while !self.stop.load(std::sync::atomic::Ordering::Acquire) {
+            let (n, woke) = match ring.poll(TICK_MS as u32) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(worker = self.index, error = %e, "io_uring wait failed");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            if woke {
+                self.wake.drain();
+            }
+            // As in the epoll loop: updates before packets; no send is queued here.
+            self.apply_updates(Some(&mut ring));
+            let mut start = 0;
+            while start < n {
+                let token = ring.token(start);
+                let mut end = start + 1;
+                while end < n && ring.token(end) == token {
+                    end += 1;
+                }
+                if let Some(token) = token {
+                    self.forward_run(token, start..end, &mut ring);
+                }
+                start = end;
+            }
+            let flows = &self.flows;
+            ring.flush(&mut |tag| {
+                if let Some(f) = flows.get(&tag) {
+                    f.counters.dropped.fetch_add(1, Relaxed);
+                }
+            });
+        }
+        tracing::debug!(
+            worker = self.index,
+            enobufs_rearms = ring.rearmed_on_enobufs(),
+            "worker stopped"
+        );
+    }
+
+    /// Apply queued flow changes. With `ring`, sockets are registered with the io_uring plane
+    /// instead of the epoll set.
+    fn apply_updates(&mut self, mut ring: Option<&mut UringPlane>) {
         let now = self.clock.mono();
         while let Ok(batch) = self.updates.try_recv() {
             for u in batch {
@@ -135,10 +202,15 @@ impl Worker {
                             tracing::error!("flow id u64::MAX is reserved; flow not opened");
                             continue;
                         }
-                        self.close(id);
-                        if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
-                            tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
-                            continue;
+                        self.close(id, ring.as_deref_mut());
+                        match ring.as_deref_mut() {
+                            Some(r) => r.register(id.0, socket.as_raw_fd()),
+                            None => {
+                                if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
+                                    tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
+                                    continue;
+                                }
+                            }
                         }
                         let latch = Latch::new(latch, now);
                         let flow = Flow {
@@ -164,21 +236,26 @@ impl Worker {
                         }
                         None => tracing::debug!(flow = id.0, "update for unknown flow"),
                     },
-                    FlowUpdate::Close { id } => self.close(id),
+                    FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
                 }
             }
         }
     }
 
-    fn close(&mut self, id: FlowId) {
+    fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
         if let Some(f) = self.flows.remove(&id.0) {
-            let _ = self.epoll.delete(f.socket.as_raw_fd());
+            match ring {
+                // Cancels the receive before the socket is dropped below.
+                Some(r) => r.deregister(id.0),
+                None => {
+                    let _ = self.epoll.delete(f.socket.as_raw_fd());
+                }
+            }
         }
     }
 
     /// Receive one batch from flow `token`'s socket and forward what passes.
     fn service(&mut self, token: u64, plane: &mut dyn DataPlane) {
-        let now = self.clock.mono();
         let Some(flow) = self.flows.get(&token) else {
             return;
         };
@@ -193,6 +270,17 @@ impl Worker {
         if n == 0 {
             return;
         }
+        self.forward_run(token, 0..n, plane);
+    }
+
+    /// The per-packet work, shared by every plane: packets `idx` of `plane`'s current batch
+    /// all arrived on flow `token`'s socket. Classify, check the source (latching), count,
+    /// and queue the forward.
+    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, plane: &mut B) {
+        let now = self.clock.mono();
+        let Some(flow) = self.flows.get(&token) else {
+            return;
+        };
         // The egress side cannot change while this batch is processed: look it up once.
         let egress: Option<(RawFd, Option<SocketAddr>)> = flow
             .egress
@@ -203,7 +291,7 @@ impl Worker {
         };
         let c = &flow.counters;
         let stamp = now.0.max(1);
-        for i in 0..n {
+        for i in idx {
             let (len, rtcp, src) = match plane.packet(i) {
                 Some((pkt, src)) => match classify(flow.kind, pkt) {
                     Some(rtcp) => (pkt.len() as u64, rtcp, src),

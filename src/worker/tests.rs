@@ -130,9 +130,21 @@ fn open_call(
 
 #[test]
 fn relays_both_ways_and_enforces_strict_source() {
+    relays_both_ways_and_enforces_strict_source_on(PlaneKind::Mmsg);
+}
+
+#[test]
+fn relays_both_ways_and_enforces_strict_source_uring() {
+    if crate::sys::uring::probe().is_err() {
+        return; // io_uring refused here; the fallback has its own test
+    }
+    relays_both_ways_and_enforces_strict_source_on(PlaneKind::Uring);
+}
+
+fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, PlaneKind::Mmsg, Clock::new(), etx).expect("spawn");
-    assert_eq!(w.plane_name(), "mmsg");
+    let w = Workers::spawn(1, None, plane, Clock::new(), etx).expect("spawn");
+    assert_eq!(w.plane_name(), plane.name());
     let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
     let to_a = SocketAddr::new(LO, a.port);
@@ -216,8 +228,20 @@ fn relays_both_ways_and_enforces_strict_source() {
 
 #[test]
 fn learns_natted_peer_reports_it_and_follows_updates() {
+    learns_natted_peer_reports_it_and_follows_updates_on(PlaneKind::Mmsg);
+}
+
+#[test]
+fn learns_natted_peer_reports_it_and_follows_updates_uring() {
+    if crate::sys::uring::probe().is_err() {
+        return; // io_uring refused here; the fallback has its own test
+    }
+    learns_natted_peer_reports_it_and_follows_updates_on(PlaneKind::Uring);
+}
+
+fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(2, Some(vec![0]), PlaneKind::Mmsg, Clock::new(), etx).expect("spawn");
+    let w = Workers::spawn(2, Some(vec![0]), plane, Clock::new(), etx).expect("spawn");
     let worker = w.worker_for(0xfeed);
     assert!(worker < 2);
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
