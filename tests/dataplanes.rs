@@ -12,6 +12,18 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(3);
 
+/// `common::call::relay_and_expect` with this file's wait.
+fn relay_and_expect(
+    from: &MediaEndpoint,
+    to: SocketAddr,
+    pkts: &[Vec<u8>],
+    at: &MediaEndpoint,
+    src: SocketAddr,
+    what: &str,
+) {
+    common::call::relay_and_expect(from, to, pkts, at, src, WAIT, what);
+}
+
 /// The plane the relay must report for `requested`: uring falls back to mmsg where the host
 /// refuses io_uring (that fallback has its own test).
 fn expected_plane(requested: &str) -> &'static str {
@@ -30,28 +42,6 @@ fn statistics_plane(ng: &NgClient) -> String {
         Some(Value::Dict(s)) => get_str(s, "dataplane").unwrap_or("").to_owned(),
         other => panic!("no statistics dict: {other:?}"),
     }
-}
-
-/// Sends `pkts` from `from` to `to`, then checks they all arrive on `at`, in order, unchanged,
-/// from `src`.
-fn relay_and_expect(
-    from: &MediaEndpoint,
-    to: SocketAddr,
-    pkts: &[Vec<u8>],
-    at: &MediaEndpoint,
-    src: SocketAddr,
-    what: &str,
-) {
-    for p in pkts {
-        from.send_to(p, to).expect("send");
-    }
-    let got = at.collect(pkts.len(), WAIT);
-    assert_eq!(got.len(), pkts.len(), "{what}: packets delivered");
-    for (i, ((data, from), sent)) in got.iter().zip(pkts).enumerate() {
-        assert_eq!(data, sent, "{what}: packet {i} changed");
-        assert_eq!(*from, src, "{what}: packet {i} from the wrong relay port");
-    }
-    assert_silent(at, Duration::from_millis(50), &format!("{what}: extras"));
 }
 
 fn rtcp_of(rtp: SocketAddr) -> SocketAddr {

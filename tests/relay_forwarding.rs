@@ -22,7 +22,7 @@ fn stream_with_dup_and_gap(ssrc: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends `pkts` from `from` to `to`, then checks they all arrive on `at`, in order, byte for byte, from `src`.
+/// `relay_and_expect` with this file's wait.
 fn send_and_expect(
     from: &MediaEndpoint,
     to: SocketAddr,
@@ -31,23 +31,7 @@ fn send_and_expect(
     src: SocketAddr,
     what: &str,
 ) {
-    for p in pkts {
-        from.send_to(p, to).expect("send");
-    }
-    let got = at.collect(pkts.len(), WAIT);
-    assert_eq!(got.len(), pkts.len(), "{what}: packets delivered");
-    for (i, ((data, from), sent)) in got.iter().zip(pkts).enumerate() {
-        assert_eq!(data, sent, "{what}: packet {i} changed");
-        assert_eq!(
-            *from, src,
-            "{what}: packet {i} came from the wrong relay port"
-        );
-    }
-    assert_silent(
-        at,
-        Duration::from_millis(100),
-        &format!("{what}: extra packets"),
-    );
+    relay_and_expect(from, to, pkts, at, src, WAIT, what);
 }
 
 #[test]

@@ -181,6 +181,33 @@ pub fn recv_stream(
 }
 
 /// Asserts that nothing arrives on `ep` within `wait`.
+/// Sends `pkts` from `from` to `to`, then checks they all arrive on `at` within `wait`, in
+/// order, byte for byte, from the relay address `src`, and nothing more.
+#[allow(dead_code)]
+pub fn relay_and_expect(
+    from: &MediaEndpoint,
+    to: SocketAddr,
+    pkts: &[Vec<u8>],
+    at: &MediaEndpoint,
+    src: SocketAddr,
+    wait: Duration,
+    what: &str,
+) {
+    for p in pkts {
+        from.send_to(p, to).expect("send");
+    }
+    let got = at.collect(pkts.len(), wait);
+    assert_eq!(got.len(), pkts.len(), "{what}: packets delivered");
+    for (i, ((data, from), sent)) in got.iter().zip(pkts).enumerate() {
+        assert_eq!(data, sent, "{what}: packet {i} changed");
+        assert_eq!(
+            *from, src,
+            "{what}: packet {i} came from the wrong relay port"
+        );
+    }
+    assert_silent(at, Duration::from_millis(50), &format!("{what}: extras"));
+}
+
 pub fn assert_silent(ep: &MediaEndpoint, wait: Duration, what: &str) {
     if let Some((data, from)) = ep.recv_timeout(wait) {
         panic!(
