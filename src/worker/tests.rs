@@ -114,6 +114,7 @@ fn open_call(
         egress: Some(FlowId(egress)),
         latch: latch(exp),
         counters: counters.clone(),
+        record: None,
     };
     // One batch: a packet must never find a flow open before its egress flow is.
     w.send_batch(
@@ -273,6 +274,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
             kind: FlowKind::Rtp,
             egress: None,
             latch: latch(addr(&ca)),
+            record: None,
         },
     );
     std::thread::sleep(Duration::from_millis(20));
