@@ -92,7 +92,9 @@ fn tap_actions(call: &Call, record: bool) -> Vec<MediaAction> {
 /// The call's streams as the spool entry describes them: per leg and media, what that leg sends.
 fn record_action(call: &Call) -> MediaAction {
     let mut streams = Vec::new();
-    for leg in &call.legs {
+    // A leg joins once it has a tag (the callee's comes with the answer): the spool names
+    // streams by tag. Its packets before that are not recorded.
+    for leg in call.legs.iter().filter(|l| l.tag.is_some()) {
         for (i, slot) in leg.medias.iter().enumerate() {
             let Some(local) = slot.local else { continue };
             if !slot.is_rtp || !slot.rtp.opened {
