@@ -10,9 +10,10 @@
 //! when its value is true-ish; rtpengine ignores such keys, so this only widens what we accept.
 //!
 //! Commands rtpengine has and we answer with `Unrecognized command` for now: `block DTMF`,
-//! `unblock DTMF`, `block media`, `unblock media`, `silence media`, `unsilence media`, `start forwarding`, `stop forwarding`,
-//! `play media`, `stop media`, `play DTMF`, `publish`, `subscribe request`, `subscribe answer`,
-//! `unsubscribe`, `inject start`, `inject stop`, `connect`, `create`, `create answer`, `mesh`.
+//! `unblock DTMF`, `block media`, `unblock media`, `silence media`, `unsilence media`,
+//! `start forwarding`, `stop forwarding`, `play media`, `stop media`, `play DTMF`, `publish`,
+//! `subscribe request`, `subscribe answer`, `unsubscribe`, `inject start`, `inject stop`,
+//! `connect`, `create`, `create answer`, `mesh`.
 
 use std::net::IpAddr;
 
