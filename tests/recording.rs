@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::call::*;
 use common::*;
 use rtprelay_recording::g711::encode_ulaw;
-use rtprelay_recording::spool::CallMeta;
+use rtprelay_recording::spool::{CallMeta, PcapFormat};
 use rtprelay_recording::wav::{parse_wav, Wav};
 
 const WAIT: Duration = Duration::from_secs(2);
@@ -129,6 +128,7 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
     assert_eq!(meta.streams.len(), 2, "{meta:?}");
     for s in &meta.streams {
         assert_eq!(s.packets, u64::from(PACKETS), "stream {}", s.tag);
+        assert_eq!(s.dropped, 0, "stream {}", s.tag);
         assert!(
             s.codecs
                 .iter()
@@ -137,6 +137,7 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
             s.codecs
         );
     }
+    assert_eq!(meta.pcap_format, PcapFormat::Raw);
     let tags: Vec<&str> = meta.streams.iter().map(|s| s.tag.as_str()).collect();
     assert!(
         tags.contains(&"tag-a") && tags.contains(&"tag-b"),
@@ -214,7 +215,11 @@ fn start_pause_and_stop_recording_over_ng() {
     let dir = scratch_dir("recording-cmd");
     let spool = dir.join("spool");
     let arg = format!("--recording-dir={}", spool.display());
-    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[&arg]);
+    let relay = Relay::start(
+        RelayKind::Rtprelay,
+        &ports,
+        &[&arg, "--recording-format=eth"],
+    );
     let ng = relay.client();
     let c = Call::setup(&ng, &ports, &[]);
     let cmd = |name: &str| {
@@ -247,6 +252,7 @@ fn start_pause_and_stop_recording_over_ng() {
     assert_eq!(meta.call_id, c.id);
     let counts: Vec<u64> = meta.streams.iter().map(|s| s.packets).collect();
     assert_eq!(counts, vec![30, 30], "only packets sent while recording");
+    assert_eq!(meta.pcap_format, PcapFormat::Eth);
     let q = c.query(&ng);
     assert_eq!(total(&q, "RTP", "packets"), 90, "forwarding saw everything");
     delete(&ng, &c);
@@ -268,6 +274,5 @@ fn record_call_without_a_spool_still_forwards() {
     let ng = relay.client();
     let c = Call::setup(&ng, &ports, &["record call"]);
     talk(&c, 0..10);
-    let _: SocketAddr = c.a_to;
     delete(&ng, &c);
 }

@@ -117,7 +117,9 @@ fn apply_actions(
 ) {
     let mut batches: Vec<Vec<FlowUpdate>> = (0..workers.len()).map(|_| Vec::new()).collect();
     // Without a spool, `record call` and the recording commands change nothing on the flows.
-    let tap = |record: bool| recorder.filter(|_| record).map(Recorder::tap);
+    let tap = |flow: crate::worker::FlowId, record: bool| {
+        recorder.filter(|_| record).map(|r| r.tap(flow.0))
+    };
     while let Some(action) = engine.poll_action() {
         let (shard, update) = match action {
             MediaAction::Open {
@@ -141,7 +143,7 @@ fn apply_actions(
                     egress,
                     latch,
                     counters,
-                    record: tap(record),
+                    record: tap(flow, record),
                 };
                 (shard, open)
             }
@@ -159,7 +161,7 @@ fn apply_actions(
                     kind,
                     egress,
                     latch,
-                    record: tap(record),
+                    record: tap(flow, record),
                 },
             ),
             MediaAction::Tap {
@@ -170,7 +172,7 @@ fn apply_actions(
                 shard,
                 FlowUpdate::Tap {
                     id: flow,
-                    record: tap(record),
+                    record: tap(flow, record),
                 },
             ),
             MediaAction::Record {

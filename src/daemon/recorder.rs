@@ -30,6 +30,8 @@ pub enum RecordCtl {
     },
     /// Finish the call's entry.
     End { call_id: String },
+    /// A new tap on `flow` counts its dropped packets here.
+    Drops { flow: u64, counter: Arc<AtomicU64> },
 }
 
 /// Why recording could not start.
@@ -50,6 +52,7 @@ pub enum RecorderError {
 /// Handle of the writer thread, held by the control state.
 pub struct Recorder {
     ctl: Option<Sender<RecordCtl>>,
+    /// The template of every tap: the queue and the global drop counter.
     tap: RecordTap,
     join: Option<JoinHandle<()>>,
 }
@@ -87,6 +90,7 @@ impl Recorder {
             spool,
             calls: HashMap::new(),
             flows: HashMap::new(),
+            drops: HashMap::new(),
             lost: 0,
         };
         let join = std::thread::Builder::new()
@@ -98,14 +102,21 @@ impl Recorder {
             tap: RecordTap {
                 tx: pkt_tx,
                 dropped,
+                stream_dropped: Arc::default(),
             },
             join: Some(join),
         })
     }
 
-    /// The tap a recorded flow gets.
-    pub fn tap(&self) -> RecordTap {
-        self.tap.clone()
+    /// The tap a recorded flow gets, with its own drop counter, which the writer learns first.
+    pub fn tap(&self, flow: u64) -> RecordTap {
+        let mut t = self.tap.clone();
+        t.stream_dropped = Arc::default();
+        self.send(RecordCtl::Drops {
+            flow,
+            counter: t.stream_dropped.clone(),
+        });
+        t
     }
 
     /// Hands work to the writer (never blocks: the queue is unbounded and small items).
@@ -150,6 +161,8 @@ struct Writer {
     spool: Spool,
     calls: HashMap<String, Call>,
     flows: HashMap<u64, Flow>,
+    /// Drop counters of every tap handed out per flow (a flow may be tapped several times).
+    drops: HashMap<u64, Vec<Arc<AtomicU64>>>,
     /// Packets that came for no open entry (after a stop) or failed to write.
     lost: u64,
 }
@@ -207,6 +220,7 @@ impl Writer {
                 }
                 self.end(&call_id);
             }
+            RecordCtl::Drops { flow, counter } => self.drops.entry(flow).or_default().push(counter),
         }
     }
 
@@ -278,12 +292,27 @@ impl Writer {
     }
 
     fn end(&mut self, call_id: &str) {
-        let Some(call) = self.calls.remove(call_id) else {
+        let Some(mut call) = self.calls.remove(call_id) else {
             return;
         };
-        for flow in call.streams.keys() {
+        for (flow, &stream) in &call.streams {
             self.flows.remove(flow);
+            let n: u64 = self
+                .drops
+                .remove(flow)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.load(Relaxed))
+                .sum();
+            if n > 0 {
+                let _ = call.writer.count_dropped(stream, n);
+            }
         }
+        // Counters of taps the workers no longer hold, on flows no entry took in.
+        self.drops.retain(|_, v| {
+            v.retain(|c| Arc::strong_count(c) > 1);
+            !v.is_empty()
+        });
         match call.writer.finish(SystemTime::now()) {
             Ok(path) => tracing::info!(call_id, meta = %path.display(), "recording finished"),
             Err(e) => tracing::error!(call_id, error = %e, "cannot finish recording"),
@@ -322,15 +351,18 @@ mod tests {
             metadata: "k:v".into(),
             streams: vec![stream(1, "a"), stream(2, "b")],
         });
-        let tap = rec.tap();
+        let tap = rec.tap(1);
+        let tap2 = rec.tap(2);
         let src: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let rtp = [0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff];
         for _ in 0..10 {
             tap.offer(1, src, &rtp);
         }
         for _ in 0..3 {
-            tap.offer(2, src, &rtp);
+            tap2.offer(2, src, &rtp);
         }
+        // A full queue, as the worker sees it: counted for flow 2 only.
+        tap2.stream_dropped.fetch_add(5, Relaxed);
         rec.send(RecordCtl::End {
             call_id: "c1".into(),
         });
@@ -345,6 +377,8 @@ mod tests {
         assert_eq!(meta.metadata, "k:v");
         let counts: Vec<u64> = meta.streams.iter().map(|s| s.packets).collect();
         assert_eq!(counts, vec![10, 3]);
+        let dropped: Vec<u64> = meta.streams.iter().map(|s| s.dropped).collect();
+        assert_eq!(dropped, vec![0, 5]);
         assert_eq!(meta.streams[1].tag, "b");
         assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
         let _ = std::fs::remove_dir_all(&dir);

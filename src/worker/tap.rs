@@ -26,6 +26,8 @@ pub struct RecordTap {
     pub tx: Sender<TapPacket>,
     /// `recording_dropped`: packets not recorded because the queue was full.
     pub dropped: Arc<AtomicU64>,
+    /// The same, for this flow only (it goes into the stream's spool metadata).
+    pub stream_dropped: Arc<AtomicU64>,
 }
 
 impl RecordTap {
@@ -42,6 +44,7 @@ impl RecordTap {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Relaxed);
+                self.stream_dropped.fetch_add(1, Relaxed);
             }
         }
     }
@@ -57,12 +60,14 @@ mod tests {
         let tap = RecordTap {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            stream_dropped: Arc::new(AtomicU64::new(0)),
         };
         let src: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         for i in 0..5u8 {
             tap.offer(7, src, &[i]);
         }
         assert_eq!(tap.dropped.load(Relaxed), 3);
+        assert_eq!(tap.stream_dropped.load(Relaxed), 3);
         let got: Vec<Vec<u8>> = rx.try_iter().map(|p| p.data).collect();
         assert_eq!(got, vec![vec![0], vec![1]]);
         drop(rx);

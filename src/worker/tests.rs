@@ -326,6 +326,7 @@ fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
             record: Some(RecordTap {
                 tx,
                 dropped: dropped.clone(),
+                stream_dropped: Arc::default(),
             }),
         },
     );
