@@ -76,15 +76,22 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
     let recorder = match &cfg.recording_dir {
-        Some(dir) => {
-            let r = recorder::Recorder::start(
-                dir,
-                cfg.recording_method.as_deref(),
-                cfg.recording_format.as_deref(),
-            )?;
-            tracing::info!(dir = %dir.display(), "recording to the spool");
-            Some(r)
-        }
+        Some(dir) => match recorder::Recorder::start(
+            dir,
+            cfg.recording_method.as_deref(),
+            cfg.recording_format.as_deref(),
+        ) {
+            Ok(r) => {
+                tracing::info!(dir = %dir.display(), "recording to the spool");
+                Some(r)
+            }
+            // rtpengine's `proc` method needs its kernel module: run, but without recording.
+            Err(e @ recorder::RecorderError::Method(_)) => {
+                tracing::warn!(error = %e, "recording is off");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let control = Control::new(
