@@ -13,8 +13,16 @@ pub enum Command {
     Answer(OfferAnswer),
     Delete(Delete),
     Query(CallRef),
-    List { limit: Option<usize> },
+    List {
+        limit: Option<usize>,
+    },
     Statistics,
+    /// `start recording`: record the call from now on (a new spool entry if none is open).
+    StartRecording(CallRef),
+    /// `stop recording`: stop and finish the call's spool entry.
+    StopRecording(CallRef),
+    /// `pause recording`: stop writing packets but keep the spool entry open for a later start.
+    PauseRecording(CallRef),
 }
 
 impl Command {
@@ -28,6 +36,9 @@ impl Command {
             Command::Query(_) => "query",
             Command::List { .. } => "list",
             Command::Statistics => "statistics",
+            Command::StartRecording(_) => "start recording",
+            Command::StopRecording(_) => "stop recording",
+            Command::PauseRecording(_) => "pause recording",
         }
     }
 }

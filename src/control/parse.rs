@@ -9,11 +9,11 @@
 //! normalized name is one of the boolean flags (e.g. `"strict source": "yes"`) also sets that flag
 //! when its value is true-ish; rtpengine ignores such keys, so this only widens what we accept.
 //!
-//! Commands rtpengine has and we answer with `Unrecognized command` for now: `start recording`,
-//! `stop recording`, `pause recording`, `block DTMF`, `unblock DTMF`, `block media`,
-//! `unblock media`, `silence media`, `unsilence media`, `start forwarding`, `stop forwarding`,
-//! `play media`, `stop media`, `play DTMF`, `publish`, `subscribe request`, `subscribe answer`,
-//! `unsubscribe`, `inject start`, `inject stop`, `connect`, `create`, `create answer`, `mesh`.
+//! Commands rtpengine has and we answer with `Unrecognized command` for now: `block DTMF`,
+//! `unblock DTMF`, `block media`, `unblock media`, `silence media`, `unsilence media`,
+//! `start forwarding`, `stop forwarding`, `play media`, `stop media`, `play DTMF`, `publish`,
+//! `subscribe request`, `subscribe answer`, `unsubscribe`, `inject start`, `inject stop`,
+//! `connect`, `create`, `create answer`, `mesh`.
 
 use std::net::IpAddr;
 
@@ -40,6 +40,9 @@ impl Command {
                 limit: list_limit(d)?,
             },
             b"statistics" => Command::Statistics,
+            b"start recording" => Command::StartRecording(required_call(d)?),
+            b"stop recording" => Command::StopRecording(required_call(d)?),
+            b"pause recording" => Command::PauseRecording(required_call(d)?),
             _ => return Err(NgError::UnknownCommand),
         })
     }
@@ -460,7 +463,19 @@ mod tests {
             from_tag: Some("f".into()),
             ..CallRef::default()
         };
-        assert_eq!(q, Ok(Command::Query(want)));
+        assert_eq!(q, Ok(Command::Query(want.clone())));
+        let r =
+            parse(dict! {"command" => "start recording", "call-id" => "abc", "from-tag" => "f"});
+        assert_eq!(r, Ok(Command::StartRecording(want.clone())));
+        let r = parse(dict! {"command" => "stop recording", "call-id" => "abc", "from-tag" => "f"});
+        assert_eq!(r, Ok(Command::StopRecording(want.clone())));
+        let r =
+            parse(dict! {"command" => "pause recording", "call-id" => "abc", "from-tag" => "f"});
+        assert_eq!(r, Ok(Command::PauseRecording(want)));
+        assert_eq!(
+            parse(dict! {"command" => "start recording"}),
+            Err(NgError::NoCallId)
+        );
     }
 
     #[test]
@@ -477,7 +492,7 @@ mod tests {
             (dict! {"command" => "bogus"}, "Unrecognized command"),
             (dict! {"command" => "Ping"}, "Unrecognized command"),
             (
-                dict! {"command" => "start recording", "call-id" => "x"},
+                dict! {"command" => "block DTMF", "call-id" => "x"},
                 "Unrecognized command",
             ),
             (dict! {"command" => "query"}, "No call-id in message"),

@@ -7,6 +7,7 @@ use crossbeam_channel::Receiver;
 
 use crate::control::dispatch::Dispatcher;
 use crate::daemon::binder::SocketBinder;
+use crate::daemon::recorder::{RecordCtl, Recorder};
 use crate::session::{Engine, MediaAction};
 use crate::time::Clock;
 use crate::worker::{FlowEvent, FlowUpdate, Workers};
@@ -17,6 +18,8 @@ pub struct ControlState {
     pub engine: Engine,
     pub binder: SocketBinder,
     pub workers: Workers,
+    /// The spool writer, when `--recording-dir` is set.
+    pub recorder: Option<Recorder>,
 }
 
 /// Shared handle used by the transports and the tick loop.
@@ -45,9 +48,10 @@ impl Control {
             engine,
             binder,
             workers,
+            recorder,
         } = &mut *guard;
         let reply = dispatcher.handle(now.mono, msg, &mut |cmd| engine.handle(now, cmd, binder));
-        apply_actions(engine, binder, workers);
+        apply_actions(engine, binder, workers, recorder.as_ref());
         reply
     }
 
@@ -56,11 +60,20 @@ impl Control {
         let now = self.clock.now();
         let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let snap = guard.engine.snapshot(now);
-        crate::metrics::render(
+        let mut text = crate::metrics::render(
             &snap,
             guard.dispatcher.command_counts(),
             guard.dispatcher.error_count(),
-        )
+        );
+        if let Some(r) = &guard.recorder {
+            text.push_str(&format!(
+                "# HELP rtprelay_recording_dropped_total Recording packets dropped because the spool writer fell behind.\n\
+                 # TYPE rtprelay_recording_dropped_total counter\n\
+                 rtprelay_recording_dropped_total {}\n",
+                r.dropped()
+            ));
+        }
+        text
     }
 
     /// Runs timers and takes in what the workers learned. Called periodically.
@@ -71,6 +84,7 @@ impl Control {
             engine,
             binder,
             workers,
+            recorder,
             ..
         } = &mut *guard;
         for ev in self.events.try_iter() {
@@ -79,7 +93,7 @@ impl Control {
             }
         }
         engine.tick(now, binder);
-        apply_actions(engine, binder, workers);
+        apply_actions(engine, binder, workers, recorder.as_ref());
     }
 
     /// Stops the workers (after the transports have stopped).
@@ -87,14 +101,25 @@ impl Control {
         if let Ok(m) = Arc::try_unwrap(self.state) {
             let state = m.into_inner().unwrap_or_else(|p| p.into_inner());
             state.workers.shutdown();
+            // After the workers: the writer finishes every open entry with all copied packets.
+            drop(state.recorder);
         }
     }
 }
 
 /// Hands the engine's queued media actions to the workers, one batch per worker, so that all
 /// flows of a negotiation become live together.
-fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Workers) {
+fn apply_actions(
+    engine: &mut Engine,
+    binder: &mut SocketBinder,
+    workers: &Workers,
+    recorder: Option<&Recorder>,
+) {
     let mut batches: Vec<Vec<FlowUpdate>> = (0..workers.len()).map(|_| Vec::new()).collect();
+    // Without a spool, `record call` and the recording commands change nothing on the flows.
+    let tap = |flow: crate::worker::FlowId, record: bool| {
+        recorder.filter(|_| record).map(|r| r.tap(flow.0))
+    };
     while let Some(action) = engine.poll_action() {
         let (shard, update) = match action {
             MediaAction::Open {
@@ -105,6 +130,7 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
                 egress,
                 latch,
                 counters,
+                record,
             } => {
                 let Some(socket) = binder.take(local) else {
                     tracing::warn!(%local, "no bound socket for a new flow");
@@ -117,6 +143,7 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
                     egress,
                     latch,
                     counters,
+                    record: tap(flow, record),
                 };
                 (shard, open)
             }
@@ -126,6 +153,7 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
                 kind,
                 egress,
                 latch,
+                record,
             } => (
                 shard,
                 FlowUpdate::Update {
@@ -133,17 +161,56 @@ fn apply_actions(engine: &mut Engine, binder: &mut SocketBinder, workers: &Worke
                     kind,
                     egress,
                     latch,
+                    record: tap(flow, record),
                 },
             ),
+            MediaAction::Tap {
+                shard,
+                flow,
+                record,
+            } => (
+                shard,
+                FlowUpdate::Tap {
+                    id: flow,
+                    record: tap(flow, record),
+                },
+            ),
+            MediaAction::Record {
+                call_id,
+                metadata,
+                streams,
+            } => {
+                if let Some(r) = recorder {
+                    r.send(RecordCtl::Record {
+                        call_id,
+                        metadata,
+                        streams,
+                    });
+                }
+                continue;
+            }
+            MediaAction::RecordEnd { call_id } => {
+                if let Some(r) = recorder {
+                    // Flow updates queued so far go out first: no tap outlives the entry by
+                    // more than the packets already in the queue.
+                    flush(&mut batches, workers);
+                    r.send(RecordCtl::End { call_id });
+                }
+                continue;
+            }
             MediaAction::Close { shard, flow } => (shard, FlowUpdate::Close { id: flow }),
         };
         if let Some(batch) = batches.get_mut(workers.worker_for(shard)) {
             batch.push(update);
         }
     }
-    for (worker, batch) in batches.into_iter().enumerate() {
+    flush(&mut batches, workers);
+}
+
+fn flush(batches: &mut [Vec<FlowUpdate>], workers: &Workers) {
+    for (worker, batch) in batches.iter_mut().enumerate() {
         if !batch.is_empty() {
-            workers.send_batch(worker, batch);
+            workers.send_batch(worker, std::mem::take(batch));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod binder;
 pub mod control;
+pub mod recorder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub enum DaemonError {
         addr: String,
         source: crate::control::transport::TransportError,
     },
+    #[error("recording: {0}")]
+    Recording(#[from] recorder::RecorderError),
     #[error("cannot start workers: {0}")]
     Workers(String),
     #[error("cannot install signal handlers: {0}")]
@@ -72,12 +75,32 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     )
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
+    let recorder = match &cfg.recording_dir {
+        Some(dir) => match recorder::Recorder::start(
+            dir,
+            cfg.recording_method.as_deref(),
+            cfg.recording_format.as_deref(),
+        ) {
+            Ok(r) => {
+                tracing::info!(dir = %dir.display(), "recording to the spool");
+                Some(r)
+            }
+            // rtpengine's `proc` method needs its kernel module: run, but without recording.
+            Err(e @ recorder::RecorderError::Method(_)) => {
+                tracing::warn!(error = %e, "recording is off");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let control = Control::new(
         ControlState {
             dispatcher: Dispatcher::default(),
             engine,
             binder: SocketBinder::default(),
             workers,
+            recorder,
         },
         clock,
         ev_rx,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::session::latch::LatchConfig;
 use crate::worker::{FlowId, FlowKind, StreamCounters};
+pub use rtprelay_recording::spool::{CodecInfo, StreamInfo};
 
 #[derive(Debug, Clone)]
 pub enum MediaAction {
@@ -18,6 +19,8 @@ pub enum MediaAction {
         egress: Option<FlowId>,
         latch: LatchConfig,
         counters: Arc<StreamCounters>,
+        /// Copy accepted RTP of this flow to the recorder (the flow is a stream of a recorded call).
+        record: bool,
     },
     /// New peer information for a flow that is already open.
     Update {
@@ -26,7 +29,31 @@ pub enum MediaAction {
         kind: FlowKind,
         egress: Option<FlowId>,
         latch: LatchConfig,
+        record: bool,
     },
+    /// Start or stop copying a flow's packets to the recorder.
+    Tap {
+        shard: u64,
+        flow: FlowId,
+        record: bool,
+    },
+    /// Record `call_id`: open its spool entry if none is open, add the streams it does not have
+    /// yet (keyed by flow), refresh codecs and metadata of the others.
+    Record {
+        call_id: String,
+        metadata: String,
+        streams: Vec<RecordStream>,
+    },
+    /// Finish the call's spool entry (call ended or `stop recording`); nothing if none is open.
+    RecordEnd { call_id: String },
     /// Stop relaying and close the socket.
     Close { shard: u64, flow: FlowId },
+}
+
+/// One recorded stream: the packets one party sends to the relay's local socket `local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordStream {
+    pub flow: FlowId,
+    pub local: SocketAddr,
+    pub info: StreamInfo,
 }

@@ -18,8 +18,11 @@ pub struct Call {
     pub legs: Vec<Leg>,
     /// Set by `delete`: the call is destroyed at this time.
     pub destroy_at: Option<Millis>,
-    /// `record call` was asked for (recording itself comes with its own issue).
+    /// Packets are copied to the recorder (`record call`, `start recording`; off again after
+    /// `stop`/`pause recording`).
     pub recording: bool,
+    /// The call has an open spool entry (closed by `stop recording` or the end of the call).
+    pub record_open: bool,
     pub metadata: Option<String>,
 }
 

@@ -15,6 +15,7 @@ use crate::session::call::Call;
 use crate::session::engine_config::EngineConfig;
 use crate::session::error::SessionError;
 use crate::session::ports::{PortAllocator, PortBinder};
+use crate::session::recording::RecordOp;
 use crate::session::reply::dict_put;
 use crate::time::Now;
 use crate::worker::{FlowId, FlowKind};
@@ -93,6 +94,9 @@ impl Engine {
             Command::Query(c) => self.query(now, &c.call_id),
             Command::List { limit } => Ok(self.list(limit)),
             Command::Statistics => Ok(self.statistics(now)),
+            Command::StartRecording(c) => self.recording_command(&c, RecordOp::Start),
+            Command::StopRecording(c) => self.recording_command(&c, RecordOp::Stop),
+            Command::PauseRecording(c) => self.recording_command(&c, RecordOp::Pause),
         };
         result.unwrap_or_else(|e| crate::control::reply::error_reply(&e.to_string()))
     }
@@ -205,6 +209,12 @@ impl Engine {
                     self.ports.release(p.local, p.rtp_port, binder);
                 }
             }
+        }
+        // After the closes: the writer finishes the entry with every packet copied so far.
+        if call.record_open {
+            self.actions.push_back(MediaAction::RecordEnd {
+                call_id: call.id.clone(),
+            });
         }
         true
     }

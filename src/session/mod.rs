@@ -13,6 +13,7 @@ mod follow;
 pub mod latch;
 mod negotiate;
 pub mod ports;
+mod recording;
 pub mod reply;
 pub mod reports;
 mod timers;

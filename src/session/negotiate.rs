@@ -361,6 +361,7 @@ impl Engine {
         }
         let text = sd.to_string();
         self.sync_flows(call_id, sender, receiver, n);
+        self.sync_recording(call_id);
 
         let mut d = Dict::new();
         dict_put(&mut d, "result", "ok");
@@ -474,6 +475,7 @@ impl Engine {
             return;
         };
         let shard = call.shard;
+        let recording = call.recording;
         for (this, other) in [(a, b), (b, a)] {
             for i in 0..n {
                 let (peer_rtp, peer_rtcp) = match call.legs.get(other).and_then(|l| l.medias.get(i))
@@ -495,13 +497,15 @@ impl Engine {
                 } else {
                     FlowKind::Opaque
                 };
-                for (stream, kind, expected, egress, addr) in [
+                let record_rtp = recording && slot.is_rtp;
+                for (stream, kind, expected, egress, addr, record) in [
                     (
                         &mut slot.rtp,
                         media_kind,
                         slot.remote_rtp,
                         peer_rtp,
                         local.rtp(),
+                        record_rtp,
                     ),
                     (
                         &mut slot.rtcp,
@@ -509,6 +513,7 @@ impl Engine {
                         slot.remote_rtcp,
                         peer_rtcp,
                         local.rtcp(),
+                        false,
                     ),
                 ] {
                     let latch = LatchConfig {
@@ -525,6 +530,7 @@ impl Engine {
                             kind,
                             egress,
                             latch,
+                            record,
                         });
                     } else {
                         stream.opened = true;
@@ -536,6 +542,7 @@ impl Engine {
                             egress,
                             latch,
                             counters: stream.counters.clone(),
+                            record,
                         });
                     }
                 }
@@ -563,6 +570,7 @@ fn new_call(call_id: &str, now: Now) -> Call {
         legs: Vec::new(),
         destroy_at: None,
         recording: false,
+        record_open: false,
         metadata: None,
     }
 }

@@ -7,6 +7,7 @@
 //! [`Workers::worker_for`]), so a flow's egress socket is always local.
 
 mod run;
+mod tap;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ use crate::session::latch::LatchConfig;
 use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
 use crate::time::Clock;
+pub use tap::{RecordTap, TapPacket};
 
 /// A flow (one receiving local socket), numbered by the session layer. `u64::MAX` is reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +68,8 @@ pub enum FlowUpdate {
         egress: Option<FlowId>,
         latch: LatchConfig,
         counters: Arc<StreamCounters>,
+        /// Set when the flow's packets are recorded.
+        record: Option<RecordTap>,
     },
     /// New peer endpoint / flags (answer, re-INVITE) or new egress pairing.
     Update {
@@ -74,6 +78,12 @@ pub enum FlowUpdate {
         kind: FlowKind,
         egress: Option<FlowId>,
         latch: LatchConfig,
+        record: Option<RecordTap>,
+    },
+    /// Start (`Some`) or stop recording a flow.
+    Tap {
+        id: FlowId,
+        record: Option<RecordTap>,
     },
     /// Stop relaying and close the socket.
     Close { id: FlowId },

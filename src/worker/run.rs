@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{emit, FlowEvent, FlowId, FlowKind, FlowUpdate, StreamCounters, BATCH};
+use super::{emit, FlowEvent, FlowId, FlowKind, FlowUpdate, RecordTap, StreamCounters, BATCH};
 use crate::dataplane::uring::UringPlane;
 use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
 use crate::session::latch::{Latch, Verdict};
@@ -37,6 +37,8 @@ struct Flow {
     counters: Arc<StreamCounters>,
     /// The learned endpoint last reported to control.
     reported: Option<SocketAddr>,
+    /// Where copies of accepted RTP go when the flow is recorded.
+    record: Option<RecordTap>,
 }
 
 pub(super) struct Worker {
@@ -197,6 +199,7 @@ impl Worker {
                         egress,
                         latch,
                         counters,
+                        record,
                     } => {
                         if id.0 == WAKE {
                             tracing::error!("flow id u64::MAX is reserved; flow not opened");
@@ -220,6 +223,7 @@ impl Worker {
                             latch,
                             counters,
                             reported: None,
+                            record,
                         };
                         self.flows.insert(id.0, flow);
                     }
@@ -228,13 +232,19 @@ impl Worker {
                         kind,
                         egress,
                         latch,
+                        record,
                     } => match self.flows.get_mut(&id.0) {
                         Some(f) => {
                             f.kind = kind;
                             f.egress = egress;
                             f.latch.update(latch, now);
+                            f.record = record;
                         }
                         None => tracing::debug!(flow = id.0, "update for unknown flow"),
+                    },
+                    FlowUpdate::Tap { id, record } => match self.flows.get_mut(&id.0) {
+                        Some(f) => f.record = record,
+                        None => tracing::debug!(flow = id.0, "tap for unknown flow"),
                     },
                     FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
                 }
@@ -317,6 +327,14 @@ impl Worker {
                 c.bytes.fetch_add(len, Relaxed);
             }
             c.last_packet_ms.store(stamp, Relaxed);
+            // Recorded flows only (one branch for the others): a copy into a bounded queue.
+            if let Some(tap) = &flow.record {
+                if !rtcp {
+                    if let Some((pkt, _)) = plane.packet(i) {
+                        tap.offer(token, src, pkt);
+                    }
+                }
+            }
             let queued = match egress {
                 Some((fd, Some(dst))) => plane.forward(i, fd, dst, token),
                 _ => false,

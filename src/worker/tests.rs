@@ -114,6 +114,7 @@ fn open_call(
         egress: Some(FlowId(egress)),
         latch: latch(exp),
         counters: counters.clone(),
+        record: None,
     };
     // One batch: a packet must never find a flow open before its egress flow is.
     w.send_batch(
@@ -273,6 +274,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
             kind: FlowKind::Rtp,
             egress: None,
             latch: latch(addr(&ca)),
+            record: None,
         },
     );
     std::thread::sleep(Duration::from_millis(20));
@@ -306,4 +308,71 @@ fn spawn_rejects_zero_and_shards_stably() {
     }
     assert!(seen.iter().all(|&c| c > 30), "spread: {seen:?}");
     w.shutdown();
+}
+
+fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(1, None, plane, Clock::new(), etx).expect("spawn");
+    let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
+    let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
+    let to_a = SocketAddr::new(LO, a.port);
+    // A queue of 4 that nobody reads: a writer stuck on a slow disk.
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    w.send(
+        0,
+        FlowUpdate::Tap {
+            id: FlowId(1),
+            record: Some(RecordTap {
+                tx,
+                dropped: dropped.clone(),
+                stream_dropped: Arc::default(),
+            }),
+        },
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let n = 30u16;
+    for seq in 0..n {
+        let p = rtp(seq, 0x77);
+        ca.send_to(&p, to_a).expect("send");
+        assert_eq!(
+            recv(&cb, Duration::from_secs(2)).map(|x| x.0),
+            Some(p),
+            "forwarded despite the full tap"
+        );
+    }
+    eventually("counters", || a.rtp.packets.load(Relaxed) == u64::from(n));
+    assert_eq!(a.rtp.dropped.load(Relaxed), 0);
+    assert_eq!(dropped.load(Relaxed), u64::from(n) - 4);
+    let first = rx.try_recv().expect("tapped packet");
+    assert_eq!(
+        (first.flow, first.src, first.data),
+        (1, addr(&ca), rtp(0, 0x77))
+    );
+    // Untapped again: nothing more is copied or counted.
+    w.send(
+        0,
+        FlowUpdate::Tap {
+            id: FlowId(1),
+            record: None,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    ca.send_to(&rtp(99, 0x77), to_a).expect("send");
+    assert!(recv(&cb, Duration::from_secs(2)).is_some());
+    assert_eq!(dropped.load(Relaxed), u64::from(n) - 4);
+    assert_eq!(rx.len(), 3);
+}
+
+#[test]
+fn tap_keeps_forwarding_when_full() {
+    tap_keeps_forwarding_when_full_on(PlaneKind::Mmsg);
+}
+
+#[test]
+fn tap_keeps_forwarding_when_full_uring() {
+    if crate::sys::uring::probe().is_err() {
+        return;
+    }
+    tap_keeps_forwarding_when_full_on(PlaneKind::Uring);
 }
