@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::call::*;
 use common::*;
-use rtprelay_recording::g711::encode_ulaw;
+use rtprelay_recording::g711::{encode_alaw, encode_ulaw};
 use rtprelay_recording::spool::{CallMeta, PcapFormat};
 use rtprelay_recording::wav::{parse_wav, Wav};
 
@@ -18,17 +18,28 @@ const WAIT: Duration = Duration::from_secs(2);
 /// Packets per direction: 100 × 20 ms = 2 s of audio.
 const PACKETS: u16 = 100;
 
-/// Packet `n` of a PCMU stream carrying a `freq` Hz tone.
-fn tone_packet(ssrc: u32, n: u16, freq: f64) -> Vec<u8> {
+/// Packet `n` of a G.711 stream (payload type 0 = PCMU, 8 = PCMA) carrying a `freq` Hz tone.
+fn tone_packet(ssrc: u32, n: u16, freq: f64, pt: u8) -> Vec<u8> {
     let mut p = RtpPacket::pcmu(ssrc, n);
     p.marker = false;
+    p.payload_type = pt;
+    let encode = if pt == 8 { encode_alaw } else { encode_ulaw };
     p.payload = (0..160u32)
         .map(|i| {
             let t = f64::from(u32::from(n) * 160 + i) / 8000.0;
-            encode_ulaw((8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16)
+            encode((8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16)
         })
         .collect();
     p.to_bytes()
+}
+
+/// The caller offers PCMU and PCMA; the callee answers PCMA: each side then sends its own codec.
+fn offer_both(ip: std::net::Ipv4Addr, port: u16) -> String {
+    format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8\r\na=sendrecv\r\n")
+}
+
+fn answer_pcma(ip: std::net::Ipv4Addr, port: u16) -> String {
+    format!("v=0\r\no=- 2 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=sendrecv\r\n")
 }
 
 /// Sends packets `range` both ways, one pair every 20 ms (the recorder places audio by arrival time
@@ -37,10 +48,10 @@ fn talk(c: &Call, range: std::ops::Range<u16>) {
     let start = Instant::now();
     for (k, n) in range.clone().enumerate() {
         c.a.rtp
-            .send_to(&tone_packet(0xaaaa_0001, n, 440.0), c.a_to)
+            .send_to(&tone_packet(0xaaaa_0001, n, 440.0, 0), c.a_to)
             .expect("send A");
         c.b.rtp
-            .send_to(&tone_packet(0xbbbb_0002, n, 1000.0), c.b_to)
+            .send_to(&tone_packet(0xbbbb_0002, n, 1000.0, 8), c.b_to)
             .expect("send B");
         let next = start + Duration::from_millis(20 * (k as u64 + 1));
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -116,7 +127,7 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
     let arg = format!("--recording-dir={}", spool.display());
     let relay = Relay::start(RelayKind::Rtprelay, &ports, &[&arg]);
     let ng = relay.client();
-    let c = Call::setup(&ng, &ports, &["record call"]);
+    let c = Call::setup_sdp(&ng, &ports, &["record call"], offer_both, answer_pcma);
     talk(&c, 0..PACKETS);
     let q = c.query(&ng);
     assert_eq!(total(&q, "RTP", "packets"), 2 * i64::from(PACKETS));
@@ -129,11 +140,17 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
     for s in &meta.streams {
         assert_eq!(s.packets, u64::from(PACKETS), "stream {}", s.tag);
         assert_eq!(s.dropped, 0, "stream {}", s.tag);
+        let (pt, name) = if s.tag == "tag-b" {
+            (8, "PCMA")
+        } else {
+            (0, "PCMU")
+        };
         assert!(
             s.codecs
                 .iter()
-                .any(|k| k.payload_type == 0 && k.encoding == "PCMU" && k.clock_rate == 8000),
-            "codecs from the SDP: {:?}",
+                .any(|k| k.payload_type == pt && k.encoding == name && k.clock_rate == 8000),
+            "codecs from the SDP of {}: {:?}",
+            s.tag,
             s.codecs
         );
     }
@@ -177,7 +194,7 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
         let w = read_wav(path);
         assert_eq!((w.rate, w.channels), (8000, 1));
         let ms = w.duration_ms();
-        assert!((1960..=2100).contains(&ms), "{}: {ms} ms", path.display());
+        assert!((1960..=2040).contains(&ms), "{}: {ms} ms", path.display());
         let (p440, p1000) = (goertzel(&w.samples, 440.0), goertzel(&w.samples, 1000.0));
         let tone = if p440 > 10.0 * p1000 {
             440
@@ -194,7 +211,7 @@ fn recorded_call_becomes_wav_files_with_each_sides_tone() {
     assert_eq!(mixed.len(), 1, "{side}");
     let w = read_wav(&mixed[0].0);
     let ms = w.duration_ms();
-    assert!((1960..=2200).contains(&ms), "mix: {ms} ms");
+    assert!((1960..=2040).contains(&ms), "mix: {ms} ms");
     let (p440, p1000) = (goertzel(&w.samples, 440.0), goertzel(&w.samples, 1000.0));
     let noise = goertzel(&w.samples, 700.0);
     assert!(
