@@ -50,7 +50,7 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin):
             raise RuntimeError(f"{name} did not answer NG ping")
         out = subprocess.run(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"127.0.0.1:{port}",
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
-                              "--pps", str(args.pps), "--label", name],
+                              "--pps", str(args.pps), "--warmup", str(args.warmup), "--label", name],
                              capture_output=True, text=True, timeout=args.seconds + 120)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
@@ -75,6 +75,9 @@ def main():
     ap.add_argument("--bench", default=os.path.join(ROOT, "target/release/rtprelay-bench"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md")
     ap.add_argument("--ng-port", type=int, default=22300, help="NG port the relays listen on")
+    ap.add_argument("--warmup", type=int, default=2, help="generator warm-up seconds")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if any run lost packets or left a stream silent (a correctness smoke test)")
     args = ap.parse_args()
     ncpu = os.cpu_count() or 1
     relay_cpu, gen_cpu = ("1", "0") if ncpu > 1 else ("0", "0")
@@ -114,6 +117,39 @@ def main():
             json.dump(results, f, indent=1)
         with open(os.path.join(args.out, "results.md"), "w") as f:
             f.write("\n".join(table) + "\n")
+        plot(results, relays, os.path.join(args.out, "cpu_per_packet.png"))
+    if args.check:
+        bad = [r for r in results if r["loss_ratio"] > 0.001 or r["silent_streams"] > 0]
+        for r in bad:
+            print(f"CHECK FAILED: {r['label']} calls={r['calls']} run={r['run']} "
+                  f"loss={r['loss_ratio']:.5f} silent_streams={r['silent_streams']}")
+        print(f"check: {len(results) - len(bad)} passed, {len(bad)} failed")
+        sys.exit(1 if bad else 0)
+
+
+def plot(results, relays, path):
+    """CPU µs per packet against calls, one line per relay (median of the runs); needs matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib not installed (pip install matplotlib), no plot written")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in relays:
+        xs = sorted({r["calls"] for r in results if r["label"] == name})
+        ys = [statistics.median(r["relay_cpu_us_per_packet"] for r in results
+                                if r["label"] == name and r["calls"] == c) for c in xs]
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel("concurrent calls (G.711, 50 pps each way)")
+    ax.set_ylabel("relay CPU µs per forwarded packet")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ run_stage "cargo test" cargo test --workspace --no-fail-fast
 # broken rtprelay.
 run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio
 
+# The load tooling works: a few seconds of a small load on each data plane, no packet lost (never a speed check).
+run_stage "bench smoke" bash -c 'cargo build -q -p rtprelay-bench && python3 bench/compare.py \
+  --calls 20 --runs 1 --seconds 2 --warmup 1 --relays rtprelay-mmsg,rtprelay-uring \
+  --rtprelay target/debug/rtprelay --bench target/debug/rtprelay-bench --check'
+
 # Every parser (bencode, NG, SDP, RTP, RTCP) under libFuzzer for a short while.
 run_stage "fuzz smoke" scripts/fuzz-smoke.sh 15
 
