@@ -136,11 +136,29 @@ impl Engine {
         self.actions.push_back(a);
     }
 
-    pub(crate) fn new_flow(&mut self, r: FlowRef) -> FlowId {
+    fn new_flow(&mut self, r: FlowRef) -> FlowId {
         let id = FlowId(self.next_flow);
         self.next_flow += 1;
         self.flows.insert(id, r);
         id
+    }
+
+    /// New RTP and RTCP flow ids for media slot `media` of `leg`.
+    pub(crate) fn new_stream_flows(
+        &mut self,
+        call: &str,
+        leg: usize,
+        media: usize,
+    ) -> (FlowId, FlowId) {
+        let mut flow = |kind| {
+            self.new_flow(FlowRef {
+                call: call.to_owned(),
+                leg,
+                media,
+                kind,
+            })
+        };
+        (flow(FlowKind::Rtp), flow(FlowKind::Rtcp))
     }
 
     /// `delete`: schedules destruction after the delete-delay and reports the call's stats.

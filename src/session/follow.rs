@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 
 use crate::session::actions::MediaAction;
 use crate::session::call::LocalPair;
-use crate::session::engine::{Engine, FlowRef};
+use crate::session::engine::Engine;
 use crate::session::error::SessionError;
 use crate::session::ports::PortBinder;
-use crate::worker::FlowKind;
 
 impl Engine {
     /// Points media slot `idx` of `leg` (the side that sends to us and whose packets go to the
@@ -80,18 +79,7 @@ impl Engine {
                 self.push(MediaAction::Close { shard, flow });
             }
         }
-        let rtp = self.new_flow(FlowRef {
-            call: call_id.to_owned(),
-            leg,
-            media: idx,
-            kind: FlowKind::Rtp,
-        });
-        let rtcp = self.new_flow(FlowRef {
-            call: call_id.to_owned(),
-            leg,
-            media: idx,
-            kind: FlowKind::Rtcp,
-        });
+        let (rtp, rtcp) = self.new_stream_flows(call_id, leg, idx);
         if let Some(slot) = self
             .calls
             .get_mut(call_id)

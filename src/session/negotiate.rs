@@ -11,7 +11,7 @@ use crate::sdp::{
 };
 use crate::session::actions::MediaAction;
 use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
-use crate::session::engine::{shard_of, Engine, FlowRef};
+use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::latch::LatchConfig;
 use crate::session::ports::PortBinder;
@@ -209,8 +209,8 @@ impl Engine {
         let sender_if = self.leg(call_id, sender)?.interface.clone();
         let receiver_if = self.leg(call_id, receiver)?.interface.clone();
         for i in 0..n {
-            self.ensure_slot(call_id, sender, i, &sd, i);
-            self.ensure_slot(call_id, receiver, i, &sd, i);
+            self.ensure_slot(call_id, sender, i, &sd);
+            self.ensure_slot(call_id, receiver, i, &sd);
             if sd.media(i).is_none_or(|m| m.is_rejected()) {
                 continue;
             }
@@ -377,32 +377,22 @@ impl Engine {
     }
 
     /// Makes sure `leg` has a media slot at `idx`.
-    fn ensure_slot(&mut self, call_id: &str, leg: usize, idx: usize, sd: &Body, m: usize) {
+    fn ensure_slot(&mut self, call_id: &str, leg: usize, idx: usize, sd: &Body) {
         let have = self
             .calls
             .get(call_id)
             .and_then(|c| c.legs.get(leg))
             .map_or(usize::MAX, |l| l.medias.len());
+        let Some(media) = sd.media(idx) else { return };
         if have == usize::MAX || have > idx {
             return;
         }
+        let (kind, proto, is_rtp) = (media.kind.clone(), media.proto.clone(), media.is_rtp());
         for i in have..=idx {
-            let rtp = self.new_flow(FlowRef {
-                call: call_id.to_owned(),
-                leg,
-                media: i,
-                kind: FlowKind::Rtp,
-            });
-            let rtcp = self.new_flow(FlowRef {
-                call: call_id.to_owned(),
-                leg,
-                media: i,
-                kind: FlowKind::Rtcp,
-            });
-            let Some(media) = sd.media(m) else { return };
+            let (rtp, rtcp) = self.new_stream_flows(call_id, leg, i);
             let slot = MediaSlot {
-                kind: media.kind.clone(),
-                proto: media.proto.clone(),
+                kind: kind.clone(),
+                proto: proto.clone(),
                 local: None,
                 far_end: None,
                 parked: Vec::new(),
@@ -411,7 +401,7 @@ impl Engine {
                 rtcp_mux: false,
                 demuxed: false,
                 rejected: false,
-                is_rtp: media.is_rtp(),
+                is_rtp,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
