@@ -9,5 +9,6 @@ pub mod epoll;
 pub mod eventfd;
 pub mod ifaddrs;
 pub mod mmsg;
+pub mod netns;
 pub mod seccomp;
 pub mod uring;
