@@ -290,6 +290,7 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::LogStderr => cfg.log_stderr = flag,
         Opt::Foreground => cfg.foreground = flag,
         Opt::StrictSource => cfg.strict_source_default = flag,
+        Opt::NoFallback => cfg.no_fallback = flag,
         Opt::Pidfile => cfg.pidfile = non_empty(&raw).map(PathBuf::from),
         Opt::EndpointLearning => cfg.endpoint_learning = values::endpoint_learning(label, &raw)?,
         Opt::MaxSessions => {

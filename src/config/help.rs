@@ -31,11 +31,15 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         "port-max" => ("INT", "Highest media port (default 40000)"),
         "table" => (
             "INT",
-            "Kernel forwarding table; -1 = userspace (default -1)",
+            "N >= 0: kernel (XDP) forwarding; -1 = userspace (default -1)",
         ),
         "num-threads" => ("INT", "Worker threads; 0 = one per CPU (default 0)"),
         "cpu-affinity" => ("LIST", "Pin workers to these CPUs, e.g. 0,1,4-7"),
         "dataplane" => ("auto|mmsg|uring|xdp", "Packet I/O back end (default auto)"),
+        "no-fallback" => (
+            "",
+            "Exit if the XDP plane cannot run (no userspace fallback)",
+        ),
         "timeout" => (
             "SECS",
             "End a call after this long without media (default 60)",

@@ -72,13 +72,16 @@ pub struct Config {
     /// Media port range, inclusive; holds at least one even/odd pair.
     pub port_min: u16,
     pub port_max: u16,
-    /// `--table`: -1 is userspace forwarding; other values are accepted and kept.
+    /// `--table`: -1 is userspace forwarding; N >= 0 asks for the kernel (XDP) plane, as it asks
+    /// rtpengine for its kernel module.
     pub table: i32,
     /// Worker threads; 0 means one per CPU (`load` fills in the CPU count).
     pub num_threads: usize,
     /// `--cpu-affinity`: CPUs to pin workers to, in order.
     pub cpus: Option<Vec<usize>>,
     pub dataplane: DataplaneChoice,
+    /// `-F`: without the kernel plane, exit rather than fall back to userspace.
+    pub no_fallback: bool,
     /// No media for this long ends a call.
     pub timeout: Duration,
     /// No media for this long on a call on hold ends it.
@@ -125,6 +128,7 @@ impl Default for Config {
             num_threads: 0,
             cpus: None,
             dataplane: DataplaneChoice::Auto,
+            no_fallback: false,
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,
@@ -228,6 +232,15 @@ impl Config {
             (Some(_), _) => ConfigSource::Embedded,
         };
         build::build(given, source, file_text)
+    }
+
+    /// The plane asked for: `--dataplane` when set to a plane, else `--table N` (N >= 0) asks
+    /// for the kernel plane, as it asks rtpengine for its kernel module.
+    pub fn plane_request(&self) -> DataplaneChoice {
+        match self.dataplane {
+            DataplaneChoice::Auto if self.table >= 0 => DataplaneChoice::Xdp,
+            other => other,
+        }
     }
 
     /// True when some `--interface` (`any`, `auto`, a device name) needs the host's addresses.

@@ -48,6 +48,8 @@ pub(crate) enum Opt {
     CpuAffinity,
     StrictSource,
     NoStrictSource,
+    /// `-F`: exit when the kernel (XDP) plane cannot run instead of falling back.
+    NoFallback,
     /// An rtpengine option that makes rtpengine do something and exit (`--codecs`, nftables).
     ExitAction,
     /// An rtpengine option rtprelay accepts and ignores.
@@ -99,6 +101,7 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("num-threads", None, Arg::Value, Opt::NumThreads),
     o("cpu-affinity", None, Arg::Value, Opt::CpuAffinity),
     o("dataplane", None, Arg::Value, Opt::Dataplane),
+    o("no-fallback", Some('F'), Arg::Flag, Opt::NoFallback),
     o("timeout", Some('o'), Arg::Value, Opt::Timeout),
     o("silent-timeout", Some('s'), Arg::Value, Opt::SilentTimeout),
     o("final-timeout", Some('a'), Arg::Value, Opt::FinalTimeout),
@@ -268,7 +271,6 @@ pub(crate) const UNSUPPORTED: &[OptSpec] = &[
     u("nftables-family", None, Arg::Value),
     u("ng-client-retries", None, Arg::Value),
     u("ng-client-timeout", None, Arg::Value),
-    u("no-fallback", Some('F'), Arg::Flag),
     u("no-log-timestamps", None, Arg::Flag),
     u("no-redis-required", Some('q'), Arg::Flag),
     u("player-cache", None, Arg::Flag),

@@ -235,11 +235,11 @@ fn unsupported_flags_and_values_are_told_apart() {
         None,
     );
     assert_eq!(c.interfaces.len(), 1);
+    assert!(c.no_fallback);
     assert_eq!(
         c.warnings,
         vec![
             "option --tos is not supported yet and is ignored",
-            "option --no-fallback is not supported yet and is ignored",
             "option --jb-clock-drift is not supported yet and is ignored",
             "option --redis is not supported yet and is ignored",
         ]
@@ -439,7 +439,7 @@ fn file_booleans_and_strict_source() {
     let c = run("", Some(file));
     assert!(c.foreground && !c.log_stderr);
     assert!(!c.strict_source_default);
-    // A flag switched off in the file is a no-op, so no warning for no-fallback.
+    assert!(!c.no_fallback);
     assert_eq!(
         c.warnings,
         vec!["config key 'sip-source' is not supported yet and is ignored"]

@@ -65,6 +65,7 @@ impl Control {
             guard.dispatcher.command_counts(),
             guard.dispatcher.error_count(),
         );
+        text.push_str(&crate::metrics::render_plane(&guard.workers.counters()));
         if let Some(r) = &guard.recorder {
             text.push_str(&format!(
                 "# HELP rtprelay_recording_dropped_total Recording packets dropped because the spool writer fell behind.\n\

@@ -16,7 +16,7 @@ use crate::control::dispatch::Dispatcher;
 use crate::control::transport;
 use crate::daemon::binder::SocketBinder;
 use crate::daemon::control::{Control, ControlState};
-use crate::dataplane::probe;
+use crate::dataplane::{probe, xdp, DataplaneRequest};
 use crate::session::{Engine, EngineConfig};
 use crate::time::Clock;
 use crate::worker::Workers;
@@ -33,6 +33,8 @@ pub enum DaemonError {
     },
     #[error("recording: {0}")]
     Recording(#[from] recorder::RecorderError),
+    #[error("XDP plane requested with --no-fallback, but it cannot run: {0}")]
+    Xdp(String),
     #[error("cannot start workers: {0}")]
     Workers(String),
     #[error("cannot install signal handlers: {0}")]
@@ -63,8 +65,37 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
 
     let clock = Clock::new();
-    let (plane, reason) = probe::choose(cfg.dataplane);
-    tracing::info!(plane = plane.name(), reason = %reason, "data plane chosen");
+    let request = cfg.plane_request();
+    let (plane, mut reason) = probe::choose(request);
+    // Held until shutdown: dropping it detaches the program from the interfaces.
+    let mut xdp = None;
+    if request == DataplaneRequest::Xdp {
+        match start_xdp(&cfg) {
+            Ok(p) => {
+                reason = format!(
+                    "xdp: {}; userspace path {} ({reason})",
+                    xdp::describe(&p),
+                    plane.name()
+                );
+                xdp = Some(p);
+            }
+            Err(e) if cfg.no_fallback => return Err(DaemonError::Xdp(e.to_string())),
+            Err(e) => {
+                reason = format!(
+                    "xdp unavailable ({e}), falling back to {} ({reason})",
+                    plane.name()
+                );
+                tracing::warn!(%reason, "the XDP plane was asked for but cannot run here");
+            }
+        }
+    }
+    let offload = xdp.as_ref().map(|p| p.table());
+    let shown = if offload.is_some() {
+        "xdp"
+    } else {
+        plane.name()
+    };
+    tracing::info!(plane = shown, reason = %reason, "data plane chosen");
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let workers = Workers::spawn(
         cfg.num_threads.max(1),
@@ -72,6 +103,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         plane,
         clock,
         ev_tx,
+        offload,
     )
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
@@ -154,10 +186,26 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         l.stop();
     }
     control.shutdown();
+    if let Some(p) = xdp {
+        drop(p);
+        tracing::info!("XDP program detached");
+    }
     if let Some(path) = &cfg.pidfile {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Find the devices behind the media interfaces and attach the program to them.
+fn start_xdp(cfg: &Config) -> Result<crate::sys::xdp::XdpProgram, xdp::XdpStartError> {
+    let host =
+        crate::sys::ifaddrs::host_addresses().map_err(|source| xdp::XdpStartError::Device {
+            name: "(all)".into(),
+            source,
+        })?;
+    let locals: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
+    let devices = xdp::devices_for(&locals, &host)?;
+    xdp::start(&devices)
 }
 
 fn engine_config(cfg: &Config, plane: &'static str) -> EngineConfig {

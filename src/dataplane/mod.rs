@@ -8,6 +8,7 @@ pub mod bind;
 pub mod mmsg;
 pub mod probe;
 pub mod uring;
+pub mod xdp;
 
 use std::io;
 use std::net::SocketAddr;

@@ -21,6 +21,11 @@ const AUTO_PREFERS_URING: bool = true;
 /// shim, or a kernel-bypass accelerator) interposes libc's socket calls, which io_uring would
 /// silently bypass.
 pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
+    // With XDP, a userspace plane still serves what is not offloaded: pick it like `auto`.
+    let requested = match requested {
+        DataplaneRequest::Xdp => DataplaneRequest::Auto,
+        r => r,
+    };
     let preload = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty());
     if requested == DataplaneRequest::Auto && preload.is_some() {
         return (
@@ -64,10 +69,7 @@ fn choose_with(
             PlaneKind::Mmsg,
             format!("io_uring unavailable ({e}), falling back to mmsg"),
         ),
-        (DataplaneRequest::Xdp, _) => (
-            PlaneKind::Mmsg,
-            "xdp plane not built yet, falling back to mmsg".into(),
-        ),
+        (DataplaneRequest::Xdp, u) => choose_with(DataplaneRequest::Auto, u, auto_prefers_uring),
     }
 }
 
@@ -114,9 +116,10 @@ mod tests {
     }
 
     #[test]
-    fn xdp_not_built_yet() {
-        let (k, why) = choose_with(DataplaneRequest::Xdp, Ok(()), true);
+    fn xdp_picks_its_userspace_plane_like_auto() {
+        let (k, _) = choose_with(DataplaneRequest::Xdp, Err(EPERM.into()), true);
         assert_eq!(k, PlaneKind::Mmsg);
-        assert!(why.contains("xdp"));
+        let (k, _) = choose_with(DataplaneRequest::Xdp, Ok(()), true);
+        assert_eq!(k, PlaneKind::Uring);
     }
 }

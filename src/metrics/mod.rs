@@ -113,6 +113,57 @@ pub fn render(s: &Snapshot, commands: &BTreeMap<&'static str, u64>, ng_errors: u
     out
 }
 
+/// The data plane's own counters: what the workers' userspace path accepted and, with the
+/// XDP plane, what the kernel program forwarded, passed up and dropped. Comparing the two shows
+/// whether calls are really offloaded.
+pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
+    let mut out = String::with_capacity(1024);
+    let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP rtprelay_{name} {help}");
+        let _ = writeln!(out, "# TYPE rtprelay_{name} {kind}");
+        let _ = writeln!(out, "rtprelay_{name} {v}");
+    };
+    metric(
+        "userspace_packets_total",
+        "counter",
+        "Packets accepted on the workers' userspace path.",
+        c.userspace_packets,
+    );
+    if let Some((x, installed)) = c.xdp {
+        metric(
+            "xdp_forwarded_packets_total",
+            "counter",
+            "Packets the XDP program rewrote and sent on.",
+            x.forwarded,
+        );
+        metric(
+            "xdp_passed_packets_total",
+            "counter",
+            "Packets the XDP program handed to the socket path.",
+            x.passed,
+        );
+        metric(
+            "xdp_dropped_packets_total",
+            "counter",
+            "Packets the XDP program dropped (strict source).",
+            x.dropped,
+        );
+        metric(
+            "xdp_aborted_packets_total",
+            "counter",
+            "Packets the XDP program could not send (redirect failures).",
+            x.aborted,
+        );
+        metric(
+            "xdp_offloaded_flows",
+            "gauge",
+            "Flows forwarded in the kernel now.",
+            installed as u64,
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +197,32 @@ mod tests {
         assert!(text.contains("rtprelay_ng_commands_total{command=\"offer\"} 3\n"));
         assert!(text.contains("rtprelay_dataplane_info{plane=\"mmsg\"} 1\n"));
         assert!(text.contains("# TYPE rtprelay_bytes_total counter\n"));
+    }
+
+    #[test]
+    fn plane_counters_only_show_xdp_when_it_runs() {
+        let user = crate::worker::PlaneCounters {
+            userspace_packets: 7,
+            xdp: None,
+        };
+        let t = render_plane(&user);
+        assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
+        assert!(!t.contains("xdp"), "{t}");
+        let stats = crate::sys::xdp::XdpStats {
+            forwarded: 100,
+            passed: 3,
+            dropped: 2,
+            aborted: 0,
+        };
+        let t = render_plane(&crate::worker::PlaneCounters {
+            userspace_packets: 7,
+            xdp: Some((stats, 4)),
+        });
+        assert!(
+            t.contains("rtprelay_xdp_forwarded_packets_total 100\n"),
+            "{t}"
+        );
+        assert!(t.contains("rtprelay_xdp_dropped_packets_total 2\n"), "{t}");
+        assert!(t.contains("rtprelay_xdp_offloaded_flows 4\n"), "{t}");
     }
 }

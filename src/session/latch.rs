@@ -201,6 +201,11 @@ impl Latch {
             .filter(|a| Some(*a) != self.cfg.expected)
     }
 
+    /// The endpoint packets are accepted from (learned or from SDP), `None` before any.
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.current.map(|(a, _)| a)
+    }
+
     /// Whether learning has ended.
     pub fn is_fixed(&self) -> bool {
         self.fixed

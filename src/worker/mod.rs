@@ -6,6 +6,7 @@
 //! endpoints back as [`FlowEvent`]s. All flows of one call live on one worker (see
 //! [`Workers::worker_for`]), so a flow's egress socket is always local.
 
+mod offload;
 mod run;
 mod tap;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use crate::dataplane::PlaneKind;
 use crate::session::latch::LatchConfig;
 use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
+use crate::sys::xdp::{XdpStats, XdpTable};
 use crate::time::Clock;
 pub use tap::{RecordTap, TapPacket};
 
@@ -118,6 +120,19 @@ pub struct Workers {
     handles: Vec<Handle>,
     stop: Arc<AtomicBool>,
     plane: PlaneKind,
+    /// The XDP program's maps, when the kernel fast path runs.
+    offload: Option<Arc<XdpTable>>,
+    /// Per worker: packets accepted on the userspace path.
+    userspace: Vec<Arc<AtomicU64>>,
+}
+
+/// What the kernel fast path did, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlaneCounters {
+    /// Packets accepted by the workers' userspace path.
+    pub userspace_packets: u64,
+    /// The XDP program's own counters and the number of rules installed, with the XDP plane.
+    pub xdp: Option<(XdpStats, usize)>,
 }
 
 /// Receive slots per socket read.
@@ -125,12 +140,14 @@ const BATCH: usize = 32;
 
 impl Workers {
     /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
+    /// With `offload`, workers move learned flows into the XDP program's map.
     pub fn spawn(
         n: usize,
         cpus: Option<Vec<usize>>,
         plane: PlaneKind,
         clock: Clock,
         events: Sender<FlowEvent>,
+        offload: Option<Arc<XdpTable>>,
     ) -> Result<Workers, WorkerError> {
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -140,6 +157,8 @@ impl Workers {
             handles: Vec::with_capacity(n),
             stop,
             plane,
+            offload,
+            userspace: Vec::with_capacity(n),
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         for index in 0..n {
@@ -147,6 +166,8 @@ impl Workers {
             let wake = Arc::new(EventFd::new().map_err(setup)?);
             let epoll = Epoll::new().map_err(setup)?;
             let (tx, rx) = crossbeam_channel::unbounded();
+            let userspace = Arc::new(AtomicU64::new(0));
+            workers.userspace.push(userspace.clone());
             let cpu = match &cpus {
                 Some(list) if !list.is_empty() => list.get(index % list.len()).copied(),
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
@@ -161,6 +182,8 @@ impl Workers {
                 clock,
                 events.clone(),
                 workers.stop.clone(),
+                workers.offload.clone(),
+                userspace,
             )
             .map_err(setup)?;
             let join = std::thread::Builder::new()
@@ -214,8 +237,32 @@ impl Workers {
         drop(self);
     }
 
+    /// The plane reported to operators: `xdp` when the kernel fast path runs (the userspace
+    /// plane then serves only what is not offloaded), else the userspace plane.
     pub fn plane_name(&self) -> &'static str {
-        self.plane.name()
+        match self.offload {
+            Some(_) => "xdp",
+            None => self.plane.name(),
+        }
+    }
+
+    pub fn counters(&self) -> PlaneCounters {
+        PlaneCounters {
+            userspace_packets: self
+                .userspace
+                .iter()
+                .map(|u| u.load(Ordering::Relaxed))
+                .sum(),
+            xdp: self.offload.as_ref().map(|t| {
+                (
+                    t.stats().unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "cannot read XDP stats");
+                        XdpStats::default()
+                    }),
+                    t.installed(),
+                )
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -10,11 +10,12 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::offload::{desired_rule, EgressView, Installed, Offload};
 use super::{emit, FlowEvent, FlowId, FlowKind, FlowUpdate, RecordTap, StreamCounters, BATCH};
 use crate::dataplane::uring::UringPlane;
 use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
@@ -39,6 +40,11 @@ struct Flow {
     reported: Option<SocketAddr>,
     /// Where copies of accepted RTP go when the flow is recorded.
     record: Option<RecordTap>,
+    /// The socket's own address: the key of the flow's kernel rule, and the new source of
+    /// packets that leave through it.
+    local: Option<SocketAddr>,
+    /// The flow's rule in the XDP map, when offloaded.
+    offloaded: Option<Installed>,
 }
 
 pub(super) struct Worker {
@@ -53,6 +59,10 @@ pub(super) struct Worker {
     clock: Clock,
     out: Sender<FlowEvent>,
     stop: Arc<AtomicBool>,
+    /// The kernel fast path, when the XDP plane runs.
+    offload: Option<Offload>,
+    /// Packets accepted on this worker's userspace path (the rest went through the kernel).
+    userspace: Arc<AtomicU64>,
 }
 
 /// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
@@ -76,6 +86,8 @@ impl Worker {
         clock: Clock,
         out: Sender<FlowEvent>,
         stop: Arc<AtomicBool>,
+        offload: Option<Arc<crate::sys::xdp::XdpTable>>,
+        userspace: Arc<AtomicU64>,
     ) -> io::Result<Worker> {
         epoll.add(wake.as_raw_fd(), WAKE)?;
         Ok(Worker {
@@ -90,6 +102,8 @@ impl Worker {
             clock,
             out,
             stop,
+            offload: offload.map(|t| Offload::new(t, clock.mono())),
+            userspace,
         })
     }
 
@@ -136,6 +150,7 @@ impl Worker {
                     f.counters.dropped.fetch_add(1, Relaxed);
                 }
             });
+            self.sync_offload();
         }
         tracing::debug!(worker = self.index, "worker stopped");
     }
@@ -177,6 +192,7 @@ impl Worker {
                     f.counters.dropped.fetch_add(1, Relaxed);
                 }
             });
+            self.sync_offload();
         }
         tracing::debug!(
             worker = self.index,
@@ -216,6 +232,7 @@ impl Worker {
                             }
                         }
                         let latch = Latch::new(latch, now);
+                        let local = socket.local_addr().ok();
                         let flow = Flow {
                             kind,
                             socket,
@@ -224,8 +241,11 @@ impl Worker {
                             counters,
                             reported: None,
                             record,
+                            local,
+                            offloaded: None,
                         };
                         self.flows.insert(id.0, flow);
+                        self.mark(id.0);
                     }
                     FlowUpdate::Update {
                         id,
@@ -239,11 +259,15 @@ impl Worker {
                             f.egress = egress;
                             f.latch.update(latch, now);
                             f.record = record;
+                            self.mark(id.0);
                         }
                         None => tracing::debug!(flow = id.0, "update for unknown flow"),
                     },
                     FlowUpdate::Tap { id, record } => match self.flows.get_mut(&id.0) {
-                        Some(f) => f.record = record,
+                        Some(f) => {
+                            f.record = record;
+                            self.mark(id.0);
+                        }
                         None => tracing::debug!(flow = id.0, "tap for unknown flow"),
                     },
                     FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
@@ -253,7 +277,14 @@ impl Worker {
     }
 
     fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
-        if let Some(f) = self.flows.remove(&id.0) {
+        if let Some(mut f) = self.flows.remove(&id.0) {
+            if let Some(off) = self.offload.as_mut() {
+                // Out of the kernel first, with its last counts, before the socket goes.
+                if let Some(inst) = f.offloaded.as_mut() {
+                    off.fold(inst, &f.counters, self.clock.mono());
+                }
+                off.remove(id.0, &mut f.offloaded);
+            }
             match ring {
                 // Cancels the receive before the socket is dropped below.
                 Some(r) => r.deregister(id.0),
@@ -301,6 +332,8 @@ impl Worker {
         };
         let c = &flow.counters;
         let stamp = now.0.max(1);
+        let before = (flow.latch.is_fixed(), flow.latch.source());
+        let mut accepted = 0u64;
         for i in idx {
             let (len, rtcp, src) = match plane.packet(i) {
                 Some((pkt, src)) => match classify(flow.kind, pkt) {
@@ -327,6 +360,7 @@ impl Worker {
                 c.bytes.fetch_add(len, Relaxed);
             }
             c.last_packet_ms.store(stamp, Relaxed);
+            accepted += 1;
             // Recorded flows only (one branch for the others): a copy into a bounded queue.
             if let Some(tap) = &flow.record {
                 if !rtcp {
@@ -343,7 +377,14 @@ impl Worker {
                 c.dropped.fetch_add(1, Relaxed);
             }
         }
+        self.userspace.fetch_add(accepted, Relaxed);
+        let latch_changed = before != (flow.latch.is_fixed(), flow.latch.source());
         let learned = flow.latch.learned();
+        if latch_changed {
+            if let Some(off) = self.offload.as_mut() {
+                off.mark(token);
+            }
+        }
         if learned != flow.reported {
             flow.reported = learned;
             if let Some(addr) = learned {
@@ -356,5 +397,72 @@ impl Worker {
                 );
             }
         }
+    }
+}
+
+impl Worker {
+    /// Note that flow `id` (and so the flow that sends to its peer) may need a new kernel rule.
+    fn mark(&mut self, id: u64) {
+        if let Some(off) = self.offload.as_mut() {
+            off.mark(id);
+        }
+    }
+
+    /// After a pass: bring the kernel rules of changed flows up to date, and once a second
+    /// fold the kernel's counters and re-check every flow.
+    fn sync_offload(&mut self) {
+        let Some(off) = self.offload.as_mut() else {
+            return;
+        };
+        let now = self.clock.mono();
+        let mut ids = off.take_dirty();
+        if off.sweep_due(now) {
+            ids = self.flows.keys().copied().collect();
+        } else if ids.is_empty() {
+            return;
+        } else {
+            // A flow's rule sends to its egress flow's peer: when a flow's endpoint moves, the
+            // flow that forwards to it changes too (its egress is this flow's egress, as calls
+            // pair flows both ways).
+            let extra: Vec<u64> = ids
+                .iter()
+                .filter_map(|id| self.flows.get(id).and_then(|f| f.egress).map(|e| e.0))
+                .collect();
+            ids.extend(extra);
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        for id in ids {
+            self.sync_flow(id, now);
+        }
+    }
+
+    fn sync_flow(&mut self, id: u64, now: crate::time::Millis) {
+        let Some(flow) = self.flows.get(&id) else {
+            return;
+        };
+        let egress = flow
+            .egress
+            .and_then(|e| self.flows.get(&e.0))
+            .and_then(|e| {
+                e.local.map(|local| EgressView {
+                    local,
+                    target: e.latch.target(),
+                })
+            });
+        let want = flow
+            .local
+            .and_then(|l| desired_rule(flow.kind, l, &flow.latch, flow.record.is_some(), egress));
+        let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(&id)) else {
+            return;
+        };
+        off.reconcile(
+            id,
+            &mut flow.offloaded,
+            flow.local,
+            want,
+            &flow.counters,
+            now,
+        );
     }
 }

@@ -1,0 +1,319 @@
+//! Offload after learning, as rtpengine kernelises a stream: a flow's first packets take the
+//! userspace path (latching, strict-source checks); once its endpoint is fixed and its egress
+//! peer is known, the worker installs a rule in the XDP program's map and the kernel forwards
+//! the rest. Signalling changes, re-latching, recording and close update or remove the rule at
+//! once, and the kernel's per-flow counters are folded into the stream counters, so an
+//! offloaded call reports like a userspace one.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{FlowKind, StreamCounters};
+use crate::session::latch::Latch;
+use crate::sys::xdp::{FlowTotals, Rule, RuleKind, XdpTable};
+use crate::time::Millis;
+
+/// How often a worker folds kernel counters and re-checks every flow's rule. Counters in
+/// `query` and the timeouts see kernel-forwarded packets with at most this delay.
+pub(super) const SWEEP: Duration = Duration::from_secs(1);
+
+/// A flow's rule as it is in the kernel map.
+#[derive(Debug)]
+pub(super) struct Installed {
+    local: SocketAddr,
+    rule: Rule,
+    slot: u32,
+    /// The slot's totals at the last fold.
+    seen: FlowTotals,
+}
+
+/// The egress side of a flow as the rule needs it: the relay's sending socket address and
+/// where packets go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EgressView {
+    pub local: SocketAddr,
+    pub target: Option<SocketAddr>,
+}
+
+/// The rule a flow should have in the kernel now, or `None` while it must stay in userspace.
+///
+/// Stays in userspace: a flow still learning (the latch needs every packet), a recorded flow
+/// (the recorder copies packets), a flow with no egress peer yet, and a flow that bridges
+/// address families (the program rewrites headers in place).
+pub(super) fn desired_rule(
+    kind: FlowKind,
+    local: SocketAddr,
+    latch: &Latch,
+    recorded: bool,
+    egress: Option<EgressView>,
+) -> Option<Rule> {
+    if recorded || !latch.is_fixed() {
+        return None;
+    }
+    let egress = egress?;
+    let dest = egress.target?;
+    if local.ip().is_unspecified() || egress.local.ip().is_unspecified() {
+        return None;
+    }
+    if local.is_ipv4() != dest.is_ipv4() || egress.local.is_ipv4() != dest.is_ipv4() {
+        return None;
+    }
+    let expect = if latch.config().strict {
+        Some(latch.source()?)
+    } else {
+        None
+    };
+    if expect.is_some_and(|e| e.is_ipv4() != local.is_ipv4()) {
+        return None;
+    }
+    Some(Rule {
+        source: egress.local,
+        dest,
+        expect,
+        kind: match kind {
+            FlowKind::Rtp => RuleKind::Rtp,
+            FlowKind::Rtcp => RuleKind::Rtcp,
+            FlowKind::Opaque => RuleKind::Opaque,
+        },
+    })
+}
+
+/// One worker's side of the kernel fast path.
+pub(super) struct Offload {
+    table: Arc<XdpTable>,
+    /// Flows whose rule may have to change, checked after the current pass.
+    dirty: Vec<u64>,
+    next_sweep: Millis,
+    /// Installs the map refused (full, or an error); those flows stay in userspace.
+    refused: u64,
+}
+
+impl Offload {
+    pub(super) fn new(table: Arc<XdpTable>, now: Millis) -> Offload {
+        Offload {
+            table,
+            dirty: Vec::new(),
+            next_sweep: now.plus(SWEEP),
+            refused: 0,
+        }
+    }
+
+    pub(super) fn mark(&mut self, id: u64) {
+        self.dirty.push(id);
+    }
+
+    /// The flows marked since the last call, each once.
+    pub(super) fn take_dirty(&mut self) -> Vec<u64> {
+        let mut d = std::mem::take(&mut self.dirty);
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+
+    /// True once per [`SWEEP`].
+    pub(super) fn sweep_due(&mut self, now: Millis) -> bool {
+        if now < self.next_sweep {
+            return false;
+        }
+        self.next_sweep = now.plus(SWEEP);
+        true
+    }
+
+    /// Bring a flow's kernel rule in line with `want`, folding its counters first so that
+    /// nothing the kernel counted is lost.
+    pub(super) fn reconcile(
+        &mut self,
+        flow: u64,
+        current: &mut Option<Installed>,
+        local: Option<SocketAddr>,
+        want: Option<Rule>,
+        counters: &StreamCounters,
+        now: Millis,
+    ) {
+        if let Some(inst) = current.as_mut() {
+            self.fold(inst, counters, now);
+        }
+        let (Some(rule), Some(l)) = (want, local) else {
+            self.remove(flow, current);
+            return;
+        };
+        match current.as_mut() {
+            Some(inst) if inst.local == l && inst.rule == rule => {}
+            Some(inst) if inst.local == l => match self.table.install(l, &rule) {
+                Ok(slot) => {
+                    inst.rule = rule;
+                    if slot != inst.slot {
+                        inst.slot = slot;
+                        inst.seen = FlowTotals::default();
+                    }
+                    tracing::debug!(flow, ?rule, "kernel rule updated");
+                }
+                Err(e) => {
+                    tracing::warn!(flow, error = %e, "cannot update kernel rule; flow back to userspace");
+                    self.remove(flow, current);
+                }
+            },
+            Some(_) => self.remove(flow, current),
+            None => match self.table.install(l, &rule) {
+                Ok(slot) => {
+                    tracing::debug!(flow, ?rule, slot, "flow offloaded to XDP");
+                    *current = Some(Installed {
+                        local: l,
+                        rule,
+                        slot,
+                        seen: FlowTotals::default(),
+                    });
+                }
+                Err(e) => {
+                    self.refused += 1;
+                    if self.refused.is_power_of_two() {
+                        tracing::warn!(flow, error = %e, refused = self.refused,
+                            "cannot offload flow; it stays in userspace");
+                    }
+                }
+            },
+        }
+    }
+
+    /// Take the flow's rule out of the kernel (its counters must have been folded).
+    pub(super) fn remove(&mut self, flow: u64, current: &mut Option<Installed>) {
+        if let Some(inst) = current.take() {
+            if let Err(e) = self.table.remove(inst.local) {
+                tracing::warn!(flow, error = %e, "cannot remove kernel rule");
+            } else {
+                tracing::debug!(flow, "kernel rule removed");
+            }
+        }
+    }
+
+    /// Add what the kernel counted since the last fold to the stream's counters.
+    pub(super) fn fold(&self, inst: &mut Installed, c: &StreamCounters, now: Millis) {
+        let Ok(t) = self.table.totals(inst.slot) else {
+            return;
+        };
+        let d = |new: u64, old: u64| new.saturating_sub(old);
+        let packets = d(t.packets, inst.seen.packets);
+        let rtcp = d(t.rtcp_packets, inst.seen.rtcp_packets);
+        c.packets.fetch_add(packets, Relaxed);
+        c.bytes.fetch_add(d(t.bytes, inst.seen.bytes), Relaxed);
+        c.rtcp_packets.fetch_add(rtcp, Relaxed);
+        c.rtcp_bytes
+            .fetch_add(d(t.rtcp_bytes, inst.seen.rtcp_bytes), Relaxed);
+        c.errors.fetch_add(d(t.errors, inst.seen.errors), Relaxed);
+        if packets + rtcp > 0 {
+            c.last_packet_ms.store(now.0.max(1), Relaxed);
+        }
+        inst.seen = t;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::latch::{EndpointLearning, LatchConfig, DEFAULT_WINDOW};
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    fn latch(strict: bool, learning: EndpointLearning) -> Latch {
+        Latch::new(
+            LatchConfig {
+                expected: Some(a("198.51.100.3:2000")),
+                learning,
+                strict,
+                asymmetric: false,
+                window: DEFAULT_WINDOW,
+            },
+            Millis(0),
+        )
+    }
+
+    const LOCAL: &str = "192.0.2.1:30000";
+
+    fn egress(target: &str) -> Option<EgressView> {
+        Some(EgressView {
+            local: a("192.0.2.1:30002"),
+            target: Some(a(target)),
+        })
+    }
+
+    #[test]
+    fn learning_flows_stay_in_userspace() {
+        let l = latch(true, EndpointLearning::Heuristic);
+        assert!(!l.is_fixed());
+        assert_eq!(
+            desired_rule(
+                FlowKind::Rtp,
+                a(LOCAL),
+                &l,
+                false,
+                egress("203.0.113.9:4000")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn fixed_strict_flow_gets_a_rule_with_its_source() {
+        let mut l = latch(true, EndpointLearning::Heuristic);
+        l.on_packet(a("198.51.100.3:2000"), Millis(5));
+        assert!(l.is_fixed());
+        let r = desired_rule(
+            FlowKind::Rtp,
+            a(LOCAL),
+            &l,
+            false,
+            egress("203.0.113.9:4000"),
+        );
+        assert_eq!(
+            r,
+            Some(Rule {
+                source: a("192.0.2.1:30002"),
+                dest: a("203.0.113.9:4000"),
+                expect: Some(a("198.51.100.3:2000")),
+                kind: RuleKind::Rtp,
+            })
+        );
+    }
+
+    #[test]
+    fn non_strict_rule_accepts_any_source() {
+        let l = latch(false, EndpointLearning::Off);
+        let r = desired_rule(
+            FlowKind::Rtcp,
+            a(LOCAL),
+            &l,
+            false,
+            egress("203.0.113.9:4001"),
+        );
+        assert_eq!(r.map(|r| (r.expect, r.kind)), Some((None, RuleKind::Rtcp)));
+    }
+
+    #[test]
+    fn recorded_bridged_or_unpaired_flows_stay_in_userspace() {
+        let l = latch(false, EndpointLearning::Off);
+        let k = FlowKind::Rtp;
+        assert_eq!(
+            desired_rule(k, a(LOCAL), &l, true, egress("203.0.113.9:4000")),
+            None
+        );
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, None), None);
+        let no_target = Some(EgressView {
+            local: a("192.0.2.1:30002"),
+            target: None,
+        });
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, no_target), None);
+        let v6 = Some(EgressView {
+            local: a("[2001:db8::1]:30002"),
+            target: Some(a("[2001:db8::9]:4000")),
+        });
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, v6), None);
+        assert_eq!(
+            desired_rule(k, a("0.0.0.0:30000"), &l, false, egress("203.0.113.9:4000")),
+            None
+        );
+    }
+}
