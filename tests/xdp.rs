@@ -701,3 +701,20 @@ fn topology_drops_a_bad_udp_checksum_at_the_far_end() {
         "a datagram without checksum"
     );
 }
+
+/// The XDP pitfalls are handled: a frame sent back with `XDP_TX` from the relay's veth reaches the
+/// caller (the bridge-side peer runs `XDP_PASS`), with valid checksums, over IPv4 and IPv6. Uses a tiny
+/// reflector program of the harness, not the relay's.
+#[test]
+fn topology_delivers_frames_sent_with_xdp_tx_from_the_relays_veth() {
+    let Some(topo) = Topology::new() else { return };
+    let obj = common::netns::bpf_object("xdp_reflect").unwrap_or_else(|e| panic!("{e}"));
+    topo.attach_xdp(&topo.ns(Role::Relay), PARTY_IF, &obj)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for family in [Family::V4, Family::V6] {
+        let caller = topo.media(Role::Caller, family, CALLER_PORT);
+        let relay = SocketAddr::new(topo.addr(Role::Relay, family), 7777);
+        let pkts = rtp_batch(SSRC_CALLER, 0, 20);
+        relay_and_expect(&caller, relay, &pkts, &caller, relay, "reflected by XDP_TX");
+    }
+}

@@ -155,10 +155,8 @@ impl Topology {
             // Before either end is up, and before any traffic: see the module doc.
             must(exec_in(&ns, "ethtool", &["-K", PARTY_IF, "tx", "off"]));
             if role == Role::Relay {
-                let obj = xdp_pass.to_string_lossy();
-                must(ip(&[
-                    "-n", &lan, "link", "set", "dev", &peer, "xdp", "obj", &obj, "sec", "xdp",
-                ]));
+                self.attach_xdp(&lan, &peer, xdp_pass)
+                    .unwrap_or_else(|e| panic!("building the topology: {e}"));
             }
             must(ip(&["-n", &lan, "link", "set", &peer, "master", BRIDGE]));
             must(ip(&["-n", &lan, "link", "set", &peer, "up"]));
@@ -234,6 +232,15 @@ impl Topology {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(program).args(args);
         Proc::spawn(name, &mut cmd, &log).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Attaches the XDP program (section `xdp`) in object `obj` to `ifname` in `ns`.
+    pub fn attach_xdp(&self, ns: &str, ifname: &str, obj: &Path) -> Result<(), String> {
+        let obj = obj.to_string_lossy();
+        ip(&[
+            "-n", ns, "link", "set", "dev", ifname, "xdp", "obj", &obj, "sec", "xdp",
+        ])
+        .map(|_| ())
     }
 
     /// Runs `program args` inside `ns` to completion; its output, or why it failed.
@@ -318,19 +325,21 @@ fn sweep_stale() {
     });
 }
 
-/// `xdp_pass.bpf.c` compiled once per test process into a scratch directory.
+/// `xdp_pass.bpf.c` compiled once per test process.
 fn xdp_pass_object() -> Result<PathBuf, String> {
     static OBJ: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    OBJ.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/xdp_pass.bpf.c");
-        let obj = scratch_dir("xdp-pass").join("xdp_pass.o");
-        run(Command::new("clang")
-            .args(["-O2", "-g", "-target", "bpf", "-c"])
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj))
-        .map(|_| obj)
-        .map_err(|e| format!("cannot build the XDP_PASS program: {e}"))
-    })
-    .clone()
+    OBJ.get_or_init(|| bpf_object("xdp_pass")).clone()
+}
+
+/// `tests/common/<name>.bpf.c` compiled with clang into a fresh scratch directory.
+pub fn bpf_object(name: &str) -> Result<PathBuf, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/common/{name}.bpf.c"));
+    let obj = scratch_dir(name).join(format!("{name}.o"));
+    run(Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj))
+    .map(|_| obj)
+    .map_err(|e| format!("cannot build the BPF program {name}: {e}"))
 }
