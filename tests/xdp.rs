@@ -88,7 +88,7 @@ impl Mode {
         args.extend_from_slice(extra);
         let relay = NsRelay::start(topo, &args);
         if self.xdp() {
-            assert_xdp_chosen(&relay);
+            assert_xdp_chosen(topo, &relay);
         } else {
             assert_eq!(relay.statistics_plane(), self.plane, "plane in statistics");
         }
@@ -96,9 +96,9 @@ impl Mode {
     }
 }
 
-/// The start-up line says XDP on the relay's veth, in native or generic mode; `statistics` and
-/// `/metrics` report the plane too.
-fn assert_xdp_chosen(relay: &NsRelay) {
+/// The start-up line says XDP on the relay's veth, in native or generic mode, and the veth has a
+/// program attached that way; `statistics` and `/metrics` report the plane too.
+fn assert_xdp_chosen(topo: &Topology, relay: &NsRelay) {
     let line = relay.plane_line();
     assert!(
         line.contains("plane=\"xdp\"") || line.contains("plane=xdp"),
@@ -108,6 +108,17 @@ fn assert_xdp_chosen(relay: &NsRelay) {
     assert!(
         line.contains(PARTY_IF) && (line.contains("native") || line.contains("generic")),
         "the reason names neither the interface nor the mode: {line}"
+    );
+    let attached = topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF);
+    let want = if line.contains("native") {
+        "xdp"
+    } else {
+        "xdpgeneric"
+    };
+    assert_eq!(
+        attached.as_deref(),
+        Some(want),
+        "the relay's veth vs the log line {line}"
     );
     assert_eq!(relay.statistics_plane(), "xdp", "plane in statistics");
     let metrics = relay.metrics();
@@ -219,7 +230,7 @@ fn wait_growth(relay: &NsRelay, metric: &str, from: f64, by: f64) -> f64 {
 /// kernel: the userspace counter stands still while the XDP one grows by exactly what was sent.
 fn forwards_both_ways(mode: &Mode, family: Family) {
     let Some(topo) = Topology::new() else { return };
-    let relay = mode.start(&topo, "--dataplane=xdp", &[]);
+    let mut relay = mode.start(&topo, "--dataplane=xdp", &[]);
     let call = NsCall::setup(relay.ng(), &topo, family, &[]);
     assert_eq!(
         call.caller_to.ip(),
@@ -244,6 +255,13 @@ fn forwards_both_ways(mode: &Mode, family: Family) {
         userspace <= USERSPACE_SLACK,
         "{userspace} packets still reached userspace after offload ({sent} sent)"
     );
+    // On exit the relay detaches its program.
+    relay.stop(Duration::from_secs(5));
+    let left = topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF);
+    assert_eq!(
+        left, None,
+        "XDP program left on the relay's veth after exit"
+    );
 }
 
 #[test]
@@ -254,6 +272,37 @@ fn xdp_forwards_rtp_and_rtcp_both_ways_in_the_kernel_after_learning() {
 #[test]
 fn xdp_forwards_ipv6() {
     forwards_both_ways(&Mode::from_env(), Family::V6);
+}
+
+/// A program left on the NIC by a relay that crashed is replaced at start-up.
+#[test]
+fn xdp_replaces_a_stale_program_on_start() {
+    let mode = Mode::from_env();
+    if !mode.xdp() {
+        eprintln!("SKIPPED: the stale-program test is about the XDP plane");
+        return;
+    }
+    let Some(topo) = Topology::new() else { return };
+    let relay_ns = topo.ns(Role::Relay);
+    let stale = common::netns::bpf_object("xdp_pass").unwrap_or_else(|e| panic!("{e}"));
+    topo.attach_xdp(&relay_ns, PARTY_IF, &stale)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let relay = mode.start(&topo, "--dataplane=xdp", &[]);
+    let link = topo.link_show(&relay_ns, PARTY_IF);
+    assert!(
+        !link.contains("name xdp_pass"),
+        "the stale program is still attached:\n{link}"
+    );
+    let call = NsCall::setup(relay.ng(), &topo, Family::V4, &[]);
+    warm_up(&call);
+    wait_offloaded(&relay, 4.0);
+    let f0 = relay.metric(FORWARDED);
+    let sent = exchange(&call, 1, 10, 10, 1).packets() as f64;
+    assert_eq!(
+        wait_growth(&relay, FORWARDED, f0, sent),
+        sent,
+        "{FORWARDED}"
+    );
 }
 
 #[test]
@@ -593,6 +642,11 @@ fn xdp_without_capabilities_falls_back_and_no_fallback_exits() {
         );
         assert!(line.contains("falling back"), "no fallback reason: {line}");
         assert_ne!(relay.statistics_plane(), "xdp");
+        assert_eq!(
+            topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF),
+            None,
+            "a program is attached although the relay fell back"
+        );
         let call = NsCall::setup(relay.ng(), &topo, Family::V4, &[]);
         exchange(&call, 0, 5, 5, 1);
     }

@@ -243,6 +243,23 @@ impl Topology {
         .map(|_| ())
     }
 
+    /// How an XDP program is attached to `ifname` in `ns`, as `ip link` says: `xdp` (native),
+    /// `xdpgeneric`, `xdpoffload` or `xdpmulti`; `None` without one.
+    pub fn xdp_attached(&self, ns: &str, ifname: &str) -> Option<String> {
+        let text = self.link_show(ns, ifname);
+        let first = text.lines().next().unwrap_or("");
+        first
+            .split_whitespace()
+            .find(|w| w.starts_with("xdp"))
+            .map(str::to_owned)
+    }
+
+    /// `ip link show dev IFNAME` in `ns` (with the attached XDP program's id and name).
+    pub fn link_show(&self, ns: &str, ifname: &str) -> String {
+        let out = must(ip(&["-n", ns, "link", "show", "dev", ifname]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `program args` inside `ns` to completion; its output, or why it failed.
     pub fn run_in(&self, ns: &str, program: &str, args: &[&str]) -> Result<Output, String> {
         exec_in(ns, program, args)

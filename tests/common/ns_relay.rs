@@ -150,6 +150,11 @@ impl NsRelay {
         self.proc.log_tail(n)
     }
 
+    /// Stops the relay (SIGTERM, then SIGKILL after `grace`); how it exited.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.proc.stop(grace)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.proc.try_wait().is_none()
     }
