@@ -107,9 +107,8 @@ fn assert_xdp_chosen(topo: &Topology, relay: &NsRelay) {
     );
     assert!(
         line.contains(PARTY_IF) && (line.contains("native") || line.contains("generic")),
-        "the reason names neither the interface nor the mode: {line}"
+        "the reason does not name both the interface and the mode: {line}"
     );
-    let attached = topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF);
     assert!(
         line.contains("mmsg") || line.contains("uring"),
         "the line does not name the userspace plane behind XDP: {line}"
@@ -119,6 +118,7 @@ fn assert_xdp_chosen(topo: &Topology, relay: &NsRelay) {
     } else {
         "xdp"
     };
+    let attached = topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF);
     assert_eq!(
         attached.as_deref(),
         Some(want),
@@ -275,7 +275,12 @@ fn forwards_both_ways(mode: &Mode, family: Family) {
         "{userspace} packets still reached userspace after offload ({sent} sent)"
     );
     // On exit the relay detaches its program.
-    relay.stop(Duration::from_secs(5));
+    let status = relay.stop(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the relay did not exit cleanly on SIGTERM: {status:?}\n{}",
+        relay.log_tail(20)
+    );
     let left = topo.xdp_attached(&topo.ns(Role::Relay), PARTY_IF);
     assert_eq!(
         left, None,
