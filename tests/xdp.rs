@@ -298,25 +298,19 @@ fn xdp_forwards_ipv6() {
     forwards_both_ways(&Mode::from_env(), Family::V6);
 }
 
-/// A program left on the NIC by a relay that crashed is replaced at start-up.
+/// A relay killed by SIGKILL may leave its program on the NIC; the next one replaces it at start-up
+/// and forwards in the kernel.
 #[test]
-fn xdp_replaces_a_stale_program_on_start() {
+fn xdp_replaces_the_program_of_a_crashed_relay() {
     let mode = Mode::from_env();
     if !mode.xdp() {
-        eprintln!("SKIPPED: the stale-program test is about the XDP plane");
+        eprintln!("SKIPPED: the crash test is about the XDP plane");
         return;
     }
     let Some(topo) = Topology::new() else { return };
-    let relay_ns = topo.ns(Role::Relay);
-    let stale = common::netns::bpf_object("xdp_pass").unwrap_or_else(|e| panic!("{e}"));
-    topo.attach_xdp(&relay_ns, PARTY_IF, &stale)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut first = mode.start(&topo, "--dataplane=xdp", &[]);
+    first.crash();
     let relay = mode.start(&topo, "--dataplane=xdp", &[]);
-    let link = topo.link_show(&relay_ns, PARTY_IF);
-    assert!(
-        !link.contains("name xdp_pass"),
-        "the stale program is still attached:\n{link}"
-    );
     let call = NsCall::setup(relay.ng(), &topo, Family::V4, &[]);
     warm_up(&call);
     wait_offloaded(&relay, 4.0);
@@ -327,6 +321,32 @@ fn xdp_replaces_a_stale_program_on_start() {
         sent,
         "{FORWARDED}"
     );
+}
+
+/// Another program already on the NIC is not ours to replace: the relay leaves it attached and still
+/// relays the call (through userspace, as it cannot offload).
+#[test]
+fn xdp_leaves_a_foreign_program_alone() {
+    let mode = Mode::from_env();
+    if !mode.xdp() {
+        eprintln!("SKIPPED: the foreign-program test is about the XDP plane");
+        return;
+    }
+    let Some(topo) = Topology::new() else { return };
+    let relay_ns = topo.ns(Role::Relay);
+    let foreign = common::netns::bpf_object("xdp_pass").unwrap_or_else(|e| panic!("{e}"));
+    topo.attach_xdp(&relay_ns, PARTY_IF, &foreign)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let relay = NsRelay::start(&topo, &["--dataplane=xdp"]);
+    let link = topo.link_show(&relay_ns, PARTY_IF);
+    assert!(
+        link.contains("name xdp_pass"),
+        "the foreign program was replaced:\n{link}\n{}",
+        relay.log_tail(20)
+    );
+    let call = NsCall::setup(relay.ng(), &topo, Family::V4, &[]);
+    warm_up(&call);
+    exchange(&call, 1, 10, 10, 1);
 }
 
 #[test]

@@ -155,6 +155,12 @@ impl NsRelay {
         self.proc.stop(grace)
     }
 
+    /// Kills the relay with SIGKILL, as a crash would end it, and waits for it to be gone.
+    pub fn crash(&mut self) {
+        self.proc.signal("KILL");
+        self.proc.wait_timeout(Duration::from_secs(5));
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.proc.try_wait().is_none()
     }
