@@ -6,6 +6,7 @@
 //! - `ports`: non-overlapping port blocks for tests running in parallel (`PortBlock`);
 //! - `call`: a two-party call through the relay (`Call`, `Party`), `query` readers, RTCP builders;
 //! - `sdp`, `media`: a simple PCMU offer/answer, RTP packets, a UDP media endpoint (`MediaEndpoint`);
+//! - `netns`, `ns_relay`, `ns_call`: a network-namespace topology (`Topology`) with the relay and a call in it;
 //! - here: `require_or_skip` (missing tools fail under `RTPRELAY_E2E=1`, skip otherwise) and scratch dirs.
 //!
 //! Not every test binary uses every helper.
@@ -14,7 +15,10 @@
 pub mod bencode;
 pub mod call;
 pub mod media;
+pub mod netns;
 pub mod ng;
+pub mod ns_call;
+pub mod ns_relay;
 pub mod ports;
 pub mod process;
 pub mod relay;
