@@ -12,3 +12,4 @@ pub mod mmsg;
 pub mod netns;
 pub mod seccomp;
 pub mod uring;
+pub mod xdp;
