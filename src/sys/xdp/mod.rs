@@ -5,6 +5,14 @@
 //! RTP-like payload, a next hop the kernel already knows); everything else is `XDP_PASS`ed to
 //! the socket path unchanged, so the userspace planes stay the reference and the fallback.
 //!
+//! Deployment notes:
+//! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
+//!   on the receiving device (`net.ipv4.conf.DEV.forwarding`, and the IPv6 one); elsewhere all
+//!   packets are passed (a warning is logged on attach). A peer without a neighbour entry yet is
+//!   passed too, until userspace traffic has resolved it.
+//! - Packets sent with XDP_TX/redirect into a veth are dropped unless the peer end has an XDP
+//!   program (or GRO) too.
+//!
 //! Built only with the `xdp` feature and a working clang at build time (`cfg(rtprelay_xdp)`);
 //! otherwise the same API exists, [`built`] is false and [`XdpProgram::load_and_attach`] says so.
 

@@ -20,6 +20,13 @@ pub struct XdpTable {
     slots: Mutex<Slots>,
 }
 
+// Shared with worker threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<XdpTable>();
+    send_sync::<super::XdpProgram>();
+};
+
 /// Which counter slot each installed key uses, and the free ones.
 #[derive(Default)]
 struct Slots {
