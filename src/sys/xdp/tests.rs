@@ -497,6 +497,19 @@ fn truncated_and_fragmented_frames_pass_unchanged() {
         // Cut inside the payload: the lengths disagree with the frame.
         let (action, _) = run(prog, &f[..f.len() - 1], 1);
         assert_eq!(action, XDP_PASS);
+        // IP options (IHL 6, a NOP option word): left to the stack.
+        let mut o = f[..14].to_vec();
+        o.push(0x46);
+        o.extend_from_slice(&f[15..34]);
+        o.extend_from_slice(&[1, 1, 1, 0]);
+        o.extend_from_slice(&f[34..]);
+        let tot = u16::from_be_bytes([o[16], o[17]]) + 4;
+        o[16..18].copy_from_slice(&tot.to_be_bytes());
+        o[24..26].copy_from_slice(&[0, 0]);
+        let c = !fold(sum16(&o[14..38]));
+        o[24..26].copy_from_slice(&c.to_be_bytes());
+        let (action, out) = run(prog, &o, 1);
+        assert_eq!((action, out), (XDP_PASS, o));
         // More fragments, or an offset.
         for frag in [[0x20, 0x00], [0x00, 0x10]] {
             let mut g = f.clone();
