@@ -91,8 +91,7 @@ static __always_inline int finish(enum outcome o, int action)
 }
 
 #define PASS() finish(PASSED, XDP_PASS)
-/* A bounds check that cannot fail once the earlier ones held, but that the
- * verifier needs; reached after the packet was changed, so it is not passed. */
+/* A failure after the packet was rewritten: it cannot be passed any more. */
 #define ABORT() finish(ABORTED, XDP_DROP)
 
 static __always_inline __u16 fold(__u64 sum)
