@@ -63,7 +63,75 @@ struct {
 	__type(value, struct rtprelay_stats);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RTPRELAY_MAX_FLOWS);
+	__type(key, struct rtprelay_addr);
+	__type(value, struct rtprelay_peer);
+} peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rtprelay_config);
+} config SEC(".maps");
+
 enum outcome { PASSED, FORWARDED, DROPPED, ABORTED };
+
+/* Whether a packet to `port` (network order) is for the relay's port range. */
+static __always_inline int relay_port(__be16 port)
+{
+	__u32 zero = 0;
+	struct rtprelay_config *c = bpf_map_lookup_elem(&config, &zero);
+	__u16 p = bpf_ntohs(port);
+
+	return c && p >= c->port_min && p <= c->port_max;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u16 *)a == *(const __u16 *)b && *(const __u16 *)(a + 2) == *(const __u16 *)(b + 2) &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* Remember the link a peer's packet came in on; written only when it changed,
+ * so the common case is one lookup. */
+static __always_inline void learn_peer(struct xdp_md *ctx, struct ethhdr *eth, const __be32 src[4])
+{
+	struct rtprelay_addr key = {};
+	struct rtprelay_peer *p, v = {};
+
+	__builtin_memcpy(key.addr, src, sizeof(key.addr));
+	p = bpf_map_lookup_elem(&peers, &key);
+	if (p && p->ifindex == ctx->ingress_ifindex && mac_eq(p->peer_mac, eth->h_source) &&
+	    mac_eq(p->our_mac, eth->h_dest))
+		return;
+	v.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(v.our_mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(v.peer_mac, eth->h_source, ETH_ALEN);
+	bpf_map_update_elem(&peers, &key, &v, BPF_ANY);
+}
+
+/* The next hop towards dst: the routing and neighbour tables when they answer,
+ * else the link the peer's own packets arrive on. False when neither knows
+ * (the stack then sends the packet and resolves the neighbour). */
+static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
+{
+	struct rtprelay_addr key = {};
+	struct rtprelay_peer *p;
+
+	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS)
+		return 1;
+	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
+	p = bpf_map_lookup_elem(&peers, &key);
+	if (!p)
+		return 0;
+	fib->ifindex = p->ifindex;
+	__builtin_memcpy(fib->smac, p->our_mac, ETH_ALEN);
+	__builtin_memcpy(fib->dmac, p->peer_mac, ETH_ALEN);
+	return 1;
+}
 
 /* Count the outcome in `stats` and return the XDP action. */
 static __always_inline int finish(enum outcome o, int action)
@@ -307,7 +375,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	__be32 local[4], src[4];
 	__u32 tot, ulen, plen, poff;
 	__s64 psum;
-	int kind, rc;
+	int kind;
 
 	if ((void *)(ip + 1) > end)
 		return PASS();
@@ -336,6 +404,13 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	local[2] = bpf_htonl(0xffff);
 	local[3] = ip->daddr;
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V4);
+	if (!vlan && (f || relay_port(udp->dest))) {
+		src[0] = 0;
+		src[1] = 0;
+		src[2] = bpf_htonl(0xffff);
+		src[3] = ip->saddr;
+		learn_peer(ctx, eth, src);
+	}
 	if (!f)
 		return PASS();
 	if (f->flags & RTPRELAY_F_OUT_V6)
@@ -367,8 +442,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	fib.ipv4_src = f->saddr[3];
 	fib.ipv4_dst = f->daddr[3];
 	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!next_hop(ctx, &fib, f->daddr))
 		return PASS();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS();
@@ -405,7 +479,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__be32 local[4], src[4];
 	__u32 ulen, plen, poff;
 	__s64 psum;
-	int kind, rc;
+	int kind;
 
 	if ((void *)(ip6 + 1) > end)
 		return PASS();
@@ -422,6 +496,10 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V6);
+	if (!vlan && (f || relay_port(udp->dest))) {
+		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
+		learn_peer(ctx, eth, src);
+	}
 	if (!f)
 		return PASS();
 	if (!(f->flags & RTPRELAY_F_OUT_V6))
@@ -446,8 +524,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__builtin_memcpy(fib.ipv6_src, f->saddr, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, f->daddr, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!next_hop(ctx, &fib, f->daddr))
 		return PASS();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS();

@@ -58,6 +58,31 @@ struct rtprelay_counters {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last forwarded packet */
 };
 
+/* Value of `config` (one entry): the relay's media port range (host order).
+ * Packets to these ports teach `peers` where their sender is, even before their
+ * flow is offloaded. 0/0 until the relay sets it. */
+struct rtprelay_config {
+	__u16 port_min;
+	__u16 port_max;
+};
+
+/* Key of `peers`. */
+struct rtprelay_addr {
+	__be32 addr[4];
+};
+
+/* Value of `peers`, keyed by a peer's address (16 bytes, v4-mapped): the link
+ * its packets last arrived on. The program learns it from the packets of
+ * offloaded flows and uses it as the next hop when bpf_fib_lookup() cannot
+ * answer, e.g. when forwarding is off on the device (the lookup then fails
+ * with BPF_FIB_LKUP_RET_FWD_DISABLED), so offload does not need a router
+ * setting. */
+struct rtprelay_peer {
+	__u32 ifindex;
+	__u8 our_mac[6];  /* the relay's MAC on that link (the frame's destination) */
+	__u8 peer_mac[6]; /* the peer's next hop (the frame's source) */
+};
+
 /* Value of `stats` (per CPU, one entry): what happened to every packet seen. */
 struct rtprelay_stats {
 	__u64 forwarded; /* XDP_TX or XDP_REDIRECT */

@@ -63,6 +63,14 @@ pub struct Stats {
     pub aborted: u64,
 }
 
+/// `struct rtprelay_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Config {
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
 // The skeleton's types come from the object's BTF, i.e. from relay.h as clang laid it out.
 const _: () = {
     use super::skel::types;
@@ -71,6 +79,7 @@ const _: () = {
     assert!(size_of::<Flow>() == 60 && size_of::<types::rtprelay_flow>() == 60);
     assert!(size_of::<Counters>() == 48 && size_of::<types::rtprelay_counters>() == 48);
     assert!(size_of::<Stats>() == 32 && size_of::<types::rtprelay_stats>() == 32);
+    assert!(size_of::<Config>() == 4 && size_of::<types::rtprelay_config>() == 4);
 };
 
 /// Plain-old-data map structs: every bit pattern is valid and there is no padding the compiler
@@ -103,6 +112,7 @@ impl Pod for FlowKey {}
 impl Pod for Flow {}
 impl Pod for Counters {}
 impl Pod for Stats {}
+impl Pod for Config {}
 
 /// An address as the maps hold it: 16 bytes, IPv4 v4-mapped, and its family. A v4-mapped IPv6
 /// socket address is taken as the IPv4 address it carries (that is what arrives on the wire).

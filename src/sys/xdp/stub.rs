@@ -42,6 +42,9 @@ impl XdpTable {
     pub fn stats(&self) -> Result<XdpStats, XdpError> {
         match self._never {}
     }
+    pub fn set_port_range(&self, _min: u16, _max: u16) -> Result<(), XdpError> {
+        match self._never {}
+    }
     pub fn installed(&self) -> usize {
         match self._never {}
     }

@@ -15,6 +15,7 @@ pub struct XdpTable {
     flows: MapHandle,
     counters: MapHandle,
     stats: MapHandle,
+    config: MapHandle,
     /// CPUs the per-CPU maps hold a value for.
     cpus: usize,
     slots: Mutex<Slots>,
@@ -47,6 +48,7 @@ impl XdpTable {
         flows: MapHandle,
         counters: MapHandle,
         stats: MapHandle,
+        config: MapHandle,
     ) -> Result<XdpTable, XdpError> {
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
@@ -54,6 +56,7 @@ impl XdpTable {
             flows,
             counters,
             stats,
+            config,
             cpus,
             slots: Mutex::new(Slots::default()),
         })
@@ -177,6 +180,19 @@ impl XdpTable {
                 dropped: t.dropped + s.dropped,
                 aborted: t.aborted + s.aborted,
             }))
+    }
+
+    /// The relay's media port range: packets to it teach the program which link each peer
+    /// is on, the next hop it falls back on when the routing lookup cannot answer (forwarding
+    /// off on the device).
+    pub fn set_port_range(&self, min: u16, max: u16) -> Result<(), XdpError> {
+        let v = abi::Config {
+            port_min: min,
+            port_max: max,
+        };
+        self.config
+            .update(&0u32.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err("setting the port range", e))
     }
 
     /// Rules currently installed.
