@@ -47,9 +47,9 @@ fn setup_call(ng: &NgClient, ports: &PortBlock, first: u16, worker: usize) -> Pi
     let id = call_id_on(&format!("iso{first}"), worker, 2);
     // Ports `first`.. of the block; RTCP ports are bound too, so nothing else takes them.
     let at = |i| SocketAddr::from((LO, ports.port(first + i)));
-    let a = MediaEndpoint::bind(at(0)).unwrap();
-    let _a_rtcp = MediaEndpoint::bind(at(1)).unwrap();
-    let b = MediaEndpoint::bind(at(2)).unwrap();
+    let a = MediaEndpoint::bind(at(0)).expect("bind A RTP");
+    let _a_rtcp = MediaEndpoint::bind(at(1)).expect("bind A RTCP");
+    let b = MediaEndpoint::bind(at(2)).expect("bind B RTP");
     let o = expect_ok(
         ng.offer(&id, "tag-a", &sdp_offer(LO, a.local_addr().port()), &[]),
         "offer",
@@ -91,7 +91,8 @@ fn worker_tid(pid: u32, name: &str) -> String {
 
 /// `Cpus_allowed_list` of a relay thread.
 fn allowed_cpus(pid: u32, tid: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).expect("thread status");
     status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -101,10 +102,11 @@ fn allowed_cpus(pid: u32, tid: &str) -> String {
 
 /// User + system CPU time of a thread, in clock ticks (1/100 s).
 fn thread_ticks(pid: u32, tid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).expect("thread stat");
+    let rest = &stat[stat.rfind(')').expect("comm end") + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
 }
 
 fn pin_current(cpu: usize) {
@@ -172,13 +174,13 @@ fn flood_while_pacing(
             paced
                 .a
                 .send_to(&RtpPacket::pcmu(0x50, seq).to_bytes(), paced.a_to)
-                .unwrap();
+                .expect("paced send");
             next += PACE;
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
         stop.store(true, Ordering::Relaxed);
-        let flood_sent = flood.join().unwrap();
-        let got = rx.join().unwrap();
+        let flood_sent = flood.join().expect("flood thread");
+        let got = rx.join().expect("receiver thread");
         let mut latency: Vec<Duration> = got
             .iter()
             .filter_map(|(seq, at)| Some(at.saturating_sub(*sent_at.get(usize::from(*seq))?)))
@@ -273,7 +275,7 @@ fn workers_are_pinned_and_a_flood_on_one_spares_the_other() {
     // Both calls forward before the floods.
     for c in &calls {
         let p = RtpPacket::pcmu(0x1, 0).to_bytes();
-        c.a.send_to(&p, c.a_to).unwrap();
+        c.a.send_to(&p, c.a_to).expect("send");
         assert!(
             c.b.recv_timeout(Duration::from_secs(2)).is_some(),
             "call {} forwards",
