@@ -57,7 +57,7 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
         out = subprocess.run(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"127.0.0.1:{port}",
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
                               "--pps", str(pps), "--warmup", str(args.warmup), "--label", name,
-                              "--threads", str(args.threads)],
+                              "--threads", str(args.threads)] + (["--connected"] if args.connected else []),
                              capture_output=True, text=True, timeout=args.seconds + 180)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
@@ -73,8 +73,19 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
             proc.wait()
 
 
+CROWDED = 10.0  # % of the window a process waited for a CPU above which a run is marked crowded
+
+
+def crowded(r):
+    """Another process took the relay's or the generator's CPU during the window."""
+    return max(r.get("relay_runqueue_wait_percent", 0), r.get("generator_runqueue_wait_percent", 0)) > CROWDED
+
+
 def fmt_run(r):
     note = " GENERATOR-BOUND" if r.get("generator_bound") else ""
+    if crowded(r):
+        note += (f" CROWDED (run-queue wait relay {r['relay_runqueue_wait_percent']:.0f}%,"
+                 f" generator {r['generator_runqueue_wait_percent']:.0f}%)")
     return (f"{r['label']:9} calls={r['calls']:5} pps/stream={r['pps_per_stream']} run={r.get('run', 0)} "
             f"cpu/pkt={r['relay_cpu_us_per_packet']:.2f}us fwd={r['forwarded_pps']:.0f}pps "
             f"sent={r['sent_pps']:.0f}/{r['nominal_pps']:.0f}pps loss={r['loss_ratio']:.5f} "
@@ -99,6 +110,8 @@ def parse_args():
     ap.add_argument("--port-max", type=int, default=32767, help="last relay media port (4 per call)")
     ap.add_argument("--warmup", type=int, default=2, help="generator warm-up seconds")
     ap.add_argument("--threads", type=int, default=1, help="generator threads")
+    ap.add_argument("--connected", action="store_true",
+                    help="generator sends on connected sockets instead of sendmmsg batches")
     ap.add_argument("--workers", type=int, default=1,
                     help="relay worker threads, pinned one per CPU (rtprelay --num-threads/--cpu-affinity)")
     ap.add_argument("--relay-cpus", default=None, help="CPU list for the relay (default: 1, or 0,1 with 2 workers)")
@@ -154,6 +167,7 @@ def main():
                          ("relay_cpu_us_per_packet", "forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio")}
             med[name]["p99"] = statistics.median(x["latency_us"]["p99"] for x in rs)
             med[name]["bound"] = sum(1 for x in rs if x.get("generator_bound"))
+            med[name]["crowded"] = sum(1 for x in rs if crowded(x))
         for name in relays:
             m = med[name]
             ratio = ""
@@ -162,6 +176,8 @@ def main():
             gen = f"{m['send_ratio'] * 100:.0f} %"
             if m["bound"]:
                 gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
+            if m["crowded"]:
+                gen += f" crowded ({m['crowded']}/{args.runs} runs)"
             table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['forwarded_pps']:.0f} | "
                          f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} |")
     print("\n".join(table))

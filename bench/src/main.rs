@@ -46,6 +46,10 @@ struct Args {
     /// Generator threads; each sends and receives for its share of the calls.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Connect each endpoint socket to its relay port and send with `send` (the kernel caches
+    /// the route), instead of `sendmmsg` batches with an address per packet.
+    #[arg(long)]
+    connected: bool,
     /// Local address of the generator's endpoints.
     #[arg(long, default_value = "127.0.0.1")]
     local: IpAddr,
@@ -107,6 +111,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         pps: a.pps,
         size: a.size,
         total_streams: 2 * calls.len(),
+        connected: a.connected,
     };
     let shared = Shared::default();
     shared.sending.store(true, Ordering::Relaxed);
@@ -169,9 +174,12 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "relay_rss_kib": m.rss,
         "relay_rss_kib_before_calls": rss_before_calls,
         "generator_threads": a.threads.max(1),
+        "generator_connected": a.connected,
         "generator_cpu_us": m.own_cpu_us,
         "generator_cpu_percent": m.own_cpu_us as f64 / (m.elapsed * 1e4),
         "generator_cpu_us_per_sent_packet": if m.sent == 0 { 0.0 } else { m.own_cpu_us as f64 / m.sent as f64 },
+        "relay_runqueue_wait_percent": m.relay_wait_us as f64 / (m.elapsed * 1e4),
+        "generator_runqueue_wait_percent": m.own_wait_us as f64 / (m.elapsed * 1e4),
         "nominal_pps": nominal_pps,
         "sent_pps": sent_pps,
         "send_ratio": send_ratio,
@@ -189,6 +197,9 @@ struct Window {
     sent: u64,
     received: u64,
     rss: u64,
+    /// Runnable-but-waiting time of the relay's and the generator's threads.
+    relay_wait_us: u64,
+    own_wait_us: u64,
 }
 
 fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
@@ -196,6 +207,7 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
     let me = std::process::id();
     let cpu0 = procstat::cpu_us(a.relay_pid).ok_or("relay process not found")?;
     let own0 = procstat::cpu_us(me).unwrap_or(0);
+    let wait0 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
     let (tx0, rx0) = (
         shared.sent.load(Ordering::Relaxed),
         shared.received.load(Ordering::Relaxed),
@@ -204,6 +216,7 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
     std::thread::sleep(Duration::from_secs(a.seconds));
     let cpu1 = procstat::cpu_us(a.relay_pid).ok_or("relay process gone")?;
     let own1 = procstat::cpu_us(me).unwrap_or(0);
+    let wait1 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
     let (tx1, rx1) = (
         shared.sent.load(Ordering::Relaxed),
         shared.received.load(Ordering::Relaxed),
@@ -215,5 +228,7 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
         sent: tx1 - tx0,
         received: rx1 - rx0,
         rss: procstat::rss_kib(a.relay_pid).unwrap_or(0),
+        relay_wait_us: wait1[0].saturating_sub(wait0[0]),
+        own_wait_us: wait1[1].saturating_sub(wait0[1]),
     })
 }

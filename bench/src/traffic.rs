@@ -52,6 +52,9 @@ pub struct Pacing {
     pub size: usize,
     /// Streams in the whole run (for the receive tables).
     pub total_streams: usize,
+    /// Connect each socket to its relay port and `send` on it, instead of `sendmmsg` with an
+    /// address per packet.
+    pub connected: bool,
 }
 
 /// Flags and counters shared between the threads and the measuring main thread.
@@ -119,6 +122,13 @@ impl Shard {
             s.set_nonblocking(true)?;
             epoll.add(s.as_raw_fd(), i as u64)?;
         }
+        if p.connected {
+            for st in &self.streams {
+                if let Some(sock) = self.sockets.get(st.from) {
+                    sock.connect(st.to)?;
+                }
+            }
+        }
         let fds: Vec<RawFd> = self.sockets.iter().map(|s| s.as_raw_fd()).collect();
         let mut events = Events::with_capacity(1024);
         let mut rbufs = MmsgBuffers::new(RECV_BATCH);
@@ -145,6 +155,18 @@ impl Shard {
                 for s in self.streams.get(lo..hi).unwrap_or(&[]) {
                     let Some(&fd) = fds.get(s.from) else { continue };
                     packet(&mut buf, s.ssrc, seq, epoch.elapsed().as_nanos() as u64);
+                    if p.connected {
+                        let sock = self.sockets.get(s.from);
+                        if sock.is_some_and(|k| k.send(&buf).is_ok()) {
+                            queued += 1;
+                            if let Some(c) = r.sent_per_stream.get_mut(s.ssrc as usize) {
+                                *c += 1;
+                            }
+                        } else {
+                            shared.send_failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
                     if sbatch.is_full() {
                         queued += flush(&mut sbatch, &mut r.sent_per_stream, shared);
                     }
@@ -280,9 +302,8 @@ mod tests {
         assert_eq!(r.latency_us, vec![2; 4]);
     }
 
-    #[test]
-    fn a_shard_paces_and_receives_its_own_streams() {
-        // Two sockets sending to each other stand in for a call through a relay.
+    /// Two sockets sending to each other stand in for a call through a relay.
+    fn pace_for_300ms(connected: bool) {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -305,6 +326,7 @@ mod tests {
             pps: 100,
             size: 172,
             total_streams: 2,
+            connected,
         };
         let shared = Shared::default();
         shared.sending.store(true, Ordering::Relaxed);
@@ -325,6 +347,17 @@ mod tests {
         assert_eq!(r.per_stream, r.sent_per_stream);
         assert_eq!(shared.sent.load(Ordering::Relaxed), sent);
         assert_eq!(shared.received.load(Ordering::Relaxed), sent);
+        assert_eq!(shared.send_failures.load(Ordering::Relaxed), 0);
         assert_eq!(r.out_of_order, 0);
+    }
+
+    #[test]
+    fn a_shard_paces_and_receives_its_own_streams() {
+        pace_for_300ms(false);
+    }
+
+    #[test]
+    fn a_shard_paces_on_connected_sockets() {
+        pace_for_300ms(true);
     }
 }
