@@ -82,11 +82,18 @@ fn threads(pid: u32) -> Vec<(String, String)> {
 }
 
 fn worker_tid(pid: u32, name: &str) -> String {
-    let all = threads(pid);
-    all.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t.clone())
-        .unwrap_or_else(|| panic!("no thread {name} in the relay: {all:?}"))
+    // A thread names itself once it runs: give a freshly started relay a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let all = threads(pid);
+        if let Some((_, tid)) = all.iter().find(|(n, _)| n == name) {
+            return tid.clone();
+        }
+        if Instant::now() > deadline {
+            panic!("no thread {name} in the relay: {all:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `Cpus_allowed_list` of a relay thread.
@@ -231,8 +238,8 @@ fn phase(relay: &Relay, ng: &NgClient, calls: &[PinnedCall; 2], hot: usize) {
         "the flood hardly reached the relay: {what}"
     );
     assert!(
-        used[hot] >= 50,
-        "the flooded worker spent under 0.5 s of CPU: {what}"
+        used[hot] >= 25,
+        "the flooded worker spent under 0.25 s of CPU: {what}"
     );
     assert!(
         used[cold] * 4 < used[hot],
