@@ -240,7 +240,9 @@ def max_rate(args, relays, calls, relay_cpu, gen_cpu):
                 if r.get("generator_bound"):
                     limit = "generator"
                     break
-        row = {"label": name, "calls": calls, "limit": limit, "search_seconds": time.time() - start}
+        mine = [r for r in steps if r["label"] == name]
+        row = {"label": name, "calls": calls, "limit": limit, "search_seconds": time.time() - start,
+               "steps": len(mine), "crowded_steps": sum(1 for r in mine if crowded(r))}
         if good:
             cores = good["relay_cpu_percent"] / 100
             row.update({"pps_per_stream": good["pps_per_stream"], "forwarded_pps": good["forwarded_pps"],
@@ -253,11 +255,12 @@ def max_rate(args, relays, calls, relay_cpu, gen_cpu):
              "|---|---|---|---|---|---|---|"]
     for m in summary:
         if "forwarded_pps" not in m:
-            table.append(f"| {m['label']} | {m['calls']} | none | | | | {m['limit']} |")
+            table.append(f"| {m['label']} | {m['calls']} | none | | | | {m['limit']} ({m['crowded_steps']}/{m['steps']} steps crowded) |")
             continue
         at_least = "≥ " if m["limit"] != "loss" else ""
+        note = f" ({m['crowded_steps']}/{m['steps']} steps crowded)" if m["crowded_steps"] else ""
         table.append(f"| {m['label']} | {m['calls']} | {at_least}{m['forwarded_pps']:.0f} | {m['relay_cpu_percent']:.0f} | "
-                     f"{m['forwarded_pps_per_relay_core']:.0f} | {m['relay_cpu_us_per_packet']:.2f} | {m['limit']} |")
+                     f"{m['forwarded_pps_per_relay_core']:.0f} | {m['relay_cpu_us_per_packet']:.2f} | {m['limit']}{note} |")
     print("\n".join(table))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
