@@ -205,6 +205,19 @@ static __always_inline int addr_eq(const __be32 a[4], const __be32 b[4])
  * counts it as malformed), 1: RTP (or opaque), 2: RTCP. The RTP header check
  * (version, CSRC list, extension) and the RFC 5761 demux (second byte in
  * 192..=223) follow src/wire. */
+/* RTCP as the userspace path accepts it: the first packet's type is one that
+ * may start a compound (SR .. the last defined type, 200..211) and its length
+ * fits the datagram. 2 (RTCP) when it is, 0 (pass, userspace counts it as
+ * malformed) when not. The caller checked 8 bytes and the version. */
+static __always_inline int rtcp_ok(__u8 *pl, __u32 plen)
+{
+	__u32 words = ((__u32)pl[2] << 8) | pl[3];
+
+	if (pl[1] < 200 || pl[1] > 211)
+		return 0;
+	return (words + 1) * 4 <= plen ? 2 : 0;
+}
+
 static __always_inline int classify(struct xdp_md *ctx, __u16 flags, __u8 *pl, void *end, __u32 off,
 				    __u32 plen)
 {
@@ -220,11 +233,11 @@ static __always_inline int classify(struct xdp_md *ctx, __u16 flags, __u8 *pl, v
 	if ((b0 >> 6) != 2)
 		return 0;
 	if (flags & RTPRELAY_F_KIND_RTCP)
-		return 2;
+		return rtcp_ok(pl, plen);
 	if (!(flags & RTPRELAY_F_KIND_RTP))
 		return 0;
 	if (b1 >= 192 && b1 <= 223)
-		return 2;
+		return rtcp_ok(pl, plen);
 	if (plen < 12)
 		return 0;
 	hl = 12 + 4 * (b0 & 0x0f);
