@@ -10,21 +10,29 @@ than 95 % of the nominal rate is marked generator-bound: it measured the generat
   bench/compare.py --relays rtprelay-mmsg,rtprelay-uring,rtpengine
   bench/compare.py --workers 2 --calls 2000            # relay on 2 pinned workers
   bench/compare.py --max-rate --calls 500 --seconds 3  # highest forwarded rate with loss <= 0.1 %
+  bench/compare.py --netns --relays rtprelay-xdp,rtprelay-uring,rtpengine   # over a veth pair (root)
 
-A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, auto).
+A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto).
+With --netns the relay and the generator run in two network namespaces joined by a veth pair
+(bench/netns.py), so that the xdp plane has a device to attach to; its cost is the relay's CPU
+plus the XDP program's run time (kernel.bpf_stats_enabled), which runs outside the relay's threads.
 """
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def ng_ping(port, timeout=10.0):
+def ng_ping(port, timeout=10.0, host="127.0.0.1", topo=None):
+    if topo:  # from inside the generator's namespace
+        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import compare; "
+                f"sys.exit(0 if compare.ng_ping({port}, {timeout}, {host!r}) else 1)")
+        return subprocess.run(topo.in_gen([sys.executable, "-c", code])).returncode == 0
     end = time.time() + timeout
     while time.time() < end:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(0.3)
         try:
-            s.sendto(b"p1 d7:command4:pinge", ("127.0.0.1", port))
+            s.sendto(b"p1 d7:command4:pinge", (host, port))
             if b"pong" in s.recv(1000):
                 return True
         except OSError:
@@ -35,8 +43,8 @@ def ng_ping(port, timeout=10.0):
     return False
 
 
-def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu):
-    common = ["-i", "127.0.0.1", "-n", f"127.0.0.1:{port}", "-m", str(pmin), "-M", str(pmax),
+def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1"):
+    common = ["-i", ip, "-n", f"{ip}:{port}", "-m", str(pmin), "-M", str(pmax),
               "-f", "-E", "-L", "4", "--table=-1", "--delete-delay=0"]
     if name == "rtpengine":
         # rtpengine's media threads; its control and timer threads come on top.
@@ -48,16 +56,20 @@ def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu):
 def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
     port = args.ng_port
     pps = pps or args.pps
-    cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu)
-    proc = subprocess.Popen(["taskset", "-c", relay_cpu] + cmd,
+    topo = getattr(args, "topo", None)
+    ip, local = (topo.RELAY_IP, topo.GEN_IP) if topo else ("127.0.0.1", "127.0.0.1")
+    wrap_relay = topo.in_relay if topo else (lambda c: c)
+    wrap_gen = topo.in_gen if topo else (lambda c: c)
+    cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu, ip)
+    proc = subprocess.Popen(wrap_relay(["taskset", "-c", relay_cpu] + cmd),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if not ng_ping(port):
+        if not ng_ping(port, host=ip, topo=topo):
             raise RuntimeError(f"{name} did not answer NG ping")
-        out = subprocess.run(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"127.0.0.1:{port}",
+        out = subprocess.run(wrap_gen(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"{ip}:{port}", "--local", local,
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
                               "--pps", str(pps), "--warmup", str(args.warmup), "--label", name,
-                              "--threads", str(args.threads)] + (["--connected"] if args.connected else []),
+                              "--threads", str(args.threads)] + (["--connected"] if args.connected else [])),
                              capture_output=True, text=True, timeout=args.seconds + 180)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
@@ -87,7 +99,7 @@ def fmt_run(r):
         note += (f" CROWDED (run-queue wait relay {r['relay_runqueue_wait_percent']:.0f}%,"
                  f" generator {r['generator_runqueue_wait_percent']:.0f}%)")
     return (f"{r['label']:9} calls={r['calls']:5} pps/stream={r['pps_per_stream']} run={r.get('run', 0)} "
-            f"cpu/pkt={r['relay_cpu_us_per_packet']:.2f}us fwd={r['forwarded_pps']:.0f}pps "
+            f"cpu/pkt={cost(r):.2f}us" + (f" (xdp {r['relay_bpf_ns_per_packet']:.0f}ns)" if r.get("relay_bpf_ns_per_packet") is not None else "") + f" fwd={r['forwarded_pps']:.0f}pps "
             f"sent={r['sent_pps']:.0f}/{r['nominal_pps']:.0f}pps loss={r['loss_ratio']:.5f} "
             f"p99={r['latency_us']['p99']}us relay_cpu={r['relay_cpu_percent']:.0f}% "
             f"gen_cpu={r['generator_cpu_percent']:.0f}% rss={r['relay_rss_kib']}KiB "
@@ -121,6 +133,8 @@ def parse_args():
     ap.add_argument("--max-rate-budget", type=int, default=150,
                     help="wall-clock seconds the --max-rate search may take per relay")
     ap.add_argument("--max-rate-bisect", type=int, default=3, help="bisection steps after the doubling")
+    ap.add_argument("--netns", action="store_true",
+                    help="run relay and generator in two network namespaces over a veth pair (needs root; for xdp)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if any run lost packets or left a stream silent (a correctness smoke test)")
     return ap.parse_args()
@@ -147,6 +161,20 @@ def main():
     ports = args.port_max - args.port_min + 1
     if 4 * max(counts) > ports:
         sys.exit(f"{max(counts)} calls need {4 * max(counts)} relay ports; --port-min/--port-max give {ports}")
+    if args.netns:
+        import netns
+        with netns.Topology() as topo:
+            args.topo = topo
+            return measure(args, relays, counts, relay_cpu, gen_cpu)
+    return measure(args, relays, counts, relay_cpu, gen_cpu)
+
+
+def cost(r):
+    """Relay CPU per forwarded packet, including the XDP program's run time when there is one."""
+    return r.get("relay_total_us_per_packet", r["relay_cpu_us_per_packet"])
+
+
+def measure(args, relays, counts, relay_cpu, gen_cpu):
     if args.max_rate:
         return max_rate(args, relays, counts[0], relay_cpu, gen_cpu)
     results = []
@@ -157,14 +185,17 @@ def main():
                 r["run"] = run
                 results.append(r)
                 print(fmt_run(r), flush=True)
-    table = ["| calls | relay | CPU µs/packet (median) | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    table = ["| calls | relay | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for calls in sorted({r["calls"] for r in results}):
         med = {}
         for name in relays:
             rs = [r for r in results if r["calls"] == calls and r["label"] == name]
             med[name] = {k: statistics.median(x[k] for x in rs) for k in
-                         ("relay_cpu_us_per_packet", "forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio")}
+                         ("forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio")}
+            med[name]["relay_cpu_us_per_packet"] = statistics.median(cost(x) for x in rs)
+            bpf = [x["relay_bpf_ns_per_packet"] for x in rs if x.get("relay_bpf_ns_per_packet") is not None]
+            med[name]["bpf"] = f"{statistics.median(bpf):.0f}" if bpf else ""
             med[name]["p99"] = statistics.median(x["latency_us"]["p99"] for x in rs)
             med[name]["bound"] = sum(1 for x in rs if x.get("generator_bound"))
             med[name]["crowded"] = sum(1 for x in rs if crowded(x))
@@ -178,7 +209,7 @@ def main():
                 gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
             if m["crowded"]:
                 gen += f" crowded ({m['crowded']}/{args.runs} runs)"
-            table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['forwarded_pps']:.0f} | "
+            table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['bpf']} | {m['forwarded_pps']:.0f} | "
                          f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} |")
     print("\n".join(table))
     if args.out:
@@ -248,7 +279,7 @@ def max_rate(args, relays, calls, relay_cpu, gen_cpu):
             row.update({"pps_per_stream": good["pps_per_stream"], "forwarded_pps": good["forwarded_pps"],
                         "loss_ratio": good["loss_ratio"], "relay_cpu_percent": good["relay_cpu_percent"],
                         "forwarded_pps_per_relay_core": good["forwarded_pps"] / cores if cores > 0 else 0,
-                        "relay_cpu_us_per_packet": good["relay_cpu_us_per_packet"],
+                        "relay_cpu_us_per_packet": cost(good),
                         "generator_bound": bool(good.get("generator_bound"))})
         summary.append(row)
     table = ["| relay | calls | highest rate with loss ≤ 0.1 % (forwarded pps) | relay CPU % | forwarded pps per relay core | CPU µs/packet | stopped by |",
@@ -282,7 +313,7 @@ def plot(results, relays, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in relays:
         xs = sorted({r["calls"] for r in results if r["label"] == name})
-        ys = [statistics.median(r["relay_cpu_us_per_packet"] for r in results
+        ys = [statistics.median(cost(r) for r in results
                                 if r["label"] == name and r["calls"] == c) for c in xs]
         ax.plot(xs, ys, marker="o", label=name)
     ax.set_xlabel("concurrent calls (G.711, 50 pps each way)")

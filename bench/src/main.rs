@@ -171,6 +171,11 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "latency_us": { "p50": traffic::quantile(lat, 0.5), "p99": traffic::quantile(lat, 0.99), "p999": traffic::quantile(lat, 0.999) },
         "relay_cpu_percent": m.relay_cpu_us as f64 / (m.elapsed * 1e4),
         "relay_cpu_us_per_packet": if forwarded == 0 { 0.0 } else { m.relay_cpu_us as f64 / forwarded as f64 },
+        // XDP: the program's own run time (softirq, outside the relay's threads) per forwarded
+        // packet, and the total cost with the relay process's CPU.
+        "relay_bpf_ns_per_packet": m.bpf.map(|(ns, _)| if forwarded == 0 { 0.0 } else { ns as f64 / forwarded as f64 }),
+        "relay_bpf_runs": m.bpf.map(|(_, n)| n),
+        "relay_total_us_per_packet": if forwarded == 0 { 0.0 } else { (m.relay_cpu_us as f64 + m.bpf.map_or(0.0, |(ns, _)| ns as f64 / 1000.0)) / forwarded as f64 },
         "relay_rss_kib": m.rss,
         "relay_rss_kib_before_calls": rss_before_calls,
         "generator_threads": a.threads.max(1),
@@ -200,6 +205,8 @@ struct Window {
     /// Runnable-but-waiting time of the relay's and the generator's threads.
     relay_wait_us: u64,
     own_wait_us: u64,
+    /// The relay's BPF programs: run time (ns) and runs in the window, when it holds any.
+    bpf: Option<(u64, u64)>,
 }
 
 fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
@@ -208,6 +215,7 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
     let cpu0 = procstat::cpu_us(a.relay_pid).ok_or("relay process not found")?;
     let own0 = procstat::cpu_us(me).unwrap_or(0);
     let wait0 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
+    let bpf0 = procstat::bpf_run(a.relay_pid);
     let (tx0, rx0) = (
         shared.sent.load(Ordering::Relaxed),
         shared.received.load(Ordering::Relaxed),
@@ -217,6 +225,7 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
     let cpu1 = procstat::cpu_us(a.relay_pid).ok_or("relay process gone")?;
     let own1 = procstat::cpu_us(me).unwrap_or(0);
     let wait1 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
+    let bpf1 = procstat::bpf_run(a.relay_pid);
     let (tx1, rx1) = (
         shared.sent.load(Ordering::Relaxed),
         shared.received.load(Ordering::Relaxed),
@@ -230,5 +239,8 @@ fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
         rss: procstat::rss_kib(a.relay_pid).unwrap_or(0),
         relay_wait_us: wait1[0].saturating_sub(wait0[0]),
         own_wait_us: wait1[1].saturating_sub(wait0[1]),
+        bpf: bpf0
+            .zip(bpf1)
+            .map(|((n0, c0), (n1, c1))| (n1.saturating_sub(n0), c1.saturating_sub(c0))),
     })
 }

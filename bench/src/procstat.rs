@@ -32,6 +32,36 @@ pub fn runqueue_wait_us(pid: u32) -> Option<u64> {
     Some(total_ns / 1000)
 }
 
+/// Run time and run count of the BPF programs `pid` holds open (its XDP program), summed, from
+/// `/proc/PID/fdinfo`. The kernel fills them in only while `kernel.bpf_stats_enabled` is 1.
+/// XDP runs in softirq context, not in the relay's threads, so this is its share of the cost.
+pub fn bpf_run(pid: u32) -> Option<(u64, u64)> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+    let (mut ns, mut cnt, mut progs) = (0u64, 0u64, 0);
+    for fd in fds.flatten() {
+        let Ok(info) = std::fs::read_to_string(fd.path()) else {
+            continue;
+        };
+        if !info.lines().any(|l| l.starts_with("prog_type:")) {
+            continue;
+        }
+        progs += 1;
+        for l in info.lines() {
+            let mut kv = l.split(':');
+            let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+                continue;
+            };
+            let v: u64 = v.trim().parse().unwrap_or(0);
+            match k {
+                "run_time_ns" => ns += v,
+                "run_cnt" => cnt += v,
+                _ => {}
+            }
+        }
+    }
+    (progs > 0).then_some((ns, cnt))
+}
+
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
