@@ -507,6 +507,98 @@ fn xdp_delete_removes_the_offloaded_flows() {
     common::expect_ok(relay.ng().ping(), "ping after delete");
 }
 
+/// A call whose media flows only in the kernel stays up (the folded counters feed the timeout), and
+/// times out once the media stops, taking its rules with it.
+#[test]
+fn xdp_offloaded_media_keeps_the_call_alive_and_silence_times_it_out() {
+    let mode = Mode::from_env();
+    let Some(topo) = Topology::new() else { return };
+    let relay = mode.start(&topo, "--dataplane=xdp", &["--timeout=3"]);
+    let ng = relay.ng();
+    let call = NsCall::setup(ng, &topo, Family::V4, &[]);
+    warm_up(&call);
+    if mode.xdp() {
+        wait_offloaded(&relay, 4.0);
+    }
+    // Twice the timeout of media, all of it forwarded by the kernel once offloaded.
+    for round in 1..=12u16 {
+        exchange(&call, round, 2, 2, 0);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let listed = |ng: &common::NgClient| ng.list_calls().expect("list").contains(&call.id);
+    assert!(listed(ng), "a call with kernel-forwarded media timed out");
+    assert!(
+        wait_until(Duration::from_secs(8), || !listed(ng)),
+        "the call did not time out after its media stopped"
+    );
+    if mode.xdp() {
+        assert!(
+            wait_until(OFFLOAD, || relay.metric(OFFLOADED) == 0.0),
+            "{OFFLOADED} not back to 0 after the timeout"
+        );
+    }
+}
+
+/// `start recording` brings the call's RTP back to userspace (where the recorder copies it) at once,
+/// and `stop recording` offloads it again.
+#[test]
+fn xdp_recording_takes_rtp_back_to_userspace_and_stopping_offloads_again() {
+    let mode = Mode::from_env();
+    if !mode.xdp() {
+        eprintln!("SKIPPED: the recording hand-over is about the XDP plane");
+        return;
+    }
+    let Some(topo) = Topology::new() else { return };
+    let spool = tempfile_dir("xdp-spool");
+    let spool_arg = format!("--recording-dir={}", spool.display());
+    let relay = mode.start(&topo, "--dataplane=xdp", &[&spool_arg]);
+    let ng = relay.ng();
+    let call = NsCall::setup(ng, &topo, Family::V4, &[]);
+    warm_up(&call);
+    wait_offloaded(&relay, 4.0);
+    let cmd = |command: &str| {
+        let req = common::bencode::dict([
+            ("command", command.into()),
+            ("call-id", call.id.as_str().into()),
+            ("from-tag", call.caller.tag.as_str().into()),
+        ]);
+        common::expect_ok(ng.request(req), command)
+    };
+    cmd("start recording");
+    // The two RTP flows leave the kernel; RTCP is not recorded and stays.
+    assert!(
+        wait_until(OFFLOAD, || relay.metric(OFFLOADED) == 2.0),
+        "RTP flows not taken out of the kernel while recording:\n{}",
+        relay.metrics()
+    );
+    let u0 = relay.metric(USERSPACE);
+    exchange(&call, 1, 20, 20, 0);
+    let userspace = relay.metric(USERSPACE) - u0;
+    assert!(
+        userspace >= 40.0,
+        "recorded RTP must pass through userspace: {userspace} of 40 did"
+    );
+    cmd("stop recording");
+    wait_offloaded(&relay, 4.0);
+    let (u1, f1) = (relay.metric(USERSPACE), relay.metric(FORWARDED));
+    exchange(&call, 2, 20, 20, 0);
+    let forwarded = wait_growth(&relay, FORWARDED, f1, 40.0);
+    assert_eq!(forwarded, 40.0, "not offloaded again after stop recording");
+    assert!(relay.metric(USERSPACE) - u1 <= USERSPACE_SLACK);
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// A fresh empty directory under the system's temp dir.
+fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        common::ng::random_cookie()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
 /// `query` reports per stream exactly what was sent, kernel-forwarded packets included.
 fn query_counts_match(mode: &Mode) {
     let Some(topo) = Topology::new() else { return };
