@@ -417,7 +417,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	local[2] = bpf_htonl(0xffff);
 	local[3] = ip->daddr;
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V4);
-	if (!vlan && (f || relay_port(udp->dest))) {
+	if (!f && !vlan && relay_port(udp->dest)) {
 		src[0] = 0;
 		src[1] = 0;
 		src[2] = bpf_htonl(0xffff);
@@ -509,7 +509,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V6);
-	if (!vlan && (f || relay_port(udp->dest))) {
+	if (!f && !vlan && relay_port(udp->dest)) {
 		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
 		learn_peer(ctx, eth, src);
 	}

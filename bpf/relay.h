@@ -72,8 +72,9 @@ struct rtprelay_addr {
 };
 
 /* Value of `peers`, keyed by a peer's address (16 bytes, v4-mapped): the link
- * its packets last arrived on. The program learns it from the packets of
- * offloaded flows and uses it as the next hop when bpf_fib_lookup() cannot
+ * its packets last arrived on. The program learns it from the packets that
+ * reach the relay's port range before their flow is offloaded (so the hot
+ * path stays one lookup shorter) and uses it as the next hop when bpf_fib_lookup() cannot
  * answer, e.g. when forwarding is off on the device (the lookup then fails
  * with BPF_FIB_LKUP_RET_FWD_DISABLED), so offload does not need a router
  * setting. */
