@@ -66,6 +66,10 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
     try:
         if not ng_ping(port, host=ip, topo=topo):
             raise RuntimeError(f"{name} did not answer NG ping")
+        if proc.poll() is not None:
+            # Another relay answered on the NG port (e.g. a second bench run): measuring it would
+            # give meaningless figures.
+            raise RuntimeError(f"{name} exited at start (NG port {port} taken?), exit code {proc.returncode}")
         out = subprocess.run(wrap_gen(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"{ip}:{port}", "--local", local,
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
                               "--pps", str(pps), "--warmup", str(args.warmup), "--label", name,
