@@ -48,12 +48,15 @@ check() {
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rtprelay-image-test.XXXXXX")
 DOCKERD_PID=
 HOST_PEER=
+XNS= XVETH=
 # Containers started in the background are listed in a file: run_bg runs inside $(...), whose variables are lost.
 CONTAINERS=$TMP/containers
 : >"$CONTAINERS"
 cleanup() {
     local c
     [ -n "$HOST_PEER" ] && ip link set dev "$HOST_PEER" xdpdrv off 2>/dev/null
+    [ -n "$XVETH" ] && ip link del "${XVETH}h" 2>/dev/null
+    [ -n "$XNS" ] && ip netns del "$XNS" 2>/dev/null
     # Newest first: a container that joined another's network namespace goes before the owner.
     tac "$CONTAINERS" | while read -r c; do $DOCKER rm -f -v "$c" >/dev/null 2>&1; done
     if [ -n "$DOCKERD_PID" ]; then
@@ -463,23 +466,32 @@ XDP_PASS_SRC=$DOCKER_DIR/../tests/common/xdp_pass.bpf.c
 XDP_CALL=(call --packets 300 --interval 0.01)
 
 container_ip() { $DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$1"; }
-# metric IP NAME: the value of an unlabelled /metrics line of the relay at IP, empty when absent.
+# metric HOST[:PORT] NAME: the value of an unlabelled /metrics line of the relay (port 22223 by default), empty
+# when absent.
 metric() {
     python3 - "$1" "$2" <<'PY'
 import sys, urllib.request
-body = urllib.request.urlopen("http://%s:22223/metrics" % sys.argv[1], timeout=3).read().decode()
+host = sys.argv[1] if ":" in sys.argv[1] else sys.argv[1] + ":22223"
+body = urllib.request.urlopen("http://%s/metrics" % host, timeout=3).read().decode()
 print(next((l.split()[1] for l in body.splitlines() if l.split(" ")[0] == sys.argv[2]), ""))
 PY
 }
 # xdp_on_eth0 PID: the XDP program on eth0 in that process's network namespace (status 1 when none).
 xdp_on_eth0() { nsenter -t "$1" -n ip -d link show dev eth0 | grep -oE 'prog/xdp[a-z]* id [0-9]+'; }
 
+XDP_PASS_OBJ=
+if ! command -v clang >/dev/null; then
+    skip xdp-pass-program "no clang on the host to build $XDP_PASS_SRC"
+elif clang -O2 -g -target bpf -c "$XDP_PASS_SRC" -o "$TMP/xdp_pass.o" 2>"$TMP/clang.log"; then
+    XDP_PASS_OBJ=$TMP/xdp_pass.o
+else
+    fail xdp-pass-program "cannot build $XDP_PASS_SRC: $(tail -3 "$TMP/clang.log")"
+fi
+
 if [ "$BRIDGE" = 0 ]; then
     skip xdp-call-with-caps "no bridge network on this engine"
-elif ! command -v clang >/dev/null || ! command -v nsenter >/dev/null; then
-    skip xdp-call-with-caps "needs clang (for the XDP_PASS program on the host-side veth) and nsenter on the host"
-elif ! clang -O2 -g -target bpf -c "$XDP_PASS_SRC" -o "$TMP/xdp_pass.o" 2>"$TMP/clang.log"; then
-    fail xdp-call-with-caps "cannot build $XDP_PASS_SRC: $(tail -3 "$TMP/clang.log")"
+elif [ -z "$XDP_PASS_OBJ" ] || ! command -v nsenter >/dev/null; then
+    skip xdp-call-with-caps "needs the XDP_PASS program for the host-side veth, and nsenter"
 else
     HOLD_ID=$(run_bg --network bridge --entrypoint sleep "$IMAGE" infinity)
     HOLD_PID=$($DOCKER inspect -f '{{.State.Pid}}' "$HOLD_ID")
@@ -487,7 +499,7 @@ else
     PEER_INDEX=$($DOCKER exec "$HOLD_ID" cat /sys/class/net/eth0/iflink)
     HOST_PEER=$(ip -o link show | awk -F': ' -v i="$PEER_INDEX" '$1 == i { split($2, n, "@"); print n[1] }')
     info "holder $XIP, host-side veth ${HOST_PEER:-not found}"
-    if [ -z "$HOST_PEER" ] || ! out=$(ip link set dev "$HOST_PEER" xdpdrv obj "$TMP/xdp_pass.o" sec xdp 2>&1); then
+    if [ -z "$HOST_PEER" ] || ! out=$(ip link set dev "$HOST_PEER" xdpdrv obj "$XDP_PASS_OBJ" sec xdp 2>&1); then
         fail xdp-call-with-caps "cannot attach XDP_PASS to the host-side veth '$HOST_PEER': ${out:-}"
     else
         XDP_ID=$(run_bg --network "container:$HOLD_ID" "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 \
@@ -527,6 +539,54 @@ else
         else
             fail xdp-call-with-caps "$check_out"
         fi
+    fi
+fi
+
+# With --network host, on a veth pair made for the test: the host end carries the relay's address (in
+# 198.18.0.0/15, the benchmarking range) and its XDP program, the other end sits in a network namespace of its own
+# with the two call endpoints and an XDP_PASS program (for the frames XDP_TX sends back into the pair).
+if [ -z "$XDP_PASS_OBJ" ]; then
+    skip xdp-host-network-call "needs the XDP_PASS program for the namespace end of the veth pair"
+elif ! HBASE=$(free_udp_ports 204); then
+    fail xdp-host-network-call "no free port range"
+else
+    XNS=rtprelay-img-$$-$RANDOM
+    XNET=198.18.$((RANDOM % 250)).
+    XVETH=rtpx$((RANDOM % 100000))
+    if ip netns add "$XNS" \
+        && ip link add "${XVETH}h" type veth peer name "${XVETH}n" netns "$XNS" \
+        && ip addr add "${XNET}1/24" dev "${XVETH}h" && ip link set "${XVETH}h" up \
+        && ip -n "$XNS" addr add "${XNET}2/24" dev "${XVETH}n" && ip -n "$XNS" link set "${XVETH}n" up \
+        && ip -n "$XNS" link set lo up \
+        && ip -n "$XNS" link set dev "${XVETH}n" xdpdrv obj "$XDP_PASS_OBJ" sec xdp; then
+        XH_NG=$XNET'1:'$HBASE XH_HTTP=$((HBASE + 1))
+        HX_ID=$(run_bg --network host "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 -e "RTPENGINE_INTERFACE=${XNET}1" \
+            -e "RTPENGINE_LISTEN_NG=$XH_NG" -e "RTPRELAY_LISTEN_HTTP=${XNET}1:$XH_HTTP" \
+            -e "RTPENGINE_PORT_MIN=$((HBASE + 4))" -e "RTPENGINE_PORT_MAX=$((HBASE + 203))" "$IMAGE")
+        if [ -n "$HX_ID" ] && check_out=$(wait_ping "$XH_NG" "$HX_ID" 2>&1); then
+            check_xdp_host_call() {
+                local line after
+                line=$($DOCKER logs "$HX_ID" 2>&1 | grep 'data plane chosen')
+                echo "$line"
+                grep -qE "plane=\"?xdp.*xdp: (native|generic) on ${XVETH}h" <<<"$line" || return 1
+                ip netns exec "$XNS" $NG "${XDP_CALL[@]}" "$XH_NG" --local-ip "${XNET}2" || return 1
+                after=$(metric "${XNET}1:$XH_HTTP" rtprelay_xdp_forwarded_packets_total) || return 1
+                echo "xdp forwarded ${after:-none}"
+                [ "${after:-0}" -gt 0 ]
+            }
+            check xdp-host-network-call check_xdp_host_call
+            check_xdp_host_detach() {
+                ip link show dev "${XVETH}h" | grep -q 'prog/xdp' || { echo "no program on ${XVETH}h while running"; return 1; }
+                stop_exit0 "$HX_ID" || return 1
+                $DOCKER logs "$HX_ID" 2>&1 | grep -q 'XDP program detached' || { echo "no 'XDP program detached'"; return 1; }
+                ! ip link show dev "${XVETH}h" | grep 'prog/xdp'
+            }
+            check xdp-host-network-detach-on-stop check_xdp_host_detach
+        else
+            fail xdp-host-network-call "$check_out"
+        fi
+    else
+        fail xdp-host-network-call "cannot build the veth pair and namespace $XNS"
     fi
 fi
 
