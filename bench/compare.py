@@ -3,10 +3,13 @@
 
 Each relay runs pinned to one core and the generator to the other. For every call count and
 relay, the generator runs --runs times; the table shows medians and the ratio of rtprelay's
-CPU per packet to rtpengine's measured in the same run.
+CPU per packet to rtpengine's measured in the same run. A run where the generator sent less
+than 95 % of the nominal rate is marked generator-bound: it measured the generator, not the relay.
 
   bench/compare.py --calls 100,500 --runs 3 --seconds 10 [--out bench/results]
   bench/compare.py --relays rtprelay-mmsg,rtprelay-uring,rtpengine
+  bench/compare.py --workers 2 --calls 2000            # relay on 2 pinned workers
+  bench/compare.py --max-rate --calls 500 --seconds 3  # highest forwarded rate with loss <= 0.1 %
 
 A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, auto).
 """
@@ -32,29 +35,35 @@ def ng_ping(port, timeout=10.0):
     return False
 
 
-def relay_cmd(name, port, pmin, pmax, binary):
+def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu):
     common = ["-i", "127.0.0.1", "-n", f"127.0.0.1:{port}", "-m", str(pmin), "-M", str(pmax),
               "-f", "-E", "-L", "4", "--table=-1", "--delete-delay=0"]
     if name == "rtpengine":
-        return [binary or "rtpengine", "--config-file=none", "--num-threads=2"] + common
+        # rtpengine's media threads; its control and timer threads come on top.
+        return [binary or "rtpengine", "--config-file=none", f"--num-threads={max(2, workers)}"] + common
     plane = ["--dataplane=" + name.split("-", 1)[1]] if name.startswith("rtprelay-") else []
-    return [binary, "--config-file=none", "--num-threads=1"] + plane + common
+    return [binary, "--config-file=none", f"--num-threads={workers}", f"--cpu-affinity={relay_cpu}"] + plane + common
 
 
-def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin):
+def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
     port = args.ng_port
-    proc = subprocess.Popen(["taskset", "-c", relay_cpu] + relay_cmd(name, port, 30000, 40000, binary),
+    pps = pps or args.pps
+    cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu)
+    proc = subprocess.Popen(["taskset", "-c", relay_cpu] + cmd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not ng_ping(port):
             raise RuntimeError(f"{name} did not answer NG ping")
         out = subprocess.run(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"127.0.0.1:{port}",
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
-                              "--pps", str(args.pps), "--warmup", str(args.warmup), "--label", name],
-                             capture_output=True, text=True, timeout=args.seconds + 120)
+                              "--pps", str(pps), "--warmup", str(args.warmup), "--label", name,
+                              "--threads", str(args.threads)] + (["--connected"] if args.connected else []),
+                             capture_output=True, text=True, timeout=args.seconds + 180)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
-        return json.loads(out.stdout)
+        r = json.loads(out.stdout)
+        r["relay_workers"] = args.workers
+        return r
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -64,52 +73,113 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin):
             proc.wait()
 
 
-def main():
+CROWDED = 10.0  # % of the window a process waited for a CPU above which a run is marked crowded
+
+
+def crowded(r):
+    """Another process took the relay's or the generator's CPU during the window."""
+    return max(r.get("relay_runqueue_wait_percent", 0), r.get("generator_runqueue_wait_percent", 0)) > CROWDED
+
+
+def fmt_run(r):
+    note = " GENERATOR-BOUND" if r.get("generator_bound") else ""
+    if crowded(r):
+        note += (f" CROWDED (run-queue wait relay {r['relay_runqueue_wait_percent']:.0f}%,"
+                 f" generator {r['generator_runqueue_wait_percent']:.0f}%)")
+    return (f"{r['label']:9} calls={r['calls']:5} pps/stream={r['pps_per_stream']} run={r.get('run', 0)} "
+            f"cpu/pkt={r['relay_cpu_us_per_packet']:.2f}us fwd={r['forwarded_pps']:.0f}pps "
+            f"sent={r['sent_pps']:.0f}/{r['nominal_pps']:.0f}pps loss={r['loss_ratio']:.5f} "
+            f"p99={r['latency_us']['p99']}us relay_cpu={r['relay_cpu_percent']:.0f}% "
+            f"gen_cpu={r['generator_cpu_percent']:.0f}% rss={r['relay_rss_kib']}KiB "
+            f"setup={r['setup_seconds']:.1f}s{note}")
+
+
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", default="100,500")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--pps", type=int, default=50)
+    ap.add_argument("--pps", type=int, default=50, help="packets per second per stream (start rate with --max-rate)")
     ap.add_argument("--relays", default="rtprelay,rtpengine")
     ap.add_argument("--rtprelay", default=os.path.join(ROOT, "target/release/rtprelay"))
     ap.add_argument("--bench", default=os.path.join(ROOT, "target/release/rtprelay-bench"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md")
     ap.add_argument("--ng-port", type=int, default=22300, help="NG port the relays listen on")
+    # Below Linux's ephemeral range (32768-60999 by default), where the generator's sockets live.
+    ap.add_argument("--port-min", type=int, default=10000, help="first relay media port")
+    ap.add_argument("--port-max", type=int, default=32767, help="last relay media port (4 per call)")
     ap.add_argument("--warmup", type=int, default=2, help="generator warm-up seconds")
+    ap.add_argument("--threads", type=int, default=1, help="generator threads")
+    ap.add_argument("--connected", action="store_true",
+                    help="generator sends on connected sockets instead of sendmmsg batches")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="relay worker threads, pinned one per CPU (rtprelay --num-threads/--cpu-affinity)")
+    ap.add_argument("--relay-cpus", default=None, help="CPU list for the relay (default: 1, or 0,1 with 2 workers)")
+    ap.add_argument("--gen-cpus", default=None, help="CPU list for the generator (default: 0)")
+    ap.add_argument("--max-rate", action="store_true",
+                    help="search the highest forwarded rate with loss <= 0.1 %% instead of the fixed-rate table")
+    ap.add_argument("--max-rate-budget", type=int, default=150,
+                    help="wall-clock seconds the --max-rate search may take per relay")
+    ap.add_argument("--max-rate-bisect", type=int, default=3, help="bisection steps after the doubling")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if any run lost packets or left a stream silent (a correctness smoke test)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def cpu_lists(args):
     ncpu = os.cpu_count() or 1
-    relay_cpu, gen_cpu = ("1", "0") if ncpu > 1 else ("0", "0")
+    if ncpu == 1:
+        relay, gen = "0", "0"
+    elif args.workers > 1:
+        relay, gen = ",".join(str(i) for i in range(min(args.workers, ncpu))), "0"
+    else:
+        relay, gen = "1", "0"
+    return args.relay_cpus or relay, args.gen_cpus or gen
+
+
+def main():
+    args = parse_args()
+    relay_cpu, gen_cpu = cpu_lists(args)
     relays = args.relays.split(",")
     if "rtpengine" in relays and not shutil.which("rtpengine"):
         sys.exit("rtpengine is not installed (apt-get install rtpengine-daemon)")
+    counts = [int(c) for c in args.calls.split(",")]
+    ports = args.port_max - args.port_min + 1
+    if 4 * max(counts) > ports:
+        sys.exit(f"{max(counts)} calls need {4 * max(counts)} relay ports; --port-min/--port-max give {ports}")
+    if args.max_rate:
+        return max_rate(args, relays, counts[0], relay_cpu, gen_cpu)
     results = []
-    for calls in [int(c) for c in args.calls.split(",")]:
+    for calls in counts:
         for run in range(args.runs):
             for name in relays:  # interleaved, so both see the same machine conditions
                 r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args, relay_cpu, gen_cpu, args.bench)
                 r["run"] = run
                 results.append(r)
-                print(f"{name:9} calls={calls:5} run={run} cpu/pkt={r['relay_cpu_us_per_packet']:.2f}us "
-                      f"pps={r['forwarded_pps']:.0f} loss={r['loss_ratio']:.5f} p99={r['latency_us']['p99']}us "
-                      f"rss={r['relay_rss_kib']}KiB", flush=True)
-    table = ["| calls | relay | CPU µs/packet (median) | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine |",
-             "|---|---|---|---|---|---|---|---|"]
+                print(fmt_run(r), flush=True)
+    table = ["| calls | relay | CPU µs/packet (median) | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for calls in sorted({r["calls"] for r in results}):
         med = {}
         for name in relays:
             rs = [r for r in results if r["calls"] == calls and r["label"] == name]
             med[name] = {k: statistics.median(x[k] for x in rs) for k in
-                         ("relay_cpu_us_per_packet", "forwarded_pps", "loss_ratio", "relay_rss_kib")}
+                         ("relay_cpu_us_per_packet", "forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio")}
             med[name]["p99"] = statistics.median(x["latency_us"]["p99"] for x in rs)
+            med[name]["bound"] = sum(1 for x in rs if x.get("generator_bound"))
+            med[name]["crowded"] = sum(1 for x in rs if crowded(x))
         for name in relays:
             m = med[name]
             ratio = ""
             if name != "rtpengine" and "rtpengine" in med and med["rtpengine"]["relay_cpu_us_per_packet"]:
                 ratio = f"{m['relay_cpu_us_per_packet'] / med['rtpengine']['relay_cpu_us_per_packet']:.2f}"
+            gen = f"{m['send_ratio'] * 100:.0f} %"
+            if m["bound"]:
+                gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
+            if m["crowded"]:
+                gen += f" crowded ({m['crowded']}/{args.runs} runs)"
             table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['forwarded_pps']:.0f} | "
-                         f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} |")
+                         f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} |")
     print("\n".join(table))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -125,6 +195,79 @@ def main():
                   f"loss={r['loss_ratio']:.5f} silent_streams={r['silent_streams']}")
         print(f"check: {len(results) - len(bad)} passed, {len(bad)} failed")
         sys.exit(1 if bad else 0)
+
+
+MAX_LOSS = 0.001  # loss ratio a max-rate step may have and still pass
+
+
+def max_rate(args, relays, calls, relay_cpu, gen_cpu):
+    """Per relay: double the per-stream rate until a step loses more than 0.1 % (or the generator
+    cannot offer the rate), then bisect between the last good and the first bad rate. Each step is
+    one fresh relay and one generator run of --seconds; the search stops when --max-rate-budget runs out."""
+    summary, steps = [], []
+    for name in relays:
+        binary = args.rtprelay if name.startswith("rtprelay") else None
+        start = time.time()
+        good, bad, pps, limit = None, None, args.pps, "loss"
+        def step(pps):
+            r = run_one(name, binary, calls, args, relay_cpu, gen_cpu, args.bench, pps=pps)
+            r["max_rate_step"] = len(steps)
+            steps.append(r)
+            print(fmt_run(r), flush=True)
+            return r
+        while time.time() - start < args.max_rate_budget:
+            r = step(pps)
+            if r["loss_ratio"] > MAX_LOSS or r["silent_streams"] > 0:
+                bad = pps
+                break
+            good = r
+            if r.get("generator_bound"):
+                limit = "generator"  # the relay kept up with all the generator could send
+                break
+            pps *= 2
+        else:
+            limit = "budget"
+        lo = good["pps_per_stream"] if good else 0
+        for _ in range(args.max_rate_bisect if bad else 0):
+            mid = (lo + bad) // 2
+            if mid <= lo or time.time() - start >= args.max_rate_budget:
+                break
+            r = step(mid)
+            if r["loss_ratio"] > MAX_LOSS or r["silent_streams"] > 0:
+                bad = mid
+            else:
+                good, lo = r, mid
+                if r.get("generator_bound"):
+                    limit = "generator"
+                    break
+        mine = [r for r in steps if r["label"] == name]
+        row = {"label": name, "calls": calls, "limit": limit, "search_seconds": time.time() - start,
+               "steps": len(mine), "crowded_steps": sum(1 for r in mine if crowded(r))}
+        if good:
+            cores = good["relay_cpu_percent"] / 100
+            row.update({"pps_per_stream": good["pps_per_stream"], "forwarded_pps": good["forwarded_pps"],
+                        "loss_ratio": good["loss_ratio"], "relay_cpu_percent": good["relay_cpu_percent"],
+                        "forwarded_pps_per_relay_core": good["forwarded_pps"] / cores if cores > 0 else 0,
+                        "relay_cpu_us_per_packet": good["relay_cpu_us_per_packet"],
+                        "generator_bound": bool(good.get("generator_bound"))})
+        summary.append(row)
+    table = ["| relay | calls | highest rate with loss ≤ 0.1 % (forwarded pps) | relay CPU % | forwarded pps per relay core | CPU µs/packet | stopped by |",
+             "|---|---|---|---|---|---|---|"]
+    for m in summary:
+        if "forwarded_pps" not in m:
+            table.append(f"| {m['label']} | {m['calls']} | none | | | | {m['limit']} ({m['crowded_steps']}/{m['steps']} steps crowded) |")
+            continue
+        at_least = "≥ " if m["limit"] != "loss" else ""
+        note = f" ({m['crowded_steps']}/{m['steps']} steps crowded)" if m["crowded_steps"] else ""
+        table.append(f"| {m['label']} | {m['calls']} | {at_least}{m['forwarded_pps']:.0f} | {m['relay_cpu_percent']:.0f} | "
+                     f"{m['forwarded_pps_per_relay_core']:.0f} | {m['relay_cpu_us_per_packet']:.2f} | {m['limit']}{note} |")
+    print("\n".join(table))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "max_rate.json"), "w") as f:
+            json.dump({"summary": summary, "steps": steps}, f, indent=1)
+        with open(os.path.join(args.out, "max_rate.md"), "w") as f:
+            f.write("\n".join(table) + "\n")
 
 
 def plot(results, relays, path):

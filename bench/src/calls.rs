@@ -79,11 +79,11 @@ pub fn setup(ng: &mut NgClient, n: usize, local: IpAddr, tag: &str) -> Result<Ve
     Ok(calls)
 }
 
-pub fn teardown(ng: &mut NgClient, calls: &[Call]) {
-    for c in calls {
+pub fn teardown(ng: &mut NgClient, ids: &[String]) {
+    for id in ids {
         let _ = ng.request(&[
             ("command", s("delete")),
-            ("call-id", s(&c.id)),
+            ("call-id", s(id)),
             ("from-tag", s("caller")),
         ]);
     }

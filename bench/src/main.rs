@@ -1,6 +1,7 @@
 //! `rtprelay-bench`: sets up N calls on an NG relay (rtprelay or rtpengine), sends G.711-sized
 //! RTP both ways at a fixed rate, and reports forwarded packets, loss, latency and the relay's
-//! CPU time per forwarded packet, read from /proc.
+//! CPU time per forwarded packet, read from /proc. It also reports its own CPU and the rate it
+//! actually sent, so a run where the generator could not keep up is visible as such.
 
 mod calls;
 mod ng;
@@ -8,11 +9,15 @@ mod procstat;
 mod traffic;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+use traffic::{Pacing, Received, Shard, Shared, Stream};
+
+/// Below this share of the nominal send rate, the run measured the generator, not the relay.
+const GENERATOR_BOUND: f64 = 0.95;
 
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -38,6 +43,13 @@ struct Args {
     /// Warm-up seconds before measuring.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Generator threads; each sends and receives for its share of the calls.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Connect each endpoint socket to its relay port and send with `send` (the kernel caches
+    /// the route), instead of `sendmmsg` batches with an address per packet.
+    #[arg(long)]
+    connected: bool,
     /// Local address of the generator's endpoints.
     #[arg(long, default_value = "127.0.0.1")]
     local: IpAddr,
@@ -57,73 +69,99 @@ fn main() {
     }
 }
 
+/// Splits the calls into `threads` shards of whole calls (both sockets of a call in one shard).
+fn shards(calls: Vec<calls::Call>, threads: usize) -> Vec<Shard> {
+    let threads = threads.max(1);
+    let mut out: Vec<Shard> = (0..threads)
+        .map(|_| Shard {
+            sockets: Vec::new(),
+            streams: Vec::new(),
+        })
+        .collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        let Some(sh) = out.get_mut(i % threads) else {
+            continue;
+        };
+        let k = sh.sockets.len();
+        sh.streams.push(Stream {
+            ssrc: 2 * i as u32,
+            from: k,
+            to: c.a_to,
+        });
+        sh.streams.push(Stream {
+            ssrc: 2 * i as u32 + 1,
+            from: k + 1,
+            to: c.b_to,
+        });
+        sh.sockets.push(c.a);
+        sh.sockets.push(c.b);
+    }
+    out
+}
+
 fn run(a: &Args) -> Result<serde_json::Value, String> {
     let mut ng = ng::NgClient::new(a.ng).map_err(|e| e.to_string())?;
     let tag = format!("{}-{}", std::process::id(), a.calls);
     let rss_before_calls = procstat::rss_kib(a.relay_pid).unwrap_or(0);
+    let setup_start = Instant::now();
     let calls = calls::setup(&mut ng, a.calls, a.local, &tag)?;
-    let mut streams = Vec::new();
-    let mut receivers = Vec::new();
-    for c in &calls {
-        let clone = |s: &std::net::UdpSocket| s.try_clone().map_err(|e| e.to_string());
-        streams.push((clone(&c.a)?, c.a_to));
-        streams.push((clone(&c.b)?, c.b_to));
-        receivers.push(clone(&c.b)?); // stream 2i arrives at the callee
-        receivers.push(clone(&c.a)?);
-    }
-    let n_streams = streams.len();
+    let setup_seconds = setup_start.elapsed().as_secs_f64();
+    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    let pacing = Pacing {
+        pps: a.pps,
+        size: a.size,
+        total_streams: 2 * calls.len(),
+        connected: a.connected,
+    };
+    let shared = Shared::default();
+    shared.sending.store(true, Ordering::Relaxed);
+    shared.running.store(true, Ordering::Relaxed);
     let epoch = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let total = Arc::new(AtomicU64::new(0));
-    let rx = {
-        let (stop, total) = (stop.clone(), total.clone());
-        std::thread::spawn(move || traffic::receive(receivers, n_streams, epoch, stop, total))
-    };
-    let stop_tx = Arc::new(AtomicBool::new(false));
-    let tx = {
-        let sender = traffic::Sender {
-            streams,
-            pps: a.pps,
-            size: a.size,
-        };
-        let stop = stop_tx.clone();
-        std::thread::spawn(move || sender.run(epoch, stop))
-    };
-    std::thread::sleep(Duration::from_secs(a.warmup));
-    let cpu0 = procstat::cpu_us(a.relay_pid).ok_or("relay process not found")?;
-    let own0 = procstat::cpu_us(std::process::id()).unwrap_or(0);
-    let rx0 = total.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(a.seconds));
-    let cpu1 = procstat::cpu_us(a.relay_pid).ok_or("relay process gone")?;
-    let own1 = procstat::cpu_us(std::process::id()).unwrap_or(0);
-    let rx1 = total.load(Ordering::Relaxed);
-    let elapsed = t0.elapsed().as_secs_f64();
-    let rss = procstat::rss_kib(a.relay_pid).unwrap_or(0);
-    stop_tx.store(true, Ordering::Relaxed);
-    let sent = tx.join().map_err(|_| "sender thread panicked")?;
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let mut got = rx
-        .join()
-        .map_err(|_| "receiver thread panicked")?
-        .map_err(|e| e.to_string())?;
-    calls::teardown(&mut ng, &calls);
 
-    let sent_total: u64 = sent.iter().sum();
+    let (m, got) = std::thread::scope(|s| {
+        let handles: Vec<_> = shards(calls, a.threads)
+            .into_iter()
+            .map(|sh| s.spawn(|| sh.run(pacing, epoch, &shared)))
+            .collect();
+        let m = measure(a, &shared);
+        shared.sending.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        shared.running.store(false, Ordering::Relaxed);
+        let mut got = Received::default();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(r)) => got.merge(r),
+                Ok(Err(e)) => return (m, Err(format!("generator thread: {e}"))),
+                Err(_) => return (m, Err("generator thread panicked".to_owned())),
+            }
+        }
+        (m, Ok(got))
+    });
+    calls::teardown(&mut ng, &ids);
+    let m = m?;
+    let mut got = got?;
+
+    let sent_total: u64 = got.sent_per_stream.iter().sum();
     let recv_total: u64 = got.per_stream.iter().sum();
-    let forwarded = rx1 - rx0;
-    let cpu_us = cpu1.saturating_sub(cpu0);
+    let forwarded = m.received;
     got.latency_us.sort_unstable();
     let lat = &got.latency_us;
     let silent_streams = got.per_stream.iter().filter(|&&c| c == 0).count();
+    let nominal_pps = 2.0 * a.calls as f64 * f64::from(a.pps);
+    let sent_pps = m.sent as f64 / m.elapsed;
+    let send_ratio = if nominal_pps > 0.0 {
+        sent_pps / nominal_pps
+    } else {
+        1.0
+    };
     Ok(serde_json::json!({
         "label": a.label,
         "calls": a.calls,
         "pps_per_stream": a.pps,
         "packet_size": a.size,
-        "seconds": elapsed,
-        "forwarded_pps": forwarded as f64 / elapsed,
+        "seconds": m.elapsed,
+        "setup_seconds": setup_seconds,
+        "forwarded_pps": forwarded as f64 / m.elapsed,
         "sent": sent_total,
         "received": recv_total,
         "loss_ratio": if sent_total == 0 { 0.0 } else { sent_total.saturating_sub(recv_total) as f64 / sent_total as f64 },
@@ -131,10 +169,66 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "foreign_packets": got.foreign,
         "silent_streams": silent_streams,
         "latency_us": { "p50": traffic::quantile(lat, 0.5), "p99": traffic::quantile(lat, 0.99), "p999": traffic::quantile(lat, 0.999) },
-        "relay_cpu_percent": cpu_us as f64 / (elapsed * 1e4),
-        "relay_cpu_us_per_packet": if forwarded == 0 { 0.0 } else { cpu_us as f64 / forwarded as f64 },
-        "relay_rss_kib": rss,
+        "relay_cpu_percent": m.relay_cpu_us as f64 / (m.elapsed * 1e4),
+        "relay_cpu_us_per_packet": if forwarded == 0 { 0.0 } else { m.relay_cpu_us as f64 / forwarded as f64 },
+        "relay_rss_kib": m.rss,
         "relay_rss_kib_before_calls": rss_before_calls,
-        "generator_cpu_percent": own1.saturating_sub(own0) as f64 / (elapsed * 1e4),
+        "generator_threads": a.threads.max(1),
+        "generator_connected": a.connected,
+        "generator_cpu_us": m.own_cpu_us,
+        "generator_cpu_percent": m.own_cpu_us as f64 / (m.elapsed * 1e4),
+        "generator_cpu_us_per_sent_packet": if m.sent == 0 { 0.0 } else { m.own_cpu_us as f64 / m.sent as f64 },
+        "relay_runqueue_wait_percent": m.relay_wait_us as f64 / (m.elapsed * 1e4),
+        "generator_runqueue_wait_percent": m.own_wait_us as f64 / (m.elapsed * 1e4),
+        "nominal_pps": nominal_pps,
+        "sent_pps": sent_pps,
+        "send_ratio": send_ratio,
+        "generator_bound": send_ratio < GENERATOR_BOUND,
+        "send_failures": shared.send_failures.load(Ordering::Relaxed),
+        "late_slots": shared.late_slots.load(Ordering::Relaxed),
     }))
+}
+
+/// Figures over the measured window (after the warm-up).
+struct Window {
+    elapsed: f64,
+    relay_cpu_us: u64,
+    own_cpu_us: u64,
+    sent: u64,
+    received: u64,
+    rss: u64,
+    /// Runnable-but-waiting time of the relay's and the generator's threads.
+    relay_wait_us: u64,
+    own_wait_us: u64,
+}
+
+fn measure(a: &Args, shared: &Shared) -> Result<Window, String> {
+    std::thread::sleep(Duration::from_secs(a.warmup));
+    let me = std::process::id();
+    let cpu0 = procstat::cpu_us(a.relay_pid).ok_or("relay process not found")?;
+    let own0 = procstat::cpu_us(me).unwrap_or(0);
+    let wait0 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
+    let (tx0, rx0) = (
+        shared.sent.load(Ordering::Relaxed),
+        shared.received.load(Ordering::Relaxed),
+    );
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(a.seconds));
+    let cpu1 = procstat::cpu_us(a.relay_pid).ok_or("relay process gone")?;
+    let own1 = procstat::cpu_us(me).unwrap_or(0);
+    let wait1 = [a.relay_pid, me].map(|p| procstat::runqueue_wait_us(p).unwrap_or(0));
+    let (tx1, rx1) = (
+        shared.sent.load(Ordering::Relaxed),
+        shared.received.load(Ordering::Relaxed),
+    );
+    Ok(Window {
+        elapsed: t0.elapsed().as_secs_f64(),
+        relay_cpu_us: cpu1.saturating_sub(cpu0),
+        own_cpu_us: own1.saturating_sub(own0),
+        sent: tx1 - tx0,
+        received: rx1 - rx0,
+        rss: procstat::rss_kib(a.relay_pid).unwrap_or(0),
+        relay_wait_us: wait1[0].saturating_sub(wait0[0]),
+        own_wait_us: wait1[1].saturating_sub(wait0[1]),
+    })
 }

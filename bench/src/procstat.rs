@@ -12,6 +12,26 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
     Some((utime + stime) * 1_000_000 / hz)
 }
 
+/// Time the threads of `pid` spent runnable but waiting for a CPU, in microseconds (summed over
+/// its threads, from `/proc/PID/task/*/schedstat`). High values mean another process took the
+/// CPU: the run measured a crowded machine.
+pub fn runqueue_wait_us(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total_ns = 0u64;
+    for t in tasks.flatten() {
+        let path = t.path().join("schedstat");
+        let Ok(s) = std::fs::read_to_string(path) else {
+            continue; // the thread ended meanwhile
+        };
+        total_ns += s
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total_ns / 1000)
+}
+
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -32,5 +52,6 @@ mod tests {
         let me = std::process::id();
         assert!(super::cpu_us(me).is_some());
         assert!(super::rss_kib(me).unwrap() > 0);
+        assert!(super::runqueue_wait_us(me).is_some());
     }
 }

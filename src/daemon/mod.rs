@@ -72,6 +72,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if request == DataplaneRequest::Xdp {
         match start_xdp(&cfg) {
             Ok(p) => {
+                if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
+                    tracing::warn!(error = %e, "XDP: cannot set the port range; next hops come from routing only");
+                }
                 reason = format!(
                     "xdp: {}; userspace path {} ({reason})",
                     xdp::describe(&p),

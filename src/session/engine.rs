@@ -238,8 +238,8 @@ impl Engine {
     }
 }
 
-/// Stable shard key of a call-id.
-pub(crate) fn shard_of(call_id: &str) -> u64 {
+/// Stable shard key of a call-id (public so tests can tell which worker a call lands on).
+pub fn shard_of(call_id: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     call_id.hash(&mut h);
     h.finish()

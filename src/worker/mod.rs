@@ -208,10 +208,7 @@ impl Workers {
 
     /// The worker for a call: `shard_key` is a hash of the call-id.
     pub fn worker_for(&self, shard_key: u64) -> usize {
-        let n = self.handles.len().max(1) as u64;
-        // Mix, so keys that differ only in high bits still spread.
-        let mixed = shard_key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        (mixed % n) as usize
+        worker_index(shard_key, self.handles.len())
     }
 
     /// Hand `update` to `worker` and wake it, so the change is live within about a millisecond.
@@ -288,6 +285,15 @@ impl Drop for Workers {
             }
         }
     }
+}
+
+/// The worker, of `workers`, that owns calls with `shard_key` (see [`Workers::worker_for`]).
+/// Public so integration tests can place calls on chosen workers.
+pub fn worker_index(shard_key: u64, workers: usize) -> usize {
+    let n = workers.max(1) as u64;
+    // Mix, so keys that differ only in high bits still spread.
+    let mixed = shard_key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    (mixed % n) as usize
 }
 
 /// Report an event without ever blocking the packet path.

@@ -1,31 +1,89 @@
-//! The XDP program's loader and maps (interface stub: the program is not built yet).
+//! The XDP plane's kernel side: loading `bpf/relay.bpf.c`, attaching it to interfaces, and the
+//! rule/counter maps the workers fill once a flow has been learned in userspace.
+//!
+//! The program forwards only what it fully understands (a rule for the destination ip:port,
+//! RTP-like payload, a next hop the kernel already knows); everything else is `XDP_PASS`ed to
+//! the socket path unchanged, so the userspace planes stay the reference and the fallback.
+//!
+//! Deployment notes:
+//! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
+//!   on the receiving device (`net.ipv4.conf.DEV.forwarding`, and the IPv6 one); elsewhere all
+//!   packets are passed (a warning is logged on attach). A peer without a neighbour entry yet is
+//!   passed too, until userspace traffic has resolved it.
+//! - Packets sent with XDP_TX/redirect into a veth are dropped unless the peer end has an XDP
+//!   program (or GRO) too.
+//!
+//! Built only with the `xdp` feature and a working clang at build time (`cfg(rtprelay_xdp)`);
+//! otherwise the same API exists, [`built`] is false and [`XdpProgram::load_and_attach`] says so.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-/// Whether this binary carries the XDP program.
+#[cfg(rtprelay_xdp)]
+mod abi;
+#[cfg(rtprelay_xdp)]
+mod loader;
+#[cfg(rtprelay_xdp)]
+mod skel;
+#[cfg(rtprelay_xdp)]
+mod table;
+#[cfg(all(test, rtprelay_xdp))]
+mod tests;
+
+#[cfg(rtprelay_xdp)]
+pub use loader::XdpProgram;
+#[cfg(rtprelay_xdp)]
+pub use table::XdpTable;
+
+#[cfg(not(rtprelay_xdp))]
+mod stub;
+#[cfg(not(rtprelay_xdp))]
+pub use stub::{XdpProgram, XdpTable};
+
+/// Whether this binary carries the XDP program (false when built without clang or without the
+/// `xdp` feature).
 pub fn built() -> bool {
-    false
+    cfg!(rtprelay_xdp)
 }
 
-/// `if_nametoindex`.
+/// The index of interface `name` (`if_nametoindex`), for resolving `--interface` devices.
 pub fn ifindex(name: &str) -> std::io::Result<u32> {
-    let _ = name;
-    Err(std::io::Error::other("not built"))
+    let c = std::ffi::CString::new(name).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?}"),
+        )
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(index)
 }
 
-/// `if_indextoname`.
+/// The name of interface `index` (`if_indextoname`).
 pub fn ifname(index: u32) -> std::io::Result<String> {
-    let _ = index;
-    Err(std::io::Error::other("not built"))
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write, NUL included.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Ok(name.to_string_lossy().into_owned())
 }
 
+/// How the program is attached to a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
+    /// In the driver, before any socket buffer is allocated.
     Native,
+    /// After the socket buffer is built (`xdpgeneric`): works on any device, costs more.
     Generic,
 }
 
+/// One device the program is attached to.
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub ifindex: u32,
@@ -33,91 +91,79 @@ pub struct Attachment {
     pub mode: AttachMode,
 }
 
+/// Why the XDP plane could not be set up or used.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
+    /// This binary has no XDP program.
     #[error("the XDP plane was not built into this binary (no clang at build time)")]
     NotBuilt,
-    #[error("{0}")]
+    /// The kernel refused for lack of privilege.
+    #[error(
+        "not permitted to load or attach the XDP program ({0}): it needs CAP_BPF and \
+         CAP_NET_ADMIN (or CAP_SYS_ADMIN)"
+    )]
     Permission(String),
-    #[error("cannot load the XDP program: {0}")]
+    /// The object could not be opened or loaded (e.g. the verifier refused it).
+    #[error("loading the XDP program failed: {0}")]
     Load(String),
-    #[error("cannot attach XDP to {ifname}: {reason}")]
+    /// Attaching to a device failed.
+    #[error("attaching the XDP program to {ifname} failed: {reason}")]
     Attach { ifname: String, reason: String },
-    #[error("{ifname} already runs another XDP program ({program})")]
+    /// Another program is attached to the device; it is never replaced.
+    #[error("{ifname} already runs another XDP program ({program}): not replacing it")]
     Busy { ifname: String, program: String },
-    #[error("XDP map: {0}")]
+    /// A map operation failed, or the rule cannot be expressed.
+    #[error("XDP map operation failed: {0}")]
     Map(String),
 }
 
-pub struct XdpProgram {
-    attachments: Vec<Attachment>,
-    table: Arc<XdpTable>,
-}
-
-impl XdpProgram {
-    pub fn load_and_attach(ifindexes: &[u32]) -> Result<XdpProgram, XdpError> {
-        let _ = ifindexes;
-        Err(XdpError::NotBuilt)
-    }
-    pub fn attachments(&self) -> &[Attachment] {
-        &self.attachments
-    }
-    pub fn table(&self) -> Arc<XdpTable> {
-        self.table.clone()
-    }
-}
-
-pub struct XdpTable {}
-
+/// What a rule forwards, which decides how payloads are checked and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleKind {
+    /// RTP, with RTCP muxed on the same port (RFC 5761) counted as RTCP; anything that does not
+    /// look like RTP/RTCP is passed to userspace.
     Rtp,
+    /// RTCP only: every forwarded packet is counted as RTCP.
     Rtcp,
+    /// Any datagram (e.g. T.38/UDPTL).
     Opaque,
 }
 
+/// How packets arriving at one local ip:port are forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
+    /// New source: the relay's own egress socket address (local ip:port of the flow that sends).
     pub source: SocketAddr,
+    /// New destination: the peer the packets go to.
     pub dest: SocketAddr,
+    /// Strict source: only packets from exactly this ip:port are forwarded; others are
+    /// XDP_DROPped and counted as errors. None = any source is forwarded.
     pub expect: Option<SocketAddr>,
     pub kind: RuleKind,
 }
 
+/// A rule's counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowTotals {
+    /// RTP (or opaque) packets forwarded, and their UDP payload bytes.
     pub packets: u64,
     pub bytes: u64,
+    /// RTCP packets forwarded, and their UDP payload bytes.
     pub rtcp_packets: u64,
     pub rtcp_bytes: u64,
+    /// strict-source drops in the kernel
     pub errors: u64,
 }
 
+/// What the program did with every packet it saw, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct XdpStats {
+    /// XDP_TX + redirect.
     pub forwarded: u64,
+    /// Handed to the socket path (no rule, not RTP-like, fib miss, fragments, options…).
     pub passed: u64,
+    /// Strict-source drops.
     pub dropped: u64,
+    /// Redirect failures etc.
     pub aborted: u64,
-}
-
-impl XdpTable {
-    pub fn install(&self, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
-        let _ = (local, rule);
-        Err(XdpError::NotBuilt)
-    }
-    pub fn remove(&self, local: SocketAddr) -> Result<(), XdpError> {
-        let _ = local;
-        Ok(())
-    }
-    pub fn totals(&self, slot: u32) -> Result<FlowTotals, XdpError> {
-        let _ = slot;
-        Ok(FlowTotals::default())
-    }
-    pub fn stats(&self) -> Result<XdpStats, XdpError> {
-        Ok(XdpStats::default())
-    }
-    pub fn installed(&self) -> usize {
-        0
-    }
 }

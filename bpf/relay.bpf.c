@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+/*
+ * rtprelay's XDP fast path: forwards UDP packets of learned media flows in the
+ * driver, without a trip through the socket layer.
+ *
+ * A packet whose destination (the relay's ip:port) has a rule in `flows` gets
+ * its addresses and ports rewritten to the rule's egress socket and peer, the
+ * TTL/hop limit decremented, both checksums recomputed in full, the MACs set
+ * from bpf_fib_lookup(), and is sent back out (XDP_TX) or to another device
+ * (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
+ * next hop, mixed families, ...) is passed to the kernel unchanged, where the
+ * userspace planes handle it: this program only takes the easy, common case.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "relay.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Not in the uapi headers usable from BPF. */
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IP_MF_ 0x2000
+#define IP_OFFSET_ 0x1FFF
+
+/* The payload checksum is summed in chunks of this many bytes; payloads
+ * longer than CSUM_MAX (jumbo frames) are passed. */
+#define CSUM_CHUNK 64
+#define CSUM_MAX 9000
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RTPRELAY_MAX_FLOWS);
+	__type(key, struct rtprelay_flow_key);
+	__type(value, struct rtprelay_flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RTPRELAY_MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct rtprelay_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rtprelay_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RTPRELAY_MAX_FLOWS);
+	__type(key, struct rtprelay_addr);
+	__type(value, struct rtprelay_peer);
+} peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rtprelay_config);
+} config SEC(".maps");
+
+enum outcome { PASSED, FORWARDED, DROPPED, ABORTED };
+
+/* Whether a packet to `port` (network order) is for the relay's port range. */
+static __always_inline int relay_port(__be16 port)
+{
+	__u32 zero = 0;
+	struct rtprelay_config *c = bpf_map_lookup_elem(&config, &zero);
+	__u16 p = bpf_ntohs(port);
+
+	return c && p >= c->port_min && p <= c->port_max;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u16 *)a == *(const __u16 *)b && *(const __u16 *)(a + 2) == *(const __u16 *)(b + 2) &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* Remember the link a peer's packet came in on; written only when it changed,
+ * so the common case is one lookup. */
+static __always_inline void learn_peer(struct xdp_md *ctx, struct ethhdr *eth, const __be32 src[4])
+{
+	struct rtprelay_addr key = {};
+	struct rtprelay_peer *p, v = {};
+
+	__builtin_memcpy(key.addr, src, sizeof(key.addr));
+	p = bpf_map_lookup_elem(&peers, &key);
+	if (p && p->ifindex == ctx->ingress_ifindex && mac_eq(p->peer_mac, eth->h_source) &&
+	    mac_eq(p->our_mac, eth->h_dest))
+		return;
+	v.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(v.our_mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(v.peer_mac, eth->h_source, ETH_ALEN);
+	bpf_map_update_elem(&peers, &key, &v, BPF_ANY);
+}
+
+/* The next hop towards dst: the routing and neighbour tables when they answer,
+ * else the link the peer's own packets arrive on. False when neither knows
+ * (the stack then sends the packet and resolves the neighbour). */
+static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
+{
+	struct rtprelay_addr key = {};
+	struct rtprelay_peer *p;
+
+	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS)
+		return 1;
+	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
+	p = bpf_map_lookup_elem(&peers, &key);
+	if (!p)
+		return 0;
+	fib->ifindex = p->ifindex;
+	__builtin_memcpy(fib->smac, p->our_mac, ETH_ALEN);
+	__builtin_memcpy(fib->dmac, p->peer_mac, ETH_ALEN);
+	return 1;
+}
+
+/* Count the outcome in `stats` and return the XDP action. */
+static __always_inline int finish(enum outcome o, int action)
+{
+	__u32 zero = 0;
+	struct rtprelay_stats *s = bpf_map_lookup_elem(&stats, &zero);
+
+	if (s) {
+		switch (o) {
+		case PASSED:
+			s->passed++;
+			break;
+		case FORWARDED:
+			s->forwarded++;
+			break;
+		case DROPPED:
+			s->dropped++;
+			break;
+		case ABORTED:
+			s->aborted++;
+			break;
+		}
+	}
+	return action;
+}
+
+#define PASS() finish(PASSED, XDP_PASS)
+/* A failure after the packet was rewritten: it cannot be passed any more. */
+#define ABORT() finish(ABORTED, XDP_DROP)
+
+static __always_inline __u16 fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* Find the rule for a packet to addr:port: exact address first, then the
+ * family's wildcard. */
+static __always_inline struct rtprelay_flow *find_flow(const __be32 addr[4], __be16 port, __u8 family)
+{
+	struct rtprelay_flow_key key = {};
+	struct rtprelay_flow *f;
+
+	key.addr[0] = addr[0];
+	key.addr[1] = addr[1];
+	key.addr[2] = addr[2];
+	key.addr[3] = addr[3];
+	key.port = port;
+	key.family = family;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f)
+		return f;
+	key.addr[0] = 0;
+	key.addr[1] = 0;
+	key.addr[3] = 0;
+	/* addr[2] stays 0 for IPv6 and 0x0000ffff for v4-mapped. */
+	if (family == RTPRELAY_FAMILY_V6)
+		key.addr[2] = 0;
+	return bpf_map_lookup_elem(&flows, &key);
+}
+
+static __always_inline int addr_eq(const __be32 a[4], const __be32 b[4])
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* Does the payload look like what the rule carries? 0: no (pass it, userspace
+ * counts it as malformed), 1: RTP (or opaque), 2: RTCP. The RTP header check
+ * (version, CSRC list, extension) and the RFC 5761 demux (second byte in
+ * 192..=223) follow src/wire. */
+/* RTCP as the userspace path accepts it: the first packet's type is one that
+ * may start a compound (SR .. the last defined type, 200..211) and its length
+ * fits the datagram. 2 (RTCP) when it is, 0 (pass, userspace counts it as
+ * malformed) when not. The caller checked 8 bytes and the version. */
+static __always_inline int rtcp_ok(__u8 *pl, __u32 plen)
+{
+	__u32 words = ((__u32)pl[2] << 8) | pl[3];
+
+	if (pl[1] < 200 || pl[1] > 211)
+		return 0;
+	return (words + 1) * 4 <= plen ? 2 : 0;
+}
+
+static __always_inline int classify(struct xdp_md *ctx, __u16 flags, __u8 *pl, void *end, __u32 off,
+				    __u32 plen)
+{
+	__u8 b0, b1, ext[4];
+	__u32 hl;
+
+	if (flags & RTPRELAY_F_KIND_OPAQUE)
+		return 1;
+	if (plen < 8 || (void *)(pl + 8) > end)
+		return 0;
+	b0 = pl[0];
+	b1 = pl[1];
+	if ((b0 >> 6) != 2)
+		return 0;
+	if (flags & RTPRELAY_F_KIND_RTCP)
+		return rtcp_ok(pl, plen);
+	if (!(flags & RTPRELAY_F_KIND_RTP))
+		return 0;
+	if (b1 >= 192 && b1 <= 223)
+		return rtcp_ok(pl, plen);
+	if (plen < 12)
+		return 0;
+	hl = 12 + 4 * (b0 & 0x0f);
+	if (b0 & 0x10) {
+		if (hl + 4 > plen)
+			return 0;
+		if (bpf_xdp_load_bytes(ctx, off + hl, ext, sizeof(ext)) < 0)
+			return 0;
+		hl += 4 + 4 * (((__u32)ext[2] << 8) | ext[3]);
+	}
+	return hl <= plen ? 1 : 0;
+}
+
+/* State of the payload checksum loop (bpf_loop callback). */
+struct sum_state {
+	struct xdp_md *ctx;
+	__u32 off; /* payload start, from ctx->data */
+	__u32 len; /* payload length */
+	__u32 sum; /* running 32-bit one's-complement sum, memory order */
+	__u32 err;
+};
+
+/* Add chunk `i` (CSUM_CHUNK bytes, the last one zero-padded, which is what
+ * the checksum wants for an odd tail) to the sum. Copying through the stack
+ * keeps the verifier's work independent of the payload length. */
+static long sum_chunk(__u64 i, void *data)
+{
+	struct sum_state *st = data;
+	__u8 buf[CSUM_CHUNK] = {};
+	__u32 done = i * CSUM_CHUNK;
+	__u64 n;
+
+	if (done >= st->len)
+		return 1;
+	n = st->len - done;
+	/* Keep clang from folding the clamp into something the verifier cannot
+	 * bound: the size must be known to lie in 1..CSUM_CHUNK. */
+	barrier_var(n);
+	if (n > CSUM_CHUNK)
+		n = CSUM_CHUNK;
+	barrier_var(n);
+	if (n == 0)
+		return 1;
+	if (bpf_xdp_load_bytes(st->ctx, st->off + done, buf, n) < 0) {
+		st->err = 1;
+		return 1;
+	}
+	st->sum = bpf_csum_diff(0, 0, (__be32 *)buf, CSUM_CHUNK, st->sum);
+	return 0;
+}
+
+/* One's-complement sum of `len` payload bytes at `off` (from ctx->data), in
+ * memory order, or -1 when they cannot be read or are too many. */
+static __always_inline __s64 payload_sum(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+	struct sum_state st = { .ctx = ctx, .off = off, .len = len };
+
+	if (len > CSUM_MAX)
+		return -1;
+	if (len == 0)
+		return 0;
+	bpf_loop((len + CSUM_CHUNK - 1) / CSUM_CHUNK, sum_chunk, &st, 0);
+	if (st.err)
+		return -1;
+	return st.sum;
+}
+
+/* The UDP checksum from a payload sum and the new header and pseudo-header
+ * fields (memory order); 0 is sent as 0xffff. */
+static __always_inline __u16 udp_csum(__u64 sum, const __be32 *saddr, const __be32 *daddr, int words,
+				      __be16 sport, __be16 dport, __be16 ulen_be)
+{
+	int i;
+	__u16 c;
+
+	for (i = 0; i < 4; i++) {
+		if (i >= words)
+			break;
+		sum += saddr[i];
+		sum += daddr[i];
+	}
+	sum += bpf_htons(IPPROTO_UDP);
+	sum += ulen_be; /* pseudo-header length */
+	sum += sport;
+	sum += dport;
+	sum += ulen_be; /* UDP header length */
+	c = ~fold(sum);
+	return c ? c : 0xffff;
+}
+
+/* Send the rewritten frame out of fib's egress device. */
+static __always_inline int transmit(struct xdp_md *ctx, __u32 egress)
+{
+	if (egress == ctx->ingress_ifindex)
+		return finish(FORWARDED, XDP_TX);
+	if (bpf_redirect(egress, 0) != XDP_REDIRECT)
+		return ABORT();
+	return finish(FORWARDED, XDP_REDIRECT);
+}
+
+static __always_inline void count(struct rtprelay_flow *f, int kind, __u32 plen)
+{
+	__u32 slot = f->slot;
+	struct rtprelay_counters *c = bpf_map_lookup_elem(&counters, &slot);
+
+	if (!c)
+		return;
+	if (kind == 2) {
+		c->rtcp_packets++;
+		c->rtcp_bytes += plen;
+	} else {
+		c->packets++;
+		c->bytes += plen;
+	}
+	c->last_seen_ns = bpf_ktime_get_ns();
+}
+
+/* Strict source rejected: count it and drop. */
+static __always_inline int reject(struct rtprelay_flow *f)
+{
+	__u32 slot = f->slot;
+	struct rtprelay_counters *c = bpf_map_lookup_elem(&counters, &slot);
+
+	if (c)
+		c->errors++;
+	return finish(DROPPED, XDP_DROP);
+}
+
+/* Sum of the 20-byte IPv4 header, memory order. */
+static __always_inline __u64 ipv4_sum(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u64 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 10; i++)
+		sum += w[i];
+	return sum;
+}
+
+static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, void *end,
+				     __u32 l3off, int vlan)
+{
+	struct bpf_fib_lookup fib = {};
+	struct rtprelay_flow *f;
+	struct udphdr *udp;
+	__be32 local[4], src[4];
+	__u32 tot, ulen, plen, poff;
+	__s64 psum;
+	int kind;
+
+	if ((void *)(ip + 1) > end)
+		return PASS();
+	if (ip->version != 4 || ip->ihl < 5)
+		return PASS();
+	if (ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_))
+		return PASS();
+	if (ip->protocol != IPPROTO_UDP)
+		return PASS();
+	/* Options are rare on media and would need a variable-length header
+	 * checksum: leave them to the stack. */
+	if (ip->ihl != 5)
+		return PASS();
+	udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end)
+		return PASS();
+	tot = bpf_ntohs(ip->tot_len);
+	ulen = bpf_ntohs(udp->len);
+	if (ulen < sizeof(*udp) || tot != sizeof(*ip) + ulen || (void *)udp + ulen > end)
+		return PASS();
+	plen = ulen - sizeof(*udp);
+	poff = l3off + sizeof(*ip) + sizeof(*udp);
+
+	local[0] = 0;
+	local[1] = 0;
+	local[2] = bpf_htonl(0xffff);
+	local[3] = ip->daddr;
+	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V4);
+	if (!vlan && (f || relay_port(udp->dest))) {
+		src[0] = 0;
+		src[1] = 0;
+		src[2] = bpf_htonl(0xffff);
+		src[3] = ip->saddr;
+		learn_peer(ctx, eth, src);
+	}
+	if (!f)
+		return PASS();
+	if (f->flags & RTPRELAY_F_OUT_V6)
+		return PASS();
+	if (f->flags & RTPRELAY_F_STRICT) {
+		src[0] = 0;
+		src[1] = 0;
+		src[2] = bpf_htonl(0xffff);
+		src[3] = ip->saddr;
+		if (!addr_eq(src, f->expect_addr) || udp->source != f->expect_port)
+			return reject(f);
+	}
+	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
+	if (!kind)
+		return PASS();
+	if (ip->ttl <= 1)
+		return PASS();
+	/* The header must be intact: the kernel drops a bad one, so do we (by
+	 * passing it there) instead of repairing it. */
+	if (fold(ipv4_sum(ip)) != 0xffff)
+		return PASS();
+
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = f->sport;
+	fib.dport = f->dport;
+	fib.tot_len = tot;
+	fib.ipv4_src = f->saddr[3];
+	fib.ipv4_dst = f->daddr[3];
+	fib.ifindex = ctx->ingress_ifindex;
+	if (!next_hop(ctx, &fib, f->daddr))
+		return PASS();
+	if (vlan && fib.ifindex != ctx->ingress_ifindex)
+		return PASS();
+
+	psum = 0;
+	if (udp->check) {
+		psum = payload_sum(ctx, poff, plen);
+		if (psum < 0)
+			return PASS();
+	}
+
+	/* Everything is known: rewrite. */
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	ip->saddr = f->saddr[3];
+	ip->daddr = f->daddr[3];
+	ip->ttl--;
+	ip->check = 0;
+	ip->check = ~fold(ipv4_sum(ip));
+	if (udp->check)
+		udp->check = udp_csum(psum, &f->saddr[3], &f->daddr[3], 1, f->sport, f->dport, udp->len);
+	udp->source = f->sport;
+	udp->dest = f->dport;
+	count(f, kind, plen);
+	return transmit(ctx, fib.ifindex);
+}
+
+static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6, void *end,
+				     __u32 l3off, int vlan)
+{
+	struct bpf_fib_lookup fib = {};
+	struct rtprelay_flow *f;
+	struct udphdr *udp;
+	__be32 local[4], src[4];
+	__u32 ulen, plen, poff;
+	__s64 psum;
+	int kind;
+
+	if ((void *)(ip6 + 1) > end)
+		return PASS();
+	if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
+		return PASS();
+	udp = (void *)(ip6 + 1);
+	if ((void *)(udp + 1) > end)
+		return PASS();
+	ulen = bpf_ntohs(udp->len);
+	if (ulen < sizeof(*udp) || ulen != bpf_ntohs(ip6->payload_len) || (void *)udp + ulen > end)
+		return PASS();
+	plen = ulen - sizeof(*udp);
+	poff = l3off + sizeof(*ip6) + sizeof(*udp);
+
+	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
+	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V6);
+	if (!vlan && (f || relay_port(udp->dest))) {
+		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
+		learn_peer(ctx, eth, src);
+	}
+	if (!f)
+		return PASS();
+	if (!(f->flags & RTPRELAY_F_OUT_V6))
+		return PASS();
+	if (f->flags & RTPRELAY_F_STRICT) {
+		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
+		if (!addr_eq(src, f->expect_addr) || udp->source != f->expect_port)
+			return reject(f);
+	}
+	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
+	if (!kind)
+		return PASS();
+	if (ip6->hop_limit <= 1)
+		return PASS();
+
+	fib.family = AF_INET6;
+	fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = f->sport;
+	fib.dport = f->dport;
+	fib.tot_len = ulen + sizeof(*ip6);
+	__builtin_memcpy(fib.ipv6_src, f->saddr, sizeof(fib.ipv6_src));
+	__builtin_memcpy(fib.ipv6_dst, f->daddr, sizeof(fib.ipv6_dst));
+	fib.ifindex = ctx->ingress_ifindex;
+	if (!next_hop(ctx, &fib, f->daddr))
+		return PASS();
+	if (vlan && fib.ifindex != ctx->ingress_ifindex)
+		return PASS();
+
+	psum = payload_sum(ctx, poff, plen);
+	if (psum < 0)
+		return PASS();
+
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(&ip6->saddr, f->saddr, sizeof(ip6->saddr));
+	__builtin_memcpy(&ip6->daddr, f->daddr, sizeof(ip6->daddr));
+	ip6->hop_limit--;
+	udp->check = udp_csum(psum, f->saddr, f->daddr, 4, f->sport, f->dport, udp->len);
+	udp->source = f->sport;
+	udp->dest = f->dport;
+	count(f, kind, plen);
+	return transmit(ctx, fib.ifindex);
+}
+
+SEC("xdp")
+int rtprelay_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	void *l3 = eth + 1;
+	__u32 l3off = sizeof(*eth);
+	__be16 proto;
+	int vlan = 0;
+
+	if ((void *)(eth + 1) > end)
+		return PASS();
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
+		struct vlan_tag *tag = l3;
+
+		if ((void *)(tag + 1) > end)
+			return PASS();
+		proto = tag->proto;
+		l3 = tag + 1;
+		l3off += sizeof(*tag);
+		vlan = 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return handle_v4(ctx, eth, l3, end, l3off, vlan);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return handle_v6(ctx, eth, l3, end, l3off, vlan);
+	return PASS();
+}

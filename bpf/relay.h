@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0) */
+/*
+ * Map layout shared by the XDP program (relay.bpf.c) and its Rust loader
+ * (src/sys/xdp/abi.rs mirrors these structs with #[repr(C)]; keep both in step).
+ *
+ * Addresses are 16 bytes in network order; IPv4 is stored v4-mapped
+ * (::ffff:a.b.c.d) so one layout serves both families. Ports are in network
+ * order. Every struct is padded explicitly so that no byte of a hash key is
+ * left undefined.
+ */
+#ifndef RTPRELAY_RELAY_H
+#define RTPRELAY_RELAY_H
+
+#include <linux/types.h>
+
+/* Rules (and counter slots) the maps hold. */
+#define RTPRELAY_MAX_FLOWS 65536
+
+#define RTPRELAY_FAMILY_V4 4
+#define RTPRELAY_FAMILY_V6 6
+
+/* rtprelay_flow.flags */
+#define RTPRELAY_F_STRICT      0x0001 /* drop packets whose source is not expect_* */
+#define RTPRELAY_F_KIND_RTP    0x0002 /* RTP, with RTCP muxed on the same port */
+#define RTPRELAY_F_KIND_RTCP   0x0004 /* RTCP only */
+#define RTPRELAY_F_KIND_OPAQUE 0x0008 /* any datagram */
+#define RTPRELAY_F_OUT_V6      0x0010 /* the new saddr/daddr are IPv6 */
+
+/* Key of `flows`: where a packet arrived (the relay's own ip:port). An all-zero
+ * address (:: or ::ffff:0.0.0.0) matches any local address of that family. */
+struct rtprelay_flow_key {
+	__be32 addr[4];
+	__be16 port;
+	__u8 family; /* RTPRELAY_FAMILY_V4 / _V6 */
+	__u8 pad;
+};
+
+/* Value of `flows`: how to rewrite and count a packet. */
+struct rtprelay_flow {
+	__be32 saddr[4];       /* new source: the relay's egress address */
+	__be32 daddr[4];       /* new destination: the peer */
+	__be32 expect_addr[4]; /* strict source (ingress family, v4-mapped) */
+	__be16 sport;
+	__be16 dport;
+	__be16 expect_port;
+	__u16 flags;           /* RTPRELAY_F_* */
+	__u32 slot;            /* index into `counters` */
+};
+
+/* Value of `counters` (per CPU), indexed by rtprelay_flow.slot. Bytes count the
+ * UDP payload, like the userspace planes. */
+struct rtprelay_counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 rtcp_packets;
+	__u64 rtcp_bytes;
+	__u64 errors;       /* strict-source drops */
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last forwarded packet */
+};
+
+/* Value of `config` (one entry): the relay's media port range (host order).
+ * Packets to these ports teach `peers` where their sender is, even before their
+ * flow is offloaded. 0/0 until the relay sets it. */
+struct rtprelay_config {
+	__u16 port_min;
+	__u16 port_max;
+};
+
+/* Key of `peers`. */
+struct rtprelay_addr {
+	__be32 addr[4];
+};
+
+/* Value of `peers`, keyed by a peer's address (16 bytes, v4-mapped): the link
+ * its packets last arrived on. The program learns it from the packets of
+ * offloaded flows and uses it as the next hop when bpf_fib_lookup() cannot
+ * answer, e.g. when forwarding is off on the device (the lookup then fails
+ * with BPF_FIB_LKUP_RET_FWD_DISABLED), so offload does not need a router
+ * setting. */
+struct rtprelay_peer {
+	__u32 ifindex;
+	__u8 our_mac[6];  /* the relay's MAC on that link (the frame's destination) */
+	__u8 peer_mac[6]; /* the peer's next hop (the frame's source) */
+};
+
+/* Value of `stats` (per CPU, one entry): what happened to every packet seen. */
+struct rtprelay_stats {
+	__u64 forwarded; /* XDP_TX or XDP_REDIRECT */
+	__u64 passed;    /* handed to the kernel stack */
+	__u64 dropped;   /* strict-source drops */
+	__u64 aborted;   /* internal failures after the packet was rewritten */
+};
+
+#endif

@@ -1,0 +1,51 @@
+//! The XDP API of a binary built without the program: loading always fails with `NotBuilt`,
+//! so no `XdpTable` ever exists.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{Attachment, FlowTotals, Rule, XdpError, XdpStats};
+
+/// Never constructed in this build.
+pub struct XdpProgram {
+    _never: std::convert::Infallible,
+}
+
+impl XdpProgram {
+    /// Always `Err(XdpError::NotBuilt)`.
+    pub fn load_and_attach(_ifindexes: &[u32]) -> Result<XdpProgram, XdpError> {
+        Err(XdpError::NotBuilt)
+    }
+    pub fn attachments(&self) -> &[Attachment] {
+        match self._never {}
+    }
+    pub fn table(&self) -> Arc<XdpTable> {
+        match self._never {}
+    }
+}
+
+/// Never constructed in this build.
+pub struct XdpTable {
+    _never: std::convert::Infallible,
+}
+
+impl XdpTable {
+    pub fn install(&self, _local: SocketAddr, _rule: &Rule) -> Result<u32, XdpError> {
+        match self._never {}
+    }
+    pub fn remove(&self, _local: SocketAddr) -> Result<(), XdpError> {
+        match self._never {}
+    }
+    pub fn totals(&self, _slot: u32) -> Result<FlowTotals, XdpError> {
+        match self._never {}
+    }
+    pub fn stats(&self) -> Result<XdpStats, XdpError> {
+        match self._never {}
+    }
+    pub fn set_port_range(&self, _min: u16, _max: u16) -> Result<(), XdpError> {
+        match self._never {}
+    }
+    pub fn installed(&self) -> usize {
+        match self._never {}
+    }
+}

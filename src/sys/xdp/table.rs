@@ -1,0 +1,202 @@
+//! The rule and counter maps, shared by the workers: install/remove rules, read counters.
+//! Every call is one or two map syscalls; none is made per packet.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use super::abi::{self, Counters, FlowKey, Pod, Stats};
+use super::{FlowTotals, Rule, XdpError, XdpStats};
+
+/// Handles to the maps; Send + Sync. All methods are cheap syscalls, never called per packet.
+pub struct XdpTable {
+    flows: MapHandle,
+    counters: MapHandle,
+    stats: MapHandle,
+    config: MapHandle,
+    /// CPUs the per-CPU maps hold a value for.
+    cpus: usize,
+    slots: Mutex<Slots>,
+}
+
+// Shared with worker threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<XdpTable>();
+    send_sync::<super::XdpProgram>();
+};
+
+/// Which counter slot each installed key uses, and the free ones.
+#[derive(Default)]
+struct Slots {
+    by_key: HashMap<FlowKey, u32>,
+    free: Vec<u32>,
+    /// Slots below this were handed out at least once.
+    next: u32,
+}
+
+pub(super) fn map_err(what: &str, e: libbpf_rs::Error) -> XdpError {
+    XdpError::Map(format!("{what}: {e}"))
+}
+
+impl XdpTable {
+    /// A table over the program's maps (handles with their own fds, so the maps live as long
+    /// as the table does).
+    pub(super) fn new(
+        flows: MapHandle,
+        counters: MapHandle,
+        stats: MapHandle,
+        config: MapHandle,
+    ) -> Result<XdpTable, XdpError> {
+        let cpus =
+            libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
+        Ok(XdpTable {
+            flows,
+            counters,
+            stats,
+            config,
+            cpus,
+            slots: Mutex::new(Slots::default()),
+        })
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding the lock leaves the bookkeeping consistent enough (each step
+        // is a single insert/remove), so keep going.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Install or replace the rule for packets arriving at the relay's local `local` (ip:port).
+    /// Returns the counter slot. Replacing an existing key keeps its slot (counters continue).
+    /// A new key gets a free slot whose per-CPU counters are zeroed first.
+    ///
+    /// An unspecified `local` address (`0.0.0.0`, `::`) matches packets to any local address of
+    /// that family on the port, after exact matches.
+    pub fn install(&self, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
+        let key = abi::key(local);
+        let mut slots = self.slots();
+        let existing = slots.by_key.get(&key).copied();
+        let slot = match existing {
+            Some(slot) => slot,
+            None => match slots.free.pop() {
+                Some(slot) => slot,
+                None if slots.next < abi::MAX_FLOWS => {
+                    slots.next += 1;
+                    slots.next - 1
+                }
+                None => {
+                    return Err(XdpError::Map(format!(
+                        "rule table full ({} rules)",
+                        abi::MAX_FLOWS
+                    )))
+                }
+            },
+        };
+        let result = abi::flow(rule, slot).and_then(|value| {
+            if existing.is_none() {
+                self.zero_counters(slot)?;
+            }
+            self.flows
+                .update(key.as_bytes(), value.as_bytes(), MapFlags::ANY)
+                .map_err(|e| map_err(&format!("installing the rule for {local}"), e))
+        });
+        match result {
+            Ok(()) => {
+                slots.by_key.insert(key, slot);
+                Ok(slot)
+            }
+            Err(e) => {
+                if existing.is_none() {
+                    slots.free.push(slot);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn zero_counters(&self, slot: u32) -> Result<(), XdpError> {
+        let zero = vec![Counters::default().as_bytes().to_vec(); self.cpus];
+        self.counters
+            .update_percpu(&slot.to_ne_bytes(), &zero, MapFlags::ANY)
+            .map_err(|e| map_err(&format!("zeroing counter slot {slot}"), e))
+    }
+
+    /// Remove the rule; frees its slot. Removing an absent key is Ok.
+    pub fn remove(&self, local: SocketAddr) -> Result<(), XdpError> {
+        let key = abi::key(local);
+        let mut slots = self.slots();
+        let Some(&slot) = slots.by_key.get(&key) else {
+            return Ok(());
+        };
+        match self.flows.delete(key.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
+            Err(e) => return Err(map_err(&format!("removing the rule for {local}"), e)),
+        }
+        slots.by_key.remove(&key);
+        slots.free.push(slot);
+        Ok(())
+    }
+
+    /// Per-CPU values of `map` at `index`, each read as a `T`.
+    fn percpu<T: Pod>(&self, map: &MapHandle, index: u32) -> Result<Vec<T>, XdpError> {
+        let values = map
+            .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err(&format!("reading slot {index}"), e))?
+            .ok_or_else(|| XdpError::Map(format!("no slot {index}")))?;
+        values
+            .iter()
+            .map(|v| T::read(v).ok_or_else(|| XdpError::Map("short per-CPU value".into())))
+            .collect()
+    }
+
+    /// Counters of a slot, summed over CPUs.
+    pub fn totals(&self, slot: u32) -> Result<FlowTotals, XdpError> {
+        if slot >= abi::MAX_FLOWS {
+            return Err(XdpError::Map(format!("no counter slot {slot}")));
+        }
+        Ok(self.percpu::<Counters>(&self.counters, slot)?.iter().fold(
+            FlowTotals::default(),
+            |t, c| FlowTotals {
+                packets: t.packets + c.packets,
+                bytes: t.bytes + c.bytes,
+                rtcp_packets: t.rtcp_packets + c.rtcp_packets,
+                rtcp_bytes: t.rtcp_bytes + c.rtcp_bytes,
+                errors: t.errors + c.errors,
+            },
+        ))
+    }
+
+    /// What the program did with every packet so far, summed over CPUs.
+    pub fn stats(&self) -> Result<XdpStats, XdpError> {
+        Ok(self
+            .percpu::<Stats>(&self.stats, 0)?
+            .iter()
+            .fold(XdpStats::default(), |t, s| XdpStats {
+                forwarded: t.forwarded + s.forwarded,
+                passed: t.passed + s.passed,
+                dropped: t.dropped + s.dropped,
+                aborted: t.aborted + s.aborted,
+            }))
+    }
+
+    /// The relay's media port range: packets to it teach the program which link each peer
+    /// is on, the next hop it falls back on when the routing lookup cannot answer (forwarding
+    /// off on the device).
+    pub fn set_port_range(&self, min: u16, max: u16) -> Result<(), XdpError> {
+        let v = abi::Config {
+            port_min: min,
+            port_max: max,
+        };
+        self.config
+            .update(&0u32.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err("setting the port range", e))
+    }
+
+    /// Rules currently installed.
+    pub fn installed(&self) -> usize {
+        self.slots().by_key.len()
+    }
+}

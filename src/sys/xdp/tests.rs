@@ -1,0 +1,1148 @@
+//! Tests of the XDP program through BPF_PROG_TEST_RUN (crafted and random frames, the full
+//! rewrite against a real FIB in a namespace), and of attaching/replacing/detaching on a veth.
+//! They need root (CAP_BPF + CAP_NET_ADMIN): without it they print a note and return.
+#![allow(clippy::unwrap_used)]
+
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libbpf_rs::{ProgramInput, ProgramMut};
+
+use super::loader::{load_skel, table_of};
+use super::*;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+
+/// MACs in the test topology.
+const RELAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+const RELAY2_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
+const PEER_A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
+const PEER_B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x03];
+const PEER_C_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Load the skeleton (not attached) and run `f` with its program and a table over its maps;
+/// None (and a note) when this process may not load BPF.
+fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
+    // libbpf's messages (a verifier log on failure) go to tracing.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let mut storage = MaybeUninit::uninit();
+    let skel = match load_skel(&mut storage) {
+        Ok(s) => s,
+        Err(XdpError::Permission(e)) => {
+            eprintln!("skipping: cannot load BPF here ({e})");
+            return None;
+        }
+        Err(e) => panic!("loading the XDP program: {e}"),
+    };
+    let table = table_of(&skel).unwrap();
+    Some(f(&skel.progs.rtprelay_xdp, &table))
+}
+
+/// Run the program on `frame` as if received on `ifindex`: (action, frame after the run).
+fn run(prog: &ProgramMut<'_>, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+    let len = u32::try_from(frame.len()).unwrap();
+    let mut ctx = Vec::with_capacity(24);
+    for w in [0, len, 0, ifindex, 0, 0] {
+        ctx.extend_from_slice(&u32::to_ne_bytes(w));
+    }
+    let mut out = vec![0u8; frame.len() + 64];
+    let input = ProgramInput {
+        context_in: Some(&mut ctx),
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..Default::default()
+    };
+    let output = prog.test_run(input).unwrap();
+    let data = output.data.map(|d| d.to_vec()).unwrap_or_default();
+    (output.return_value, data)
+}
+
+// ---- frames ----
+
+fn sum16(data: &[u8]) -> u32 {
+    data.chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// The UDP checksum of `udp` (header with any checksum field, payload) between two addresses.
+fn udp_checksum(src: IpAddr, dst: IpAddr, udp: &[u8]) -> u16 {
+    let mut u = udp.to_vec();
+    u[6] = 0;
+    u[7] = 0;
+    let mut pseudo = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&(u.len() as u16).to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&(u.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 17]);
+        }
+        _ => panic!("mixed families"),
+    }
+    let c = !fold(sum16(&pseudo) + sum16(&u));
+    if c == 0 {
+        0xffff
+    } else {
+        c
+    }
+}
+
+/// An Ethernet frame (optionally VLAN-tagged) carrying UDP `payload` from `src` to `dst`.
+fn frame(
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    vlan: bool,
+    src: SocketAddr,
+    dst: SocketAddr,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dmac);
+    f.extend_from_slice(&smac);
+    if vlan {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    }
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&src.port().to_be_bytes());
+    udp.extend_from_slice(&dst.port().to_be_bytes());
+    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let c = udp_checksum(src.ip(), dst.ip(), &udp);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&[0x08, 0x00]);
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&((20 + udp.len()) as u16).to_be_bytes());
+            ip.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, 17, 0, 0]);
+            ip.extend_from_slice(&s.octets());
+            ip.extend_from_slice(&d.octets());
+            let c = !fold(sum16(&ip));
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            f.extend_from_slice(&[0x86, 0xdd]);
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+            f.extend_from_slice(&[17, 64]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+        _ => panic!("mixed families"),
+    }
+    f.extend_from_slice(&udp);
+    f
+}
+
+/// An RTP packet (PCMU, 160 bytes of payload).
+fn rtp() -> Vec<u8> {
+    let mut p = vec![
+        0x80, 0x00, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    p.extend((0..160u32).map(|i| (i * 7) as u8));
+    p
+}
+
+/// An RTCP receiver report with no blocks (8 bytes).
+fn rtcp() -> Vec<u8> {
+    vec![0x80, 201, 0, 1, 0xde, 0xad, 0xbe, 0xef]
+}
+
+/// A parsed output frame: L3 offset, addresses, ports, TTL, and whether both checksums hold.
+#[derive(Debug)]
+struct Parsed {
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    src: SocketAddr,
+    dst: SocketAddr,
+    ttl: u8,
+    ip_ok: bool,
+    udp_ok: bool,
+    udp_zero: bool,
+}
+
+fn parse(f: &[u8]) -> Option<Parsed> {
+    let dmac: [u8; 6] = f.get(0..6)?.try_into().ok()?;
+    let smac: [u8; 6] = f.get(6..12)?.try_into().ok()?;
+    let mut off = 12;
+    let mut proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    if proto == 0x8100 || proto == 0x88a8 {
+        off += 4;
+        proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    }
+    off += 2;
+    let (src_ip, dst_ip, ttl, ip_ok, l4, ulen) = match proto {
+        0x0800 => {
+            let ihl = usize::from(f.get(off)? & 0x0f) * 4;
+            let ip = f.get(off..off + ihl)?;
+            let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let s: [u8; 4] = ip[12..16].try_into().ok()?;
+            let d: [u8; 4] = ip[16..20].try_into().ok()?;
+            let ok = fold(sum16(ip)) == 0xffff;
+            (
+                IpAddr::from(s),
+                IpAddr::from(d),
+                ip[8],
+                ok,
+                off + ihl,
+                tot.checked_sub(ihl)?,
+            )
+        }
+        0x86dd => {
+            let ip = f.get(off..off + 40)?;
+            let s: [u8; 16] = ip[8..24].try_into().ok()?;
+            let d: [u8; 16] = ip[24..40].try_into().ok()?;
+            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            (
+                IpAddr::from(s),
+                IpAddr::from(d),
+                ip[7],
+                true,
+                off + 40,
+                plen,
+            )
+        }
+        _ => return None,
+    };
+    let udp = f.get(l4..l4 + ulen)?;
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    let check = u16::from_be_bytes([udp[6], udp[7]]);
+    let udp_ok = check == udp_checksum(src_ip, dst_ip, udp);
+    Some(Parsed {
+        dmac,
+        smac,
+        src: SocketAddr::new(src_ip, sport),
+        dst: SocketAddr::new(dst_ip, dport),
+        ttl,
+        ip_ok,
+        udp_ok,
+        udp_zero: check == 0,
+    })
+}
+
+// ---- a namespace with a route and neighbours ----
+
+static NEXT_NS: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace with two veth pairs: veth0 (192.0.2.1/24, 2001:db8:1::1/64) with
+/// permanent neighbours .2/.3 (::2/::3), and veth2 (198.51.100.1/24, 2001:db8:2::1/64) with
+/// neighbour .2 (::2). Deleted on drop.
+struct Netns {
+    name: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    fn new(forwarding: bool) -> Netns {
+        let name = format!(
+            "rtprelay-xdp-{}-{}",
+            std::process::id(),
+            NEXT_NS.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        let n = ns.name.as_str();
+        let mac = |m: [u8; 6]| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        ip(&["-n", n, "link", "set", "lo", "up"]);
+        for (a, b, amac, addr4, addr6) in [
+            (
+                "veth0",
+                "veth1",
+                RELAY_MAC,
+                "192.0.2.1/24",
+                "2001:db8:1::1/64",
+            ),
+            (
+                "veth2",
+                "veth3",
+                RELAY2_MAC,
+                "198.51.100.1/24",
+                "2001:db8:2::1/64",
+            ),
+        ] {
+            ip(&[
+                "-n",
+                n,
+                "link",
+                "add",
+                a,
+                "address",
+                &mac(amac),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b,
+            ]);
+            ip(&["-n", n, "link", "set", a, "up"]);
+            ip(&["-n", n, "link", "set", b, "up"]);
+            ip(&["-n", n, "addr", "add", addr4, "dev", a]);
+            ip(&["-n", n, "addr", "add", addr6, "dev", a, "nodad"]);
+        }
+        for (addr, m, dev) in [
+            ("192.0.2.2", PEER_A_MAC, "veth0"),
+            ("192.0.2.3", PEER_B_MAC, "veth0"),
+            ("2001:db8:1::2", PEER_A_MAC, "veth0"),
+            ("2001:db8:1::3", PEER_B_MAC, "veth0"),
+            ("198.51.100.2", PEER_C_MAC, "veth2"),
+            ("2001:db8:2::2", PEER_C_MAC, "veth2"),
+        ] {
+            ip(&[
+                "-n",
+                n,
+                "neigh",
+                "add",
+                addr,
+                "lladdr",
+                &mac(m),
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ]);
+        }
+        ns.forwarding(forwarding);
+        ns
+    }
+
+    /// bpf_fib_lookup() answers only where forwarding is on for the ingress device (a new
+    /// namespace inherits IPv4's setting from the host's, so set it either way).
+    fn forwarding(&self, on: bool) {
+        let v = if on { "1" } else { "0" };
+        for key in [
+            "net.ipv4.conf.all.forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ] {
+            ip(&[
+                "netns",
+                "exec",
+                &self.name,
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("{key}={v}"),
+            ]);
+        }
+    }
+
+    /// Run `f` on a thread inside the namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        crate::sys::netns::run_in(&self.name, f).unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn can_load() -> bool {
+    with_skel(|_, _| ()).is_some()
+}
+
+// ---- crafted frames ----
+
+#[test]
+fn no_rule_passes_unchanged_and_is_counted() {
+    with_skel(|prog, table| {
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:30000"),
+            &rtp(),
+        );
+        let (action, out) = run(prog, &f, 1);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, f);
+        // Not IP at all, and a runt.
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(run(prog, &arp, 1).0, XDP_PASS);
+        assert_eq!(run(prog, &f[..14], 1).0, XDP_PASS);
+        let s = table.stats().unwrap();
+        assert_eq!(
+            s,
+            XdpStats {
+                passed: 3,
+                ..XdpStats::default()
+            }
+        );
+    });
+}
+
+#[test]
+fn strict_source_mismatch_drops_and_counts_errors() {
+    with_skel(|prog, table| {
+        let local = sa("192.0.2.1:30000");
+        let rule = Rule {
+            source: sa("192.0.2.1:30002"),
+            dest: sa("192.0.2.3:5000"),
+            expect: Some(sa("192.0.2.2:4000")),
+            kind: RuleKind::Rtp,
+        };
+        let slot = table.install(local, &rule).unwrap();
+        assert_eq!(table.installed(), 1);
+        // Wrong port, then wrong address.
+        for src in ["192.0.2.2:4001", "192.0.2.9:4000"] {
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, sa(src), local, &rtp());
+            assert_eq!(run(prog, &f, 1).0, XDP_DROP, "from {src}");
+        }
+        let t = table.totals(slot).unwrap();
+        assert_eq!(t.errors, 2);
+        assert_eq!(t.packets, 0);
+        assert_eq!(table.stats().unwrap().dropped, 2);
+        // The expected source is not dropped (it passes here: no route in this namespace).
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            local,
+            &rtp(),
+        );
+        assert_eq!(run(prog, &f, 1).0, XDP_PASS);
+        // Replacing keeps the slot and its counters; removing frees it; a new key reuses it
+        // with zeroed counters.
+        assert_eq!(table.install(local, &rule).unwrap(), slot);
+        assert_eq!(table.totals(slot).unwrap().errors, 2);
+        table.remove(local).unwrap();
+        table.remove(local).unwrap();
+        assert_eq!(table.installed(), 0);
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4001"),
+            local,
+            &rtp(),
+        );
+        assert_eq!(run(prog, &f, 1), (XDP_PASS, f.clone()));
+        let other = sa("192.0.2.1:30010");
+        assert_eq!(table.install(other, &rule).unwrap(), slot);
+        assert_eq!(table.totals(slot).unwrap(), FlowTotals::default());
+    });
+}
+
+#[test]
+fn truncated_and_fragmented_frames_pass_unchanged() {
+    with_skel(|prog, table| {
+        let local = sa("192.0.2.1:30000");
+        let rule = Rule {
+            source: sa("192.0.2.1:30002"),
+            dest: sa("192.0.2.3:5000"),
+            expect: Some(sa("192.0.2.2:4000")),
+            kind: RuleKind::Rtp,
+        };
+        table.install(local, &rule).unwrap();
+        // From a wrong source, so that a frame that parsed fully would be dropped.
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.9:1"),
+            local,
+            &rtp(),
+        );
+        assert_eq!(run(prog, &f, 1).0, XDP_DROP);
+        for len in 14..14 + 20 + 8 {
+            let (action, out) = run(prog, &f[..len], 1);
+            assert_eq!((action, &out[..]), (XDP_PASS, &f[..len]), "cut at {len}");
+        }
+        // Cut inside the payload: the lengths disagree with the frame.
+        let (action, _) = run(prog, &f[..f.len() - 1], 1);
+        assert_eq!(action, XDP_PASS);
+        // IP options (IHL 6, a NOP option word): left to the stack.
+        let mut o = f[..14].to_vec();
+        o.push(0x46);
+        o.extend_from_slice(&f[15..34]);
+        o.extend_from_slice(&[1, 1, 1, 0]);
+        o.extend_from_slice(&f[34..]);
+        let tot = u16::from_be_bytes([o[16], o[17]]) + 4;
+        o[16..18].copy_from_slice(&tot.to_be_bytes());
+        o[24..26].copy_from_slice(&[0, 0]);
+        let c = !fold(sum16(&o[14..38]));
+        o[24..26].copy_from_slice(&c.to_be_bytes());
+        let (action, out) = run(prog, &o, 1);
+        assert_eq!((action, out), (XDP_PASS, o));
+        // More fragments, or an offset.
+        for frag in [[0x20, 0x00], [0x00, 0x10]] {
+            let mut g = f.clone();
+            g[14 + 6..14 + 8].copy_from_slice(&frag);
+            let (action, out) = run(prog, &g, 1);
+            assert_eq!((action, out), (XDP_PASS, g));
+        }
+    });
+}
+
+// ---- the full rewrite, with a FIB ----
+
+/// Rules of the namespace topology: v4 and v6, XDP_TX (same link) and redirect (other link).
+fn topology_rules(table: &XdpTable) -> Vec<(SocketAddr, Rule, u32)> {
+    let rules = [
+        (
+            "192.0.2.1:30000",
+            "192.0.2.1:30002",
+            "192.0.2.3:5000",
+            None,
+            RuleKind::Rtp,
+        ),
+        (
+            "192.0.2.1:30004",
+            "198.51.100.1:30006",
+            "198.51.100.2:6000",
+            Some("192.0.2.2:4000"),
+            RuleKind::Rtp,
+        ),
+        (
+            "192.0.2.1:30008",
+            "192.0.2.1:30010",
+            "192.0.2.3:5002",
+            None,
+            RuleKind::Opaque,
+        ),
+        (
+            "[2001:db8:1::1]:30000",
+            "[2001:db8:1::1]:30002",
+            "[2001:db8:1::3]:5000",
+            None,
+            RuleKind::Rtp,
+        ),
+        (
+            "[2001:db8:1::1]:30004",
+            "[2001:db8:2::1]:30006",
+            "[2001:db8:2::2]:6000",
+            Some("[2001:db8:1::2]:4000"),
+            RuleKind::Rtcp,
+        ),
+    ];
+    rules
+        .iter()
+        .map(|&(local, source, dest, expect, kind)| {
+            let rule = Rule {
+                source: sa(source),
+                dest: sa(dest),
+                expect: expect.map(sa),
+                kind,
+            };
+            let local = sa(local);
+            let slot = table.install(local, &rule).unwrap();
+            (local, rule, slot)
+        })
+        .collect()
+}
+
+/// Check a forwarded frame byte by byte against the input and the rule.
+fn check_rewrite(input: &[u8], out: &[u8], rule: &Rule, dmac: [u8; 6], smac: [u8; 6]) {
+    assert_eq!(out.len(), input.len());
+    let i = parse(input).unwrap();
+    let o = parse(out).unwrap();
+    assert_eq!(o.dmac, dmac);
+    assert_eq!(o.smac, smac);
+    assert_eq!(o.src, rule.source);
+    assert_eq!(o.dst, rule.dest);
+    assert_eq!(o.ttl, i.ttl - 1);
+    assert!(o.ip_ok, "IP header checksum");
+    assert!(o.udp_ok, "UDP checksum");
+    // Everything else is untouched: the payload, and the IP header beyond what changed.
+    let l3 = if input[12] == 0x81 { 18 } else { 14 };
+    if input[l3 - 2] == 0x08 {
+        let changed = [8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+        for k in 0..20 {
+            if !changed.contains(&k) {
+                assert_eq!(out[l3 + k], input[l3 + k], "IPv4 header byte {k}");
+            }
+        }
+        assert_eq!(out[l3 + 28..], input[l3 + 28..], "payload");
+    } else {
+        assert_eq!(out[l3..l3 + 7], input[l3..l3 + 7], "IPv6 header");
+        assert_eq!(out[l3 + 48..], input[l3 + 48..], "payload");
+    }
+}
+
+#[test]
+fn rewrites_v4_and_v6_with_fib_next_hop() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        with_skel(|prog, table| {
+            let (local, _, _) = topology_rules(table)[0];
+            let f = frame(
+                RELAY_MAC,
+                PEER_A_MAC,
+                false,
+                sa("192.0.2.2:4000"),
+                local,
+                &rtp(),
+            );
+            // With forwarding off, bpf_fib_lookup() refuses: the frame goes to userspace.
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+        })
+    });
+    ns.forwarding(true);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        with_skel(|prog, table| {
+            let rules = topology_rules(table);
+            let src4 = sa("192.0.2.2:4000");
+            let src6 = sa("[2001:db8:1::2]:4000");
+
+            // v4, same link: XDP_TX, MACs from the FIB, the payload counted.
+            let (local, rule, slot) = rules[0];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            // RTCP muxed on the RTP port.
+            let g = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtcp());
+            let (action, out) = run(prog, &g, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&g, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            assert_eq!(
+                table.totals(slot).unwrap(),
+                FlowTotals {
+                    packets: 1,
+                    bytes: rtp().len() as u64,
+                    rtcp_packets: 1,
+                    rtcp_bytes: 8,
+                    errors: 0
+                }
+            );
+            // Not RTP on an RTP rule: passed, for userspace to count as malformed.
+            let junk = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, b"hello, not rtp");
+            assert_eq!(run(prog, &junk, veth0), (XDP_PASS, junk.clone()));
+            // With a VLAN tag, XDP_TX is still fine.
+            let t = frame(RELAY_MAC, PEER_A_MAC, true, src4, local, &rtp());
+            let (action, out) = run(prog, &t, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&t, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            // A zero UDP checksum stays zero (IPv4 only).
+            let mut z = f.clone();
+            z[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+            let (action, out) = run(prog, &z, veth0);
+            assert_eq!(action, XDP_TX);
+            assert!(parse(&out).unwrap().udp_zero);
+            // A partial checksum (TX offload on a veth peer) leaves fully valid.
+            let mut p = f.clone();
+            p[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0x12, 0x34]);
+            let (action, out) = run(prog, &p, veth0);
+            assert_eq!(action, XDP_TX);
+            assert!(parse(&out).unwrap().udp_ok);
+            // TTL 1 would expire: passed.
+            let mut e = f.clone();
+            e[14 + 8] = 1;
+            e[14 + 10] = 0;
+            e[14 + 11] = 0;
+            let c = !fold(sum16(&e[14..34]));
+            e[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(run(prog, &e, veth0), (XDP_PASS, e.clone()));
+            // A bad IP header checksum: passed, not repaired.
+            let mut b = f.clone();
+            b[14 + 10] ^= 0xff;
+            assert_eq!(run(prog, &b, veth0), (XDP_PASS, b.clone()));
+
+            // v4 to another link: redirect, strict source honoured.
+            let (local, rule, _) = rules[1];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_REDIRECT);
+            check_rewrite(&f, &out, &rule, PEER_C_MAC, RELAY2_MAC);
+            // ... but not with a VLAN tag.
+            let t = frame(RELAY_MAC, PEER_A_MAC, true, src4, local, &rtp());
+            assert_eq!(run(prog, &t, veth0), (XDP_PASS, t.clone()));
+
+            // Opaque: anything goes.
+            let (local, rule, _) = rules[2];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, b"x");
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+
+            // v6, same link.
+            let (local, rule, _) = rules[3];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src6, local, &rtp());
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            // Odd payload length.
+            let mut odd = rtp();
+            odd.push(0x5a);
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src6, local, &odd);
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+
+            // v6 RTCP rule to another link, strict.
+            let (local, rule, slot) = rules[4];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src6, local, &rtcp());
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_REDIRECT);
+            check_rewrite(&f, &out, &rule, PEER_C_MAC, RELAY2_MAC);
+            let t = table.totals(slot).unwrap();
+            assert_eq!((t.packets, t.rtcp_packets, t.rtcp_bytes), (0, 1, 8));
+            let bad = frame(
+                RELAY_MAC,
+                PEER_A_MAC,
+                false,
+                sa("[2001:db8:1::9]:4000"),
+                local,
+                &rtcp(),
+            );
+            assert_eq!(run(prog, &bad, veth0).0, XDP_DROP);
+            assert_eq!(table.totals(slot).unwrap().errors, 1);
+
+            // Mixed families: a v4 local with a v6 rule is left to userspace.
+            let mixed = Rule {
+                source: sa("[2001:db8:1::1]:30002"),
+                dest: sa("[2001:db8:1::3]:5000"),
+                expect: None,
+                kind: RuleKind::Opaque,
+            };
+            let local = sa("192.0.2.1:31000");
+            table.install(local, &mixed).unwrap();
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+            // A wildcard local address matches any local address of its family.
+            let any = sa("0.0.0.0:32000");
+            table.install(any, &rules[0].1).unwrap();
+            let f = frame(
+                RELAY_MAC,
+                PEER_A_MAC,
+                false,
+                src4,
+                sa("192.0.2.1:32000"),
+                &rtp(),
+            );
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rules[0].1, PEER_B_MAC, RELAY_MAC);
+
+            let s = table.stats().unwrap();
+            assert_eq!(s.forwarded, 11);
+            assert_eq!(s.dropped, 1);
+            assert_eq!(s.aborted, 0);
+        })
+    });
+}
+
+// ---- random frames ----
+
+/// xorshift64*: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_frames_pass_unchanged_or_leave_valid() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(true);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        with_skel(|prog, table| {
+            let rules = topology_rules(table);
+            let seed = 0x5eed_fa11_u64;
+            let mut rng = Rng(seed);
+            let sources = [
+                sa("192.0.2.2:4000"),
+                sa("192.0.2.9:4000"),
+                sa("[2001:db8:1::2]:4000"),
+            ];
+            let (mut tx, mut pass, mut drop) = (0, 0, 0);
+            for n in 0..4000 {
+                let (local, _, _) = rules[rng.below(rules.len())];
+                let src = sources[rng.below(sources.len())];
+                let src = if src.is_ipv4() == local.is_ipv4() {
+                    src
+                } else {
+                    SocketAddr::new(
+                        match local.ip() {
+                            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+                            IpAddr::V6(_) => {
+                                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2))
+                            }
+                        },
+                        4000,
+                    )
+                };
+                let payload: Vec<u8> = match rng.below(4) {
+                    0 => rtp(),
+                    1 => rtcp(),
+                    _ => (0..rng.below(1500)).map(|_| rng.next() as u8).collect(),
+                };
+                let mut f = frame(
+                    RELAY_MAC,
+                    PEER_A_MAC,
+                    rng.below(4) == 0,
+                    src,
+                    local,
+                    &payload,
+                );
+                // Mutate: flip bytes, truncate, or replace with noise.
+                match rng.below(5) {
+                    0 => {}
+                    1 | 2 => {
+                        for _ in 0..=rng.below(4) {
+                            let i = rng.below(f.len().min(80));
+                            f[i] = rng.next() as u8;
+                        }
+                    }
+                    3 => f.truncate(14 + rng.below(f.len() - 13)),
+                    _ => {
+                        let len = 14 + rng.below(200);
+                        f = (0..len).map(|_| rng.next() as u8).collect();
+                        if rng.below(2) == 0 {
+                            f[12..14].copy_from_slice(&[0x08, 0x00]);
+                        }
+                    }
+                }
+                let (action, out) = run(prog, &f, veth0);
+                match action {
+                    XDP_PASS => {
+                        assert_eq!(out, f, "frame {n} (seed {seed:#x}) passed changed");
+                        pass += 1;
+                    }
+                    XDP_DROP => {
+                        assert_eq!(out, f, "frame {n} (seed {seed:#x}) dropped changed");
+                        drop += 1;
+                    }
+                    XDP_TX | XDP_REDIRECT => {
+                        let p = parse(&out)
+                            .unwrap_or_else(|| panic!("frame {n} (seed {seed:#x}) unparsable"));
+                        assert!(p.ip_ok, "frame {n} (seed {seed:#x}): IP checksum");
+                        assert!(
+                            p.udp_ok || (p.udp_zero && p.src.is_ipv4()),
+                            "frame {n} (seed {seed:#x}): UDP checksum"
+                        );
+                        let rule = rules.iter().find(|r| r.1.dest == p.dst).unwrap();
+                        assert_eq!(p.src, rule.1.source);
+                        tx += 1;
+                    }
+                    other => panic!("frame {n} (seed {seed:#x}): action {other}"),
+                }
+            }
+            eprintln!("random frames: {tx} forwarded, {pass} passed, {drop} dropped");
+            assert!(tx > 500 && pass > 500 && drop > 50);
+        })
+    });
+}
+
+// ---- attaching ----
+
+/// The XDP program id attached to `dev` and whether in generic mode, from `ip -d link show`.
+fn attached(ns: &str, dev: &str) -> Option<(u32, bool)> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "link", "show", dev])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let generic = text.contains("xdpgeneric");
+    let id = text
+        .split("prog/xdp id ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((id, generic))
+}
+
+#[test]
+fn attach_replaces_stale_copy_and_detaches_on_drop() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    let name = ns.name.clone();
+    ns.run(move || {
+        let veth0 = ifindex("veth0").unwrap();
+        assert_eq!(ifname(veth0).unwrap(), "veth0");
+        let first = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        assert_eq!(first.attachments().len(), 1);
+        assert_eq!(first.attachments()[0].mode, AttachMode::Native);
+        assert_eq!(first.attachments()[0].ifname, "veth0");
+        assert_eq!(attached(&name, "veth0"), Some((first.id(), false)));
+        // A crash leaves it attached; the next start replaces it.
+        let stale = first.id();
+        std::mem::forget(first);
+        let second = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        assert_ne!(second.id(), stale);
+        assert_eq!(attached(&name, "veth0"), Some((second.id(), false)));
+        let table = second.table();
+        table
+            .install(
+                sa("192.0.2.1:30000"),
+                &Rule {
+                    source: sa("192.0.2.1:30002"),
+                    dest: sa("192.0.2.3:5000"),
+                    expect: None,
+                    kind: RuleKind::Rtp,
+                },
+            )
+            .unwrap();
+        drop(second);
+        assert_eq!(attached(&name, "veth0"), None);
+        // The table outlives the program.
+        assert_eq!(table.installed(), 1);
+        assert_eq!(table.stats().unwrap().aborted, 0);
+    });
+}
+
+#[test]
+fn foreign_program_is_never_replaced() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    let name = ns.name.clone();
+    ns.run(move || {
+        let veth0 = ifindex("veth0").unwrap();
+        let foreign = foreign_pass_program();
+        xdp_attach_raw(veth0, foreign.as_raw_fd());
+        let err = XdpProgram::load_and_attach(&[veth0]).unwrap_err();
+        assert!(
+            matches!(&err, XdpError::Busy { ifname, program } if ifname == "veth0" && program.contains("foreign")),
+            "{err}"
+        );
+        // Still the foreign one.
+        let (id, _) = attached(&name, "veth0").unwrap();
+        assert_eq!(
+            libbpf_rs::ProgramHandle::from_prog_id(id).unwrap().name(),
+            "foreign"
+        );
+    });
+}
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A minimal XDP program named "foreign" (`return XDP_PASS`).
+fn foreign_pass_program() -> OwnedFd {
+    use libbpf_rs::libbpf_sys;
+    // r0 = 2 (XDP_PASS); exit
+    let insns = [
+        libbpf_sys::bpf_insn {
+            code: (libbpf_sys::BPF_ALU64 | libbpf_sys::BPF_MOV | libbpf_sys::BPF_K) as u8,
+            imm: 2,
+            ..Default::default()
+        },
+        libbpf_sys::bpf_insn {
+            code: (libbpf_sys::BPF_JMP | libbpf_sys::BPF_EXIT) as u8,
+            ..Default::default()
+        },
+    ];
+    let name = c"foreign";
+    let license = c"GPL";
+    // SAFETY: the name, license and instruction array are valid for the call; no options.
+    let fd = unsafe {
+        libbpf_sys::bpf_prog_load(
+            libbpf_sys::BPF_PROG_TYPE_XDP,
+            name.as_ptr(),
+            license.as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            std::ptr::null_mut(),
+        )
+    };
+    assert!(fd >= 0, "bpf_prog_load: {}", -fd);
+    // SAFETY: bpf_prog_load returned a new fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn xdp_attach_raw(ifindex: u32, fd: i32) {
+    use libbpf_rs::libbpf_sys;
+    // SAFETY: plain syscall wrapper; a null opts pointer is allowed.
+    let rc = unsafe {
+        libbpf_sys::bpf_xdp_attach(
+            ifindex as i32,
+            fd,
+            libbpf_sys::XDP_FLAGS_DRV_MODE,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "attaching the foreign program");
+}
+
+// ---- real traffic through an attached program ----
+
+/// Delete a network namespace on drop.
+struct NsGuard(String);
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn attached_program_relays_real_datagrams() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    if !can_load() {
+        return;
+    }
+    let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
+    let relay = NsGuard(format!("rtprelay-xdp-{}-{n}r", std::process::id()));
+    let peer = NsGuard(format!("rtprelay-xdp-{}-{n}p", std::process::id()));
+    ip(&["netns", "add", &relay.0]);
+    ip(&["netns", "add", &peer.0]);
+    // veth0 (relay) <-> veth1 (peer, two addresses: the caller .2 and the callee .3). The
+    // sender keeps TX checksum offload on, so frames arrive with a partial checksum.
+    ip(&[
+        "-n",
+        &relay.0,
+        "link",
+        "add",
+        "veth0",
+        "address",
+        "02:00:00:00:01:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "veth1",
+        "netns",
+        &peer.0,
+        "address",
+        "02:00:00:00:01:02",
+    ]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "addr",
+        "add",
+        "192.0.2.1/24",
+        "dev",
+        "veth0",
+    ]);
+    ip(&["-n", &relay.0, "link", "set", "veth0", "up"]);
+    ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
+    ip(&["-n", &peer.0, "addr", "add", "192.0.2.3/24", "dev", "veth1"]);
+    ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "neigh",
+        "add",
+        "192.0.2.3",
+        "lladdr",
+        "02:00:00:00:01:02",
+        "dev",
+        "veth0",
+        "nud",
+        "permanent",
+    ]);
+    ip(&[
+        "netns",
+        "exec",
+        &relay.0,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.conf.all.forwarding=1",
+    ]);
+
+    let program = crate::sys::netns::run_in(&relay.0, || {
+        XdpProgram::load_and_attach(&[ifindex("veth0").unwrap()]).unwrap()
+    })
+    .unwrap();
+    assert_eq!(program.attachments()[0].mode, AttachMode::Native);
+    let table = program.table();
+    let slot = table
+        .install(
+            sa("192.0.2.1:30000"),
+            &Rule {
+                source: sa("192.0.2.1:30002"),
+                dest: sa("192.0.2.3:5000"),
+                expect: Some(sa("192.0.2.2:4000")),
+                kind: RuleKind::Rtp,
+            },
+        )
+        .unwrap();
+    // Frames XDP_TXed into a veth are dropped unless its peer runs XDP: a pass program there.
+    let (caller, callee, _pass) = crate::sys::netns::run_in(&peer.0, || {
+        let pass = foreign_pass_program();
+        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
+        let caller = UdpSocket::bind("192.0.2.2:4000").unwrap();
+        let callee = UdpSocket::bind("192.0.2.3:5000").unwrap();
+        callee
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        (caller, callee, pass)
+    })
+    .unwrap();
+
+    let mut buf = [0u8; 2048];
+    for i in 0..3u8 {
+        let mut pkt = rtp();
+        pkt[3] = i;
+        caller.send_to(&pkt, "192.0.2.1:30000").unwrap();
+        // The kernel checks the UDP checksum before delivering: arriving proves it valid.
+        let (len, from) = callee.recv_from(&mut buf).unwrap();
+        assert_eq!(from, sa("192.0.2.1:30002"));
+        assert_eq!(&buf[..len], &pkt[..]);
+    }
+    let t = table.totals(slot).unwrap();
+    assert_eq!((t.packets, t.bytes), (3, 3 * rtp().len() as u64));
+    assert_eq!(table.stats().unwrap().forwarded, 3);
+    drop(program);
+}
