@@ -515,10 +515,11 @@ else
                 $NG "${XDP_CALL[@]}" "$XIP:22222" --local-ip "$GATEWAY" || return 1
                 after=$(metric "$XIP" rtprelay_xdp_forwarded_packets_total) || return 1
                 user=$(metric "$XIP" rtprelay_userspace_packets_total)
-                echo "xdp forwarded ${before:-?} -> ${after:-none}, userspace packets ${user:-?}"
+                echo "xdp forwarded ${before:-?} -> ${after:-none}, userspace packets ${user:-?}" | tee "$TMP/xdp-call"
                 [ -n "$after" ] && [ "$after" -gt "${before:-0}" ]
             }
             check xdp-call-with-caps check_xdp_call
+            info "$(cat "$TMP/xdp-call" 2>/dev/null)"
             check_xdp_process() {
                 local status eff amb
                 status=$($DOCKER exec "$XDP_ID" grep -E '^(Uid|Cap(Eff|Amb)):' /proc/1/status) || return 1
@@ -565,16 +566,18 @@ else
             -e "RTPENGINE_PORT_MIN=$((HBASE + 4))" -e "RTPENGINE_PORT_MAX=$((HBASE + 203))" "$IMAGE")
         if [ -n "$HX_ID" ] && check_out=$(wait_ping "$XH_NG" "$HX_ID" 2>&1); then
             check_xdp_host_call() {
-                local line after
+                local line after user
                 line=$($DOCKER logs "$HX_ID" 2>&1 | grep 'data plane chosen')
                 echo "$line"
                 grep -qE "plane=\"?xdp.*xdp: (native|generic) on ${XVETH}h" <<<"$line" || return 1
                 ip netns exec "$XNS" $NG "${XDP_CALL[@]}" "$XH_NG" --local-ip "${XNET}2" || return 1
                 after=$(metric "${XNET}1:$XH_HTTP" rtprelay_xdp_forwarded_packets_total) || return 1
-                echo "xdp forwarded ${after:-none}"
+                user=$(metric "${XNET}1:$XH_HTTP" rtprelay_userspace_packets_total)
+                echo "xdp forwarded ${after:-none}, userspace packets ${user:-?}" | tee "$TMP/xdp-host-call"
                 [ "${after:-0}" -gt 0 ]
             }
             check xdp-host-network-call check_xdp_host_call
+            info "$(cat "$TMP/xdp-host-call" 2>/dev/null)"
             check_xdp_host_detach() {
                 ip link show dev "${XVETH}h" | grep -q 'prog/xdp' || { echo "no program on ${XVETH}h while running"; return 1; }
                 stop_exit0 "$HX_ID" || return 1
@@ -600,6 +603,7 @@ if [ "$BRIDGE" = 1 ]; then
             line=$($DOCKER logs "$FB_ID" 2>&1 | grep 'data plane chosen')
             echo "$line"
             grep -q 'xdp unavailable (.*), falling back to' <<<"$line" || { echo "no fallback reason"; return 1; }
+            grep -qiE 'not permitted|CAP_' <<<"$line" || { echo "the reason is not the missing capabilities"; return 1; }
             $NG call "$FB_IP:22222" --local-ip "$GATEWAY" --packets 50 || return 1
             forwarded=$(metric "$FB_IP" rtprelay_xdp_forwarded_packets_total) || return 1
             [ "${forwarded:-0}" = 0 ] || { echo "XDP forwarded $forwarded packets without capabilities?"; return 1; }
@@ -617,7 +621,8 @@ check_xdp_no_fallback() {
     out=$(timeout 60 $DOCKER run --rm -e RTPENGINE_TABLE=0 "$IMAGE" -F 2>&1)
     rc=$?
     echo "exit $rc: $(tail -n 2 <<<"$out")"
-    [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -qi xdp <<<"$out" && ! grep -q 'rtprelay ready' <<<"$out"
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -qi xdp <<<"$out" && ! grep -q 'rtprelay ready' <<<"$out" \
+        && grep -qiE 'not permitted|CAP_' <<<"$out"
 }
 check xdp-no-fallback-exits check_xdp_no_fallback
 
