@@ -8,9 +8,11 @@
 #                     binaries, user and permissions, environment mapping and bad values, seccomp profile
 #   --image TAG       image to test (default rtprelay:test), built with docker/build.sh unless --no-build
 #
-# Needs python3 on the host. Uses loopback and Docker's own bridge only. When no Docker engine answers, it installs
-# docker.io if needed and starts dockerd without iptables or a bridge (then only host networking is tested); it
-# stops only the containers and the dockerd it started.
+# Needs python3 on the host; the XDP checks need root, clang, ip and nsenter. Uses loopback, Docker's own bridge,
+# and for XDP with the host network a veth pair and a network namespace of its own (198.18.0.0/15 addresses),
+# deleted at the end. When no Docker engine answers, it installs docker.io if needed and starts dockerd without
+# iptables or a bridge (then only host networking is tested); it stops only the containers and the dockerd it
+# started.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
         --only-packaging) ONLY_PACKAGING=1 ;;
         --image) IMAGE=${2:?--image needs a tag}; shift ;;
         --no-build) BUILD=0 ;;
-        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 64 ;;
     esac
     shift
@@ -552,7 +554,11 @@ elif ! HBASE=$(free_udp_ports 204); then
     fail xdp-host-network-call "no free port range"
 else
     XNS=rtprelay-img-$$-$RANDOM
-    XNET=198.18.$((RANDOM % 250)).
+    # A /24 that no host route covers yet.
+    for _ in $(seq 1 20); do
+        XNET=198.18.$((RANDOM % 250)).
+        ip -4 route show | grep -q "^${XNET}0/24 " || break
+    done
     XVETH=rtpx$((RANDOM % 100000))
     if ip netns add "$XNS" \
         && ip link add "${XVETH}h" type veth peer name "${XVETH}n" netns "$XNS" \
