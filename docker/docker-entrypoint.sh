@@ -240,8 +240,8 @@ recording_args() {
 RELAY_CAPS="net_admin:12 net_raw:13 sys_admin:21 perfmon:38 bpf:39"
 
 # drop_root COMMAND CAP:BIT... -> DROP: a setpriv command prefix that runs the daemon as rtprelay with those
-# capabilities that are in this process's permitted and bounding sets, as ambient capabilities (they survive exec
-# for a non-root user, unlike the capabilities `--cap-add` gives root). Empty when not root. File capabilities
+# capabilities that are in this process's permitted and bounding sets, as ambient capabilities (those survive the
+# switch to a non-root user and the exec; root's ordinary capabilities do not). Empty when not root. File capabilities
 # (setcap) are not used on purpose: a binary with file capabilities fails to exec where the container lacks them.
 DROP=()
 drop_root() {
