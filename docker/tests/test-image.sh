@@ -331,19 +331,20 @@ fi
 # --- relay checks (need the working relay) ---------------------------------------------------------------------
 NG="python3 $HERE/ng_call.py"
 
-# free_udp_ports N: a base port B such that B..B+N-1 are free on 127.0.0.1 (and B is even).
+# free_udp_ports N [ADDRESS]: a base port B such that B..B+N-1 are free on ADDRESS (default 127.0.0.1; B is even).
 free_udp_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "${2:-127.0.0.1}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
 for _ in range(200):
-    base = random.randrange(42000, 60000 - n) & ~1
+    # Up to 65500: above the kernel's ephemeral range (32768-60999 by default), which busy hosts fill.
+    base = random.randrange(42000, 65500 - n) & ~1
     socks = []
     try:
         for p in range(base, base + n):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 s = socket.socket(socket.AF_INET, kind)
-                s.bind(("127.0.0.1", p))
+                s.bind((sys.argv[2], p))
                 socks.append(s)
         print(base)
         break
@@ -551,8 +552,6 @@ fi
 # with the two call endpoints and an XDP_PASS program (for the frames XDP_TX sends back into the pair).
 if [ -z "$XDP_PASS_OBJ" ]; then
     skip xdp-host-network-call "needs the XDP_PASS program for the namespace end of the veth pair"
-elif ! HBASE=$(free_udp_ports 24); then
-    fail xdp-host-network-call "no free port range"
 else
     XNS=rtprelay-img-$$-$RANDOM
     # A /24 that no host route covers yet.
@@ -566,7 +565,8 @@ else
         && ip addr add "${XNET}1/24" dev "${XVETH}h" && ip link set "${XVETH}h" up \
         && ip -n "$XNS" addr add "${XNET}2/24" dev "${XVETH}n" && ip -n "$XNS" link set "${XVETH}n" up \
         && ip -n "$XNS" link set lo up \
-        && ip -n "$XNS" link set dev "${XVETH}n" xdpdrv obj "$XDP_PASS_OBJ" sec xdp; then
+        && ip -n "$XNS" link set dev "${XVETH}n" xdpdrv obj "$XDP_PASS_OBJ" sec xdp \
+        && HBASE=$(free_udp_ports 24 "${XNET}1"); then
         XH_NG=$XNET'1:'$HBASE XH_HTTP=$((HBASE + 1))
         HX_ID=$(run_bg --network host "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 -e "RTPENGINE_INTERFACE=${XNET}1" \
             -e "RTPENGINE_LISTEN_NG=$XH_NG" -e "RTPRELAY_LISTEN_HTTP=${XNET}1:$XH_HTTP" \
@@ -586,9 +586,11 @@ else
             check xdp-host-network-call check_xdp_host_call
             info "$(cat "$TMP/xdp-host-call" 2>/dev/null)"
             check_xdp_host_detach() {
-                ip link show dev "${XVETH}h" | grep -q 'prog/xdp' || { echo "no program on ${XVETH}h while running"; return 1; }
+                ip link show dev "${XVETH}h" | grep -q 'prog/xdp' \
+                    || { echo "no program on ${XVETH}h while running"; return 1; }
                 stop_exit0 "$HX_ID" || return 1
-                $DOCKER logs "$HX_ID" 2>&1 | grep -q 'XDP program detached' || { echo "no 'XDP program detached'"; return 1; }
+                $DOCKER logs "$HX_ID" 2>&1 | grep -q 'XDP program detached' \
+                    || { echo "no 'XDP program detached'"; return 1; }
                 ! ip link show dev "${XVETH}h" | grep 'prog/xdp'
             }
             check xdp-host-network-detach-on-stop check_xdp_host_detach
@@ -610,7 +612,8 @@ if [ "$BRIDGE" = 1 ]; then
             line=$($DOCKER logs "$FB_ID" 2>&1 | grep 'data plane chosen')
             echo "$line"
             grep -q 'xdp unavailable (.*), falling back to' <<<"$line" || { echo "no fallback reason"; return 1; }
-            grep -qiE 'not permitted|CAP_' <<<"$line" || { echo "the reason is not the missing capabilities"; return 1; }
+            grep -qiE 'not permitted|CAP_' <<<"$line" \
+                || { echo "the reason is not the missing capabilities"; return 1; }
             $NG call "$FB_IP:22222" --local-ip "$GATEWAY" --packets 50 || return 1
             forwarded=$(metric "$FB_IP" rtprelay_xdp_forwarded_packets_total) || return 1
             [ "${forwarded:-0}" = 0 ] || { echo "XDP forwarded $forwarded packets without capabilities?"; return 1; }
