@@ -7,6 +7,10 @@
 #   rtprelay-recording [options]   -> the recording daemon, with the recording variables
 #   anything else                  -> exec'd as given (e.g. bash)
 #
+# Started as root (`docker run --user 0`, needed for the XDP plane: Docker gives a non-root user no capabilities),
+# it switches the daemons to the rtprelay user and hands over only the capabilities XDP needs, as ambient
+# capabilities: see drop_root below.
+#
 # Every variable has an RTPRELAY_ alias; when both are set, RTPRELAY_ wins. A bad value stops the container before
 # the daemon starts, with a message naming the variable, and exit code 2.
 set -euo pipefail
@@ -79,6 +83,9 @@ first_address() {
     return 1
 }
 
+is_bool() { [[ ${1,,} =~ ^(1|0|yes|no|true|false|on|off)$ ]]; }
+is_true() { [[ ${1,,} =~ ^(1|yes|true|on)$ ]]; }
+
 has_option() { # has_option NAME... -- ARGS: is any long/short option NAME among ARGS?
     local names=() a n
     while [ "$1" != -- ]; do names+=("$1"); shift; done
@@ -106,6 +113,17 @@ relay_args() {
     if [ -n "$VALUE" ]; then
         { is_int "$VALUE" && [ "$VALUE" -ge -1 ]; } || die "$SOURCE=$VALUE: expected -1 (userspace) or a table number >= 0"
         OPTS+=("--table=$VALUE")
+    fi
+    env_value DATAPLANE
+    if [ -n "$VALUE" ]; then
+        [[ ${VALUE,,} =~ ^(auto|mmsg|uring|io_uring|io-uring|xdp)$ ]] \
+            || die "$SOURCE=$VALUE: expected auto, mmsg, uring or xdp"
+        OPTS+=("--dataplane=$VALUE")
+    fi
+    env_value NO_FALLBACK
+    if [ -n "$VALUE" ]; then
+        is_bool "$VALUE" || die "$SOURCE=$VALUE: expected yes or no"
+        is_true "$VALUE" && OPTS+=("--no-fallback")
     fi
 
     env_value PUBLIC_IP
@@ -216,6 +234,47 @@ recording_args() {
     has_option --foreground -f -- "$@" || OPTS+=("--foreground")
 }
 
+# The capabilities the relay can use for XDP, with their numbers: loading BPF programs and maps (BPF, or SYS_ADMIN
+# on kernels and engines without BPF), attaching them (NET_ADMIN), tracing-type helpers (PERFMON), raw sockets
+# (NET_RAW). The daemon keeps those of them the container was given, nothing else.
+RELAY_CAPS="net_admin:12 net_raw:13 sys_admin:21 perfmon:38 bpf:39"
+
+# drop_root COMMAND CAP:BIT... -> DROP: a setpriv command prefix that runs the daemon as rtprelay with those
+# capabilities that are in this process's permitted and bounding sets, as ambient capabilities (those survive the
+# switch to a non-root user and the exec; root's ordinary capabilities do not). Empty when not root. File capabilities
+# (setcap) are not used on purpose: a binary with file capabilities fails to exec where the container lacks them.
+DROP=()
+drop_root() {
+    DROP=()
+    [ "$(id -u)" = 0 ] || return 0
+    local cmd=$1
+    shift
+    local prm bnd eff spec name bit keep= shown=
+    prm=$(awk '/^CapPrm:/ { print $2 }' /proc/self/status)
+    bnd=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
+    eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+    # Switching users needs CAP_SETUID (7) and CAP_SETGID (6): without them, stay root as the user asked.
+    if (((0x$eff >> 6 & 3) != 3)); then
+        printf 'docker-entrypoint: running as root: no CAP_SETUID/CAP_SETGID to switch to the rtprelay user\n' >&2
+        return 0
+    fi
+    for spec in "$@"; do
+        name=${spec%%:*} bit=${spec#*:}
+        if (((0x$prm & 0x$bnd) >> bit & 1)); then
+            keep+=",+$name"
+            shown+="${shown:+,}$name"
+        fi
+    done
+    local uid gid
+    uid=$(id -u rtprelay) && gid=$(id -g rtprelay) || die "no rtprelay user in this image"
+    DROP=(setpriv "--reuid=$uid" "--regid=$gid" --init-groups "--inh-caps=-all$keep" "--ambient-caps=-all$keep")
+    # Lower the bounding set too when allowed (CAP_SETPCAP, 8), so that nothing can regain another capability.
+    if (((0x$eff >> 8 & 1) == 1)); then DROP+=("--bounding-set=-all$keep"); fi
+    DROP+=(--)
+    printf 'docker-entrypoint: started as root: running %s as rtprelay (uid %s) with capabilities: %s\n' \
+        "$(basename "$cmd")" "$uid" "${shown:-none}" >&2
+}
+
 if [ $# -eq 0 ] || [[ $1 == -* ]]; then
     set -- rtprelay "$@"
 fi
@@ -227,14 +286,17 @@ case "$1" in
         # --version/--help need no configuration.
         if has_option --version -v -V --help -h -- "$@"; then exec "$cmd" "$@"; fi
         relay_args "$@"
-        exec "$cmd" "${OPTS[@]}" "$@"
+        drop_root "$cmd" $RELAY_CAPS
+        exec "${DROP[@]}" "$cmd" "${OPTS[@]}" "$@"
         ;;
     rtprelay-recording | */rtprelay-recording)
         cmd=$1
         shift
         if has_option --version -v -V --help -h -- "$@"; then exec "$cmd" "$@"; fi
         recording_args "$@"
-        exec "$cmd" "${OPTS[@]}" "$@"
+        # The recorder only reads the spool and writes files: no capabilities.
+        drop_root "$cmd"
+        exec "${DROP[@]}" "$cmd" "${OPTS[@]}" "$@"
         ;;
     *)
         exec "$@"

@@ -8,9 +8,11 @@
 #                     binaries, user and permissions, environment mapping and bad values, seccomp profile
 #   --image TAG       image to test (default rtprelay:test), built with docker/build.sh unless --no-build
 #
-# Needs python3 on the host. Uses loopback and Docker's own bridge only. When no Docker engine answers, it installs
-# docker.io if needed and starts dockerd without iptables or a bridge (then only host networking is tested); it
-# stops only the containers and the dockerd it started.
+# Needs python3 on the host; the XDP checks need root, clang, ip and nsenter. Uses loopback, Docker's own bridge,
+# and for XDP with the host network a veth pair and a network namespace of its own (198.18.0.0/15 addresses),
+# deleted at the end. When no Docker engine answers, it installs docker.io if needed and starts dockerd without
+# iptables or a bridge (then only host networking is tested); it stops only the containers and the dockerd it
+# started.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
         --only-packaging) ONLY_PACKAGING=1 ;;
         --image) IMAGE=${2:?--image needs a tag}; shift ;;
         --no-build) BUILD=0 ;;
-        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 64 ;;
     esac
     shift
@@ -47,12 +49,18 @@ check() {
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rtprelay-image-test.XXXXXX")
 DOCKERD_PID=
+HOST_PEER=
+XNS= XVETH=
 # Containers started in the background are listed in a file: run_bg runs inside $(...), whose variables are lost.
 CONTAINERS=$TMP/containers
 : >"$CONTAINERS"
 cleanup() {
     local c
-    while read -r c; do $DOCKER rm -f -v "$c" >/dev/null 2>&1; done <"$CONTAINERS"
+    [ -n "$HOST_PEER" ] && ip link set dev "$HOST_PEER" xdpdrv off 2>/dev/null
+    [ -n "$XVETH" ] && ip link del "${XVETH}h" 2>/dev/null
+    [ -n "$XNS" ] && ip netns del "$XNS" 2>/dev/null
+    # Newest first: a container that joined another's network namespace goes before the owner.
+    tac "$CONTAINERS" | while read -r c; do $DOCKER rm -f -v "$c" >/dev/null 2>&1; done
     if [ -n "$DOCKERD_PID" ]; then
         kill "$DOCKERD_PID" 2>/dev/null
         for _ in $(seq 1 50); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -199,10 +207,10 @@ check_env_mapping() {
     out=$(fake_run -e RTPENGINE_TABLE=-1 -e RTPENGINE_LISTEN_NG=127.0.0.1:2223 -e RTPENGINE_PORT_MIN=32000 \
         -e RTPENGINE_PORT_MAX=32100 -e RTPENGINE_LOG_LEVEL=7 -e RTPENGINE_NUM_THREADS=2 -e RTPENGINE_PUBLIC_IP=203.0.113.7 \
         -e RTPRELAY_INTERFACE=192.0.2.10 -e RTPENGINE_INTERFACE=198.51.100.1 -e RTPENGINE_RECORDING_METHOD=pcap \
-        -- --extra-arg) || { echo "$out"; return 1; }
+        -e RTPRELAY_DATAPLANE=xdp -e RTPRELAY_NO_FALLBACK=yes -- --extra-arg) || { echo "$out"; return 1; }
     for want in --config-file=/etc/rtprelay/rtprelay.conf --table=-1 --listen-ng=127.0.0.1:2223 --port-min=32000 \
         --port-max=32100 --log-level=7 --num-threads=2 '--interface=192.0.2.10!203.0.113.7' \
-        --recording-method=pcap --extra-arg; do
+        --recording-method=pcap --dataplane=xdp --no-fallback --extra-arg; do
         grep -qF -- " $want" <<<"$out" || { echo "missing $want in: $out"; return 1; }
     done
     ! grep -q 198.51.100.1 <<<"$out" || { echo "RTPRELAY_ alias did not win: $out"; return 1; }
@@ -230,7 +238,8 @@ check_bad_env() {
     local spec var out rc
     for spec in RTPENGINE_TABLE=fast RTPENGINE_PORT_MIN=0 RTPRELAY_PORT_MAX=70000 RTPENGINE_LOG_LEVEL=9 \
         RTPENGINE_INTERFACE=10.0.0.300 RTPENGINE_PUBLIC_IP=example RTPENGINE_LISTEN_NG=localhost \
-        RTPENGINE_NUM_THREADS=-3 RTPENGINE_RECORDING_METHOD=tape RTPENGINE_CONFIG_FILE=/nonexistent; do
+        RTPENGINE_NUM_THREADS=-3 RTPENGINE_RECORDING_METHOD=tape RTPENGINE_CONFIG_FILE=/nonexistent \
+        RTPRELAY_DATAPLANE=kernel RTPRELAY_NO_FALLBACK=maybe; do
         var=${spec%%=*}
         out=$($DOCKER run --rm -e "$spec" "$IMAGE" 2>&1)
         rc=$?
@@ -241,6 +250,52 @@ check_bad_env() {
     [ $? = 2 ] && grep -q RTPENGINE_PORT_MIN <<<"$out" || { echo "min > max: $out"; return 1; }
 }
 check bad-env-fails-fast check_bad_env
+
+# Started as root, the entrypoint runs the daemons as rtprelay, keeping only the XDP capabilities it was given.
+mkdir -p "$TMP/fakecaps"
+cat >"$TMP/fakecaps/rtprelay" <<'FAKE'
+#!/bin/sh
+echo "uid=$(id -u) gid=$(id -g) pid=$$ $(grep -E '^Cap(Eff|Amb|Bnd):' /proc/self/status | tr '\t\n' '= ')"
+FAKE
+cp "$TMP/fakecaps/rtprelay" "$TMP/fakecaps/rtprelay-recording"
+chmod 755 "$TMP/fakecaps" "$TMP/fakecaps/"*
+# NET_ADMIN, NET_RAW, SYS_ADMIN, PERFMON, BPF: the most the relay may keep.
+RELAY_CAP_MASK=$(((1 << 12) | (1 << 13) | (1 << 21) | (1 << 38) | (1 << 39)))
+# The capability that lets the relay load BPF programs: BPF where the engine knows it, SYS_ADMIN on engines whose
+# capability list lacks it (Debian's docker.io 20.10 refuses `--cap-add BPF`).
+if $DOCKER run --rm --cap-add BPF --entrypoint true "$IMAGE" >/dev/null 2>&1; then BPF_CAP=BPF; else BPF_CAP=SYS_ADMIN; fi
+XDP_CAPS=(--user 0 --cap-add NET_ADMIN --cap-add "$BPF_CAP")
+info "XDP capabilities on this engine: ${XDP_CAPS[*]}"
+fake_caps() { # fake_caps DOCKER-RUN-OPTIONS... -- COMMAND: the fake daemon's uid and capability sets
+    local opts=()
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    $DOCKER run --rm -v "$TMP/fakecaps:/opt/fake:ro" -e PATH=/opt/fake:/usr/local/bin:/usr/bin:/bin "${opts[@]}" \
+        "$IMAGE" "$@" 2>&1
+}
+cap_field() { sed -n "s/.*$1:=\([0-9a-f]*\).*/\1/p" <<<"$2"; }
+check_root_drop() {
+    local out eff amb bpf_bit
+    [ "$BPF_CAP" = BPF ] && bpf_bit=39 || bpf_bit=21
+    out=$(fake_caps "${XDP_CAPS[@]}" -- rtprelay) || { echo "$out"; return 1; }
+    echo "root + caps: $out"
+    grep -q "uid=$UID_EXPECTED gid=$UID_EXPECTED pid=1 " <<<"$out" || { echo "not uid $UID_EXPECTED as pid 1"; return 1; }
+    eff=$(cap_field CapEff "$out") amb=$(cap_field CapAmb "$out")
+    [ -n "$eff" ] && [ "$eff" = "$amb" ] || { echo "effective $eff != ambient $amb"; return 1; }
+    (((0x$eff >> 12 & 1) && (0x$eff >> bpf_bit & 1))) || { echo "NET_ADMIN/$BPF_CAP missing"; return 1; }
+    (((0x$eff & ~RELAY_CAP_MASK) == 0)) || { echo "more capabilities than XDP needs: $eff"; return 1; }
+    (((0x$(cap_field CapBnd "$out") & ~RELAY_CAP_MASK) == 0)) || { echo "bounding set not lowered"; return 1; }
+    out=$(fake_caps --user 0 -- rtprelay) || { echo "$out"; return 1; }
+    echo "root, default caps: $out"
+    eff=$(cap_field CapEff "$out")
+    grep -q "uid=$UID_EXPECTED " <<<"$out" && (((0x$eff & ~RELAY_CAP_MASK) == 0 && (0x$eff >> 12 & 1) == 0)) \
+        || { echo "default root start kept too much"; return 1; }
+    out=$(fake_caps "${XDP_CAPS[@]}" -- rtprelay-recording) || { echo "$out"; return 1; }
+    echo "recorder: $out"
+    grep -q "uid=$UID_EXPECTED " <<<"$out" && [ "$(cap_field CapEff "$out")" = 0000000000000000 ] \
+        || { echo "the recorder kept capabilities"; return 1; }
+}
+check root-start-drops-to-rtprelay-with-xdp-caps check_root_drop
 
 check_recording_starts() {
     local id state code
@@ -276,19 +331,20 @@ fi
 # --- relay checks (need the working relay) ---------------------------------------------------------------------
 NG="python3 $HERE/ng_call.py"
 
-# free_udp_ports N: a base port B such that B..B+N-1 are free on 127.0.0.1 (and B is even).
+# free_udp_ports N [ADDRESS]: a base port B such that B..B+N-1 are free on ADDRESS (default 127.0.0.1; B is even).
 free_udp_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "${2:-127.0.0.1}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
 for _ in range(200):
-    base = random.randrange(42000, 60000 - n) & ~1
+    # Up to 65500: above the kernel's ephemeral range (32768-60999 by default), which busy hosts fill.
+    base = random.randrange(42000, 65500 - n) & ~1
     socks = []
     try:
         for p in range(base, base + n):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 s = socket.socket(socket.AF_INET, kind)
-                s.bind(("127.0.0.1", p))
+                s.bind((sys.argv[2], p))
                 socks.append(s)
         print(base)
         break
@@ -325,8 +381,9 @@ stop_exit0() { # stop_exit0 CONTAINER: SIGTERM, exit 0 within 5 s
 }
 
 # Host networking: relay on loopback, on ports chosen free.
-BASE=$(free_udp_ports 104) || { fail host-network "no free ports"; summary; }
-NG_PORT=$BASE HTTP_PORT=$((BASE + 1)) PMIN=$((BASE + 4)) PMAX=$((BASE + 103))
+# A short range: on a busy host (a benchmark holding thousands of ports) a long free run is hard to find.
+BASE=$(free_udp_ports 24) || { fail host-network "no free ports"; summary; }
+NG_PORT=$BASE HTTP_PORT=$((BASE + 1)) PMIN=$((BASE + 4)) PMAX=$((BASE + 23))
 HOST_ENV=(-e RTPENGINE_INTERFACE=127.0.0.1 -e "RTPENGINE_LISTEN_NG=127.0.0.1:$NG_PORT"
     -e "RTPRELAY_LISTEN_HTTP=127.0.0.1:$HTTP_PORT" -e "RTPENGINE_PORT_MIN=$PMIN" -e "RTPENGINE_PORT_MAX=$PMAX")
 HOST_ID=$(run_bg --network host "${HOST_ENV[@]}" "$IMAGE")
@@ -402,6 +459,182 @@ if [ "$BRIDGE" = 1 ]; then
 else
     skip bridge-call "no bridge network on this engine (dockerd started with --bridge=none)"
 fi
+
+# --- XDP plane -------------------------------------------------------------------------------------------------
+# The relay on its own eth0 (default bridge) with the XDP capabilities and RTPENGINE_TABLE=0, called from the host
+# at the bridge gateway. Its network namespace belongs to a holder container that it joins (--network container:),
+# so that eth0 outlives the relay and the test can see that the program is gone after a stop. A frame the relay's
+# program sends back out of eth0 (XDP_TX) is dropped by the veth unless the host-side peer runs an XDP program too:
+# a pass-everything program is attached there for the test, and removed at the end.
+XDP_PASS_SRC=$DOCKER_DIR/../tests/common/xdp_pass.bpf.c
+XDP_CALL=(call --packets 300 --interval 0.01)
+
+container_ip() { $DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$1"; }
+# metric HOST[:PORT] NAME: the value of an unlabelled /metrics line of the relay (port 22223 by default), empty
+# when absent.
+metric() {
+    python3 - "$1" "$2" <<'PY'
+import sys, urllib.request
+host = sys.argv[1] if ":" in sys.argv[1] else sys.argv[1] + ":22223"
+body = urllib.request.urlopen("http://%s/metrics" % host, timeout=3).read().decode()
+print(next((l.split()[1] for l in body.splitlines() if l.split(" ")[0] == sys.argv[2]), ""))
+PY
+}
+# xdp_on_eth0 PID: the XDP program on eth0 in that process's network namespace (status 1 when none).
+xdp_on_eth0() { nsenter -t "$1" -n ip -d link show dev eth0 | grep -oE 'prog/xdp[a-z]* id [0-9]+'; }
+
+XDP_PASS_OBJ=
+if ! command -v clang >/dev/null; then
+    skip xdp-pass-program "no clang on the host to build $XDP_PASS_SRC"
+elif clang -O2 -g -target bpf -c "$XDP_PASS_SRC" -o "$TMP/xdp_pass.o" 2>"$TMP/clang.log"; then
+    XDP_PASS_OBJ=$TMP/xdp_pass.o
+else
+    fail xdp-pass-program "cannot build $XDP_PASS_SRC: $(tail -3 "$TMP/clang.log")"
+fi
+
+if [ "$BRIDGE" = 0 ]; then
+    skip xdp-call-with-caps "no bridge network on this engine"
+elif [ -z "$XDP_PASS_OBJ" ] || ! command -v nsenter >/dev/null; then
+    skip xdp-call-with-caps "needs the XDP_PASS program for the host-side veth, and nsenter"
+else
+    HOLD_ID=$(run_bg --network bridge --entrypoint sleep "$IMAGE" infinity)
+    HOLD_PID=$($DOCKER inspect -f '{{.State.Pid}}' "$HOLD_ID")
+    XIP=$(container_ip "$HOLD_ID")
+    PEER_INDEX=$($DOCKER exec "$HOLD_ID" cat /sys/class/net/eth0/iflink)
+    HOST_PEER=$(ip -o link show | awk -F': ' -v i="$PEER_INDEX" '$1 == i { split($2, n, "@"); print n[1] }')
+    info "holder $XIP, host-side veth ${HOST_PEER:-not found}"
+    if [ -z "$HOST_PEER" ] || ! out=$(ip link set dev "$HOST_PEER" xdpdrv obj "$XDP_PASS_OBJ" sec xdp 2>&1); then
+        fail xdp-call-with-caps "cannot attach XDP_PASS to the host-side veth '$HOST_PEER': ${out:-}"
+    else
+        XDP_ID=$(run_bg --network "container:$HOLD_ID" "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 \
+            -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 -e RTPENGINE_PORT_MIN=30000 -e RTPENGINE_PORT_MAX=30199 "$IMAGE")
+        if [ -n "$XDP_ID" ] && check_out=$(wait_ping "$XIP:22222" "$XDP_ID" 2>&1); then
+            plane_line=$($DOCKER logs "$XDP_ID" 2>&1 | grep 'data plane chosen')
+            info "${plane_line:-no 'data plane chosen' line}"
+            check_xdp_call() {
+                local before after user
+                grep -qE 'plane="?xdp' <<<"$plane_line" && grep -qE 'xdp: (native|generic)' <<<"$plane_line" \
+                    || { echo "not the XDP plane: ${plane_line:-no plane line}"; return 1; }
+                before=$(metric "$XIP" rtprelay_xdp_forwarded_packets_total) || return 1
+                $NG "${XDP_CALL[@]}" "$XIP:22222" --local-ip "$GATEWAY" || return 1
+                after=$(metric "$XIP" rtprelay_xdp_forwarded_packets_total) || return 1
+                user=$(metric "$XIP" rtprelay_userspace_packets_total)
+                echo "xdp forwarded ${before:-?} -> ${after:-none}, userspace packets ${user:-?}" | tee "$TMP/xdp-call"
+                [ -n "$after" ] && [ "$after" -gt "${before:-0}" ]
+            }
+            check xdp-call-with-caps check_xdp_call
+            info "$(cat "$TMP/xdp-call" 2>/dev/null)"
+            check_xdp_process() {
+                local status eff amb
+                status=$($DOCKER exec "$XDP_ID" grep -E '^(Uid|Cap(Eff|Amb)):' /proc/1/status) || return 1
+                echo "$status"
+                grep -qE "^Uid:\s+$UID_EXPECTED\s" <<<"$status" || return 1
+                eff=$(awk '/^CapEff:/ { print $2 }' <<<"$status") amb=$(awk '/^CapAmb:/ { print $2 }' <<<"$status")
+                [ "$eff" = "$amb" ] && (((0x$eff >> 12 & 1) && (0x$eff & ~RELAY_CAP_MASK) == 0))
+            }
+            check xdp-relay-uid-10001-with-caps-only check_xdp_process
+            check xdp-attached-on-eth0 xdp_on_eth0 "$HOLD_PID"
+            check_xdp_detach() {
+                stop_exit0 "$XDP_ID" || return 1
+                $DOCKER logs "$XDP_ID" 2>&1 | grep 'XDP program detached' \
+                    || { echo "no 'XDP program detached' in the log"; return 1; }
+                if xdp_on_eth0 "$HOLD_PID"; then echo "a program is still attached to eth0"; return 1; fi
+            }
+            check xdp-detach-on-stop check_xdp_detach
+        else
+            fail xdp-call-with-caps "$check_out"
+        fi
+    fi
+fi
+
+# With --network host, on a veth pair made for the test: the host end carries the relay's address (in
+# 198.18.0.0/15, the benchmarking range) and its XDP program, the other end sits in a network namespace of its own
+# with the two call endpoints and an XDP_PASS program (for the frames XDP_TX sends back into the pair).
+if [ -z "$XDP_PASS_OBJ" ]; then
+    skip xdp-host-network-call "needs the XDP_PASS program for the namespace end of the veth pair"
+else
+    XNS=rtprelay-img-$$-$RANDOM
+    # A /24 that no host route covers yet.
+    for _ in $(seq 1 20); do
+        XNET=198.18.$((RANDOM % 250)).
+        ip -4 route show | grep -q "^${XNET}0/24 " || break
+    done
+    XVETH=rtpx$((RANDOM % 100000))
+    if ip netns add "$XNS" \
+        && ip link add "${XVETH}h" type veth peer name "${XVETH}n" netns "$XNS" \
+        && ip addr add "${XNET}1/24" dev "${XVETH}h" && ip link set "${XVETH}h" up \
+        && ip -n "$XNS" addr add "${XNET}2/24" dev "${XVETH}n" && ip -n "$XNS" link set "${XVETH}n" up \
+        && ip -n "$XNS" link set lo up \
+        && ip -n "$XNS" link set dev "${XVETH}n" xdpdrv obj "$XDP_PASS_OBJ" sec xdp \
+        && HBASE=$(free_udp_ports 24 "${XNET}1"); then
+        XH_NG=$XNET'1:'$HBASE XH_HTTP=$((HBASE + 1))
+        HX_ID=$(run_bg --network host "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 -e "RTPENGINE_INTERFACE=${XNET}1" \
+            -e "RTPENGINE_LISTEN_NG=$XH_NG" -e "RTPRELAY_LISTEN_HTTP=${XNET}1:$XH_HTTP" \
+            -e "RTPENGINE_PORT_MIN=$((HBASE + 4))" -e "RTPENGINE_PORT_MAX=$((HBASE + 23))" "$IMAGE")
+        if [ -n "$HX_ID" ] && check_out=$(wait_ping "$XH_NG" "$HX_ID" 2>&1); then
+            check_xdp_host_call() {
+                local line after user
+                line=$($DOCKER logs "$HX_ID" 2>&1 | grep 'data plane chosen')
+                echo "$line"
+                grep -qE "plane=\"?xdp.*xdp: (native|generic) on ${XVETH}h" <<<"$line" || return 1
+                ip netns exec "$XNS" $NG "${XDP_CALL[@]}" "$XH_NG" --local-ip "${XNET}2" || return 1
+                after=$(metric "${XNET}1:$XH_HTTP" rtprelay_xdp_forwarded_packets_total) || return 1
+                user=$(metric "${XNET}1:$XH_HTTP" rtprelay_userspace_packets_total)
+                echo "xdp forwarded ${after:-none}, userspace packets ${user:-?}" | tee "$TMP/xdp-host-call"
+                [ "${after:-0}" -gt 0 ]
+            }
+            check xdp-host-network-call check_xdp_host_call
+            info "$(cat "$TMP/xdp-host-call" 2>/dev/null)"
+            check_xdp_host_detach() {
+                ip link show dev "${XVETH}h" | grep -q 'prog/xdp' \
+                    || { echo "no program on ${XVETH}h while running"; return 1; }
+                stop_exit0 "$HX_ID" || return 1
+                $DOCKER logs "$HX_ID" 2>&1 | grep -q 'XDP program detached' \
+                    || { echo "no 'XDP program detached'"; return 1; }
+                ! ip link show dev "${XVETH}h" | grep 'prog/xdp'
+            }
+            check xdp-host-network-detach-on-stop check_xdp_host_detach
+        else
+            fail xdp-host-network-call "$check_out"
+        fi
+    else
+        fail xdp-host-network-call "cannot build the veth pair and namespace $XNS"
+    fi
+fi
+
+if [ "$BRIDGE" = 1 ]; then
+    # Without --user 0 and the capabilities: the relay says why XDP cannot run, and forwards in userspace.
+    FB_ID=$(run_bg --network bridge -e RTPENGINE_TABLE=0 -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 "$IMAGE")
+    FB_IP=$(container_ip "$FB_ID")
+    if [ -n "$FB_ID" ] && check_out=$(wait_ping "$FB_IP:22222" "$FB_ID" 2>&1); then
+        check_xdp_fallback() {
+            local line forwarded
+            line=$($DOCKER logs "$FB_ID" 2>&1 | grep 'data plane chosen')
+            echo "$line"
+            grep -q 'xdp unavailable (.*), falling back to' <<<"$line" || { echo "no fallback reason"; return 1; }
+            grep -qiE 'not permitted|CAP_' <<<"$line" \
+                || { echo "the reason is not the missing capabilities"; return 1; }
+            $NG call "$FB_IP:22222" --local-ip "$GATEWAY" --packets 50 || return 1
+            forwarded=$(metric "$FB_IP" rtprelay_xdp_forwarded_packets_total) || return 1
+            [ "${forwarded:-0}" = 0 ] || { echo "XDP forwarded $forwarded packets without capabilities?"; return 1; }
+        }
+        check xdp-fallback-without-caps check_xdp_fallback
+        $DOCKER stop -t 5 "$FB_ID" >/dev/null
+    else
+        fail xdp-fallback-without-caps "$check_out"
+    fi
+fi
+
+# -F (no fallback) without the capabilities: the container stops at once, with an error that names XDP.
+check_xdp_no_fallback() {
+    local out rc
+    out=$(timeout 60 $DOCKER run --rm -e RTPENGINE_TABLE=0 "$IMAGE" -F 2>&1)
+    rc=$?
+    echo "exit $rc: $(tail -n 2 <<<"$out")"
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -qi xdp <<<"$out" && ! grep -q 'rtprelay ready' <<<"$out" \
+        && grep -qiE 'not permitted|CAP_' <<<"$out"
+}
+check xdp-no-fallback-exits check_xdp_no_fallback
 
 check_recording_runs() {
     local id
