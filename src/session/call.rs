@@ -43,11 +43,14 @@ pub struct Leg {
     pub medias: Vec<MediaSlot>,
     /// `replace: SDP version` state: the last SDP seen from this leg (version masked) and the
     /// version sent for it.
-    pub sdp_version: Option<(String, u64)>,
+    /// A digest of the SDP stands in for its text: a call keeps as little as it can.
+    pub sdp_version: Option<(u64, u64)>,
     /// True once this leg sent an SDP (offer or answer).
     pub has_sdp: bool,
     /// The last SDP this leg sent, as parsed: an answer's codecs are cut down to this offer's.
-    pub last_sdp: Option<crate::sdp::Body>,
+    /// Kept as text and parsed again when needed (an answer, a recording's codecs): a parsed
+    /// body is several times larger, and thousands of calls each keep two.
+    pub last_sdp: Option<Box<str>>,
     /// `asymmetric` was given for this leg.
     pub asymmetric: bool,
     /// `strict source` for this leg.
@@ -57,6 +60,13 @@ pub struct Leg {
 }
 
 impl Leg {
+    /// The last SDP this leg sent, parsed again from its text.
+    pub fn last_body(&self) -> Option<crate::sdp::Body> {
+        self.last_sdp
+            .as_deref()
+            .and_then(|t| crate::sdp::Body::parse(t.as_bytes()).ok())
+    }
+
     pub fn new(tag: Option<String>, interface: String, now: Now) -> Leg {
         Leg {
             tag,

@@ -195,7 +195,7 @@ impl Engine {
                 .calls
                 .get(call_id)
                 .and_then(|c| c.legs.get(receiver))
-                .and_then(|l| l.last_sdp.as_ref());
+                .and_then(|l| l.last_body());
             if let Some(offer) = offer {
                 for (o, a) in offer.medias().zip(sd.medias_mut()) {
                     sdp::align_answer_codecs(o, a);
@@ -253,8 +253,8 @@ impl Engine {
             if p.label.is_some() {
                 leg.label.clone_from(&p.label);
             }
-            leg.sdp_version = Some(version.clone());
-            leg.last_sdp = Some(input);
+            leg.sdp_version = Some(version);
+            leg.last_sdp = Some(input.to_string().into_boxed_str());
             leg.on_hold = false;
             for (i, m) in sd.medias().enumerate() {
                 let null = sd.is_null_address(i);
@@ -625,22 +625,27 @@ fn find_receiver(
 }
 
 /// The o= version to send for this SDP: the first one seen, bumped by one whenever the rest of
-/// the sender's SDP changes. Returns (masked text, version); a non-numeric version counts as 0.
+/// the sender's SDP changes. Returns (digest of the masked text, version); a non-numeric
+/// version counts as 0.
 fn sdp_version(
     sd: &mut Body,
     calls: &std::collections::HashMap<String, Call>,
     call_id: &str,
     sender: usize,
-) -> (String, u64) {
+) -> (u64, u64) {
+    use std::hash::{Hash, Hasher};
     let incoming = sd.replace_versions("0");
-    let masked = sd.to_string();
+    // A fixed-key hasher: the digest only has to stay stable within this process.
+    let mut h = std::hash::DefaultHasher::new();
+    sd.to_string().hash(&mut h);
+    let masked = h.finish();
     // Every session's o= gets the version of the first one.
     let number = sd_version_number(incoming.first().map_or("0", String::as_str));
     sd.restore_versions(incoming);
     let previous = calls
         .get(call_id)
         .and_then(|c| c.legs.get(sender))
-        .and_then(|l| l.sdp_version.clone());
+        .and_then(|l| l.sdp_version);
     match previous {
         None => (masked, number),
         Some((text, v)) if text == masked => (text, v),

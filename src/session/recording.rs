@@ -101,12 +101,15 @@ fn record_action(call: &Call) -> MediaAction {
                 continue;
             }
             // The payload types this leg described for its media (its own SDP), else its peer's.
-            let media = leg.last_sdp.as_ref().and_then(|b| b.media(i)).or_else(|| {
-                leg.peer
-                    .and_then(|p| call.legs.get(p))
-                    .and_then(|p| p.last_sdp.as_ref())
-                    .and_then(|b| b.media(i))
-            });
+            let own = leg.last_body();
+            let peer = leg
+                .peer
+                .and_then(|p| call.legs.get(p))
+                .and_then(|p| p.last_body());
+            let media = own
+                .as_ref()
+                .and_then(|b| b.media(i))
+                .or_else(|| peer.as_ref().and_then(|b| b.media(i)));
             let codecs = media
                 .map(|m| {
                     payload_types(m)

@@ -61,7 +61,7 @@ impl XdpProgram {
                 id = program.prog.id(),
                 "XDP program attached"
             );
-            warn_unless_forwarding(&attachment.ifname);
+            note_forwarding(&attachment.ifname);
             program.attachments.push(attachment);
         }
         Ok(program)
@@ -164,14 +164,14 @@ impl Drop for XdpProgram {
 
 /// bpf_fib_lookup() answers only for devices with forwarding on; elsewhere every packet is
 /// passed to userspace, which works but offloads nothing. Say so once per device.
-fn warn_unless_forwarding(ifname: &str) {
+fn note_forwarding(ifname: &str) {
     for family in ["ipv4", "ipv6"] {
         let path = format!("/proc/sys/net/{family}/conf/{ifname}/forwarding");
         if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "0") {
-            tracing::warn!(
+            tracing::info!(
                 ifname,
-                "{family} forwarding is off on {ifname}: the XDP plane will pass its {family} \
-                 packets to userspace (set net.{family}.conf.{ifname}.forwarding=1 to offload)"
+                "{family} forwarding is off on {ifname}: the kernel's route lookup cannot answer \
+                 there, so offloaded packets go to the link each peer's own packets came from"
             );
         }
     }
