@@ -64,6 +64,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         })?;
     }
 
+    match crate::sys::rlimit::raise_nofile() {
+        // Four sockets per two-party call, plus a few for control.
+        Ok(n) => tracing::info!(
+            open_files = n,
+            calls = n.saturating_sub(64) / 4,
+            "open-files limit (about this many calls)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
     let clock = Clock::new();
     let request = cfg.plane_request();
     let (plane, mut reason) = probe::choose(request);

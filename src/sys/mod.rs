@@ -10,6 +10,7 @@ pub mod eventfd;
 pub mod ifaddrs;
 pub mod mmsg;
 pub mod netns;
+pub mod rlimit;
 pub mod seccomp;
 pub mod uring;
 pub mod xdp;
