@@ -18,6 +18,17 @@ use crate::time::Millis;
 /// How often a worker folds kernel counters and re-checks every flow's rule. Counters in
 /// `query` and the timeouts see kernel-forwarded packets with at most this delay.
 pub(super) const SWEEP: Duration = Duration::from_secs(1);
+/// Each fold is one map syscall per offloaded flow: past this many flows, a sweep a second
+/// would cost more CPU than the packets themselves, so the sweep slows down in proportion...
+const FOLDS_PER_SECOND: u64 = 2000;
+/// ...but never below one every few seconds (timeouts are tens of seconds).
+const SWEEP_MAX: Duration = Duration::from_secs(5);
+
+/// The sweep interval for a worker holding `installed` kernel rules.
+pub(super) fn sweep_interval(installed: usize) -> Duration {
+    let ms = (installed as u64).saturating_mul(1000) / FOLDS_PER_SECOND;
+    Duration::from_millis(ms).clamp(SWEEP, SWEEP_MAX)
+}
 
 /// A flow's rule as it is in the kernel map.
 #[derive(Debug)]
@@ -88,6 +99,8 @@ pub(super) struct Offload {
     next_sweep: Millis,
     /// Installs the map refused (full, or an error); those flows stay in userspace.
     refused: u64,
+    /// Rules this worker has in the kernel now.
+    installed: usize,
 }
 
 impl Offload {
@@ -97,6 +110,7 @@ impl Offload {
             dirty: Vec::new(),
             next_sweep: now.plus(SWEEP),
             refused: 0,
+            installed: 0,
         }
     }
 
@@ -112,12 +126,12 @@ impl Offload {
         d
     }
 
-    /// True once per [`SWEEP`].
+    /// True once per sweep interval (see [`sweep_interval`]).
     pub(super) fn sweep_due(&mut self, now: Millis) -> bool {
         if now < self.next_sweep {
             return false;
         }
-        self.next_sweep = now.plus(SWEEP);
+        self.next_sweep = now.plus(sweep_interval(self.installed));
         true
     }
 
@@ -159,6 +173,7 @@ impl Offload {
             None => match self.table.install(l, &rule) {
                 Ok(slot) => {
                     tracing::debug!(flow, ?rule, slot, "flow offloaded to XDP");
+                    self.installed += 1;
                     *current = Some(Installed {
                         local: l,
                         rule,
@@ -180,6 +195,7 @@ impl Offload {
     /// Take the flow's rule out of the kernel (its counters must have been folded).
     pub(super) fn remove(&mut self, flow: u64, current: &mut Option<Installed>) {
         if let Some(inst) = current.take() {
+            self.installed = self.installed.saturating_sub(1);
             if let Err(e) = self.table.remove(inst.local) {
                 tracing::warn!(flow, error = %e, "cannot remove kernel rule");
             } else {
@@ -238,6 +254,14 @@ mod tests {
             local: a("192.0.2.1:30002"),
             target: Some(a(target)),
         })
+    }
+
+    #[test]
+    fn sweeps_slow_down_with_many_rules_within_bounds() {
+        assert_eq!(sweep_interval(0), SWEEP);
+        assert_eq!(sweep_interval(2000), SWEEP);
+        assert_eq!(sweep_interval(6000), Duration::from_secs(3));
+        assert_eq!(sweep_interval(1_000_000), SWEEP_MAX);
     }
 
     #[test]

@@ -409,7 +409,7 @@ impl Worker {
     }
 
     /// After a pass: bring the kernel rules of changed flows up to date, and once a second
-    /// fold the kernel's counters and re-check every flow.
+    /// (less often with thousands of rules) fold the kernel's counters and re-check every flow.
     fn sync_offload(&mut self) {
         let Some(off) = self.offload.as_mut() else {
             return;
