@@ -5,7 +5,19 @@
 # skipped (checked with `dpkg -s`), and `apt-get update` runs at most once, only when something is missing.
 # Services that a package starts on install (rtpengine, Kamailio, Redis) are stopped again through their init
 # scripts, so nothing holds the ports the tests use.
+#
+#   scripts/install-deps.sh               everything the test suite needs
+#   scripts/install-deps.sh --build-only  only what building the relay needs (scripts/run.sh uses it)
+#   scripts/install-deps.sh --check-build exit 1 when a build package is missing (no root needed)
 set -euo pipefail
+
+MODE=all
+case "${1:-}" in
+  --build-only) MODE=build ;;
+  --check-build) MODE=check ;;
+  "") ;;
+  *) echo "install-deps: unknown option $1" >&2; exit 2 ;;
+esac
 
 export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
 
@@ -13,7 +25,7 @@ export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
 TEST_PKGS=(kamailio sip-tester rtpengine-daemon redis-server tcpdump iproute2 ethtool procps python3 perl)
 
 # Build toolchain (BPF program via clang, libelf/zlib for libbpf).
-BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make)
+BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make gcc libc6-dev)
 
 # ---- UPSTREAM_PERL_PKGS: modules the upstream rtpengine test runner loads. Others may extend this list. ----
 UPSTREAM_PERL_PKGS=(
@@ -37,18 +49,32 @@ SERVICES=(
   "redis-server /run/redis/redis-server.pid"
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: must run as root (apt-get install)" >&2
-  exit 1
+if [ "$MODE" = all ]; then
+  WANTED=("${TEST_PKGS[@]}" "${BUILD_PKGS[@]}" "${UPSTREAM_PERL_PKGS[@]}")
+else
+  WANTED=("${BUILD_PKGS[@]}")
 fi
 
 missing=()
-for pkg in "${TEST_PKGS[@]}" "${BUILD_PKGS[@]}" "${UPSTREAM_PERL_PKGS[@]}"; do
+for pkg in "${WANTED[@]}"; do
   # `dpkg -s` also reports removed-but-configured packages; require the installed state.
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$pkg")
   fi
 done
+
+if [ "$MODE" = check ]; then
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: missing build packages: ${missing[*]}" >&2
+    exit 1
+  fi
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ] && [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: must run as root (apt-get install ${missing[*]})" >&2
+  exit 1
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
@@ -57,6 +83,7 @@ else
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
 fi
+[ "$MODE" = build ] && exit 0
 
 # Stop any service instance the packages started (only the system service, through its init script, which acts
 # on its own pid file; instances the tests start are left alone).
