@@ -27,7 +27,7 @@ mod skel;
 #[cfg(rtprelay_xdp)]
 mod table;
 #[cfg(all(test, rtprelay_xdp))]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(rtprelay_xdp)]
 pub use loader::XdpProgram;
@@ -166,4 +166,6 @@ pub struct XdpStats {
     pub dropped: u64,
     /// Redirect failures etc.
     pub aborted: u64,
+    /// Handed to an AF_XDP socket (the AF_XDP plane).
+    pub redirected: u64,
 }

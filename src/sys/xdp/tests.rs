@@ -31,7 +31,7 @@ fn sa(s: &str) -> SocketAddr {
 
 /// Load the skeleton (not attached) and run `f` with its program and a table over its maps;
 /// None (and a note) when this process may not load BPF.
-fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
+pub(crate) fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
     // libbpf's messages (a verifier log on failure) go to tracing.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let mut storage = MaybeUninit::uninit();
@@ -69,13 +69,13 @@ fn run(prog: &ProgramMut<'_>, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
 
 // ---- frames ----
 
-fn sum16(data: &[u8]) -> u32 {
+pub(crate) fn sum16(data: &[u8]) -> u32 {
     data.chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
         .sum()
 }
 
-fn fold(mut s: u32) -> u16 {
+pub(crate) fn fold(mut s: u32) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -249,7 +249,7 @@ fn parse(f: &[u8]) -> Option<Parsed> {
 
 // ---- a namespace with a route and neighbours ----
 
-static NEXT_NS: AtomicU32 = AtomicU32::new(0);
+pub(crate) static NEXT_NS: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with two veth pairs: veth0 (192.0.2.1/24, 2001:db8:1::1/64) with
 /// permanent neighbours .2/.3 (::2/::3), and veth2 (198.51.100.1/24, 2001:db8:2::1/64) with
@@ -258,7 +258,7 @@ struct Netns {
     name: String,
 }
 
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -380,7 +380,7 @@ impl Drop for Netns {
     }
 }
 
-fn can_load() -> bool {
+pub(crate) fn can_load() -> bool {
     with_skel(|_, _| ()).is_some()
 }
 
@@ -975,7 +975,7 @@ fn foreign_program_is_never_replaced() {
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A minimal XDP program named "foreign" (`return XDP_PASS`).
-fn foreign_pass_program() -> OwnedFd {
+pub(crate) fn foreign_pass_program() -> OwnedFd {
     use libbpf_rs::libbpf_sys;
     // r0 = 2 (XDP_PASS); exit
     let insns = [
@@ -1007,7 +1007,7 @@ fn foreign_pass_program() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn xdp_attach_raw(ifindex: u32, fd: i32) {
+pub(crate) fn xdp_attach_raw(ifindex: u32, fd: i32) {
     use libbpf_rs::libbpf_sys;
     // SAFETY: plain syscall wrapper; a null opts pointer is allowed.
     let rc = unsafe {
@@ -1024,7 +1024,7 @@ fn xdp_attach_raw(ifindex: u32, fd: i32) {
 // ---- real traffic through an attached program ----
 
 /// Delete a network namespace on drop.
-struct NsGuard(String);
+pub(crate) struct NsGuard(pub(crate) String);
 
 impl Drop for NsGuard {
     fn drop(&mut self) {
