@@ -417,6 +417,58 @@ fn no_rule_passes_unchanged_and_is_counted() {
 }
 
 #[test]
+fn afxdp_flag_without_a_socket_falls_back_to_pass() {
+    with_skel(|prog, table| {
+        table.set_port_range(30000, 30099).unwrap();
+        table.set_afxdp(true).unwrap();
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:30000"),
+            &rtp(),
+        );
+        // No AF_XDP socket on queue 0: the stack gets it, unchanged.
+        let (action, out) = run(prog, &f, 1);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, f);
+        // Outside the range, VLAN-tagged, not UDP: never offered to a socket.
+        let other = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:40000"),
+            &rtp(),
+        );
+        assert_eq!(run(prog, &other, 1).0, XDP_PASS);
+        let tagged = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            true,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:30000"),
+            &rtp(),
+        );
+        assert_eq!(run(prog, &tagged, 1).0, XDP_PASS);
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(run(prog, &arp, 1).0, XDP_PASS);
+        assert_eq!(
+            table.stats().unwrap(),
+            XdpStats {
+                passed: 4,
+                ..XdpStats::default()
+            }
+        );
+        // Switching it off again keeps the port range.
+        table.set_afxdp(false).unwrap();
+        assert_eq!(run(prog, &f, 1).0, XDP_PASS);
+    });
+}
+
+#[test]
 fn strict_source_mismatch_drops_and_counts_errors() {
     with_skel(|prog, table| {
         let local = sa("192.0.2.1:30000");

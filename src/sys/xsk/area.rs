@@ -45,7 +45,7 @@ impl Area {
     /// # Safety
     /// The caller must own those bytes for the lifetime of the slice: neither the kernel (a
     /// frame on the fill or tx ring) nor another slice may access them meanwhile.
-    pub(super) unsafe fn bytes_mut(&self, off: u64, len: u32) -> Option<&mut [u8]> {
+    pub(super) unsafe fn bytes_mut(&mut self, off: u64, len: u32) -> Option<&mut [u8]> {
         let off = usize::try_from(off).ok()?;
         let end = off.checked_add(usize::try_from(len).ok()?)?;
         if end > self.len {

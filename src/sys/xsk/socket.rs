@@ -96,7 +96,7 @@ impl XskSocket {
             .map_err(sys("looking up the device"))?;
         info.set_queue(queue);
         let sock = Socket::with_shared(&info, &umem).map_err(sys("creating the socket"))?;
-        let mut fq = umem
+        let fq = umem
             .fq_cq(&sock)
             .map_err(sys("setting up the fill/completion rings"))?;
         let ring = NonZeroU32::new(frames);
@@ -175,11 +175,12 @@ impl XskSocket {
                 let chunk = desc.addr & !u64::from(self.frame_size - 1);
                 let in_chunk =
                     desc.addr - chunk + u64::from(desc.len) <= u64::from(self.frame_size);
-                // SAFETY: the frame came off the rx ring, so it is ours until we recycle or
-                // transmit it below, and no other view of it exists; bounds are checked.
-                let frame = match in_chunk {
-                    true => unsafe { self.area.bytes_mut(desc.addr, desc.len) },
-                    false => None,
+                let frame = if in_chunk {
+                    // SAFETY: the frame came off the rx ring, so it is ours until we recycle
+                    // or transmit it below, and no other view of it exists; bounds are checked.
+                    unsafe { self.area.bytes_mut(desc.addr, desc.len) }
+                } else {
+                    None
                 };
                 match frame.map(&mut f) {
                     Some(true) => self.to_send.push(desc),

@@ -234,7 +234,8 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     assert!(receive(&mut xsk, Duration::from_millis(100)).is_empty());
     assert_eq!(table.stats().unwrap().redirected, 202);
     drop(xsk);
-    drop(program);
+    // Detach from inside the namespace: the ifindex means another device outside it.
+    run_in(&relay.0, move || drop(program)).unwrap();
 }
 
 #[test]
