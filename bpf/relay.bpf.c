@@ -10,6 +10,12 @@
  * (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
  * next hop, mixed families, ...) is passed to the kernel unchanged, where the
  * userspace planes handle it: this program only takes the easy, common case.
+ *
+ * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
+ * to the relay's port range that would be passed go to the AF_XDP socket of
+ * their rx queue (`xsks`) instead, or still to the kernel when that queue has
+ * none. Malformed, fragmented, VLAN-tagged and non-UDP packets (ARP, ND) are
+ * always passed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

@@ -139,6 +139,9 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     assert_eq!(xsk.queue(), 0);
     assert!(!xsk.zero_copy(), "veth has no zero-copy AF_XDP");
     assert!(xsk.as_raw_fd() >= 0);
+    assert_eq!((xsk.frames(), xsk.umem_bytes()), (64, 64 * 2048));
+    // Larger than a frame: refused, nothing queued.
+    assert!(!xsk.send(&[0u8; 2049]));
     let table = program.table();
     table.set_port_range(30000, 30099).unwrap();
     table.register_xsk(0, xsk.as_fd()).unwrap();
