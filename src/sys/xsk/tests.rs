@@ -66,13 +66,9 @@ fn receive(xsk: &mut XskSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
-/// relay ns: veth0 192.0.2.1 (the XDP program + the AF_XDP socket); peer ns: veth1 192.0.2.2
-/// (an XDP_PASS program, so frames sent into the pair are not dropped).
-#[test]
-fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
-    if !can_load() {
-        return;
-    }
+/// relay ns: veth0 192.0.2.1, 2001:db8:1::1; peer ns: veth1 192.0.2.2, 2001:db8:1::2; static
+/// neighbours both ways. Both namespaces are deleted on drop.
+fn topology() -> (NsGuard, NsGuard) {
     let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
     let relay = NsGuard(format!("rtprelay-xsk-{}-{n}r", std::process::id()));
     let peer = NsGuard(format!("rtprelay-xsk-{}-{n}p", std::process::id()));
@@ -105,12 +101,34 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
         "dev",
         "veth0",
     ]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "veth0",
+        "nodad",
+    ]);
     ip(&["-n", &relay.0, "link", "set", "veth0", "up"]);
+    ip(&[
+        "-n",
+        &peer.0,
+        "addr",
+        "add",
+        "2001:db8:1::2/64",
+        "dev",
+        "veth1",
+        "nodad",
+    ]);
     ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
     ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);
     for (ns, addr, mac, dev) in [
         (&relay.0, "192.0.2.2", "02:00:00:00:01:02", "veth0"),
         (&peer.0, "192.0.2.1", "02:00:00:00:01:01", "veth1"),
+        (&relay.0, "2001:db8:1::2", "02:00:00:00:01:02", "veth0"),
+        (&peer.0, "2001:db8:1::1", "02:00:00:00:01:01", "veth1"),
     ] {
         ip(&[
             "-n",
@@ -127,6 +145,17 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
         ]);
     }
 
+    (relay, peer)
+}
+
+/// The XDP program and the AF_XDP socket on the relay's veth0; an XDP_PASS program on the
+/// peer's veth1, so frames sent into the pair are not dropped.
+#[test]
+fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
     let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
@@ -268,4 +297,47 @@ fn register_checks_queue_and_socket() {
         table.set_port_range(1, 2).unwrap();
         table.set_afxdp(false).unwrap();
     });
+}
+
+/// IPv6 datagrams to the relay's ports take the same way.
+#[test]
+fn ipv6_relay_ports_reach_the_xsk() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
+    let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
+        let veth0 = ifindex("veth0").unwrap();
+        let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        let xsk = XskSocket::bind(veth0, 0, 64, 4096).unwrap();
+        let udp = UdpSocket::bind("[2001:db8:1::1]:30000").unwrap();
+        udp.set_nonblocking(true).unwrap();
+        (program, xsk, udp)
+    })
+    .unwrap();
+    let table = program.table();
+    table.set_port_range(30000, 30099).unwrap();
+    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.set_afxdp(true).unwrap();
+    let caller = run_in(&peer.0, || UdpSocket::bind("[2001:db8:1::2]:4000").unwrap()).unwrap();
+    caller.send_to(b"six", "[2001:db8:1::1]:30000").unwrap();
+    let frames = receive(&mut xsk, Duration::from_secs(2));
+    assert_eq!(
+        frames.len(),
+        1,
+        "the datagram did not reach the AF_XDP socket"
+    );
+    let f = &frames[0];
+    // Ethernet, IPv6 (40 bytes), UDP to port 30000, the payload.
+    assert_eq!(&f[12..14], &[0x86, 0xdd]);
+    assert_eq!(&f[14 + 40 + 2..14 + 40 + 4], &30000u16.to_be_bytes());
+    assert_eq!(&f[14 + 48..], b"six");
+    let mut buf = [0u8; 64];
+    assert!(
+        relay_udp.recv_from(&mut buf).is_err(),
+        "it reached the UDP socket too"
+    );
+    assert_eq!(table.stats().unwrap().redirected, 1);
+    drop(xsk);
+    run_in(&relay.0, move || drop(program)).unwrap();
 }
