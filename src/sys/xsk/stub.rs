@@ -34,6 +34,12 @@ impl XskSocket {
     pub fn send(&mut self, _frame: &[u8]) -> bool {
         match self._never {}
     }
+    pub fn frames(&self) -> u32 {
+        match self._never {}
+    }
+    pub fn umem_bytes(&self) -> usize {
+        match self._never {}
+    }
 }
 
 impl AsRawFd for XskSocket {
