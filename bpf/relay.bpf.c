@@ -10,6 +10,12 @@
  * (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
  * next hop, mixed families, ...) is passed to the kernel unchanged, where the
  * userspace planes handle it: this program only takes the easy, common case.
+ *
+ * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
+ * to the relay's port range that would be passed go to the AF_XDP socket of
+ * their rx queue (`xsks`) instead, or still to the kernel when that queue has
+ * none. Malformed, fragmented, VLAN-tagged and non-UDP packets (ARP, ND) are
+ * always passed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -77,16 +83,31 @@ struct {
 	__type(value, struct rtprelay_config);
 } config SEC(".maps");
 
-enum outcome { PASSED, FORWARDED, DROPPED, ABORTED };
+/* AF_XDP sockets by rx queue index, registered by the AF_XDP plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, RTPRELAY_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
 
-/* Whether a packet to `port` (network order) is for the relay's port range. */
+enum outcome { PASSED, FORWARDED, DROPPED, ABORTED, REDIRECTED };
+
+/* relay_port() results */
+#define RELAY_PORT 1  /* the port is in the relay's range */
+#define RELAY_AFXDP 2 /* ... and the AF_XDP plane takes what is not forwarded here */
+
+/* Whether a packet to `port` (network order) is for the relay's port range
+ * (RELAY_PORT, with RELAY_AFXDP when the AF_XDP plane is on), else 0. */
 static __always_inline int relay_port(__be16 port)
 {
 	__u32 zero = 0;
 	struct rtprelay_config *c = bpf_map_lookup_elem(&config, &zero);
 	__u16 p = bpf_ntohs(port);
 
-	return c && p >= c->port_min && p <= c->port_max;
+	if (!c || p < c->port_min || p > c->port_max)
+		return 0;
+	return RELAY_PORT | ((c->flags & RTPRELAY_CFG_AFXDP) ? RELAY_AFXDP : 0);
 }
 
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
@@ -153,12 +174,35 @@ static __always_inline int finish(enum outcome o, int action)
 		case ABORTED:
 			s->aborted++;
 			break;
+		case REDIRECTED:
+			s->redirected++;
+			break;
 		}
 	}
 	return action;
 }
 
 #define PASS() finish(PASSED, XDP_PASS)
+
+/* A UDP packet (to network-order port `dport`, untagged unless `vlan`) that
+ * this program does not forward: to the AF_XDP socket of its rx queue when
+ * the port is the relay's and the AF_XDP plane is on, else to the stack.
+ * `rp` caches relay_port(dport) (-1: not looked up yet). VLAN-tagged frames
+ * always go to the stack, which strips the tag. */
+static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, int vlan, int rp)
+{
+	if (!vlan) {
+		if (rp < 0)
+			rp = relay_port(dport);
+		if ((rp & RELAY_AFXDP) &&
+		    bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS) == XDP_REDIRECT)
+			return finish(REDIRECTED, XDP_REDIRECT);
+	}
+	return PASS();
+}
+
+/* PASS() for the handlers once the UDP header is known (locals udp, vlan, rp). */
+#define PASS_UDP() pass_udp(ctx, udp->dest, vlan, rp)
 /* A failure after the packet was rewritten: it cannot be passed any more. */
 #define ABORT() finish(ABORTED, XDP_DROP)
 
@@ -388,7 +432,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	__be32 local[4], src[4];
 	__u32 tot, ulen, plen, poff;
 	__s64 psum;
-	int kind;
+	int kind, rp = -1;
 
 	if ((void *)(ip + 1) > end)
 		return PASS();
@@ -417,7 +461,9 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	local[2] = bpf_htonl(0xffff);
 	local[3] = ip->daddr;
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V4);
-	if (!f && !vlan && relay_port(udp->dest)) {
+	if (!f && !vlan)
+		rp = relay_port(udp->dest);
+	if (!f && rp > 0) {
 		src[0] = 0;
 		src[1] = 0;
 		src[2] = bpf_htonl(0xffff);
@@ -425,9 +471,9 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 		learn_peer(ctx, eth, src);
 	}
 	if (!f)
-		return PASS();
+		return PASS_UDP();
 	if (f->flags & RTPRELAY_F_OUT_V6)
-		return PASS();
+		return PASS_UDP();
 	if (f->flags & RTPRELAY_F_STRICT) {
 		src[0] = 0;
 		src[1] = 0;
@@ -438,13 +484,13 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	}
 	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
 	if (!kind)
-		return PASS();
+		return PASS_UDP();
 	if (ip->ttl <= 1)
-		return PASS();
+		return PASS_UDP();
 	/* The header must be intact: the kernel drops a bad one, so do we (by
 	 * passing it there) instead of repairing it. */
 	if (fold(ipv4_sum(ip)) != 0xffff)
-		return PASS();
+		return PASS_UDP();
 
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
@@ -456,15 +502,15 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	fib.ipv4_dst = f->daddr[3];
 	fib.ifindex = ctx->ingress_ifindex;
 	if (!next_hop(ctx, &fib, f->daddr))
-		return PASS();
+		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
-		return PASS();
+		return PASS_UDP();
 
 	psum = 0;
 	if (udp->check) {
 		psum = payload_sum(ctx, poff, plen);
 		if (psum < 0)
-			return PASS();
+			return PASS_UDP();
 	}
 
 	/* Everything is known: rewrite. */
@@ -492,7 +538,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__be32 local[4], src[4];
 	__u32 ulen, plen, poff;
 	__s64 psum;
-	int kind;
+	int kind, rp = -1;
 
 	if ((void *)(ip6 + 1) > end)
 		return PASS();
@@ -509,14 +555,16 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
 	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V6);
-	if (!f && !vlan && relay_port(udp->dest)) {
+	if (!f && !vlan)
+		rp = relay_port(udp->dest);
+	if (!f && rp > 0) {
 		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
 		learn_peer(ctx, eth, src);
 	}
 	if (!f)
-		return PASS();
+		return PASS_UDP();
 	if (!(f->flags & RTPRELAY_F_OUT_V6))
-		return PASS();
+		return PASS_UDP();
 	if (f->flags & RTPRELAY_F_STRICT) {
 		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
 		if (!addr_eq(src, f->expect_addr) || udp->source != f->expect_port)
@@ -524,9 +572,9 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	}
 	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
 	if (!kind)
-		return PASS();
+		return PASS_UDP();
 	if (ip6->hop_limit <= 1)
-		return PASS();
+		return PASS_UDP();
 
 	fib.family = AF_INET6;
 	fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
@@ -538,13 +586,13 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__builtin_memcpy(fib.ipv6_dst, f->daddr, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
 	if (!next_hop(ctx, &fib, f->daddr))
-		return PASS();
+		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
-		return PASS();
+		return PASS_UDP();
 
 	psum = payload_sum(ctx, poff, plen);
 	if (psum < 0)
-		return PASS();
+		return PASS_UDP();
 
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);

@@ -58,12 +58,23 @@ struct rtprelay_counters {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last forwarded packet */
 };
 
+/* Queues the `xsks` map (AF_XDP sockets by rx queue index) holds. */
+#define RTPRELAY_MAX_QUEUES 64
+
+/* rtprelay_config.flags */
+#define RTPRELAY_CFG_AFXDP 0x0001 /* hand unforwarded relay-port UDP to the AF_XDP sockets */
+
 /* Value of `config` (one entry): the relay's media port range (host order).
  * Packets to these ports teach `peers` where their sender is, even before their
- * flow is offloaded. 0/0 until the relay sets it. */
+ * flow is offloaded. 0/0 until the relay sets it. With RTPRELAY_CFG_AFXDP, a
+ * UDP packet to these ports that the program does not forward itself goes to
+ * the AF_XDP socket of its rx queue (`xsks`), or to the stack when that queue
+ * has none. */
 struct rtprelay_config {
 	__u16 port_min;
 	__u16 port_max;
+	__u16 flags; /* RTPRELAY_CFG_* */
+	__u16 pad;
 };
 
 /* Key of `peers`. */
@@ -90,6 +101,7 @@ struct rtprelay_stats {
 	__u64 passed;    /* handed to the kernel stack */
 	__u64 dropped;   /* strict-source drops */
 	__u64 aborted;   /* internal failures after the packet was rewritten */
+	__u64 redirected; /* handed to an AF_XDP socket */
 };
 
 #endif

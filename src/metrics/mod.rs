@@ -213,6 +213,7 @@ mod tests {
             passed: 3,
             dropped: 2,
             aborted: 0,
+            redirected: 0,
         };
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,

@@ -14,3 +14,4 @@ pub mod rlimit;
 pub mod seccomp;
 pub mod uring;
 pub mod xdp;
+pub mod xsk;

@@ -14,6 +14,10 @@ pub const F_KIND_RTP: u16 = 0x0002;
 pub const F_KIND_RTCP: u16 = 0x0004;
 pub const F_KIND_OPAQUE: u16 = 0x0008;
 pub const F_OUT_V6: u16 = 0x0010;
+/// `RTPRELAY_MAX_QUEUES`: entries of the `xsks` map (rx queues that can have an AF_XDP socket).
+pub const MAX_QUEUES: u32 = 64;
+/// `RTPRELAY_CFG_AFXDP`: relay-port UDP the program does not forward goes to the AF_XDP socket.
+pub const CFG_AFXDP: u16 = 0x0001;
 
 /// `struct rtprelay_flow_key`.
 #[repr(C)]
@@ -61,6 +65,7 @@ pub struct Stats {
     pub passed: u64,
     pub dropped: u64,
     pub aborted: u64,
+    pub redirected: u64,
 }
 
 /// `struct rtprelay_config`.
@@ -69,6 +74,9 @@ pub struct Stats {
 pub struct Config {
     pub port_min: u16,
     pub port_max: u16,
+    /// `CFG_*`.
+    pub flags: u16,
+    pub pad: u16,
 }
 
 // The skeleton's types come from the object's BTF, i.e. from relay.h as clang laid it out.
@@ -78,8 +86,8 @@ const _: () = {
     assert!(size_of::<FlowKey>() == 20 && size_of::<types::rtprelay_flow_key>() == 20);
     assert!(size_of::<Flow>() == 60 && size_of::<types::rtprelay_flow>() == 60);
     assert!(size_of::<Counters>() == 48 && size_of::<types::rtprelay_counters>() == 48);
-    assert!(size_of::<Stats>() == 32 && size_of::<types::rtprelay_stats>() == 32);
-    assert!(size_of::<Config>() == 4 && size_of::<types::rtprelay_config>() == 4);
+    assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
+    assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
 };
 
 /// Plain-old-data map structs: every bit pattern is valid and there is no padding the compiler

@@ -209,6 +209,7 @@ pub(super) fn table_of(skel: &RelaySkel<'_>) -> Result<XdpTable, XdpError> {
         handle(&skel.maps.counters)?,
         handle(&skel.maps.stats)?,
         handle(&skel.maps.config)?,
+        handle(&skel.maps.xsks)?,
     )
 }
 

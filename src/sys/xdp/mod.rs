@@ -4,6 +4,8 @@
 //! The program forwards only what it fully understands (a rule for the destination ip:port,
 //! RTP-like payload, a next hop the kernel already knows); everything else is `XDP_PASS`ed to
 //! the socket path unchanged, so the userspace planes stay the reference and the fallback.
+//! With the AF_XDP plane on ([`XdpTable::set_afxdp`]), what it would pass for the relay's
+//! ports goes to the AF_XDP socket of the packet's rx queue instead ([`crate::sys::xsk`]).
 //!
 //! Deployment notes:
 //! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
@@ -27,7 +29,7 @@ mod skel;
 #[cfg(rtprelay_xdp)]
 mod table;
 #[cfg(all(test, rtprelay_xdp))]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(rtprelay_xdp)]
 pub use loader::XdpProgram;
@@ -166,4 +168,6 @@ pub struct XdpStats {
     pub dropped: u64,
     /// Redirect failures etc.
     pub aborted: u64,
+    /// Handed to an AF_XDP socket (the AF_XDP plane).
+    pub redirected: u64,
 }

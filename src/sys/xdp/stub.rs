@@ -45,6 +45,19 @@ impl XdpTable {
     pub fn set_port_range(&self, _min: u16, _max: u16) -> Result<(), XdpError> {
         match self._never {}
     }
+    pub fn set_afxdp(&self, _on: bool) -> Result<(), XdpError> {
+        match self._never {}
+    }
+    pub fn register_xsk(
+        &self,
+        _queue: u32,
+        _fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), XdpError> {
+        match self._never {}
+    }
+    pub fn unregister_xsk(&self, _queue: u32) -> Result<(), XdpError> {
+        match self._never {}
+    }
     pub fn installed(&self) -> usize {
         match self._never {}
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Mutex, MutexGuard};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -16,6 +17,9 @@ pub struct XdpTable {
     counters: MapHandle,
     stats: MapHandle,
     config: MapHandle,
+    xsks: MapHandle,
+    /// What `config` holds: the port range and the flags are set separately.
+    config_value: Mutex<abi::Config>,
     /// CPUs the per-CPU maps hold a value for.
     cpus: usize,
     slots: Mutex<Slots>,
@@ -49,6 +53,7 @@ impl XdpTable {
         counters: MapHandle,
         stats: MapHandle,
         config: MapHandle,
+        xsks: MapHandle,
     ) -> Result<XdpTable, XdpError> {
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
@@ -57,6 +62,8 @@ impl XdpTable {
             counters,
             stats,
             config,
+            xsks,
+            config_value: Mutex::new(abi::Config::default()),
             cpus,
             slots: Mutex::new(Slots::default()),
         })
@@ -179,20 +186,83 @@ impl XdpTable {
                 passed: t.passed + s.passed,
                 dropped: t.dropped + s.dropped,
                 aborted: t.aborted + s.aborted,
+                redirected: t.redirected + s.redirected,
             }))
     }
 
     /// The relay's media port range: packets to it teach the program which link each peer
     /// is on, the next hop it falls back on when the routing lookup cannot answer (forwarding
-    /// off on the device).
+    /// off on the device). With the AF_XDP plane on, it is also the range handed to its sockets.
     pub fn set_port_range(&self, min: u16, max: u16) -> Result<(), XdpError> {
-        let v = abi::Config {
-            port_min: min,
-            port_max: max,
-        };
+        self.update_config("setting the port range", |c| {
+            c.port_min = min;
+            c.port_max = max;
+        })
+    }
+
+    /// Turn the AF_XDP plane on or off: when on, a UDP packet to the port range that the
+    /// program does not forward itself goes to the AF_XDP socket registered for its rx queue
+    /// ([`XdpTable::register_xsk`]), or to the stack when that queue has none.
+    pub fn set_afxdp(&self, on: bool) -> Result<(), XdpError> {
+        self.update_config("switching the AF_XDP plane", |c| {
+            if on {
+                c.flags |= abi::CFG_AFXDP;
+            } else {
+                c.flags &= !abi::CFG_AFXDP;
+            }
+        })
+    }
+
+    fn update_config(
+        &self,
+        what: &str,
+        change: impl FnOnce(&mut abi::Config),
+    ) -> Result<(), XdpError> {
+        let mut current = self.config_value.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = *current;
+        change(&mut next);
         self.config
-            .update(&0u32.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
-            .map_err(|e| map_err("setting the port range", e))
+            .update(&0u32.to_ne_bytes(), next.as_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err(what, e))?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Send packets of rx queue `queue` to the AF_XDP socket `fd` (bound to that queue; the
+    /// kernel checks). Replaces an earlier registration of the queue.
+    pub fn register_xsk(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), XdpError> {
+        if queue >= abi::MAX_QUEUES {
+            return Err(XdpError::Map(format!(
+                "rx queue {queue} is beyond the {} the AF_XDP map holds",
+                abi::MAX_QUEUES
+            )));
+        }
+        let fd = u32::try_from(fd.as_raw_fd())
+            .map_err(|_| XdpError::Map("negative socket fd".into()))?;
+        self.xsks
+            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| {
+                map_err(
+                    &format!("registering the AF_XDP socket of queue {queue}"),
+                    e,
+                )
+            })
+    }
+
+    /// Stop sending packets of rx queue `queue` to an AF_XDP socket (they go to the stack).
+    /// Unregistering a queue without a socket is Ok.
+    pub fn unregister_xsk(&self, queue: u32) -> Result<(), XdpError> {
+        if queue >= abi::MAX_QUEUES {
+            return Ok(());
+        }
+        match self.xsks.delete(&queue.to_ne_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(map_err(
+                &format!("unregistering the AF_XDP socket of queue {queue}"),
+                e,
+            )),
+        }
     }
 
     /// Rules currently installed.

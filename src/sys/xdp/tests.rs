@@ -31,7 +31,7 @@ fn sa(s: &str) -> SocketAddr {
 
 /// Load the skeleton (not attached) and run `f` with its program and a table over its maps;
 /// None (and a note) when this process may not load BPF.
-fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
+pub(crate) fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
     // libbpf's messages (a verifier log on failure) go to tracing.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let mut storage = MaybeUninit::uninit();
@@ -69,13 +69,13 @@ fn run(prog: &ProgramMut<'_>, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
 
 // ---- frames ----
 
-fn sum16(data: &[u8]) -> u32 {
+pub(crate) fn sum16(data: &[u8]) -> u32 {
     data.chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
         .sum()
 }
 
-fn fold(mut s: u32) -> u16 {
+pub(crate) fn fold(mut s: u32) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -249,7 +249,7 @@ fn parse(f: &[u8]) -> Option<Parsed> {
 
 // ---- a namespace with a route and neighbours ----
 
-static NEXT_NS: AtomicU32 = AtomicU32::new(0);
+pub(crate) static NEXT_NS: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with two veth pairs: veth0 (192.0.2.1/24, 2001:db8:1::1/64) with
 /// permanent neighbours .2/.3 (::2/::3), and veth2 (198.51.100.1/24, 2001:db8:2::1/64) with
@@ -258,7 +258,7 @@ struct Netns {
     name: String,
 }
 
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -380,7 +380,7 @@ impl Drop for Netns {
     }
 }
 
-fn can_load() -> bool {
+pub(crate) fn can_load() -> bool {
     with_skel(|_, _| ()).is_some()
 }
 
@@ -413,6 +413,58 @@ fn no_rule_passes_unchanged_and_is_counted() {
                 ..XdpStats::default()
             }
         );
+    });
+}
+
+#[test]
+fn afxdp_flag_without_a_socket_falls_back_to_pass() {
+    with_skel(|prog, table| {
+        table.set_port_range(30000, 30099).unwrap();
+        table.set_afxdp(true).unwrap();
+        let f = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:30000"),
+            &rtp(),
+        );
+        // No AF_XDP socket on queue 0: the stack gets it, unchanged.
+        let (action, out) = run(prog, &f, 1);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, f);
+        // Outside the range, VLAN-tagged, not UDP: never offered to a socket.
+        let other = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            false,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:40000"),
+            &rtp(),
+        );
+        assert_eq!(run(prog, &other, 1).0, XDP_PASS);
+        let tagged = frame(
+            RELAY_MAC,
+            PEER_A_MAC,
+            true,
+            sa("192.0.2.2:4000"),
+            sa("192.0.2.1:30000"),
+            &rtp(),
+        );
+        assert_eq!(run(prog, &tagged, 1).0, XDP_PASS);
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(run(prog, &arp, 1).0, XDP_PASS);
+        assert_eq!(
+            table.stats().unwrap(),
+            XdpStats {
+                passed: 4,
+                ..XdpStats::default()
+            }
+        );
+        // Switching it off again keeps the port range.
+        table.set_afxdp(false).unwrap();
+        assert_eq!(run(prog, &f, 1).0, XDP_PASS);
     });
 }
 
@@ -975,7 +1027,7 @@ fn foreign_program_is_never_replaced() {
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A minimal XDP program named "foreign" (`return XDP_PASS`).
-fn foreign_pass_program() -> OwnedFd {
+pub(crate) fn foreign_pass_program() -> OwnedFd {
     use libbpf_rs::libbpf_sys;
     // r0 = 2 (XDP_PASS); exit
     let insns = [
@@ -1007,7 +1059,7 @@ fn foreign_pass_program() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn xdp_attach_raw(ifindex: u32, fd: i32) {
+pub(crate) fn xdp_attach_raw(ifindex: u32, fd: i32) {
     use libbpf_rs::libbpf_sys;
     // SAFETY: plain syscall wrapper; a null opts pointer is allowed.
     let rc = unsafe {
@@ -1024,7 +1076,7 @@ fn xdp_attach_raw(ifindex: u32, fd: i32) {
 // ---- real traffic through an attached program ----
 
 /// Delete a network namespace on drop.
-struct NsGuard(String);
+pub(crate) struct NsGuard(pub(crate) String);
 
 impl Drop for NsGuard {
     fn drop(&mut self) {

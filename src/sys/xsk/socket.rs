@@ -1,0 +1,335 @@
+//! One AF_XDP socket bound to one device rx queue, with its own UMEM.
+//!
+//! Frame ownership, which keeps the `&mut [u8]` views sound: a frame is either the kernel's
+//! (on the fill ring, in the rx ring not yet read, on the tx ring until completed) or ours
+//! (the `free` list, or a frame just read from rx until it is recycled or transmitted). Only
+//! our frames are ever viewed, one at a time.
+
+use std::num::NonZeroU32;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use xdpilone::xdp::XdpDesc;
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
+
+use super::area::Area;
+use super::XskError;
+
+/// `SOL_XDP` / `XDP_OPTIONS` / `XDP_OPTIONS_ZEROCOPY` from `<linux/if_xdp.h>`.
+const SOL_XDP: libc::c_int = 283;
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+
+/// An AF_XDP socket on (ifindex, queue). Register it with
+/// [`crate::sys::xdp::XdpTable::register_xsk`] to receive; poll its fd (readable when frames
+/// arrived) to wait.
+pub struct XskSocket {
+    // Field order is drop order: the rings (their mappings), then the socket, then the memory.
+    rx: RingRx,
+    tx: RingTx,
+    fq: DeviceQueue,
+    umem: Umem,
+    area: Area,
+    frame_size: u32,
+    /// Frames that are ours and unused, by chunk address.
+    free: Vec<u64>,
+    /// Frames posted to the fill ring that have not come back through rx.
+    filled: u32,
+    /// How many frames the fill ring is kept stocked with; the rest serve transmission.
+    fill_target: u32,
+    /// Scratch list of received frames to transmit in place.
+    to_send: Vec<XdpDesc>,
+    queue: u32,
+    zero_copy: bool,
+}
+
+// SAFETY: every part is owned by the socket: the rings and the UMEM point only into mappings
+// the socket owns (the ring mappings, `area`), and nothing is shared with another thread. Moving
+// the whole socket to a worker thread is sound; it is not Sync (every method takes &mut self).
+unsafe impl Send for XskSocket {}
+
+fn sys(what: &'static str) -> impl FnOnce(xdpilone::Errno) -> XskError {
+    move |e| XskError::Sys {
+        what,
+        source: std::io::Error::from_raw_os_error(e.get_raw().abs()),
+    }
+}
+
+impl XskSocket {
+    /// A socket on rx queue `queue` of device `ifindex`, with a UMEM of `frames` frames of
+    /// `frame_size` bytes (both powers of two; the frame size 2048 or 4096). Half the frames
+    /// stock the fill ring for receiving, the other half serve [`XskSocket::send`].
+    pub fn bind(
+        ifindex: u32,
+        queue: u32,
+        frames: u32,
+        frame_size: u32,
+    ) -> Result<XskSocket, XskError> {
+        if !frames.is_power_of_two() || frames < 2 {
+            return Err(XskError::Config(format!(
+                "{frames} frames: must be a power of two, at least 2"
+            )));
+        }
+        if !matches!(frame_size, 2048 | 4096) {
+            return Err(XskError::Config(format!(
+                "frame size {frame_size}: must be 2048 or 4096"
+            )));
+        }
+        let len = usize::try_from(u64::from(frames) * u64::from(frame_size))
+            .map_err(|_| XskError::Config("UMEM too large".into()))?;
+        let area = Area::new(len).map_err(|source| XskError::Sys {
+            what: "mapping the UMEM",
+            source,
+        })?;
+        let config = UmemConfig {
+            fill_size: frames,
+            complete_size: frames,
+            frame_size,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: the area is a page-aligned mapping of frames * frame_size bytes, and the
+        // socket keeps it mapped until after the UMEM and its socket are dropped (field order).
+        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }
+            .map_err(sys("registering the UMEM"))?;
+        let mut info = IfInfo::invalid();
+        info.from_ifindex(ifindex)
+            .map_err(sys("looking up the device"))?;
+        info.set_queue(queue);
+        let sock = Socket::with_shared(&info, &umem).map_err(sys("creating the socket"))?;
+        let fq = umem
+            .fq_cq(&sock)
+            .map_err(sys("setting up the fill/completion rings"))?;
+        let ring = NonZeroU32::new(frames);
+        let user = umem
+            .rx_tx(
+                &sock,
+                &SocketConfig {
+                    rx_size: ring,
+                    tx_size: ring,
+                    // Neither copy nor zero-copy forced: the kernel tries zero-copy and falls
+                    // back to copy mode where the driver has none.
+                    bind_flags: 0,
+                },
+            )
+            .map_err(sys("setting up the rx/tx rings"))?;
+        let rx = user.map_rx().map_err(sys("mapping the rx ring"))?;
+        let tx = user.map_tx().map_err(sys("mapping the tx ring"))?;
+        umem.bind(&user)
+            .map_err(sys("binding to the device queue"))?;
+
+        let fill_target = frames / 2;
+        let free: Vec<u64> = (0..frames)
+            .rev()
+            .map(|i| u64::from(i) * u64::from(frame_size))
+            .collect();
+        let zero_copy = zero_copy(user.as_raw_fd());
+        drop(user);
+        let mut xsk = XskSocket {
+            rx,
+            tx,
+            fq,
+            umem,
+            area,
+            frame_size,
+            free,
+            filled: 0,
+            fill_target,
+            to_send: Vec::with_capacity(64),
+            queue,
+            zero_copy,
+        };
+        xsk.refill();
+        Ok(xsk)
+    }
+
+    /// The rx queue this socket is bound to (its key in the `xsks` map).
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Whether the kernel runs this socket in zero-copy mode (false: copy mode).
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Hand up to `max` received frames, one at a time, to `f` (mutable: it may rewrite them
+    /// in place, e.g. before copying them into [`XskSocket::send`]), then recycle them to the
+    /// fill ring. Returns how many frames were received.
+    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&mut [u8])) -> usize {
+        self.forward(max, |frame| {
+            f(frame);
+            false
+        })
+    }
+
+    /// Like [`XskSocket::recv`], but a frame for which `f` returns true is transmitted in
+    /// place (same length, as `f` left it) instead of recycled: no copy.
+    pub fn forward(&mut self, max: u32, mut f: impl FnMut(&mut [u8]) -> bool) -> usize {
+        self.reap();
+        let mut n = 0;
+        {
+            let mut rx = self.rx.receive(max);
+            while let Some(desc) = rx.read() {
+                n += 1;
+                self.filled = self.filled.saturating_sub(1);
+                let chunk = desc.addr & !u64::from(self.frame_size - 1);
+                let in_chunk =
+                    desc.addr - chunk + u64::from(desc.len) <= u64::from(self.frame_size);
+                let frame = if in_chunk {
+                    // SAFETY: the frame came off the rx ring, so it is ours until we recycle
+                    // or transmit it below, and no other view of it exists; bounds are checked.
+                    unsafe { self.area.bytes_mut(desc.addr, desc.len) }
+                } else {
+                    None
+                };
+                match frame.map(&mut f) {
+                    Some(true) => self.to_send.push(desc),
+                    Some(false) => self.free.push(chunk),
+                    None => {
+                        tracing::warn!(
+                            addr = desc.addr,
+                            len = desc.len,
+                            "bad AF_XDP rx descriptor"
+                        );
+                        self.free.push(chunk);
+                    }
+                }
+            }
+            rx.release();
+        }
+        if !self.to_send.is_empty() {
+            let sent = {
+                let mut w = self
+                    .tx
+                    .transmit(u32::try_from(self.to_send.len()).unwrap_or(u32::MAX));
+                // Never offer more than was reserved: the ring's insert drops the item it
+                // pulled when it runs out of slots.
+                let room = (w.capacity() as usize).min(self.to_send.len());
+                let sent = w.insert(self.to_send[..room].iter().copied());
+                w.commit();
+                sent as usize
+            };
+            let mask = !u64::from(self.frame_size - 1);
+            // The tx ring holds every frame, so this only happens if it is corrupt: keep the
+            // frames rather than lose them.
+            self.free
+                .extend(self.to_send.drain(..).skip(sent).map(|d| d.addr & mask));
+            self.to_send.clear();
+            if sent > 0 {
+                self.tx.wake();
+            }
+        }
+        self.refill();
+        n
+    }
+
+    /// Copy `frame` (a whole Ethernet frame) into a free UMEM frame and transmit it. False when
+    /// it does not fit a frame or no frame is free (all in flight).
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        let Ok(len) = u32::try_from(frame.len()) else {
+            return false;
+        };
+        if len > self.frame_size {
+            return false;
+        }
+        self.reap();
+        // Keep the fill ring stocked first: receiving matters as much as sending.
+        let Some(addr) = self.free.pop() else {
+            return false;
+        };
+        // SAFETY: `addr` came off the free list, so the frame is ours and unviewed; bounds are
+        // checked.
+        match unsafe { self.area.bytes_mut(addr, len) } {
+            Some(dst) => dst.copy_from_slice(frame),
+            None => {
+                self.free.push(addr);
+                return false;
+            }
+        }
+        let queued = {
+            let mut w = self.tx.transmit(1);
+            let ok = w.insert_once(XdpDesc {
+                addr,
+                len,
+                options: 0,
+            });
+            w.commit();
+            ok
+        };
+        if !queued {
+            self.free.push(addr);
+            return false;
+        }
+        self.tx.wake();
+        true
+    }
+
+    /// Take transmitted frames back from the completion ring.
+    fn reap(&mut self) {
+        let mask = !u64::from(self.frame_size - 1);
+        let mut c = self.fq.complete(u32::MAX);
+        while let Some(addr) = c.read() {
+            self.free.push(addr & mask);
+        }
+        c.release();
+    }
+
+    /// Top the fill ring up to its target from the free frames.
+    fn refill(&mut self) {
+        let want = self.fill_target.saturating_sub(self.filled);
+        if want == 0 || self.free.is_empty() {
+            return;
+        }
+        let mut w = self.fq.fill(want);
+        // Never offer more than was reserved: the ring's insert drops the item it pulled when
+        // it runs out of slots.
+        let take = (w.capacity() as usize).min(self.free.len());
+        let from = self.free.len() - take;
+        let inserted = w.insert(self.free.drain(from..));
+        w.commit();
+        drop(w);
+        self.filled += inserted;
+    }
+
+    /// Frames the UMEM holds.
+    pub fn frames(&self) -> u32 {
+        self.umem.len_frames()
+    }
+
+    /// Bytes of UMEM.
+    pub fn umem_bytes(&self) -> usize {
+        self.area.len()
+    }
+}
+
+impl AsRawFd for XskSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fq.as_raw_fd()
+    }
+}
+
+impl AsFd for XskSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd belongs to the socket's UMEM/device queue, which `self` owns and keeps
+        // open for at least the borrow's lifetime.
+        unsafe { BorrowedFd::borrow_raw(self.fq.as_raw_fd()) }
+    }
+}
+
+/// Whether the bound socket `fd` runs in zero-copy mode (`XDP_OPTIONS`).
+fn zero_copy(fd: RawFd) -> bool {
+    let mut flags: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags`/`len` are valid for writes of the size passed; the fd is open (owned by
+    // the socket being built).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&mut flags as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && flags & XDP_OPTIONS_ZEROCOPY != 0
+}

@@ -1,0 +1,343 @@
+//! An AF_XDP socket on a veth in a fresh namespace pair: relay-port UDP reaches it (and not
+//! the UDP socket on that port) only while the AF_XDP flag is on, and frames it transmits,
+//! copied or in place, reach the peer. Needs root; without it the test prints a note and returns.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::sys::netns::run_in;
+use crate::sys::xdp::tests::{
+    can_load, fold, foreign_pass_program, ip, sum16, with_skel, xdp_attach_raw, NsGuard, NEXT_NS,
+};
+use crate::sys::xdp::{ifindex, XdpError, XdpProgram};
+
+const RELAY: &str = "192.0.2.1:30000";
+const PEER: &str = "192.0.2.2:4000";
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Offsets in an untagged IPv4/UDP frame without options.
+const IP: usize = 14;
+const UDP: usize = IP + 20;
+const PAYLOAD: usize = UDP + 8;
+
+/// Turn a received frame around: swap MACs, addresses and ports, recompute both checksums
+/// (the sender's veth leaves a partial UDP checksum).
+fn turn_around(f: &mut [u8]) {
+    for i in 0..6 {
+        f.swap(i, 6 + i);
+    }
+    for i in 0..4 {
+        f.swap(IP + 12 + i, IP + 16 + i);
+    }
+    for i in 0..2 {
+        f.swap(UDP + i, UDP + 2 + i);
+    }
+    f[IP + 10] = 0;
+    f[IP + 11] = 0;
+    let c = !fold(sum16(&f[IP..UDP]));
+    f[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
+    let ulen = u16::from_be_bytes([f[UDP + 4], f[UDP + 5]]);
+    f[UDP + 6] = 0;
+    f[UDP + 7] = 0;
+    let mut pseudo = f[IP + 12..IP + 20].to_vec();
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&ulen.to_be_bytes());
+    let end = UDP + usize::from(ulen);
+    let c = !fold(sum16(&pseudo) + sum16(&f[UDP..end]));
+    let c = if c == 0 { 0xffff } else { c };
+    f[UDP + 6..UDP + 8].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Frames (copies) received on `xsk` within `wait`, stopping at the first batch.
+fn receive(xsk: &mut XskSocket, wait: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        xsk.recv(16, |f| got.push(f.to_vec()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    got
+}
+
+/// relay ns: veth0 192.0.2.1, 2001:db8:1::1; peer ns: veth1 192.0.2.2, 2001:db8:1::2; static
+/// neighbours both ways. Both namespaces are deleted on drop.
+fn topology() -> (NsGuard, NsGuard) {
+    let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
+    let relay = NsGuard(format!("rtprelay-xsk-{}-{n}r", std::process::id()));
+    let peer = NsGuard(format!("rtprelay-xsk-{}-{n}p", std::process::id()));
+    ip(&["netns", "add", &relay.0]);
+    ip(&["netns", "add", &peer.0]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "link",
+        "add",
+        "veth0",
+        "address",
+        "02:00:00:00:01:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "veth1",
+        "netns",
+        &peer.0,
+        "address",
+        "02:00:00:00:01:02",
+    ]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "addr",
+        "add",
+        "192.0.2.1/24",
+        "dev",
+        "veth0",
+    ]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "veth0",
+        "nodad",
+    ]);
+    ip(&["-n", &relay.0, "link", "set", "veth0", "up"]);
+    ip(&[
+        "-n",
+        &peer.0,
+        "addr",
+        "add",
+        "2001:db8:1::2/64",
+        "dev",
+        "veth1",
+        "nodad",
+    ]);
+    ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
+    ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);
+    for (ns, addr, mac, dev) in [
+        (&relay.0, "192.0.2.2", "02:00:00:00:01:02", "veth0"),
+        (&peer.0, "192.0.2.1", "02:00:00:00:01:01", "veth1"),
+        (&relay.0, "2001:db8:1::2", "02:00:00:00:01:02", "veth0"),
+        (&peer.0, "2001:db8:1::1", "02:00:00:00:01:01", "veth1"),
+    ] {
+        ip(&[
+            "-n",
+            ns,
+            "neigh",
+            "add",
+            addr,
+            "lladdr",
+            mac,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ]);
+    }
+
+    (relay, peer)
+}
+
+/// The XDP program and the AF_XDP socket on the relay's veth0; an XDP_PASS program on the
+/// peer's veth1, so frames sent into the pair are not dropped.
+#[test]
+fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
+    let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
+        let veth0 = ifindex("veth0").unwrap();
+        let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        let xsk = XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        let udp = UdpSocket::bind(RELAY).unwrap();
+        udp.set_nonblocking(true).unwrap();
+        (program, xsk, udp)
+    })
+    .unwrap();
+    assert_eq!(xsk.queue(), 0);
+    assert!(!xsk.zero_copy(), "veth has no zero-copy AF_XDP");
+    assert!(xsk.as_raw_fd() >= 0);
+    assert_eq!((xsk.frames(), xsk.umem_bytes()), (64, 64 * 2048));
+    // Larger than a frame: refused, nothing queued.
+    assert!(!xsk.send(&[0u8; 2049]));
+    let table = program.table();
+    table.set_port_range(30000, 30099).unwrap();
+    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.set_afxdp(true).unwrap();
+
+    let (caller, _pass) = run_in(&peer.0, || {
+        let pass = foreign_pass_program();
+        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
+        let caller = UdpSocket::bind(PEER).unwrap();
+        caller
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        (caller, pass)
+    })
+    .unwrap();
+    let mut buf = [0u8; 2048];
+
+    // 1: to the XSK, not the UDP socket; sent back as a copy.
+    caller.send_to(b"first", RELAY).unwrap();
+    let frames = receive(&mut xsk, Duration::from_secs(2));
+    assert_eq!(
+        frames.len(),
+        1,
+        "the datagram did not reach the AF_XDP socket"
+    );
+    let mut f = frames[0].clone();
+    assert_eq!(&f[UDP + 2..UDP + 4], &30000u16.to_be_bytes());
+    assert_eq!(&f[PAYLOAD..PAYLOAD + 5], b"first");
+    assert!(
+        relay_udp.recv_from(&mut buf).is_err(),
+        "it reached the UDP socket too"
+    );
+    turn_around(&mut f);
+    assert!(xsk.send(&f));
+    let (len, from) = caller.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..len], from), (&b"first"[..], sa(RELAY)));
+
+    // 2: turned around in place.
+    caller.send_to(b"second", RELAY).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut forwarded = 0;
+    while forwarded == 0 && Instant::now() < deadline {
+        forwarded = xsk.forward(16, |f| {
+            turn_around(f);
+            true
+        });
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(forwarded, 1);
+    let (len, from) = caller.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..len], from), (&b"second"[..], sa(RELAY)));
+    assert_eq!(table.stats().unwrap().redirected, 2);
+
+    // Many round trips: frames are recycled and completions reaped (more than the UMEM holds).
+    for i in 0..200u32 {
+        let msg = i.to_be_bytes();
+        caller.send_to(&msg, RELAY).unwrap();
+        let frames = receive(&mut xsk, Duration::from_secs(2));
+        assert_eq!(frames.len(), 1, "round trip {i}");
+        let mut f = frames[0].clone();
+        turn_around(&mut f);
+        assert!(xsk.send(&f), "round trip {i}: no free frame");
+        let (len, _) = caller.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], &msg);
+    }
+
+    // Flag off: the same datagram goes to the UDP socket, and the XSK sees nothing.
+    table.set_afxdp(false).unwrap();
+    caller.send_to(b"third", RELAY).unwrap();
+    relay_udp.set_nonblocking(false).unwrap();
+    relay_udp
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let (len, from) = relay_udp.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..len], from), (&b"third"[..], sa(PEER)));
+    assert!(receive(&mut xsk, Duration::from_millis(100)).is_empty());
+
+    // Flag on but the queue unregistered: the stack again.
+    table.set_afxdp(true).unwrap();
+    table.unregister_xsk(0).unwrap();
+    table.unregister_xsk(0).unwrap();
+    caller.send_to(b"fourth", RELAY).unwrap();
+    let (len, _) = relay_udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"fourth");
+    assert!(receive(&mut xsk, Duration::from_millis(100)).is_empty());
+
+    // Outside the port range: the stack, even when registered.
+    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.set_port_range(31000, 31099).unwrap();
+    caller.send_to(b"fifth", RELAY).unwrap();
+    let (len, _) = relay_udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"fifth");
+    assert!(receive(&mut xsk, Duration::from_millis(100)).is_empty());
+    assert_eq!(table.stats().unwrap().redirected, 202);
+    drop(xsk);
+    // Detach from inside the namespace: the ifindex means another device outside it.
+    run_in(&relay.0, move || drop(program)).unwrap();
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    for (frames, size) in [(63, 2048), (1, 2048), (64, 1000), (64, 8192)] {
+        assert!(matches!(
+            XskSocket::bind(1, 0, frames, size),
+            Err(XskError::Config(_))
+        ));
+    }
+}
+
+#[test]
+fn register_checks_queue_and_socket() {
+    with_skel(|_, table| {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Past RTPRELAY_MAX_QUEUES: refused before the kernel is asked.
+        assert!(matches!(
+            table.register_xsk(64, sock.as_fd()),
+            Err(XdpError::Map(m)) if m.contains("beyond")
+        ));
+        // Not an AF_XDP socket: the kernel refuses.
+        assert!(table.register_xsk(0, sock.as_fd()).is_err());
+        assert!(table.unregister_xsk(64).is_ok());
+        assert!(table.unregister_xsk(0).is_ok());
+        table.set_afxdp(true).unwrap();
+        table.set_port_range(1, 2).unwrap();
+        table.set_afxdp(false).unwrap();
+    });
+}
+
+/// IPv6 datagrams to the relay's ports take the same way.
+#[test]
+fn ipv6_relay_ports_reach_the_xsk() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
+    let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
+        let veth0 = ifindex("veth0").unwrap();
+        let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        let xsk = XskSocket::bind(veth0, 0, 64, 4096).unwrap();
+        let udp = UdpSocket::bind("[2001:db8:1::1]:30000").unwrap();
+        udp.set_nonblocking(true).unwrap();
+        (program, xsk, udp)
+    })
+    .unwrap();
+    let table = program.table();
+    table.set_port_range(30000, 30099).unwrap();
+    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.set_afxdp(true).unwrap();
+    let caller = run_in(&peer.0, || UdpSocket::bind("[2001:db8:1::2]:4000").unwrap()).unwrap();
+    caller.send_to(b"six", "[2001:db8:1::1]:30000").unwrap();
+    let frames = receive(&mut xsk, Duration::from_secs(2));
+    assert_eq!(
+        frames.len(),
+        1,
+        "the datagram did not reach the AF_XDP socket"
+    );
+    let f = &frames[0];
+    // Ethernet, IPv6 (40 bytes), UDP to port 30000, the payload.
+    assert_eq!(&f[12..14], &[0x86, 0xdd]);
+    assert_eq!(&f[14 + 40 + 2..14 + 40 + 4], &30000u16.to_be_bytes());
+    assert_eq!(&f[14 + 48..], b"six");
+    let mut buf = [0u8; 64];
+    assert!(
+        relay_udp.recv_from(&mut buf).is_err(),
+        "it reached the UDP socket too"
+    );
+    assert_eq!(table.stats().unwrap().redirected, 1);
+    drop(xsk);
+    run_in(&relay.0, move || drop(program)).unwrap();
+}
