@@ -198,8 +198,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         l.stop();
     }
     control.shutdown();
-    if let Some(p) = xdp {
-        drop(p);
+    // Dropping the program detaches it from the interfaces.
+    if xdp.take().is_some() {
         tracing::info!("XDP program detached");
     }
     if let Some(path) = &cfg.pidfile {
