@@ -47,6 +47,8 @@ fi
 run_stage "cargo fmt" cargo fmt --all -- --check
 run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 run_stage "cargo test" cargo test --workspace --no-fail-fast
+# The XDP namespace suite once more with the afxdp plane serving what the kernel does not forward.
+run_stage "xdp suite on afxdp" env RTPRELAY_XDP_TESTS_PLANE=afxdp cargo test --test xdp
 # The end-to-end calls once more with Debian's rtpengine as the relay: tells a broken environment apart from a
 # broken rtprelay.
 run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio

@@ -911,3 +911,60 @@ fn topology_delivers_frames_sent_with_xdp_tx_from_the_relays_veth() {
         relay_and_expect(&caller, relay, &pkts, &caller, relay, "reflected by XDP_TX");
     }
 }
+
+/// The AF_XDP plane: packets the kernel does not forward itself (here: streams still learning,
+/// with `--endpoint-learning=delayed`) reach the relay through its AF_XDP socket and are forwarded
+/// from there, without the socket layer; once the streams are learned the kernel takes over.
+#[test]
+fn afxdp_forwards_learning_streams_then_the_kernel_takes_over() {
+    const REDIRECTED: &str = "rtprelay_xdp_redirected_packets_total";
+    const TRANSMITTED: &str = "rtprelay_afxdp_transmitted_packets_total";
+    for family in [Family::V4, Family::V6] {
+        let Some(topo) = Topology::new() else { return };
+        let relay = NsRelay::start(&topo, &["--dataplane=afxdp", "--endpoint-learning=delayed"]);
+        assert_eq!(
+            relay.statistics_plane(),
+            "afxdp",
+            "plane in statistics; start-up: {}",
+            relay.plane_line()
+        );
+        let call = NsCall::setup(relay.ng(), &topo, family, &[]);
+        // One packet each way first: a peer's next hop is learnt from its own frames (until then
+        // the relay sends to it through the UDP socket).
+        warm_up(&call);
+        let (r0, u0, t0) = (
+            relay.metric(REDIRECTED),
+            relay.metric(USERSPACE),
+            relay.metric(TRANSMITTED),
+        );
+        // Within the learning window: every packet goes through the AF_XDP socket.
+        let sent = exchange(&call, 1, 30, 30, 3).packets() as f64;
+        let redirected = relay.metric(REDIRECTED) - r0;
+        assert!(
+            redirected >= sent,
+            "{family:?}: {redirected} packets redirected to AF_XDP, {sent} sent\n{}",
+            relay.metrics()
+        );
+        assert!(
+            relay.metric(USERSPACE) - u0 >= sent,
+            "accepted by the worker"
+        );
+        // Every packet went back out of the AF_XDP socket, rewritten in place.
+        let transmitted = relay.metric(TRANSMITTED) - t0;
+        assert!(
+            transmitted >= sent,
+            "{family:?}: {transmitted} of {sent} sent back out of the AF_XDP socket"
+        );
+        // After the window the streams fix on the next packet and are offloaded.
+        std::thread::sleep(Duration::from_millis(3200));
+        exchange(&call, 2, 1, 1, 1);
+        wait_offloaded(&relay, 4.0);
+        let f0 = relay.metric(FORWARDED);
+        let sent = exchange(&call, 3, 20, 20, 2).packets() as f64;
+        let forwarded = wait_growth(&relay, FORWARDED, f0, sent);
+        assert_eq!(
+            forwarded, sent,
+            "{family:?}: not forwarded by the kernel after learning"
+        );
+    }
+}

@@ -35,7 +35,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "num-threads" => ("INT", "Worker threads; 0 = one per CPU (default 0)"),
         "cpu-affinity" => ("LIST", "Pin workers to these CPUs, e.g. 0,1,4-7"),
-        "dataplane" => ("auto|mmsg|uring|xdp", "Packet I/O back end (default auto)"),
+        "dataplane" => (
+            "auto|mmsg|uring|xdp|afxdp",
+            "Packet I/O back end (default auto)",
+        ),
         "no-fallback" => (
             "",
             "Exit if the XDP plane cannot run (no userspace fallback)",

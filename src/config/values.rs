@@ -71,17 +71,9 @@ pub(crate) fn endpoint_learning(label: &str, raw: &str) -> Result<EndpointLearni
 }
 
 pub(crate) fn dataplane(label: &str, raw: &str) -> Result<DataplaneChoice, ConfigError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(DataplaneChoice::Auto),
-        "mmsg" => Ok(DataplaneChoice::Mmsg),
-        "uring" | "io-uring" | "io_uring" => Ok(DataplaneChoice::Uring),
-        "xdp" => Ok(DataplaneChoice::Xdp),
-        _ => Err(ConfigError::value(
-            label,
-            raw,
-            "expected auto, mmsg, uring or xdp",
-        )),
-    }
+    raw.trim()
+        .parse::<DataplaneChoice>()
+        .map_err(|_| ConfigError::value(label, raw, "expected auto, mmsg, uring, xdp or afxdp"))
 }
 
 /// The highest CPU number `--cpu-affinity` accepts.

@@ -78,7 +78,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (plane, mut reason) = probe::choose(request);
     // Held until shutdown: dropping it detaches the program from the interfaces.
     let mut xdp = None;
-    if request == DataplaneRequest::Xdp {
+    let mut xsks = Vec::new();
+    let afxdp = request == DataplaneRequest::Afxdp;
+    if request == DataplaneRequest::Xdp || afxdp {
         match start_xdp(&cfg) {
             Ok(p) => {
                 if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
@@ -89,6 +91,24 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                     xdp::describe(&p),
                     plane.name()
                 );
+                if afxdp {
+                    match crate::dataplane::afxdp::open_sockets(&p) {
+                        Ok(s) => {
+                            reason = format!(
+                                "afxdp: {} AF_XDP socket(s) on one worker; {reason}",
+                                s.len()
+                            );
+                            xsks = s;
+                        }
+                        Err(e) if cfg.no_fallback => {
+                            return Err(DaemonError::Xdp(format!("AF_XDP: {e}")))
+                        }
+                        Err(e) => {
+                            reason = format!("AF_XDP unavailable ({e}), running xdp; {reason}");
+                            tracing::warn!(%reason, "the AF_XDP plane was asked for but cannot run here");
+                        }
+                    }
+                }
                 xdp = Some(p);
             }
             Err(e) if cfg.no_fallback => return Err(DaemonError::Xdp(e.to_string())),
@@ -102,20 +122,33 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         }
     }
     let offload = xdp.as_ref().map(|p| p.table());
-    let shown = if offload.is_some() {
-        "xdp"
+    let shown = match (&offload, xsks.is_empty()) {
+        (Some(_), false) => "afxdp",
+        (Some(_), true) => "xdp",
+        (None, _) => plane.name(),
+    };
+    // The AF_XDP sockets' frames can belong to any call: one worker owns every flow.
+    let threads = if xsks.is_empty() {
+        cfg.num_threads.max(1)
     } else {
-        plane.name()
+        if cfg.num_threads > 1 {
+            tracing::info!(
+                requested = cfg.num_threads,
+                "afxdp runs one worker (it serves every call's AF_XDP frames)"
+            );
+        }
+        1
     };
     tracing::info!(plane = shown, reason = %reason, "data plane chosen");
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let workers = Workers::spawn(
-        cfg.num_threads.max(1),
+        threads,
         cfg.cpus.clone(),
         plane,
         clock,
         ev_tx,
         offload,
+        xsks,
     )
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));

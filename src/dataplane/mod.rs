@@ -4,6 +4,7 @@
 //! batches, so a new plane (io_uring, AF_XDP) slots in behind [`DataPlane`] without touching
 //! the worker's forwarding logic or the session layer.
 
+pub mod afxdp;
 pub mod bind;
 pub mod mmsg;
 pub mod probe;
@@ -45,11 +46,13 @@ pub enum DataplaneRequest {
     Mmsg,
     Uring,
     Xdp,
+    /// XDP for offloaded flows, AF_XDP sockets (not the socket layer) for the rest.
+    Afxdp,
 }
 
 /// A `--dataplane` value that is not one of `auto`, `mmsg`, `uring`, `xdp`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown data plane {0:?} (expected auto, mmsg, uring or xdp)")]
+#[error("unknown data plane {0:?} (expected auto, mmsg, uring, xdp or afxdp)")]
 pub struct UnknownPlane(pub String);
 
 impl FromStr for DataplaneRequest {
@@ -60,6 +63,7 @@ impl FromStr for DataplaneRequest {
             "mmsg" => Ok(DataplaneRequest::Mmsg),
             "uring" | "io_uring" | "io-uring" => Ok(DataplaneRequest::Uring),
             "xdp" => Ok(DataplaneRequest::Xdp),
+            "afxdp" | "af_xdp" | "af-xdp" => Ok(DataplaneRequest::Afxdp),
             _ => Err(UnknownPlane(s.to_string())),
         }
     }

@@ -22,8 +22,10 @@ const AUTO_PREFERS_URING: bool = true;
 /// silently bypass.
 pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
     // With XDP, a userspace plane still serves what is not offloaded: pick it like `auto`.
+    // With AF_XDP, the worker that owns the AF_XDP sockets runs the readiness loop: mmsg.
     let requested = match requested {
         DataplaneRequest::Xdp => DataplaneRequest::Auto,
+        DataplaneRequest::Afxdp => DataplaneRequest::Mmsg,
         r => r,
     };
     let preload = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty());
@@ -70,6 +72,7 @@ fn choose_with(
             format!("io_uring unavailable ({e}), falling back to mmsg"),
         ),
         (DataplaneRequest::Xdp, u) => choose_with(DataplaneRequest::Auto, u, auto_prefers_uring),
+        (DataplaneRequest::Afxdp, _) => (PlaneKind::Mmsg, "mmsg requested".into()),
     }
 }
 

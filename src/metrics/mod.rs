@@ -129,6 +129,14 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         "Packets accepted on the workers' userspace path.",
         c.userspace_packets,
     );
+    if let Some(sent) = c.afxdp_sent {
+        metric(
+            "afxdp_transmitted_packets_total",
+            "counter",
+            "Packets the AF_XDP path rewrote and sent back out of its sockets.",
+            sent,
+        );
+    }
     if let Some((x, installed)) = c.xdp {
         metric(
             "xdp_forwarded_packets_total",
@@ -147,6 +155,12 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
             "counter",
             "Packets the XDP program dropped (strict source).",
             x.dropped,
+        );
+        metric(
+            "xdp_redirected_packets_total",
+            "counter",
+            "Packets the XDP program handed to AF_XDP sockets (afxdp plane).",
+            x.redirected,
         );
         metric(
             "xdp_aborted_packets_total",
@@ -204,6 +218,7 @@ mod tests {
         let user = crate::worker::PlaneCounters {
             userspace_packets: 7,
             xdp: None,
+            afxdp_sent: None,
         };
         let t = render_plane(&user);
         assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
@@ -218,6 +233,7 @@ mod tests {
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
             xdp: Some((stats, 4)),
+            afxdp_sent: None,
         });
         assert!(
             t.contains("rtprelay_xdp_forwarded_packets_total 100\n"),

@@ -3,6 +3,7 @@
 //! Each view wraps a borrowed byte slice. `new_checked` validates once, so accessors never panic
 //! on untrusted input: every byte range they read was proven to be in bounds.
 
+pub mod frame;
 pub mod rtcp;
 pub mod rtp;
 

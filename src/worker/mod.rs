@@ -6,6 +6,7 @@
 //! endpoints back as [`FlowEvent`]s. All flows of one call live on one worker (see
 //! [`Workers::worker_for`]), so a flow's egress socket is always local.
 
+mod afxdp;
 mod offload;
 mod run;
 mod tap;
@@ -124,6 +125,10 @@ pub struct Workers {
     offload: Option<Arc<XdpTable>>,
     /// Per worker: packets accepted on the userspace path.
     userspace: Vec<Arc<AtomicU64>>,
+    /// Worker 0 serves AF_XDP sockets (the `afxdp` plane).
+    afxdp: bool,
+    /// Frames the AF_XDP path sent back out of its sockets.
+    afxdp_sent: Arc<AtomicU64>,
 }
 
 /// What the kernel fast path did, for `/metrics`.
@@ -133,6 +138,8 @@ pub struct PlaneCounters {
     pub userspace_packets: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
+    /// Frames the AF_XDP path sent out of its sockets, with the afxdp plane.
+    pub afxdp_sent: Option<u64>,
 }
 
 /// Receive slots per socket read.
@@ -140,7 +147,8 @@ const BATCH: usize = 32;
 
 impl Workers {
     /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
-    /// With `offload`, workers move learned flows into the XDP program's map.
+    /// With `offload`, workers move learned flows into the XDP program's map; `xsks` (AF_XDP
+    /// sockets, one per receive queue) go to worker 0, which forwards what they receive.
     pub fn spawn(
         n: usize,
         cpus: Option<Vec<usize>>,
@@ -148,6 +156,7 @@ impl Workers {
         clock: Clock,
         events: Sender<FlowEvent>,
         offload: Option<Arc<XdpTable>>,
+        xsks: Vec<crate::sys::xsk::XskSocket>,
     ) -> Result<Workers, WorkerError> {
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -159,7 +168,10 @@ impl Workers {
             plane,
             offload,
             userspace: Vec::with_capacity(n),
+            afxdp: !xsks.is_empty(),
+            afxdp_sent: Arc::new(AtomicU64::new(0)),
         };
+        let mut xsks = Some(xsks);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         for index in 0..n {
             let setup = |e| WorkerError::Setup { index, source: e };
@@ -184,6 +196,12 @@ impl Workers {
                 workers.stop.clone(),
                 workers.offload.clone(),
                 userspace,
+                if index == 0 {
+                    xsks.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                workers.afxdp_sent.clone(),
             )
             .map_err(setup)?;
             let join = std::thread::Builder::new()
@@ -237,9 +255,10 @@ impl Workers {
     /// The plane reported to operators: `xdp` when the kernel fast path runs (the userspace
     /// plane then serves only what is not offloaded), else the userspace plane.
     pub fn plane_name(&self) -> &'static str {
-        match self.offload {
-            Some(_) => "xdp",
-            None => self.plane.name(),
+        match (&self.offload, self.afxdp) {
+            (Some(_), true) => "afxdp",
+            (Some(_), false) => "xdp",
+            (None, _) => self.plane.name(),
         }
     }
 
@@ -259,6 +278,7 @@ impl Workers {
                     t.installed(),
                 )
             }),
+            afxdp_sent: self.afxdp.then(|| self.afxdp_sent.load(Ordering::Relaxed)),
         }
     }
 

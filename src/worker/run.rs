@@ -27,34 +27,37 @@ use crate::wire::{is_rtcp, rtcp, rtp};
 
 /// epoll token of the wake eventfd.
 const WAKE: u64 = u64::MAX;
+/// epoll tokens of AF_XDP sockets: `XSK_TOKEN - k` for socket `k`; flow ids stay below.
+pub(super) const XSK_TOKEN: u64 = u64::MAX - 1;
+pub(super) const MAX_XSKS: u64 = 64;
 /// Upper bound on a wait, so shutdown is noticed even without a wake.
 const TICK_MS: i32 = 100;
 
-struct Flow {
+pub(super) struct Flow {
     kind: FlowKind,
-    socket: UdpSocket,
+    pub(super) socket: UdpSocket,
     egress: Option<FlowId>,
     latch: Latch,
-    counters: Arc<StreamCounters>,
+    pub(super) counters: Arc<StreamCounters>,
     /// The learned endpoint last reported to control.
     reported: Option<SocketAddr>,
     /// Where copies of accepted RTP go when the flow is recorded.
     record: Option<RecordTap>,
     /// The socket's own address: the key of the flow's kernel rule, and the new source of
     /// packets that leave through it.
-    local: Option<SocketAddr>,
+    pub(super) local: Option<SocketAddr>,
     /// The flow's rule in the XDP map, when offloaded.
     offloaded: Option<Installed>,
 }
 
 pub(super) struct Worker {
-    index: usize,
+    pub(super) index: usize,
     epoll: Epoll,
     events: Events,
     ready: Vec<u64>,
     wake: Arc<EventFd>,
     updates: Receiver<Vec<FlowUpdate>>,
-    flows: HashMap<u64, Flow>,
+    pub(super) flows: HashMap<u64, Flow>,
     plane_kind: PlaneKind,
     clock: Clock,
     out: Sender<FlowEvent>,
@@ -63,6 +66,8 @@ pub(super) struct Worker {
     offload: Option<Offload>,
     /// Packets accepted on this worker's userspace path (the rest went through the kernel).
     userspace: Arc<AtomicU64>,
+    /// AF_XDP: the sockets, and the indexes that map a frame to its flow.
+    pub(super) xsk: super::afxdp::XskState,
 }
 
 /// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
@@ -88,8 +93,13 @@ impl Worker {
         stop: Arc<AtomicBool>,
         offload: Option<Arc<crate::sys::xdp::XdpTable>>,
         userspace: Arc<AtomicU64>,
+        xsks: Vec<crate::sys::xsk::XskSocket>,
+        xsk_sent: Arc<AtomicU64>,
     ) -> io::Result<Worker> {
         epoll.add(wake.as_raw_fd(), WAKE)?;
+        for (k, x) in xsks.iter().enumerate().take(MAX_XSKS as usize) {
+            epoll.add(x.as_raw_fd(), XSK_TOKEN - k as u64)?;
+        }
         Ok(Worker {
             index,
             epoll,
@@ -104,6 +114,7 @@ impl Worker {
             stop,
             offload: offload.map(|t| Offload::new(t, clock.mono())),
             userspace,
+            xsk: super::afxdp::XskState::new(xsks, xsk_sent),
         })
     }
 
@@ -140,6 +151,9 @@ impl Worker {
             for k in 0..self.ready.len() {
                 match self.ready.get(k).copied() {
                     Some(WAKE) => self.wake.drain(),
+                    Some(t) if t > XSK_TOKEN - MAX_XSKS => {
+                        self.service_xsk((XSK_TOKEN - t) as usize)
+                    }
                     Some(token) => self.service(token, plane.as_mut()),
                     None => {}
                 }
@@ -217,8 +231,11 @@ impl Worker {
                         counters,
                         record,
                     } => {
-                        if id.0 == WAKE {
-                            tracing::error!("flow id u64::MAX is reserved; flow not opened");
+                        if id.0 > XSK_TOKEN - MAX_XSKS {
+                            tracing::error!(
+                                flow = id.0,
+                                "flow ids this high are reserved; flow not opened"
+                            );
                             continue;
                         }
                         self.close(id, ring.as_deref_mut());
@@ -244,6 +261,7 @@ impl Worker {
                             local,
                             offloaded: None,
                         };
+                        self.xsk.index(id.0, local, flow.socket.as_raw_fd());
                         self.flows.insert(id.0, flow);
                         self.mark(id.0);
                     }
@@ -278,6 +296,7 @@ impl Worker {
 
     fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
         if let Some(mut f) = self.flows.remove(&id.0) {
+            self.xsk.unindex(f.local, f.socket.as_raw_fd());
             if let Some(off) = self.offload.as_mut() {
                 // Out of the kernel first, with its last counts, before the socket goes.
                 if let Some(inst) = f.offloaded.as_mut() {
@@ -317,7 +336,12 @@ impl Worker {
     /// The per-packet work, shared by every plane: packets `idx` of `plane`'s current batch
     /// all arrived on flow `token`'s socket. Classify, check the source (latching), count,
     /// and queue the forward.
-    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, plane: &mut B) {
+    pub(super) fn forward_run<B: Batch + ?Sized>(
+        &mut self,
+        token: u64,
+        idx: Range<usize>,
+        plane: &mut B,
+    ) {
         let now = self.clock.mono();
         let Some(flow) = self.flows.get(&token) else {
             return;

@@ -144,7 +144,7 @@ fn relays_both_ways_and_enforces_strict_source_uring() {
 
 fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None).expect("spawn");
+    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
     let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -242,7 +242,8 @@ fn learns_natted_peer_reports_it_and_follows_updates_uring() {
 
 fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(2, Some(vec![0]), plane, Clock::new(), etx, None).expect("spawn");
+    let w = Workers::spawn(2, Some(vec![0]), plane, Clock::new(), etx, None, Vec::new())
+        .expect("spawn");
     let worker = w.worker_for(0xfeed);
     assert!(worker < 2);
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -295,10 +296,27 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
 fn spawn_rejects_zero_and_shards_stably() {
     let (etx, _erx) = crossbeam_channel::unbounded();
     assert!(matches!(
-        Workers::spawn(0, None, PlaneKind::Mmsg, Clock::new(), etx.clone(), None),
+        Workers::spawn(
+            0,
+            None,
+            PlaneKind::Mmsg,
+            Clock::new(),
+            etx.clone(),
+            None,
+            Vec::new()
+        ),
         Err(WorkerError::NoWorkers)
     ));
-    let w = Workers::spawn(3, None, PlaneKind::Mmsg, Clock::new(), etx, None).expect("spawn");
+    let w = Workers::spawn(
+        3,
+        None,
+        PlaneKind::Mmsg,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+    )
+    .expect("spawn");
     assert_eq!(w.len(), 3);
     let mut seen = [0usize; 3];
     for k in 0..300u64 {
@@ -312,7 +330,7 @@ fn spawn_rejects_zero_and_shards_stably() {
 
 fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None).expect("spawn");
+    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
     let to_a = SocketAddr::new(LO, a.port);

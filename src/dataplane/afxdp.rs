@@ -1,0 +1,57 @@
+//! Starting the AF_XDP plane on top of the XDP program: one AF_XDP socket per receive queue of
+//! the device, registered in the program's socket map, so that packets to the relay's ports
+//! that the kernel does not forward itself reach a worker without the socket layer.
+
+use crate::sys::xdp::XdpProgram;
+use crate::sys::xsk::XskSocket;
+
+/// UMEM frames per socket (half receive, half send) and their size.
+const FRAMES: u32 = 4096;
+const FRAME_SIZE: u32 = 2048;
+
+/// Receive queues of `ifname`, from sysfs (1 when it cannot tell).
+fn rx_queues(ifname: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .clamp(1, 64)
+}
+
+/// Bind and register a socket for every receive queue of the program's device, then switch
+/// the program's redirect on. One device only: the program's socket map is indexed by queue.
+pub fn open_sockets(p: &XdpProgram) -> Result<Vec<XskSocket>, String> {
+    let [dev] = p.attachments() else {
+        return Err(format!(
+            "AF_XDP serves one device, the relay is attached to {}",
+            p.attachments().len()
+        ));
+    };
+    let table = p.table();
+    let mut out = Vec::new();
+    for q in 0..rx_queues(&dev.ifname) {
+        let bound = XskSocket::bind(dev.ifindex, q, FRAMES, FRAME_SIZE)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                use std::os::fd::AsFd;
+                table
+                    .register_xsk(q, s.as_fd())
+                    .map(|()| s)
+                    .map_err(|e| e.to_string())
+            });
+        match bound {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                for s in &out {
+                    let _ = table.unregister_xsk(s.queue());
+                }
+                return Err(format!("{} queue {q}: {e}", dev.ifname));
+            }
+        }
+    }
+    table.set_afxdp(true).map_err(|e| e.to_string())?;
+    Ok(out)
+}
