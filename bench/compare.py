@@ -43,14 +43,15 @@ def ng_ping(port, timeout=10.0, host="127.0.0.1", topo=None):
     return False
 
 
-def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1"):
+def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1", extra=()):
+    extra = list(extra)
     common = ["-i", ip, "-n", f"{ip}:{port}", "-m", str(pmin), "-M", str(pmax),
               "-f", "-E", "-L", "4", "--table=-1", "--delete-delay=0"]
     if name == "rtpengine":
         # rtpengine's media threads; its control and timer threads come on top.
         return [binary or "rtpengine", "--config-file=none", f"--num-threads={max(2, workers)}"] + common
     plane = ["--dataplane=" + name.split("-", 1)[1]] if name.startswith("rtprelay-") else []
-    return [binary, "--config-file=none", f"--num-threads={workers}", f"--cpu-affinity={relay_cpu}"] + plane + common
+    return [binary, "--config-file=none", f"--num-threads={workers}", f"--cpu-affinity={relay_cpu}"] + plane + common + extra
 
 
 def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
@@ -60,7 +61,8 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
     ip, local = (topo.RELAY_IP, topo.GEN_IP) if topo else ("127.0.0.1", "127.0.0.1")
     wrap_relay = topo.in_relay if topo else (lambda c: c)
     wrap_gen = topo.in_gen if topo else (lambda c: c)
-    cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu, ip)
+    cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu, ip,
+                    args.rtprelay_args.split() if args.rtprelay_args else ())
     proc = subprocess.Popen(wrap_relay(["taskset", "-c", relay_cpu] + cmd),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -137,6 +139,8 @@ def parse_args():
     ap.add_argument("--max-rate-budget", type=int, default=150,
                     help="wall-clock seconds the --max-rate search may take per relay")
     ap.add_argument("--max-rate-bisect", type=int, default=3, help="bisection steps after the doubling")
+    ap.add_argument("--rtprelay-args", default="",
+                    help="extra options for the rtprelay relays, e.g. --xdp-no-offload to measure the afxdp path alone")
     ap.add_argument("--netns", action="store_true",
                     help="run relay and generator in two network namespaces over a veth pair (needs root; for xdp)")
     ap.add_argument("--check", action="store_true",

@@ -43,6 +43,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "",
             "Exit if the XDP plane cannot run (no userspace fallback)",
         ),
+        "xdp-no-offload" => (
+            "",
+            "Attach XDP but forward nothing in the kernel (debugging)",
+        ),
         "timeout" => (
             "SECS",
             "End a call after this long without media (default 60)",

@@ -82,6 +82,9 @@ pub struct Config {
     pub dataplane: DataplaneChoice,
     /// `-F`: without the kernel plane, exit rather than fall back to userspace.
     pub no_fallback: bool,
+    /// `--xdp-no-offload`: attach the program but forward nothing in the kernel (with afxdp, every
+    /// packet takes the AF_XDP path): for measuring and debugging.
+    pub xdp_no_offload: bool,
     /// No media for this long ends a call.
     pub timeout: Duration,
     /// No media for this long on a call on hold ends it.
@@ -129,6 +132,7 @@ impl Default for Config {
             cpus: None,
             dataplane: DataplaneChoice::Auto,
             no_fallback: false,
+            xdp_no_offload: false,
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,

@@ -50,6 +50,7 @@ pub(crate) enum Opt {
     NoStrictSource,
     /// `-F`: exit when the kernel (XDP) plane cannot run instead of falling back.
     NoFallback,
+    XdpNoOffload,
     /// An rtpengine option that makes rtpengine do something and exit (`--codecs`, nftables).
     ExitAction,
     /// An rtpengine option rtprelay accepts and ignores.
@@ -102,6 +103,7 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("cpu-affinity", None, Arg::Value, Opt::CpuAffinity),
     o("dataplane", None, Arg::Value, Opt::Dataplane),
     o("no-fallback", Some('F'), Arg::Flag, Opt::NoFallback),
+    o("xdp-no-offload", None, Arg::Flag, Opt::XdpNoOffload),
     o("timeout", Some('o'), Arg::Value, Opt::Timeout),
     o("silent-timeout", Some('s'), Arg::Value, Opt::SilentTimeout),
     o("final-timeout", Some('a'), Arg::Value, Opt::FinalTimeout),

@@ -92,7 +92,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                     plane.name()
                 );
                 if afxdp {
-                    match crate::dataplane::afxdp::open_sockets(&p) {
+                    match control_port_in_media_range(&cfg)
+                        .map_or_else(|| crate::dataplane::afxdp::open_sockets(&p), Err)
+                    {
                         Ok(s) => {
                             reason = format!(
                                 "afxdp: {} AF_XDP socket(s) on one worker; {reason}",
@@ -121,7 +123,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             }
         }
     }
-    let offload = xdp.as_ref().map(|p| p.table());
+    let offload = xdp.as_ref().map(|p| crate::worker::Offloading {
+        table: p.table(),
+        install: !cfg.xdp_no_offload,
+    });
     let shown = match (&offload, xsks.is_empty()) {
         (Some(_), false) => "afxdp",
         (Some(_), true) => "xdp",
@@ -241,6 +246,26 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// With AF_XDP, every packet to the media port range that the kernel does not forward goes to
+/// the AF_XDP worker, which drops what is not media: a control listener inside that range
+/// would go deaf.
+fn control_port_in_media_range(cfg: &Config) -> Option<String> {
+    let listeners = cfg
+        .listen_ng
+        .iter()
+        .chain(&cfg.listen_tcp_ng)
+        .chain(&cfg.listen_http);
+    listeners
+        .map(|a| a.port())
+        .find(|p| (cfg.port_min..=cfg.port_max).contains(p))
+        .map(|p| {
+            format!(
+                "control port {p} lies in the media port range {}-{}",
+                cfg.port_min, cfg.port_max
+            )
+        })
+}
+
 /// Find the devices behind the media interfaces and attach the program to them.
 fn start_xdp(cfg: &Config) -> Result<crate::sys::xdp::XdpProgram, xdp::XdpStartError> {
     let host =
@@ -284,5 +309,24 @@ fn describe_interface(i: &crate::config::Interface) -> String {
     match i.advertised {
         Some(adv) if adv != i.local => format!("{}/{}!{}", i.name, i.local, adv),
         _ => format!("{}/{}", i.name, i.local),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_port_inside_the_media_range_is_named() {
+        let mut cfg = Config {
+            port_min: 30000,
+            port_max: 40000,
+            ..Config::default()
+        };
+        cfg.listen_ng = vec!["127.0.0.1:22222".parse().expect("addr")];
+        assert_eq!(control_port_in_media_range(&cfg), None);
+        cfg.listen_http = vec!["127.0.0.1:35000".parse().expect("addr")];
+        let why = control_port_in_media_range(&cfg).expect("overlap");
+        assert!(why.contains("35000") && why.contains("30000-40000"), "{why}");
     }
 }

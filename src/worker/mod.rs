@@ -131,6 +131,14 @@ pub struct Workers {
     afxdp_sent: Arc<AtomicU64>,
 }
 
+/// The kernel fast path as the workers use it.
+pub struct Offloading {
+    pub table: Arc<XdpTable>,
+    /// Install rules for learned flows (off: the program only redirects to AF_XDP, for
+    /// measuring or debugging that path).
+    pub install: bool,
+}
+
 /// What the kernel fast path did, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlaneCounters {
@@ -155,9 +163,11 @@ impl Workers {
         plane: PlaneKind,
         clock: Clock,
         events: Sender<FlowEvent>,
-        offload: Option<Arc<XdpTable>>,
+        offload: Option<Offloading>,
         xsks: Vec<crate::sys::xsk::XskSocket>,
     ) -> Result<Workers, WorkerError> {
+        let install = offload.as_ref().is_none_or(|o| o.install);
+        let offload = offload.map(|o| o.table);
         if n == 0 {
             return Err(WorkerError::NoWorkers);
         }
@@ -194,7 +204,7 @@ impl Workers {
                 clock,
                 events.clone(),
                 workers.stop.clone(),
-                workers.offload.clone(),
+                workers.offload.clone().map(|t| (t, install)),
                 userspace,
                 if index == 0 {
                     xsks.take().unwrap_or_default()

@@ -101,16 +101,19 @@ pub(super) struct Offload {
     refused: u64,
     /// Rules this worker has in the kernel now.
     installed: usize,
+    /// False: never install rules (`--xdp-no-offload`).
+    install: bool,
 }
 
 impl Offload {
-    pub(super) fn new(table: Arc<XdpTable>, now: Millis) -> Offload {
+    pub(super) fn new(table: Arc<XdpTable>, now: Millis, install: bool) -> Offload {
         Offload {
             table,
             dirty: Vec::new(),
             next_sweep: now.plus(SWEEP),
             refused: 0,
             installed: 0,
+            install,
         }
     }
 
@@ -149,7 +152,7 @@ impl Offload {
         if let Some(inst) = current.as_mut() {
             self.fold(inst, counters, now);
         }
-        let (Some(rule), Some(l)) = (want, local) else {
+        let (Some(rule), Some(l), true) = (want, local, self.install) else {
             self.remove(flow, current);
             return;
         };
