@@ -327,6 +327,9 @@ mod tests {
         assert_eq!(control_port_in_media_range(&cfg), None);
         cfg.listen_http = vec!["127.0.0.1:35000".parse().expect("addr")];
         let why = control_port_in_media_range(&cfg).expect("overlap");
-        assert!(why.contains("35000") && why.contains("30000-40000"), "{why}");
+        assert!(
+            why.contains("35000") && why.contains("30000-40000"),
+            "{why}"
+        );
     }
 }
