@@ -5,8 +5,10 @@
 use crate::sys::xdp::XdpProgram;
 use crate::sys::xsk::XskSocket;
 
-/// UMEM frames per socket (half receive, half send) and their size.
-const FRAMES: u32 = 4096;
+/// UMEM frames per socket (half receive, half send) and their size. The receive half is all
+/// the buffering a burst gets (a UDP socket has its own buffer per port): with 2048 frames,
+/// 500 calls lost 0.7 % whenever the worker lost its core for a moment; with 8192, 0.002-0.015 %.
+const FRAMES: u32 = 16384;
 const FRAME_SIZE: u32 = 2048;
 
 /// Receive queues of `ifname`, from sysfs (1 when it cannot tell).

@@ -20,6 +20,8 @@ use crate::wire::frame;
 const FRAMES_PER_PASS: u32 = 64;
 /// Next hops remembered; the table starts over when full (it refills from the next frames).
 const NEIGH_MAX: usize = 65536;
+/// Frames kept for a flow not opened yet (see [`XskState::early`]).
+const EARLY_MAX: usize = 256;
 
 /// A peer's next hop as its own frames showed it.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +44,11 @@ pub(super) struct XskState {
     /// Frames sent back out of an AF_XDP socket (the rest of what was forwarded went through
     /// the flow's UDP socket).
     sent: Arc<AtomicU64>,
+    /// Copies of frames for ports with no flow yet, with their socket: a UDP socket keeps what
+    /// arrives before its flow is opened, a frame has no such buffer. The flow may be waiting
+    /// in the update queue (the NG reply went out before this pass took its updates), so they
+    /// get one more look at the start of the next pass, after the updates.
+    early: Vec<(usize, Vec<u8>)>,
 }
 
 impl XskState {
@@ -115,13 +122,32 @@ impl Worker {
     pub(super) fn service_xsk(&mut self, k: usize) {
         let mut sockets = std::mem::take(&mut self.xsk.sockets);
         if let Some(s) = sockets.get_mut(k) {
-            s.forward(FRAMES_PER_PASS, |f| self.xsk_frame(f, k));
+            s.forward(FRAMES_PER_PASS, |f| self.xsk_frame(f, k, true));
         }
         self.xsk.sockets = sockets;
     }
 
-    /// True when the frame was rewritten to be sent back out of socket `k`.
-    fn xsk_frame(&mut self, f: &mut [u8], k: usize) -> bool {
+    /// At the start of a pass, after the flow updates: the frames that arrived before their
+    /// flow was opened get one more try; those still without a flow are dropped.
+    pub(super) fn retry_early_frames(&mut self) {
+        if self.xsk.early.is_empty() {
+            return;
+        }
+        let early = std::mem::take(&mut self.xsk.early);
+        let mut sockets = std::mem::take(&mut self.xsk.sockets);
+        for (k, mut f) in early {
+            if self.xsk_frame(&mut f, k, false) {
+                if let Some(s) = sockets.get_mut(k) {
+                    s.send(&f);
+                }
+            }
+        }
+        self.xsk.sockets = sockets;
+    }
+
+    /// True when the frame was rewritten to be sent back out of socket `k`. With `keep`, a
+    /// frame for a port with no flow is copied for [`Worker::retry_early_frames`].
+    fn xsk_frame(&mut self, f: &mut [u8], k: usize, keep: bool) -> bool {
         let Some(p) = frame::parse(f) else {
             tracing::trace!(
                 worker = self.index,
@@ -137,7 +163,10 @@ impl Worker {
             .get(&p.dst)
             .or_else(|| self.xsk.by_local.get(&wildcard))
         else {
-            return false; // no flow on that port: the socket layer would drop it too
+            if keep && self.xsk.early.len() < EARLY_MAX {
+                self.xsk.early.push((k, f.to_vec()));
+            }
+            return false; // no flow on that port (yet)
         };
         let mut batch = FrameBatch {
             payload: &f[p.payload.clone()],

@@ -146,6 +146,7 @@ impl Worker {
             // updates were queued before the reply went out) must see them. The send queue is
             // empty here (flushed at the end of the last pass), so closing a socket is safe.
             self.apply_updates(None);
+            self.retry_early_frames();
             self.ready.clear();
             self.ready.extend(self.events.tokens());
             for k in 0..self.ready.len() {
