@@ -1078,27 +1078,15 @@ pub(crate) fn xdp_attach_raw(ifindex: u32, fd: i32) {
 /// Delete a network namespace on drop.
 pub(crate) struct NsGuard(pub(crate) String);
 
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-#[test]
-fn attached_program_relays_real_datagrams() {
-    use std::net::UdpSocket;
-    use std::time::Duration;
-
-    if !can_load() {
-        return;
-    }
+/// Two fresh namespaces `<prefix>-<pid>-<n>r` and `...p`, joined by `veth0` (relay side,
+/// 02:00:00:00:01:01, 192.0.2.1/24, up) and `veth1` (peer side, 02:00:00:00:01:02, down: each
+/// test gives it its addresses). Both are deleted on drop.
+pub(crate) fn veth_pair(prefix: &str) -> (NsGuard, NsGuard) {
     let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
-    let relay = NsGuard(format!("rtprelay-xdp-{}-{n}r", std::process::id()));
-    let peer = NsGuard(format!("rtprelay-xdp-{}-{n}p", std::process::id()));
+    let relay = NsGuard(format!("{prefix}-{}-{n}r", std::process::id()));
+    let peer = NsGuard(format!("{prefix}-{}-{n}p", std::process::id()));
     ip(&["netns", "add", &relay.0]);
     ip(&["netns", "add", &peer.0]);
-    // veth0 (relay) <-> veth1 (peer, two addresses: the caller .2 and the callee .3). The
-    // sender keeps TX checksum offload on, so frames arrive with a partial checksum.
     ip(&[
         "-n",
         &relay.0,
@@ -1127,6 +1115,26 @@ fn attached_program_relays_real_datagrams() {
         "veth0",
     ]);
     ip(&["-n", &relay.0, "link", "set", "veth0", "up"]);
+    (relay, peer)
+}
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn attached_program_relays_real_datagrams() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    if !can_load() {
+        return;
+    }
+    // veth0 (relay) <-> veth1 (peer, two addresses: the caller .2 and the callee .3). The
+    // sender keeps TX checksum offload on, so frames arrive with a partial checksum.
+    let (relay, peer) = veth_pair("rtprelay-xdp");
     ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
     ip(&["-n", &peer.0, "addr", "add", "192.0.2.3/24", "dev", "veth1"]);
     ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);

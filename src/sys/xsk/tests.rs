@@ -5,13 +5,12 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::sys::netns::run_in;
 use crate::sys::xdp::tests::{
-    can_load, fold, foreign_pass_program, ip, sum16, with_skel, xdp_attach_raw, NsGuard, NEXT_NS,
+    can_load, fold, foreign_pass_program, ip, sum16, veth_pair, with_skel, xdp_attach_raw, NsGuard,
 };
 use crate::sys::xdp::{ifindex, XdpError, XdpProgram};
 
@@ -69,38 +68,7 @@ fn receive(xsk: &mut XskSocket, wait: Duration) -> Vec<Vec<u8>> {
 /// relay ns: veth0 192.0.2.1, 2001:db8:1::1; peer ns: veth1 192.0.2.2, 2001:db8:1::2; static
 /// neighbours both ways. Both namespaces are deleted on drop.
 fn topology() -> (NsGuard, NsGuard) {
-    let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
-    let relay = NsGuard(format!("rtprelay-xsk-{}-{n}r", std::process::id()));
-    let peer = NsGuard(format!("rtprelay-xsk-{}-{n}p", std::process::id()));
-    ip(&["netns", "add", &relay.0]);
-    ip(&["netns", "add", &peer.0]);
-    ip(&[
-        "-n",
-        &relay.0,
-        "link",
-        "add",
-        "veth0",
-        "address",
-        "02:00:00:00:01:01",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "veth1",
-        "netns",
-        &peer.0,
-        "address",
-        "02:00:00:00:01:02",
-    ]);
-    ip(&[
-        "-n",
-        &relay.0,
-        "addr",
-        "add",
-        "192.0.2.1/24",
-        "dev",
-        "veth0",
-    ]);
+    let (relay, peer) = veth_pair("rtprelay-xsk");
     ip(&[
         "-n",
         &relay.0,
@@ -111,7 +79,6 @@ fn topology() -> (NsGuard, NsGuard) {
         "veth0",
         "nodad",
     ]);
-    ip(&["-n", &relay.0, "link", "set", "veth0", "up"]);
     ip(&[
         "-n",
         &peer.0,
