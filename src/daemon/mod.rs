@@ -75,63 +75,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     let clock = Clock::new();
     let request = cfg.plane_request();
-    let (plane, mut reason) = probe::choose(request);
+    let (plane, reason) = probe::choose(request);
     // Held until shutdown: dropping it detaches the program from the interfaces.
-    let mut xdp = None;
-    let mut xsks = Vec::new();
-    let afxdp = request == DataplaneRequest::Afxdp;
-    if request == DataplaneRequest::Xdp || afxdp {
-        match start_xdp(&cfg) {
-            Ok(p) => {
-                if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
-                    tracing::warn!(error = %e, "XDP: cannot set the port range; next hops come from routing only");
-                }
-                reason = format!(
-                    "xdp: {}; userspace path {} ({reason})",
-                    xdp::describe(&p),
-                    plane.name()
-                );
-                if afxdp {
-                    match control_port_in_media_range(&cfg)
-                        .map_or_else(|| crate::dataplane::afxdp::open_sockets(&p), Err)
-                    {
-                        Ok(s) => {
-                            reason = format!(
-                                "afxdp: {} AF_XDP socket(s) on one worker; {reason}",
-                                s.len()
-                            );
-                            xsks = s;
-                        }
-                        Err(e) if cfg.no_fallback => {
-                            return Err(DaemonError::Xdp(format!("AF_XDP: {e}")))
-                        }
-                        Err(e) => {
-                            reason = format!("AF_XDP unavailable ({e}), running xdp; {reason}");
-                            tracing::warn!(%reason, "the AF_XDP plane was asked for but cannot run here");
-                        }
-                    }
-                }
-                xdp = Some(p);
-            }
-            Err(e) if cfg.no_fallback => return Err(DaemonError::Xdp(e.to_string())),
-            Err(e) => {
-                reason = format!(
-                    "xdp unavailable ({e}), falling back to {} ({reason})",
-                    plane.name()
-                );
-                tracing::warn!(%reason, "the XDP plane was asked for but cannot run here");
-            }
-        }
-    }
+    let KernelPlanes {
+        program: mut xdp,
+        sockets: xsks,
+        reason,
+    } = start_kernel_planes(&cfg, request, plane.name(), reason)?;
     let offload = xdp.as_ref().map(|p| crate::worker::Offloading {
         table: p.table(),
         install: !cfg.xdp_no_offload,
     });
-    let shown = match (&offload, xsks.is_empty()) {
-        (Some(_), false) => "afxdp",
-        (Some(_), true) => "xdp",
-        (None, _) => plane.name(),
-    };
     // The AF_XDP sockets' frames can belong to any call: one worker owns every flow.
     let threads = if xsks.is_empty() {
         cfg.num_threads.max(1)
@@ -144,7 +98,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         }
         1
     };
-    tracing::info!(plane = shown, reason = %reason, "data plane chosen");
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let workers = Workers::spawn(
         threads,
@@ -156,6 +109,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         xsks,
     )
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
+    tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
     let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
     let recorder = match &cfg.recording_dir {
         Some(dir) => match recorder::Recorder::start(
@@ -244,6 +198,83 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// What [`start_kernel_planes`] set up.
+struct KernelPlanes {
+    /// The attached XDP program; dropping it detaches it.
+    program: Option<crate::sys::xdp::XdpProgram>,
+    /// AF_XDP sockets, one per receive queue (afxdp only).
+    sockets: Vec<crate::sys::xsk::XskSocket>,
+    /// What to log as the reason for the plane.
+    reason: String,
+}
+
+impl KernelPlanes {
+    fn new(
+        program: Option<crate::sys::xdp::XdpProgram>,
+        sockets: Vec<crate::sys::xsk::XskSocket>,
+        reason: String,
+    ) -> KernelPlanes {
+        KernelPlanes {
+            program,
+            sockets,
+            reason,
+        }
+    }
+}
+
+/// With `xdp` or `afxdp` requested: load and attach the program (and open the AF_XDP sockets),
+/// or say why not; the reason names the userspace plane `user` that serves the rest. `-F`
+/// turns a failure into an error.
+fn start_kernel_planes(
+    cfg: &Config,
+    request: DataplaneRequest,
+    user: &str,
+    reason: String,
+) -> Result<KernelPlanes, DaemonError> {
+    let afxdp = request == DataplaneRequest::Afxdp;
+    if request != DataplaneRequest::Xdp && !afxdp {
+        return Ok(KernelPlanes::new(None, Vec::new(), reason));
+    }
+    let p = match start_xdp(cfg) {
+        Ok(p) => p,
+        Err(e) if cfg.no_fallback => return Err(DaemonError::Xdp(e.to_string())),
+        Err(e) => {
+            let reason = format!("xdp unavailable ({e}), falling back to {user} ({reason})");
+            tracing::warn!(%reason, "the XDP plane was asked for but cannot run here");
+            return Ok(KernelPlanes::new(None, Vec::new(), reason));
+        }
+    };
+    if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
+        tracing::warn!(error = %e, "XDP: cannot set the port range; next hops come from routing only");
+    }
+    let reason = format!(
+        "xdp: {}; userspace path {user} ({reason})",
+        xdp::describe(&p)
+    );
+    if !afxdp {
+        return Ok(KernelPlanes::new(Some(p), Vec::new(), reason));
+    }
+    let opened = match control_port_in_media_range(cfg) {
+        Some(e) => Err(e),
+        None => crate::dataplane::afxdp::open_sockets(&p),
+    };
+    match opened {
+        Ok(s) => {
+            let reason = format!(
+                "afxdp: {} AF_XDP socket(s) on one worker; {reason}",
+                s.len()
+            );
+            Ok(KernelPlanes::new(Some(p), s, reason))
+        }
+        Err(e) if cfg.no_fallback => Err(DaemonError::Xdp(format!("AF_XDP: {e}"))),
+        Err(e) => {
+            let reason = format!("AF_XDP unavailable ({e}), running xdp; {reason}");
+            tracing::warn!(%reason, "the AF_XDP plane was asked for but cannot run here");
+            Ok(KernelPlanes::new(Some(p), Vec::new(), reason))
+        }
+    }
 }
 
 /// With AF_XDP, every packet to the media port range that the kernel does not forward goes to

@@ -122,7 +122,7 @@ pub struct Workers {
     stop: Arc<AtomicBool>,
     plane: PlaneKind,
     /// The XDP program's maps, when the kernel fast path runs.
-    offload: Option<Arc<XdpTable>>,
+    offload: Option<Offloading>,
     /// Per worker: packets accepted on the userspace path.
     userspace: Vec<Arc<AtomicU64>>,
     /// Worker 0 serves AF_XDP sockets (the `afxdp` plane).
@@ -132,6 +132,7 @@ pub struct Workers {
 }
 
 /// The kernel fast path as the workers use it.
+#[derive(Clone)]
 pub struct Offloading {
     pub table: Arc<XdpTable>,
     /// Install rules for learned flows (off: the program only redirects to AF_XDP, for
@@ -166,8 +167,6 @@ impl Workers {
         offload: Option<Offloading>,
         xsks: Vec<crate::sys::xsk::XskSocket>,
     ) -> Result<Workers, WorkerError> {
-        let install = offload.as_ref().is_none_or(|o| o.install);
-        let offload = offload.map(|o| o.table);
         if n == 0 {
             return Err(WorkerError::NoWorkers);
         }
@@ -204,7 +203,7 @@ impl Workers {
                 clock,
                 events.clone(),
                 workers.stop.clone(),
-                workers.offload.clone().map(|t| (t, install)),
+                workers.offload.clone(),
                 userspace,
                 if index == 0 {
                     xsks.take().unwrap_or_default()
@@ -279,7 +278,7 @@ impl Workers {
                 .iter()
                 .map(|u| u.load(Ordering::Relaxed))
                 .sum(),
-            xdp: self.offload.as_ref().map(|t| {
+            xdp: self.offload.as_ref().map(|Offloading { table: t, .. }| {
                 (
                     t.stats().unwrap_or_else(|e| {
                         tracing::debug!(error = %e, "cannot read XDP stats");

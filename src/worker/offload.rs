@@ -121,12 +121,9 @@ impl Offload {
         self.dirty.push(id);
     }
 
-    /// The flows marked since the last call, each once.
+    /// The flows marked since the last call (possibly repeated).
     pub(super) fn take_dirty(&mut self) -> Vec<u64> {
-        let mut d = std::mem::take(&mut self.dirty);
-        d.sort_unstable();
-        d.dedup();
-        d
+        std::mem::take(&mut self.dirty)
     }
 
     /// True once per sweep interval (see [`sweep_interval`]).

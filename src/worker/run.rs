@@ -91,7 +91,7 @@ impl Worker {
         clock: Clock,
         out: Sender<FlowEvent>,
         stop: Arc<AtomicBool>,
-        offload: Option<(Arc<crate::sys::xdp::XdpTable>, bool)>,
+        offload: Option<super::Offloading>,
         userspace: Arc<AtomicU64>,
         xsks: Vec<crate::sys::xsk::XskSocket>,
         xsk_sent: Arc<AtomicU64>,
@@ -112,7 +112,7 @@ impl Worker {
             clock,
             out,
             stop,
-            offload: offload.map(|(t, install)| Offload::new(t, clock.mono(), install)),
+            offload: offload.map(|o| Offload::new(o.table, clock.mono(), o.install)),
             userspace,
             xsk: super::afxdp::XskState::new(xsks, xsk_sent),
         })
