@@ -358,6 +358,17 @@ else:
 PY
 }
 
+# log_has CONTAINER TEXT: the container's log holds TEXT; read again for up to 2 s, since the last lines of a
+# container that just stopped can reach the log driver a moment after `docker stop` returns.
+log_has() {
+    local i
+    for i in $(seq 1 10); do
+        $DOCKER logs "$1" 2>&1 | grep -F -- "$2" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 wait_ping() { # wait_ping HOST:PORT CONTAINER: up to 15 s
     local i
     for i in $(seq 1 30); do
@@ -536,7 +547,7 @@ else
             check xdp-attached-on-eth0 xdp_on_eth0 "$HOLD_PID"
             check_xdp_detach() {
                 stop_exit0 "$XDP_ID" || return 1
-                $DOCKER logs "$XDP_ID" 2>&1 | grep 'XDP program detached' \
+                log_has "$XDP_ID" 'XDP program detached' \
                     || { echo "no 'XDP program detached' in the log"; return 1; }
                 if xdp_on_eth0 "$HOLD_PID"; then echo "a program is still attached to eth0"; return 1; fi
             }
@@ -589,7 +600,7 @@ else
                 ip link show dev "${XVETH}h" | grep -q 'prog/xdp' \
                     || { echo "no program on ${XVETH}h while running"; return 1; }
                 stop_exit0 "$HX_ID" || return 1
-                $DOCKER logs "$HX_ID" 2>&1 | grep -q 'XDP program detached' \
+                log_has "$HX_ID" 'XDP program detached' \
                     || { echo "no 'XDP program detached'"; return 1; }
                 ! ip link show dev "${XVETH}h" | grep 'prog/xdp'
             }
