@@ -5,9 +5,11 @@
  *
  * A packet whose destination (the relay's ip:port) has a rule in `flows` gets
  * its addresses and ports rewritten to the rule's egress socket and peer, the
- * TTL/hop limit decremented, both checksums recomputed in full, the MACs set
- * from bpf_fib_lookup(), and is sent back out (XDP_TX) or to another device
- * (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
+ * TTL/hop limit decremented, the IPv4 header checksum recomputed, the UDP
+ * checksum updated for what changed (or computed over the whole datagram when
+ * the sender left it partial, as a veth peer with checksum offload does), the
+ * MACs set from bpf_fib_lookup() (cached per CPU and flow for a second), and is
+ * sent back out (XDP_TX) or to another device (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
  * next hop, mixed families, ...) is passed to the kernel unchanged, where the
  * userspace planes handle it: this program only takes the easy, common case.
  *
@@ -110,6 +112,11 @@ static __always_inline int relay_port(__be16 port)
 	return RELAY_PORT | ((c->flags & RTPRELAY_CFG_AFXDP) ? RELAY_AFXDP : 0);
 }
 
+static __always_inline int addr_eq(const __be32 a[4], const __be32 b[4])
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
 	return *(const __u16 *)a == *(const __u16 *)b && *(const __u16 *)(a + 2) == *(const __u16 *)(b + 2) &&
@@ -137,7 +144,7 @@ static __always_inline void learn_peer(struct xdp_md *ctx, struct ethhdr *eth, c
 /* The next hop towards dst: the routing and neighbour tables when they answer,
  * else the link the peer's own packets arrive on. False when neither knows
  * (the stack then sends the packet and resolves the neighbour). */
-static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
+static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
 {
 	struct rtprelay_addr key = {};
 	struct rtprelay_peer *p;
@@ -151,6 +158,30 @@ static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *f
 	fib->ifindex = p->ifindex;
 	__builtin_memcpy(fib->smac, p->our_mac, ETH_ALEN);
 	__builtin_memcpy(fib->dmac, p->peer_mac, ETH_ALEN);
+	return 1;
+}
+
+/* lookup_hop() through this CPU's cache in the flow's counter slot `c` (may be
+ * NULL): a hop found for the same destination less than RTPRELAY_HOP_TTL_NS
+ * ago is reused. `now` is bpf_ktime_get_coarse_ns(). */
+static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4],
+				    struct rtprelay_counters *c, __u64 now)
+{
+	if (c && c->hop_ifindex && now < c->hop_expires_ns && addr_eq(c->hop_daddr, dst)) {
+		fib->ifindex = c->hop_ifindex;
+		__builtin_memcpy(fib->smac, c->hop_smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, c->hop_dmac, ETH_ALEN);
+		return 1;
+	}
+	if (!lookup_hop(ctx, fib, dst))
+		return 0;
+	if (c) {
+		c->hop_ifindex = fib->ifindex;
+		__builtin_memcpy(c->hop_smac, fib->smac, ETH_ALEN);
+		__builtin_memcpy(c->hop_dmac, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(c->hop_daddr, dst, sizeof(c->hop_daddr));
+		c->hop_expires_ns = now + RTPRELAY_HOP_TTL_NS;
+	}
 	return 1;
 }
 
@@ -238,11 +269,6 @@ static __always_inline struct rtprelay_flow *find_flow(const __be32 addr[4], __b
 	if (family == RTPRELAY_FAMILY_V6)
 		key.addr[2] = 0;
 	return bpf_map_lookup_elem(&flows, &key);
-}
-
-static __always_inline int addr_eq(const __be32 a[4], const __be32 b[4])
-{
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
 /* Does the payload look like what the rule carries? 0: no (pass it, userspace
@@ -372,6 +398,50 @@ static __always_inline __u16 udp_csum(__u64 sum, const __be32 *saddr, const __be
 	return c ? c : 0xffff;
 }
 
+/* Sum of `words` 32-bit address words (memory order). */
+static __always_inline __u64 addr_sum(const __be32 *a, int words)
+{
+	__u64 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		if (i >= words)
+			break;
+		sum += a[i];
+	}
+	return sum;
+}
+
+/* What replacing fields summing to `old` by fields summing to `new` adds to a
+ * one's-complement sum (RFC 1624: ~m + m'). Modulo 0xffff, where the folded sum
+ * lives, ~m is -m; `words` 32-bit multiples of 0xffff keep it unsigned, so
+ * `old` must be below words * 2^32. */
+static __always_inline __u64 sum_diff(__u64 old, __u64 new, int words)
+{
+	return (__u64)words * 0xffffffffULL - old + new;
+}
+
+/* A UDP header from a local sender on a veth (CHECKSUM_PARTIAL) carries only the
+ * folded pseudo-header sum, not complemented; the payload is not in it yet.
+ * `pseudo` is that sum from the frame's own addresses. A complete checksum
+ * that happens to equal it is recomputed in full, which is right as well. */
+static __always_inline int partial_csum(__u16 check, __u64 pseudo)
+{
+	return check == fold(pseudo);
+}
+
+/* The UDP checksum after the addresses and ports changed, updated from the old
+ * one (RFC 1624): `diff` from sum_diff() over the changed words. A checksum
+ * that was wrong stays wrong, so the receiver still drops a corrupted packet.
+ * 0 is sent as 0xffff. */
+static __always_inline __u16 udp_csum_update(__u16 check, __u64 diff)
+{
+	__u16 c = ~fold((__u64)(__u16)~check + diff);
+
+	return c ? c : 0xffff;
+}
+
 /* Send the rewritten frame out of fib's egress device. */
 static __always_inline int transmit(struct xdp_md *ctx, __u32 egress)
 {
@@ -382,11 +452,16 @@ static __always_inline int transmit(struct xdp_md *ctx, __u32 egress)
 	return finish(FORWARDED, XDP_REDIRECT);
 }
 
-static __always_inline void count(struct rtprelay_flow *f, int kind, __u32 plen)
+/* This CPU's counters of the flow (NULL only if the slot is out of range). */
+static __always_inline struct rtprelay_counters *slot_of(struct rtprelay_flow *f)
 {
 	__u32 slot = f->slot;
-	struct rtprelay_counters *c = bpf_map_lookup_elem(&counters, &slot);
 
+	return bpf_map_lookup_elem(&counters, &slot);
+}
+
+static __always_inline void count(struct rtprelay_counters *c, int kind, __u32 plen, __u64 now)
+{
 	if (!c)
 		return;
 	if (kind == 2) {
@@ -396,7 +471,7 @@ static __always_inline void count(struct rtprelay_flow *f, int kind, __u32 plen)
 		c->packets++;
 		c->bytes += plen;
 	}
-	c->last_seen_ns = bpf_ktime_get_ns();
+	c->last_seen_ns = now;
 }
 
 /* Strict source rejected: count it and drop. */
@@ -427,12 +502,14 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 				     __u32 l3off, int vlan)
 {
 	struct bpf_fib_lookup fib = {};
+	struct rtprelay_counters *c;
 	struct rtprelay_flow *f;
 	struct udphdr *udp;
 	__be32 local[4], src[4];
 	__u32 tot, ulen, plen, poff;
+	__u64 old, now;
 	__s64 psum;
-	int kind, rp = -1;
+	int kind, full, rp = -1;
 
 	if ((void *)(ip + 1) > end)
 		return PASS();
@@ -501,13 +578,18 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	fib.ipv4_src = f->saddr[3];
 	fib.ipv4_dst = f->daddr[3];
 	fib.ifindex = ctx->ingress_ifindex;
-	if (!next_hop(ctx, &fib, f->daddr))
+	c = slot_of(f);
+	now = bpf_ktime_get_coarse_ns();
+	if (!next_hop(ctx, &fib, f->daddr, c, now))
 		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS_UDP();
 
+	/* 0: the sender sent no checksum (IPv4 allows it), and neither do we. */
 	psum = 0;
-	if (udp->check) {
+	old = (__u64)ip->saddr + ip->daddr;
+	full = udp->check && partial_csum(udp->check, old + bpf_htons(IPPROTO_UDP) + udp->len);
+	if (full) {
 		psum = payload_sum(ctx, poff, plen);
 		if (psum < 0)
 			return PASS_UDP();
@@ -521,11 +603,15 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	ip->ttl--;
 	ip->check = 0;
 	ip->check = ~fold(ipv4_sum(ip));
-	if (udp->check)
+	if (full)
 		udp->check = udp_csum(psum, &f->saddr[3], &f->daddr[3], 1, f->sport, f->dport, udp->len);
+	else if (udp->check)
+		udp->check = udp_csum_update(udp->check,
+					     sum_diff(old + udp->source + udp->dest,
+						      (__u64)f->saddr[3] + f->daddr[3] + f->sport + f->dport, 3));
 	udp->source = f->sport;
 	udp->dest = f->dport;
-	count(f, kind, plen);
+	count(c, kind, plen, now);
 	return transmit(ctx, fib.ifindex);
 }
 
@@ -533,12 +619,14 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 				     __u32 l3off, int vlan)
 {
 	struct bpf_fib_lookup fib = {};
+	struct rtprelay_counters *c;
 	struct rtprelay_flow *f;
 	struct udphdr *udp;
 	__be32 local[4], src[4];
 	__u32 ulen, plen, poff;
-	__s64 psum;
-	int kind, rp = -1;
+	__u64 old, now;
+	__s64 psum = 0;
+	int kind, full, rp = -1;
 
 	if ((void *)(ip6 + 1) > end)
 		return PASS();
@@ -585,24 +673,39 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__builtin_memcpy(fib.ipv6_src, f->saddr, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, f->daddr, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
-	if (!next_hop(ctx, &fib, f->daddr))
+	c = slot_of(f);
+	now = bpf_ktime_get_coarse_ns();
+	if (!next_hop(ctx, &fib, f->daddr, c, now))
 		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS_UDP();
 
-	psum = payload_sum(ctx, poff, plen);
-	if (psum < 0)
-		return PASS_UDP();
+	/* The checksum is mandatory in IPv6: a zero one is recomputed in full. */
+	__builtin_memcpy(src, &ip6->saddr, sizeof(src));
+	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
+	old = addr_sum(src, 4) + addr_sum(local, 4);
+	full = !udp->check || partial_csum(udp->check, old + bpf_htons(IPPROTO_UDP) + udp->len);
+	if (full) {
+		psum = payload_sum(ctx, poff, plen);
+		if (psum < 0)
+			return PASS_UDP();
+	}
 
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	__builtin_memcpy(&ip6->saddr, f->saddr, sizeof(ip6->saddr));
 	__builtin_memcpy(&ip6->daddr, f->daddr, sizeof(ip6->daddr));
 	ip6->hop_limit--;
-	udp->check = udp_csum(psum, f->saddr, f->daddr, 4, f->sport, f->dport, udp->len);
+	if (full)
+		udp->check = udp_csum(psum, f->saddr, f->daddr, 4, f->sport, f->dport, udp->len);
+	else
+		udp->check = udp_csum_update(udp->check,
+					     sum_diff(old + udp->source + udp->dest,
+						      addr_sum(f->saddr, 4) + addr_sum(f->daddr, 4) + f->sport + f->dport,
+						      9));
 	udp->source = f->sport;
 	udp->dest = f->dport;
-	count(f, kind, plen);
+	count(c, kind, plen, now);
 	return transmit(ctx, fib.ifindex);
 }
 

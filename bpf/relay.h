@@ -47,15 +47,26 @@ struct rtprelay_flow {
 	__u32 slot;            /* index into `counters` */
 };
 
+/* How long a CPU reuses a flow's next hop before asking bpf_fib_lookup() again:
+ * route and neighbour changes reach offloaded flows within this time. */
+#define RTPRELAY_HOP_TTL_NS 1000000000ULL
+
 /* Value of `counters` (per CPU), indexed by rtprelay_flow.slot. Bytes count the
- * UDP payload, like the userspace planes. */
+ * UDP payload, like the userspace planes. The hop_* fields are this CPU's cache
+ * of the flow's next hop (the route lookup is a large share of a packet's cost),
+ * valid for hop_daddr until hop_expires_ns; userspace ignores them. */
 struct rtprelay_counters {
 	__u64 packets;
 	__u64 bytes;
 	__u64 rtcp_packets;
 	__u64 rtcp_bytes;
 	__u64 errors;       /* strict-source drops */
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last forwarded packet */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last forwarded packet */
+	__u64 hop_expires_ns;
+	__be32 hop_daddr[4];
+	__u32 hop_ifindex;  /* 0: no cached hop */
+	__u8 hop_smac[6];
+	__u8 hop_dmac[6];
 };
 
 /* Queues the `xsks` map (AF_XDP sockets by rx queue index) holds. */

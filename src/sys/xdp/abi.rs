@@ -55,6 +55,12 @@ pub struct Counters {
     pub rtcp_bytes: u64,
     pub errors: u64,
     pub last_seen_ns: u64,
+    /// The program's per-CPU next-hop cache (not read here).
+    pub hop_expires_ns: u64,
+    pub hop_daddr: [u32; 4],
+    pub hop_ifindex: u32,
+    pub hop_smac: [u8; 6],
+    pub hop_dmac: [u8; 6],
 }
 
 /// `struct rtprelay_stats`.
@@ -85,7 +91,7 @@ const _: () = {
     use std::mem::size_of;
     assert!(size_of::<FlowKey>() == 20 && size_of::<types::rtprelay_flow_key>() == 20);
     assert!(size_of::<Flow>() == 60 && size_of::<types::rtprelay_flow>() == 60);
-    assert!(size_of::<Counters>() == 48 && size_of::<types::rtprelay_counters>() == 48);
+    assert!(size_of::<Counters>() == 88 && size_of::<types::rtprelay_counters>() == 88);
     assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
     assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
 };
