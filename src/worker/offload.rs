@@ -18,8 +18,8 @@ use crate::time::Millis;
 /// How often a worker folds kernel counters and re-checks every flow's rule. Counters in
 /// `query` and the timeouts see kernel-forwarded packets with at most this delay.
 pub(super) const SWEEP: Duration = Duration::from_secs(1);
-/// Each fold is one map syscall per offloaded flow: past this many flows, a sweep a second
-/// would cost more CPU than the packets themselves, so the sweep slows down in proportion...
+/// A sweep reads every counter slot in batches (a few syscalls) but still re-checks every
+/// flow: past this many flows a second, the sweep slows down in proportion...
 const FOLDS_PER_SECOND: u64 = 2000;
 /// ...but never below one every few seconds (timeouts are tens of seconds).
 const SWEEP_MAX: Duration = Duration::from_secs(5);
@@ -103,6 +103,8 @@ pub(super) struct Offload {
     installed: usize,
     /// False: never install rules (`--xdp-no-offload`).
     install: bool,
+    /// Every slot's totals, read at once at the start of a sweep (index = slot).
+    snapshot: Option<Vec<FlowTotals>>,
 }
 
 impl Offload {
@@ -114,6 +116,33 @@ impl Offload {
             refused: 0,
             installed: 0,
             install,
+            snapshot: None,
+        }
+    }
+
+    /// Read every counter slot at once for the folds of the sweep that starts now.
+    pub(super) fn begin_sweep(&mut self) {
+        self.snapshot = match self.table.totals_all() {
+            Ok(all) => Some(all),
+            Err(e) => {
+                tracing::debug!(error = %e, "batched counter read failed; reading slots one by one");
+                None
+            }
+        };
+    }
+
+    pub(super) fn end_sweep(&mut self) {
+        self.snapshot = None;
+    }
+
+    /// A slot (re)starting from zero: what the snapshot holds for it is some earlier flow's.
+    fn forget(&mut self, slot: u32) {
+        if let Some(t) = self
+            .snapshot
+            .as_mut()
+            .and_then(|s| s.get_mut(slot as usize))
+        {
+            *t = FlowTotals::default();
         }
     }
 
@@ -159,6 +188,7 @@ impl Offload {
                 Ok(slot) => {
                     inst.rule = rule;
                     if slot != inst.slot {
+                        self.forget(slot);
                         inst.slot = slot;
                         inst.seen = FlowTotals::default();
                     }
@@ -173,6 +203,7 @@ impl Offload {
             None => match self.table.install(l, &rule) {
                 Ok(slot) => {
                     tracing::debug!(flow, ?rule, slot, "flow offloaded to XDP");
+                    self.forget(slot);
                     self.installed += 1;
                     *current = Some(Installed {
                         local: l,
@@ -206,8 +237,16 @@ impl Offload {
 
     /// Add what the kernel counted since the last fold to the stream's counters.
     pub(super) fn fold(&self, inst: &mut Installed, c: &StreamCounters, now: Millis) {
-        let Ok(t) = self.table.totals(inst.slot) else {
-            return;
+        let snap = self
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.get(inst.slot as usize));
+        let t = match snap {
+            Some(t) => *t,
+            None => match self.table.totals(inst.slot) {
+                Ok(t) => t,
+                Err(_) => return,
+            },
         };
         let d = |new: u64, old: u64| new.saturating_sub(old);
         let packets = d(t.packets, inst.seen.packets);

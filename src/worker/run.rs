@@ -441,7 +441,9 @@ impl Worker {
         };
         let now = self.clock.mono();
         let mut ids = off.take_dirty();
-        if off.sweep_due(now) {
+        let sweep = off.sweep_due(now);
+        if sweep {
+            off.begin_sweep();
             ids = self.flows.keys().copied().collect();
         } else if ids.is_empty() {
             return;
@@ -459,6 +461,11 @@ impl Worker {
         }
         for id in ids {
             self.sync_flow(id, now);
+        }
+        if sweep {
+            if let Some(off) = self.offload.as_mut() {
+                off.end_sweep();
+            }
         }
     }
 

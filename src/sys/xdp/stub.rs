@@ -39,6 +39,9 @@ impl XdpTable {
     pub fn totals(&self, _slot: u32) -> Result<FlowTotals, XdpError> {
         match self._never {}
     }
+    pub fn totals_all(&self) -> Result<Vec<FlowTotals>, XdpError> {
+        match self._never {}
+    }
     pub fn stats(&self) -> Result<XdpStats, XdpError> {
         match self._never {}
     }

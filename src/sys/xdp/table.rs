@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Mutex, MutexGuard};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -39,6 +39,65 @@ struct Slots {
     free: Vec<u32>,
     /// Slots below this were handed out at least once.
     next: u32,
+}
+
+/// Slots read per batched lookup.
+const BATCH: u32 = 1024;
+
+/// One CPU's counters added to a total.
+fn add(t: FlowTotals, c: Counters) -> FlowTotals {
+    FlowTotals {
+        packets: t.packets + c.packets,
+        bytes: t.bytes + c.bytes,
+        rtcp_packets: t.rtcp_packets + c.rtcp_packets,
+        rtcp_bytes: t.rtcp_bytes + c.rtcp_bytes,
+        errors: t.errors + c.errors,
+    }
+}
+
+/// `BPF_MAP_LOOKUP_BATCH` on an array map `fd` (u32 keys): up to `keys.len()` entries after
+/// `cursor` (from the start when None) into `keys`/`values`; returns how many, and sets
+/// `cursor` to where the next batch starts, None once the map's end was reached.
+fn lookup_batch(
+    fd: i32,
+    cursor: &mut Option<u32>,
+    keys: &mut [u32],
+    values: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut count = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+    let mut in_batch = cursor.unwrap_or(0);
+    let mut out_batch = 0u32;
+    let opts = libbpf_rs::libbpf_sys::bpf_map_batch_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_batch_opts>() as _,
+        ..Default::default()
+    };
+    let in_ptr: *mut u32 = if cursor.is_some() {
+        &mut in_batch
+    } else {
+        std::ptr::null_mut()
+    };
+    // SAFETY: `keys` holds `count` u32 keys and `values` room for `count` per-CPU values (the
+    // caller sizes it as count * cpus * rounded value size, the layout the kernel writes);
+    // in/out batch point at u32s (the array's key size) that live across the call; `opts`
+    // is initialised with its own size. The kernel writes no more than `count` entries.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_lookup_batch(
+            fd,
+            in_ptr.cast(),
+            (&mut out_batch as *mut u32).cast(),
+            keys.as_mut_ptr().cast(),
+            values.as_mut_ptr().cast(),
+            &mut count,
+            &opts,
+        )
+    };
+    // libbpf returns the negative errno.
+    if ret < 0 && ret != -libc::ENOENT {
+        return Err(std::io::Error::from_raw_os_error(-ret));
+    }
+    // ENOENT: the end of the map, possibly with a last partial batch.
+    *cursor = (ret == 0).then_some(out_batch);
+    Ok(count as usize)
 }
 
 pub(super) fn map_err(what: &str, e: libbpf_rs::Error) -> XdpError {
@@ -164,16 +223,48 @@ impl XdpTable {
         if slot >= abi::MAX_FLOWS {
             return Err(XdpError::Map(format!("no counter slot {slot}")));
         }
-        Ok(self.percpu::<Counters>(&self.counters, slot)?.iter().fold(
-            FlowTotals::default(),
-            |t, c| FlowTotals {
-                packets: t.packets + c.packets,
-                bytes: t.bytes + c.bytes,
-                rtcp_packets: t.rtcp_packets + c.rtcp_packets,
-                rtcp_bytes: t.rtcp_bytes + c.rtcp_bytes,
-                errors: t.errors + c.errors,
-            },
-        ))
+        Ok(self
+            .percpu::<Counters>(&self.counters, slot)?
+            .into_iter()
+            .fold(FlowTotals::default(), add))
+    }
+
+    /// Counters of every slot handed out so far (index = slot), summed over CPUs, read with
+    /// batched lookups (a few syscalls for thousands of slots, where [`XdpTable::totals`] is one
+    /// each). Slots not in use hold whatever their last flow left.
+    pub fn totals_all(&self) -> Result<Vec<FlowTotals>, XdpError> {
+        let n = self.slots().next;
+        let value_size = std::mem::size_of::<Counters>().next_multiple_of(8);
+        let stride = value_size * self.cpus;
+        let mut out = Vec::with_capacity(n as usize);
+        let mut keys = vec![0u32; BATCH as usize];
+        let mut values = vec![0u8; stride * BATCH as usize];
+        // The key to continue after (the kernel's out_batch), none for the first batch.
+        let mut cursor: Option<u32> = None;
+        while (out.len() as u32) < n {
+            let want = BATCH.min(n - out.len() as u32);
+            let got = lookup_batch(
+                self.counters.as_fd().as_raw_fd(),
+                &mut cursor,
+                &mut keys[..want as usize],
+                &mut values[..stride * want as usize],
+            )
+            .map_err(|e| XdpError::Map(format!("reading counter slots: {e}")))?;
+            if got == 0 {
+                break;
+            }
+            for v in values[..stride * got].chunks_exact(stride) {
+                let t = v
+                    .chunks_exact(value_size)
+                    .filter_map(Counters::read)
+                    .fold(FlowTotals::default(), add);
+                out.push(t);
+            }
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// What the program did with every packet so far, summed over CPUs.
