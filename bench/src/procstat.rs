@@ -1,7 +1,13 @@
 //! CPU time and memory of a process, from /proc.
 
-/// User + system CPU time of `pid` in microseconds.
+/// CPU time of `pid` in microseconds: the nanosecond run times of its threads
+/// (`/proc/PID/task/*/schedstat`), or, where schedstats are missing, user + system time from
+/// `/proc/PID/stat`, which counts in 10 ms ticks (too coarse for a relay using 1 % of a core).
 pub fn cpu_us(pid: u32) -> Option<u64> {
+    task_schedstat_us(pid, 0).or_else(|| stat_cpu_us(pid))
+}
+
+fn stat_cpu_us(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
@@ -16,20 +22,29 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
 /// its threads, from `/proc/PID/task/*/schedstat`). High values mean another process took the
 /// CPU: the run measured a crowded machine.
 pub fn runqueue_wait_us(pid: u32) -> Option<u64> {
+    task_schedstat_us(pid, 1)
+}
+
+/// Field `field` (0: on CPU, 1: waiting for a CPU; nanoseconds) of every thread's schedstat,
+/// summed, in microseconds. None when `pid` is gone or has no schedstats.
+fn task_schedstat_us(pid: u32, field: usize) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total_ns = 0u64;
+    let (mut total_ns, mut read) = (0u64, 0);
     for t in tasks.flatten() {
         let path = t.path().join("schedstat");
         let Ok(s) = std::fs::read_to_string(path) else {
             continue; // the thread ended meanwhile
         };
-        total_ns += s
+        if let Some(v) = s
             .split_whitespace()
-            .nth(1)
+            .nth(field)
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+        {
+            total_ns += v;
+            read += 1;
+        }
     }
-    Some(total_ns / 1000)
+    (read > 0).then_some(total_ns / 1000)
 }
 
 /// Run time and run count of the BPF programs `pid` holds open (its XDP program), summed, from
