@@ -485,6 +485,31 @@ static __always_inline int reject(struct rtprelay_flow *f)
 	return finish(DROPPED, XDP_DROP);
 }
 
+/* block media: does this RTP/opaque packet (payload at pl) get dropped? Not
+ * when it is RTP of a payload type the rule still passes (DTMF events). */
+static __always_inline int blocked(struct rtprelay_flow *f, __u8 *pl, void *end)
+{
+	__u8 pt;
+
+	if (!(f->flags & RTPRELAY_F_BLOCK))
+		return 0;
+	if (!(f->flags & RTPRELAY_F_KIND_RTP) || (void *)(pl + 2) > end)
+		return 1;
+	pt = pl[1] & 0x7f;
+	return !((f->pass_pts[pt >> 5] >> (pt & 31)) & 1);
+}
+
+/* A blocked packet is counted as received (and as blocked), then dropped. */
+static __always_inline int drop_blocked(struct rtprelay_flow *f, __u32 plen)
+{
+	struct rtprelay_counters *c = slot_of(f);
+
+	count(c, 1, plen, bpf_ktime_get_coarse_ns());
+	if (c)
+		c->blocked++;
+	return finish(DROPPED, XDP_DROP);
+}
+
 /* Sum of the 20-byte IPv4 header, memory order. */
 static __always_inline __u64 ipv4_sum(struct iphdr *ip)
 {
@@ -562,6 +587,8 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
 	if (!kind)
 		return PASS_UDP();
+	if (kind == 1 && blocked(f, (void *)(udp + 1), end))
+		return drop_blocked(f, plen);
 	if (ip->ttl <= 1)
 		return PASS_UDP();
 	/* The header must be intact: the kernel drops a bad one, so do we (by
@@ -661,6 +688,8 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	kind = classify(ctx, f->flags, (void *)(udp + 1), end, poff, plen);
 	if (!kind)
 		return PASS_UDP();
+	if (kind == 1 && blocked(f, (void *)(udp + 1), end))
+		return drop_blocked(f, plen);
 	if (ip6->hop_limit <= 1)
 		return PASS_UDP();
 

@@ -25,6 +25,8 @@
 #define RTPRELAY_F_KIND_RTCP   0x0004 /* RTCP only */
 #define RTPRELAY_F_KIND_OPAQUE 0x0008 /* any datagram */
 #define RTPRELAY_F_OUT_V6      0x0010 /* the new saddr/daddr are IPv6 */
+#define RTPRELAY_F_BLOCK       0x0020 /* block media: count RTP/opaque as received and drop it, except
+                                       * RTCP and the payload types in pass_pts (DTMF events) */
 
 /* Key of `flows`: where a packet arrived (the relay's own ip:port). An all-zero
  * address (:: or ::ffff:0.0.0.0) matches any local address of that family. */
@@ -45,6 +47,7 @@ struct rtprelay_flow {
 	__be16 expect_port;
 	__u16 flags;           /* RTPRELAY_F_* */
 	__u32 slot;            /* index into `counters` */
+	__u32 pass_pts[4];     /* RTPRELAY_F_BLOCK: RTP payload type n still forwarded if bit n%32 of word n/32 */
 };
 
 /* How long a CPU reuses a flow's next hop before asking bpf_fib_lookup() again:
@@ -56,12 +59,13 @@ struct rtprelay_flow {
  * of the flow's next hop (the route lookup is a large share of a packet's cost),
  * valid for hop_daddr until hop_expires_ns; userspace ignores them. */
 struct rtprelay_counters {
-	__u64 packets;
+	__u64 packets;      /* RTP/opaque forwarded, or dropped by RTPRELAY_F_BLOCK */
 	__u64 bytes;
 	__u64 rtcp_packets;
 	__u64 rtcp_bytes;
 	__u64 errors;       /* strict-source drops */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last forwarded packet */
+	__u64 blocked;      /* RTPRELAY_F_BLOCK drops (also in packets/bytes) */
 	__u64 hop_expires_ns;
 	__be32 hop_daddr[4];
 	__u32 hop_ifindex;  /* 0: no cached hop */
@@ -110,7 +114,7 @@ struct rtprelay_peer {
 struct rtprelay_stats {
 	__u64 forwarded; /* XDP_TX or XDP_REDIRECT */
 	__u64 passed;    /* handed to the kernel stack */
-	__u64 dropped;   /* strict-source drops */
+	__u64 dropped;   /* strict-source drops, blocked media */
 	__u64 aborted;   /* internal failures after the packet was rewritten */
 	__u64 redirected; /* handed to an AF_XDP socket */
 };

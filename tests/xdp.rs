@@ -2,8 +2,8 @@
 //! one-armed relay on one bridged LAN, fresh for every test. The relay runs with `--dataplane=xdp` (or
 //! `--table=0`) and attaches to its veth; a flow's first packets go through userspace, and once its
 //! endpoint is learned the flow is offloaded to the kernel. The tests prove it with the relay's own
-//! counters (`/metrics`, `query`), and check strict source, re-INVITE, delete, IPv6, malformed input and
-//! the fallback without capabilities. Packets arriving at the far ends also prove their UDP checksums
+//! counters (`/metrics`, `query`), and check strict source, re-INVITE, delete, `block media`, IPv6,
+//! malformed input and the fallback without capabilities. Packets arriving at the far ends also prove their UDP checksums
 //! valid: the receiving kernel drops a datagram whose checksum is wrong.
 //!
 //! The same forwarding checks run on the mmsg plane as a control of the harness itself. Setting
@@ -593,6 +593,107 @@ fn xdp_recording_takes_rtp_back_to_userspace_and_stopping_offloads_again() {
     assert_eq!(forwarded, 40.0, "not offloaded again after stop recording");
     assert!(relay.metric(USERSPACE) - u1 <= USERSPACE_SLACK);
     let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// `block media` for the caller keeps its offloaded RTP flow in the kernel with a blocking rule: the
+/// kernel drops what the caller sends (counted as XDP drops, and in `query` as received) while the
+/// callee's media and the caller's RTCP are still forwarded in the kernel; `unblock media` has the
+/// kernel forward the caller's media again.
+#[test]
+fn xdp_block_media_drops_in_the_kernel_and_unblock_forwards_again() {
+    let mode = Mode::from_env();
+    let Some(topo) = Topology::new() else { return };
+    let relay = mode.start(&topo, "--dataplane=xdp", &[]);
+    let ng = relay.ng();
+    let call = NsCall::setup(ng, &topo, Family::V4, &[]);
+    warm_up(&call);
+    if mode.xdp() {
+        wait_offloaded(&relay, 4.0);
+    }
+    let cmd = |command: &str| {
+        let req = common::bencode::dict([
+            ("command", command.into()),
+            ("call-id", call.id.as_str().into()),
+            ("from-tag", call.caller.tag.as_str().into()),
+        ]);
+        common::expect_ok(ng.request(req), command)
+    };
+    let metrics = |relay: &NsRelay| {
+        if mode.xdp() {
+            [USERSPACE, FORWARDED, DROPPED].map(|m| settled(relay, m))
+        } else {
+            [0.0; 3]
+        }
+    };
+    cmd("block media");
+    // The worker rewrites the rule just after the reply; give it a moment.
+    std::thread::sleep(Duration::from_millis(100));
+    let [u0, f0, d0] = metrics(&relay);
+    let blocked = rtp_batch(SSRC_CALLER, 100, 20);
+    for p in &blocked {
+        call.caller.rtp.send_to(p, call.caller_to).expect("send");
+    }
+    assert_silent(&call.callee.rtp, QUIET, "blocked media reached the callee");
+    let back = rtp_batch(SSRC_CALLEE, 100, 10);
+    relay_and_expect(
+        &call.callee.rtp,
+        call.callee_to,
+        &back,
+        &call.caller.rtp,
+        call.caller_to,
+        "RTP callee->caller while the caller is blocked",
+    );
+    let sr = vec![rtcp_sr(SSRC_CALLER, 100)];
+    relay_and_expect(
+        &call.caller.rtcp,
+        rtcp_of(call.caller_to),
+        &sr,
+        &call.callee.rtcp,
+        rtcp_of(call.callee_to),
+        "RTCP caller->callee while the caller is blocked",
+    );
+    // Blocked packets count as received on the caller's stream (1 from the warm-up).
+    let port = call.caller_to.port();
+    wait_until(FOLD, || port_stat(&call.query(ng), port, "packets") == 21);
+    assert_eq!(
+        port_stat(&call.query(ng), port, "packets"),
+        21,
+        "the caller's stream counts what it sent while blocked"
+    );
+    if mode.xdp() {
+        assert_eq!(
+            relay.metric(OFFLOADED),
+            4.0,
+            "a blocked flow stays offloaded"
+        );
+        let dropped = wait_growth(&relay, DROPPED, d0, 20.0);
+        assert_eq!(dropped, 20.0, "{DROPPED} grew by {dropped}, 20 blocked");
+        let forwarded = wait_growth(&relay, FORWARDED, f0, 11.0);
+        assert_eq!(forwarded, 11.0, "{FORWARDED}: the other direction and RTCP");
+        let userspace = relay.metric(USERSPACE) - u0;
+        assert!(
+            userspace <= USERSPACE_SLACK,
+            "{userspace} packets reached userspace while blocked"
+        );
+    }
+
+    cmd("unblock media");
+    std::thread::sleep(Duration::from_millis(100));
+    let [u1, f1, _] = metrics(&relay);
+    let pkts = rtp_batch(SSRC_CALLER, 200, 10);
+    relay_and_expect(
+        &call.caller.rtp,
+        call.caller_to,
+        &pkts,
+        &call.callee.rtp,
+        call.callee_to,
+        "RTP caller->callee after unblock",
+    );
+    if mode.xdp() {
+        let forwarded = wait_growth(&relay, FORWARDED, f1, 10.0);
+        assert_eq!(forwarded, 10.0, "not forwarded by the kernel after unblock");
+        assert!(relay.metric(USERSPACE) - u1 <= USERSPACE_SLACK);
+    }
 }
 
 /// A fresh empty directory under the system's temp dir.

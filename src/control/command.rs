@@ -23,6 +23,10 @@ pub enum Command {
     StopRecording(CallRef),
     /// `pause recording`: stop writing packets but keep the spool entry open for a later start.
     PauseRecording(CallRef),
+    /// `block media`: stop relaying the media a participant (or the whole call) sends.
+    BlockMedia(MediaSelect),
+    /// `unblock media`: relay it again.
+    UnblockMedia(MediaSelect),
 }
 
 impl Command {
@@ -39,6 +43,8 @@ impl Command {
             Command::StartRecording(_) => "start recording",
             Command::StopRecording(_) => "stop recording",
             Command::PauseRecording(_) => "pause recording",
+            Command::BlockMedia(_) => "block media",
+            Command::UnblockMedia(_) => "unblock media",
         }
     }
 }
@@ -50,6 +56,18 @@ pub struct CallRef {
     pub from_tag: Option<String>,
     pub to_tag: Option<String>,
     pub via_branch: Option<String>,
+}
+
+/// Which media `block media` / `unblock media` act on, as rtpengine 10.5 selects a participant:
+/// by `label`, else by SDP media `address`, else by `from-tag`. With none of these (or with
+/// `all`), the whole call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MediaSelect {
+    pub call: CallRef,
+    /// `all` flag (or `all: all`): the whole call; on unblock, every participant too.
+    pub all: bool,
+    pub label: Option<String>,
+    pub address: Option<IpAddr>,
 }
 
 /// `delete`: the whole call, or one side/branch of it.

@@ -36,6 +36,9 @@ pub enum NgError {
     NoToTag,
     #[error("No SDP body in message")]
     NoSdp,
+    /// `address` that is not an IP address (`block media` and the like).
+    #[error("Failed to parse network address")]
+    BadAddress,
     /// `list` with a negative `limit`.
     #[error("invalid limit, must be >= 0")]
     InvalidLimit,

@@ -10,7 +10,7 @@
 //! when its value is true-ish; rtpengine ignores such keys, so this only widens what we accept.
 //!
 //! Commands rtpengine has and we answer with `Unrecognized command` for now: `block DTMF`,
-//! `unblock DTMF`, `block media`, `unblock media`, `silence media`, `unsilence media`,
+//! `unblock DTMF`, `silence media`, `unsilence media`,
 //! `start forwarding`, `stop forwarding`, `play media`, `stop media`, `play DTMF`, `publish`,
 //! `subscribe request`, `subscribe answer`, `unsubscribe`, `inject start`, `inject stop`,
 //! `connect`, `create`, `create answer`, `mesh`.
@@ -19,7 +19,8 @@ use std::net::IpAddr;
 
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{
-    CallRef, CodecOps, Command, Delete, Family, Flags, IceMode, OfferAnswer, Replace, RtcpMux,
+    CallRef, CodecOps, Command, Delete, Family, Flags, IceMode, MediaSelect, OfferAnswer, Replace,
+    RtcpMux,
 };
 use crate::control::error::NgError;
 
@@ -43,6 +44,8 @@ impl Command {
             b"start recording" => Command::StartRecording(required_call(d)?),
             b"stop recording" => Command::StopRecording(required_call(d)?),
             b"pause recording" => Command::PauseRecording(required_call(d)?),
+            b"block media" => Command::BlockMedia(media_select(d)?),
+            b"unblock media" => Command::UnblockMedia(media_select(d)?),
             _ => return Err(NgError::UnknownCommand),
         })
     }
@@ -146,6 +149,34 @@ fn delete(d: &Dict) -> Result<Delete, NgError> {
         }
     }
     Ok(del)
+}
+
+/// The participant selection of `block media` / `unblock media`, as rtpengine 10.5 reads it.
+/// Later rtpengines (12.4 on) read `from-tag` only with the `directional` flag, and `to-tag`,
+/// `to-label` and `all` values other than `all` for `subscribe` forks; here `directional` is
+/// accepted and changes nothing, and those keys are ignored (see `session/block.rs`).
+fn media_select(d: &Dict) -> Result<MediaSelect, NgError> {
+    let mut m = MediaSelect {
+        call: required_call(d)?,
+        ..MediaSelect::default()
+    };
+    for (k, v) in d {
+        match normalize(&String::from_utf8_lossy(k)).as_str() {
+            "flags" => m.all |= strings(v).iter().any(|f| normalize(f) == "all"),
+            "all" => match text(v).map(|t| normalize(&t)).as_deref() {
+                Some("all") => m.all = true,
+                Some("none") => m.all = false,
+                _ => {}
+            },
+            "label" => m.label = text(v).filter(|l| !l.is_empty()),
+            "address" => match text(v) {
+                Some(a) if !a.is_empty() => m.address = Some(ip(&a).ok_or(NgError::BadAddress)?),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(m)
 }
 
 fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
@@ -475,6 +506,57 @@ mod tests {
         assert_eq!(
             parse(dict! {"command" => "start recording"}),
             Err(NgError::NoCallId)
+        );
+    }
+
+    #[test]
+    fn block_media_selects_like_rtpengine() {
+        let sel = |v: Value| match parse(v) {
+            Ok(Command::BlockMedia(m)) => m,
+            other => panic!("not block media: {other:?}"),
+        };
+        let m = sel(
+            dict! {"command" => "block media", "call-id" => "c", "from-tag" => "a",
+            "flags" => list(&["directional"])},
+        );
+        assert_eq!(m.call.call_id, "c");
+        assert_eq!(m.call.from_tag.as_deref(), Some("a"));
+        assert!(!m.all);
+        let m =
+            sel(dict! {"command" => "block media", "call-id" => "c", "flags" => list(&["All"])});
+        assert!(m.all);
+        let m = sel(dict! {"command" => "block media", "call-id" => "c", "all" => "all"});
+        assert!(m.all);
+        let m = sel(dict! {"command" => "block media", "call-id" => "c", "all" => "offer-answer"});
+        assert!(!m.all);
+        let m = sel(
+            dict! {"command" => "block media", "call-id" => "c", "label" => "caller",
+            "address" => "[2001:db8::5]"},
+        );
+        assert_eq!(m.label.as_deref(), Some("caller"));
+        assert_eq!(
+            m.address,
+            Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5)))
+        );
+        match parse(
+            dict! {"command" => "unblock media", "call-id" => "c", "address" => "192.0.2.7"},
+        ) {
+            Ok(Command::UnblockMedia(m)) => {
+                assert_eq!(m.address, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))))
+            }
+            other => panic!("not unblock media: {other:?}"),
+        }
+        assert_eq!(
+            parse(dict! {"command" => "block media", "from-tag" => "a"}),
+            Err(NgError::NoCallId)
+        );
+        assert_eq!(
+            parse(dict! {"command" => "unblock media", "call-id" => "c", "address" => "nope"}),
+            Err(NgError::BadAddress)
+        );
+        assert_eq!(
+            parse(dict! {"command" => "block DTMF", "call-id" => "c"}),
+            Err(NgError::UnknownCommand)
         );
     }
 

@@ -176,6 +176,9 @@ fn apply_actions(
                     record: tap(flow, record),
                 },
             ),
+            MediaAction::Block { shard, flow, block } => {
+                (shard, FlowUpdate::Block { id: flow, block })
+            }
             MediaAction::Record {
                 call_id,
                 metadata,

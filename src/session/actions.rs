@@ -37,6 +37,13 @@ pub enum MediaAction {
         flow: FlowId,
         record: bool,
     },
+    /// Start (`Some`) or stop dropping the media a flow receives (`block media`); RTCP still
+    /// passes, and so do the RTP payload types set in the mask (bit n = type n: DTMF events).
+    Block {
+        shard: u64,
+        flow: FlowId,
+        block: Option<u128>,
+    },
     /// Record `call_id`: open its spool entry if none is open, add the streams it does not have
     /// yet (keyed by flow), refresh codecs and metadata of the others.
     Record {

@@ -24,6 +24,8 @@ pub struct Call {
     /// The call has an open spool entry (closed by `stop recording` or the end of the call).
     pub record_open: bool,
     pub metadata: Option<String>,
+    /// `block media` for the whole call: no participant's media is relayed.
+    pub block_media: bool,
 }
 
 /// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).
@@ -57,6 +59,9 @@ pub struct Leg {
     pub strict: bool,
     /// The leg is on hold or one-way (silent timeout applies).
     pub on_hold: bool,
+    /// `block media` for this participant: the media it sends is not relayed. Kept across
+    /// re-INVITEs, as rtpengine keeps it per monologue.
+    pub block_media: bool,
 }
 
 impl Leg {
@@ -83,6 +88,7 @@ impl Leg {
             asymmetric: false,
             strict: false,
             on_hold: false,
+            block_media: false,
         }
     }
 }
@@ -170,6 +176,11 @@ impl Call {
             .filter(|&t| t != 0)
             .max()
             .map(Millis)
+    }
+
+    /// Whether the media leg `leg` sends is blocked, by the call or by the leg itself.
+    pub fn blocks(&self, leg: usize) -> bool {
+        self.block_media || self.legs.get(leg).is_some_and(|l| l.block_media)
     }
 
     /// An answer has been seen: at least two legs have sent SDP.

@@ -97,6 +97,8 @@ impl Engine {
             Command::StartRecording(c) => self.recording_command(&c, RecordOp::Start),
             Command::StopRecording(c) => self.recording_command(&c, RecordOp::Stop),
             Command::PauseRecording(c) => self.recording_command(&c, RecordOp::Pause),
+            Command::BlockMedia(m) => self.block_media(&m, true),
+            Command::UnblockMedia(m) => self.block_media(&m, false),
         };
         result.unwrap_or_else(|e| crate::control::reply::error_reply(&e.to_string()))
     }

@@ -26,6 +26,15 @@ pub enum SessionError {
     /// `delete` with `fatal` for a call that does not exist.
     #[error("Call-ID not found or tags didn't match")]
     DeleteNotFound,
+    /// `block media` with a `from-tag` that names no participant.
+    #[error("From-tag given, but no such tag exists")]
+    NoSuchTag,
+    /// `block media` with a `label` no participant has.
+    #[error("No monologue matching the given label")]
+    NoSuchLabel,
+    /// `block media` with an `address` no participant advertised.
+    #[error("Failed to match address to any tag")]
+    NoSuchAddress,
     /// More media sections than a call may carry.
     #[error("Too many media sections")]
     TooManyMedia,

@@ -5,6 +5,7 @@
 //! workers. Time comes in with every call; nothing here reads a clock or touches a socket.
 
 pub mod actions;
+pub(crate) mod block;
 pub mod call;
 pub mod engine;
 pub mod engine_config;

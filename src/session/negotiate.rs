@@ -10,6 +10,7 @@ use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
 use crate::session::actions::MediaAction;
+use crate::session::block::block_states;
 use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
@@ -476,6 +477,11 @@ impl Engine {
                     ),
                     _ => (None, None),
                 };
+                let blocked = if call.blocks(this) {
+                    block_states(call, this).get(i).copied().flatten()
+                } else {
+                    None
+                };
                 let leg = &mut call.legs[this];
                 let (asymmetric, strict) = (leg.asymmetric, leg.strict);
                 let Some(slot) = leg.medias.get_mut(i) else {
@@ -488,7 +494,10 @@ impl Engine {
                     FlowKind::Opaque
                 };
                 let record_rtp = recording && slot.is_rtp;
-                for (stream, kind, expected, egress, addr, record) in [
+                // Block state lives in the worker's flow: a flow of a blocked participant
+                // learns it (again: the DTMF payload types may have changed) right after its
+                // open or update, in the same batch.
+                for (stream, kind, expected, egress, addr, record, block) in [
                     (
                         &mut slot.rtp,
                         media_kind,
@@ -496,6 +505,7 @@ impl Engine {
                         peer_rtp,
                         local.rtp(),
                         record_rtp,
+                        blocked,
                     ),
                     (
                         &mut slot.rtcp,
@@ -504,6 +514,7 @@ impl Engine {
                         peer_rtcp,
                         local.rtcp(),
                         false,
+                        None,
                     ),
                 ] {
                     let latch = LatchConfig {
@@ -535,6 +546,13 @@ impl Engine {
                             record,
                         });
                     }
+                    if block.is_some() {
+                        out.push(MediaAction::Block {
+                            shard,
+                            flow: stream.flow,
+                            block,
+                        });
+                    }
                 }
             }
         }
@@ -561,6 +579,7 @@ fn new_call(call_id: &str, now: Now) -> Call {
         destroy_at: None,
         recording: false,
         record_open: false,
+        block_media: false,
         metadata: None,
     }
 }

@@ -41,7 +41,8 @@ pub struct StreamCounters {
     pub bytes: AtomicU64,
     /// Malformed packets, and packets from a rejected source (strict source).
     pub errors: AtomicU64,
-    /// Accepted but not forwarded: no egress or no target yet, queue full, send failed.
+    /// Accepted but not forwarded: no egress or no target yet, queue full, send failed,
+    /// `block media`.
     pub dropped: AtomicU64,
     /// `Millis` of the last accepted packet; 0 = never.
     pub last_packet_ms: AtomicU64,
@@ -88,6 +89,11 @@ pub enum FlowUpdate {
         id: FlowId,
         record: Option<RecordTap>,
     },
+    /// Start (`Some`) or stop dropping the media the flow receives (`block media`). Blocked
+    /// packets are still checked, latched on, counted as received and recorded; then counted
+    /// as dropped instead of forwarded. RTCP passes, and so do the RTP payload types set in the
+    /// mask (bit n = type n: the DTMF events rtpengine lets through). `Open` starts unblocked.
+    Block { id: FlowId, block: Option<u128> },
     /// Stop relaying and close the socket.
     Close { id: FlowId },
 }

@@ -1,9 +1,9 @@
 //! Offload after learning, as rtpengine kernelises a stream: a flow's first packets take the
 //! userspace path (latching, strict-source checks); once its endpoint is fixed and its egress
 //! peer is known, the worker installs a rule in the XDP program's map and the kernel forwards
-//! the rest. Signalling changes, re-latching, recording and close update or remove the rule at
-//! once, and the kernel's per-flow counters are folded into the stream counters, so an
-//! offloaded call reports like a userspace one.
+//! the rest. Signalling changes, re-latching, recording, `block media` and close update or
+//! remove the rule at once, and the kernel's per-flow counters are folded into the stream
+//! counters, so an offloaded call reports like a userspace one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -53,11 +53,17 @@ pub(super) struct EgressView {
 /// Stays in userspace: a flow still learning (the latch needs every packet), a recorded flow
 /// (the recorder copies packets), a flow with no egress peer yet, and a flow that bridges
 /// address families (the program rewrites headers in place).
+///
+/// A `blocked` flow (`block media`; the payload types that still pass) is offloaded like any
+/// other, with a rule that has the kernel drop its media (counted as received) and forward only
+/// its RTCP and DTMF events: unlike rtpengine, which takes blocked streams out of the kernel,
+/// the drop then costs no trip to userspace.
 pub(super) fn desired_rule(
     kind: FlowKind,
     local: SocketAddr,
     latch: &Latch,
     recorded: bool,
+    blocked: Option<u128>,
     egress: Option<EgressView>,
 ) -> Option<Rule> {
     if recorded || !latch.is_fixed() {
@@ -88,6 +94,7 @@ pub(super) fn desired_rule(
             FlowKind::Rtcp => RuleKind::Rtcp,
             FlowKind::Opaque => RuleKind::Opaque,
         },
+        block: blocked,
     })
 }
 
@@ -257,6 +264,8 @@ impl Offload {
         c.rtcp_bytes
             .fetch_add(d(t.rtcp_bytes, inst.seen.rtcp_bytes), Relaxed);
         c.errors.fetch_add(d(t.errors, inst.seen.errors), Relaxed);
+        c.dropped
+            .fetch_add(d(t.blocked, inst.seen.blocked), Relaxed);
         if packets + rtcp > 0 {
             c.last_packet_ms.store(now.0.max(1), Relaxed);
         }
@@ -313,6 +322,7 @@ mod tests {
                 a(LOCAL),
                 &l,
                 false,
+                None,
                 egress("203.0.113.9:4000")
             ),
             None
@@ -329,6 +339,7 @@ mod tests {
             a(LOCAL),
             &l,
             false,
+            None,
             egress("203.0.113.9:4000"),
         );
         assert_eq!(
@@ -338,8 +349,37 @@ mod tests {
                 dest: a("203.0.113.9:4000"),
                 expect: Some(a("198.51.100.3:2000")),
                 kind: RuleKind::Rtp,
+                block: None,
             })
         );
+    }
+
+    #[test]
+    fn blocked_flow_keeps_its_rule_with_the_block_flag() {
+        let l = latch(false, EndpointLearning::Off);
+        let dtmf = Some(1u128 << 101);
+        let r = desired_rule(
+            FlowKind::Rtp,
+            a(LOCAL),
+            &l,
+            false,
+            dtmf,
+            egress("203.0.113.9:4000"),
+        );
+        assert_eq!(
+            r.map(|r| (r.block, r.dest)),
+            Some((dtmf, a("203.0.113.9:4000")))
+        );
+        // Recording still wins: the recorder needs the packets in userspace.
+        let r = desired_rule(
+            FlowKind::Rtp,
+            a(LOCAL),
+            &l,
+            true,
+            dtmf,
+            egress("203.0.113.9:4000"),
+        );
+        assert_eq!(r, None);
     }
 
     #[test]
@@ -350,6 +390,7 @@ mod tests {
             a(LOCAL),
             &l,
             false,
+            None,
             egress("203.0.113.9:4001"),
         );
         assert_eq!(r.map(|r| (r.expect, r.kind)), Some((None, RuleKind::Rtcp)));
@@ -360,22 +401,29 @@ mod tests {
         let l = latch(false, EndpointLearning::Off);
         let k = FlowKind::Rtp;
         assert_eq!(
-            desired_rule(k, a(LOCAL), &l, true, egress("203.0.113.9:4000")),
+            desired_rule(k, a(LOCAL), &l, true, None, egress("203.0.113.9:4000")),
             None
         );
-        assert_eq!(desired_rule(k, a(LOCAL), &l, false, None), None);
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, None, None), None);
         let no_target = Some(EgressView {
             local: a("192.0.2.1:30002"),
             target: None,
         });
-        assert_eq!(desired_rule(k, a(LOCAL), &l, false, no_target), None);
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, None, no_target), None);
         let v6 = Some(EgressView {
             local: a("[2001:db8::1]:30002"),
             target: Some(a("[2001:db8::9]:4000")),
         });
-        assert_eq!(desired_rule(k, a(LOCAL), &l, false, v6), None);
+        assert_eq!(desired_rule(k, a(LOCAL), &l, false, None, v6), None);
         assert_eq!(
-            desired_rule(k, a("0.0.0.0:30000"), &l, false, egress("203.0.113.9:4000")),
+            desired_rule(
+                k,
+                a("0.0.0.0:30000"),
+                &l,
+                false,
+                None,
+                egress("203.0.113.9:4000")
+            ),
             None
         );
     }

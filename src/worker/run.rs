@@ -48,6 +48,9 @@ pub(super) struct Flow {
     pub(super) local: Option<SocketAddr>,
     /// The flow's rule in the XDP map, when offloaded.
     offloaded: Option<Installed>,
+    /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
+    /// the RTP payload types in the mask (DTMF events).
+    blocked: Option<u128>,
 }
 
 pub(super) struct Worker {
@@ -68,6 +71,19 @@ pub(super) struct Worker {
     userspace: Arc<AtomicU64>,
     /// AF_XDP: the sockets, and the indexes that map a frame to its flow.
     pub(super) xsk: super::afxdp::XskState,
+}
+
+/// Whether `block media` (with the payload types in `block` still passing) drops this
+/// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
+fn blocks(block: Option<u128>, kind: FlowKind, rtcp: bool, pkt: &[u8]) -> bool {
+    let Some(pass) = block else { return false };
+    if rtcp {
+        return false;
+    }
+    match (kind, pkt.get(1)) {
+        (FlowKind::Rtp, Some(b)) => pass & (1u128 << (b & 0x7f)) == 0,
+        _ => true,
+    }
 }
 
 /// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
@@ -261,6 +277,7 @@ impl Worker {
                             record,
                             local,
                             offloaded: None,
+                            blocked: None,
                         };
                         self.xsk.index(id.0, local, flow.socket.as_raw_fd());
                         self.flows.insert(id.0, flow);
@@ -288,6 +305,14 @@ impl Worker {
                             self.mark(id.0);
                         }
                         None => tracing::debug!(flow = id.0, "tap for unknown flow"),
+                    },
+                    FlowUpdate::Block { id, block } => match self.flows.get_mut(&id.0) {
+                        Some(f) if f.blocked != block => {
+                            f.blocked = block;
+                            self.mark(id.0);
+                        }
+                        Some(_) => {}
+                        None => tracing::debug!(flow = id.0, "block for unknown flow"),
                     },
                     FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
                 }
@@ -360,9 +385,14 @@ impl Worker {
         let before = (flow.latch.is_fixed(), flow.latch.source());
         let mut accepted = 0u64;
         for i in idx {
-            let (len, rtcp, src) = match plane.packet(i) {
+            let (len, rtcp, src, blocked) = match plane.packet(i) {
                 Some((pkt, src)) => match classify(flow.kind, pkt) {
-                    Some(rtcp) => (pkt.len() as u64, rtcp, src),
+                    Some(rtcp) => (
+                        pkt.len() as u64,
+                        rtcp,
+                        src,
+                        blocks(flow.blocked, flow.kind, rtcp, pkt),
+                    ),
                     None => {
                         c.errors.fetch_add(1, Relaxed);
                         continue;
@@ -395,6 +425,7 @@ impl Worker {
                 }
             }
             let queued = match egress {
+                _ if blocked => false,
                 Some((fd, Some(dst))) => plane.forward(i, fd, dst, token),
                 _ => false,
             };
@@ -482,9 +513,10 @@ impl Worker {
                     target: e.latch.target(),
                 })
             });
-        let want = flow
-            .local
-            .and_then(|l| desired_rule(flow.kind, l, &flow.latch, flow.record.is_some(), egress));
+        let want = flow.local.and_then(|l| {
+            let recorded = flow.record.is_some();
+            desired_rule(flow.kind, l, &flow.latch, recorded, flow.blocked, egress)
+        });
         let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(&id)) else {
             return;
         };

@@ -394,3 +394,75 @@ fn tap_keeps_forwarding_when_full_uring() {
     }
     tap_keeps_forwarding_when_full_on(PlaneKind::Uring);
 }
+
+fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
+    let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
+    let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
+    let (to_a, to_b) = (SocketAddr::new(LO, a.port), SocketAddr::new(LO, b.port));
+    // B sends first, so A's egress target (B) is known before A's packets come.
+    cb.send_to(&rtp(0, 0x22), to_b).expect("send");
+    assert!(recv(&ca, Duration::from_secs(2)).is_some());
+    w.send(
+        0,
+        FlowUpdate::Block {
+            id: FlowId(1),
+            block: Some(1 << 101),
+        },
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    for seq in 0..5 {
+        ca.send_to(&rtp(seq, 0x11), to_a).expect("send");
+    }
+    // RTCP muxed on the blocked flow still passes, so do DTMF events (payload type 101 here),
+    // and B's media still reaches A.
+    ca.send_to(&rtcp_rr(0x11), to_a).expect("send");
+    assert_eq!(
+        recv(&cb, Duration::from_secs(2)).map(|x| x.0),
+        Some(rtcp_rr(0x11)),
+        "the RTCP arrives, not the media"
+    );
+    let mut dtmf = rtp(5, 0x11);
+    dtmf[1] = 101;
+    ca.send_to(&dtmf, to_a).expect("send");
+    assert_eq!(
+        recv(&cb, Duration::from_secs(2)).map(|x| x.0),
+        Some(dtmf),
+        "the DTMF event arrives"
+    );
+    cb.send_to(&rtp(1, 0x22), to_b).expect("send");
+    assert!(recv(&ca, Duration::from_secs(2)).is_some());
+    eventually("blocked packets counted", || {
+        a.rtp.packets.load(Relaxed) == 6 && a.rtp.dropped.load(Relaxed) == 5
+    });
+    assert_eq!(a.rtp.rtcp_packets.load(Relaxed), 1);
+    w.send(
+        0,
+        FlowUpdate::Block {
+            id: FlowId(1),
+            block: None,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    ca.send_to(&rtp(9, 0x11), to_a).expect("send");
+    assert_eq!(
+        recv(&cb, Duration::from_secs(2)).map(|x| x.0),
+        Some(rtp(9, 0x11)),
+        "forwarded again"
+    );
+    assert_eq!(a.rtp.dropped.load(Relaxed), 5);
+}
+
+#[test]
+fn block_drops_media_but_counts_it() {
+    block_drops_media_but_counts_it_on(PlaneKind::Mmsg);
+}
+
+#[test]
+fn block_drops_media_but_counts_it_uring() {
+    if crate::sys::uring::probe().is_err() {
+        return;
+    }
+    block_drops_media_but_counts_it_on(PlaneKind::Uring);
+}

@@ -14,6 +14,7 @@ pub const F_KIND_RTP: u16 = 0x0002;
 pub const F_KIND_RTCP: u16 = 0x0004;
 pub const F_KIND_OPAQUE: u16 = 0x0008;
 pub const F_OUT_V6: u16 = 0x0010;
+pub const F_BLOCK: u16 = 0x0020;
 /// `RTPRELAY_MAX_QUEUES`: entries of the `xsks` map (rx queues that can have an AF_XDP socket).
 pub const MAX_QUEUES: u32 = 64;
 /// `RTPRELAY_CFG_AFXDP`: relay-port UDP the program does not forward goes to the AF_XDP socket.
@@ -43,6 +44,8 @@ pub struct Flow {
     pub expect_port: u16,
     pub flags: u16,
     pub slot: u32,
+    /// With `F_BLOCK`: payload type n still forwarded if bit n % 32 of word n / 32 is set.
+    pub pass_pts: [u32; 4],
 }
 
 /// `struct rtprelay_counters`.
@@ -55,6 +58,7 @@ pub struct Counters {
     pub rtcp_bytes: u64,
     pub errors: u64,
     pub last_seen_ns: u64,
+    pub blocked: u64,
     /// The program's per-CPU next-hop cache (not read here).
     pub hop_expires_ns: u64,
     pub hop_daddr: [u32; 4],
@@ -90,8 +94,8 @@ const _: () = {
     use super::skel::types;
     use std::mem::size_of;
     assert!(size_of::<FlowKey>() == 20 && size_of::<types::rtprelay_flow_key>() == 20);
-    assert!(size_of::<Flow>() == 60 && size_of::<types::rtprelay_flow>() == 60);
-    assert!(size_of::<Counters>() == 88 && size_of::<types::rtprelay_counters>() == 88);
+    assert!(size_of::<Flow>() == 76 && size_of::<types::rtprelay_flow>() == 76);
+    assert!(size_of::<Counters>() == 96 && size_of::<types::rtprelay_counters>() == 96);
     assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
     assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
 };
@@ -173,6 +177,13 @@ pub fn flow(rule: &Rule, slot: u32) -> Result<Flow, XdpError> {
     if dfam == FAMILY_V6 {
         flags |= F_OUT_V6;
     }
+    let mut pass_pts = [0u32; 4];
+    if let Some(pass) = rule.block {
+        flags |= F_BLOCK;
+        for (i, w) in pass_pts.iter_mut().enumerate() {
+            *w = (pass >> (32 * i)) as u32;
+        }
+    }
     let (expect_addr, expect_port) = match rule.expect {
         Some(e) => {
             flags |= F_STRICT;
@@ -189,5 +200,6 @@ pub fn flow(rule: &Rule, slot: u32) -> Result<Flow, XdpError> {
         expect_port,
         flags,
         slot,
+        pass_pts,
     })
 }

@@ -142,12 +142,17 @@ pub struct Rule {
     /// XDP_DROPped and counted as errors. None = any source is forwarded.
     pub expect: Option<SocketAddr>,
     pub kind: RuleKind,
+    /// `block media`: RTP (or opaque) packets that pass the source check are counted as for a
+    /// forwarded packet (and as blocked) and XDP_DROPped, except RTCP and the RTP payload types
+    /// set in the mask (bit n = type n: DTMF events), which are still forwarded.
+    pub block: Option<u128>,
 }
 
 /// A rule's counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowTotals {
-    /// RTP (or opaque) packets forwarded, and their UDP payload bytes.
+    /// RTP (or opaque) packets forwarded (or dropped by a blocking rule), and their UDP
+    /// payload bytes.
     pub packets: u64,
     pub bytes: u64,
     /// RTCP packets forwarded, and their UDP payload bytes.
@@ -155,6 +160,8 @@ pub struct FlowTotals {
     pub rtcp_bytes: u64,
     /// strict-source drops in the kernel
     pub errors: u64,
+    /// `block media` drops in the kernel (also in `packets`/`bytes`).
+    pub blocked: u64,
 }
 
 /// What the program did with every packet it saw, summed over CPUs.
@@ -164,7 +171,7 @@ pub struct XdpStats {
     pub forwarded: u64,
     /// Handed to the socket path (no rule, not RTP-like, fib miss, fragments, options…).
     pub passed: u64,
-    /// Strict-source drops.
+    /// Strict-source drops and media of blocked flows (`block media`).
     pub dropped: u64,
     /// Redirect failures etc.
     pub aborted: u64,

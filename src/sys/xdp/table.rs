@@ -52,6 +52,7 @@ fn add(t: FlowTotals, c: Counters) -> FlowTotals {
         rtcp_packets: t.rtcp_packets + c.rtcp_packets,
         rtcp_bytes: t.rtcp_bytes + c.rtcp_bytes,
         errors: t.errors + c.errors,
+        blocked: t.blocked + c.blocked,
     }
 }
 

@@ -490,6 +490,7 @@ fn strict_source_mismatch_drops_and_counts_errors() {
             dest: sa("192.0.2.3:5000"),
             expect: Some(sa("192.0.2.2:4000")),
             kind: RuleKind::Rtp,
+            block: None,
         };
         let slot = table.install(local, &rule).unwrap();
         assert_eq!(table.installed(), 1);
@@ -535,6 +536,81 @@ fn strict_source_mismatch_drops_and_counts_errors() {
 }
 
 #[test]
+fn blocking_rule_drops_media_counts_it_and_lets_rtcp_and_dtmf_through() {
+    with_skel(|prog, table| {
+        let local = sa("192.0.2.1:30000");
+        let rule = Rule {
+            source: sa("192.0.2.1:30002"),
+            dest: sa("192.0.2.3:5000"),
+            expect: Some(sa("192.0.2.2:4000")),
+            kind: RuleKind::Rtp,
+            // Payload types 101 and 127 (both ends of a mask word) still pass.
+            block: Some(1 << 101 | 1 << 127),
+        };
+        let slot = table.install(local, &rule).unwrap();
+        let from = |src: &str, payload: &[u8]| {
+            frame(RELAY_MAC, PEER_A_MAC, false, sa(src), local, payload)
+        };
+        // Media from the expected source: dropped, counted as the flow's packets and a drop.
+        let f = from("192.0.2.2:4000", &rtp());
+        assert_eq!(run(prog, &f, 1).0, XDP_DROP);
+        let t = table.totals(slot).unwrap();
+        assert_eq!(
+            (t.packets, t.bytes, t.errors, t.blocked),
+            (1, rtp().len() as u64, 0, 1)
+        );
+        assert_eq!(table.stats().unwrap().dropped, 1);
+        // The source check still comes first.
+        assert_eq!(run(prog, &from("192.0.2.9:4000", &rtp()), 1).0, XDP_DROP);
+        assert_eq!(table.totals(slot).unwrap().errors, 1);
+        // Muxed RTCP is not blocked: it goes on towards forwarding (passed here: no route).
+        let f = from("192.0.2.2:4000", &rtcp());
+        assert_eq!(run(prog, &f, 1), (XDP_PASS, f.clone()));
+        assert_eq!(table.totals(slot).unwrap().rtcp_packets, 0);
+        // So are the payload types the rule passes (DTMF events), and only those.
+        for (pt, action) in [
+            (101u8, XDP_PASS),
+            (127, XDP_PASS),
+            (100, XDP_DROP),
+            (102, XDP_DROP),
+        ] {
+            let mut p = rtp();
+            p[1] = pt | 0x80; // with the marker bit
+            assert_eq!(
+                run(prog, &from("192.0.2.2:4000", &p), 1).0,
+                action,
+                "PT {pt}"
+            );
+        }
+        assert_eq!(table.totals(slot).unwrap().blocked, 3);
+        // Unblocked, the same media is no longer dropped.
+        table
+            .install(
+                local,
+                &Rule {
+                    block: None,
+                    ..rule
+                },
+            )
+            .unwrap();
+        let f = from("192.0.2.2:4000", &rtp());
+        assert_eq!(run(prog, &f, 1), (XDP_PASS, f.clone()));
+        // Non-RTP media is blocked too, whatever its second byte.
+        let opaque = Rule {
+            kind: RuleKind::Opaque,
+            expect: None,
+            ..rule
+        };
+        table.install(local, &opaque).unwrap();
+        assert_eq!(
+            run(prog, &from("192.0.2.7:1", &[0x80, 101, 0, 0]), 1).0,
+            XDP_DROP
+        );
+        assert_eq!(table.stats().unwrap().dropped, 5);
+    });
+}
+
+#[test]
 fn truncated_and_fragmented_frames_pass_unchanged() {
     with_skel(|prog, table| {
         let local = sa("192.0.2.1:30000");
@@ -543,6 +619,7 @@ fn truncated_and_fragmented_frames_pass_unchanged() {
             dest: sa("192.0.2.3:5000"),
             expect: Some(sa("192.0.2.2:4000")),
             kind: RuleKind::Rtp,
+            block: None,
         };
         table.install(local, &rule).unwrap();
         // From a wrong source, so that a frame that parsed fully would be dropped.
@@ -634,6 +711,7 @@ fn topology_rules(table: &XdpTable) -> Vec<(SocketAddr, Rule, u32)> {
                 dest: sa(dest),
                 expect: expect.map(sa),
                 kind,
+                block: None,
             };
             let local = sa(local);
             let slot = table.install(local, &rule).unwrap();
@@ -718,7 +796,8 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
                     bytes: rtp().len() as u64,
                     rtcp_packets: 1,
                     rtcp_bytes: 8,
-                    errors: 0
+                    errors: 0,
+                    blocked: 0,
                 }
             );
             // Not RTP on an RTP rule: passed, for userspace to count as malformed.
@@ -821,6 +900,7 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
                 dest: sa("[2001:db8:1::3]:5000"),
                 expect: None,
                 kind: RuleKind::Opaque,
+                block: None,
             };
             let local = sa("192.0.2.1:31000");
             table.install(local, &mixed).unwrap();
@@ -937,6 +1017,7 @@ fn batched_counter_read_matches_per_slot_reads() {
                     dest: sa("192.0.2.3:5000"),
                     expect: None,
                     kind: RuleKind::Rtp,
+                    block: None,
                 };
                 let slot = table.install(local, &rule).unwrap();
                 if i % 700 == 0 {
@@ -1131,6 +1212,7 @@ fn attach_replaces_stale_copy_and_detaches_on_drop() {
                     dest: sa("192.0.2.3:5000"),
                     expect: None,
                     kind: RuleKind::Rtp,
+                    block: None,
                 },
             )
             .unwrap();
@@ -1318,6 +1400,7 @@ fn attached_program_relays_real_datagrams() {
                 dest: sa("192.0.2.3:5000"),
                 expect: Some(sa("192.0.2.2:4000")),
                 kind: RuleKind::Rtp,
+                block: None,
             },
         )
         .unwrap();
