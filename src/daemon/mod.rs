@@ -86,18 +86,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         table: p.table(),
         install: !cfg.xdp_no_offload,
     });
-    // The AF_XDP sockets' frames can belong to any call: one worker owns every flow.
-    let threads = if xsks.is_empty() {
-        cfg.num_threads.max(1)
-    } else {
-        if cfg.num_threads > 1 {
-            tracing::info!(
-                requested = cfg.num_threads,
-                "afxdp runs one worker (it serves every call's AF_XDP frames)"
-            );
-        }
-        1
-    };
+    let threads = cfg.num_threads.max(1);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let workers = Workers::spawn(
         threads,
@@ -263,8 +252,17 @@ fn start_kernel_planes(
     match opened {
         Ok(s) => {
             let reason = format!(
-                "afxdp: {} AF_XDP socket(s) on one worker; {reason}",
-                s.len()
+                "afxdp: {} AF_XDP socket(s) ({}) on {} of {} worker(s); {reason}",
+                s.len(),
+                if s.iter().all(|x| x.zero_copy()) {
+                    "zero-copy"
+                } else if s.iter().any(|x| x.zero_copy()) {
+                    "zero-copy and copy mode"
+                } else {
+                    "copy mode"
+                },
+                cfg.num_threads.max(1).min(s.len()),
+                cfg.num_threads.max(1),
             );
             Ok(KernelPlanes::new(Some(p), s, reason))
         }
@@ -278,7 +276,7 @@ fn start_kernel_planes(
 }
 
 /// With AF_XDP, every packet to the media port range that the kernel does not forward goes to
-/// the AF_XDP worker, which drops what is not media: a control listener inside that range
+/// the AF_XDP workers, which drop what is not media: a control listener inside that range
 /// would go deaf.
 fn control_port_in_media_range(cfg: &Config) -> Option<String> {
     let listeners = cfg

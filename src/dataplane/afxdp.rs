@@ -45,7 +45,19 @@ pub fn open_sockets(p: &XdpProgram) -> Result<Vec<XskSocket>, String> {
                     .map_err(|e| e.to_string())
             });
         match bound {
-            Ok(s) => out.push(s),
+            Ok(s) => {
+                match s.zero_copy_refused() {
+                    None if s.zero_copy() => {
+                        tracing::info!(ifname = %dev.ifname, queue = q, "AF_XDP socket in zero-copy mode")
+                    }
+                    None => {
+                        tracing::info!(ifname = %dev.ifname, queue = q, "AF_XDP socket in copy mode")
+                    }
+                    Some(why) => tracing::info!(ifname = %dev.ifname, queue = q, zero_copy = %why,
+                        "AF_XDP socket in copy mode (the driver refused zero-copy)"),
+                }
+                out.push(s)
+            }
             Err(e) => {
                 for s in &out {
                     let _ = table.unregister_xsk(s.queue());

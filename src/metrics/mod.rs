@@ -129,12 +129,24 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         "Packets accepted on the workers' userspace path.",
         c.userspace_packets,
     );
-    if let Some(sent) = c.afxdp_sent {
+    if let Some(a) = c.afxdp {
         metric(
             "afxdp_transmitted_packets_total",
             "counter",
             "Packets the AF_XDP path rewrote and sent back out of its sockets.",
-            sent,
+            a.transmitted,
+        );
+        metric(
+            "afxdp_handed_off_packets_total",
+            "counter",
+            "AF_XDP frames a worker received for another worker's call and handed to it.",
+            a.handed_off,
+        );
+        metric(
+            "afxdp_handoff_dropped_packets_total",
+            "counter",
+            "AF_XDP frames dropped because the owning worker's hand-off queue was full.",
+            a.handoff_dropped,
         );
     }
     if let Some((x, installed)) = c.xdp {
@@ -218,7 +230,7 @@ mod tests {
         let user = crate::worker::PlaneCounters {
             userspace_packets: 7,
             xdp: None,
-            afxdp_sent: None,
+            afxdp: None,
         };
         let t = render_plane(&user);
         assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
@@ -233,7 +245,7 @@ mod tests {
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
             xdp: Some((stats, 4)),
-            afxdp_sent: None,
+            afxdp: None,
         });
         assert!(
             t.contains("rtprelay_xdp_forwarded_packets_total 100\n"),
@@ -241,5 +253,27 @@ mod tests {
         );
         assert!(t.contains("rtprelay_xdp_dropped_packets_total 2\n"), "{t}");
         assert!(t.contains("rtprelay_xdp_offloaded_flows 4\n"), "{t}");
+        assert!(!t.contains("rtprelay_afxdp_"), "{t}");
+        let t = render_plane(&crate::worker::PlaneCounters {
+            userspace_packets: 7,
+            xdp: Some((stats, 4)),
+            afxdp: Some(crate::worker::AfxdpCounters {
+                transmitted: 50,
+                handed_off: 20,
+                handoff_dropped: 1,
+            }),
+        });
+        assert!(
+            t.contains("rtprelay_afxdp_transmitted_packets_total 50\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtprelay_afxdp_handed_off_packets_total 20\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtprelay_afxdp_handoff_dropped_packets_total 1\n"),
+            "{t}"
+        );
     }
 }

@@ -3,7 +3,15 @@
 //! streams, unknown next hops) go through the same per-packet logic as socket packets
 //! ([`Worker::forward_run`]), and are rewritten in place and sent back out of the socket, with
 //! no trip through the socket layer. A frame whose next hop is unknown, or that must leave by
-//! another device, is sent through the flow's UDP socket instead.
+//! a device this worker has no socket on, is sent through the flow's UDP socket instead.
+//!
+//! Each worker owns the sockets of some rx queues, but the device's RSS, not the call's
+//! sharding, picks a frame's queue: a frame for another worker's flow is copied into that
+//! worker's bounded hand-off queue ([`PortOwners`] names the owner), and the owner forwards it
+//! like its own and sends it from one of its own sockets (transmission does not depend on the
+//! rx queue). A full queue drops the frame and counts it. With more workers than queues, a
+//! worker without a socket on the device hands the rewritten frame to one with a socket there,
+//! which only transmits it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,8 +19,12 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crossbeam_channel::{Receiver, Sender};
+
+use super::owners::PortOwners;
 use super::run::Worker;
 use crate::dataplane::Batch;
+use crate::sys::eventfd::EventFd;
 use crate::sys::xsk::XskSocket;
 use crate::wire::frame;
 
@@ -22,50 +34,161 @@ const FRAMES_PER_PASS: u32 = 64;
 const NEIGH_MAX: usize = 65536;
 /// Frames kept for a flow not opened yet (see [`XskState::early`]).
 const EARLY_MAX: usize = 256;
+/// Frames a worker's hand-off queue holds: a few passes of every other worker's sockets.
+pub(super) const HANDOFF_MAX: usize = 4096;
 
 /// A peer's next hop as its own frames showed it.
 #[derive(Debug, Clone, Copy)]
 struct Hop {
     peer_mac: [u8; 6],
     our_mac: [u8; 6],
-    /// The AF_XDP socket (so the device) it was seen on.
-    socket: usize,
+    /// The device it was seen on.
+    ifindex: u32,
+}
+
+/// One worker's AF_XDP counters, summed over the workers on read.
+#[derive(Debug, Default)]
+pub struct XskCounters {
+    /// Frames sent out of an AF_XDP socket (the rest of what was forwarded went through the
+    /// flow's UDP socket).
+    pub transmitted: AtomicU64,
+    /// Frames handed to the worker owning their flow.
+    pub handed_off: AtomicU64,
+    /// Frames dropped because that worker's hand-off queue was full.
+    pub handoff_dropped: AtomicU64,
+}
+
+/// A copy of a frame received by another worker for one of this worker's flows, or (with
+/// `transmit`) one forwarded by a worker without a socket on the device, to send as it is.
+pub(super) struct Handed {
+    ifindex: u32,
+    frame: Vec<u8>,
+    transmit: bool,
+}
+
+/// What a worker needs to hand frames to the others and take theirs.
+pub(super) struct Handoff {
+    owners: Arc<PortOwners>,
+    /// Every worker's hand-off queue and wake, by worker index.
+    peers: Vec<(Sender<Handed>, Arc<EventFd>)>,
+    inbox: Receiver<Handed>,
+    /// For each device (ifindex), a worker with an AF_XDP socket on it, to transmit for the
+    /// workers with none (more workers than queues).
+    transmitters: Arc<[(u32, usize)]>,
+    /// Workers handed a frame during this pass: woken once, at its end.
+    to_wake: Vec<bool>,
+}
+
+impl Handoff {
+    pub(super) fn new(
+        owners: Arc<PortOwners>,
+        peers: Vec<(Sender<Handed>, Arc<EventFd>)>,
+        inbox: Receiver<Handed>,
+        transmitters: Arc<[(u32, usize)]>,
+    ) -> Handoff {
+        let to_wake = vec![false; peers.len()];
+        Handoff {
+            owners,
+            peers,
+            inbox,
+            transmitters,
+            to_wake,
+        }
+    }
+
+    /// A hand-off queue and its receiving end, for [`Handoff::new`].
+    pub(super) fn queue() -> (Sender<Handed>, Receiver<Handed>) {
+        crossbeam_channel::bounded(HANDOFF_MAX)
+    }
+
+    fn hand(&mut self, worker: usize, ifindex: u32, f: &[u8], transmit: bool, c: &XskCounters) {
+        let Some((tx, _)) = self.peers.get(worker) else {
+            return;
+        };
+        let handed = Handed {
+            ifindex,
+            frame: f.to_vec(),
+            transmit,
+        };
+        if tx.try_send(handed).is_ok() {
+            c.handed_off.fetch_add(1, Relaxed);
+            if let Some(w) = self.to_wake.get_mut(worker) {
+                *w = true;
+            }
+        } else {
+            c.handoff_dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// A frame copied for a later look (see [`XskState::early`]).
+struct Early {
+    ifindex: u32,
+    frame: Vec<u8>,
+    /// It came from another worker: never hand it on again.
+    handed: bool,
 }
 
 /// One worker's AF_XDP sockets and lookups.
 #[derive(Default)]
 pub(super) struct XskState {
+    /// The plane runs (this worker may own flows whose frames arrive as AF_XDP frames, on its
+    /// sockets or handed over, even with no socket of its own).
+    on: bool,
     sockets: Vec<XskSocket>,
+    /// The device of each socket (the sockets are taken out while one is serviced).
+    devices: Vec<u32>,
     /// Relay address:port -> flow, to find a frame's flow.
     by_local: HashMap<SocketAddr, u64>,
     /// Socket fd -> flow, to find the egress flow (and its address) of a forward.
     by_fd: HashMap<RawFd, u64>,
     neigh: HashMap<IpAddr, Hop>,
-    /// Frames sent back out of an AF_XDP socket (the rest of what was forwarded went through
-    /// the flow's UDP socket).
-    sent: Arc<AtomicU64>,
-    /// Copies of frames for ports with no flow yet, with their socket: a UDP socket keeps what
-    /// arrives before its flow is opened, a frame has no such buffer. The flow may be waiting
-    /// in the update queue (the NG reply went out before this pass took its updates), so they
-    /// get one more look at the start of the next pass, after the updates.
-    early: Vec<(usize, Vec<u8>)>,
+    counters: Arc<XskCounters>,
+    /// Copies of frames for ports with no flow yet: a UDP socket keeps what arrives before
+    /// its flow is opened, a frame has no such buffer. The flow may be waiting in the update
+    /// queue (the NG reply went out before this pass took its updates), so they get one more
+    /// look at the start of the next pass, after the updates.
+    early: Vec<Early>,
+    /// With more than one worker.
+    handoff: Option<Handoff>,
+    /// Rewritten copies to send from one of the sockets, at the end of the pass.
+    pending: Vec<(usize, Vec<u8>)>,
+}
+
+/// Where a frame came from, and what may be done with it.
+#[derive(Clone, Copy)]
+struct Arrival {
+    ifindex: u32,
+    /// The socket (of this worker) holding the frame, when it can be sent back in place.
+    socket: Option<usize>,
+    /// Handed over by another worker.
+    handed: bool,
+    /// Keep a copy when its flow is not open yet.
+    keep: bool,
 }
 
 impl XskState {
-    pub(super) fn new(sockets: Vec<XskSocket>, sent: Arc<AtomicU64>) -> XskState {
+    pub(super) fn new(
+        sockets: Vec<XskSocket>,
+        counters: Arc<XskCounters>,
+        handoff: Option<Handoff>,
+    ) -> XskState {
         XskState {
+            on: !sockets.is_empty() || handoff.is_some(),
+            devices: sockets.iter().map(XskSocket::ifindex).collect(),
             sockets,
-            sent,
+            counters,
+            handoff,
             ..XskState::default()
         }
     }
 
-    fn active(&self) -> bool {
-        !self.sockets.is_empty()
+    pub(super) fn sockets(&self) -> &[XskSocket] {
+        &self.sockets
     }
 
     pub(super) fn index(&mut self, id: u64, local: Option<SocketAddr>, fd: RawFd) {
-        if !self.active() {
+        if !self.on {
             return;
         }
         if let Some(l) = local {
@@ -74,14 +197,18 @@ impl XskState {
         self.by_fd.insert(fd, id);
     }
 
-    pub(super) fn unindex(&mut self, local: Option<SocketAddr>, fd: RawFd) {
+    /// Forget a closed flow of worker `worker`.
+    pub(super) fn unindex(&mut self, worker: usize, local: Option<SocketAddr>, fd: RawFd) {
         if let Some(l) = local {
             self.by_local.remove(&l);
+            if let Some(h) = &self.handoff {
+                h.owners.clear(l, worker);
+            }
         }
         self.by_fd.remove(&fd);
     }
 
-    fn learn(&mut self, p: &frame::UdpFrame, socket: usize) {
+    fn learn(&mut self, p: &frame::UdpFrame, ifindex: u32) {
         if self.neigh.len() >= NEIGH_MAX {
             self.neigh.clear();
         }
@@ -90,9 +217,18 @@ impl XskState {
             Hop {
                 peer_mac: p.src_mac,
                 our_mac: p.dst_mac,
-                socket,
+                ifindex,
             },
         );
+    }
+
+    /// The socket to send a frame out of device `ifindex`: `prefer` when it is on that device,
+    /// else the first one there.
+    fn tx_socket(&self, ifindex: u32, prefer: Option<usize>) -> Option<usize> {
+        match prefer {
+            Some(k) if self.devices.get(k) == Some(&ifindex) => Some(k),
+            _ => self.devices.iter().position(|&d| d == ifindex),
+        }
     }
 }
 
@@ -122,9 +258,26 @@ impl Worker {
     pub(super) fn service_xsk(&mut self, k: usize) {
         let mut sockets = std::mem::take(&mut self.xsk.sockets);
         if let Some(s) = sockets.get_mut(k) {
-            s.forward(FRAMES_PER_PASS, |f| self.xsk_frame(f, k, true));
+            let arrival = Arrival {
+                ifindex: s.ifindex(),
+                socket: Some(k),
+                handed: false,
+                keep: true,
+            };
+            s.forward(FRAMES_PER_PASS, |f| match self.xsk_frame(f, arrival) {
+                Some(i) if i == k => {
+                    self.xsk.counters.transmitted.fetch_add(1, Relaxed);
+                    true
+                }
+                Some(i) => {
+                    self.xsk.pending.push((i, f.to_vec()));
+                    false
+                }
+                None => false,
+            });
         }
         self.xsk.sockets = sockets;
+        self.finish_xsk_pass();
     }
 
     /// At the start of a pass, after the flow updates: the frames that arrived before their
@@ -133,29 +286,90 @@ impl Worker {
         if self.xsk.early.is_empty() {
             return;
         }
-        let early = std::mem::take(&mut self.xsk.early);
-        let mut sockets = std::mem::take(&mut self.xsk.sockets);
-        for (k, mut f) in early {
-            if self.xsk_frame(&mut f, k, false) {
-                if let Some(s) = sockets.get_mut(k) {
-                    s.send(&f);
+        for e in std::mem::take(&mut self.xsk.early) {
+            let arrival = Arrival {
+                ifindex: e.ifindex,
+                socket: None,
+                handed: e.handed,
+                keep: false,
+            };
+            self.copied_frame(e.frame, arrival);
+        }
+        self.finish_xsk_pass();
+    }
+
+    /// Forward the frames other workers handed over (at most a queue's worth per pass).
+    pub(super) fn take_handed_frames(&mut self) {
+        for _ in 0..HANDOFF_MAX {
+            let Some(Ok(h)) = self.xsk.handoff.as_ref().map(|h| h.inbox.try_recv()) else {
+                break;
+            };
+            if h.transmit {
+                if let Some(i) = self.xsk.tx_socket(h.ifindex, None) {
+                    self.xsk.pending.push((i, h.frame));
+                }
+                continue;
+            }
+            let arrival = Arrival {
+                ifindex: h.ifindex,
+                socket: None,
+                handed: true,
+                keep: true,
+            };
+            self.copied_frame(h.frame, arrival);
+        }
+        self.finish_xsk_pass();
+    }
+
+    fn copied_frame(&mut self, mut f: Vec<u8>, arrival: Arrival) {
+        if let Some(i) = self.xsk_frame(&mut f, arrival) {
+            self.xsk.pending.push((i, f));
+        }
+    }
+
+    /// Send the rewritten copies, and wake the workers this pass handed frames to.
+    fn finish_xsk_pass(&mut self) {
+        let mut pending = std::mem::take(&mut self.xsk.pending);
+        for (i, f) in pending.drain(..) {
+            if self.xsk.sockets.get_mut(i).is_some_and(|s| s.send(&f)) {
+                self.xsk.counters.transmitted.fetch_add(1, Relaxed);
+            }
+        }
+        self.xsk.pending = pending;
+        if let Some(h) = self.xsk.handoff.as_mut() {
+            for (w, wake) in h.to_wake.iter_mut().enumerate() {
+                if std::mem::take(wake) {
+                    if let Some((_, fd)) = h.peers.get(w) {
+                        fd.notify();
+                    }
                 }
             }
         }
-        self.xsk.sockets = sockets;
     }
 
-    /// True when the frame was rewritten to be sent back out of socket `k`. With `keep`, a
-    /// frame for a port with no flow is copied for [`Worker::retry_early_frames`].
-    fn xsk_frame(&mut self, f: &mut [u8], k: usize, keep: bool) -> bool {
+    /// The socket to send the frame from once rewritten (`arrival.socket`: in place), or None
+    /// when it was handed to another worker, kept for later, sent through the UDP socket or
+    /// dropped.
+    fn xsk_frame(&mut self, f: &mut [u8], arrival: Arrival) -> Option<usize> {
         let Some(p) = frame::parse(f) else {
             tracing::trace!(
                 worker = self.index,
                 "AF_XDP: frame not UDP over IP, dropped"
             );
-            return false;
+            return None;
         };
-        self.xsk.learn(&p, k);
+        if !arrival.handed {
+            if let Some(h) = self.xsk.handoff.as_mut() {
+                match h.owners.owner(p.dst) {
+                    Some(w) if w != self.index => {
+                        h.hand(w, arrival.ifindex, f, false, &self.xsk.counters);
+                        return None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.xsk.learn(&p, arrival.ifindex);
         let wildcard = SocketAddr::new(unspecified(p.dst.ip()), p.dst.port());
         let Some(&token) = self
             .xsk
@@ -163,10 +377,14 @@ impl Worker {
             .get(&p.dst)
             .or_else(|| self.xsk.by_local.get(&wildcard))
         else {
-            if keep && self.xsk.early.len() < EARLY_MAX {
-                self.xsk.early.push((k, f.to_vec()));
+            if arrival.keep && self.xsk.early.len() < EARLY_MAX {
+                self.xsk.early.push(Early {
+                    ifindex: arrival.ifindex,
+                    frame: f.to_vec(),
+                    handed: arrival.handed,
+                });
             }
-            return false; // no flow on that port (yet)
+            return None; // no flow on that port (yet)
         };
         let mut batch = FrameBatch {
             payload: &f[p.payload.clone()],
@@ -174,24 +392,37 @@ impl Worker {
             out: None,
         };
         self.forward_run(token, 0..1, &mut batch);
-        let Some((fd, dst)) = batch.out else {
-            return false;
-        };
-        let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id)) else {
-            return false;
-        };
+        let (fd, dst) = batch.out?;
+        let egress = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id))?;
         let hop = self.xsk.neigh.get(&dst.ip()).copied();
         if let (Some(local), Some(h)) = (egress.local, hop) {
-            if h.socket == k && frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
-                self.xsk.sent.fetch_add(1, Relaxed);
-                return true;
+            match self.xsk.tx_socket(h.ifindex, arrival.socket) {
+                Some(i) => {
+                    if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
+                        return Some(i);
+                    }
+                }
+                // No socket of ours on that device (more workers than queues): a worker
+                // with one sends it.
+                None => {
+                    if let Some(ho) = self.xsk.handoff.as_mut() {
+                        let by = ho.transmitters.iter().find(|t| t.0 == h.ifindex);
+                        if let Some(&(_, w)) = by {
+                            if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
+                                ho.hand(w, h.ifindex, f, true, &self.xsk.counters);
+                                return None;
+                            }
+                        }
+                    }
+                }
             }
         }
-        // Unknown next hop, another device, or a family change: the socket layer sends it.
+        // Unknown next hop, a device without an AF_XDP socket, or a family change: the
+        // socket layer sends it.
         if egress.socket.send_to(&f[p.payload.clone()], dst).is_err() {
             egress.counters.dropped.fetch_add(1, Relaxed);
         }
-        false
+        None
     }
 }
 

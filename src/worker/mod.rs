@@ -4,10 +4,13 @@
 //! The control thread talks to a worker only through a channel of [`FlowUpdate`]s (plus an
 //! eventfd to wake it) and reads its [`StreamCounters`] atomics; the worker reports learned
 //! endpoints back as [`FlowEvent`]s. All flows of one call live on one worker (see
-//! [`Workers::worker_for`]), so a flow's egress socket is always local.
+//! [`Workers::worker_for`]), so a flow's egress socket is always local. The one exception to
+//! "a worker only sees its own flows' packets" is the AF_XDP plane, where the device picks the
+//! queue: frames reach the owner through a hand-off queue (see `afxdp`).
 
 mod afxdp;
 mod offload;
+mod owners;
 mod run;
 mod tap;
 #[cfg(test)]
@@ -27,6 +30,8 @@ use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xdp::{XdpStats, XdpTable};
 use crate::time::Clock;
+use afxdp::XskCounters;
+use owners::PortOwners;
 pub use tap::{RecordTap, TapPacket};
 
 /// A flow (one receiving local socket), numbered by the session layer. `u64::MAX` is reserved.
@@ -131,10 +136,11 @@ pub struct Workers {
     offload: Option<Offloading>,
     /// Per worker: packets accepted on the userspace path.
     userspace: Vec<Arc<AtomicU64>>,
-    /// Worker 0 serves AF_XDP sockets (the `afxdp` plane).
-    afxdp: bool,
-    /// Frames the AF_XDP path sent back out of its sockets.
-    afxdp_sent: Arc<AtomicU64>,
+    /// Per worker, with the `afxdp` plane: its AF_XDP counters.
+    afxdp: Vec<Arc<XskCounters>>,
+    /// With the `afxdp` plane and more than one worker: who owns the flow on each relay port,
+    /// written here as flows are handed to workers.
+    owners: Option<Arc<PortOwners>>,
 }
 
 /// The kernel fast path as the workers use it.
@@ -153,8 +159,19 @@ pub struct PlaneCounters {
     pub userspace_packets: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
-    /// Frames the AF_XDP path sent out of its sockets, with the afxdp plane.
-    pub afxdp_sent: Option<u64>,
+    /// The AF_XDP path's counters, with the afxdp plane.
+    pub afxdp: Option<AfxdpCounters>,
+}
+
+/// The AF_XDP path's counters summed over the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AfxdpCounters {
+    /// Frames sent out of AF_XDP sockets.
+    pub transmitted: u64,
+    /// Frames a worker received for another worker's flow and handed to it.
+    pub handed_off: u64,
+    /// Frames dropped because the owning worker's hand-off queue was full.
+    pub handoff_dropped: u64,
 }
 
 /// Receive slots per socket read.
@@ -163,7 +180,8 @@ const BATCH: usize = 32;
 impl Workers {
     /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
     /// With `offload`, workers move learned flows into the XDP program's map; `xsks` (AF_XDP
-    /// sockets, one per receive queue) go to worker 0, which forwards what they receive.
+    /// sockets, one per receive queue) are dealt out round robin (socket `j` to worker
+    /// `j % n`), and with several workers each hands the frames of other workers' flows over.
     pub fn spawn(
         n: usize,
         cpus: Option<Vec<usize>>,
@@ -176,6 +194,7 @@ impl Workers {
         if n == 0 {
             return Err(WorkerError::NoWorkers);
         }
+        let afxdp = !xsks.is_empty();
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Workers {
             handles: Vec::with_capacity(n),
@@ -183,14 +202,35 @@ impl Workers {
             plane,
             offload,
             userspace: Vec::with_capacity(n),
-            afxdp: !xsks.is_empty(),
-            afxdp_sent: Arc::new(AtomicU64::new(0)),
+            afxdp: Vec::new(),
+            owners: (afxdp && n > 1).then(|| Arc::new(PortOwners::default())),
         };
-        let mut xsks = Some(xsks);
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut wakes = Vec::with_capacity(n);
         for index in 0..n {
+            let wake = EventFd::new().map_err(|e| WorkerError::Setup { index, source: e })?;
+            wakes.push(Arc::new(wake));
+        }
+        let (handoff_tx, mut handoff_rx): (Vec<_>, Vec<_>) = match &workers.owners {
+            Some(_) => (0..n)
+                .map(|_| afxdp::Handoff::queue())
+                .map(|(t, r)| (t, Some(r)))
+                .unzip(),
+            None => (Vec::new(), Vec::new()),
+        };
+        let peers: Vec<_> = handoff_tx.into_iter().zip(wakes.iter().cloned()).collect();
+        let mut per_worker: Vec<Vec<crate::sys::xsk::XskSocket>> =
+            (0..n).map(|_| Vec::new()).collect();
+        let mut transmitters: Vec<(u32, usize)> = Vec::new();
+        for (j, x) in xsks.into_iter().enumerate() {
+            if !transmitters.iter().any(|t| t.0 == x.ifindex()) {
+                transmitters.push((x.ifindex(), j % n));
+            }
+            per_worker[j % n].push(x);
+        }
+        let transmitters: Arc<[(u32, usize)]> = transmitters.into();
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        for (index, (wake, sockets)) in wakes.into_iter().zip(per_worker).enumerate() {
             let setup = |e| WorkerError::Setup { index, source: e };
-            let wake = Arc::new(EventFd::new().map_err(setup)?);
             let epoll = Epoll::new().map_err(setup)?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let userspace = Arc::new(AtomicU64::new(0));
@@ -200,6 +240,19 @@ impl Workers {
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
                 _ => None,
             };
+            let counters = Arc::new(XskCounters::default());
+            if afxdp {
+                workers.afxdp.push(counters.clone());
+            }
+            let handoff = workers.owners.as_ref().and_then(|owners| {
+                let inbox = handoff_rx.get_mut(index)?.take()?;
+                Some(afxdp::Handoff::new(
+                    owners.clone(),
+                    peers.clone(),
+                    inbox,
+                    transmitters.clone(),
+                ))
+            });
             let w = run::Worker::new(
                 index,
                 epoll,
@@ -211,12 +264,7 @@ impl Workers {
                 workers.stop.clone(),
                 workers.offload.clone(),
                 userspace,
-                if index == 0 {
-                    xsks.take().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-                workers.afxdp_sent.clone(),
+                afxdp::XskState::new(sockets, counters, handoff),
             )
             .map_err(setup)?;
             let join = std::thread::Builder::new()
@@ -256,6 +304,17 @@ impl Workers {
             tracing::error!(worker, "flow update for a worker that does not exist");
             return;
         };
+        // Before the update (and so before the NG reply): a frame for the flow that another
+        // worker receives right after must find its owner.
+        if let Some(owners) = &self.owners {
+            for u in &updates {
+                if let FlowUpdate::Open { socket, .. } = u {
+                    if let Ok(local) = socket.local_addr() {
+                        owners.set(local, worker);
+                    }
+                }
+            }
+        }
         if h.tx.send(updates).is_err() {
             tracing::error!(worker, "worker is gone; flow update lost");
         }
@@ -270,7 +329,7 @@ impl Workers {
     /// The plane reported to operators: `xdp` when the kernel fast path runs (the userspace
     /// plane then serves only what is not offloaded), else the userspace plane.
     pub fn plane_name(&self) -> &'static str {
-        match (&self.offload, self.afxdp) {
+        match (&self.offload, !self.afxdp.is_empty()) {
             (Some(_), true) => "afxdp",
             (Some(_), false) => "xdp",
             (None, _) => self.plane.name(),
@@ -293,7 +352,19 @@ impl Workers {
                     t.installed(),
                 )
             }),
-            afxdp_sent: self.afxdp.then(|| self.afxdp_sent.load(Ordering::Relaxed)),
+            afxdp: (!self.afxdp.is_empty()).then(|| {
+                let sum = |f: fn(&XskCounters) -> &AtomicU64| {
+                    self.afxdp
+                        .iter()
+                        .map(|c| f(c).load(Ordering::Relaxed))
+                        .sum()
+                };
+                AfxdpCounters {
+                    transmitted: sum(|c| &c.transmitted),
+                    handed_off: sum(|c| &c.handed_off),
+                    handoff_dropped: sum(|c| &c.handoff_dropped),
+                }
+            }),
         }
     }
 

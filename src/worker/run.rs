@@ -109,11 +109,10 @@ impl Worker {
         stop: Arc<AtomicBool>,
         offload: Option<super::Offloading>,
         userspace: Arc<AtomicU64>,
-        xsks: Vec<crate::sys::xsk::XskSocket>,
-        xsk_sent: Arc<AtomicU64>,
+        xsk: super::afxdp::XskState,
     ) -> io::Result<Worker> {
         epoll.add(wake.as_raw_fd(), WAKE)?;
-        for (k, x) in xsks.iter().enumerate().take(MAX_XSKS as usize) {
+        for (k, x) in xsk.sockets().iter().enumerate().take(MAX_XSKS as usize) {
             epoll.add(x.as_raw_fd(), XSK_TOKEN - k as u64)?;
         }
         Ok(Worker {
@@ -130,7 +129,7 @@ impl Worker {
             stop,
             offload: offload.map(|o| Offload::new(o.table, clock.mono(), o.install)),
             userspace,
-            xsk: super::afxdp::XskState::new(xsks, xsk_sent),
+            xsk,
         })
     }
 
@@ -163,6 +162,7 @@ impl Worker {
             // empty here (flushed at the end of the last pass), so closing a socket is safe.
             self.apply_updates(None);
             self.retry_early_frames();
+            self.take_handed_frames();
             self.ready.clear();
             self.ready.extend(self.events.tokens());
             for k in 0..self.ready.len() {
@@ -322,7 +322,7 @@ impl Worker {
 
     fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
         if let Some(mut f) = self.flows.remove(&id.0) {
-            self.xsk.unindex(f.local, f.socket.as_raw_fd());
+            self.xsk.unindex(self.index, f.local, f.socket.as_raw_fd());
             if let Some(off) = self.offload.as_mut() {
                 // Out of the kernel first, with its last counts, before the socket goes.
                 if let Some(inst) = f.offloaded.as_mut() {

@@ -77,12 +77,21 @@ pub struct Topology {
     pub net: u8,
     /// Namespaces created so far (all of them once `new` returns).
     created: Vec<String>,
+    /// Receive and transmit queues of both ends of the relay's veth.
+    relay_queues: u32,
 }
 
 impl Topology {
     /// Builds a fresh topology, or prints why it cannot and returns `None` (the test returns): not root,
     /// or `ip netns`, `ethtool` or `clang` missing. Under `RTPRELAY_E2E=1` those are failures instead.
     pub fn new() -> Option<Topology> {
+        Topology::with_relay_queues(1)
+    }
+
+    /// As [`Topology::new`], with `queues` receive and transmit queues on both ends of the
+    /// relay's veth: the bridge side picks a transmit queue per flow (by its hash), and the
+    /// relay side receives on the queue of the same number, as RSS would spread them.
+    pub fn with_relay_queues(queues: u32) -> Option<Topology> {
         if !skip_unless(is_root(), "network namespaces need root") {
             return None;
         }
@@ -108,6 +117,7 @@ impl Topology {
             id: format!("{PREFIX}-{}-{n}", std::process::id()),
             net: 100 + (n % 100) as u8,
             created: Vec::new(),
+            relay_queues: queues.max(1),
         };
         // `ip netns add` needs a working netns setup; a host without it skips (never after a partial build).
         let lan = topo.lan();
@@ -148,10 +158,19 @@ impl Topology {
         for role in Role::ALL {
             let ns = self.ns(role);
             let peer = Self::lan_ifname(role);
-            must(ip(&[
-                "-n", &lan, "link", "add", &peer, "type", "veth", "peer", "name", PARTY_IF,
-                "netns", &ns,
-            ]));
+            let queues = if role == Role::Relay {
+                self.relay_queues
+            } else {
+                1
+            }
+            .to_string();
+            let q = ["numtxqueues", &queues, "numrxqueues", &queues];
+            let mut add = vec!["-n", &lan, "link", "add", &peer];
+            add.extend(q);
+            add.extend(["type", "veth", "peer", "name", PARTY_IF]);
+            add.extend(q);
+            add.extend(["netns", &ns]);
+            must(ip(&add));
             // Before either end is up, and before any traffic: see the module doc.
             must(exec_in(&ns, "ethtool", &["-K", PARTY_IF, "tx", "off"]));
             if role == Role::Relay {

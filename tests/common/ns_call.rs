@@ -60,11 +60,25 @@ pub struct NsCall {
 impl NsCall {
     /// Offer from the caller, answer from the callee, over `family`, with NG `flags`.
     pub fn setup(ng: &NgClient, topo: &Topology, family: Family, flags: &[&str]) -> NsCall {
-        let caller = NsParty::bind(topo, Role::Caller, family, CALLER_PORT, "tag-caller");
-        let callee = NsParty::bind(topo, Role::Callee, family, CALLEE_PORT, "tag-callee");
         let id = format!("xdp-{}", random_cookie());
+        NsCall::setup_with(ng, topo, family, flags, &id, CALLER_PORT, CALLEE_PORT)
+    }
+
+    /// As [`NsCall::setup`], with call-id `id` and the parties' RTP on `caller_port` and
+    /// `callee_port` (RTCP on the port after each), so that several calls can run at once.
+    pub fn setup_with(
+        ng: &NgClient,
+        topo: &Topology,
+        family: Family,
+        flags: &[&str],
+        id: &str,
+        caller_port: u16,
+        callee_port: u16,
+    ) -> NsCall {
+        let caller = NsParty::bind(topo, Role::Caller, family, caller_port, "tag-caller");
+        let callee = NsParty::bind(topo, Role::Callee, family, callee_port, "tag-callee");
         let mut call = NsCall {
-            id,
+            id: id.to_owned(),
             family,
             caller_to: caller.addr(),
             callee_to: callee.addr(),

@@ -4,8 +4,8 @@
 //! socket layer in between.
 //!
 //! Each socket owns its UMEM (the frame memory shared with the kernel), its fill/completion
-//! and rx/tx rings. The kernel picks zero-copy where the driver supports it and copy mode
-//! elsewhere (veth, most virtual devices). Built over `xdpilone` (pure Rust, no libxdp);
+//! and rx/tx rings. Binding asks for zero-copy mode first and falls back to copy mode where the
+//! driver refuses it (veth, most virtual devices). Built over `xdpilone` (pure Rust, no libxdp);
 //! without the XDP plane in the binary, [`XskSocket::bind`] fails with [`XskError::NotBuilt`].
 
 #[cfg(rtprelay_xdp)]

@@ -38,8 +38,84 @@ pub struct XskSocket {
     fill_target: u32,
     /// Scratch list of received frames to transmit in place.
     to_send: Vec<XdpDesc>,
+    ifindex: u32,
     queue: u32,
     zero_copy: bool,
+    /// Why binding in zero-copy mode failed, when it did.
+    zero_copy_refused: Option<String>,
+}
+
+/// The bind flags tried in turn.
+const ZEROCOPY: u16 = SocketConfig::XDP_BIND_ZEROCOPY;
+const COPY: u16 = SocketConfig::XDP_BIND_COPY;
+
+/// A bound socket's UMEM and rings, before the socket is assembled.
+struct Rings {
+    rx: RingRx,
+    tx: RingTx,
+    fq: DeviceQueue,
+    umem: Umem,
+    zero_copy: bool,
+}
+
+impl Rings {
+    /// Register `area` as a UMEM and bind a socket to (ifindex, queue) with `bind_flags`.
+    fn new(
+        area: &Area,
+        ifindex: u32,
+        queue: u32,
+        frames: u32,
+        frame_size: u32,
+        bind_flags: u16,
+    ) -> Result<Rings, XskError> {
+        let config = UmemConfig {
+            fill_size: frames,
+            complete_size: frames,
+            frame_size,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: the area is a page-aligned mapping of frames * frame_size bytes, and the
+        // socket keeps it mapped until after the UMEM and its socket are dropped (field order;
+        // on failure here everything made from it is dropped before the caller's area).
+        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }
+            .map_err(sys("registering the UMEM"))?;
+        let mut info = IfInfo::invalid();
+        info.from_ifindex(ifindex)
+            .map_err(sys("looking up the device"))?;
+        info.set_queue(queue);
+        let sock = Socket::with_shared(&info, &umem).map_err(sys("creating the socket"))?;
+        let fq = umem
+            .fq_cq(&sock)
+            .map_err(sys("setting up the fill/completion rings"))?;
+        let ring = NonZeroU32::new(frames);
+        let user = umem
+            .rx_tx(
+                &sock,
+                &SocketConfig {
+                    rx_size: ring,
+                    tx_size: ring,
+                    bind_flags,
+                },
+            )
+            .map_err(sys("setting up the rx/tx rings"))?;
+        let rx = user.map_rx().map_err(sys("mapping the rx ring"))?;
+        let tx = user.map_tx().map_err(sys("mapping the tx ring"))?;
+        umem.bind(&user)
+            .map_err(sys(if bind_flags & ZEROCOPY != 0 {
+                "binding to the device queue in zero-copy mode"
+            } else {
+                "binding to the device queue"
+            }))?;
+        let zero_copy = zero_copy(user.as_raw_fd());
+        Ok(Rings {
+            rx,
+            tx,
+            fq,
+            umem,
+            zero_copy,
+        })
+    }
 }
 
 // SAFETY: every part is owned by the socket: the rings and the UMEM point only into mappings
@@ -80,50 +156,28 @@ impl XskSocket {
             what: "mapping the UMEM",
             source,
         })?;
-        let config = UmemConfig {
-            fill_size: frames,
-            complete_size: frames,
-            frame_size,
-            headroom: 0,
-            flags: 0,
-        };
-        // SAFETY: the area is a page-aligned mapping of frames * frame_size bytes, and the
-        // socket keeps it mapped until after the UMEM and its socket are dropped (field order).
-        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }
-            .map_err(sys("registering the UMEM"))?;
-        let mut info = IfInfo::invalid();
-        info.from_ifindex(ifindex)
-            .map_err(sys("looking up the device"))?;
-        info.set_queue(queue);
-        let sock = Socket::with_shared(&info, &umem).map_err(sys("creating the socket"))?;
-        let fq = umem
-            .fq_cq(&sock)
-            .map_err(sys("setting up the fill/completion rings"))?;
-        let ring = NonZeroU32::new(frames);
-        let user = umem
-            .rx_tx(
-                &sock,
-                &SocketConfig {
-                    rx_size: ring,
-                    tx_size: ring,
-                    // Neither copy nor zero-copy forced: the kernel tries zero-copy and falls
-                    // back to copy mode where the driver has none.
-                    bind_flags: 0,
-                },
-            )
-            .map_err(sys("setting up the rx/tx rings"))?;
-        let rx = user.map_rx().map_err(sys("mapping the rx ring"))?;
-        let tx = user.map_tx().map_err(sys("mapping the tx ring"))?;
-        umem.bind(&user)
-            .map_err(sys("binding to the device queue"))?;
-
+        // Zero-copy first, so that a driver that has it says so (and why not, when it
+        // refuses); then copy mode, which every device has.
+        let (rings, zero_copy_refused) =
+            match Rings::new(&area, ifindex, queue, frames, frame_size, ZEROCOPY) {
+                Ok(r) => (r, None),
+                Err(zc) => (
+                    Rings::new(&area, ifindex, queue, frames, frame_size, COPY)?,
+                    Some(zc.to_string()),
+                ),
+            };
+        let Rings {
+            rx,
+            tx,
+            fq,
+            umem,
+            zero_copy,
+        } = rings;
         let fill_target = frames / 2;
         let free: Vec<u64> = (0..frames)
             .rev()
             .map(|i| u64::from(i) * u64::from(frame_size))
             .collect();
-        let zero_copy = zero_copy(user.as_raw_fd());
-        drop(user);
         let mut xsk = XskSocket {
             rx,
             tx,
@@ -135,16 +189,28 @@ impl XskSocket {
             filled: 0,
             fill_target,
             to_send: Vec::with_capacity(64),
+            ifindex,
             queue,
             zero_copy,
+            zero_copy_refused,
         };
         xsk.refill();
         Ok(xsk)
     }
 
-    /// The rx queue this socket is bound to (its key in the `xsks` map).
+    /// The rx queue this socket is bound to.
     pub fn queue(&self) -> u32 {
         self.queue
+    }
+
+    /// The device this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Why the driver refused zero-copy mode (the socket then runs in copy mode).
+    pub fn zero_copy_refused(&self) -> Option<&str> {
+        self.zero_copy_refused.as_deref()
     }
 
     /// Whether the kernel runs this socket in zero-copy mode (false: copy mode).

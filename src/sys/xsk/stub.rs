@@ -22,6 +22,12 @@ impl XskSocket {
     pub fn queue(&self) -> u32 {
         match self._never {}
     }
+    pub fn ifindex(&self) -> u32 {
+        match self._never {}
+    }
+    pub fn zero_copy_refused(&self) -> Option<&str> {
+        match self._never {}
+    }
     pub fn zero_copy(&self) -> bool {
         match self._never {}
     }

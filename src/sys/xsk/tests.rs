@@ -123,17 +123,20 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
         return;
     }
     let (relay, peer) = topology();
-    let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
+    let (program, mut xsk, relay_udp, veth0) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
         let xsk = XskSocket::bind(veth0, 0, 64, 2048).unwrap();
         let udp = UdpSocket::bind(RELAY).unwrap();
         udp.set_nonblocking(true).unwrap();
-        (program, xsk, udp)
+        (program, xsk, udp, veth0)
     })
     .unwrap();
-    assert_eq!(xsk.queue(), 0);
+    assert_eq!((xsk.ifindex(), xsk.queue()), (veth0, 0));
+    // Zero-copy was tried first and refused: veth has copy mode only.
     assert!(!xsk.zero_copy(), "veth has no zero-copy AF_XDP");
+    let refused = xsk.zero_copy_refused().unwrap_or_default();
+    assert!(refused.contains("zero-copy"), "{refused}");
     assert!(xsk.as_raw_fd() >= 0);
     assert_eq!((xsk.frames(), xsk.umem_bytes()), (64, 64 * 2048));
     // Larger than a frame: refused, nothing queued.
