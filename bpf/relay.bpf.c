@@ -15,7 +15,7 @@
  *
  * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
  * to the relay's port range that would be passed go to the AF_XDP socket of
- * their rx queue (`xsks`) instead, or still to the kernel when that queue has
+ * their device and rx queue (`xsks`) instead, or still to the kernel when that queue has
  * none. Malformed, fragmented, VLAN-tagged and non-UDP packets (ARP, ND) are
  * always passed.
  */
@@ -85,10 +85,18 @@ struct {
 	__type(value, struct rtprelay_config);
 } config SEC(".maps");
 
-/* AF_XDP sockets by rx queue index, registered by the AF_XDP plane. */
+/* Devices with AF_XDP sockets: ifindex -> slot, registered by the AF_XDP plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RTPRELAY_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsk_devs SEC(".maps");
+
+/* AF_XDP sockets by device slot * RTPRELAY_MAX_QUEUES + rx queue index. */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, RTPRELAY_MAX_QUEUES);
+	__uint(max_entries, RTPRELAY_MAX_DEVICES * RTPRELAY_MAX_QUEUES);
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks SEC(".maps");
@@ -216,8 +224,9 @@ static __always_inline int finish(enum outcome o, int action)
 #define PASS() finish(PASSED, XDP_PASS)
 
 /* A UDP packet (to network-order port `dport`, untagged unless `vlan`) that
- * this program does not forward: to the AF_XDP socket of its rx queue when
- * the port is the relay's and the AF_XDP plane is on, else to the stack.
+ * this program does not forward: to the AF_XDP socket of its device and rx
+ * queue when the port is the relay's and the AF_XDP plane is on, else to the
+ * stack.
  * `rp` caches relay_port(dport) (-1: not looked up yet). VLAN-tagged frames
  * always go to the stack, which strips the tag. */
 static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, int vlan, int rp)
@@ -225,9 +234,15 @@ static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, int vlan, 
 	if (!vlan) {
 		if (rp < 0)
 			rp = relay_port(dport);
-		if ((rp & RELAY_AFXDP) &&
-		    bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS) == XDP_REDIRECT)
-			return finish(REDIRECTED, XDP_REDIRECT);
+		if (rp & RELAY_AFXDP) {
+			__u32 dev = ctx->ingress_ifindex, q = ctx->rx_queue_index;
+			__u32 *slot = bpf_map_lookup_elem(&xsk_devs, &dev);
+
+			if (slot && *slot < RTPRELAY_MAX_DEVICES && q < RTPRELAY_MAX_QUEUES &&
+			    bpf_redirect_map(&xsks, *slot * RTPRELAY_MAX_QUEUES + q, XDP_PASS) ==
+				    XDP_REDIRECT)
+				return finish(REDIRECTED, XDP_REDIRECT);
+		}
 	}
 	return PASS();
 }

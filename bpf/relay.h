@@ -73,8 +73,11 @@ struct rtprelay_counters {
 	__u8 hop_dmac[6];
 };
 
-/* Queues the `xsks` map (AF_XDP sockets by rx queue index) holds. */
+/* Rx queues per device, and devices, the `xsks` map (AF_XDP sockets) holds: the
+ * socket of queue q of the device in slot s (`xsk_devs`: ifindex -> slot) is at
+ * key s * RTPRELAY_MAX_QUEUES + q. */
 #define RTPRELAY_MAX_QUEUES 64
+#define RTPRELAY_MAX_DEVICES 16
 
 /* rtprelay_config.flags */
 #define RTPRELAY_CFG_AFXDP 0x0001 /* hand unforwarded relay-port UDP to the AF_XDP sockets */
@@ -83,8 +86,8 @@ struct rtprelay_counters {
  * Packets to these ports teach `peers` where their sender is, even before their
  * flow is offloaded. 0/0 until the relay sets it. With RTPRELAY_CFG_AFXDP, a
  * UDP packet to these ports that the program does not forward itself goes to
- * the AF_XDP socket of its rx queue (`xsks`), or to the stack when that queue
- * has none. */
+ * the AF_XDP socket of its device and rx queue (`xsks`), or to the stack when
+ * that queue has none. */
 struct rtprelay_config {
 	__u16 port_min;
 	__u16 port_max;

@@ -1,5 +1,5 @@
 //! Starting the AF_XDP plane on top of the XDP program: one AF_XDP socket per receive queue of
-//! the device, registered in the program's socket map, so that packets to the relay's ports
+//! each device, registered in the program's socket map, so that packets to the relay's ports
 //! that the kernel does not forward itself reach a worker without the socket layer.
 
 use crate::sys::xdp::XdpProgram;
@@ -23,49 +23,50 @@ fn rx_queues(ifname: &str) -> u32 {
         .clamp(1, 64)
 }
 
-/// Bind and register a socket for every receive queue of the program's device, then switch
-/// the program's redirect on. One device only: the program's socket map is indexed by queue.
+/// Bind and register a socket for every receive queue of every device the program is
+/// attached to, then switch the program's redirect on.
 pub fn open_sockets(p: &XdpProgram) -> Result<Vec<XskSocket>, String> {
-    let [dev] = p.attachments() else {
-        return Err(format!(
-            "AF_XDP serves one device, the relay is attached to {}",
-            p.attachments().len()
-        ));
-    };
     let table = p.table();
-    let mut out = Vec::new();
-    for q in 0..rx_queues(&dev.ifname) {
-        let bound = XskSocket::bind(dev.ifindex, q, FRAMES, FRAME_SIZE)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                use std::os::fd::AsFd;
-                table
-                    .register_xsk(q, s.as_fd())
-                    .map(|()| s)
-                    .map_err(|e| e.to_string())
-            });
-        match bound {
-            Ok(s) => {
-                match s.zero_copy_refused() {
-                    None if s.zero_copy() => {
-                        tracing::info!(ifname = %dev.ifname, queue = q, "AF_XDP socket in zero-copy mode")
-                    }
-                    None => {
-                        tracing::info!(ifname = %dev.ifname, queue = q, "AF_XDP socket in copy mode")
-                    }
-                    Some(why) => tracing::info!(ifname = %dev.ifname, queue = q, zero_copy = %why,
-                        "AF_XDP socket in copy mode (the driver refused zero-copy)"),
+    let mut out: Vec<XskSocket> = Vec::new();
+    for dev in p.attachments() {
+        for q in 0..rx_queues(&dev.ifname) {
+            let bound = XskSocket::bind(dev.ifindex, q, FRAMES, FRAME_SIZE)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    use std::os::fd::AsFd;
+                    table
+                        .register_xsk(dev.ifindex, q, s.as_fd())
+                        .map(|()| s)
+                        .map_err(|e| e.to_string())
+                });
+            match bound {
+                Ok(s) => {
+                    log_mode(&dev.ifname, &s);
+                    out.push(s)
                 }
-                out.push(s)
-            }
-            Err(e) => {
-                for s in &out {
-                    let _ = table.unregister_xsk(s.queue());
+                Err(e) => {
+                    for s in &out {
+                        let _ = table.unregister_xsk(s.ifindex(), s.queue());
+                    }
+                    return Err(format!("{} queue {q}: {e}", dev.ifname));
                 }
-                return Err(format!("{} queue {q}: {e}", dev.ifname));
             }
         }
     }
     table.set_afxdp(true).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+fn log_mode(ifname: &str, s: &XskSocket) {
+    let queue = s.queue();
+    match s.zero_copy_refused() {
+        None if s.zero_copy() => tracing::info!(ifname, queue, "AF_XDP socket in zero-copy mode"),
+        None => tracing::info!(ifname, queue, "AF_XDP socket in copy mode"),
+        Some(why) => tracing::info!(
+            ifname,
+            queue,
+            zero_copy = %why,
+            "AF_XDP socket in copy mode (the driver refused zero-copy)"
+        ),
+    }
 }

@@ -15,8 +15,10 @@ pub const F_KIND_RTCP: u16 = 0x0004;
 pub const F_KIND_OPAQUE: u16 = 0x0008;
 pub const F_OUT_V6: u16 = 0x0010;
 pub const F_BLOCK: u16 = 0x0020;
-/// `RTPRELAY_MAX_QUEUES`: entries of the `xsks` map (rx queues that can have an AF_XDP socket).
+/// `RTPRELAY_MAX_QUEUES`: rx queues per device that can have an AF_XDP socket.
 pub const MAX_QUEUES: u32 = 64;
+/// `RTPRELAY_MAX_DEVICES`: devices that can have AF_XDP sockets (`xsk_devs` slots).
+pub const MAX_DEVICES: u32 = 16;
 /// `RTPRELAY_CFG_AFXDP`: relay-port UDP the program does not forward goes to the AF_XDP socket.
 pub const CFG_AFXDP: u16 = 0x0001;
 

@@ -53,12 +53,13 @@ impl XdpTable {
     }
     pub fn register_xsk(
         &self,
+        _ifindex: u32,
         _queue: u32,
         _fd: std::os::fd::BorrowedFd<'_>,
     ) -> Result<(), XdpError> {
         match self._never {}
     }
-    pub fn unregister_xsk(&self, _queue: u32) -> Result<(), XdpError> {
+    pub fn unregister_xsk(&self, _ifindex: u32, _queue: u32) -> Result<(), XdpError> {
         match self._never {}
     }
     pub fn installed(&self) -> usize {

@@ -18,6 +18,9 @@ pub struct XdpTable {
     stats: MapHandle,
     config: MapHandle,
     xsks: MapHandle,
+    xsk_devs: MapHandle,
+    /// The devices given a slot in `xsk_devs`, by slot.
+    xsk_slots: Mutex<Vec<u32>>,
     /// What `config` holds: the port range and the flags are set separately.
     config_value: Mutex<abi::Config>,
     /// CPUs the per-CPU maps hold a value for.
@@ -114,6 +117,7 @@ impl XdpTable {
         stats: MapHandle,
         config: MapHandle,
         xsks: MapHandle,
+        xsk_devs: MapHandle,
     ) -> Result<XdpTable, XdpError> {
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
@@ -123,6 +127,8 @@ impl XdpTable {
             stats,
             config,
             xsks,
+            xsk_devs,
+            xsk_slots: Mutex::new(Vec::new()),
             config_value: Mutex::new(abi::Config::default()),
             cpus,
             slots: Mutex::new(Slots::default()),
@@ -293,8 +299,8 @@ impl XdpTable {
     }
 
     /// Turn the AF_XDP plane on or off: when on, a UDP packet to the port range that the
-    /// program does not forward itself goes to the AF_XDP socket registered for its rx queue
-    /// ([`XdpTable::register_xsk`]), or to the stack when that queue has none.
+    /// program does not forward itself goes to the AF_XDP socket registered for its device and
+    /// rx queue ([`XdpTable::register_xsk`]), or to the stack when that queue has none.
     pub fn set_afxdp(&self, on: bool) -> Result<(), XdpError> {
         self.update_config("switching the AF_XDP plane", |c| {
             if on {
@@ -320,41 +326,74 @@ impl XdpTable {
         Ok(())
     }
 
-    /// Send packets of rx queue `queue` to the AF_XDP socket `fd` (bound to that queue; the
-    /// kernel checks). Replaces an earlier registration of the queue.
-    pub fn register_xsk(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), XdpError> {
+    /// Send packets of rx queue `queue` of device `ifindex` to the AF_XDP socket `fd` (bound
+    /// to that queue; the kernel checks). Replaces an earlier registration of the queue.
+    pub fn register_xsk(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        fd: BorrowedFd<'_>,
+    ) -> Result<(), XdpError> {
+        let what = || format!("registering the AF_XDP socket of ifindex {ifindex} queue {queue}");
         if queue >= abi::MAX_QUEUES {
             return Err(XdpError::Map(format!(
-                "rx queue {queue} is beyond the {} the AF_XDP map holds",
+                "rx queue {queue} is beyond the {} per device the AF_XDP map holds",
                 abi::MAX_QUEUES
             )));
         }
+        let slot = self.xsk_slot(ifindex, true)?.ok_or_else(|| {
+            XdpError::Map(format!(
+                "{}: AF_XDP serves at most {} devices",
+                what(),
+                abi::MAX_DEVICES
+            ))
+        })?;
+        let key = slot * abi::MAX_QUEUES + queue;
         let fd = u32::try_from(fd.as_raw_fd())
             .map_err(|_| XdpError::Map("negative socket fd".into()))?;
         self.xsks
-            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| {
-                map_err(
-                    &format!("registering the AF_XDP socket of queue {queue}"),
-                    e,
-                )
-            })
+            .update(&key.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err(&what(), e))
     }
 
-    /// Stop sending packets of rx queue `queue` to an AF_XDP socket (they go to the stack).
-    /// Unregistering a queue without a socket is Ok.
-    pub fn unregister_xsk(&self, queue: u32) -> Result<(), XdpError> {
+    /// Stop sending packets of rx queue `queue` of device `ifindex` to an AF_XDP socket (they
+    /// go to the stack). Unregistering a queue without a socket is Ok.
+    pub fn unregister_xsk(&self, ifindex: u32, queue: u32) -> Result<(), XdpError> {
+        let Some(slot) = self.xsk_slot(ifindex, false)? else {
+            return Ok(());
+        };
         if queue >= abi::MAX_QUEUES {
             return Ok(());
         }
-        match self.xsks.delete(&queue.to_ne_bytes()) {
+        let key = slot * abi::MAX_QUEUES + queue;
+        match self.xsks.delete(&key.to_ne_bytes()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(map_err(
-                &format!("unregistering the AF_XDP socket of queue {queue}"),
+                &format!("unregistering the AF_XDP socket of ifindex {ifindex} queue {queue}"),
                 e,
             )),
         }
+    }
+
+    /// The `xsk_devs` slot of device `ifindex`; with `add`, a new one (written to the map)
+    /// when it has none. None when it has none and none is free (or not `add`).
+    fn xsk_slot(&self, ifindex: u32, add: bool) -> Result<Option<u32>, XdpError> {
+        let mut slots = self.xsk_slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slots.iter().position(|&d| d == ifindex) {
+            return Ok(u32::try_from(s).ok());
+        }
+        let Ok(slot) = u32::try_from(slots.len()) else {
+            return Ok(None);
+        };
+        if !add || slot >= abi::MAX_DEVICES {
+            return Ok(None);
+        }
+        self.xsk_devs
+            .update(&ifindex.to_ne_bytes(), &slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err(&format!("giving ifindex {ifindex} an AF_XDP slot"), e))?;
+        slots.push(ifindex);
+        Ok(Some(slot))
     }
 
     /// Rules currently installed.

@@ -143,7 +143,7 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     assert!(!xsk.send(&[0u8; 2049]));
     let table = program.table();
     table.set_port_range(30000, 30099).unwrap();
-    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
     table.set_afxdp(true).unwrap();
 
     let (caller, _pass) = run_in(&peer.0, || {
@@ -220,15 +220,15 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
 
     // Flag on but the queue unregistered: the stack again.
     table.set_afxdp(true).unwrap();
-    table.unregister_xsk(0).unwrap();
-    table.unregister_xsk(0).unwrap();
+    table.unregister_xsk(veth0, 0).unwrap();
+    table.unregister_xsk(veth0, 0).unwrap();
     caller.send_to(b"fourth", RELAY).unwrap();
     let (len, _) = relay_udp.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..len], b"fourth");
     assert!(receive(&mut xsk, Duration::from_millis(100)).is_empty());
 
     // Outside the port range: the stack, even when registered.
-    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
     table.set_port_range(31000, 31099).unwrap();
     caller.send_to(b"fifth", RELAY).unwrap();
     let (len, _) = relay_udp.recv_from(&mut buf).unwrap();
@@ -256,13 +256,25 @@ fn register_checks_queue_and_socket() {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         // Past RTPRELAY_MAX_QUEUES: refused before the kernel is asked.
         assert!(matches!(
-            table.register_xsk(64, sock.as_fd()),
+            table.register_xsk(1, 64, sock.as_fd()),
             Err(XdpError::Map(m)) if m.contains("beyond")
         ));
         // Not an AF_XDP socket: the kernel refuses.
-        assert!(table.register_xsk(0, sock.as_fd()).is_err());
-        assert!(table.unregister_xsk(64).is_ok());
-        assert!(table.unregister_xsk(0).is_ok());
+        assert!(table.register_xsk(1, 0, sock.as_fd()).is_err());
+        assert!(table.unregister_xsk(1, 64).is_ok());
+        assert!(table.unregister_xsk(1, 0).is_ok());
+        assert!(
+            table.unregister_xsk(999, 0).is_ok(),
+            "a device never registered"
+        );
+        // RTPRELAY_MAX_DEVICES devices get a slot (device 1 has one already); the next not.
+        for dev in 2..=16 {
+            assert!(table.register_xsk(dev, 0, sock.as_fd()).is_err());
+        }
+        assert!(matches!(
+            table.register_xsk(17, 0, sock.as_fd()),
+            Err(XdpError::Map(m)) if m.contains("at most 16 devices")
+        ));
         table.set_afxdp(true).unwrap();
         table.set_port_range(1, 2).unwrap();
         table.set_afxdp(false).unwrap();
@@ -276,18 +288,18 @@ fn ipv6_relay_ports_reach_the_xsk() {
         return;
     }
     let (relay, peer) = topology();
-    let (program, mut xsk, relay_udp) = run_in(&relay.0, || {
+    let (program, mut xsk, relay_udp, veth0) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
         let xsk = XskSocket::bind(veth0, 0, 64, 4096).unwrap();
         let udp = UdpSocket::bind("[2001:db8:1::1]:30000").unwrap();
         udp.set_nonblocking(true).unwrap();
-        (program, xsk, udp)
+        (program, xsk, udp, veth0)
     })
     .unwrap();
     let table = program.table();
     table.set_port_range(30000, 30099).unwrap();
-    table.register_xsk(0, xsk.as_fd()).unwrap();
+    table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
     table.set_afxdp(true).unwrap();
     let caller = run_in(&peer.0, || UdpSocket::bind("[2001:db8:1::2]:4000").unwrap()).unwrap();
     caller.send_to(b"six", "[2001:db8:1::1]:30000").unwrap();
@@ -309,5 +321,79 @@ fn ipv6_relay_ports_reach_the_xsk() {
     );
     assert_eq!(table.stats().unwrap().redirected, 1);
     drop(xsk);
+    run_in(&relay.0, move || drop(program)).unwrap();
+}
+
+/// Two devices under one program: each device's sockets get that device's frames only (the
+/// socket map is keyed by device slot and queue), and a device with no socket registered
+/// passes its relay-port packets to the stack.
+#[test]
+fn each_device_reaches_its_own_sockets() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
+    // A second link between the same namespaces: veth2 (relay) <-> veth3 (peer).
+    ip(&[
+        "-n", &relay.0, "link", "add", "veth2", "type", "veth", "peer", "name", "veth3", "netns",
+        &peer.0,
+    ]);
+    ip(&[
+        "-n",
+        &relay.0,
+        "addr",
+        "add",
+        "198.51.100.1/24",
+        "dev",
+        "veth2",
+    ]);
+    ip(&[
+        "-n",
+        &peer.0,
+        "addr",
+        "add",
+        "198.51.100.2/24",
+        "dev",
+        "veth3",
+    ]);
+    ip(&["-n", &relay.0, "link", "set", "veth2", "up"]);
+    ip(&["-n", &peer.0, "link", "set", "veth3", "up"]);
+    const RELAY2: &str = "198.51.100.1:30000";
+    let (program, mut xsk0, mut xsk2, udp2, devs) = run_in(&relay.0, || {
+        let (veth0, veth2) = (ifindex("veth0").unwrap(), ifindex("veth2").unwrap());
+        let program = XdpProgram::load_and_attach(&[veth0, veth2]).unwrap();
+        let xsk0 = XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        let xsk2 = XskSocket::bind(veth2, 0, 64, 2048).unwrap();
+        let udp2 = UdpSocket::bind(RELAY2).unwrap();
+        udp2.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        (program, xsk0, xsk2, udp2, (veth0, veth2))
+    })
+    .unwrap();
+    let table = program.table();
+    table.set_port_range(30000, 30099).unwrap();
+    table.register_xsk(devs.0, 0, xsk0.as_fd()).unwrap();
+    table.set_afxdp(true).unwrap();
+    let caller = run_in(&peer.0, || UdpSocket::bind("0.0.0.0:4000").unwrap()).unwrap();
+    let mut buf = [0u8; 64];
+
+    // veth2 has no socket yet: its relay-port packets go to the stack, not to veth0's socket.
+    caller.send_to(b"to-2-stack", RELAY2).unwrap();
+    let (len, _) = udp2.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"to-2-stack");
+    assert!(receive(&mut xsk0, Duration::from_millis(100)).is_empty());
+
+    table.register_xsk(devs.1, 0, xsk2.as_fd()).unwrap();
+    for (to, payload) in [(RELAY, &b"to-0"[..]), (RELAY2, &b"to-2"[..])] {
+        caller.send_to(payload, to).unwrap();
+    }
+    let got0 = receive(&mut xsk0, Duration::from_secs(2));
+    let got2 = receive(&mut xsk2, Duration::from_secs(2));
+    assert_eq!(got0.len(), 1, "veth0's socket: {got0:?}");
+    assert_eq!(&got0[0][PAYLOAD..], b"to-0");
+    assert_eq!(got2.len(), 1, "veth2's socket: {got2:?}");
+    assert_eq!(&got2[0][PAYLOAD..], b"to-2");
+    assert!(receive(&mut xsk0, Duration::from_millis(100)).is_empty());
+    assert_eq!(table.stats().unwrap().redirected, 2);
+    drop((xsk0, xsk2));
     run_in(&relay.0, move || drop(program)).unwrap();
 }
