@@ -193,7 +193,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 struct KernelPlanes {
     /// The attached XDP program; dropping it detaches it.
     program: Option<crate::sys::xdp::XdpProgram>,
-    /// AF_XDP sockets, one per receive queue (afxdp only).
+    /// AF_XDP sockets, one per receive queue of each device (afxdp only).
     sockets: Vec<crate::sys::xsk::XskSocket>,
     /// What to log as the reason for the plane.
     reason: String,

@@ -5,7 +5,8 @@
 //! RTP-like payload, a next hop the kernel already knows); everything else is `XDP_PASS`ed to
 //! the socket path unchanged, so the userspace planes stay the reference and the fallback.
 //! With the AF_XDP plane on ([`XdpTable::set_afxdp`]), what it would pass for the relay's
-//! ports goes to the AF_XDP socket of the packet's rx queue instead ([`crate::sys::xsk`]).
+//! ports goes to the AF_XDP socket of the packet's device and rx queue instead
+//! ([`crate::sys::xsk`]).
 //!
 //! Deployment notes:
 //! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
