@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::call::{assert_silent, port_stat, rtcp_rr, rtcp_sr, total, wait_until};
 use common::netns::{in_ns, Family, Role, Topology, PARTY_IF};
-use common::ns_call::{rtcp_of, NsCall, CALLER_PORT};
+use common::ns_call::{rtcp_of, NsCall, NsParty, CALLER_PORT};
 use common::ns_relay::{metric_sum, NsRelay};
 use common::{MediaEndpoint, RtpPacket};
 
@@ -1088,11 +1088,11 @@ fn call_id_on(prefix: &str, worker: usize, workers: usize) -> String {
         .unwrap_or_else(|| panic!("no call-id maps to worker {worker}"))
 }
 
-/// Frames the relay's veth received on each of its `queues` rx queues, from `ethtool -S` (veth
-/// counts them per queue while an XDP program runs).
-fn rx_queue_frames(topo: &Topology, queues: u32) -> Vec<u64> {
+/// Frames the relay's veth `ifname` received on each of its `queues` rx queues, from `ethtool
+/// -S` (veth counts them per queue while an XDP program runs).
+fn rx_queue_frames(topo: &Topology, ifname: &str, queues: u32) -> Vec<u64> {
     let out = topo
-        .run_in(&topo.ns(Role::Relay), "ethtool", &["-S", PARTY_IF])
+        .run_in(&topo.ns(Role::Relay), "ethtool", &["-S", ifname])
         .unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     (0..queues)
@@ -1145,7 +1145,7 @@ fn afxdp_workers_forward_every_call_through_af_xdp(queues: u32, workers: usize) 
             && line.contains(&format!("on {with_sockets} of {workers} worker(s)")),
         "{line}"
     );
-    let q0 = rx_queue_frames(&topo, queues);
+    let q0 = rx_queue_frames(&topo, PARTY_IF, queues);
     let h0 = relay.metric(HANDED_OFF);
     let (mut sent, mut transmitted) = (0.0, 0.0);
     for i in 0..CALLS {
@@ -1161,7 +1161,7 @@ fn afxdp_workers_forward_every_call_through_af_xdp(queues: u32, workers: usize) 
         sent += exchange(&call, 1, 5, 5, 1).packets() as f64;
         transmitted += relay.metric(TRANSMITTED) - t0;
     }
-    let per_queue: Vec<u64> = rx_queue_frames(&topo, queues)
+    let per_queue: Vec<u64> = rx_queue_frames(&topo, PARTY_IF, queues)
         .iter()
         .zip(&q0)
         .map(|(now, before)| now - before)
@@ -1181,6 +1181,65 @@ fn afxdp_workers_forward_every_call_through_af_xdp(queues: u32, workers: usize) 
         transmitted >= sent,
         "{transmitted} of {sent} sent out of the AF_XDP sockets ({handed} handed over, \
          per queue {per_queue:?})\n{}",
+        relay.metrics()
+    );
+}
+
+/// The AF_XDP plane on two devices: the caller reaches the relay over the LAN (its veth0, two
+/// queues), the far callee over the relay's second link (veth1, one queue), both to the relay's
+/// LAN address. Frames arrive on either device, for calls on either worker, and each leaves from
+/// a socket on the device of the peer it goes to; the worker with no socket on veth1 has the other
+/// send its frames there.
+#[test]
+fn afxdp_forwards_between_two_devices() {
+    const TRANSMITTED: &str = "rtprelay_afxdp_transmitted_packets_total";
+    const CALLS: u16 = 8;
+    let Some(mut topo) = Topology::with_relay_queues(2) else {
+        return;
+    };
+    let far = topo.add_far_party();
+    let second = format!("far/{}", topo.far_v4(Role::Relay));
+    let relay = NsRelay::start(
+        &topo,
+        &[
+            "--dataplane=afxdp",
+            "--endpoint-learning=delayed",
+            "--num-threads=2",
+            "-i",
+            &second,
+        ],
+    );
+    let line = relay.plane_line();
+    assert!(
+        line.contains("3 AF_XDP socket(s)") && line.contains("on 2 of 2 worker(s)"),
+        "{line}"
+    );
+    let far0 = rx_queue_frames(&topo, "veth1", 1)[0];
+    let (mut sent, mut transmitted) = (0.0, 0.0);
+    for i in 0..CALLS {
+        let id = call_id_on(&format!("afxd{i}"), usize::from(i % 2), 2);
+        let caller = NsParty::bind(&topo, Role::Caller, Family::V4, 41000 + 4 * i, "tag-caller");
+        let callee = NsParty::bind_in(
+            &far,
+            topo.far_v4(Role::Callee).into(),
+            42000 + 4 * i,
+            "tag-callee",
+        );
+        let call = NsCall::between(relay.ng(), caller, callee, Family::V4, &[], &id);
+        assert_eq!(call.callee_to.ip(), topo.addr(Role::Relay, Family::V4));
+        warm_up(&call);
+        let t0 = relay.metric(TRANSMITTED);
+        sent += exchange(&call, 1, 5, 5, 1).packets() as f64;
+        transmitted += relay.metric(TRANSMITTED) - t0;
+    }
+    let far_frames = rx_queue_frames(&topo, "veth1", 1)[0] - far0;
+    assert!(
+        far_frames >= sent as u64 / 2,
+        "{far_frames} frames on veth1 for {sent} sent"
+    );
+    assert!(
+        transmitted >= sent,
+        "{transmitted} of {sent} sent out of the AF_XDP sockets\n{}",
         relay.metrics()
     );
 }

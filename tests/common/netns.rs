@@ -2,7 +2,9 @@
 //! namespace holding a Linux bridge, and the parties `caller`, `callee`, `relay` and `injector`, each in
 //! its own namespace and joined to the bridge by a veth pair (`veth0` on the party side, `l-<role>` on the
 //! bridge side). One subnet, a one-armed relay: 10.x.0.1 relay, .2 caller, .3 callee, .4 injector on /24,
-//! and fdxx::1..4 on /64 (`nodad`, usable at once).
+//! and fdxx::1..4 on /64 (`nodad`, usable at once). Optionally the relay's veth has several queues
+//! ([`Topology::with_relay_queues`]), and the relay has a second link to a `far` party on no LAN
+//! ([`Topology::add_far_party`]), for the AF_XDP tests.
 //!
 //! Two veth pitfalls are handled while the links are still down: TX checksum offload is turned off on
 //! every party's veth (a partial checksum would make an incremental update in XDP wrong, and toggling it
@@ -277,6 +279,64 @@ impl Topology {
     pub fn link_show(&self, ns: &str, ifname: &str) -> String {
         let out = must(ip(&["-n", ns, "link", "show", "dev", ifname]));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A second link of the relay, to a party on no LAN: `veth1` in the relay namespace
+    /// (10.x.1.1/24) to `veth0` in a new `far` namespace (10.x.1.3/24), whose default route
+    /// is the relay. The far party reaches the relay's LAN address through that link, so its
+    /// packets arrive on the relay's second device. Call before starting the relay (it attaches
+    /// to the devices of its `--interface` addresses at start). Returns the far namespace.
+    pub fn add_far_party(&mut self) -> String {
+        let (relay, far) = (self.ns(Role::Relay), format!("{}-far", self.id));
+        must(ip(&["netns", "add", &far]));
+        self.created.push(far.clone());
+        must(ip(&["-n", &far, "link", "set", "lo", "up"]));
+        must(ip(&[
+            "-n", &relay, "link", "add", "veth1", "type", "veth", "peer", "name", PARTY_IF,
+            "netns", &far,
+        ]));
+        for (ns, dev) in [(&relay, "veth1"), (&far, PARTY_IF)] {
+            must(exec_in(ns, "ethtool", &["-K", dev, "tx", "off"]));
+        }
+        let xdp_pass = xdp_pass_object().unwrap_or_else(|e| panic!("{e}"));
+        self.attach_xdp(&far, PARTY_IF, &xdp_pass)
+            .unwrap_or_else(|e| panic!("building the far link: {e}"));
+        let (r, f) = (self.far_v4(Role::Relay), self.far_v4(Role::Callee));
+        must(ip(&[
+            "-n",
+            &relay,
+            "addr",
+            "add",
+            &format!("{r}/24"),
+            "dev",
+            "veth1",
+        ]));
+        must(ip(&[
+            "-n",
+            &far,
+            "addr",
+            "add",
+            &format!("{f}/24"),
+            "dev",
+            PARTY_IF,
+        ]));
+        must(ip(&["-n", &relay, "link", "set", "veth1", "up"]));
+        must(ip(&["-n", &far, "link", "set", PARTY_IF, "up"]));
+        must(ip(&[
+            "-n",
+            &far,
+            "route",
+            "add",
+            "default",
+            "via",
+            &r.to_string(),
+        ]));
+        far
+    }
+
+    /// `role`'s address on the far link of [`Topology::add_far_party`] (relay or callee).
+    pub fn far_v4(&self, role: Role) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.net, 1, role.host())
     }
 
     /// Runs `program args` inside `ns` to completion; its output, or why it failed.

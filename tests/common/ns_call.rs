@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::bencode::{dict, get_str, str_list};
 use super::media::MediaEndpoint;
-use super::netns::{Family, Role, Topology};
+use super::netns::{in_ns, Family, Role, Topology};
 use super::ng::{expect_ok, random_cookie, NgClient};
 use super::sdp::sdp_media_endpoint;
 
@@ -37,6 +37,21 @@ impl NsParty {
         NsParty {
             rtp: topo.media(role, family, port),
             rtcp: topo.media(role, family, port + 1),
+            tag: tag.to_owned(),
+        }
+    }
+
+    /// A party on `addr` (RTP on `port`, RTCP on the next) inside namespace `ns`.
+    pub fn bind_in(ns: &str, addr: IpAddr, port: u16, tag: &str) -> NsParty {
+        let bind = |port: u16| {
+            let at = SocketAddr::new(addr, port);
+            in_ns(ns, move || MediaEndpoint::bind(at))
+                .and_then(|r| r)
+                .unwrap_or_else(|e| panic!("bind {at} in {ns}: {e}"))
+        };
+        NsParty {
+            rtp: bind(port),
+            rtcp: bind(port + 1),
             tag: tag.to_owned(),
         }
     }
@@ -77,6 +92,18 @@ impl NsCall {
     ) -> NsCall {
         let caller = NsParty::bind(topo, Role::Caller, family, caller_port, "tag-caller");
         let callee = NsParty::bind(topo, Role::Callee, family, callee_port, "tag-callee");
+        NsCall::between(ng, caller, callee, family, flags, id)
+    }
+
+    /// A call from `caller` to `callee`, bound already (anywhere), with call-id `id`.
+    pub fn between(
+        ng: &NgClient,
+        caller: NsParty,
+        callee: NsParty,
+        family: Family,
+        flags: &[&str],
+        id: &str,
+    ) -> NsCall {
         let mut call = NsCall {
             id: id.to_owned(),
             family,
