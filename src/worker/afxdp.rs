@@ -79,28 +79,48 @@ pub(super) struct Handoff {
     to_wake: Vec<bool>,
 }
 
-impl Handoff {
-    pub(super) fn new(
-        owners: Arc<PortOwners>,
-        peers: Vec<(Sender<Handed>, Arc<EventFd>)>,
-        inbox: Receiver<Handed>,
-        transmitters: Arc<[(u32, usize)]>,
-    ) -> Handoff {
-        let to_wake = vec![false; peers.len()];
-        Handoff {
-            owners,
-            peers,
-            inbox,
-            transmitters,
-            to_wake,
+/// Each worker's AF_XDP state and counters, for workers woken by `wakes`: socket `j` goes to
+/// worker `j % n`; with `owners` (several workers), every worker gets a hand-off queue.
+pub(super) fn deal(
+    xsks: Vec<XskSocket>,
+    wakes: &[Arc<EventFd>],
+    owners: Option<&Arc<PortOwners>>,
+) -> Vec<(XskState, Arc<XskCounters>)> {
+    let n = wakes.len().max(1);
+    let mut sockets: Vec<Vec<XskSocket>> = (0..n).map(|_| Vec::new()).collect();
+    let mut transmitters: Vec<(u32, usize)> = Vec::new();
+    for (j, x) in xsks.into_iter().enumerate() {
+        if !transmitters.iter().any(|t| t.0 == x.ifindex()) {
+            transmitters.push((x.ifindex(), j % n));
         }
+        sockets[j % n].push(x);
     }
+    let transmitters: Arc<[(u32, usize)]> = transmitters.into();
+    // Queues only where they serve: each is allocated in full up front.
+    let (queues, mut inboxes): (Vec<_>, Vec<_>) = (0..if owners.is_some() { n } else { 0 })
+        .map(|_| crossbeam_channel::bounded(HANDOFF_MAX))
+        .map(|(tx, rx)| (tx, Some(rx)))
+        .unzip();
+    inboxes.resize_with(n, || None);
+    let peers: Vec<_> = queues.into_iter().zip(wakes.iter().cloned()).collect();
+    sockets
+        .into_iter()
+        .zip(&mut inboxes)
+        .map(|(sockets, inbox)| {
+            let handoff = owners.zip(inbox.take()).map(|(owners, inbox)| Handoff {
+                owners: owners.clone(),
+                peers: peers.clone(),
+                inbox,
+                transmitters: transmitters.clone(),
+                to_wake: vec![false; peers.len()],
+            });
+            let counters = Arc::new(XskCounters::default());
+            (XskState::new(sockets, counters.clone(), handoff), counters)
+        })
+        .collect()
+}
 
-    /// A hand-off queue and its receiving end, for [`Handoff::new`].
-    pub(super) fn queue() -> (Sender<Handed>, Receiver<Handed>) {
-        crossbeam_channel::bounded(HANDOFF_MAX)
-    }
-
+impl Handoff {
     fn hand(&mut self, worker: usize, ifindex: u32, f: &[u8], transmit: bool, c: &XskCounters) {
         let Some((tx, _)) = self.peers.get(worker) else {
             return;
@@ -168,7 +188,7 @@ struct Arrival {
 }
 
 impl XskState {
-    pub(super) fn new(
+    fn new(
         sockets: Vec<XskSocket>,
         counters: Arc<XskCounters>,
         handoff: Option<Handoff>,

@@ -210,26 +210,9 @@ impl Workers {
             let wake = EventFd::new().map_err(|e| WorkerError::Setup { index, source: e })?;
             wakes.push(Arc::new(wake));
         }
-        let (handoff_tx, mut handoff_rx): (Vec<_>, Vec<_>) = match &workers.owners {
-            Some(_) => (0..n)
-                .map(|_| afxdp::Handoff::queue())
-                .map(|(t, r)| (t, Some(r)))
-                .unzip(),
-            None => (Vec::new(), Vec::new()),
-        };
-        let peers: Vec<_> = handoff_tx.into_iter().zip(wakes.iter().cloned()).collect();
-        let mut per_worker: Vec<Vec<crate::sys::xsk::XskSocket>> =
-            (0..n).map(|_| Vec::new()).collect();
-        let mut transmitters: Vec<(u32, usize)> = Vec::new();
-        for (j, x) in xsks.into_iter().enumerate() {
-            if !transmitters.iter().any(|t| t.0 == x.ifindex()) {
-                transmitters.push((x.ifindex(), j % n));
-            }
-            per_worker[j % n].push(x);
-        }
-        let transmitters: Arc<[(u32, usize)]> = transmitters.into();
+        let xsk_states = afxdp::deal(xsks, &wakes, workers.owners.as_ref());
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        for (index, (wake, sockets)) in wakes.into_iter().zip(per_worker).enumerate() {
+        for (index, (wake, (xsk, counters))) in wakes.into_iter().zip(xsk_states).enumerate() {
             let setup = |e| WorkerError::Setup { index, source: e };
             let epoll = Epoll::new().map_err(setup)?;
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -240,19 +223,9 @@ impl Workers {
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
                 _ => None,
             };
-            let counters = Arc::new(XskCounters::default());
             if afxdp {
-                workers.afxdp.push(counters.clone());
+                workers.afxdp.push(counters);
             }
-            let handoff = workers.owners.as_ref().and_then(|owners| {
-                let inbox = handoff_rx.get_mut(index)?.take()?;
-                Some(afxdp::Handoff::new(
-                    owners.clone(),
-                    peers.clone(),
-                    inbox,
-                    transmitters.clone(),
-                ))
-            });
             let w = run::Worker::new(
                 index,
                 epoll,
@@ -264,7 +237,7 @@ impl Workers {
                 workers.stop.clone(),
                 workers.offload.clone(),
                 userspace,
-                afxdp::XskState::new(sockets, counters, handoff),
+                xsk,
             )
             .map_err(setup)?;
             let join = std::thread::Builder::new()

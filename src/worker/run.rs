@@ -27,9 +27,10 @@ use crate::wire::{is_rtcp, rtcp, rtp};
 
 /// epoll token of the wake eventfd.
 const WAKE: u64 = u64::MAX;
-/// epoll tokens of AF_XDP sockets: `XSK_TOKEN - k` for socket `k`; flow ids stay below.
+/// epoll tokens of AF_XDP sockets: `XSK_TOKEN - k` for socket `k`; flow ids stay below. As many
+/// as the program's socket map holds (`RTPRELAY_MAX_DEVICES * RTPRELAY_MAX_QUEUES`).
 pub(super) const XSK_TOKEN: u64 = u64::MAX - 1;
-pub(super) const MAX_XSKS: u64 = 64;
+pub(super) const MAX_XSKS: u64 = 16 * 64;
 /// Upper bound on a wait, so shutdown is noticed even without a wake.
 const TICK_MS: i32 = 100;
 
