@@ -139,7 +139,7 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         metric(
             "afxdp_handed_off_packets_total",
             "counter",
-            "AF_XDP frames a worker received for another worker's call and handed to it.",
+            "AF_XDP frames one worker handed to another: for the other's call, or to send from its socket.",
             a.handed_off,
         );
         metric(

@@ -52,7 +52,7 @@ pub struct XskCounters {
     /// Frames sent out of an AF_XDP socket (the rest of what was forwarded went through the
     /// flow's UDP socket).
     pub transmitted: AtomicU64,
-    /// Frames handed to the worker owning their flow.
+    /// Frames handed to the worker owning their flow, or to one with a socket on the device.
     pub handed_off: AtomicU64,
     /// Frames dropped because that worker's hand-off queue was full.
     pub handoff_dropped: AtomicU64,

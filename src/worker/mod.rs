@@ -168,7 +168,8 @@ pub struct PlaneCounters {
 pub struct AfxdpCounters {
     /// Frames sent out of AF_XDP sockets.
     pub transmitted: u64,
-    /// Frames a worker received for another worker's flow and handed to it.
+    /// Frames one worker handed to another: received for the other's flow, or rewritten for
+    /// the other to send from its socket on the device (a worker without one there).
     pub handed_off: u64,
     /// Frames dropped because the owning worker's hand-off queue was full.
     pub handoff_dropped: u64,
