@@ -207,12 +207,16 @@ impl XskState {
         &self.sockets
     }
 
-    pub(super) fn index(&mut self, id: u64, local: Option<SocketAddr>, fd: RawFd) {
+    /// Index an opened flow of worker `worker`.
+    pub(super) fn index(&mut self, worker: usize, id: u64, local: Option<SocketAddr>, fd: RawFd) {
         if !self.on {
             return;
         }
         if let Some(l) = local {
             self.by_local.insert(l, id);
+            if let Some(h) = &self.handoff {
+                h.owners.claim(l, worker);
+            }
         }
         self.by_fd.insert(fd, id);
     }

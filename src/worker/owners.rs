@@ -3,8 +3,9 @@
 //! worker must find the owner of a frame's flow without asking it.
 //!
 //! Written by the control thread as it hands a flow to a worker (before the NG reply goes out,
-//! so a frame sent after the reply finds its owner) and cleared by the owner when it closes the
-//! flow; read lock-free on the packet path. Ports are pooled per local address, so the table has
+//! so a frame sent after the reply finds its owner), claimed again by the owner as it opens the
+//! flow and cleared by it when it closes the flow, each only if no other worker holds the port;
+//! read lock-free on the packet path. Ports are pooled per local address, so the table has
 //! one 64 Ki-entry array per local address the relay uses (a handful).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -50,6 +51,24 @@ impl PortOwners {
                 "AF_XDP: more than {ADDRS} local addresses; frames to this one are not handed \
                  to their worker"
             ),
+        }
+    }
+
+    /// `worker` opened its flow on `local`: the port is its own again unless another worker
+    /// holds it. Needed when a flow is closed and reopened on the same worker: the control
+    /// thread's [`PortOwners::set`] for the reopen can come before the worker's
+    /// [`PortOwners::clear`] for the close.
+    pub fn claim(&self, local: SocketAddr, worker: usize) {
+        let Ok(v) = u16::try_from(worker + 1) else {
+            return;
+        };
+        if let Some(s) = self.slot_or_claim(local.ip()) {
+            let _ = s.owners[usize::from(local.port())].compare_exchange(
+                NONE,
+                v,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -144,6 +163,22 @@ mod tests {
         assert_eq!(t.owner(sa("10.0.0.1:30000")), Some(1));
         t.clear(sa("10.0.0.1:30000"), 1);
         assert_eq!(t.owner(sa("10.0.0.1:30000")), None);
+    }
+
+    #[test]
+    fn a_port_closed_and_reopened_on_one_worker_keeps_its_owner() {
+        let t = PortOwners::default();
+        let p = sa("10.0.0.1:30000");
+        t.set(p, 0); // first open
+        t.set(p, 0); // the reopen, sent before the worker took the close
+        t.clear(p, 0); // the worker takes the close...
+        t.claim(p, 0); // ...then the reopen
+        assert_eq!(t.owner(p), Some(0));
+        // Another worker's newer claim wins over a late open and close of an older flow.
+        t.set(p, 1);
+        t.claim(p, 0);
+        t.clear(p, 0);
+        assert_eq!(t.owner(p), Some(1));
     }
 
     #[test]

@@ -280,7 +280,8 @@ impl Worker {
                             offloaded: None,
                             blocked: None,
                         };
-                        self.xsk.index(id.0, local, flow.socket.as_raw_fd());
+                        self.xsk
+                            .index(self.index, id.0, local, flow.socket.as_raw_fd());
                         self.flows.insert(id.0, flow);
                         self.mark(id.0);
                     }
