@@ -15,9 +15,9 @@
  *
  * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
  * to the relay's port range that would be passed go to the AF_XDP socket of
- * their device and rx queue (`xsks`) instead, or still to the kernel when that queue has
- * none. Malformed, fragmented, VLAN-tagged and non-UDP packets (ARP, ND) are
- * always passed.
+ * their device and rx queue (`xsks`) instead, or still to the kernel when
+ * that queue has none. Malformed, fragmented, VLAN-tagged and non-UDP packets
+ * (ARP, ND) are always passed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
