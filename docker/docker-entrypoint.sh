@@ -235,9 +235,10 @@ recording_args() {
 }
 
 # The capabilities the relay can use for XDP, with their numbers: loading BPF programs and maps (BPF, or SYS_ADMIN
-# on kernels and engines without BPF), attaching them (NET_ADMIN), tracing-type helpers (PERFMON), raw sockets
-# (NET_RAW). The daemon keeps those of them the container was given, nothing else.
-RELAY_CAPS="net_admin:12 net_raw:13 sys_admin:21 perfmon:38 bpf:39"
+# on kernels and engines without BPF), attaching them (NET_ADMIN), tracing-type helpers (PERFMON), raw and AF_XDP
+# sockets (NET_RAW), AF_XDP frame memory beyond the locked-memory limit (IPC_LOCK). The daemon keeps those of them
+# the container was given, nothing else.
+RELAY_CAPS="net_admin:12 net_raw:13 ipc_lock:14 sys_admin:21 perfmon:38 bpf:39"
 
 # drop_root COMMAND CAP:BIT... -> DROP: a setpriv command prefix that runs the daemon as rtprelay with those
 # capabilities that are in this process's permitted and bounding sets, as ambient capabilities (those survive the

@@ -260,7 +260,7 @@ FAKE
 cp "$TMP/fakecaps/rtprelay" "$TMP/fakecaps/rtprelay-recording"
 chmod 755 "$TMP/fakecaps" "$TMP/fakecaps/"*
 # NET_ADMIN, NET_RAW, SYS_ADMIN, PERFMON, BPF: the most the relay may keep.
-RELAY_CAP_MASK=$(((1 << 12) | (1 << 13) | (1 << 21) | (1 << 38) | (1 << 39)))
+RELAY_CAP_MASK=$(((1 << 12) | (1 << 13) | (1 << 14) | (1 << 21) | (1 << 38) | (1 << 39)))
 # The capability that lets the relay load BPF programs: BPF where the engine knows it, SYS_ADMIN on engines whose
 # capability list lacks it (Debian's docker.io 20.10 refuses `--cap-add BPF`).
 if $DOCKER run --rm --cap-add BPF --entrypoint true "$IMAGE" >/dev/null 2>&1; then BPF_CAP=BPF; else BPF_CAP=SYS_ADMIN; fi
@@ -607,6 +607,36 @@ else
             check xdp-host-network-detach-on-stop check_xdp_host_detach
         else
             fail xdp-host-network-call "$check_out"
+        fi
+        # AF_XDP on the same veth, with Docker's default locked-memory limit (8 MiB: the relay shortens its
+        # receive rings to fit and says so). With delayed endpoint learning, the packets of the learning window
+        # go through the AF_XDP socket (the kernel fast path takes over afterwards).
+        HA_ID=$(run_bg --network host "${XDP_CAPS[@]}" -e RTPRELAY_DATAPLANE=afxdp -e RTPRELAY_NO_FALLBACK=yes \
+            -e "RTPENGINE_INTERFACE=${XNET}1" -e "RTPENGINE_LISTEN_NG=$XH_NG" \
+            -e "RTPRELAY_LISTEN_HTTP=${XNET}1:$XH_HTTP" -e "RTPENGINE_PORT_MIN=$((HBASE + 4))" \
+            -e "RTPENGINE_PORT_MAX=$((HBASE + 23))" "$IMAGE" --endpoint-learning=delayed)
+        if [ -n "$HA_ID" ] && check_out=$(wait_ping "$XH_NG" "$HA_ID" 2>&1); then
+            check_afxdp_host_call() {
+                local line sent
+                line=$($DOCKER logs "$HA_ID" 2>&1 | grep 'data plane chosen')
+                echo "$line"
+                grep -qE 'plane="?afxdp' <<<"$line" || { echo "not the AF_XDP plane"; return 1; }
+                log_has "$HA_ID" 'receive rings shortened to fit RLIMIT_MEMLOCK' >/dev/null \
+                    || { echo "no locked-memory hint in the log"; return 1; }
+                ip netns exec "$XNS" $NG "${XDP_CALL[@]}" "$XH_NG" --local-ip "${XNET}2" || return 1
+                sent=$(metric "${XNET}1:$XH_HTTP" rtprelay_afxdp_transmitted_packets_total) || return 1
+                echo "sent out of the AF_XDP socket: ${sent:-none}" | tee "$TMP/afxdp-host-call"
+                [ "${sent:-0}" -gt 0 ]
+            }
+            check afxdp-host-network-call check_afxdp_host_call
+            info "$(cat "$TMP/afxdp-host-call" 2>/dev/null)"
+            check_afxdp_detach() {
+                stop_exit0 "$HA_ID" || return 1
+                ! ip link show dev "${XVETH}h" | grep 'prog/xdp'
+            }
+            check afxdp-host-network-detach-on-stop check_afxdp_detach
+        else
+            fail afxdp-host-network-call "$check_out"
         fi
     else
         fail xdp-host-network-call "cannot build the veth pair and namespace $XNS"

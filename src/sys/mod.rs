@@ -4,6 +4,7 @@
 //! `LD_PRELOAD` shim can interpose them.
 #![allow(unsafe_code)]
 
+pub mod caps;
 pub mod dgram;
 pub mod epoll;
 pub mod eventfd;

@@ -256,19 +256,8 @@ fn attach_error(ifname: &str, ifindex: u32, e: io::Error) -> XdpError {
 /// Has this process the capabilities loading needs (CAP_SYS_ADMIN, or CAP_BPF with
 /// CAP_NET_ADMIN)? Tells a verifier rejection (EACCES too) from a missing privilege.
 fn privileged() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |cap: u32| eff & (1u64 << cap) != 0;
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_BPF: u32 = 39;
-    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_NET_ADMIN))
+    use crate::sys::caps::{effective, CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN};
+    effective(CAP_SYS_ADMIN) || (effective(CAP_BPF) && effective(CAP_NET_ADMIN))
 }
 
 /// The XDP programs attached to a device (`bpf_xdp_query`).
