@@ -51,6 +51,8 @@ pub struct Engine {
     actions: VecDeque<MediaAction>,
     pub(crate) totals: Totals,
     pub(crate) started: Option<Now>,
+    /// When `tick` looks at the calls again (see timers.rs).
+    pub(crate) next_scan: Option<crate::time::Millis>,
 }
 
 impl Engine {
@@ -65,6 +67,7 @@ impl Engine {
             actions: VecDeque::new(),
             totals: Totals::default(),
             started: None,
+            next_scan: None,
         }
     }
 

@@ -250,6 +250,34 @@ fn delete_honours_delete_delay_and_frees_ports() {
     );
 }
 
+/// Ticks come every 100 ms from the daemon; the calls are looked at once a second.
+#[test]
+fn tick_scans_the_calls_at_most_once_a_second() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, sdp("192.0.2.10", 4000)),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", Some("B"), None, sdp("192.0.2.20", 5000)),
+    );
+    let ms = |m: u64| Now {
+        mono: Millis(m),
+        unix_us: 1_700_000_000_000_000 + m * 1000,
+    };
+    e.tick(ms(59_500), &mut b);
+    // 60 s without media passes at 60 000 ms, but the next scan is due at 60 500.
+    e.tick(ms(60_100), &mut b);
+    assert_eq!(e.call_count(), 1, "scanned again within the second");
+    e.tick(ms(60_500), &mut b);
+    assert_eq!(e.call_count(), 0, "the next scan ends it");
+}
+
 #[test]
 fn silent_answered_call_times_out_and_unanswered_one_waits_for_offer_timeout() {
     let (mut e, mut b) = (engine(), AcceptAll::default());

@@ -4,9 +4,18 @@ use crate::session::engine::Engine;
 use crate::session::ports::PortBinder;
 use crate::time::Now;
 
+/// How often `tick` looks at every call: timeouts and delete-delay count in seconds, and a scan
+/// holds the control lock (NG commands wait) for a time that grows with the calls.
+pub const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Engine {
-    /// Ends calls whose time is up. Call it about once a second.
+    /// Ends calls whose time is up. Call it as often as convenient: it looks at the calls at most
+    /// once per [`SCAN_INTERVAL`].
     pub fn tick(&mut self, now: Now, binder: &mut dyn PortBinder) {
+        if self.next_scan.is_some_and(|at| now.mono < at) {
+            return;
+        }
+        self.next_scan = Some(now.mono.plus(SCAN_INTERVAL));
         let mut ended = Vec::new();
         for call in self.calls.values() {
             if let Some(at) = call.destroy_at {
