@@ -116,8 +116,8 @@ relay_args() {
     fi
     env_value DATAPLANE
     if [ -n "$VALUE" ]; then
-        [[ ${VALUE,,} =~ ^(auto|mmsg|uring|io_uring|io-uring|xdp)$ ]] \
-            || die "$SOURCE=$VALUE: expected auto, mmsg, uring or xdp"
+        [[ ${VALUE,,} =~ ^(auto|mmsg|uring|io_uring|io-uring|xdp|afxdp|af_xdp|af-xdp)$ ]] \
+            || die "$SOURCE=$VALUE: expected auto, mmsg, uring, xdp or afxdp"
         OPTS+=("--dataplane=$VALUE")
     fi
     env_value NO_FALLBACK
