@@ -342,6 +342,16 @@ impl Worker {
             };
             self.copied_frame(h.frame, arrival);
         }
+        // The budget ran out with frames left: come back for them without waiting for
+        // traffic (their senders' wakes were taken already).
+        if self
+            .xsk
+            .handoff
+            .as_ref()
+            .is_some_and(|h| !h.inbox.is_empty())
+        {
+            self.wake.notify();
+        }
         self.finish_xsk_pass();
     }
 

@@ -59,7 +59,7 @@ pub(super) struct Worker {
     epoll: Epoll,
     events: Events,
     ready: Vec<u64>,
-    wake: Arc<EventFd>,
+    pub(super) wake: Arc<EventFd>,
     updates: Receiver<Vec<FlowUpdate>>,
     pub(super) flows: HashMap<u64, Flow>,
     plane_kind: PlaneKind,
@@ -158,24 +158,8 @@ impl Worker {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
-            // Flow changes first: a packet that arrives right after the NG reply (whose
-            // updates were queued before the reply went out) must see them. The send queue is
-            // empty here (flushed at the end of the last pass), so closing a socket is safe.
-            self.apply_updates(None);
-            self.retry_early_frames();
-            self.take_handed_frames();
-            self.ready.clear();
-            self.ready.extend(self.events.tokens());
-            for k in 0..self.ready.len() {
-                match self.ready.get(k).copied() {
-                    Some(WAKE) => self.wake.drain(),
-                    Some(t) if t > XSK_TOKEN - MAX_XSKS => {
-                        self.service_xsk((XSK_TOKEN - t) as usize)
-                    }
-                    Some(token) => self.service(token, plane.as_mut()),
-                    None => {}
-                }
-            }
+            self.begin_pass();
+            self.service_ready(plane.as_mut());
             let flows = &self.flows;
             plane.flush(&mut |tag| {
                 if let Some(f) = flows.get(&tag) {
@@ -185,6 +169,34 @@ impl Worker {
             self.sync_offload();
         }
         tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    /// The start of an epoll pass: take the wake, then what it announced. Flow changes first: a
+    /// packet that arrives right after the NG reply (whose updates were queued before the
+    /// reply went out) must see them. The send queue is empty here (flushed at the end of the
+    /// last pass), so closing a socket is safe.
+    fn begin_pass(&mut self) {
+        self.ready.clear();
+        self.ready.extend(self.events.tokens());
+        // Drained before the queues it announces, never after: a notify posted once the
+        // queues were read (a hand-off, an update) then stays and ends the next wait.
+        if self.ready.contains(&WAKE) {
+            self.wake.drain();
+        }
+        self.apply_updates(None);
+        self.retry_early_frames();
+        self.take_handed_frames();
+    }
+
+    /// Service the sockets the last wait found ready.
+    fn service_ready(&mut self, plane: &mut dyn DataPlane) {
+        for k in 0..self.ready.len() {
+            match self.ready.get(k).copied() {
+                Some(WAKE) | None => {}
+                Some(t) if t > XSK_TOKEN - MAX_XSKS => self.service_xsk((XSK_TOKEN - t) as usize),
+                Some(token) => self.service(token, plane),
+            }
+        }
     }
 
     /// The completion-driven loop: one ring wait gives packets from all sockets (and the
@@ -530,5 +542,53 @@ impl Worker {
             &flow.counters,
             now,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker with no flows, its update queue, and nothing started.
+    fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (etx, _erx) = crossbeam_channel::unbounded();
+        let w = Worker::new(
+            0,
+            Epoll::new().expect("epoll"),
+            Arc::new(EventFd::new().expect("eventfd")),
+            rx,
+            PlaneKind::Mmsg,
+            Clock::new(),
+            etx,
+            Arc::new(AtomicBool::new(false)),
+            None,
+            Arc::new(AtomicU64::new(0)),
+            super::super::afxdp::XskState::default(),
+        )
+        .expect("worker");
+        (w, tx)
+    }
+
+    #[test]
+    fn a_wake_posted_after_the_queues_were_read_is_kept() {
+        let (mut w, tx) = idle_worker();
+        let mut plane = new_plane(PlaneKind::Mmsg, BATCH);
+        w.wake.notify();
+        w.epoll.wait(&mut w.events, 0).expect("wait");
+        w.begin_pass();
+        // Another thread queues an update once the queues were read, before the ready fds are
+        // serviced: its wake must end the next wait.
+        tx.send(Vec::new()).expect("send");
+        w.wake.notify();
+        w.service_ready(plane.as_mut());
+        let mut next = Events::with_capacity(4);
+        w.epoll.wait(&mut next, 0).expect("wait");
+        assert_eq!(next.tokens().collect::<Vec<_>>(), vec![WAKE]);
+        // And once taken, the wake is gone.
+        w.events = next;
+        w.begin_pass();
+        w.service_ready(plane.as_mut());
+        assert_eq!(w.epoll.wait(&mut w.events, 0).expect("wait"), 0);
     }
 }
