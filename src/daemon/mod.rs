@@ -245,7 +245,8 @@ fn start_kernel_planes(
     if !afxdp {
         return Ok(KernelPlanes::new(Some(p), Vec::new(), reason));
     }
-    let opened = match control_port_in_media_range(cfg) {
+    let refused = control_port_in_media_range(cfg).or_else(|| too_many_local_addresses(cfg));
+    let opened = match refused {
         Some(e) => Err(e),
         None => crate::dataplane::afxdp::open_sockets(&p),
     };
@@ -293,6 +294,23 @@ fn control_port_in_media_range(cfg: &Config) -> Option<String> {
                 cfg.port_min, cfg.port_max
             )
         })
+}
+
+/// With several workers, AF_XDP finds the worker owning a frame's port in a table with room for
+/// a fixed number of local addresses: with more, frames landing on another worker's queue could
+/// not reach their flow.
+fn too_many_local_addresses(cfg: &Config) -> Option<String> {
+    let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+    let mut locals: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
+    locals.sort_unstable();
+    locals.dedup();
+    (cfg.num_threads > 1 && locals.len() > max).then(|| {
+        format!(
+            "{} local addresses on the interfaces, more than the {max} AF_XDP serves with \
+             several workers",
+            locals.len()
+        )
+    })
 }
 
 /// Find the devices behind the media interfaces and attach the program to them.
@@ -360,5 +378,27 @@ mod tests {
             why.contains("35000") && why.contains("30000-40000"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn more_local_addresses_than_afxdp_tells_apart_refuse_it_with_several_workers() {
+        let iface = |i: usize| crate::config::Interface {
+            name: format!("i{i}"),
+            local: std::net::IpAddr::from([10, 0, 0, i as u8]),
+            advertised: None,
+        };
+        let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+        let mut cfg = Config {
+            num_threads: 4,
+            interfaces: (0..max).map(iface).collect(),
+            ..Config::default()
+        };
+        cfg.interfaces.push(iface(0)); // the same address twice counts once
+        assert_eq!(too_many_local_addresses(&cfg), None);
+        cfg.interfaces.push(iface(max));
+        let why = too_many_local_addresses(&cfg).expect("refused");
+        assert!(why.contains(&format!("{}", max + 1)), "{why}");
+        cfg.num_threads = 1;
+        assert_eq!(too_many_local_addresses(&cfg), None);
     }
 }

@@ -148,6 +148,12 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
             "AF_XDP frames dropped because the owning worker's hand-off queue was full.",
             a.handoff_dropped,
         );
+        metric(
+            "afxdp_unmatched_dropped_packets_total",
+            "counter",
+            "AF_XDP frames dropped because the worker that took them had no flow on their port.",
+            a.unmatched,
+        );
     }
     if let Some((x, installed)) = c.xdp {
         metric(
@@ -261,6 +267,7 @@ mod tests {
                 transmitted: 50,
                 handed_off: 20,
                 handoff_dropped: 1,
+                unmatched: 3,
             }),
         });
         assert!(
@@ -273,6 +280,10 @@ mod tests {
         );
         assert!(
             t.contains("rtprelay_afxdp_handoff_dropped_packets_total 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtprelay_afxdp_unmatched_dropped_packets_total 3\n"),
             "{t}"
         );
     }

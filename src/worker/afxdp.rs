@@ -56,6 +56,8 @@ pub struct XskCounters {
     pub handed_off: AtomicU64,
     /// Frames dropped because that worker's hand-off queue was full.
     pub handoff_dropped: AtomicU64,
+    /// Frames dropped because no flow of this worker had their port, even on the retry.
+    pub unmatched: AtomicU64,
 }
 
 /// A copy of a frame received by another worker for one of this worker's flows, or (with
@@ -417,6 +419,8 @@ impl Worker {
                     frame: f.to_vec(),
                     handed: arrival.handed,
                 });
+            } else {
+                self.xsk.counters.unmatched.fetch_add(1, Relaxed);
             }
             return None; // no flow on that port (yet)
         };

@@ -32,6 +32,7 @@ use crate::sys::xdp::{XdpStats, XdpTable};
 use crate::time::Clock;
 use afxdp::XskCounters;
 use owners::PortOwners;
+pub use owners::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
 pub use tap::{RecordTap, TapPacket};
 
 /// A flow (one receiving local socket), numbered by the session layer. `u64::MAX` is reserved.
@@ -173,6 +174,9 @@ pub struct AfxdpCounters {
     pub handed_off: u64,
     /// Frames dropped because the owning worker's hand-off queue was full.
     pub handoff_dropped: u64,
+    /// Frames to a relay port that no flow on the worker that took them had, still none after
+    /// one more look in the next pass (a flow closed, or an owner the table could not name).
+    pub unmatched: u64,
 }
 
 /// Receive slots per socket read.
@@ -337,6 +341,7 @@ impl Workers {
                     transmitted: sum(|c| &c.transmitted),
                     handed_off: sum(|c| &c.handed_off),
                     handoff_dropped: sum(|c| &c.handoff_dropped),
+                    unmatched: sum(|c| &c.unmatched),
                 }
             }),
         }

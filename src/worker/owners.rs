@@ -12,8 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Local addresses (wildcards included) the table can tell apart.
+/// Local addresses (wildcards included) the table can tell apart. The daemon refuses AF_XDP
+/// with several workers when the interfaces have more (see [`MAX_LOCAL_ADDRS`]).
 const ADDRS: usize = 16;
+/// How many distinct local addresses the AF_XDP plane serves with several workers.
+pub const MAX_LOCAL_ADDRS: usize = ADDRS;
 /// "No flow" in an entry; otherwise the entry is the worker's index + 1.
 const NONE: u16 = 0;
 
