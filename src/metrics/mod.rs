@@ -154,6 +154,12 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
             "AF_XDP frames dropped because the worker that took them had no flow on their port.",
             a.unmatched,
         );
+        metric(
+            "afxdp_tx_dropped_packets_total",
+            "counter",
+            "AF_XDP frames forwarded but not sent (no free frame, no socket on the device); also counted as their stream's drops.",
+            a.tx_dropped,
+        );
     }
     if let Some((x, installed)) = c.xdp {
         metric(
@@ -268,6 +274,7 @@ mod tests {
                 handed_off: 20,
                 handoff_dropped: 1,
                 unmatched: 3,
+                tx_dropped: 4,
             }),
         });
         assert!(
@@ -284,6 +291,10 @@ mod tests {
         );
         assert!(
             t.contains("rtprelay_afxdp_unmatched_dropped_packets_total 3\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtprelay_afxdp_tx_dropped_packets_total 4\n"),
             "{t}"
         );
     }

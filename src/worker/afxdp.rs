@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::owners::PortOwners;
 use super::run::Worker;
+use super::StreamCounters;
 use crate::dataplane::Batch;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xsk::XskSocket;
@@ -58,6 +59,9 @@ pub struct XskCounters {
     pub handoff_dropped: AtomicU64,
     /// Frames dropped because no flow of this worker had their port, even on the retry.
     pub unmatched: AtomicU64,
+    /// Frames forwarded (the flow accepted them) that could not be sent: no free frame or tx
+    /// slot, no socket on the device, the egress flow gone. Also counted as the flow's drops.
+    pub tx_dropped: AtomicU64,
 }
 
 /// A copy of a frame received by another worker for one of this worker's flows, or (with
@@ -65,7 +69,15 @@ pub struct XskCounters {
 pub(super) struct Handed {
     ifindex: u32,
     frame: Vec<u8>,
-    transmit: bool,
+    /// `Some` (the counters of the flow that forwarded it) for a frame to send as it is.
+    transmit: Option<Arc<StreamCounters>>,
+}
+
+/// A rewritten copy to send from socket `socket`, for the flow that forwarded it.
+pub(super) struct Pending {
+    socket: usize,
+    frame: Vec<u8>,
+    counters: Arc<StreamCounters>,
 }
 
 /// What a worker needs to hand frames to the others and take theirs.
@@ -123,22 +135,38 @@ pub(super) fn deal(
 }
 
 impl Handoff {
-    fn hand(&mut self, worker: usize, ifindex: u32, f: &[u8], transmit: bool, c: &XskCounters) {
-        let Some((tx, _)) = self.peers.get(worker) else {
-            return;
-        };
+    /// Queue a copy of `f` for `worker`. A dropped transmit hand-off also counts as its flow's
+    /// drop (the flow counted it as forwarded).
+    fn hand(
+        &mut self,
+        worker: usize,
+        ifindex: u32,
+        f: &[u8],
+        transmit: Option<Arc<StreamCounters>>,
+        c: &XskCounters,
+    ) {
         let handed = Handed {
             ifindex,
             frame: f.to_vec(),
             transmit,
         };
-        if tx.try_send(handed).is_ok() {
-            c.handed_off.fetch_add(1, Relaxed);
-            if let Some(w) = self.to_wake.get_mut(worker) {
-                *w = true;
+        let sent = match self.peers.get(worker) {
+            Some((tx, _)) => tx.try_send(handed).map_err(|e| e.into_inner()),
+            None => Err(handed),
+        };
+        match sent {
+            Ok(()) => {
+                c.handed_off.fetch_add(1, Relaxed);
+                if let Some(w) = self.to_wake.get_mut(worker) {
+                    *w = true;
+                }
             }
-        } else {
-            c.handoff_dropped.fetch_add(1, Relaxed);
+            Err(h) => {
+                c.handoff_dropped.fetch_add(1, Relaxed);
+                if let Some(fc) = h.transmit {
+                    fc.dropped.fetch_add(1, Relaxed);
+                }
+            }
         }
     }
 }
@@ -174,7 +202,7 @@ pub(super) struct XskState {
     /// With more than one worker.
     handoff: Option<Handoff>,
     /// Rewritten copies to send from one of the sockets, at the end of the pass.
-    pending: Vec<(usize, Vec<u8>)>,
+    pending: Vec<Pending>,
 }
 
 /// Where a frame came from, and what may be done with it.
@@ -248,6 +276,12 @@ impl XskState {
         );
     }
 
+    /// A frame its flow forwarded could not be sent: the flow counts it as dropped.
+    fn tx_lost(&self, flow: &StreamCounters) {
+        flow.dropped.fetch_add(1, Relaxed);
+        self.counters.tx_dropped.fetch_add(1, Relaxed);
+    }
+
     /// The socket to send a frame out of device `ifindex`: `prefer` when it is on that device,
     /// else the first one there.
     fn tx_socket(&self, ifindex: u32, prefer: Option<usize>) -> Option<usize> {
@@ -291,12 +325,18 @@ impl Worker {
                 keep: true,
             };
             s.forward(FRAMES_PER_PASS, |f| match self.xsk_frame(f, arrival) {
-                Some(i) if i == k => {
+                Some((i, _)) if i == k => {
                     self.xsk.counters.transmitted.fetch_add(1, Relaxed);
                     true
                 }
-                Some(i) => {
-                    self.xsk.pending.push((i, f.to_vec()));
+                Some((socket, token)) => {
+                    if let Some(fl) = self.flows.get(&token) {
+                        self.xsk.pending.push(Pending {
+                            socket,
+                            frame: f.to_vec(),
+                            counters: fl.counters.clone(),
+                        });
+                    }
                     false
                 }
                 None => false,
@@ -330,9 +370,14 @@ impl Worker {
             let Some(Ok(h)) = self.xsk.handoff.as_ref().map(|h| h.inbox.try_recv()) else {
                 break;
             };
-            if h.transmit {
-                if let Some(i) = self.xsk.tx_socket(h.ifindex, None) {
-                    self.xsk.pending.push((i, h.frame));
+            if let Some(counters) = h.transmit {
+                match self.xsk.tx_socket(h.ifindex, None) {
+                    Some(socket) => self.xsk.pending.push(Pending {
+                        socket,
+                        frame: h.frame,
+                        counters,
+                    }),
+                    None => self.xsk.tx_lost(&counters),
                 }
                 continue;
             }
@@ -358,17 +403,30 @@ impl Worker {
     }
 
     fn copied_frame(&mut self, mut f: Vec<u8>, arrival: Arrival) {
-        if let Some(i) = self.xsk_frame(&mut f, arrival) {
-            self.xsk.pending.push((i, f));
+        if let Some((socket, token)) = self.xsk_frame(&mut f, arrival) {
+            if let Some(fl) = self.flows.get(&token) {
+                self.xsk.pending.push(Pending {
+                    socket,
+                    frame: f,
+                    counters: fl.counters.clone(),
+                });
+            }
         }
     }
 
     /// Send the rewritten copies, and wake the workers this pass handed frames to.
     fn finish_xsk_pass(&mut self) {
         let mut pending = std::mem::take(&mut self.xsk.pending);
-        for (i, f) in pending.drain(..) {
-            if self.xsk.sockets.get_mut(i).is_some_and(|s| s.send(&f)) {
+        for p in pending.drain(..) {
+            if self
+                .xsk
+                .sockets
+                .get_mut(p.socket)
+                .is_some_and(|s| s.send(&p.frame))
+            {
                 self.xsk.counters.transmitted.fetch_add(1, Relaxed);
+            } else {
+                self.xsk.tx_lost(&p.counters);
             }
         }
         self.xsk.pending = pending;
@@ -383,10 +441,10 @@ impl Worker {
         }
     }
 
-    /// The socket to send the frame from once rewritten (`arrival.socket`: in place), or None
-    /// when it was handed to another worker, kept for later, sent through the UDP socket or
-    /// dropped.
-    fn xsk_frame(&mut self, f: &mut [u8], arrival: Arrival) -> Option<usize> {
+    /// The socket to send the frame from once rewritten (`arrival.socket`: in place), with the
+    /// flow that forwarded it, or None when it was handed to another worker, kept for later,
+    /// sent through the UDP socket or dropped.
+    fn xsk_frame(&mut self, f: &mut [u8], arrival: Arrival) -> Option<(usize, u64)> {
         let Some(p) = frame::parse(f) else {
             tracing::trace!(
                 worker = self.index,
@@ -398,7 +456,7 @@ impl Worker {
             if let Some(h) = self.xsk.handoff.as_mut() {
                 match h.owners.owner(p.dst) {
                     Some(w) if w != self.index => {
-                        h.hand(w, arrival.ifindex, f, false, &self.xsk.counters);
+                        h.hand(w, arrival.ifindex, f, None, &self.xsk.counters);
                         return None;
                     }
                     _ => {}
@@ -431,13 +489,18 @@ impl Worker {
         };
         self.forward_run(token, 0..1, &mut batch);
         let (fd, dst) = batch.out?;
-        let egress = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id))?;
+        let ingress = self.flows.get(&token).map(|fl| &fl.counters)?;
+        let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id)) else {
+            // Forward_run found the egress flow by the same fd: never expected.
+            self.xsk.tx_lost(ingress);
+            return None;
+        };
         let hop = self.xsk.neigh.get(&dst.ip()).copied();
         if let (Some(local), Some(h)) = (egress.local, hop) {
             match self.xsk.tx_socket(h.ifindex, arrival.socket) {
                 Some(i) => {
                     if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
-                        return Some(i);
+                        return Some((i, token));
                     }
                 }
                 // No socket of ours on that device (more workers than queues): a worker
@@ -447,7 +510,8 @@ impl Worker {
                         let by = ho.transmitters.iter().find(|t| t.0 == h.ifindex);
                         if let Some(&(_, w)) = by {
                             if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
-                                ho.hand(w, h.ifindex, f, true, &self.xsk.counters);
+                                let by = Some(ingress.clone());
+                                ho.hand(w, h.ifindex, f, by, &self.xsk.counters);
                                 return None;
                             }
                         }
@@ -458,7 +522,7 @@ impl Worker {
         // Unknown next hop, a device without an AF_XDP socket, or a family change: the
         // socket layer sends it.
         if egress.socket.send_to(&f[p.payload.clone()], dst).is_err() {
-            egress.counters.dropped.fetch_add(1, Relaxed);
+            ingress.dropped.fetch_add(1, Relaxed);
         }
         None
     }
@@ -468,5 +532,61 @@ fn unspecified(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::run::tests::idle_worker_with;
+
+    /// Two workers' AF_XDP parts with hand-off queues and no sockets.
+    fn two() -> Vec<XskState> {
+        let wakes: Vec<_> = (0..2)
+            .map(|_| Arc::new(EventFd::new().expect("eventfd")))
+            .collect();
+        let owners = Arc::new(PortOwners::default());
+        deal(Vec::new(), &wakes, Some(&owners))
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect()
+    }
+
+    #[test]
+    fn a_forwarded_frame_that_cannot_be_sent_counts_as_dropped() {
+        let mut states = two();
+        let mut sender = states.pop().expect("worker 1");
+        let (mut w, _tx) = idle_worker_with(states.pop().expect("worker 0"));
+        let flow = Arc::new(StreamCounters::default());
+        // Worker 1 asks worker 0 to send a frame out of a device worker 0 has no socket on.
+        let h = sender.handoff.as_mut().expect("hand-off");
+        h.hand(0, 7, b"frame", Some(flow.clone()), &sender.counters);
+        w.take_handed_frames();
+        assert_eq!(flow.dropped.load(Relaxed), 1);
+        // A copy for a socket that cannot take it (here: none at that index).
+        w.xsk.pending.push(Pending {
+            socket: 3,
+            frame: b"frame".to_vec(),
+            counters: flow.clone(),
+        });
+        w.finish_xsk_pass();
+        assert_eq!(flow.dropped.load(Relaxed), 2);
+        assert_eq!(w.xsk.counters.tx_dropped.load(Relaxed), 2);
+        assert_eq!(w.xsk.counters.transmitted.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_transmit_hand_off_to_a_full_queue_counts_as_the_flows_drop() {
+        let mut states = two();
+        let mut sender = states.pop().expect("worker 1");
+        let flow = Arc::new(StreamCounters::default());
+        let c = sender.counters.clone();
+        let h = sender.handoff.as_mut().expect("hand-off");
+        for _ in 0..HANDOFF_MAX {
+            h.hand(0, 7, b"f", None, &c);
+        }
+        h.hand(0, 7, b"f", Some(flow.clone()), &c);
+        assert_eq!(c.handoff_dropped.load(Relaxed), 1);
+        assert_eq!(flow.dropped.load(Relaxed), 1);
     }
 }

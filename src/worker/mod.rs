@@ -177,6 +177,8 @@ pub struct AfxdpCounters {
     /// Frames to a relay port that no flow on the worker that took them had, still none after
     /// one more look in the next pass (a flow closed, or an owner the table could not name).
     pub unmatched: u64,
+    /// Frames forwarded (counted by their flow, then as its drops) that could not be sent.
+    pub tx_dropped: u64,
 }
 
 /// Receive slots per socket read.
@@ -342,6 +344,7 @@ impl Workers {
                     handed_off: sum(|c| &c.handed_off),
                     handoff_dropped: sum(|c| &c.handoff_dropped),
                     unmatched: sum(|c| &c.unmatched),
+                    tx_dropped: sum(|c| &c.tx_dropped),
                 }
             }),
         }

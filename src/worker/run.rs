@@ -546,11 +546,13 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A worker with no flows, its update queue, and nothing started.
-    fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
+    /// A worker with no flows and these AF_XDP parts, its update queue, and nothing started.
+    pub(in crate::worker) fn idle_worker_with(
+        xsk: super::super::afxdp::XskState,
+    ) -> (Worker, Sender<Vec<FlowUpdate>>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (etx, _erx) = crossbeam_channel::unbounded();
         let w = Worker::new(
@@ -564,10 +566,14 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             None,
             Arc::new(AtomicU64::new(0)),
-            super::super::afxdp::XskState::default(),
+            xsk,
         )
         .expect("worker");
         (w, tx)
+    }
+
+    fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
+        idle_worker_with(super::super::afxdp::XskState::default())
     }
 
     #[test]
