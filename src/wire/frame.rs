@@ -1,7 +1,7 @@
 //! Ethernet frames carrying UDP over IPv4/IPv6, as the AF_XDP plane sees them: parse one to find
 //! its addresses and payload, and rewrite one in place to send it on (new MACs, addresses, ports,
-//! TTL, and both checksums computed in full, since frames from a veth sender may carry a
-//! partial UDP checksum). Sans-IO.
+//! TTL, the IPv4 header checksum, and the UDP checksum updated from the old one as the XDP
+//! program does, so a corrupted datagram still fails at the receiver). Sans-IO.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
@@ -46,6 +46,10 @@ pub fn parse(f: &[u8]) -> Option<UdpFrame> {
             if total < 28 || ETH + total > f.len() {
                 return None;
             }
+            // The UDP length must match the IP one: Ethernet padding is not payload.
+            if usize::from(be16(f, ETH + 24)?) != total - 20 {
+                return None;
+            }
             let s: [u8; 4] = ip[12..16].try_into().ok()?;
             let d: [u8; 4] = ip[16..20].try_into().ok()?;
             (
@@ -57,6 +61,9 @@ pub fn parse(f: &[u8]) -> Option<UdpFrame> {
         ETH_P_IPV6 => {
             let ip = f.get(ETH..ETH + 40)?;
             if ip[0] >> 4 != 6 || ip[6] != UDP {
+                return None;
+            }
+            if be16(f, ETH + 40 + 4)? != u16::from_be_bytes([ip[4], ip[5]]) {
                 return None;
             }
             let s: [u8; 16] = ip[8..24].try_into().ok()?;
@@ -103,6 +110,16 @@ fn fold(mut acc: u32) -> u16 {
     acc as u16
 }
 
+/// The sum of the words of `new` plus the complements of those of `old` (equal lengths): what
+/// adding it to a checksum's complement does is replace `old` by `new` (RFC 1624, eqn. 3).
+fn sum_diff(old: &[u8], new: &[u8], mut acc: u32) -> u32 {
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        acc = acc.wrapping_add(u32::from(!u16::from_be_bytes([o[0], o[1]])));
+        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([n[0], n[1]])));
+    }
+    acc
+}
+
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(v) => v.octets().to_vec(),
@@ -131,10 +148,18 @@ pub fn rewrite(
         Some(&t) if t > 1 => {}
         _ => return false,
     }
+    let (s, d) = (ip_bytes(src.ip()), ip_bytes(dst.ip()));
+    let (old_s, old_d) = (ip_bytes(p.src.ip()), ip_bytes(p.dst.ip()));
+    let ulen = (p.payload.end - l4) as u32;
+    let check = u16::from_be_bytes([f[l4 + 6], f[l4 + 7]]);
+    // A sender with checksum offload (veth) leaves the pseudo-header sum, not complemented, for
+    // the device to finish: that one is computed in full. IPv4 may go without a checksum (0 stays
+    // 0); IPv6 may not, so a 0 there is computed too.
+    let pseudo = sum(&old_d, sum(&old_s, 0)) + u32::from(UDP) + ulen;
+    let full = check == fold(pseudo) || (check == 0 && !v4);
     f[0..6].copy_from_slice(&dst_mac);
     f[6..12].copy_from_slice(&src_mac);
     f[ttl_at] -= 1;
-    let (s, d) = (ip_bytes(src.ip()), ip_bytes(dst.ip()));
     if v4 {
         f[ETH + 12..ETH + 16].copy_from_slice(&s);
         f[ETH + 16..ETH + 20].copy_from_slice(&d);
@@ -146,24 +171,30 @@ pub fn rewrite(
         f[ETH + 8..ETH + 24].copy_from_slice(&s);
         f[ETH + 24..ETH + 40].copy_from_slice(&d);
     }
-    f[l4..l4 + 2].copy_from_slice(&src.port().to_be_bytes());
-    f[l4 + 2..l4 + 4].copy_from_slice(&dst.port().to_be_bytes());
-    let had_checksum = f[l4 + 6] != 0 || f[l4 + 7] != 0;
-    f[l4 + 6] = 0;
-    f[l4 + 7] = 0;
-    // IPv4 may go without a UDP checksum (as it came); IPv6 never does.
-    if had_checksum || !v4 {
-        let ulen = (p.payload.end - l4) as u32;
-        let mut acc = sum(&s, 0);
-        acc = sum(&d, acc);
-        acc = acc.wrapping_add(u32::from(UDP)).wrapping_add(ulen);
-        acc = sum(&f[l4..p.payload.end], acc);
-        let c = match !fold(acc) {
-            0 => 0xffff,
-            c => c,
-        };
-        f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-    }
+    let mut ports = [0u8; 4];
+    ports[..2].copy_from_slice(&src.port().to_be_bytes());
+    ports[2..].copy_from_slice(&dst.port().to_be_bytes());
+    let c = if full {
+        f[l4..l4 + 4].copy_from_slice(&ports);
+        f[l4 + 6] = 0;
+        f[l4 + 7] = 0;
+        let acc = sum(&d, sum(&s, 0)) + u32::from(UDP) + ulen;
+        !fold(sum(&f[l4..p.payload.end], acc))
+    } else if check == 0 {
+        f[l4..l4 + 4].copy_from_slice(&ports);
+        return true;
+    } else {
+        // Only what changed: a checksum that was wrong stays wrong.
+        let mut acc = u32::from(!check);
+        acc = sum_diff(&old_s, &s, acc);
+        acc = sum_diff(&old_d, &d, acc);
+        acc = sum_diff(&f[l4..l4 + 4], &ports, acc);
+        f[l4..l4 + 4].copy_from_slice(&ports);
+        !fold(acc)
+    };
+    // 0 means "no checksum": a computed 0 is sent as its other form.
+    let c = if c == 0 { 0xffff } else { c };
+    f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     true
 }
 
@@ -281,6 +312,101 @@ mod tests {
             A,
             B
         ));
+    }
+
+    /// Whether the UDP checksum of a frame `parse` accepts holds (or is absent, over IPv4).
+    fn udp_checksum_ok(f: &[u8]) -> bool {
+        let p = parse(f).expect("parses");
+        let l4 = p.payload.start - 8;
+        if p.src.is_ipv4() && f[l4 + 6..l4 + 8] == [0, 0] {
+            return true;
+        }
+        let ulen = (p.payload.end - l4) as u32;
+        let acc = sum(&ip_bytes(p.src.ip()), sum(&ip_bytes(p.dst.ip()), 0));
+        fold(sum(&f[l4..p.payload.end], acc + u32::from(UDP) + ulen)) == 0xffff
+    }
+
+    const FLOWS: [(&str, &str, &str, &str); 2] = [
+        (
+            "10.0.0.2:4000",
+            "10.0.0.1:30000",
+            "10.0.0.1:30002",
+            "10.0.0.3:5000",
+        ),
+        (
+            "[fd00::2]:4000",
+            "[fd00::1]:30000",
+            "[fd00::1]:30002",
+            "[fd00::3]:5000",
+        ),
+    ];
+
+    #[test]
+    fn a_wrong_udp_checksum_stays_wrong() {
+        for (from, to, new_src, new_dst) in FLOWS {
+            let mut f = frame(a(from), a(to), b"\x80\x00\x00\x01payload");
+            let last = f.len() - 1;
+            f[last] ^= 0x40; // corrupted on the way, after the sender's checksum
+            assert!(!udp_checksum_ok(&f));
+            let p = parse(&f).expect("parses");
+            assert!(rewrite(&mut f, &p, a(new_src), a(new_dst), B, A));
+            assert!(!udp_checksum_ok(&f), "{from} -> {new_dst}");
+        }
+    }
+
+    #[test]
+    fn a_partial_udp_checksum_is_completed() {
+        for (from, to, new_src, new_dst) in FLOWS {
+            let payload = b"\x80\x00\x00\x01payload";
+            let mut f = frame(a(from), a(to), payload);
+            let p = parse(&f).expect("parses");
+            let l4 = p.payload.start - 8;
+            // What a sender with checksum offload leaves: the pseudo-header sum.
+            let ulen = (p.payload.end - l4) as u32;
+            let acc = sum(&ip_bytes(p.src.ip()), sum(&ip_bytes(p.dst.ip()), 0));
+            let partial = fold(acc + u32::from(UDP) + ulen);
+            f[l4 + 6..l4 + 8].copy_from_slice(&partial.to_be_bytes());
+            assert!(!udp_checksum_ok(&f));
+            assert!(rewrite(&mut f, &p, a(new_src), a(new_dst), B, A));
+            assert!(udp_checksum_ok(&f), "{from} -> {new_dst}");
+            let want = frame(a(new_src), a(new_dst), payload);
+            assert_eq!(f[l4 + 6..l4 + 8], want[l4 + 6..l4 + 8]);
+        }
+    }
+
+    #[test]
+    fn a_missing_udp_checksum_stays_missing_over_ipv4_and_is_computed_over_ipv6() {
+        for (from, to, new_src, new_dst) in FLOWS {
+            let mut f = frame(a(from), a(to), b"x");
+            let p = parse(&f).expect("parses");
+            let l4 = p.payload.start - 8;
+            f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+            assert!(rewrite(&mut f, &p, a(new_src), a(new_dst), B, A));
+            let zero = f[l4 + 6..l4 + 8] == [0, 0];
+            assert_eq!(zero, p.src.is_ipv4(), "{from}");
+            assert!(udp_checksum_ok(&f), "{from} -> {new_dst}");
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        // A short datagram padded to Ethernet's minimum: the payload ends where UDP says.
+        let mut f = frame(a("10.0.0.2:4000"), a("10.0.0.1:30000"), b"ab");
+        f.resize(60, 0);
+        let p = parse(&f).expect("parses");
+        assert_eq!(&f[p.payload.clone()], b"ab");
+        // A UDP length that takes in the padding disagrees with the IP length.
+        let l4 = p.payload.start - 8;
+        f[l4 + 4..l4 + 6].copy_from_slice(&(8u16 + 10).to_be_bytes());
+        assert!(parse(&f).is_none());
+        // Over IPv6 the UDP length must match the payload length.
+        let mut f6 = frame(a("[fd00::2]:4000"), a("[fd00::1]:30000"), b"ab");
+        f6.resize(f6.len() + 8, 0);
+        let p6 = parse(&f6).expect("parses");
+        assert_eq!(&f6[p6.payload.clone()], b"ab");
+        let l4 = p6.payload.start - 8;
+        f6[l4 + 4..l4 + 6].copy_from_slice(&(8u16 + 10).to_be_bytes());
+        assert!(parse(&f6).is_none());
     }
 
     #[test]
