@@ -160,6 +160,31 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
             "AF_XDP frames forwarded but not sent (no free frame, no socket on the device); also counted as their stream's drops.",
             a.tx_dropped,
         );
+        let k = a.kernel;
+        metric(
+            "afxdp_rx_dropped_total",
+            "counter",
+            "Frames the kernel dropped before an AF_XDP socket got them (no room, rx ring full included).",
+            k.rx_dropped,
+        );
+        metric(
+            "afxdp_rx_ring_full_total",
+            "counter",
+            "Frames the kernel dropped because an AF_XDP socket's rx ring was full.",
+            k.rx_ring_full,
+        );
+        metric(
+            "afxdp_rx_fill_ring_empty_descs_total",
+            "counter",
+            "Times the kernel found an AF_XDP socket's fill ring empty.",
+            k.rx_fill_ring_empty_descs,
+        );
+        metric(
+            "afxdp_tx_invalid_descs_total",
+            "counter",
+            "Invalid descriptors on AF_XDP tx rings.",
+            k.tx_invalid_descs,
+        );
     }
     if let Some((x, installed)) = c.xdp {
         metric(
@@ -275,6 +300,12 @@ mod tests {
                 handoff_dropped: 1,
                 unmatched: 3,
                 tx_dropped: 4,
+                kernel: crate::sys::xsk::XskStats {
+                    rx_dropped: 5,
+                    rx_ring_full: 6,
+                    rx_fill_ring_empty_descs: 7,
+                    tx_invalid_descs: 8,
+                },
             }),
         });
         assert!(
@@ -297,5 +328,14 @@ mod tests {
             t.contains("rtprelay_afxdp_tx_dropped_packets_total 4\n"),
             "{t}"
         );
+        for (name, v) in [
+            ("rx_dropped", 5),
+            ("rx_ring_full", 6),
+            ("rx_fill_ring_empty_descs", 7),
+            ("tx_invalid_descs", 8),
+        ] {
+            let line = format!("rtprelay_afxdp_{name}_total {v}\n");
+            assert!(t.contains(&line), "{t}");
+        }
     }
 }

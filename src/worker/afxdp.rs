@@ -26,7 +26,8 @@ use super::run::Worker;
 use super::StreamCounters;
 use crate::dataplane::Batch;
 use crate::sys::eventfd::EventFd;
-use crate::sys::xsk::XskSocket;
+use crate::sys::xsk::{XskSocket, XskStats};
+use crate::time::Millis;
 use crate::wire::frame;
 
 /// Frames taken from a socket per readiness event.
@@ -35,6 +36,8 @@ const FRAMES_PER_PASS: u32 = 64;
 const NEIGH_MAX: usize = 65536;
 /// Frames kept for a flow not opened yet (see [`XskState::early`]).
 const EARLY_MAX: usize = 256;
+/// How often a worker reads its sockets' kernel counters.
+const KERNEL_STATS_MS: u64 = 1000;
 /// Frames a worker's hand-off queue holds: a few passes of every other worker's sockets.
 pub(super) const HANDOFF_MAX: usize = 4096;
 
@@ -62,6 +65,21 @@ pub struct XskCounters {
     /// Frames forwarded (the flow accepted them) that could not be sent: no free frame or tx
     /// slot, no socket on the device, the egress flow gone. Also counted as the flow's drops.
     pub tx_dropped: AtomicU64,
+    /// The kernel's drop counters of this worker's sockets, summed, as last read.
+    pub kernel: [AtomicU64; 4],
+}
+
+impl XskCounters {
+    /// The kernel's counters as last read by the worker.
+    pub fn kernel(&self) -> XskStats {
+        let [a, b, c, d] = self.kernel.each_ref().map(|v| v.load(Relaxed));
+        XskStats {
+            rx_dropped: a,
+            rx_ring_full: b,
+            rx_fill_ring_empty_descs: c,
+            tx_invalid_descs: d,
+        }
+    }
 }
 
 /// A copy of a frame received by another worker for one of this worker's flows, or (with
@@ -203,6 +221,8 @@ pub(super) struct XskState {
     handoff: Option<Handoff>,
     /// Rewritten copies to send from one of the sockets, at the end of the pass.
     pending: Vec<Pending>,
+    /// When the sockets' kernel counters were last read.
+    stats_read: Option<Millis>,
 }
 
 /// Where a frame came from, and what may be done with it.
@@ -274,6 +294,35 @@ impl XskState {
                 ifindex,
             },
         );
+    }
+
+    /// Once a second, copy the sockets' kernel drop counters (ring full, fill ring empty) where
+    /// `/metrics` reads them: the sockets live on this thread.
+    pub(super) fn read_kernel_stats(&mut self, now: Millis) {
+        if self.sockets.is_empty()
+            || self
+                .stats_read
+                .is_some_and(|t| now.0 < t.0.saturating_add(KERNEL_STATS_MS))
+        {
+            return;
+        }
+        self.stats_read = Some(now);
+        let mut total = XskStats::default();
+        for s in &self.sockets {
+            if let Some(st) = s.stats() {
+                total += st;
+            }
+        }
+        let k = &self.counters.kernel;
+        let values = [
+            total.rx_dropped,
+            total.rx_ring_full,
+            total.rx_fill_ring_empty_descs,
+            total.tx_invalid_descs,
+        ];
+        for (slot, v) in k.iter().zip(values) {
+            slot.store(v, Relaxed);
+        }
     }
 
     /// A frame its flow forwarded could not be sent: the flow counts it as dropped.

@@ -179,6 +179,8 @@ pub struct AfxdpCounters {
     pub unmatched: u64,
     /// Frames forwarded (counted by their flow, then as its drops) that could not be sent.
     pub tx_dropped: u64,
+    /// The kernel's drop counters of the AF_XDP sockets (ring full, fill ring empty...).
+    pub kernel: crate::sys::xsk::XskStats,
 }
 
 /// Receive slots per socket read.
@@ -345,6 +347,10 @@ impl Workers {
                     handoff_dropped: sum(|c| &c.handoff_dropped),
                     unmatched: sum(|c| &c.unmatched),
                     tx_dropped: sum(|c| &c.tx_dropped),
+                    kernel: self.afxdp.iter().fold(Default::default(), |mut t, c| {
+                        t += c.kernel();
+                        t
+                    }),
                 }
             }),
         }

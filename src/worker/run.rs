@@ -167,6 +167,7 @@ impl Worker {
                 }
             });
             self.sync_offload();
+            self.xsk.read_kernel_stats(self.clock.mono());
         }
         tracing::debug!(worker = self.index, "worker stopped");
     }

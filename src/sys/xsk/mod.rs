@@ -22,6 +22,28 @@ pub use socket::XskSocket;
 #[cfg(not(rtprelay_xdp))]
 pub use stub::XskSocket;
 
+/// The kernel's drop counters of one AF_XDP socket (`XDP_STATISTICS`), since it was bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames dropped for lack of room or memory (rx ring full included).
+    pub rx_dropped: u64,
+    /// Frames dropped because the rx ring was full (Linux 5.9 on; 0 before).
+    pub rx_ring_full: u64,
+    /// Times the device found the fill ring empty (Linux 5.9 on).
+    pub rx_fill_ring_empty_descs: u64,
+    /// Bad descriptors on the tx ring.
+    pub tx_invalid_descs: u64,
+}
+
+impl std::ops::AddAssign for XskStats {
+    fn add_assign(&mut self, o: XskStats) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+        self.tx_invalid_descs += o.tx_invalid_descs;
+    }
+}
+
 /// Why an AF_XDP socket could not be set up or registered.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {

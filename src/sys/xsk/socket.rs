@@ -12,7 +12,7 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
 use super::area::Area;
-use super::XskError;
+use super::{XskError, XskStats};
 
 /// `SOL_XDP` / `XDP_OPTIONS` / `XDP_OPTIONS_ZEROCOPY` from `<linux/if_xdp.h>`.
 const SOL_XDP: libc::c_int = 283;
@@ -328,6 +328,18 @@ impl XskSocket {
         }
         self.tx.wake();
         true
+    }
+
+    /// The kernel's drop counters for this socket; None when the kernel will not tell.
+    pub fn stats(&self) -> Option<XskStats> {
+        // The fill queue handle holds this socket's fd (the UMEM is not shared between sockets).
+        let s = self.fq.statistics_v2().ok()?;
+        Some(XskStats {
+            rx_dropped: s.rx_dropped,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+        })
     }
 
     /// Take transmitted frames back from the completion ring.

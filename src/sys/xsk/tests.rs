@@ -240,6 +240,48 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     run_in(&relay.0, move || drop(program)).unwrap();
 }
 
+/// Frames left unread fill the socket's rings: the kernel's counters say so.
+#[test]
+fn the_kernel_counts_what_a_full_socket_drops() {
+    if !can_load() {
+        return;
+    }
+    let (relay, peer) = topology();
+    let (program, mut xsk, veth0) = run_in(&relay.0, || {
+        let veth0 = ifindex("veth0").unwrap();
+        let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
+        let xsk = XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        (program, xsk, veth0)
+    })
+    .unwrap();
+    assert_eq!(xsk.stats(), Some(XskStats::default()));
+    let table = program.table();
+    table.set_port_range(30000, 30099).unwrap();
+    table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
+    table.set_afxdp(true).unwrap();
+    let (caller, _pass) = run_in(&peer.0, || {
+        let pass = foreign_pass_program();
+        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
+        (UdpSocket::bind(PEER).unwrap(), pass)
+    })
+    .unwrap();
+    for _ in 0..300 {
+        caller.send_to(b"unread", RELAY).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut st = XskStats::default();
+    while st.rx_dropped == 0 && Instant::now() < deadline {
+        st = xsk.stats().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(st.rx_dropped > 0, "{st:?}");
+    assert!(st.rx_fill_ring_empty_descs + st.rx_ring_full > 0, "{st:?}");
+    // Reading frees room again.
+    assert!(!receive(&mut xsk, Duration::from_secs(1)).is_empty());
+    drop(xsk);
+    run_in(&relay.0, move || drop(program)).unwrap();
+}
+
 #[test]
 fn bad_configuration_is_refused() {
     for (frames, size) in [(63, 2048), (1, 2048), (64, 1000), (64, 8192)] {
