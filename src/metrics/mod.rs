@@ -145,7 +145,7 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         metric(
             "afxdp_handoff_dropped_packets_total",
             "counter",
-            "AF_XDP frames dropped because the owning worker's hand-off queue was full.",
+            "AF_XDP frames dropped because the receiving worker's hand-off queue was full (frames for its calls, and frames to send from its socket).",
             a.handoff_dropped,
         );
         metric(
@@ -202,7 +202,7 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         metric(
             "xdp_dropped_packets_total",
             "counter",
-            "Packets the XDP program dropped (strict source).",
+            "Packets the XDP program dropped (strict source, block media).",
             x.dropped,
         );
         metric(
