@@ -276,16 +276,12 @@ fn start_kernel_planes(
     }
 }
 
-/// With AF_XDP, every packet to the media port range that the kernel does not forward goes to
-/// the AF_XDP workers, which drop what is not media: a control listener inside that range
-/// would go deaf.
+/// With AF_XDP, every UDP packet to the media port range that the kernel does not forward goes
+/// to the AF_XDP workers, which drop what is not media: a UDP control listener (NG over UDP)
+/// inside that range would go deaf. TCP listeners (NG over TCP, HTTP) are not affected.
 fn control_port_in_media_range(cfg: &Config) -> Option<String> {
-    let listeners = cfg
-        .listen_ng
+    cfg.listen_ng
         .iter()
-        .chain(&cfg.listen_tcp_ng)
-        .chain(&cfg.listen_http);
-    listeners
         .map(|a| a.port())
         .find(|p| (cfg.port_min..=cfg.port_max).contains(p))
         .map(|p| {
@@ -372,7 +368,11 @@ mod tests {
         };
         cfg.listen_ng = vec!["127.0.0.1:22222".parse().expect("addr")];
         assert_eq!(control_port_in_media_range(&cfg), None);
+        // TCP listeners do not go through AF_XDP.
         cfg.listen_http = vec!["127.0.0.1:35000".parse().expect("addr")];
+        cfg.listen_tcp_ng = vec!["127.0.0.1:35001".parse().expect("addr")];
+        assert_eq!(control_port_in_media_range(&cfg), None);
+        cfg.listen_ng.push("127.0.0.1:35000".parse().expect("addr"));
         let why = control_port_in_media_range(&cfg).expect("overlap");
         assert!(
             why.contains("35000") && why.contains("30000-40000"),
