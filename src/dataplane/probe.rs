@@ -22,10 +22,9 @@ const AUTO_PREFERS_URING: bool = true;
 /// silently bypass.
 pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
     // With XDP, a userspace plane still serves what is not offloaded: pick it like `auto`.
-    // With AF_XDP, the worker that owns the AF_XDP sockets runs the readiness loop: mmsg.
+    // With AF_XDP, the workers own the AF_XDP sockets and run the readiness loop: mmsg.
     let requested = match requested {
         DataplaneRequest::Xdp => DataplaneRequest::Auto,
-        DataplaneRequest::Afxdp => DataplaneRequest::Mmsg,
         r => r,
     };
     let preload = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty());
@@ -36,7 +35,7 @@ pub fn choose(requested: DataplaneRequest) -> (PlaneKind, String) {
         );
     }
     let probe = match requested {
-        DataplaneRequest::Mmsg => Ok(()),
+        DataplaneRequest::Mmsg | DataplaneRequest::Afxdp => Ok(()),
         _ => uring::probe().map(|_| ()).map_err(|e| e.to_string()),
     };
     let (kind, reason) = choose_with(requested, probe, AUTO_PREFERS_URING);
@@ -72,7 +71,10 @@ fn choose_with(
             format!("io_uring unavailable ({e}), falling back to mmsg"),
         ),
         (DataplaneRequest::Xdp, u) => choose_with(DataplaneRequest::Auto, u, auto_prefers_uring),
-        (DataplaneRequest::Afxdp, _) => (PlaneKind::Mmsg, "mmsg requested".into()),
+        (DataplaneRequest::Afxdp, _) => (
+            PlaneKind::Mmsg,
+            "afxdp requested: its workers run the readiness loop (mmsg)".into(),
+        ),
     }
 }
 
@@ -116,6 +118,13 @@ mod tests {
             choose_with(DataplaneRequest::Auto, Ok(()), false).0,
             PlaneKind::Mmsg
         );
+    }
+
+    #[test]
+    fn afxdp_runs_mmsg_and_says_why() {
+        let (k, why) = choose(DataplaneRequest::Afxdp);
+        assert_eq!(k, PlaneKind::Mmsg);
+        assert!(why.starts_with("afxdp requested"), "{why}");
     }
 
     #[test]
