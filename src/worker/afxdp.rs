@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::owners::PortOwners;
+use super::owners::{unspecified, PortOwners};
 use super::run::Worker;
 use super::StreamCounters;
 use crate::dataplane::Batch;
@@ -269,6 +269,14 @@ impl XskState {
             }
         }
         self.by_fd.insert(fd, id);
+    }
+
+    /// Worker `worker` refused to open a flow on `local`: the port the control thread gave it
+    /// is no one's.
+    pub(super) fn disown(&self, worker: usize, local: Option<SocketAddr>) {
+        if let (Some(l), Some(h)) = (local, &self.handoff) {
+            h.owners.clear(l, worker);
+        }
     }
 
     /// Forget a closed flow of worker `worker`.
@@ -577,28 +585,27 @@ impl Worker {
     }
 }
 
-fn unspecified(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::worker::run::tests::idle_worker_with;
 
     /// Two workers' AF_XDP parts with hand-off queues and no sockets.
     fn two() -> Vec<XskState> {
+        two_with_owners().0
+    }
+
+    /// The same, and the port owner table they share.
+    pub(in crate::worker) fn two_with_owners() -> (Vec<XskState>, Arc<PortOwners>) {
         let wakes: Vec<_> = (0..2)
             .map(|_| Arc::new(EventFd::new().expect("eventfd")))
             .collect();
         let owners = Arc::new(PortOwners::default());
-        deal(Vec::new(), &wakes, Some(&owners))
+        let states = deal(Vec::new(), &wakes, Some(&owners))
             .into_iter()
             .map(|(x, _)| x)
-            .collect()
+            .collect();
+        (states, owners)
     }
 
     #[test]

@@ -127,7 +127,8 @@ impl PortOwners {
     }
 }
 
-fn unspecified(ip: IpAddr) -> IpAddr {
+/// The wildcard address of `ip`'s family.
+pub(super) fn unspecified(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),

@@ -267,6 +267,7 @@ impl Worker {
                                 flow = id.0,
                                 "flow ids this high are reserved; flow not opened"
                             );
+                            self.xsk.disown(self.index, socket.local_addr().ok());
                             continue;
                         }
                         self.close(id, ring.as_deref_mut());
@@ -275,6 +276,7 @@ impl Worker {
                             None => {
                                 if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
                                     tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
+                                    self.xsk.disown(self.index, socket.local_addr().ok());
                                     continue;
                                 }
                             }
@@ -575,6 +577,29 @@ pub(super) mod tests {
 
     fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
         idle_worker_with(super::super::afxdp::XskState::default())
+    }
+
+    #[test]
+    fn a_refused_open_leaves_its_port_ownerless() {
+        let (mut states, owners) = super::super::afxdp::tests::two_with_owners();
+        states.truncate(1);
+        let (mut w, tx) = idle_worker_with(states.pop().expect("worker 0"));
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let local = socket.local_addr().expect("local");
+        owners.set(local, 0); // as the control thread does before sending the Open
+        let open = FlowUpdate::Open {
+            id: FlowId(XSK_TOKEN), // reserved: refused
+            kind: FlowKind::Rtp,
+            socket,
+            egress: None,
+            latch: crate::session::latch::LatchConfig::default(),
+            counters: Arc::default(),
+            record: None,
+        };
+        tx.send(vec![open]).expect("send");
+        w.begin_pass();
+        assert!(w.flows.is_empty());
+        assert_eq!(owners.owner(local), None);
     }
 
     #[test]
