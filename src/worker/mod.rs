@@ -172,7 +172,8 @@ pub struct AfxdpCounters {
     /// Frames one worker handed to another: received for the other's flow, or rewritten for
     /// the other to send from its socket on the device (a worker without one there).
     pub handed_off: u64,
-    /// Frames dropped because the owning worker's hand-off queue was full.
+    /// Frames dropped because the receiving worker's hand-off queue was full (frames for its
+    /// calls, and rewritten frames for it to send).
     pub handoff_dropped: u64,
     /// Frames to a relay port that no flow on the worker that took them had, still none after
     /// one more look in the next pass (a flow closed, or an owner the table could not name).
