@@ -14,9 +14,9 @@
  * userspace planes handle it: this program only takes the easy, common case.
  *
  * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
- * to the relay's port range that would be passed go to the AF_XDP socket of
- * their device and rx queue (`xsks`) instead, or still to the kernel when
- * that queue has none. Malformed, fragmented, VLAN-tagged and non-UDP packets
+ * to the relay's addresses (`locals`) and port range that would be passed go
+ * to the AF_XDP socket of their device and rx queue (`xsks`) instead, or
+ * still to the kernel when that queue has none. Malformed, fragmented, VLAN-tagged and non-UDP packets
  * (ARP, ND) are always passed.
  */
 #include <linux/bpf.h>
@@ -101,21 +101,52 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+/* The relay's own addresses (RTPRELAY_CFG_LOCALS): key rtprelay_addr, the
+ * family's all-zero address for any address of it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RTPRELAY_MAX_LOCALS);
+	__type(key, struct rtprelay_addr);
+	__type(value, __u32);
+} locals SEC(".maps");
+
 enum outcome { PASSED, FORWARDED, DROPPED, ABORTED, REDIRECTED };
 
 /* relay_port() results */
 #define RELAY_PORT 1  /* the port is in the relay's range */
 #define RELAY_AFXDP 2 /* ... and the AF_XDP plane takes what is not forwarded here */
 
-/* Whether a packet to `port` (network order) is for the relay's port range
- * (RELAY_PORT, with RELAY_AFXDP when the AF_XDP plane is on), else 0. */
-static __always_inline int relay_port(__be16 port)
+/* Is `addr` (16 bytes, v4-mapped for `family` V4) one of the relay's own
+ * addresses, or is any address of its family? */
+static __always_inline int is_local(const __be32 addr[4], __u8 family)
+{
+	struct rtprelay_addr key = {};
+
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	if (bpf_map_lookup_elem(&locals, &key))
+		return 1;
+	key.addr[0] = 0;
+	key.addr[1] = 0;
+	key.addr[3] = 0;
+	/* addr[2] stays 0x0000ffff for v4-mapped. */
+	if (family == RTPRELAY_FAMILY_V6)
+		key.addr[2] = 0;
+	return bpf_map_lookup_elem(&locals, &key) != NULL;
+}
+
+/* Whether a packet to `daddr` (16 bytes, v4-mapped for `family` V4) and
+ * `port` (network order) is for the relay's port range on one of its
+ * addresses (RELAY_PORT, with RELAY_AFXDP when the AF_XDP plane is on), else
+ * 0. */
+static __always_inline int relay_port(__be16 port, const __be32 daddr[4], __u8 family)
 {
 	__u32 zero = 0;
 	struct rtprelay_config *c = bpf_map_lookup_elem(&config, &zero);
 	__u16 p = bpf_ntohs(port);
 
 	if (!c || p < c->port_min || p > c->port_max)
+		return 0;
+	if ((c->flags & RTPRELAY_CFG_LOCALS) && !is_local(daddr, family))
 		return 0;
 	return RELAY_PORT | ((c->flags & RTPRELAY_CFG_AFXDP) ? RELAY_AFXDP : 0);
 }
@@ -223,17 +254,18 @@ static __always_inline int finish(enum outcome o, int action)
 
 #define PASS() finish(PASSED, XDP_PASS)
 
-/* A UDP packet (to network-order port `dport`, untagged unless `vlan`) that
- * this program does not forward: to the AF_XDP socket of its device and rx
- * queue when the port is the relay's and the AF_XDP plane is on, else to the
- * stack.
- * `rp` caches relay_port(dport) (-1: not looked up yet). VLAN-tagged frames
+/* A UDP packet (to `daddr` and network-order port `dport`, untagged unless
+ * `vlan`) that this program does not forward: to the AF_XDP socket of its
+ * device and rx queue when the address and port are the relay's and the
+ * AF_XDP plane is on, else to the stack.
+ * `rp` caches relay_port() (-1: not looked up yet). VLAN-tagged frames
  * always go to the stack, which strips the tag. */
-static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, int vlan, int rp)
+static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, const __be32 daddr[4], __u8 family,
+				    int vlan, int rp)
 {
 	if (!vlan) {
 		if (rp < 0)
-			rp = relay_port(dport);
+			rp = relay_port(dport, daddr, family);
 		if (rp & RELAY_AFXDP) {
 			__u32 dev = ctx->ingress_ifindex, q = ctx->rx_queue_index;
 			__u32 *slot = bpf_map_lookup_elem(&xsk_devs, &dev);
@@ -247,8 +279,9 @@ static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, int vlan, 
 	return PASS();
 }
 
-/* PASS() for the handlers once the UDP header is known (locals udp, vlan, rp). */
-#define PASS_UDP() pass_udp(ctx, udp->dest, vlan, rp)
+/* PASS() for the handlers once the UDP header is known (locals udp, local (the
+ * destination address), family, vlan, rp). */
+#define PASS_UDP() pass_udp(ctx, udp->dest, local, family, vlan, rp)
 /* A failure after the packet was rewritten: it cannot be passed any more. */
 #define ABORT() finish(ABORTED, XDP_DROP)
 
@@ -550,6 +583,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u64 old, now;
 	__s64 psum;
 	int kind, full, rp = -1;
+	const __u8 family = RTPRELAY_FAMILY_V4;
 
 	if ((void *)(ip + 1) > end)
 		return PASS();
@@ -577,9 +611,9 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	local[1] = 0;
 	local[2] = bpf_htonl(0xffff);
 	local[3] = ip->daddr;
-	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V4);
+	f = find_flow(local, udp->dest, family);
 	if (!f && !vlan)
-		rp = relay_port(udp->dest);
+		rp = relay_port(udp->dest, local, family);
 	if (!f && rp > 0) {
 		src[0] = 0;
 		src[1] = 0;
@@ -669,6 +703,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u64 old, now;
 	__s64 psum = 0;
 	int kind, full, rp = -1;
+	const __u8 family = RTPRELAY_FAMILY_V6;
 
 	if ((void *)(ip6 + 1) > end)
 		return PASS();
@@ -684,9 +719,9 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	poff = l3off + sizeof(*ip6) + sizeof(*udp);
 
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
-	f = find_flow(local, udp->dest, RTPRELAY_FAMILY_V6);
+	f = find_flow(local, udp->dest, family);
 	if (!f && !vlan)
-		rp = relay_port(udp->dest);
+		rp = relay_port(udp->dest, local, family);
 	if (!f && rp > 0) {
 		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
 		learn_peer(ctx, eth, src);

@@ -81,13 +81,20 @@ struct rtprelay_counters {
 
 /* rtprelay_config.flags */
 #define RTPRELAY_CFG_AFXDP 0x0001 /* hand unforwarded relay-port UDP to the AF_XDP sockets */
+#define RTPRELAY_CFG_LOCALS 0x0002 /* only packets to an address in `locals` are the relay's */
+
+/* Addresses `locals` holds: the relay's --interface addresses. */
+#define RTPRELAY_MAX_LOCALS 64
 
 /* Value of `config` (one entry): the relay's media port range (host order).
  * Packets to these ports teach `peers` where their sender is, even before their
  * flow is offloaded. 0/0 until the relay sets it. With RTPRELAY_CFG_AFXDP, a
  * UDP packet to these ports that the program does not forward itself goes to
  * the AF_XDP socket of its device and rx queue (`xsks`), or to the stack when
- * that queue has none. */
+ * that queue has none. With RTPRELAY_CFG_LOCALS, both apply only to packets
+ * whose destination address is in `locals` (keyed like `peers`): on a host
+ * that routes, transit traffic and other services' traffic to these ports
+ * are left to the stack. */
 struct rtprelay_config {
 	__u16 port_min;
 	__u16 port_max;
@@ -95,7 +102,7 @@ struct rtprelay_config {
 	__u16 pad;
 };
 
-/* Key of `peers`. */
+/* Key of `peers` and `locals`. */
 struct rtprelay_addr {
 	__be32 addr[4];
 };

@@ -238,6 +238,10 @@ fn start_kernel_planes(
     if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
         tracing::warn!(error = %e, "XDP: cannot set the port range; next hops come from routing only");
     }
+    let addrs: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
+    if let Err(e) = p.table().set_local_addrs(&addrs) {
+        tracing::warn!(error = %e, "XDP: cannot set the local addresses; every address counts as the relay's");
+    }
     let reason = format!(
         "xdp: {}; userspace path {user} ({reason})",
         xdp::describe(&p)

@@ -21,6 +21,10 @@ pub const MAX_QUEUES: u32 = 64;
 pub const MAX_DEVICES: u32 = 16;
 /// `RTPRELAY_CFG_AFXDP`: relay-port UDP the program does not forward goes to the AF_XDP socket.
 pub const CFG_AFXDP: u16 = 0x0001;
+/// `RTPRELAY_CFG_LOCALS`: only packets to an address in `locals` are the relay's.
+pub const CFG_LOCALS: u16 = 0x0002;
+/// `RTPRELAY_MAX_LOCALS`: addresses `locals` holds.
+pub const MAX_LOCALS: usize = 64;
 
 /// `struct rtprelay_flow_key`.
 #[repr(C)]
@@ -69,6 +73,14 @@ pub struct Counters {
     pub hop_dmac: [u8; 6],
 }
 
+/// `struct rtprelay_addr`: the key of `peers` and `locals`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddrKey {
+    /// Network-order words; IPv4 v4-mapped.
+    pub addr: [u32; 4],
+}
+
 /// `struct rtprelay_stats`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +111,7 @@ const _: () = {
     assert!(size_of::<Flow>() == 76 && size_of::<types::rtprelay_flow>() == 76);
     assert!(size_of::<Counters>() == 96 && size_of::<types::rtprelay_counters>() == 96);
     assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
+    assert!(size_of::<AddrKey>() == 16 && size_of::<types::rtprelay_addr>() == 16);
     assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
 };
 
@@ -133,6 +146,7 @@ impl Pod for Flow {}
 impl Pod for Counters {}
 impl Pod for Stats {}
 impl Pod for Config {}
+impl Pod for AddrKey {}
 
 /// An address as the maps hold it: 16 bytes, IPv4 v4-mapped, and its family. A v4-mapped IPv6
 /// socket address is taken as the IPv4 address it carries (that is what arrives on the wire).
@@ -147,6 +161,11 @@ fn words(ip: IpAddr) -> ([u32; 4], u8) {
     let o = v6.octets();
     let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
     ([w(0), w(4), w(8), w(12)], family)
+}
+
+/// The `locals` (and `peers`) key of an address: 16 bytes, IPv4 v4-mapped.
+pub fn addr_key(ip: IpAddr) -> [u32; 4] {
+    words(ip).0
 }
 
 /// The map key for packets arriving at `local`. An unspecified address matches any local

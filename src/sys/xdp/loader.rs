@@ -211,6 +211,7 @@ pub(super) fn table_of(skel: &RelaySkel<'_>) -> Result<XdpTable, XdpError> {
         handle(&skel.maps.config)?,
         handle(&skel.maps.xsks)?,
         handle(&skel.maps.xsk_devs)?,
+        handle(&skel.maps.locals)?,
     )
 }
 

@@ -48,6 +48,9 @@ impl XdpTable {
     pub fn set_port_range(&self, _min: u16, _max: u16) -> Result<(), XdpError> {
         match self._never {}
     }
+    pub fn set_local_addrs(&self, _addrs: &[std::net::IpAddr]) -> Result<(), XdpError> {
+        match self._never {}
+    }
     pub fn set_afxdp(&self, _on: bool) -> Result<(), XdpError> {
         match self._never {}
     }

@@ -2,7 +2,7 @@
 //! Every call is one or two map syscalls; none is made per packet.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,6 +19,7 @@ pub struct XdpTable {
     config: MapHandle,
     xsks: MapHandle,
     xsk_devs: MapHandle,
+    locals: MapHandle,
     /// The devices given a slot in `xsk_devs`, by slot.
     xsk_slots: Mutex<Vec<u32>>,
     /// What `config` holds: the port range and the flags are set separately.
@@ -118,6 +119,7 @@ impl XdpTable {
         config: MapHandle,
         xsks: MapHandle,
         xsk_devs: MapHandle,
+        locals: MapHandle,
     ) -> Result<XdpTable, XdpError> {
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
@@ -128,6 +130,7 @@ impl XdpTable {
             config,
             xsks,
             xsk_devs,
+            locals,
             xsk_slots: Mutex::new(Vec::new()),
             config_value: Mutex::new(abi::Config::default()),
             cpus,
@@ -308,6 +311,36 @@ impl XdpTable {
             } else {
                 c.flags &= !abi::CFG_AFXDP;
             }
+        })
+    }
+
+    /// The relay's own addresses (its `--interface` addresses): only UDP to one of them is
+    /// taken for the relay (handed to AF_XDP, taught the peer's link); the rest of the port
+    /// range, e.g. transit traffic on a host that routes, is left to the stack. An unspecified
+    /// address among them (the relay listens on every address) turns this filter off, as does
+    /// an empty list. Call once, before traffic matters.
+    pub fn set_local_addrs(&self, addrs: &[IpAddr]) -> Result<(), XdpError> {
+        if addrs.is_empty() || addrs.iter().any(|a| a.is_unspecified()) {
+            return self.update_config("turning the local-address filter off", |c| {
+                c.flags &= !abi::CFG_LOCALS;
+            });
+        }
+        if addrs.len() > abi::MAX_LOCALS {
+            return Err(XdpError::Map(format!(
+                "{} local addresses: the program holds at most {}",
+                addrs.len(),
+                abi::MAX_LOCALS
+            )));
+        }
+        for &a in addrs {
+            let key = abi::addr_key(a);
+            let key = abi::AddrKey { addr: key };
+            self.locals
+                .update(key.as_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| map_err(&format!("adding local address {a}"), e))?;
+        }
+        self.update_config("turning the local-address filter on", |c| {
+            c.flags |= abi::CFG_LOCALS;
         })
     }
 

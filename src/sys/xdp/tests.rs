@@ -5,6 +5,7 @@
 
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -478,6 +479,49 @@ fn afxdp_flag_without_a_socket_falls_back_to_pass() {
         // Switching it off again keeps the port range.
         table.set_afxdp(false).unwrap();
         assert_eq!(run(prog, &f, 1).0, XDP_PASS);
+    });
+}
+
+/// With AF_XDP on, only relay-port UDP to the relay's own addresses goes to the socket: the
+/// same ports on another address (transit traffic on a host that routes, another service) stay
+/// with the stack. An unspecified interface address takes every address, as before.
+#[test]
+fn afxdp_takes_only_the_relays_own_addresses() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        let xsk = crate::sys::xsk::XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        with_skel(|prog, table| {
+            table.set_port_range(30000, 30099).unwrap();
+            table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
+            table.set_afxdp(true).unwrap();
+            let ours: [IpAddr; 2] = [
+                "192.0.2.1".parse().unwrap(),
+                "2001:db8:1::1".parse().unwrap(),
+            ];
+            table.set_local_addrs(&ours).unwrap();
+            let to = |src: &str, dst: &str| {
+                frame(RELAY_MAC, PEER_A_MAC, false, sa(src), sa(dst), &rtp())
+            };
+            let local4 = to("192.0.2.2:4000", "192.0.2.1:30000");
+            let local6 = to("[2001:db8:1::2]:4000", "[2001:db8:1::1]:30000");
+            let transit4 = to("192.0.2.2:4000", "203.0.113.5:30000");
+            let transit6 = to("[2001:db8:1::2]:4000", "[2001:db8:9::5]:30000");
+            assert_eq!(run(prog, &local4, veth0).0, XDP_REDIRECT);
+            assert_eq!(run(prog, &local6, veth0).0, XDP_REDIRECT);
+            assert_eq!(run(prog, &transit4, veth0), (XDP_PASS, transit4.clone()));
+            assert_eq!(run(prog, &transit6, veth0), (XDP_PASS, transit6.clone()));
+            let s = table.stats().unwrap();
+            assert_eq!((s.redirected, s.passed), (2, 2));
+            // The relay on every address: everything in the range is its own again.
+            let any: [IpAddr; 1] = ["0.0.0.0".parse().unwrap()];
+            table.set_local_addrs(&any).unwrap();
+            assert_eq!(run(prog, &transit4, veth0).0, XDP_REDIRECT);
+            assert_eq!(run(prog, &transit6, veth0).0, XDP_REDIRECT);
+        })
     });
 }
 
