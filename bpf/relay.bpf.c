@@ -604,6 +604,10 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	ulen = bpf_ntohs(udp->len);
 	if (ulen < sizeof(*udp) || tot != sizeof(*ip) + ulen || (void *)udp + ulen > end)
 		return PASS();
+	/* The header must be intact: the kernel drops a bad one, so do we (by
+	 * passing it there, never to AF_XDP) instead of repairing it. */
+	if (fold(ipv4_sum(ip)) != 0xffff)
+		return PASS();
 	plen = ulen - sizeof(*udp);
 	poff = l3off + sizeof(*ip) + sizeof(*udp);
 
@@ -639,10 +643,6 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (kind == 1 && blocked(f, (void *)(udp + 1), end))
 		return drop_blocked(f, plen);
 	if (ip->ttl <= 1)
-		return PASS_UDP();
-	/* The header must be intact: the kernel drops a bad one, so do we (by
-	 * passing it there) instead of repairing it. */
-	if (fold(ipv4_sum(ip)) != 0xffff)
 		return PASS_UDP();
 
 	fib.family = AF_INET;
@@ -715,6 +715,10 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	ulen = bpf_ntohs(udp->len);
 	if (ulen < sizeof(*udp) || ulen != bpf_ntohs(ip6->payload_len) || (void *)udp + ulen > end)
 		return PASS();
+	/* The checksum is mandatory in IPv6 (RFC 8200): the kernel drops a zero
+	 * one, so do we (by passing it there, never to AF_XDP). */
+	if (!udp->check)
+		return PASS();
 	plen = ulen - sizeof(*udp);
 	poff = l3off + sizeof(*ip6) + sizeof(*udp);
 
@@ -759,11 +763,10 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS_UDP();
 
-	/* The checksum is mandatory in IPv6: a zero one is recomputed in full. */
 	__builtin_memcpy(src, &ip6->saddr, sizeof(src));
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
 	old = addr_sum(src, 4) + addr_sum(local, 4);
-	full = !udp->check || partial_csum(udp->check, old + bpf_htons(IPPROTO_UDP) + udp->len);
+	full = partial_csum(udp->check, old + bpf_htons(IPPROTO_UDP) + udp->len);
 	if (full) {
 		psum = payload_sum(ctx, poff, plen);
 		if (psum < 0)

@@ -525,6 +525,65 @@ fn afxdp_takes_only_the_relays_own_addresses() {
     });
 }
 
+/// What the kernel would drop goes there, never to AF_XDP nor forwarded: an IPv4 header
+/// with a bad checksum, an IPv6 datagram with a zero UDP checksum (mandatory in IPv6).
+#[test]
+fn invalid_checksums_go_to_the_stack_even_with_afxdp() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(true);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        let xsk = crate::sys::xsk::XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        with_skel(|prog, table| {
+            table.set_port_range(30000, 30099).unwrap();
+            table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
+            table.set_afxdp(true).unwrap();
+            let src4 = sa("192.0.2.2:4000");
+            let src6 = sa("[2001:db8:1::2]:4000");
+            let mut bad = frame(
+                RELAY_MAC,
+                PEER_A_MAC,
+                false,
+                src4,
+                sa("192.0.2.1:30000"),
+                &rtp(),
+            );
+            bad[14 + 10] ^= 0xff;
+            let mut zero = frame(
+                RELAY_MAC,
+                PEER_A_MAC,
+                false,
+                src6,
+                sa("[2001:db8:1::1]:30000"),
+                &rtp(),
+            );
+            zero[14 + 40 + 6..14 + 40 + 8].copy_from_slice(&[0, 0]);
+            assert_eq!(run(prog, &bad, veth0), (XDP_PASS, bad.clone()));
+            assert_eq!(run(prog, &zero, veth0), (XDP_PASS, zero.clone()));
+            // With rules for them, neither is forwarded (nor redirected, as the intact ones are).
+            for (local, rule, _) in topology_rules(table) {
+                let mut f = frame(
+                    RELAY_MAC,
+                    PEER_A_MAC,
+                    false,
+                    if local.is_ipv4() { src4 } else { src6 },
+                    local,
+                    &rtp(),
+                );
+                assert_ne!(run(prog, &f, veth0).0, XDP_PASS, "{rule:?}");
+                if local.is_ipv4() {
+                    f[14 + 10] ^= 0xff;
+                } else {
+                    f[14 + 40 + 6..14 + 40 + 8].copy_from_slice(&[0, 0]);
+                }
+                assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()), "{rule:?}");
+            }
+        })
+    });
+}
+
 #[test]
 fn strict_source_mismatch_drops_and_counts_errors() {
     with_skel(|prog, table| {
