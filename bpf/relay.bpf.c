@@ -8,16 +8,19 @@
  * TTL/hop limit decremented, the IPv4 header checksum recomputed, the UDP
  * checksum updated for what changed (or computed over the whole datagram when
  * the sender left it partial, as a veth peer with checksum offload does), the
- * MACs set from bpf_fib_lookup() (cached per CPU and flow for a second), and is
- * sent back out (XDP_TX) or to another device (bpf_redirect). Anything unusual (no rule, not RTP-like, fragments, unknown
- * next hop, mixed families, ...) is passed to the kernel unchanged, where the
- * userspace planes handle it: this program only takes the easy, common case.
+ * MACs set from bpf_fib_lookup() (cached per CPU and flow for a second, in
+ * `hops`), and is sent back out (XDP_TX) or to another device (bpf_redirect).
+ * Anything unusual (no rule, not RTP-like, fragments, unknown next hop, too
+ * big for the route's MTU, mixed families, ...) is passed to the kernel
+ * unchanged, where the userspace planes handle it: this program only takes the
+ * easy, common case.
  *
  * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
  * to the relay's addresses (`locals`) and port range that would be passed go
  * to the AF_XDP socket of their device and rx queue (`xsks`) instead, or
- * still to the kernel when that queue has none. Malformed, fragmented, VLAN-tagged and non-UDP packets
- * (ARP, ND) are always passed.
+ * still to the kernel when that queue has none. Malformed (bad checksums
+ * included), fragmented, VLAN-tagged and non-UDP packets (ARP, ND) are always
+ * passed.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -63,6 +66,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rtprelay_counters);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RTPRELAY_MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct rtprelay_hop);
+} hops SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -182,14 +192,18 @@ static __always_inline void learn_peer(struct xdp_md *ctx, struct ethhdr *eth, c
 
 /* The next hop towards dst: the routing and neighbour tables when they answer,
  * else the link the peer's own packets arrive on. False when neither knows
- * (the stack then sends the packet and resolves the neighbour). */
+ * (the stack then sends the packet and resolves the neighbour), and when the
+ * packet is too big for the route's MTU (the stack sends the ICMP error). */
 static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
 {
 	struct rtprelay_addr key = {};
 	struct rtprelay_peer *p;
+	long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 
-	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS)
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 		return 1;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return 0;
 	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
 	p = bpf_map_lookup_elem(&peers, &key);
 	if (!p)
@@ -200,26 +214,33 @@ static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup 
 	return 1;
 }
 
-/* lookup_hop() through this CPU's cache in the flow's counter slot `c` (may be
- * NULL): a hop found for the same destination less than RTPRELAY_HOP_TTL_NS
- * ago is reused. `now` is bpf_ktime_get_coarse_ns(). */
-static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4],
-				    struct rtprelay_counters *c, __u64 now)
+/* lookup_hop() through this CPU's cache in the flow's hop slot `h` (may be
+ * NULL): a hop found for the same source and destination less than
+ * RTPRELAY_HOP_TTL_NS ago, for a packet at least as long as this one (fib's
+ * tot_len, so the MTU check holds), is reused. `now` is
+ * bpf_ktime_get_coarse_ns(). */
+static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 src[4],
+				    const __be32 dst[4], struct rtprelay_hop *h, __u64 now)
 {
-	if (c && c->hop_ifindex && now < c->hop_expires_ns && addr_eq(c->hop_daddr, dst)) {
-		fib->ifindex = c->hop_ifindex;
-		__builtin_memcpy(fib->smac, c->hop_smac, ETH_ALEN);
-		__builtin_memcpy(fib->dmac, c->hop_dmac, ETH_ALEN);
+	__u32 len = fib->tot_len;
+
+	if (h && h->ifindex && now < h->expires_ns && len <= h->len && addr_eq(h->daddr, dst) &&
+	    addr_eq(h->saddr, src)) {
+		fib->ifindex = h->ifindex;
+		__builtin_memcpy(fib->smac, h->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, h->dmac, ETH_ALEN);
 		return 1;
 	}
 	if (!lookup_hop(ctx, fib, dst))
 		return 0;
-	if (c) {
-		c->hop_ifindex = fib->ifindex;
-		__builtin_memcpy(c->hop_smac, fib->smac, ETH_ALEN);
-		__builtin_memcpy(c->hop_dmac, fib->dmac, ETH_ALEN);
-		__builtin_memcpy(c->hop_daddr, dst, sizeof(c->hop_daddr));
-		c->hop_expires_ns = now + RTPRELAY_HOP_TTL_NS;
+	if (h) {
+		h->ifindex = fib->ifindex;
+		h->len = len;
+		__builtin_memcpy(h->smac, fib->smac, ETH_ALEN);
+		__builtin_memcpy(h->dmac, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(h->saddr, src, sizeof(h->saddr));
+		__builtin_memcpy(h->daddr, dst, sizeof(h->daddr));
+		h->expires_ns = now + RTPRELAY_HOP_TTL_NS;
 	}
 	return 1;
 }
@@ -508,6 +529,14 @@ static __always_inline struct rtprelay_counters *slot_of(struct rtprelay_flow *f
 	return bpf_map_lookup_elem(&counters, &slot);
 }
 
+/* This CPU's next-hop cache of the flow (NULL only if the slot is out of range). */
+static __always_inline struct rtprelay_hop *hop_of(struct rtprelay_flow *f)
+{
+	__u32 slot = f->slot;
+
+	return bpf_map_lookup_elem(&hops, &slot);
+}
+
 static __always_inline void count(struct rtprelay_counters *c, int kind, __u32 plen, __u64 now)
 {
 	if (!c)
@@ -656,7 +685,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	fib.ifindex = ctx->ingress_ifindex;
 	c = slot_of(f);
 	now = bpf_ktime_get_coarse_ns();
-	if (!next_hop(ctx, &fib, f->daddr, c, now))
+	if (!next_hop(ctx, &fib, f->saddr, f->daddr, hop_of(f), now))
 		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS_UDP();
@@ -758,7 +787,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	fib.ifindex = ctx->ingress_ifindex;
 	c = slot_of(f);
 	now = bpf_ktime_get_coarse_ns();
-	if (!next_hop(ctx, &fib, f->daddr, c, now))
+	if (!next_hop(ctx, &fib, f->saddr, f->daddr, hop_of(f), now))
 		return PASS_UDP();
 	if (vlan && fib.ifindex != ctx->ingress_ifindex)
 		return PASS_UDP();

@@ -55,9 +55,7 @@ struct rtprelay_flow {
 #define RTPRELAY_HOP_TTL_NS 1000000000ULL
 
 /* Value of `counters` (per CPU), indexed by rtprelay_flow.slot. Bytes count the
- * UDP payload, like the userspace planes. The hop_* fields are this CPU's cache
- * of the flow's next hop (the route lookup is a large share of a packet's cost),
- * valid for hop_daddr until hop_expires_ns; userspace ignores them. */
+ * UDP payload, like the userspace planes. */
 struct rtprelay_counters {
 	__u64 packets;      /* RTP/opaque forwarded, or dropped by RTPRELAY_F_BLOCK */
 	__u64 bytes;
@@ -66,11 +64,23 @@ struct rtprelay_counters {
 	__u64 errors;       /* strict-source drops */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last forwarded packet */
 	__u64 blocked;      /* RTPRELAY_F_BLOCK drops (also in packets/bytes) */
-	__u64 hop_expires_ns;
-	__be32 hop_daddr[4];
-	__u32 hop_ifindex;  /* 0: no cached hop */
-	__u8 hop_smac[6];
-	__u8 hop_dmac[6];
+};
+
+/* Value of `hops` (per CPU), indexed by rtprelay_flow.slot like `counters`
+ * (apart, so that reading the counters copies only them): this CPU's cache of
+ * the flow's next hop (the route lookup is a large share of a packet's cost).
+ * It serves packets from saddr to daddr of at most len bytes (the length
+ * bpf_fib_lookup() checked against the MTU) until expires_ns. Zeroed with the
+ * slot's counters; userspace never reads it. */
+struct rtprelay_hop {
+	__u64 expires_ns;
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__u32 ifindex;      /* 0: no cached hop */
+	__u32 len;          /* IP packet length (tot_len) of the lookup */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u32 pad;
 };
 
 /* Rx queues per device, and devices, the `xsks` map (AF_XDP sockets) holds: the

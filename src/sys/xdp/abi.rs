@@ -65,12 +65,20 @@ pub struct Counters {
     pub errors: u64,
     pub last_seen_ns: u64,
     pub blocked: u64,
-    /// The program's per-CPU next-hop cache (not read here).
-    pub hop_expires_ns: u64,
-    pub hop_daddr: [u32; 4],
-    pub hop_ifindex: u32,
-    pub hop_smac: [u8; 6],
-    pub hop_dmac: [u8; 6],
+}
+
+/// `struct rtprelay_hop`: the program's per-CPU next-hop cache of a slot (only zeroed here).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hop {
+    pub expires_ns: u64,
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+    pub ifindex: u32,
+    pub len: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    pub pad: u32,
 }
 
 /// `struct rtprelay_addr`: the key of `peers` and `locals`.
@@ -109,7 +117,8 @@ const _: () = {
     use std::mem::size_of;
     assert!(size_of::<FlowKey>() == 20 && size_of::<types::rtprelay_flow_key>() == 20);
     assert!(size_of::<Flow>() == 76 && size_of::<types::rtprelay_flow>() == 76);
-    assert!(size_of::<Counters>() == 96 && size_of::<types::rtprelay_counters>() == 96);
+    assert!(size_of::<Counters>() == 56 && size_of::<types::rtprelay_counters>() == 56);
+    assert!(size_of::<Hop>() == 64 && size_of::<types::rtprelay_hop>() == 64);
     assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
     assert!(size_of::<AddrKey>() == 16 && size_of::<types::rtprelay_addr>() == 16);
     assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
@@ -144,6 +153,7 @@ pub trait Pod: Copy + Default {
 impl Pod for FlowKey {}
 impl Pod for Flow {}
 impl Pod for Counters {}
+impl Pod for Hop {}
 impl Pod for Stats {}
 impl Pod for Config {}
 impl Pod for AddrKey {}

@@ -11,7 +11,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapHandle, OpenObject, ProgramHandle};
 
 use super::skel::{RelaySkel, RelaySkelBuilder};
-use super::table::{map_err, XdpTable};
+use super::table::{map_err, Maps, XdpTable};
 use super::{ifname, AttachMode, Attachment, XdpError};
 
 /// The BPF program's name (the C function), by which a stale copy of ours is recognised.
@@ -204,15 +204,16 @@ pub(super) fn load_skel(storage: &mut MaybeUninit<OpenObject>) -> Result<RelaySk
 /// A table over the loaded skeleton's maps.
 pub(super) fn table_of(skel: &RelaySkel<'_>) -> Result<XdpTable, XdpError> {
     let handle = |m| MapHandle::try_from(m).map_err(|e| map_err("duplicating a map handle", e));
-    XdpTable::new(
-        handle(&skel.maps.flows)?,
-        handle(&skel.maps.counters)?,
-        handle(&skel.maps.stats)?,
-        handle(&skel.maps.config)?,
-        handle(&skel.maps.xsks)?,
-        handle(&skel.maps.xsk_devs)?,
-        handle(&skel.maps.locals)?,
-    )
+    XdpTable::new(Maps {
+        flows: handle(&skel.maps.flows)?,
+        counters: handle(&skel.maps.counters)?,
+        hops: handle(&skel.maps.hops)?,
+        stats: handle(&skel.maps.stats)?,
+        config: handle(&skel.maps.config)?,
+        xsks: handle(&skel.maps.xsks)?,
+        xsk_devs: handle(&skel.maps.xsk_devs)?,
+        locals: handle(&skel.maps.locals)?,
+    })
 }
 
 /// libbpf's warnings (verifier logs among them) go to tracing instead of stderr.

@@ -15,6 +15,8 @@ use super::{FlowTotals, Rule, XdpError, XdpStats};
 pub struct XdpTable {
     flows: MapHandle,
     counters: MapHandle,
+    /// The program's per-CPU next-hop cache, by slot like `counters`.
+    hops: MapHandle,
     stats: MapHandle,
     config: MapHandle,
     xsks: MapHandle,
@@ -35,6 +37,18 @@ const _: () = {
     send_sync::<XdpTable>();
     send_sync::<super::XdpProgram>();
 };
+
+/// The program's maps, by name.
+pub(super) struct Maps {
+    pub flows: MapHandle,
+    pub counters: MapHandle,
+    pub hops: MapHandle,
+    pub stats: MapHandle,
+    pub config: MapHandle,
+    pub xsks: MapHandle,
+    pub xsk_devs: MapHandle,
+    pub locals: MapHandle,
+}
 
 /// Which counter slot each installed key uses, and the free ones.
 #[derive(Default)]
@@ -112,20 +126,23 @@ pub(super) fn map_err(what: &str, e: libbpf_rs::Error) -> XdpError {
 impl XdpTable {
     /// A table over the program's maps (handles with their own fds, so the maps live as long
     /// as the table does).
-    pub(super) fn new(
-        flows: MapHandle,
-        counters: MapHandle,
-        stats: MapHandle,
-        config: MapHandle,
-        xsks: MapHandle,
-        xsk_devs: MapHandle,
-        locals: MapHandle,
-    ) -> Result<XdpTable, XdpError> {
+    pub(super) fn new(maps: Maps) -> Result<XdpTable, XdpError> {
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|e| map_err("counting possible CPUs", e))?;
+        let Maps {
+            flows,
+            counters,
+            hops,
+            stats,
+            config,
+            xsks,
+            xsk_devs,
+            locals,
+        } = maps;
         Ok(XdpTable {
             flows,
             counters,
+            hops,
             stats,
             config,
             xsks,
@@ -192,11 +209,16 @@ impl XdpTable {
         }
     }
 
+    /// A slot (re)starting: zero counters, and no next hop cached for an earlier flow.
     fn zero_counters(&self, slot: u32) -> Result<(), XdpError> {
         let zero = vec![Counters::default().as_bytes().to_vec(); self.cpus];
         self.counters
             .update_percpu(&slot.to_ne_bytes(), &zero, MapFlags::ANY)
-            .map_err(|e| map_err(&format!("zeroing counter slot {slot}"), e))
+            .map_err(|e| map_err(&format!("zeroing counter slot {slot}"), e))?;
+        let zero = vec![abi::Hop::default().as_bytes().to_vec(); self.cpus];
+        self.hops
+            .update_percpu(&slot.to_ne_bytes(), &zero, MapFlags::ANY)
+            .map_err(|e| map_err(&format!("zeroing next-hop slot {slot}"), e))
     }
 
     /// Remove the rule; frees its slot. Removing an absent key is Ok.

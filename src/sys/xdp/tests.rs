@@ -1101,6 +1101,86 @@ fn cached_next_hop_follows_rule_and_neighbour_changes() {
     });
 }
 
+/// The cached next hop is also keyed by the source: a rule replaced in place whose new source
+/// routes elsewhere (policy routing) looks its hop up at once. And it holds only for packets as
+/// short as the one looked up: a longer one is checked against the route's MTU again.
+#[test]
+fn cached_next_hop_is_keyed_by_source_and_length() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(true);
+    let n = ns.name.clone();
+    // From 198.51.100.1, 192.0.2.0/24 is reached over veth2 (peer C's MAC there).
+    ip(&[
+        "-n",
+        &n,
+        "rule",
+        "add",
+        "from",
+        "198.51.100.1",
+        "lookup",
+        "100",
+    ]);
+    ip(&[
+        "-n",
+        &n,
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "dev",
+        "veth2",
+        "table",
+        "100",
+    ]);
+    ip(&[
+        "-n",
+        &n,
+        "neigh",
+        "add",
+        "192.0.2.3",
+        "lladdr",
+        "02:00:00:00:02:02",
+        "dev",
+        "veth2",
+        "nud",
+        "permanent",
+    ]);
+    ns.run(move || {
+        let veth0 = ifindex("veth0").unwrap();
+        with_skel(|prog, table| {
+            let rules = topology_rules(table);
+            let (local, rule, slot) = rules[0];
+            let src = sa("192.0.2.2:4000");
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &rtp());
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_TX);
+            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+
+            // Same slot and destination, new source: its own route, not the cached hop.
+            let resourced = Rule {
+                source: sa("198.51.100.1:30006"),
+                ..rule
+            };
+            assert_eq!(table.install(local, &resourced).unwrap(), slot);
+            let (action, out) = run(prog, &f, veth0);
+            assert_eq!(action, XDP_REDIRECT);
+            check_rewrite(&f, &out, &resourced, PEER_C_MAC, RELAY2_MAC);
+
+            // Back; then the link's MTU drops below a longer packet's size: that one goes to
+            // the stack (which sends the ICMP error), the short ones still use the cached hop.
+            table.install(local, &rule).unwrap();
+            assert_eq!(run(prog, &f, veth0).0, XDP_TX);
+            ip(&["-n", &n, "link", "set", "veth0", "mtu", "600"]);
+            let mut long = rtp();
+            long.resize(1000, 0);
+            let big = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &long);
+            assert_eq!(run(prog, &big, veth0), (XDP_PASS, big.clone()));
+            assert_eq!(run(prog, &f, veth0).0, XDP_TX);
+        })
+    });
+}
+
 /// The batched read of every slot gives what the per-slot read gives, across batches.
 #[test]
 fn batched_counter_read_matches_per_slot_reads() {
