@@ -186,7 +186,7 @@ impl Offload {
             self.fold(inst, counters, now);
         }
         let (Some(rule), Some(l), true) = (want, local, self.install) else {
-            self.remove(flow, current);
+            self.remove(flow, current, counters, now);
             return;
         };
         match current.as_mut() {
@@ -203,10 +203,10 @@ impl Offload {
                 }
                 Err(e) => {
                     tracing::warn!(flow, error = %e, "cannot update kernel rule; flow back to userspace");
-                    self.remove(flow, current);
+                    self.remove(flow, current, counters, now);
                 }
             },
-            Some(_) => self.remove(flow, current),
+            Some(_) => self.remove(flow, current, counters, now),
             None => match self.table.install(l, &rule) {
                 Ok(slot) => {
                     tracing::debug!(flow, ?rule, slot, "flow offloaded to XDP");
@@ -230,14 +230,24 @@ impl Offload {
         }
     }
 
-    /// Take the flow's rule out of the kernel (its counters must have been folded).
-    pub(super) fn remove(&mut self, flow: u64, current: &mut Option<Installed>) {
-        if let Some(inst) = current.take() {
+    /// Take the flow's rule out of the kernel, folding what it counted up to its removal.
+    pub(super) fn remove(
+        &mut self,
+        flow: u64,
+        current: &mut Option<Installed>,
+        c: &StreamCounters,
+        now: Millis,
+    ) {
+        if let Some(mut inst) = current.take() {
             self.installed = self.installed.saturating_sub(1);
-            if let Err(e) = self.table.remove(inst.local) {
-                tracing::warn!(flow, error = %e, "cannot remove kernel rule");
-            } else {
-                tracing::debug!(flow, "kernel rule removed");
+            match self.table.remove(inst.local) {
+                Ok(last) => {
+                    if let Some(t) = last {
+                        add_since(&mut inst, t, c, now);
+                    }
+                    tracing::debug!(flow, "kernel rule removed");
+                }
+                Err(e) => tracing::warn!(flow, error = %e, "cannot remove kernel rule"),
             }
         }
     }
@@ -255,22 +265,27 @@ impl Offload {
                 Err(_) => return,
             },
         };
-        let d = |new: u64, old: u64| new.saturating_sub(old);
-        let packets = d(t.packets, inst.seen.packets);
-        let rtcp = d(t.rtcp_packets, inst.seen.rtcp_packets);
-        c.packets.fetch_add(packets, Relaxed);
-        c.bytes.fetch_add(d(t.bytes, inst.seen.bytes), Relaxed);
-        c.rtcp_packets.fetch_add(rtcp, Relaxed);
-        c.rtcp_bytes
-            .fetch_add(d(t.rtcp_bytes, inst.seen.rtcp_bytes), Relaxed);
-        c.errors.fetch_add(d(t.errors, inst.seen.errors), Relaxed);
-        c.dropped
-            .fetch_add(d(t.blocked, inst.seen.blocked), Relaxed);
-        if packets + rtcp > 0 {
-            c.last_packet_ms.store(now.0.max(1), Relaxed);
-        }
-        inst.seen = t;
+        add_since(inst, t, c, now);
     }
+}
+
+/// Add the slot's totals `t` less what was folded already to the stream's counters.
+fn add_since(inst: &mut Installed, t: FlowTotals, c: &StreamCounters, now: Millis) {
+    let d = |new: u64, old: u64| new.saturating_sub(old);
+    let packets = d(t.packets, inst.seen.packets);
+    let rtcp = d(t.rtcp_packets, inst.seen.rtcp_packets);
+    c.packets.fetch_add(packets, Relaxed);
+    c.bytes.fetch_add(d(t.bytes, inst.seen.bytes), Relaxed);
+    c.rtcp_packets.fetch_add(rtcp, Relaxed);
+    c.rtcp_bytes
+        .fetch_add(d(t.rtcp_bytes, inst.seen.rtcp_bytes), Relaxed);
+    c.errors.fetch_add(d(t.errors, inst.seen.errors), Relaxed);
+    c.dropped
+        .fetch_add(d(t.blocked, inst.seen.blocked), Relaxed);
+    if packets + rtcp > 0 {
+        c.last_packet_ms.store(now.0.max(1), Relaxed);
+    }
+    inst.seen = t;
 }
 
 #[cfg(test)]

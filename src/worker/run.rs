@@ -342,10 +342,7 @@ impl Worker {
             self.xsk.unindex(self.index, f.local, f.socket.as_raw_fd());
             if let Some(off) = self.offload.as_mut() {
                 // Out of the kernel first, with its last counts, before the socket goes.
-                if let Some(inst) = f.offloaded.as_mut() {
-                    off.fold(inst, &f.counters, self.clock.mono());
-                }
-                off.remove(id.0, &mut f.offloaded);
+                off.remove(id.0, &mut f.offloaded, &f.counters, self.clock.mono());
             }
             match ring {
                 // Cancels the receive before the socket is dropped below.

@@ -33,7 +33,7 @@ impl XdpTable {
     pub fn install(&self, _local: SocketAddr, _rule: &Rule) -> Result<u32, XdpError> {
         match self._never {}
     }
-    pub fn remove(&self, _local: SocketAddr) -> Result<(), XdpError> {
+    pub fn remove(&self, _local: SocketAddr) -> Result<Option<FlowTotals>, XdpError> {
         match self._never {}
     }
     pub fn totals(&self, _slot: u32) -> Result<FlowTotals, XdpError> {

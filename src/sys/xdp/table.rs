@@ -221,21 +221,25 @@ impl XdpTable {
             .map_err(|e| map_err(&format!("zeroing next-hop slot {slot}"), e))
     }
 
-    /// Remove the rule; frees its slot. Removing an absent key is Ok.
-    pub fn remove(&self, local: SocketAddr) -> Result<(), XdpError> {
+    /// Remove the rule and return its slot's final totals (None when no rule was installed at
+    /// `local`). The rule goes first, so that nothing is counted after the read; then its slot
+    /// is read and only then freed for reuse, so that a new rule cannot zero it in between.
+    /// A failed read still removes the rule and frees the slot.
+    pub fn remove(&self, local: SocketAddr) -> Result<Option<FlowTotals>, XdpError> {
         let key = abi::key(local);
         let mut slots = self.slots();
         let Some(&slot) = slots.by_key.get(&key) else {
-            return Ok(());
+            return Ok(None);
         };
         match self.flows.delete(key.as_bytes()) {
             Ok(()) => {}
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
             Err(e) => return Err(map_err(&format!("removing the rule for {local}"), e)),
         }
+        let totals = self.totals(slot);
         slots.by_key.remove(&key);
         slots.free.push(slot);
-        Ok(())
+        totals.map(Some)
     }
 
     /// Per-CPU values of `map` at `index`, each read as a `T`.

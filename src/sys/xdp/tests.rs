@@ -616,12 +616,13 @@ fn strict_source_mismatch_drops_and_counts_errors() {
             &rtp(),
         );
         assert_eq!(run(prog, &f, 1).0, XDP_PASS);
-        // Replacing keeps the slot and its counters; removing frees it; a new key reuses it
-        // with zeroed counters.
+        // Replacing keeps the slot and its counters; removing returns its last totals and
+        // frees it; a new key reuses it with zeroed counters.
         assert_eq!(table.install(local, &rule).unwrap(), slot);
         assert_eq!(table.totals(slot).unwrap().errors, 2);
-        table.remove(local).unwrap();
-        table.remove(local).unwrap();
+        let last = table.remove(local).unwrap().unwrap();
+        assert_eq!((last.errors, last.packets), (2, 0));
+        assert_eq!(table.remove(local).unwrap(), None);
         assert_eq!(table.installed(), 0);
         let f = frame(
             RELAY_MAC,
