@@ -87,6 +87,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         install: !cfg.xdp_no_offload,
     });
     let threads = cfg.num_threads.max(1);
+    if let Some(Err(e)) = xdp.as_ref().map(|p| p.table().set_partitions(threads)) {
+        tracing::warn!(error = %e, "XDP: counter slots not partitioned between the workers");
+    }
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let workers = Workers::spawn(
         threads,

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use super::{FlowKind, StreamCounters};
 use crate::session::latch::Latch;
-use crate::sys::xdp::{FlowTotals, Rule, RuleKind, XdpTable};
+use crate::sys::xdp::{FlowTotals, Rule, RuleKind, SlotTotals, XdpTable};
 use crate::time::Millis;
 
 /// How often a worker folds kernel counters and re-checks every flow's rule. Counters in
 /// `query` and the timeouts see kernel-forwarded packets with at most this delay.
 pub(super) const SWEEP: Duration = Duration::from_secs(1);
-/// A sweep reads every counter slot in batches (a few syscalls) but still re-checks every
+/// A sweep reads the worker's counter slots in batches (a few syscalls) but still re-checks every
 /// flow: past this many flows a second, the sweep slows down in proportion...
 const FOLDS_PER_SECOND: u64 = 2000;
 /// ...but never below one every few seconds (timeouts are tens of seconds).
@@ -110,45 +110,47 @@ pub(super) struct Offload {
     installed: usize,
     /// False: never install rules (`--xdp-no-offload`).
     install: bool,
-    /// Every slot's totals, read at once at the start of a sweep (index = slot).
-    snapshot: Option<Vec<FlowTotals>>,
+    /// This worker's partition of the counter slots.
+    part: usize,
+    /// The partition's totals, read at once at the start of a sweep (buffers kept between
+    /// sweeps); `fresh` while a sweep uses them.
+    snapshot: SlotTotals,
+    fresh: bool,
 }
 
 impl Offload {
     pub(super) fn new(table: Arc<XdpTable>, now: Millis, install: bool) -> Offload {
         Offload {
-            table,
             dirty: Vec::new(),
             next_sweep: now.plus(SWEEP),
             refused: 0,
             installed: 0,
             install,
-            snapshot: None,
+            part: table.claim_partition(),
+            snapshot: SlotTotals::default(),
+            fresh: false,
+            table,
         }
     }
 
-    /// Read every counter slot at once for the folds of the sweep that starts now.
+    /// Read this worker's counter slots at once for the folds of the sweep that starts now.
     pub(super) fn begin_sweep(&mut self) {
-        self.snapshot = match self.table.totals_all() {
-            Ok(all) => Some(all),
+        self.fresh = match self.table.totals_all(self.part, &mut self.snapshot) {
+            Ok(()) => true,
             Err(e) => {
                 tracing::debug!(error = %e, "batched counter read failed; reading slots one by one");
-                None
+                false
             }
         };
     }
 
     pub(super) fn end_sweep(&mut self) {
-        self.snapshot = None;
+        self.fresh = false;
     }
 
     /// A slot (re)starting from zero: what the snapshot holds for it is some earlier flow's.
     fn forget(&mut self, slot: u32) {
-        if let Some(t) = self
-            .snapshot
-            .as_mut()
-            .and_then(|s| s.get_mut(slot as usize))
-        {
+        if let Some(t) = self.snapshot.get_mut(slot) {
             *t = FlowTotals::default();
         }
     }
@@ -191,7 +193,7 @@ impl Offload {
         };
         match current.as_mut() {
             Some(inst) if inst.local == l && inst.rule == rule => {}
-            Some(inst) if inst.local == l => match self.table.install(l, &rule) {
+            Some(inst) if inst.local == l => match self.table.install(self.part, l, &rule) {
                 Ok(slot) => {
                     inst.rule = rule;
                     if slot != inst.slot {
@@ -207,7 +209,7 @@ impl Offload {
                 }
             },
             Some(_) => self.remove(flow, current, counters, now),
-            None => match self.table.install(l, &rule) {
+            None => match self.table.install(self.part, l, &rule) {
                 Ok(slot) => {
                     tracing::debug!(flow, ?rule, slot, "flow offloaded to XDP");
                     self.forget(slot);
@@ -254,10 +256,7 @@ impl Offload {
 
     /// Add what the kernel counted since the last fold to the stream's counters.
     pub(super) fn fold(&self, inst: &mut Installed, c: &StreamCounters, now: Millis) {
-        let snap = self
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.get(inst.slot as usize));
+        let snap = self.fresh.then(|| self.snapshot.get(inst.slot)).flatten();
         let t = match snap {
             Some(t) => *t,
             None => match self.table.totals(inst.slot) {

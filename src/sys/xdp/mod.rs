@@ -165,6 +165,40 @@ pub struct FlowTotals {
     pub blocked: u64,
 }
 
+/// The totals of one partition's counter slots, read at once by [`XdpTable::totals_all`];
+/// kept between reads so that a sweep reuses its buffers.
+#[derive(Debug, Default)]
+pub struct SlotTotals {
+    /// The partition's first slot: `totals[i]` is slot `first + i`.
+    first: u32,
+    totals: Vec<FlowTotals>,
+    /// Batch buffers: slot keys, and per-CPU values as the kernel lays them out.
+    #[cfg_attr(not(rtprelay_xdp), allow(dead_code))]
+    keys: Vec<u32>,
+    #[cfg_attr(not(rtprelay_xdp), allow(dead_code))]
+    raw: Vec<u8>,
+}
+
+impl SlotTotals {
+    /// The totals of `slot`, if it was read.
+    pub fn get(&self, slot: u32) -> Option<&FlowTotals> {
+        self.totals.get(slot.checked_sub(self.first)? as usize)
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut FlowTotals> {
+        self.totals.get_mut(slot.checked_sub(self.first)? as usize)
+    }
+
+    /// Slots read.
+    pub fn len(&self) -> usize {
+        self.totals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.totals.is_empty()
+    }
+}
+
 /// What the program did with every packet it saw, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct XdpStats {

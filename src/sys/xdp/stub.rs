@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Attachment, FlowTotals, Rule, XdpError, XdpStats};
+use super::{Attachment, FlowTotals, Rule, SlotTotals, XdpError, XdpStats};
 
 /// Never constructed in this build.
 pub struct XdpProgram {
@@ -30,7 +30,13 @@ pub struct XdpTable {
 }
 
 impl XdpTable {
-    pub fn install(&self, _local: SocketAddr, _rule: &Rule) -> Result<u32, XdpError> {
+    pub fn set_partitions(&self, _n: usize) -> Result<(), XdpError> {
+        match self._never {}
+    }
+    pub fn claim_partition(&self) -> usize {
+        match self._never {}
+    }
+    pub fn install(&self, _part: usize, _local: SocketAddr, _rule: &Rule) -> Result<u32, XdpError> {
         match self._never {}
     }
     pub fn remove(&self, _local: SocketAddr) -> Result<Option<FlowTotals>, XdpError> {
@@ -39,7 +45,7 @@ impl XdpTable {
     pub fn totals(&self, _slot: u32) -> Result<FlowTotals, XdpError> {
         match self._never {}
     }
-    pub fn totals_all(&self) -> Result<Vec<FlowTotals>, XdpError> {
+    pub fn totals_all(&self, _part: usize, _out: &mut SlotTotals) -> Result<(), XdpError> {
         match self._never {}
     }
     pub fn stats(&self) -> Result<XdpStats, XdpError> {

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::abi::{self, Counters, FlowKey, Pod, Stats};
-use super::{FlowTotals, Rule, XdpError, XdpStats};
+use super::{FlowTotals, Rule, SlotTotals, XdpError, XdpStats};
 
 /// Handles to the maps; Send + Sync. All methods are cheap syscalls, never called per packet.
 pub struct XdpTable {
@@ -29,6 +30,8 @@ pub struct XdpTable {
     /// CPUs the per-CPU maps hold a value for.
     cpus: usize,
     slots: Mutex<Slots>,
+    /// Partitions handed out by [`XdpTable::claim_partition`].
+    claimed: AtomicUsize,
 }
 
 // Shared with worker threads.
@@ -50,13 +53,51 @@ pub(super) struct Maps {
     pub locals: MapHandle,
 }
 
-/// Which counter slot each installed key uses, and the free ones.
-#[derive(Default)]
+/// Which counter slot (and partition) each installed key uses, and each partition's free
+/// slots.
 struct Slots {
-    by_key: HashMap<FlowKey, u32>,
-    free: Vec<u32>,
-    /// Slots below this were handed out at least once.
+    by_key: HashMap<FlowKey, (u32, usize)>,
+    parts: Vec<Part>,
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots {
+            by_key: HashMap::new(),
+            parts: partition(1),
+        }
+    }
+}
+
+/// One worker's contiguous range of slots, so that its sweep reads only its own.
+#[derive(Debug)]
+struct Part {
+    start: u32,
+    end: u32,
+    /// Slots from `start` below this were handed out at least once.
     next: u32,
+    free: Vec<u32>,
+}
+
+/// Most partitions: more would leave each too few slots to be useful.
+const MAX_PARTS: usize = 1024;
+
+/// `MAX_FLOWS` cut into `n` (1..=MAX_PARTS) contiguous ranges; the last takes the remainder.
+fn partition(n: usize) -> Vec<Part> {
+    let n = n.clamp(1, MAX_PARTS) as u32;
+    let size = abi::MAX_FLOWS / n;
+    (0..n)
+        .map(|i| Part {
+            start: i * size,
+            end: if i + 1 == n {
+                abi::MAX_FLOWS
+            } else {
+                (i + 1) * size
+            },
+            next: i * size,
+            free: Vec::new(),
+        })
+        .collect()
 }
 
 /// Slots read per batched lookup.
@@ -152,6 +193,7 @@ impl XdpTable {
             config_value: Mutex::new(abi::Config::default()),
             cpus,
             slots: Mutex::new(Slots::default()),
+            claimed: AtomicUsize::new(0),
         })
     }
 
@@ -161,31 +203,56 @@ impl XdpTable {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Cut the slots into `n` partitions, one per worker (each worker's sweep then reads only
+    /// its own slots). Only before the first rule is installed.
+    pub fn set_partitions(&self, n: usize) -> Result<(), XdpError> {
+        let mut slots = self.slots();
+        if slots.parts.iter().any(|p| p.next > p.start) {
+            return Err(XdpError::Map(
+                "slot partitions can only change before the first rule".into(),
+            ));
+        }
+        slots.parts = partition(n);
+        Ok(())
+    }
+
+    /// A partition for a new worker: each one in turn (they repeat once every partition has
+    /// been claimed, which is safe, only slower to sweep).
+    pub fn claim_partition(&self) -> usize {
+        let n = self.slots().parts.len();
+        self.claimed.fetch_add(1, Ordering::Relaxed) % n
+    }
+
     /// Install or replace the rule for packets arriving at the relay's local `local` (ip:port).
     /// Returns the counter slot. Replacing an existing key keeps its slot (counters continue).
-    /// A new key gets a free slot whose per-CPU counters are zeroed first.
+    /// A new key gets a free slot of partition `part` (see [`XdpTable::claim_partition`])
+    /// whose per-CPU counters are zeroed first.
     ///
     /// An unspecified `local` address (`0.0.0.0`, `::`) matches packets to any local address of
     /// that family on the port, after exact matches.
-    pub fn install(&self, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
+    pub fn install(&self, part: usize, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
         let key = abi::key(local);
         let mut slots = self.slots();
         let existing = slots.by_key.get(&key).copied();
-        let slot = match existing {
-            Some(slot) => slot,
-            None => match slots.free.pop() {
-                Some(slot) => slot,
-                None if slots.next < abi::MAX_FLOWS => {
-                    slots.next += 1;
-                    slots.next - 1
+        let (slot, part) = match existing {
+            Some(at) => at,
+            None => {
+                let part = part % slots.parts.len();
+                let p = &mut slots.parts[part];
+                match p.free.pop() {
+                    Some(slot) => (slot, part),
+                    None if p.next < p.end => {
+                        p.next += 1;
+                        (p.next - 1, part)
+                    }
+                    None => {
+                        return Err(XdpError::Map(format!(
+                            "rule table full ({} rules in this worker's share)",
+                            p.end - p.start
+                        )))
+                    }
                 }
-                None => {
-                    return Err(XdpError::Map(format!(
-                        "rule table full ({} rules)",
-                        abi::MAX_FLOWS
-                    )))
-                }
-            },
+            }
         };
         let result = abi::flow(rule, slot).and_then(|value| {
             if existing.is_none() {
@@ -197,12 +264,12 @@ impl XdpTable {
         });
         match result {
             Ok(()) => {
-                slots.by_key.insert(key, slot);
+                slots.by_key.insert(key, (slot, part));
                 Ok(slot)
             }
             Err(e) => {
                 if existing.is_none() {
-                    slots.free.push(slot);
+                    slots.parts[part].free.push(slot);
                 }
                 Err(e)
             }
@@ -228,7 +295,7 @@ impl XdpTable {
     pub fn remove(&self, local: SocketAddr) -> Result<Option<FlowTotals>, XdpError> {
         let key = abi::key(local);
         let mut slots = self.slots();
-        let Some(&slot) = slots.by_key.get(&key) else {
+        let Some(&(slot, part)) = slots.by_key.get(&key) else {
             return Ok(None);
         };
         match self.flows.delete(key.as_bytes()) {
@@ -238,7 +305,7 @@ impl XdpTable {
         }
         let totals = self.totals(slot);
         slots.by_key.remove(&key);
-        slots.free.push(slot);
+        slots.parts[part].free.push(slot);
         totals.map(Some)
     }
 
@@ -265,42 +332,49 @@ impl XdpTable {
             .fold(FlowTotals::default(), add))
     }
 
-    /// Counters of every slot handed out so far (index = slot), summed over CPUs, read with
-    /// batched lookups (a few syscalls for thousands of slots, where [`XdpTable::totals`] is one
-    /// each). Slots not in use hold whatever their last flow left.
-    pub fn totals_all(&self) -> Result<Vec<FlowTotals>, XdpError> {
-        let n = self.slots().next;
+    /// Counters of every slot of partition `part` handed out so far, summed over CPUs, into
+    /// `out` (whose buffers are reused), read with batched lookups (a few syscalls for
+    /// thousands of slots, where [`XdpTable::totals`] is one each). Slots not in use hold
+    /// whatever their last flow left.
+    pub fn totals_all(&self, part: usize, out: &mut SlotTotals) -> Result<(), XdpError> {
+        let (start, n) = {
+            let slots = self.slots();
+            let p = &slots.parts[part % slots.parts.len()];
+            (p.start, p.next - p.start)
+        };
         let value_size = std::mem::size_of::<Counters>().next_multiple_of(8);
         let stride = value_size * self.cpus;
-        let mut out = Vec::with_capacity(n as usize);
-        let mut keys = vec![0u32; BATCH as usize];
-        let mut values = vec![0u8; stride * BATCH as usize];
-        // The key to continue after (the kernel's out_batch), none for the first batch.
-        let mut cursor: Option<u32> = None;
-        while (out.len() as u32) < n {
-            let want = BATCH.min(n - out.len() as u32);
+        out.first = start;
+        out.totals.clear();
+        out.totals.reserve(n as usize);
+        out.keys.resize(BATCH as usize, 0);
+        out.raw.resize(stride * BATCH as usize, 0);
+        // The key to continue after (the kernel's out_batch), none to start at slot 0.
+        let mut cursor: Option<u32> = start.checked_sub(1);
+        while (out.totals.len() as u32) < n {
+            let want = BATCH.min(n - out.totals.len() as u32);
             let got = lookup_batch(
                 self.counters.as_fd().as_raw_fd(),
                 &mut cursor,
-                &mut keys[..want as usize],
-                &mut values[..stride * want as usize],
+                &mut out.keys[..want as usize],
+                &mut out.raw[..stride * want as usize],
             )
             .map_err(|e| XdpError::Map(format!("reading counter slots: {e}")))?;
             if got == 0 {
                 break;
             }
-            for v in values[..stride * got].chunks_exact(stride) {
+            for v in out.raw[..stride * got].chunks_exact(stride) {
                 let t = v
                     .chunks_exact(value_size)
                     .filter_map(Counters::read)
                     .fold(FlowTotals::default(), add);
-                out.push(t);
+                out.totals.push(t);
             }
             if cursor.is_none() {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// What the program did with every packet so far, summed over CPUs.

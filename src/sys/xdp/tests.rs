@@ -595,7 +595,7 @@ fn strict_source_mismatch_drops_and_counts_errors() {
             kind: RuleKind::Rtp,
             block: None,
         };
-        let slot = table.install(local, &rule).unwrap();
+        let slot = table.install(0, local, &rule).unwrap();
         assert_eq!(table.installed(), 1);
         // Wrong port, then wrong address.
         for src in ["192.0.2.2:4001", "192.0.2.9:4000"] {
@@ -618,7 +618,7 @@ fn strict_source_mismatch_drops_and_counts_errors() {
         assert_eq!(run(prog, &f, 1).0, XDP_PASS);
         // Replacing keeps the slot and its counters; removing returns its last totals and
         // frees it; a new key reuses it with zeroed counters.
-        assert_eq!(table.install(local, &rule).unwrap(), slot);
+        assert_eq!(table.install(0, local, &rule).unwrap(), slot);
         assert_eq!(table.totals(slot).unwrap().errors, 2);
         let last = table.remove(local).unwrap().unwrap();
         assert_eq!((last.errors, last.packets), (2, 0));
@@ -634,7 +634,7 @@ fn strict_source_mismatch_drops_and_counts_errors() {
         );
         assert_eq!(run(prog, &f, 1), (XDP_PASS, f.clone()));
         let other = sa("192.0.2.1:30010");
-        assert_eq!(table.install(other, &rule).unwrap(), slot);
+        assert_eq!(table.install(0, other, &rule).unwrap(), slot);
         assert_eq!(table.totals(slot).unwrap(), FlowTotals::default());
     });
 }
@@ -651,7 +651,7 @@ fn blocking_rule_drops_media_counts_it_and_lets_rtcp_and_dtmf_through() {
             // Payload types 101 and 127 (both ends of a mask word) still pass.
             block: Some(1 << 101 | 1 << 127),
         };
-        let slot = table.install(local, &rule).unwrap();
+        let slot = table.install(0, local, &rule).unwrap();
         let from = |src: &str, payload: &[u8]| {
             frame(RELAY_MAC, PEER_A_MAC, false, sa(src), local, payload)
         };
@@ -690,6 +690,7 @@ fn blocking_rule_drops_media_counts_it_and_lets_rtcp_and_dtmf_through() {
         // Unblocked, the same media is no longer dropped.
         table
             .install(
+                0,
                 local,
                 &Rule {
                     block: None,
@@ -705,7 +706,7 @@ fn blocking_rule_drops_media_counts_it_and_lets_rtcp_and_dtmf_through() {
             expect: None,
             ..rule
         };
-        table.install(local, &opaque).unwrap();
+        table.install(0, local, &opaque).unwrap();
         assert_eq!(
             run(prog, &from("192.0.2.7:1", &[0x80, 101, 0, 0]), 1).0,
             XDP_DROP
@@ -725,7 +726,7 @@ fn truncated_and_fragmented_frames_pass_unchanged() {
             kind: RuleKind::Rtp,
             block: None,
         };
-        table.install(local, &rule).unwrap();
+        table.install(0, local, &rule).unwrap();
         // From a wrong source, so that a frame that parsed fully would be dropped.
         let f = frame(
             RELAY_MAC,
@@ -818,7 +819,7 @@ fn topology_rules(table: &XdpTable) -> Vec<(SocketAddr, Rule, u32)> {
                 block: None,
             };
             let local = sa(local);
-            let slot = table.install(local, &rule).unwrap();
+            let slot = table.install(0, local, &rule).unwrap();
             (local, rule, slot)
         })
         .collect()
@@ -1007,12 +1008,12 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
                 block: None,
             };
             let local = sa("192.0.2.1:31000");
-            table.install(local, &mixed).unwrap();
+            table.install(0, local, &mixed).unwrap();
             let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
             assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
             // A wildcard local address matches any local address of its family.
             let any = sa("0.0.0.0:32000");
-            table.install(any, &rules[0].1).unwrap();
+            table.install(0, any, &rules[0].1).unwrap();
             let f = frame(
                 RELAY_MAC,
                 PEER_A_MAC,
@@ -1060,13 +1061,13 @@ fn cached_next_hop_follows_rule_and_neighbour_changes() {
                 dest: sa("198.51.100.2:6000"),
                 ..rule
             };
-            assert_eq!(table.install(local, &moved).unwrap(), slot);
+            assert_eq!(table.install(0, local, &moved).unwrap(), slot);
             let (action, out) = run(prog, &f, veth0);
             assert_eq!(action, XDP_REDIRECT);
             check_rewrite(&f, &out, &moved, PEER_C_MAC, RELAY2_MAC);
 
             // Back, then the callee's MAC changes: the cached hop holds until it expires.
-            table.install(local, &rule).unwrap();
+            table.install(0, local, &rule).unwrap();
             let (_, out) = run(prog, &f, veth0);
             check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
             let new_mac = [0x02, 0, 0, 0, 0x01, 0x33];
@@ -1163,14 +1164,14 @@ fn cached_next_hop_is_keyed_by_source_and_length() {
                 source: sa("198.51.100.1:30006"),
                 ..rule
             };
-            assert_eq!(table.install(local, &resourced).unwrap(), slot);
+            assert_eq!(table.install(0, local, &resourced).unwrap(), slot);
             let (action, out) = run(prog, &f, veth0);
             assert_eq!(action, XDP_REDIRECT);
             check_rewrite(&f, &out, &resourced, PEER_C_MAC, RELAY2_MAC);
 
             // Back; then the link's MTU drops below a longer packet's size: that one goes to
             // the stack (which sends the ICMP error), the short ones still use the cached hop.
-            table.install(local, &rule).unwrap();
+            table.install(0, local, &rule).unwrap();
             assert_eq!(run(prog, &f, veth0).0, XDP_TX);
             ip(&["-n", &n, "link", "set", "veth0", "mtu", "600"]);
             let mut long = rtp();
@@ -1182,7 +1183,8 @@ fn cached_next_hop_is_keyed_by_source_and_length() {
     });
 }
 
-/// The batched read of every slot gives what the per-slot read gives, across batches.
+/// The batched read of a worker's slots gives what the per-slot read gives, across batches,
+/// and reads only that worker's partition of the slots.
 #[test]
 fn batched_counter_read_matches_per_slot_reads() {
     if !can_load() {
@@ -1192,18 +1194,36 @@ fn batched_counter_read_matches_per_slot_reads() {
     ns.run(|| {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
+            // Four workers: a quarter of the slots each, handed out in turn.
+            table.set_partitions(4).unwrap();
+            let claimed: Vec<usize> = (0..5).map(|_| table.claim_partition()).collect();
+            assert_eq!(claimed, [0, 1, 2, 3, 0]);
+            let quarter = abi::MAX_FLOWS / 4;
             let src = sa("192.0.2.2:4000");
+            let rule_for = |local: SocketAddr, port: u16| Rule {
+                source: SocketAddr::new(local.ip(), port),
+                dest: sa("192.0.2.3:5000"),
+                expect: None,
+                kind: RuleKind::Rtp,
+                block: None,
+            };
+            // Worker 1's rule, with a packet: not in worker 2's read.
+            let other = sa("192.0.2.1:19998");
+            let other_slot = table.install(1, other, &rule_for(other, 19996)).unwrap();
+            assert_eq!(other_slot, quarter);
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src, other, &rtp());
+            assert_eq!(run(prog, &f, veth0).0, XDP_TX);
+            assert!(
+                table.set_partitions(2).is_err(),
+                "repartitioned under a rule"
+            );
             let mut hit = Vec::new();
             for i in 0..2500u16 {
                 let local = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 20000 + 2 * i);
-                let rule = Rule {
-                    source: SocketAddr::new(local.ip(), 40000 + 2 * i),
-                    dest: sa("192.0.2.3:5000"),
-                    expect: None,
-                    kind: RuleKind::Rtp,
-                    block: None,
-                };
-                let slot = table.install(local, &rule).unwrap();
+                let slot = table
+                    .install(2, local, &rule_for(local, 40000 + 2 * i))
+                    .unwrap();
+                assert!((2 * quarter..3 * quarter).contains(&slot), "slot {slot}");
                 if i % 700 == 0 {
                     let f = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &rtp());
                     for _ in 0..=i / 700 {
@@ -1212,13 +1232,27 @@ fn batched_counter_read_matches_per_slot_reads() {
                     hit.push((slot, u64::from(i / 700) + 1));
                 }
             }
-            let all = table.totals_all().unwrap();
-            assert_eq!(all.len(), 2500);
-            for (slot, packets) in hit {
-                assert_eq!(all[slot as usize].packets, packets, "slot {slot}");
-                assert_eq!(all[slot as usize], table.totals(slot).unwrap());
+            let mut all = SlotTotals::default();
+            // Read twice into the same buffers: the same result.
+            for _ in 0..2 {
+                table.totals_all(2, &mut all).unwrap();
+                assert_eq!(all.len(), 2500);
+                for &(slot, packets) in &hit {
+                    assert_eq!(all.get(slot).unwrap().packets, packets, "slot {slot}");
+                    assert_eq!(*all.get(slot).unwrap(), table.totals(slot).unwrap());
+                }
+                assert_eq!(all.get(other_slot), None);
+                assert_eq!(all.get(2 * quarter + 2500), None);
+                assert_eq!(
+                    all.totals.iter().map(|t| t.packets).sum::<u64>(),
+                    1 + 2 + 3 + 4
+                );
             }
-            assert_eq!(all.iter().map(|t| t.packets).sum::<u64>(), 1 + 2 + 3 + 4);
+            table.totals_all(1, &mut all).unwrap();
+            assert_eq!(all.len(), 1);
+            assert_eq!(all.get(other_slot).unwrap().packets, 1);
+            table.totals_all(3, &mut all).unwrap();
+            assert!(all.is_empty());
         })
     });
 }
@@ -1390,6 +1424,7 @@ fn attach_replaces_stale_copy_and_detaches_on_drop() {
         let table = second.table();
         table
             .install(
+                0,
                 sa("192.0.2.1:30000"),
                 &Rule {
                     source: sa("192.0.2.1:30002"),
@@ -1578,6 +1613,7 @@ fn attached_program_relays_real_datagrams() {
     let table = program.table();
     let slot = table
         .install(
+            0,
             sa("192.0.2.1:30000"),
             &Rule {
                 source: sa("192.0.2.1:30002"),
