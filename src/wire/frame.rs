@@ -249,20 +249,7 @@ mod tests {
 
     #[test]
     fn parses_and_rewrites_to_what_a_fresh_frame_would_be() {
-        for (from, to, new_src, new_dst) in [
-            (
-                "10.0.0.2:4000",
-                "10.0.0.1:30000",
-                "10.0.0.1:30002",
-                "10.0.0.3:5000",
-            ),
-            (
-                "[fd00::2]:4000",
-                "[fd00::1]:30000",
-                "[fd00::1]:30002",
-                "[fd00::3]:5000",
-            ),
-        ] {
+        for (from, to, new_src, new_dst) in FLOWS {
             let payload = b"\x80\x00\x00\x01rtp payload, odd length";
             let mut f = frame(a(from), a(to), payload);
             let p = parse(&f).expect("parses");
