@@ -199,14 +199,16 @@ pub fn rewrite(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+    /// The frames' destination and source MACs.
+    pub(crate) const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    pub(crate) const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
 
-    /// A frame with a correct UDP checksum, built independently of `rewrite`.
-    fn frame(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    /// A frame from MAC `A` to MAC `B` with a correct UDP checksum, built independently of
+    /// `rewrite`.
+    pub(crate) fn frame(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&B);
         f.extend_from_slice(&A);

@@ -520,7 +520,6 @@ impl Worker {
                 }
             }
         }
-        self.xsk.learn(&p, arrival.ifindex);
         let wildcard = SocketAddr::new(unspecified(p.dst.ip()), p.dst.port());
         let Some(&token) = self
             .xsk
@@ -546,6 +545,9 @@ impl Worker {
         };
         self.forward_run(token, 0..1, &mut batch);
         let (fd, dst) = batch.out?;
+        // Only now, with the packet accepted (latch, strict source), does its sender's link
+        // become the way back to it: a frame the latch refused teaches nothing.
+        self.xsk.learn(&p, arrival.ifindex);
         let ingress = self.flows.get(&token).map(|fl| &fl.counters)?;
         let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id)) else {
             // Forward_run found the egress flow by the same fd: never expected.
@@ -629,6 +631,65 @@ pub(super) mod tests {
         assert_eq!(flow.dropped.load(Relaxed), 2);
         assert_eq!(w.xsk.counters.tx_dropped.load(Relaxed), 2);
         assert_eq!(w.xsk.counters.transmitted.load(Relaxed), 0);
+    }
+
+    /// The next hop towards a peer is learnt from its frames only once the latch accepted them:
+    /// a frame from the peer's address but another port (strict source refuses it) must not
+    /// redirect the peer's media to the sender's MAC.
+    #[test]
+    fn a_frame_the_latch_refuses_teaches_no_next_hop() {
+        use crate::session::latch::{EndpointLearning, LatchConfig};
+        use crate::wire::frame::tests::{frame, A};
+        use crate::worker::{FlowId, FlowKind, FlowUpdate};
+        use std::net::UdpSocket;
+
+        let mut states = two();
+        states.truncate(1);
+        let (mut w, tx) = idle_worker_with(states.pop().expect("worker 0"));
+        let peer: SocketAddr = "10.9.0.2:4000".parse().expect("addr");
+        let callee: SocketAddr = "10.9.0.3:5000".parse().expect("addr");
+        let latch = |expected| LatchConfig {
+            expected: Some(expected),
+            learning: EndpointLearning::Heuristic,
+            strict: true,
+            asymmetric: false,
+            window: std::time::Duration::from_millis(200),
+        };
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").expect("bind"),
+            UdpSocket::bind("127.0.0.1:0").expect("bind"),
+        );
+        let local = a.local_addr().expect("local");
+        let open = |id, socket, egress, expected| FlowUpdate::Open {
+            id: FlowId(id),
+            kind: FlowKind::Rtp,
+            socket,
+            egress: Some(FlowId(egress)),
+            latch: latch(expected),
+            counters: Arc::default(),
+            record: None,
+        };
+        tx.send(vec![open(1, a, 2, peer), open(2, b, 1, callee)])
+            .expect("send");
+        w.begin_pass();
+        let rtp = [0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xff, 0xff];
+        let arrival = Arrival {
+            ifindex: 7,
+            socket: None,
+            handed: false,
+            keep: false,
+        };
+        let mut good = frame(peer, local, &rtp);
+        w.xsk_frame(&mut good, arrival);
+        let hop = w.xsk.neigh.get(&peer.ip()).copied().expect("learnt");
+        assert_eq!(hop.peer_mac, A);
+        // Same address, another port, another MAC: strict source drops it.
+        let spoof_src = SocketAddr::new(peer.ip(), 4001);
+        let mut spoof = frame(spoof_src, local, &rtp);
+        spoof[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x66]);
+        w.xsk_frame(&mut spoof, arrival);
+        let hop = w.xsk.neigh.get(&peer.ip()).copied().expect("still there");
+        assert_eq!(hop.peer_mac, A, "a refused frame changed the next hop");
     }
 
     #[test]

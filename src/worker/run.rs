@@ -176,7 +176,7 @@ impl Worker {
     /// packet that arrives right after the NG reply (whose updates were queued before the
     /// reply went out) must see them. The send queue is empty here (flushed at the end of the
     /// last pass), so closing a socket is safe.
-    fn begin_pass(&mut self) {
+    pub(super) fn begin_pass(&mut self) {
         self.ready.clear();
         self.ready.extend(self.events.tokens());
         // Drained before the queues it announces, never after: a notify posted once the
