@@ -67,9 +67,14 @@ fn select(call: &Call, m: &MediaSelect) -> Result<Option<usize>, SessionError> {
         call.legs
             .iter()
             .position(|l| {
-                l.medias
-                    .iter()
-                    .any(|s| s.remote_rtp.is_some_and(|r| r.ip() == addr))
+                // Any address the participant's SDP gave, RTP's or RTCP's (a=rtcp), as
+                // rtpengine matches any of its endpoints.
+                l.medias.iter().any(|s| {
+                    [s.remote_rtp, s.remote_rtcp]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.ip() == addr)
+                })
             })
             .ok_or(SessionError::NoSuchAddress)?
     } else if let Some(tag) = &m.call.from_tag {

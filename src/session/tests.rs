@@ -891,6 +891,19 @@ fn block_media_without_a_participant_or_with_all_blocks_the_whole_call() {
     assert_eq!(sent_blocks(&mut e), vec![(0, true), (1, true)]);
 }
 
+/// `address` matches the RTCP address a participant's SDP gave (`a=rtcp:` on another host) too.
+#[test]
+fn block_media_address_matches_the_rtcp_address() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    two_party(&mut e, &mut b);
+    e.calls.get_mut("c").unwrap().legs[1].medias[0].remote_rtcp =
+        Some("192.0.2.21:5001".parse().unwrap());
+    let mut m = select("c", None, false);
+    m.address = Some("192.0.2.21".parse().unwrap());
+    block(&mut e, &mut b, true, m);
+    assert_eq!(sent_blocks(&mut e), vec![(0, false), (1, true)]);
+}
+
 #[test]
 fn block_media_selects_by_address_and_label() {
     let (mut e, mut b) = (engine(), AcceptAll::default());
