@@ -487,6 +487,9 @@ impl Worker {
             }
         }
         self.xsk.pending = pending;
+        for s in &mut self.xsk.sockets {
+            s.flush();
+        }
         if let Some(h) = self.xsk.handoff.as_mut() {
             for (w, wake) in h.to_wake.iter_mut().enumerate() {
                 if std::mem::take(wake) {

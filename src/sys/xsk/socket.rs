@@ -38,6 +38,8 @@ pub struct XskSocket {
     fill_target: u32,
     /// Scratch list of received frames to transmit in place.
     to_send: Vec<XdpDesc>,
+    /// Frames were queued by [`XskSocket::send`] since the last [`XskSocket::flush`].
+    kick_due: bool,
     ifindex: u32,
     queue: u32,
     zero_copy: bool,
@@ -189,6 +191,7 @@ impl XskSocket {
             filled: 0,
             fill_target,
             to_send: Vec::with_capacity(64),
+            kick_due: false,
             ifindex,
             queue,
             zero_copy,
@@ -289,8 +292,10 @@ impl XskSocket {
         n
     }
 
-    /// Copy `frame` (a whole Ethernet frame) into a free UMEM frame and transmit it. False when
-    /// it does not fit a frame or no frame is free (all in flight).
+    /// Copy `frame` (a whole Ethernet frame) into a free UMEM frame and queue it for
+    /// transmission; [`XskSocket::flush`] makes the kernel send what was queued (one syscall
+    /// for a pass's frames, not one each). False when it does not fit a frame or no frame is
+    /// free (all in flight).
     pub fn send(&mut self, frame: &[u8]) -> bool {
         let Ok(len) = u32::try_from(frame.len()) else {
             return false;
@@ -299,7 +304,6 @@ impl XskSocket {
             return false;
         }
         self.reap();
-        // Keep the fill ring stocked first: receiving matters as much as sending.
         let Some(addr) = self.free.pop() else {
             return false;
         };
@@ -326,8 +330,15 @@ impl XskSocket {
             self.free.push(addr);
             return false;
         }
-        self.tx.wake();
+        self.kick_due = true;
         true
+    }
+
+    /// Wake the kernel to transmit the frames [`XskSocket::send`] queued, if any.
+    pub fn flush(&mut self) {
+        if std::mem::take(&mut self.kick_due) {
+            self.tx.wake();
+        }
     }
 
     /// The kernel's drop counters for this socket; None when the kernel will not tell.

@@ -175,6 +175,15 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     );
     turn_around(&mut f);
     assert!(xsk.send(&f));
+    // Queued only: in copy mode nothing leaves until the kick.
+    caller
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(caller.recv_from(&mut buf).is_err(), "sent before flush");
+    caller
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    xsk.flush();
     let (len, from) = caller.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..len], from), (&b"first"[..], sa(RELAY)));
 
@@ -203,6 +212,7 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
         let mut f = frames[0].clone();
         turn_around(&mut f);
         assert!(xsk.send(&f), "round trip {i}: no free frame");
+        xsk.flush();
         let (len, _) = caller.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..len], &msg);
     }
