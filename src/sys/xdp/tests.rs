@@ -1034,6 +1034,22 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
     });
 }
 
+/// The topology's rules, and one RTP frame forwarded by the first (caching its next hop):
+/// that rule's local address, rule, slot, the frame's source and the frame.
+fn first_forward(
+    prog: &ProgramMut<'_>,
+    table: &XdpTable,
+    veth0: u32,
+) -> (SocketAddr, Rule, u32, SocketAddr, Vec<u8>) {
+    let (local, rule, slot) = topology_rules(table)[0];
+    let src = sa("192.0.2.2:4000");
+    let f = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &rtp());
+    let (action, out) = run(prog, &f, veth0);
+    assert_eq!(action, XDP_TX);
+    check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+    (local, rule, slot, src, f)
+}
+
 /// Each CPU reuses a flow's next hop for up to a second (RTPRELAY_HOP_TTL_NS), but never for
 /// another destination: a rule that now sends elsewhere looks its hop up at once, and a
 /// neighbour whose MAC changed is followed once the cached hop expires.
@@ -1047,13 +1063,7 @@ fn cached_next_hop_follows_rule_and_neighbour_changes() {
     ns.run(move || {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
-            let rules = topology_rules(table);
-            let (local, rule, slot) = rules[0];
-            let src = sa("192.0.2.2:4000");
-            let f = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &rtp());
-            let (action, out) = run(prog, &f, veth0);
-            assert_eq!(action, XDP_TX);
-            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            let (local, rule, slot, _, f) = first_forward(prog, table, veth0);
 
             // The same slot now sends to the other link: no stale hop.
             let moved = Rule {
@@ -1151,13 +1161,7 @@ fn cached_next_hop_is_keyed_by_source_and_length() {
     ns.run(move || {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
-            let rules = topology_rules(table);
-            let (local, rule, slot) = rules[0];
-            let src = sa("192.0.2.2:4000");
-            let f = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &rtp());
-            let (action, out) = run(prog, &f, veth0);
-            assert_eq!(action, XDP_TX);
-            check_rewrite(&f, &out, &rule, PEER_B_MAC, RELAY_MAC);
+            let (local, rule, slot, src, f) = first_forward(prog, table, veth0);
 
             // Same slot and destination, new source: its own route, not the cached hop.
             let resourced = Rule {
