@@ -299,6 +299,20 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
             cfg.max_sessions =
                 values::int(label, &raw, "expected a number (-1 = unlimited)")?.max(-1)
         }
+        Opt::MediaTargetDeny | Opt::MediaTargetAllow => {
+            let out = if s.spec.id == Opt::MediaTargetDeny {
+                &mut cfg.media_target_deny
+            } else {
+                &mut cfg.media_target_allow
+            };
+            for v in list(&s.value) {
+                for item in v.split([';', ',']).map(str::trim).filter(|i| !i.is_empty()) {
+                    let net = crate::guard::parse_network(item)
+                        .map_err(|r| ConfigError::value(label, item, &r))?;
+                    out.push(net);
+                }
+            }
+        }
         Opt::RecordingDir => cfg.recording_dir = non_empty(&raw).map(PathBuf::from),
         Opt::RecordingMethod => cfg.recording_method = non_empty(&raw).map(String::from),
         Opt::RecordingFormat => cfg.recording_format = non_empty(&raw).map(String::from),

@@ -71,6 +71,14 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "no-strict-source" => ("", "Accept media from any source"),
         "max-sessions" => ("INT", "Refuse new calls beyond this many; -1 = unlimited"),
+        "media-target-deny" => (
+            "CIDR;...",
+            "Never send media to these networks (SDP endpoints there are learnt instead)",
+        ),
+        "media-target-allow" => (
+            "CIDR;...",
+            "Send media to these networks even if they are loopback, link-local or the host's",
+        ),
         "log-level" => (
             "0-7",
             "Syslog-style level: 7 debug, 6 info (default), 4 warning, 3 error",

@@ -105,6 +105,10 @@ pub struct Config {
     pub strict_source_default: bool,
     /// -1 = unlimited.
     pub max_sessions: i64,
+    /// `--media-target-deny`: networks media is never sent to.
+    pub media_target_deny: Vec<ipnet::IpNet>,
+    /// `--media-target-allow`: networks media may be sent to despite the built-in refusals.
+    pub media_target_allow: Vec<ipnet::IpNet>,
     pub recording_dir: Option<PathBuf>,
     pub recording_method: Option<String>,
     pub recording_format: Option<String>,
@@ -145,6 +149,8 @@ impl Default for Config {
             endpoint_learning: EndpointLearning::Heuristic,
             strict_source_default: true,
             max_sessions: -1,
+            media_target_deny: Vec::new(),
+            media_target_allow: Vec::new(),
             recording_dir: None,
             recording_method: None,
             recording_format: None,

@@ -48,6 +48,9 @@ pub(crate) enum Opt {
     CpuAffinity,
     StrictSource,
     NoStrictSource,
+    /// Networks media is never sent to, and networks it may be sent to despite the built-in classes.
+    MediaTargetDeny,
+    MediaTargetAllow,
     /// `-F`: exit when the kernel (XDP) plane cannot run instead of falling back.
     NoFallback,
     XdpNoOffload,
@@ -113,6 +116,8 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("strict-source", None, Arg::Flag, Opt::StrictSource),
     o("no-strict-source", None, Arg::Flag, Opt::NoStrictSource),
     o("max-sessions", None, Arg::Value, Opt::MaxSessions),
+    o("media-target-deny", None, Arg::List, Opt::MediaTargetDeny),
+    o("media-target-allow", None, Arg::List, Opt::MediaTargetAllow),
     o("log-level", Some('L'), Arg::Value, Opt::LogLevel),
     o("log-stderr", Some('E'), Arg::Flag, Opt::LogStderr),
     o("foreground", Some('f'), Arg::Flag, Opt::Foreground),

@@ -120,7 +120,8 @@ fn every_supported_option_long_form() {
          --offer-timeout 120 --delete-delay=0 --log-level 4 --log-stderr --foreground \
          --pidfile /run/rtprelay.pid --endpoint-learning immediate --no-strict-source \
          --max-sessions 500 --recording-dir /var/spool/rec --recording-method pcap \
-         --recording-format eth",
+         --recording-format eth --media-target-deny 10.0.0.0/8;192.168.1.7 \
+         --media-target-deny=[fd00::]/8 --media-target-allow 127.0.0.1,::1",
         None,
     );
     assert_eq!(
@@ -160,6 +161,13 @@ fn every_supported_option_long_form() {
     assert_eq!(c.recording_dir, Some(PathBuf::from("/var/spool/rec")));
     assert_eq!(c.recording_method.as_deref(), Some("pcap"));
     assert_eq!(c.recording_format.as_deref(), Some("eth"));
+    let nets =
+        |v: &[&str]| -> Vec<ipnet::IpNet> { v.iter().map(|s| s.parse().expect("net")).collect() };
+    assert_eq!(
+        c.media_target_deny,
+        nets(&["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"])
+    );
+    assert_eq!(c.media_target_allow, nets(&["127.0.0.1/32", "::1/128"]));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
@@ -309,6 +317,10 @@ fn errors_name_the_option() {
         (
             "-i 192.0.2.1 -n 1 --max-sessions lots",
             "--max-sessions: invalid value 'lots'",
+        ),
+        (
+            "-i 192.0.2.1 -n 1 --media-target-deny 10.0.0.0/40",
+            "--media-target-deny: invalid value '10.0.0.0/40'",
         ),
         ("-n 1", "--interface: no media interface configured"),
         (

@@ -3,6 +3,7 @@
 
 pub mod binder;
 pub mod control;
+pub mod guard;
 pub mod recorder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +75,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
     }
     let clock = Clock::new();
+    let policy = guard::policy(&cfg);
     let request = cfg.plane_request();
     let (plane, reason) = probe::choose(request);
     // Held until shutdown: dropping it detaches the program from the interfaces.
@@ -99,10 +101,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ev_tx,
         offload,
         xsks,
+        policy.clone(),
     )
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
-    let engine = Engine::new(engine_config(&cfg, workers.plane_name()));
+    let engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));
     let recorder = match &cfg.recording_dir {
         Some(dir) => match recorder::Recorder::start(
             dir,
@@ -173,9 +176,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let ifaces: Vec<String> = cfg.interfaces.iter().map(describe_interface).collect();
     tracing::info!(interfaces = %ifaces.join(", "), ng = ?cfg.listen_ng, "rtprelay ready");
 
+    let mut next_refresh = std::time::Instant::now() + guard::REFRESH;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         control.tick();
+        if std::time::Instant::now() >= next_refresh {
+            guard::refresh(&policy);
+            next_refresh = std::time::Instant::now() + guard::REFRESH;
+        }
     }
     tracing::info!("shutting down");
     for l in listeners {
@@ -328,7 +336,11 @@ fn start_xdp(cfg: &Config) -> Result<crate::sys::xdp::XdpProgram, xdp::XdpStartE
     xdp::start(&devices)
 }
 
-fn engine_config(cfg: &Config, plane: &'static str) -> EngineConfig {
+fn engine_config(
+    cfg: &Config,
+    plane: &'static str,
+    policy: crate::guard::SharedPolicy,
+) -> EngineConfig {
     EngineConfig {
         interfaces: cfg.interfaces.clone(),
         port_min: cfg.port_min,
@@ -344,6 +356,8 @@ fn engine_config(cfg: &Config, plane: &'static str) -> EngineConfig {
         max_sessions: cfg.max_sessions,
         plane,
         instance_id: instance_id(),
+        policy,
+        port_seed: rand::random(),
     }
 }
 

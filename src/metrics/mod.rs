@@ -86,6 +86,25 @@ pub fn render(s: &Snapshot, commands: &BTreeMap<&'static str, u64>, ng_errors: u
         "Packets dropped: malformed, or from a source strict source refused.",
         &[("", s.rtp.errors + s.rtcp.errors)],
     );
+    let reasons: Vec<(String, u64)> = crate::guard::Refusal::ALL
+        .iter()
+        .map(|r| {
+            let n = s
+                .totals
+                .targets_refused
+                .get(r.index())
+                .copied()
+                .unwrap_or(0);
+            (format!("reason=\"{}\"", r.label()), n)
+        })
+        .collect();
+    let samples: Vec<(&str, u64)> = reasons.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "media_target_refused_total",
+        "counter",
+        "SDP endpoints refused as media targets (the peer is learnt from its packets instead), by reason.",
+        &samples,
+    );
     let plane = format!("plane=\"{}\"", s.plane);
     metric(
         "dataplane_info",
@@ -128,6 +147,12 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         "counter",
         "Packets accepted on the workers' userspace path.",
         c.userspace_packets,
+    );
+    metric(
+        "media_source_refused_total",
+        "counter",
+        "Packets dropped because their source is never a peer: one of the relay's own ports (a loop), its host, a denied network.",
+        c.refused_sources,
     );
     if let Some(a) = c.afxdp {
         metric(
@@ -238,7 +263,10 @@ mod tests {
             calls: 2,
             streams: 8,
             uptime_secs: 5,
-            totals: Default::default(),
+            totals: crate::session::engine::Totals {
+                targets_refused: [0, 0, 0, 4, 0, 0, 0, 0, 0],
+                ..Default::default()
+            },
             rtp: Counts {
                 packets: 10,
                 bytes: 1720,
@@ -260,17 +288,26 @@ mod tests {
         assert!(text.contains("rtprelay_ng_commands_total{command=\"offer\"} 3\n"));
         assert!(text.contains("rtprelay_dataplane_info{plane=\"mmsg\"} 1\n"));
         assert!(text.contains("# TYPE rtprelay_bytes_total counter\n"));
+        assert!(
+            text.contains("rtprelay_media_target_refused_total{reason=\"loopback\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rtprelay_media_target_refused_total{reason=\"own_control_socket\"} 0\n")
+        );
     }
 
     #[test]
     fn plane_counters_only_show_xdp_when_it_runs() {
         let user = crate::worker::PlaneCounters {
             userspace_packets: 7,
+            refused_sources: 2,
             xdp: None,
             afxdp: None,
         };
         let t = render_plane(&user);
         assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
+        assert!(t.contains("rtprelay_media_source_refused_total 2\n"), "{t}");
         assert!(!t.contains("xdp"), "{t}");
         let stats = crate::sys::xdp::XdpStats {
             forwarded: 100,
@@ -281,6 +318,7 @@ mod tests {
         };
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
+            refused_sources: 0,
             xdp: Some((stats, 4)),
             afxdp: None,
         });
@@ -293,6 +331,7 @@ mod tests {
         assert!(!t.contains("rtprelay_afxdp_"), "{t}");
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
+            refused_sources: 0,
             xdp: Some((stats, 4)),
             afxdp: Some(crate::worker::AfxdpCounters {
                 transmitted: 50,

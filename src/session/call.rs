@@ -26,6 +26,8 @@ pub struct Call {
     pub metadata: Option<String>,
     /// `block media` for the whole call: no participant's media is relayed.
     pub block_media: bool,
+    /// An SDP endpoint of this call was refused as a media target (logged once per call).
+    pub target_refused: bool,
 }
 
 /// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).
@@ -57,6 +59,9 @@ pub struct Leg {
     pub asymmetric: bool,
     /// `strict source` for this leg.
     pub strict: bool,
+    /// Where this leg's last SDP came from over SIP (`received-from`): its media source
+    /// address ranks as expected when latching.
+    pub received_from: Option<IpAddr>,
     /// The leg is on hold or one-way (silent timeout applies).
     pub on_hold: bool,
     /// `block media` for this participant: the media it sends is not relayed. Kept across
@@ -87,6 +92,7 @@ impl Leg {
             last_sdp: None,
             asymmetric: false,
             strict: false,
+            received_from: None,
             on_hold: false,
             block_media: false,
         }

@@ -38,6 +38,8 @@ pub struct Totals {
     pub rejected_session_limit: u64,
     /// Media counters of calls that have ended.
     pub ended_media: crate::session::reports::MediaTotals,
+    /// SDP endpoints refused as media targets, per [`Refusal`](crate::guard::Refusal) index.
+    pub targets_refused: [u64; crate::guard::Refusal::ALL.len()],
 }
 
 /// The call table and everything that changes it.
@@ -53,11 +55,18 @@ pub struct Engine {
     pub(crate) started: Option<Now>,
     /// When `tick` looks at the calls again (see timers.rs).
     pub(crate) next_scan: Option<crate::time::Millis>,
+    /// Limits the log lines of refused media targets.
+    pub(crate) refusal_log: crate::session::targets::LogLimit,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
-        let ports = PortAllocator::new(cfg.port_min, cfg.port_max);
+        let ports = PortAllocator::new(
+            cfg.port_min,
+            cfg.port_max,
+            cfg.port_seed,
+            cfg.policy.load().ports().clone(),
+        );
         Engine {
             cfg,
             calls: HashMap::new(),
@@ -68,6 +77,7 @@ impl Engine {
             totals: Totals::default(),
             started: None,
             next_scan: None,
+            refusal_log: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::config::Interface;
+use crate::guard::{SharedPolicy, TargetPolicy};
 use crate::session::latch::EndpointLearning;
 
 /// Settings of the session layer, built from the daemon's `Config`.
@@ -33,6 +34,10 @@ pub struct EngineConfig {
     pub plane: &'static str,
     /// This relay's instance id (12 hex digits): `loop-protect` marks SDP with it.
     pub instance_id: String,
+    /// Where media may be sent (SDP endpoints are checked against it), shared with the workers.
+    pub policy: SharedPolicy,
+    /// Seeds the random choice of ports (the daemon takes it from the OS).
+    pub port_seed: [u8; 32],
 }
 
 impl Default for EngineConfig {
@@ -52,6 +57,8 @@ impl Default for EngineConfig {
             max_sessions: -1,
             plane: "mmsg",
             instance_id: "000000000000".into(),
+            policy: crate::guard::share(TargetPolicy::permissive()),
+            port_seed: [0; 32],
         }
     }
 }

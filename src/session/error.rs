@@ -38,4 +38,10 @@ pub enum SessionError {
     /// More media sections than a call may carry.
     #[error("Too many media sections")]
     TooManyMedia,
+    /// A new participant on a call that has the most it may have.
+    #[error("Too many participants in this call (at most {0})")]
+    TooManyLegs(usize),
+    /// A new port pair for a call that holds the most it may hold.
+    #[error("Too many media ports for this call (at most {0} pairs)")]
+    TooManyPorts(usize),
 }

@@ -9,6 +9,7 @@ use crate::session::actions::MediaAction;
 use crate::session::call::LocalPair;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
+use crate::session::limits;
 use crate::session::ports::PortBinder;
 
 impl Engine {
@@ -27,6 +28,7 @@ impl Engine {
             return Ok(());
         };
         let shard = call.shard;
+        let room = limits::room_for_pair(call);
         let Some(slot) = call.legs.get_mut(leg).and_then(|l| l.medias.get_mut(idx)) else {
             return Ok(());
         };
@@ -54,6 +56,10 @@ impl Engine {
         let next = match next {
             Some(pair) => pair,
             None => {
+                // The new pair is one more for the call, unless a parked one makes room.
+                if slot.parked.len() < limits::MAX_PARKED {
+                    room?;
+                }
                 let port = self
                     .ports
                     .allocate(current.local, binder)
@@ -68,6 +74,12 @@ impl Engine {
         binder.release_pair(current.local, current.rtp_port);
         if let Some(old_key) = slot.far_end {
             slot.parked.push((old_key, current));
+        }
+        // Only the last few far ends keep their pairs: a re-INVITE storm that moves the far
+        // end each time must not hold the port range.
+        while slot.parked.len() > limits::MAX_PARKED {
+            let (_, oldest) = slot.parked.remove(0);
+            self.ports.release(oldest.local, oldest.rtp_port, binder);
         }
         slot.local = Some(next);
         slot.far_end = Some(new_key);

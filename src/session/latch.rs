@@ -16,11 +16,21 @@
 //!   packet that closed a `heuristic` window, when it is not the winner; rtpengine relays that
 //!   one packet).
 //!
-//! `heuristic` + strict is what stops an injector that sends to the relay port first from
-//! keeping the stream (the CVE-2025-53399 class): the real peer, sending from its SDP address,
-//! outranks the injector and fixes the endpoint, after which the injector is dropped.
+//! `heuristic` (the default) ranks a source against what signalling says about the peer: its SDP
+//! address and port, and the address its SIP message came from (`received-from`, which Kamailio
+//! sends with every offer and answer). A source at the peer's SDP address or its SIP source
+//! address is *expected*; anything else is not. Unlike rtpengine, an unexpected source never
+//! becomes the target while the window is open: media keeps going to the SDP address until an
+//! expected source speaks. An endpoint fixed on an unexpected source (nothing expected spoke in
+//! the window: a peer behind a NAT that signalling does not show) is taken over by an expected
+//! source whenever one appears, and it is not offloaded to the kernel until then.
+//!
+//! With strict source (the default) this is what stops an injector (the CVE-2025-53399 class):
+//! one that sends first, from the SDP port on another address or from any other port, neither
+//! receives the call's media nor keeps the real peer out. Once an expected source has spoken,
+//! packets from lesser sources are dropped even inside the window.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::time::Millis;
@@ -54,6 +64,8 @@ pub struct LatchConfig {
     pub asymmetric: bool,
     /// How long to learn before fixing the endpoint.
     pub window: Duration,
+    /// Where the peer's signalling came from (`received-from`): its address ranks as expected.
+    pub signalled_from: Option<IpAddr>,
 }
 
 impl Default for LatchConfig {
@@ -64,6 +76,7 @@ impl Default for LatchConfig {
             strict: false,
             asymmetric: false,
             window: DEFAULT_WINDOW,
+            signalled_from: None,
         }
     }
 }
@@ -75,13 +88,30 @@ pub enum Verdict {
     Drop,
 }
 
-/// How well a source matches the SDP endpoint (higher is better).
-fn rank(expected: SocketAddr, src: SocketAddr) -> u8 {
-    match (src.ip() == expected.ip(), src.port() == expected.port()) {
-        (true, true) => 3,
-        (true, false) => 2,
-        (false, true) => 1,
-        (false, false) => 0,
+/// The lowest rank of an expected source (see [`LatchConfig::rank`]).
+const EXPECTED: u8 = 2;
+
+impl LatchConfig {
+    /// How well a source matches what signalling says about the peer (higher is better):
+    /// 3 its SDP address and port, 2 its SDP address or its SIP source address (expected),
+    /// 1 the SDP port on another address, 0 anything else.
+    fn rank(&self, src: SocketAddr) -> u8 {
+        let ip = src.ip().to_canonical();
+        let sdp_ip = self.expected.is_some_and(|e| e.ip().to_canonical() == ip);
+        let sdp_port = self.expected.is_some_and(|e| e.port() == src.port());
+        let sip_ip = self.signalled_from.is_some_and(|s| s.to_canonical() == ip);
+        match (sdp_ip, sdp_port) {
+            (true, true) => 3,
+            (true, false) => 2,
+            _ if sip_ip => 2,
+            (false, true) => 1,
+            (false, false) => 0,
+        }
+    }
+
+    /// Whether signalling says anything to rank sources against.
+    fn has_expectations(&self) -> bool {
+        self.expected.is_some() || self.signalled_from.is_some()
     }
 }
 
@@ -123,7 +153,9 @@ impl Latch {
     /// changed; an endpoint still being learned gets a fresh window, as rtpengine waits 3 s after
     /// the last signal.
     pub fn update(&mut self, cfg: LatchConfig, now: Millis) {
-        let changed = cfg.expected != self.cfg.expected || cfg.learning != self.cfg.learning;
+        let changed = cfg.expected != self.cfg.expected
+            || cfg.learning != self.cfg.learning
+            || cfg.signalled_from != self.cfg.signalled_from;
         self.cfg = cfg;
         if changed {
             self.restart(now);
@@ -134,32 +166,18 @@ impl Latch {
 
     /// Account a packet from `src`; may move or fix the learned endpoint.
     pub fn on_packet(&mut self, src: SocketAddr, now: Millis) -> Verdict {
+        if self.cfg.learning == EndpointLearning::Heuristic && self.cfg.has_expectations() {
+            return self.heuristic(src, now);
+        }
         if self.fixed {
             return self.check(src);
         }
         let in_window = now < self.window_end;
-        let expected = self.cfg.expected;
-        match (self.cfg.learning, expected) {
+        match (self.cfg.learning, self.cfg.expected) {
             // Without an SDP address, `off` has nothing to fall back on: take the first source.
             (EndpointLearning::Immediate, _) | (EndpointLearning::Off, None) => {
                 self.fix(src);
                 Verdict::Forward
-            }
-            (EndpointLearning::Heuristic, Some(exp)) => {
-                let r = rank(exp, src);
-                let better = match self.current {
-                    Some((_, cur)) => r > cur,
-                    None => true,
-                };
-                if better {
-                    self.current = Some((src, r));
-                }
-                if r == 3 || !in_window {
-                    self.fixed = true;
-                    self.check(src)
-                } else {
-                    Verdict::Forward
-                }
             }
             // `delayed`, or `heuristic` with nothing to rank against.
             _ => {
@@ -169,6 +187,32 @@ impl Latch {
                 }
                 Verdict::Forward
             }
+        }
+    }
+
+    /// `heuristic` learning with an SDP or SIP source address to rank against.
+    fn heuristic(&mut self, src: SocketAddr, now: Millis) -> Verdict {
+        let r = self.cfg.rank(src);
+        let current = self.current.map_or(0, |(_, c)| c);
+        if self.fixed {
+            // An expected source takes over an endpoint fixed on an unexpected one.
+            if r >= EXPECTED && current < EXPECTED {
+                self.current = Some((src, r));
+                return Verdict::Forward;
+            }
+            return self.check(src);
+        }
+        if self.current.is_none() || r > current {
+            self.current = Some((src, r));
+        }
+        if r == 3 || now >= self.window_end {
+            self.fixed = true;
+            return self.check(src);
+        }
+        // Still learning: once an expected source has spoken, strict drops the lesser ones.
+        match self.current {
+            Some((best, c)) if self.cfg.strict && c >= EXPECTED && best != src => Verdict::Drop,
+            _ => Verdict::Forward,
         }
     }
 
@@ -184,13 +228,20 @@ impl Latch {
         }
     }
 
-    /// Where packets to this peer go: the learned endpoint, else the SDP one.
+    /// Where packets to this peer go: the learned endpoint, else the SDP one. Under
+    /// `heuristic`, an unexpected source becomes the target only once the window has closed
+    /// without an expected one (or when signalling gave no SDP address at all).
     pub fn target(&self) -> Option<SocketAddr> {
         let learned = self.current.map(|(a, _)| a);
         if self.cfg.asymmetric {
-            self.cfg.expected.or(learned)
-        } else {
-            learned.or(self.cfg.expected)
+            return self.cfg.expected.or(learned);
+        }
+        if self.cfg.learning != EndpointLearning::Heuristic {
+            return learned.or(self.cfg.expected);
+        }
+        match self.current {
+            Some((a, r)) if r >= EXPECTED || self.fixed || self.cfg.expected.is_none() => Some(a),
+            _ => self.cfg.expected.or(learned),
         }
     }
 
@@ -209,6 +260,16 @@ impl Latch {
     /// Whether learning has ended.
     pub fn is_fixed(&self) -> bool {
         self.fixed
+    }
+
+    /// Whether the endpoint is fixed for good: not on an unexpected source that an expected
+    /// one may still take over (such a stream stays out of the kernel, which could not hand
+    /// the expected peer's packets back).
+    pub fn is_settled(&self) -> bool {
+        self.fixed
+            && !(self.cfg.learning == EndpointLearning::Heuristic
+                && self.cfg.has_expectations()
+                && self.current.is_some_and(|(_, r)| r < EXPECTED))
     }
 
     pub fn config(&self) -> &LatchConfig {
@@ -240,6 +301,7 @@ mod tests {
             strict,
             asymmetric: false,
             window: Duration::from_millis(3000),
+            signalled_from: None,
         }
     }
 
@@ -310,12 +372,13 @@ mod tests {
                 &[(0, ANY, F, Some(ANY)), (1, SDP, D, Some(ANY))],
             ),
             (
-                "heuristic: better ranks displace worse, never the reverse",
+                "heuristic: better ranks displace worse, never the reverse; only expected \
+                 sources are targets in the window",
                 cfg(Heuristic, false, Some(SDP)),
                 &[
-                    (0, ANY, F, Some(ANY)),
-                    (100, ADDR, F, Some(ADDR)),
-                    (200, ANY, F, Some(ADDR)),
+                    (0, ANY, F, Some(SDP)),
+                    (100, ADDR, F, Some(SDP)),
+                    (200, ANY, F, Some(SDP)),
                     (300, PORT, F, Some(PORT)),
                     (400, ADDR, F, Some(PORT)),
                     (3500, ANY, F, Some(PORT)),
@@ -323,12 +386,15 @@ mod tests {
                 ],
             ),
             (
-                "heuristic: equal rank does not displace",
+                "heuristic: equal rank does not displace; after the window the best unexpected \
+                 source is used until an expected one speaks",
                 cfg(Heuristic, false, Some(SDP)),
                 &[
-                    (0, ANY, F, Some(ANY)),
-                    (1, EVIL, F, Some(ANY)),
+                    (0, ANY, F, Some(SDP)),
+                    (1, EVIL, F, Some(SDP)),
                     (4000, EVIL, F, Some(ANY)),
+                    (4100, PORT, F, Some(PORT)),
+                    (4200, ANY, F, Some(PORT)),
                 ],
             ),
             (
@@ -343,21 +409,28 @@ mod tests {
                 ],
             ),
             (
-                "heuristic + strict: window closes on the best seen, the closing packet is checked",
+                "heuristic + strict: once an expected source spoke, lesser ones are dropped; the \
+                 window closes on the best seen",
                 cfg(Heuristic, true, Some(SDP)),
                 &[
-                    (0, ANY, F, Some(ANY)),
+                    (0, ANY, F, Some(SDP)),
                     (100, PORT, F, Some(PORT)),
-                    (200, ADDR, F, Some(PORT)),
+                    (200, ADDR, D, Some(PORT)),
                     (3000, ANY, D, Some(PORT)),
                     (3100, PORT, F, Some(PORT)),
                     (3200, SDP, D, Some(PORT)),
                 ],
             ),
             (
-                "heuristic + strict: no packet in the window, first after it fixes",
+                "heuristic + strict: no packet in the window, first after it fixes, an expected \
+                 source still takes over",
                 cfg(Heuristic, true, Some(SDP)),
-                &[(3000, ADDR, F, Some(ADDR)), (3001, PORT, D, Some(ADDR))],
+                &[
+                    (3000, ADDR, F, Some(ADDR)),
+                    (3001, ANY, D, Some(ADDR)),
+                    (3002, PORT, F, Some(PORT)),
+                    (3003, ADDR, D, Some(PORT)),
+                ],
             ),
             (
                 "heuristic without SDP address: learns like delayed, first packet gives a target",
@@ -387,11 +460,12 @@ mod tests {
         assert_eq!(l.on_packet(a(EVIL), Millis(10)), F);
         assert_eq!(
             l.target(),
-            Some(a(EVIL)),
-            "rtpengine also follows it in the window"
+            Some(a(SDP)),
+            "an unexpected source gets no media (rtpengine follows it in the window)"
         );
+        assert!(!l.is_settled());
         assert_eq!(l.on_packet(a(SDP), Millis(20)), F);
-        assert!(l.is_fixed());
+        assert!(l.is_fixed() && l.is_settled());
         assert_eq!(l.target(), Some(a(SDP)));
         for ms in [30, 2000, 10_000] {
             assert_eq!(l.on_packet(a(EVIL), Millis(ms)), D);
@@ -408,9 +482,14 @@ mod tests {
     fn injector_first_with_natted_peer() {
         // The real peer's port is rewritten by NAT (rank 2): it still outranks the injector.
         let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
-        assert_eq!(l.on_packet(a(EVIL), Millis(0)), F);
+        assert_eq!(
+            l.on_packet(a(ADDR), Millis(0)),
+            F,
+            "SDP port, other address"
+        );
+        assert_eq!(l.target(), Some(a(SDP)));
         assert_eq!(l.on_packet(a(PORT), Millis(20)), F);
-        assert_eq!(l.on_packet(a(EVIL), Millis(40)), F, "not fixed yet");
+        assert_eq!(l.on_packet(a(ADDR), Millis(40)), D, "the peer has spoken");
         assert_eq!(
             l.on_packet(a(EVIL), Millis(3000)),
             D,
@@ -418,6 +497,45 @@ mod tests {
         );
         assert_eq!(l.target(), Some(a(PORT)));
         assert_eq!(l.learned(), Some(a(PORT)));
+    }
+
+    #[test]
+    fn the_sip_source_address_ranks_as_expected() {
+        // A phone behind NAT: its SDP names its private address, its SIP and media come from
+        // the NAT's public address. An injector at the SDP port of another address loses.
+        const NAT: &str = "198.51.100.77:61002";
+        let mut c = cfg(Heuristic, true, Some("192.168.1.10:2012"));
+        c.signalled_from = Some("198.51.100.77".parse().expect("ip"));
+        let mut l = Latch::new(c, Millis(0));
+        assert_eq!(
+            l.on_packet(a(ADDR), Millis(0)),
+            F,
+            "the injector (rank 1) first"
+        );
+        assert_eq!(l.target(), Some(a("192.168.1.10:2012")));
+        assert_eq!(l.on_packet(a(NAT), Millis(30)), F);
+        assert_eq!(l.target(), Some(a(NAT)));
+        assert_eq!(l.on_packet(a(ADDR), Millis(40)), D);
+        assert_eq!(l.on_packet(a(ADDR), Millis(5000)), D);
+        assert_eq!(l.on_packet(a(NAT), Millis(5001)), F);
+        assert!(l.is_settled());
+        // Without a received-from, the same peer would only be taken after the window.
+        let mut blind = Latch::new(cfg(Heuristic, true, Some("192.168.1.10:2012")), Millis(0));
+        assert_eq!(blind.on_packet(a(NAT), Millis(30)), F);
+        assert_eq!(blind.target(), Some(a("192.168.1.10:2012")));
+    }
+
+    #[test]
+    fn an_unexpected_endpoint_is_not_settled() {
+        let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
+        assert_eq!(l.on_packet(a(EVIL), Millis(3000)), F);
+        assert!(l.is_fixed() && !l.is_settled());
+        assert_eq!(l.on_packet(a(SDP), Millis(3100)), F);
+        assert!(l.is_settled());
+        // Other modes settle when they fix.
+        let mut d = Latch::new(cfg(Delayed, true, Some(SDP)), Millis(0));
+        d.on_packet(a(EVIL), Millis(3000));
+        assert!(d.is_settled());
     }
 
     #[test]

@@ -12,11 +12,13 @@ pub mod engine_config;
 pub mod error;
 mod follow;
 pub mod latch;
+pub mod limits;
 mod negotiate;
 pub mod ports;
 mod recording;
 pub mod reply;
 pub mod reports;
+mod targets;
 mod timers;
 
 pub use actions::MediaAction;

@@ -15,6 +15,7 @@ use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::latch::LatchConfig;
+use crate::session::limits;
 use crate::session::ports::PortBinder;
 use crate::session::reply::dict_put;
 use crate::time::Now;
@@ -66,16 +67,20 @@ impl Engine {
             .get_mut(&call_id)
             .ok_or(SessionError::UnknownCall)?;
         let from_tag = p.call.from_tag.clone().unwrap_or_default();
-        let sender = leg_by_tag_or_new(call, &from_tag, &from_if, now);
-        let receiver = find_receiver(
-            call,
-            sender,
-            p.call.to_tag.as_deref(),
-            p.call.via_branch.as_deref(),
-            &to_if,
-            now,
-        );
-        let result = self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder);
+        let legs = leg_by_tag_or_new(call, &from_tag, &from_if, now).and_then(|sender| {
+            let receiver = find_receiver(
+                call,
+                sender,
+                p.call.to_tag.as_deref(),
+                p.call.via_branch.as_deref(),
+                &to_if,
+                now,
+            )?;
+            Ok((sender, receiver))
+        });
+        let result = legs.and_then(|(sender, receiver)| {
+            self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder)
+        });
         match (&result, is_new) {
             // A call that failed its first offer leaves nothing behind: no entry, no ports.
             (Err(_), true) => self.discard(&call_id, binder),
@@ -119,7 +124,7 @@ impl Engine {
                         p.call.via_branch.as_deref(),
                         &iface,
                         now,
-                    );
+                    )?;
                     call.legs[l].tag = Some(t.to_owned());
                     l
                 }
@@ -131,7 +136,7 @@ impl Engine {
                 p.call.via_branch.as_deref(),
                 &default_if,
                 now,
-            ),
+            )?,
         };
         self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
     }
@@ -209,6 +214,9 @@ impl Engine {
         let n = sd.media_count();
         let sender_if = self.leg(call_id, sender)?.interface.clone();
         let receiver_if = self.leg(call_id, receiver)?.interface.clone();
+        let source = source_override(p);
+        // Where the sender's media goes, per m= line (RTP, RTCP), once the policy admitted it.
+        let mut targets: Vec<(Option<SocketAddr>, Option<SocketAddr>)> = vec![(None, None); n];
         for i in 0..n {
             self.ensure_slot(call_id, sender, i, &sd);
             self.ensure_slot(call_id, receiver, i, &sd);
@@ -228,7 +236,35 @@ impl Engine {
                         Some(Direction::SendOnly | Direction::Inactive)
                     )
                 });
-            self.follow_far_end(call_id, receiver, i, sd.rtp_endpoint(i), hold, binder)?;
+            let via = self
+                .leg(call_id, sender)?
+                .medias
+                .get(i)
+                .and_then(|m| m.local)
+                .map(|l| l.local);
+            let is_rtp = sd.media(i).is_some_and(|m| m.is_rtp());
+            let (rtp, rtcp) = if sd.is_null_address(i) {
+                (None, None)
+            } else {
+                (
+                    sd.rtp_endpoint(i).map(|a| with_ip(a, source)),
+                    sd.rtcp_endpoint(i)
+                        .filter(|_| is_rtp)
+                        .map(|a| with_ip(a, source)),
+                )
+            };
+            let rtp = rtp.and_then(|a| self.admit_target(now, call_id, a, via));
+            let rtcp = rtcp.and_then(|a| self.admit_target(now, call_id, a, via));
+            if let Some(t) = targets.get_mut(i) {
+                *t = (rtp, rtcp);
+            }
+            // A null (hold) address still names the far end's port, as before the checks.
+            let far = if sd.is_null_address(i) {
+                sd.rtp_endpoint(i)
+            } else {
+                rtp
+            };
+            self.follow_far_end(call_id, receiver, i, far, hold, binder)?;
         }
 
         let strict = self.cfg.strict_source || p.flags.strict_source;
@@ -251,6 +287,9 @@ impl Engine {
             leg.has_sdp = true;
             leg.asymmetric = p.flags.asymmetric && !p.flags.symmetric;
             leg.strict = strict;
+            if p.received_from.is_some() {
+                leg.received_from = p.received_from;
+            }
             if p.label.is_some() {
                 leg.label.clone_from(&p.label);
             }
@@ -265,18 +304,14 @@ impl Engine {
                 slot.rejected = m.is_rejected();
                 slot.is_rtp = m.is_rtp();
                 slot.rtcp_mux = m.has_rtcp_mux();
-                let source = source_override(p);
-                slot.remote_rtp = if null || slot.rejected {
-                    None
-                } else {
-                    sd.rtp_endpoint(i).map(|a| with_ip(a, source))
-                };
+                let (rtp, rtcp) = targets.get(i).copied().unwrap_or_default();
+                slot.remote_rtp = if null || slot.rejected { None } else { rtp };
                 slot.remote_rtcp = if null || slot.rejected {
                     None
                 } else if slot.rtcp_mux {
                     slot.remote_rtp
                 } else {
-                    sd.rtcp_endpoint(i).map(|a| with_ip(a, source))
+                    rtcp
                 };
                 if null
                     || matches!(
@@ -438,6 +473,9 @@ impl Engine {
         let intf = self
             .pick_interface(iface, family)
             .ok_or_else(|| SessionError::UnknownInterface(iface.to_owned()))?;
+        if let Some(call) = self.calls.get(call_id) {
+            limits::room_for_pair(call)?;
+        }
         let port = self
             .ports
             .allocate(intf.local, binder)
@@ -484,6 +522,7 @@ impl Engine {
                 };
                 let leg = &mut call.legs[this];
                 let (asymmetric, strict) = (leg.asymmetric, leg.strict);
+                let signalled_from = leg.received_from;
                 let Some(slot) = leg.medias.get_mut(i) else {
                     continue;
                 };
@@ -523,6 +562,7 @@ impl Engine {
                         strict,
                         asymmetric,
                         window,
+                        signalled_from,
                     };
                     if stream.opened {
                         out.push(MediaAction::Update {
@@ -581,16 +621,23 @@ fn new_call(call_id: &str, now: Now) -> Call {
         record_open: false,
         block_media: false,
         metadata: None,
+        target_refused: false,
     }
 }
 
-fn leg_by_tag_or_new(call: &mut Call, tag: &str, iface: &str, now: Now) -> usize {
+fn leg_by_tag_or_new(
+    call: &mut Call,
+    tag: &str,
+    iface: &str,
+    now: Now,
+) -> Result<usize, SessionError> {
     if let Some(l) = call.leg_by_tag(tag) {
-        return l;
+        return Ok(l);
     }
+    limits::room_for_leg(call)?;
     call.legs
         .push(Leg::new(Some(tag.to_owned()), iface.to_owned(), now));
-    call.legs.len() - 1
+    Ok(call.legs.len() - 1)
 }
 
 /// The leg an offer from `sender` goes to: the tagged one, else the branch the sender already
@@ -602,7 +649,7 @@ fn find_receiver(
     branch: Option<&str>,
     iface: &str,
     now: Now,
-) -> usize {
+) -> Result<usize, SessionError> {
     let found = if let Some(t) = to_tag {
         call.leg_by_tag(t)
     } else {
@@ -626,6 +673,7 @@ fn find_receiver(
     let idx = match found {
         Some(i) => i,
         None => {
+            limits::room_for_leg(call)?;
             let mut leg = Leg::new(to_tag.map(str::to_owned), iface.to_owned(), now);
             leg.branch = branch.map(str::to_owned);
             leg.created_by = Some(sender);
@@ -640,7 +688,7 @@ fn find_receiver(
         call.legs[sender].peer = Some(idx);
         call.legs[idx].peer = Some(sender);
     }
-    idx
+    Ok(idx)
 }
 
 /// The o= version to send for this SDP: the first one seen, bumped by one whenever the rest of

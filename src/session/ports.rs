@@ -2,10 +2,16 @@
 //!
 //! The allocator only decides which pair to try; binding is the caller's [`PortBinder`], so the
 //! session layer stays free of sockets. A pair the binder refuses (taken by another program) is
-//! skipped, and the search goes on until the whole range was tried once.
+//! skipped, and the search goes on until every free pair was tried once.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::guard::RelayPorts;
 
 /// Binds (or, in tests, pretends to bind) the RTP port and RTP+1 on an address.
 pub trait PortBinder {
@@ -30,7 +36,10 @@ impl PortBinder for AcceptAll {
     }
 }
 
-/// Port pairs in use, per local address.
+/// Port pairs in use, per local address, chosen at random from the free ones.
+///
+/// Random choice (as rtpengine does) keeps the next call's ports from being guessed: an injector
+/// that knows one call's ports learns nothing about the next one's.
 #[derive(Debug)]
 pub struct PortAllocator {
     /// First even port of the range.
@@ -38,17 +47,25 @@ pub struct PortAllocator {
     /// Last usable RTP port (even, with `max_rtp + 1` inside the range).
     max_rtp: u16,
     pools: HashMap<IpAddr, Pool>,
+    rng: StdRng,
+    /// Where the ports in use are published for the workers and the target checks.
+    published: Arc<RelayPorts>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pool {
     used: BTreeSet<u16>,
-    next: Option<u16>,
+    /// The free RTP ports, in no particular order (a pick swaps out of the middle).
+    free: Vec<u16>,
 }
+
+/// Random picks before a pool whose picks keep being refused by the binder is searched in full.
+const RANDOM_TRIES: usize = 32;
 
 impl PortAllocator {
     /// `port_min..=port_max` as configured; validated by the config layer to hold at least one pair.
-    pub fn new(port_min: u16, port_max: u16) -> Self {
+    /// `seed` makes the choice of ports unpredictable (the daemon gives it from the OS).
+    pub fn new(port_min: u16, port_max: u16, seed: [u8; 32], published: Arc<RelayPorts>) -> Self {
         let min = port_min.saturating_add(port_min % 2);
         let max_rtp = if port_max % 2 == 0 {
             port_max.saturating_sub(2)
@@ -59,6 +76,8 @@ impl PortAllocator {
             min,
             max_rtp: max_rtp.max(min),
             pools: HashMap::new(),
+            rng: StdRng::from_seed(seed),
+            published,
         }
     }
 
@@ -72,26 +91,50 @@ impl PortAllocator {
         self.pools.get(&local).map_or(0, |p| p.used.len())
     }
 
-    /// Allocates the next free pair on `local`, upward from the last one, wrapping once.
+    /// Allocates a free pair on `local`, chosen at random; `None` when every free pair was
+    /// tried and the binder refused it (or none is free).
     pub fn allocate(&mut self, local: IpAddr, binder: &mut dyn PortBinder) -> Option<u16> {
-        let (min, max_rtp, capacity) = (self.min, self.max_rtp, self.capacity());
-        let pool = self.pools.entry(local).or_default();
-        let mut port = pool.next.unwrap_or(min);
-        for _ in 0..capacity {
-            if !pool.used.contains(&port) && binder.bind_pair(local, port) {
-                pool.used.insert(port);
-                pool.next = Some(if port >= max_rtp { min } else { port + 2 });
+        let (min, max_rtp) = (self.min, self.max_rtp);
+        let pool = self.pools.entry(local).or_insert_with(|| Pool {
+            used: BTreeSet::new(),
+            free: (min..=max_rtp).step_by(2).collect(),
+        });
+        let published = &self.published;
+        let mut take = |pool: &mut Pool, at: usize| {
+            let port = pool.free.get(at).copied()?;
+            if !binder.bind_pair(local, port) {
+                return None;
+            }
+            pool.free.swap_remove(at);
+            pool.used.insert(port);
+            published.mark_pair(local, port);
+            Some(port)
+        };
+        // A few random picks; then, if the binder kept refusing (another program holds those
+        // pairs), every free pair once from a random offset.
+        for _ in 0..RANDOM_TRIES {
+            if pool.free.is_empty() {
+                return None;
+            }
+            let at = self.rng.random_range(0..pool.free.len());
+            if let Some(port) = take(pool, at) {
                 return Some(port);
             }
-            port = if port >= max_rtp { min } else { port + 2 };
         }
-        None
+        let n = pool.free.len();
+        if n == 0 {
+            return None;
+        }
+        let offset = self.rng.random_range(0..n);
+        (0..n).find_map(|k| take(pool, (offset + k) % n))
     }
 
     /// Returns a pair to the pool and tells the binder to close it.
     pub fn release(&mut self, local: IpAddr, rtp_port: u16, binder: &mut dyn PortBinder) {
         if let Some(pool) = self.pools.get_mut(&local) {
             if pool.used.remove(&rtp_port) {
+                pool.free.push(rtp_port);
+                self.published.clear_pair(local, rtp_port);
                 binder.release_pair(local, rtp_port);
             }
         }
@@ -104,14 +147,18 @@ mod tests {
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
+    fn alloc(min: u16, max: u16) -> PortAllocator {
+        PortAllocator::new(min, max, [7; 32], Arc::new(RelayPorts::new([A])))
+    }
+
     #[test]
-    fn allocates_even_pairs_upward_and_reuses_released_ones_after_wrap() {
-        let mut alloc = PortAllocator::new(30001, 30008);
+    fn allocates_every_even_pair_once_and_reuses_released_ones() {
+        let mut alloc = alloc(30001, 30008);
         let mut b = AcceptAll::default();
         assert_eq!(alloc.capacity(), 3); // 30002, 30004, 30006 (30008 has no RTCP port)
-        assert_eq!(alloc.allocate(A, &mut b), Some(30002));
-        assert_eq!(alloc.allocate(A, &mut b), Some(30004));
-        assert_eq!(alloc.allocate(A, &mut b), Some(30006));
+        let mut got: Vec<u16> = (0..3).filter_map(|_| alloc.allocate(A, &mut b)).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![30002, 30004, 30006]);
         assert_eq!(alloc.allocate(A, &mut b), None, "range exhausted");
         alloc.release(A, 30004, &mut b);
         assert_eq!(alloc.allocate(A, &mut b), Some(30004));
@@ -127,13 +174,48 @@ mod tests {
             }
             fn release_pair(&mut self, _: IpAddr, _: u16) {}
         }
-        let mut alloc = PortAllocator::new(40000, 40010);
+        let mut alloc = alloc(40000, 40003);
         assert_eq!(alloc.allocate(A, &mut Refuse(40000)), Some(40002));
+        assert_eq!(
+            alloc.allocate(A, &mut Refuse(40000)),
+            None,
+            "40000 stays refused"
+        );
+    }
+
+    #[test]
+    fn consecutive_calls_get_unpredictable_ports() {
+        // Sequential allocation would hand out 30000, 30002, 30004...: the next call's ports
+        // would be known from the last one's.
+        let mut alloc = alloc(30000, 40000);
+        let mut b = AcceptAll::default();
+        let ports: Vec<u16> = (0..50).filter_map(|_| alloc.allocate(A, &mut b)).collect();
+        let steps_of_two = ports.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(steps_of_two < 5, "{ports:?}");
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len());
+        // Another seed, another sequence.
+        let mut other = PortAllocator::new(30000, 40000, [8; 32], Arc::new(RelayPorts::new([A])));
+        let first: Vec<u16> = (0..5).filter_map(|_| other.allocate(A, &mut b)).collect();
+        assert_ne!(first[..], ports[..5]);
+    }
+
+    #[test]
+    fn ports_in_use_are_published() {
+        let published = Arc::new(RelayPorts::new([A]));
+        let mut alloc = PortAllocator::new(30000, 30003, [1; 32], published.clone());
+        let mut b = AcceptAll::default();
+        let p = alloc.allocate(A, &mut b).expect("a pair");
+        assert!(published.holds(A, p) && published.holds(A, p + 1));
+        alloc.release(A, p, &mut b);
+        assert!(!published.holds(A, p) && !published.holds(A, p + 1));
     }
 
     #[test]
     fn pools_are_per_address() {
-        let mut alloc = PortAllocator::new(30000, 30003);
+        let mut alloc = alloc(30000, 30003);
         let mut b = AcceptAll::default();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(alloc.allocate(A, &mut b), Some(30000));

@@ -18,7 +18,7 @@ fn iface(name: &str, ip: &str) -> Interface {
     }
 }
 
-fn engine() -> Engine {
+pub(super) fn engine() -> Engine {
     Engine::new(EngineConfig {
         interfaces: vec![
             iface("default", "203.0.113.1"),
@@ -34,21 +34,21 @@ fn engine() -> Engine {
     })
 }
 
-fn at(secs: u64) -> Now {
+pub(super) fn at(secs: u64) -> Now {
     Now {
         mono: Millis(secs * 1000),
         unix_us: 1_700_000_000_000_000 + secs * 1_000_000,
     }
 }
 
-fn sdp(addr: &str, port: u16) -> Vec<u8> {
+pub(super) fn sdp(addr: &str, port: u16) -> Vec<u8> {
     format!(
         "v=0\r\no=- 1545997027 1 IN IP4 {addr}\r\ns=tester\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
     )
     .into_bytes()
 }
 
-fn oa(
+pub(super) fn oa(
     call: &str,
     from: &str,
     to: Option<&str>,
@@ -67,14 +67,14 @@ fn oa(
     }
 }
 
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+pub(super) fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
         Value::Dict(d) => d.get(key.as_bytes()),
         _ => None,
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
+pub(super) fn text(v: &Value, key: &str) -> String {
     match get(v, key) {
         Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
         other => panic!("{key} is {other:?} in {v:?}"),
@@ -82,17 +82,17 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 /// The port on the first m= line of an SDP reply.
-fn media_port(reply: &Value) -> u16 {
+pub(super) fn media_port(reply: &Value) -> u16 {
     let s = text(reply, "sdp");
     let line = s.lines().find(|l| l.starts_with("m=")).expect("m= line");
     line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+pub(super) fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
     e.handle(now, Command::Offer(p), b)
 }
 
-fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+pub(super) fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
     e.handle(now, Command::Answer(p), b)
 }
 

@@ -1,4 +1,5 @@
-//! The host's interface addresses, from `getifaddrs(3)`: for `interface = auto|any|DEVICE`.
+//! The host's interface addresses, from `getifaddrs(3)`: for `interface = auto|any|DEVICE`, and
+//! for the media target checks (the host's own and broadcast addresses).
 
 use std::ffi::CStr;
 use std::io;
@@ -57,6 +58,39 @@ pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
             loopback,
             scoped,
         });
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The IPv4 broadcast addresses of the host's subnets (`ifa_broadaddr` of devices with
+/// `IFF_BROADCAST`): media must never go there.
+pub fn broadcast_addresses() -> io::Result<Vec<IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; on success the list is freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_flags & libc::IFF_BROADCAST as u32 == 0 || ifa.ifa_ifu.is_null() {
+            continue;
+        }
+        // SAFETY: with IFF_BROADCAST, ifa_ifu is the broadcast sockaddr, non-null (checked), and
+        // its family field is readable.
+        if i32::from(unsafe { (*ifa.ifa_ifu).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: the family says this sockaddr is a sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_ifu as *const libc::sockaddr_in) };
+        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+            sin.sin_addr.s_addr,
+        ))));
     }
     // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
     unsafe { libc::freeifaddrs(head) };

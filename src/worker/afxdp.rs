@@ -657,6 +657,7 @@ pub(super) mod tests {
             strict: true,
             asymmetric: false,
             window: std::time::Duration::from_millis(200),
+            signalled_from: None,
         };
         let (a, b) = (
             UdpSocket::bind("127.0.0.1:0").expect("bind"),

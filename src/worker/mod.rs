@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::dataplane::PlaneKind;
+use crate::guard::SharedPolicy;
 use crate::session::latch::LatchConfig;
 use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
@@ -137,6 +138,8 @@ pub struct Workers {
     offload: Option<Offloading>,
     /// Per worker: packets accepted on the userspace path.
     userspace: Vec<Arc<AtomicU64>>,
+    /// Per worker: packets dropped because their source may not be learnt (see [`Guard`]).
+    refused_sources: Vec<Arc<AtomicU64>>,
     /// Per worker, with the `afxdp` plane: its AF_XDP counters.
     afxdp: Vec<Arc<XskCounters>>,
     /// With the `afxdp` plane and more than one worker: who owns the flow on each relay port,
@@ -158,6 +161,9 @@ pub struct Offloading {
 pub struct PlaneCounters {
     /// Packets accepted by the workers' userspace path.
     pub userspace_packets: u64,
+    /// Packets dropped because their source is one the relay never sends to (its own ports,
+    /// its host...): a stream never learns such a peer.
+    pub refused_sources: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
     /// The AF_XDP path's counters, with the afxdp plane.
@@ -184,6 +190,15 @@ pub struct AfxdpCounters {
     pub kernel: crate::sys::xsk::XskStats,
 }
 
+/// What a worker checks a new packet source against before a stream may learn it: a source
+/// the relay would not send to (one of its own media ports: a loop; its host; a denied
+/// network) is dropped and counted, never latched onto.
+pub(crate) struct Guard {
+    pub policy: SharedPolicy,
+    /// This worker's count of refused sources.
+    pub refused: Arc<AtomicU64>,
+}
+
 /// Receive slots per socket read.
 const BATCH: usize = 32;
 
@@ -192,6 +207,7 @@ impl Workers {
     /// With `offload`, workers move learned flows into the XDP program's map; `xsks` (AF_XDP
     /// sockets, one per receive queue) are dealt out round robin (socket `j` to worker
     /// `j % n`), and with several workers each hands the frames of other workers' flows over.
+    #[allow(clippy::too_many_arguments)] // the plane/worker seams are redrawn in the architecture issue
     pub fn spawn(
         n: usize,
         cpus: Option<Vec<usize>>,
@@ -200,6 +216,7 @@ impl Workers {
         events: Sender<FlowEvent>,
         offload: Option<Offloading>,
         xsks: Vec<crate::sys::xsk::XskSocket>,
+        policy: SharedPolicy,
     ) -> Result<Workers, WorkerError> {
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -212,6 +229,7 @@ impl Workers {
             plane,
             offload,
             userspace: Vec::with_capacity(n),
+            refused_sources: Vec::with_capacity(n),
             afxdp: Vec::new(),
             owners: (afxdp && n > 1).then(|| Arc::new(PortOwners::default())),
         };
@@ -228,6 +246,8 @@ impl Workers {
             let (tx, rx) = crossbeam_channel::unbounded();
             let userspace = Arc::new(AtomicU64::new(0));
             workers.userspace.push(userspace.clone());
+            let refused = Arc::new(AtomicU64::new(0));
+            workers.refused_sources.push(refused.clone());
             let cpu = match &cpus {
                 Some(list) if !list.is_empty() => list.get(index % list.len()).copied(),
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
@@ -248,6 +268,10 @@ impl Workers {
                 workers.offload.clone(),
                 userspace,
                 xsk,
+                Guard {
+                    policy: policy.clone(),
+                    refused,
+                },
             )
             .map_err(setup)?;
             let join = std::thread::Builder::new()
@@ -323,6 +347,11 @@ impl Workers {
         PlaneCounters {
             userspace_packets: self
                 .userspace
+                .iter()
+                .map(|u| u.load(Ordering::Relaxed))
+                .sum(),
+            refused_sources: self
+                .refused_sources
                 .iter()
                 .map(|u| u.load(Ordering::Relaxed))
                 .sum(),

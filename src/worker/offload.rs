@@ -66,7 +66,7 @@ pub(super) fn desired_rule(
     blocked: Option<u128>,
     egress: Option<EgressView>,
 ) -> Option<Rule> {
-    if recorded || !latch.is_fixed() {
+    if recorded || !latch.is_settled() {
         return None;
     }
     let egress = egress?;
@@ -304,6 +304,7 @@ mod tests {
                 strict,
                 asymmetric: false,
                 window: DEFAULT_WINDOW,
+                signalled_from: None,
             },
             Millis(0),
         )

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -72,6 +72,8 @@ pub(super) struct Worker {
     userspace: Arc<AtomicU64>,
     /// AF_XDP: the sockets, and the indexes that map a frame to its flow.
     pub(super) xsk: super::afxdp::XskState,
+    /// Which new sources a stream may learn.
+    guard: super::Guard,
 }
 
 /// Whether `block media` (with the payload types in `block` still passing) drops this
@@ -111,6 +113,7 @@ impl Worker {
         offload: Option<super::Offloading>,
         userspace: Arc<AtomicU64>,
         xsk: super::afxdp::XskState,
+        guard: super::Guard,
     ) -> io::Result<Worker> {
         epoll.add(wake.as_raw_fd(), WAKE)?;
         for (k, x) in xsk.sockets().iter().enumerate().take(MAX_XSKS as usize) {
@@ -131,6 +134,7 @@ impl Worker {
             offload: offload.map(|o| Offload::new(o.table, clock.mono(), o.install)),
             userspace,
             xsk,
+            guard,
         })
     }
 
@@ -395,6 +399,8 @@ impl Worker {
             return;
         };
         let c = &flow.counters;
+        let via = flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip());
+        let policy = self.guard.policy.load();
         let stamp = now.0.max(1);
         let before = (flow.latch.is_fixed(), flow.latch.source());
         let mut accepted = 0u64;
@@ -417,6 +423,13 @@ impl Worker {
                     continue;
                 }
             };
+            // A source other than the one the stream accepts now could become its peer: the
+            // relay's own ports (a loop) and the addresses it never sends to are refused.
+            if flow.latch.source() != Some(src) && policy.check(src, via).is_err() {
+                c.errors.fetch_add(1, Relaxed);
+                self.guard.refused.fetch_add(1, Relaxed);
+                continue;
+            }
             if flow.latch.on_packet(src, now) == Verdict::Drop {
                 c.errors.fetch_add(1, Relaxed);
                 continue;
@@ -567,6 +580,10 @@ pub(super) mod tests {
             None,
             Arc::new(AtomicU64::new(0)),
             xsk,
+            super::super::Guard {
+                policy: crate::guard::share(crate::guard::TargetPolicy::permissive()),
+                refused: Arc::default(),
+            },
         )
         .expect("worker");
         (w, tx)

@@ -72,6 +72,10 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+fn permissive() -> crate::guard::SharedPolicy {
+    crate::guard::share(crate::guard::TargetPolicy::permissive())
+}
+
 fn latch(expected: SocketAddr) -> LatchConfig {
     LatchConfig {
         expected: Some(expected),
@@ -79,6 +83,7 @@ fn latch(expected: SocketAddr) -> LatchConfig {
         strict: true,
         asymmetric: false,
         window: Duration::from_millis(200),
+        signalled_from: None,
     }
 }
 
@@ -144,7 +149,17 @@ fn relays_both_ways_and_enforces_strict_source_uring() {
 
 fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
+    let w = Workers::spawn(
+        1,
+        None,
+        plane,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+        permissive(),
+    )
+    .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
     let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -242,8 +257,17 @@ fn learns_natted_peer_reports_it_and_follows_updates_uring() {
 
 fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(2, Some(vec![0]), plane, Clock::new(), etx, None, Vec::new())
-        .expect("spawn");
+    let w = Workers::spawn(
+        2,
+        Some(vec![0]),
+        plane,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+        permissive(),
+    )
+    .expect("spawn");
     let worker = w.worker_for(0xfeed);
     assert!(worker < 2);
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -303,7 +327,8 @@ fn spawn_rejects_zero_and_shards_stably() {
             Clock::new(),
             etx.clone(),
             None,
-            Vec::new()
+            Vec::new(),
+            permissive()
         ),
         Err(WorkerError::NoWorkers)
     ));
@@ -315,6 +340,7 @@ fn spawn_rejects_zero_and_shards_stably() {
         etx,
         None,
         Vec::new(),
+        permissive(),
     )
     .expect("spawn");
     assert_eq!(w.len(), 3);
@@ -330,7 +356,17 @@ fn spawn_rejects_zero_and_shards_stably() {
 
 fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
+    let w = Workers::spawn(
+        1,
+        None,
+        plane,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+        permissive(),
+    )
+    .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
     let to_a = SocketAddr::new(LO, a.port);
@@ -397,7 +433,17 @@ fn tap_keeps_forwarding_when_full_uring() {
 
 fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(1, None, plane, Clock::new(), etx, None, Vec::new()).expect("spawn");
+    let w = Workers::spawn(
+        1,
+        None,
+        plane,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+        permissive(),
+    )
+    .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
     let (to_a, to_b) = (SocketAddr::new(LO, a.port), SocketAddr::new(LO, b.port));
