@@ -77,6 +77,12 @@ impl Control {
         text
     }
 
+    /// The first worker that gave up after too many panics, if any.
+    pub fn dead_worker(&self) -> Option<usize> {
+        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.workers.dead()
+    }
+
     /// Runs timers and takes in what the workers learned. Called periodically.
     pub fn tick(&self) {
         let now = self.clock.now();

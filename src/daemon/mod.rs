@@ -38,6 +38,8 @@ pub enum DaemonError {
     Xdp(String),
     #[error("cannot start workers: {0}")]
     Workers(String),
+    #[error("worker {0} panicked too often ({budget} in {secs} s) and stopped; exiting so that a supervisor restarts the relay", budget = crate::worker::PANIC_BUDGET, secs = crate::worker::PANIC_WINDOW.as_secs())]
+    WorkerDied(usize),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("cannot write pidfile {path}: {source}")]
@@ -177,15 +179,20 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(interfaces = %ifaces.join(", "), ng = ?cfg.listen_ng, "rtprelay ready");
 
     let mut next_refresh = std::time::Instant::now() + guard::REFRESH;
+    let mut died = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         control.tick();
+        if let Some(w) = control.dead_worker() {
+            died = Some(w);
+            break;
+        }
         if std::time::Instant::now() >= next_refresh {
             guard::refresh(&policy);
             next_refresh = std::time::Instant::now() + guard::REFRESH;
         }
     }
-    tracing::info!("shutting down");
+    tracing::info!(worker_died = ?died, "shutting down");
     for l in listeners {
         l.stop();
     }
@@ -197,7 +204,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(path) = &cfg.pidfile {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    match died {
+        Some(w) => Err(DaemonError::WorkerDied(w)),
+        None => Ok(()),
+    }
 }
 
 /// What [`start_kernel_planes`] set up.

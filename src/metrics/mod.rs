@@ -149,6 +149,12 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         c.userspace_packets,
     );
     metric(
+        "worker_panics_total",
+        "counter",
+        "Panics caught in the forwarding workers (each worker is restarted with its flows).",
+        c.worker_panics,
+    );
+    metric(
         "media_source_refused_total",
         "counter",
         "Packets dropped because their source is never a peer: one of the relay's own ports (a loop), its host, a denied network.",
@@ -302,12 +308,14 @@ mod tests {
         let user = crate::worker::PlaneCounters {
             userspace_packets: 7,
             refused_sources: 2,
+            worker_panics: 0,
             xdp: None,
             afxdp: None,
         };
         let t = render_plane(&user);
         assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
         assert!(t.contains("rtprelay_media_source_refused_total 2\n"), "{t}");
+        assert!(t.contains("rtprelay_worker_panics_total 0\n"), "{t}");
         assert!(!t.contains("xdp"), "{t}");
         let stats = crate::sys::xdp::XdpStats {
             forwarded: 100,
@@ -319,6 +327,7 @@ mod tests {
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
             refused_sources: 0,
+            worker_panics: 1,
             xdp: Some((stats, 4)),
             afxdp: None,
         });
@@ -332,6 +341,7 @@ mod tests {
         let t = render_plane(&crate::worker::PlaneCounters {
             userspace_packets: 7,
             refused_sources: 0,
+            worker_panics: 0,
             xdp: Some((stats, 4)),
             afxdp: Some(crate::worker::AfxdpCounters {
                 transmitted: 50,

@@ -44,7 +44,7 @@ impl Engine {
                 }
             }
         }
-        tracing::info!(call_id = %call.id, block = on, "media blocking changed");
+        tracing::info!(call_id = ?call.id, block = on, "media blocking changed");
         let actions = block_actions(call);
         for a in actions {
             self.push(a);

@@ -218,7 +218,7 @@ impl Engine {
     /// Removes a call now: closes its flows and frees its ports.
     pub(crate) fn destroy(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
         if self.remove(call_id, binder) {
-            tracing::info!(call_id, "call destroyed");
+            tracing::info!(call_id = ?call_id, "call destroyed");
         }
     }
 

@@ -86,7 +86,7 @@ impl Engine {
             (Err(_), true) => self.discard(&call_id, binder),
             (Ok(_), true) => {
                 self.totals.calls_created += 1;
-                tracing::info!(call_id = %call_id, "new call");
+                tracing::info!(call_id = ?call_id, "new call");
             }
             _ => {}
         }
@@ -153,7 +153,7 @@ impl Engine {
         if !ours {
             return None;
         }
-        tracing::info!(call_id = %p.call.call_id, "SDP already passed this relay (loop-protect): not rewritten");
+        tracing::info!(call_id = ?p.call.call_id, "SDP already passed this relay (loop-protect): not rewritten");
         let mut d = Dict::new();
         dict_put(&mut d, "result", "ok");
         dict_put(&mut d, "sdp", String::from_utf8_lossy(&p.sdp).into_owned());
@@ -604,7 +604,7 @@ impl Engine {
 
 fn parse_sdp(p: &OfferAnswer) -> Result<Body, SessionError> {
     Body::parse(&p.sdp).map_err(|e| {
-        tracing::info!(call_id = %p.call.call_id, error = %e, "failed to parse SDP");
+        tracing::info!(call_id = ?p.call.call_id, error = %e, "failed to parse SDP");
         SessionError::SdpParse
     })
 }

@@ -51,7 +51,7 @@ impl Engine {
         for (id, why) in ended {
             if why != "deleted" {
                 self.totals.calls_timed_out += 1;
-                tracing::info!(call_id = %id, reason = why, "call timed out");
+                tracing::info!(call_id = ?id, reason = why, "call timed out");
             }
             self.destroy(&id, binder);
         }

@@ -9,6 +9,7 @@
 //! queue: frames reach the owner through a hand-off queue (see `afxdp`).
 
 mod afxdp;
+mod health;
 mod offload;
 mod owners;
 mod run;
@@ -32,6 +33,7 @@ use crate::sys::eventfd::EventFd;
 use crate::sys::xdp::{XdpStats, XdpTable};
 use crate::time::Clock;
 use afxdp::XskCounters;
+pub use health::{WorkerHealth, PANIC_BUDGET, PANIC_WINDOW};
 use owners::PortOwners;
 pub use owners::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
 pub use tap::{RecordTap, TapPacket};
@@ -140,6 +142,8 @@ pub struct Workers {
     userspace: Vec<Arc<AtomicU64>>,
     /// Per worker: packets dropped because their source may not be learnt (see [`Guard`]).
     refused_sources: Vec<Arc<AtomicU64>>,
+    /// Per worker: panics caught, dead or alive.
+    health: Vec<Arc<WorkerHealth>>,
     /// Per worker, with the `afxdp` plane: its AF_XDP counters.
     afxdp: Vec<Arc<XskCounters>>,
     /// With the `afxdp` plane and more than one worker: who owns the flow on each relay port,
@@ -164,6 +168,8 @@ pub struct PlaneCounters {
     /// Packets dropped because their source is one the relay never sends to (its own ports,
     /// its host...): a stream never learns such a peer.
     pub refused_sources: u64,
+    /// Panics caught in the workers.
+    pub worker_panics: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
     /// The AF_XDP path's counters, with the afxdp plane.
@@ -190,13 +196,16 @@ pub struct AfxdpCounters {
     pub kernel: crate::sys::xsk::XskStats,
 }
 
-/// What a worker checks a new packet source against before a stream may learn it: a source
-/// the relay would not send to (one of its own media ports: a loop; its host; a denied
-/// network) is dropped and counted, never latched onto.
+/// What a worker shares with the daemon beyond its flows.
 pub(crate) struct Guard {
+    /// What a new packet source is checked against before a stream may learn it: a source the
+    /// relay would not send to (one of its own media ports: a loop; its host; a denied network)
+    /// is dropped and counted, never latched onto.
     pub policy: SharedPolicy,
     /// This worker's count of refused sources.
     pub refused: Arc<AtomicU64>,
+    /// Panics caught, and whether the worker gave up (see `health.rs`).
+    pub health: Arc<WorkerHealth>,
 }
 
 /// Receive slots per socket read.
@@ -230,6 +239,7 @@ impl Workers {
             offload,
             userspace: Vec::with_capacity(n),
             refused_sources: Vec::with_capacity(n),
+            health: Vec::with_capacity(n),
             afxdp: Vec::new(),
             owners: (afxdp && n > 1).then(|| Arc::new(PortOwners::default())),
         };
@@ -248,6 +258,8 @@ impl Workers {
             workers.userspace.push(userspace.clone());
             let refused = Arc::new(AtomicU64::new(0));
             workers.refused_sources.push(refused.clone());
+            let health = Arc::new(WorkerHealth::default());
+            workers.health.push(health.clone());
             let cpu = match &cpus {
                 Some(list) if !list.is_empty() => list.get(index % list.len()).copied(),
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
@@ -271,6 +283,7 @@ impl Workers {
                 Guard {
                     policy: policy.clone(),
                     refused,
+                    health,
                 },
             )
             .map_err(setup)?;
@@ -355,6 +368,7 @@ impl Workers {
                 .iter()
                 .map(|u| u.load(Ordering::Relaxed))
                 .sum(),
+            worker_panics: self.panics(),
             xdp: self.offload.as_ref().map(|Offloading { table: t, .. }| {
                 (
                     t.stats().unwrap_or_else(|e| {
@@ -388,6 +402,16 @@ impl Workers {
 
     pub fn len(&self) -> usize {
         self.handles.len()
+    }
+
+    /// Panics caught in the workers so far.
+    pub fn panics(&self) -> u64 {
+        self.health.iter().map(|h| h.panics()).sum()
+    }
+
+    /// The first worker that gave up after too many panics, if any.
+    pub fn dead(&self) -> Option<usize> {
+        self.health.iter().position(|h| h.is_dead())
     }
 
     pub fn is_empty(&self) -> bool {

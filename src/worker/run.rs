@@ -10,6 +10,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -73,8 +74,14 @@ pub(super) struct Worker {
     /// AF_XDP: the sockets, and the indexes that map a frame to its flow.
     pub(super) xsk: super::afxdp::XskState,
     /// Which new sources a stream may learn.
-    guard: super::Guard,
+    pub(super) guard: super::Guard,
+    /// Debug builds only, with `RTPRELAY_FAULT_INJECT=1`: a packet starting with [`FAULT_PANIC`]
+    /// panics the worker, so tests can check that a panic is survived.
+    pub(super) fault_inject: bool,
 }
+
+/// The payload that panics a worker under fault injection (see `Worker::fault_inject`).
+pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
 
 /// Whether `block media` (with the payload types in `block` still passing) drops this
 /// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
@@ -135,10 +142,13 @@ impl Worker {
             userspace,
             xsk,
             guard,
+            fault_inject: cfg!(debug_assertions)
+                && std::env::var_os("RTPRELAY_FAULT_INJECT").is_some_and(|v| v == "1"),
         })
     }
 
     pub(super) fn run(self) {
+        // (the loops below catch panics per pass; see `recover`)
         match self.plane_kind {
             PlaneKind::Uring => match UringPlane::new() {
                 Ok(ring) => self.run_uring(ring),
@@ -162,18 +172,66 @@ impl Worker {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
-            self.begin_pass();
-            self.service_ready(plane.as_mut());
-            let flows = &self.flows;
-            plane.flush(&mut |tag| {
-                if let Some(f) = flows.get(&tag) {
-                    f.counters.dropped.fetch_add(1, Relaxed);
+            let pass = catch_unwind(AssertUnwindSafe(|| self.epoll_pass(plane.as_mut())));
+            if pass.is_err() {
+                if !self.recover() {
+                    break;
                 }
-            });
-            self.sync_offload();
-            self.xsk.read_kernel_stats(self.clock.mono());
+                // Whatever the batch held when it panicked is dropped with it.
+                plane = new_plane(PlaneKind::Mmsg, BATCH);
+            }
         }
         tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    /// One pass of the readiness-driven loop, after a wait.
+    fn epoll_pass(&mut self, plane: &mut dyn DataPlane) {
+        self.begin_pass();
+        self.service_ready(plane);
+        let flows = &self.flows;
+        plane.flush(&mut |tag| {
+            if let Some(f) = flows.get(&tag) {
+                f.counters.dropped.fetch_add(1, Relaxed);
+            }
+        });
+        self.sync_offload();
+        self.xsk.read_kernel_stats(self.clock.mono());
+    }
+
+    /// After a panic in a pass: counts it and takes this worker's flows out of the kernel (the
+    /// next sweep installs them again from a clean state). False when the worker must stop:
+    /// too many panics, or the clean-up itself panicked.
+    fn recover(&mut self) -> bool {
+        let now = self.clock.mono();
+        let alive = self.guard.health.on_panic(now);
+        let cleared = catch_unwind(AssertUnwindSafe(|| self.clear_kernel_rules(now))).is_ok();
+        if alive && cleared {
+            tracing::error!(
+                worker = self.index,
+                panics = self.guard.health.panics(),
+                "worker panicked; restarted with its flows (the packets of that pass are lost)"
+            );
+            return true;
+        }
+        self.guard.health.set_dead();
+        tracing::error!(
+            worker = self.index,
+            panics = self.guard.health.panics(),
+            budget = super::PANIC_BUDGET,
+            "worker panicked too often and stops; the relay exits"
+        );
+        false
+    }
+
+    /// Removes every kernel rule of this worker's flows, and marks the flows for the next sync.
+    fn clear_kernel_rules(&mut self, now: crate::time::Millis) {
+        let Some(off) = self.offload.as_mut() else {
+            return;
+        };
+        for (id, f) in self.flows.iter_mut() {
+            off.remove(*id, &mut f.offloaded, &f.counters, now);
+            off.mark(*id);
+        }
     }
 
     /// The start of an epoll pass: take the wake, then what it announced. Flow changes first: a
@@ -218,11 +276,44 @@ impl Worker {
                     continue;
                 }
             };
+            let pass = catch_unwind(AssertUnwindSafe(|| self.uring_pass(&mut ring, n, woke)));
+            if pass.is_err() {
+                if !self.recover() {
+                    break;
+                }
+                // A fresh ring: the old one's state at the panic is not trusted.
+                match UringPlane::new() {
+                    Ok(fresh) => {
+                        ring = fresh;
+                        ring.watch_wake(self.wake.as_raw_fd());
+                        for (id, f) in &self.flows {
+                            ring.register(*id, f.socket.as_raw_fd());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = self.index, error = %e,
+                            "cannot set up a new io_uring after a panic; the worker stops");
+                        self.guard.health.set_dead();
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::debug!(
+            worker = self.index,
+            enobufs_rearms = ring.rearmed_on_enobufs(),
+            "worker stopped"
+        );
+    }
+
+    /// One pass of the completion-driven loop: `n` completions were polled.
+    fn uring_pass(&mut self, ring: &mut UringPlane, n: usize, woke: bool) {
+        {
             if woke {
                 self.wake.drain();
             }
             // As in the epoll loop: updates before packets; no send is queued here.
-            self.apply_updates(Some(&mut ring));
+            self.apply_updates(Some(ring));
             let mut start = 0;
             while start < n {
                 let token = ring.token(start);
@@ -231,7 +322,7 @@ impl Worker {
                     end += 1;
                 }
                 if let Some(token) = token {
-                    self.forward_run(token, start..end, &mut ring);
+                    self.forward_run(token, start..end, ring);
                 }
                 start = end;
             }
@@ -243,11 +334,6 @@ impl Worker {
             });
             self.sync_offload();
         }
-        tracing::debug!(
-            worker = self.index,
-            enobufs_rearms = ring.rearmed_on_enobufs(),
-            "worker stopped"
-        );
     }
 
     /// Apply queued flow changes. With `ring`, sockets are registered with the io_uring plane
@@ -405,6 +491,13 @@ impl Worker {
         let before = (flow.latch.is_fixed(), flow.latch.source());
         let mut accepted = 0u64;
         for i in idx {
+            if self.fault_inject
+                && plane
+                    .packet(i)
+                    .is_some_and(|(p, _)| p.starts_with(FAULT_PANIC))
+            {
+                panic!("fault injection: worker {} panics on request", self.index);
+            }
             let (len, rtcp, src, blocked) = match plane.packet(i) {
                 Some((pkt, src)) => match classify(flow.kind, pkt) {
                     Some(rtcp) => (
@@ -583,13 +676,14 @@ pub(super) mod tests {
             super::super::Guard {
                 policy: crate::guard::share(crate::guard::TargetPolicy::permissive()),
                 refused: Arc::default(),
+                health: Arc::default(),
             },
         )
         .expect("worker");
         (w, tx)
     }
 
-    fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
+    pub(in crate::worker) fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
         idle_worker_with(super::super::afxdp::XskState::default())
     }
 

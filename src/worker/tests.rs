@@ -512,3 +512,47 @@ fn block_drops_media_but_counts_it_uring() {
     }
     block_drops_media_but_counts_it_on(PlaneKind::Uring);
 }
+
+#[test]
+fn a_worker_survives_a_panic_with_its_flows_and_too_many_stop_it() {
+    let (mut w, tx) = super::run::tests::idle_worker();
+    w.fault_inject = true;
+    let health = w.guard.health.clone();
+    let wake = w.wake.clone();
+    let (ra, _ra_rtcp) = relay_pair();
+    let (rb, _rb_rtcp) = relay_pair();
+    let (a, b) = (client(), client());
+    let (ra_addr, a_addr, b_addr) = (addr(&ra), addr(&a), addr(&b));
+    let counters = Arc::new(StreamCounters::default());
+    let open = |id, socket, egress, exp| FlowUpdate::Open {
+        id: FlowId(id),
+        kind: FlowKind::Rtp,
+        socket,
+        egress: Some(FlowId(egress)),
+        latch: latch(exp),
+        counters: counters.clone(),
+        record: None,
+    };
+    tx.send(vec![open(1, ra, 2, a_addr), open(2, rb, 1, b_addr)])
+        .expect("send");
+    wake.notify();
+    let t = std::thread::spawn(move || w.run());
+    let forwards = |seq: u16| {
+        a.send_to(&rtp(seq, 7), ra_addr).expect("send");
+        recv(&b, Duration::from_secs(2)).is_some()
+    };
+    assert!(forwards(1), "media before the panic");
+    a.send_to(super::run::FAULT_PANIC, ra_addr).expect("send");
+    eventually("the panic to be caught", || health.panics() == 1);
+    assert!(
+        forwards(2),
+        "media after the panic: the worker kept its flows"
+    );
+    assert!(!health.is_dead());
+    for _ in 0..PANIC_BUDGET {
+        a.send_to(super::run::FAULT_PANIC, ra_addr).expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eventually("the worker to give up", || health.is_dead());
+    eventually("the worker thread to end", || t.is_finished());
+}
