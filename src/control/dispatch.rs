@@ -64,7 +64,7 @@ impl Dispatcher {
         };
         if let Some(cached) = self.cache.get(now, cookie) {
             self.retransmits += 1;
-            tracing::debug!(cookie = %String::from_utf8_lossy(cookie), "NG retransmission, cached reply");
+            tracing::debug!(cookie = ?String::from_utf8_lossy(cookie), "NG retransmission, cached reply");
             return Some(cached);
         }
         let (reply, format) = self.process(now, body, exec);
@@ -129,7 +129,7 @@ impl Dispatcher {
         };
         let name = cmd.name();
         *self.counts.entry(name).or_default() += 1;
-        tracing::debug!(command = name, call_id = %call_id, "NG request");
+        tracing::debug!(command = name, call_id = ?call_id, "NG request");
         let mut reply = exec(cmd);
         match &mut reply {
             Value::Dict(d) => {
@@ -164,7 +164,7 @@ impl Dispatcher {
         }
         if self.warned < WARNINGS_PER_SEC {
             self.warned += 1;
-            tracing::warn!(call_id, "NG protocol error: {what}");
+            tracing::warn!(call_id = ?call_id, error = ?what, "NG protocol error");
         } else {
             self.suppressed += 1;
         }

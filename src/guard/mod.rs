@@ -5,7 +5,7 @@
 pub mod policy;
 pub mod relay_ports;
 
-pub use policy::{parse_network, PolicyInputs, Refusal, TargetPolicy};
+pub use policy::{parse_network, unreachable_from, PolicyInputs, Refusal, TargetPolicy};
 pub use relay_ports::RelayPorts;
 
 /// The policy as the session layer and the workers share it: swapped whole when the host's

@@ -227,6 +227,25 @@ impl TargetPolicy {
     }
 }
 
+/// Whether `target` is a private address (RFC 1918, shared CGNAT space, IPv6 unique-local) that
+/// a relay advertising the public `advertised` cannot reach: such an SDP address is a phone's
+/// own view from behind NAT, not where its packets come from.
+pub fn unreachable_from(target: IpAddr, advertised: IpAddr) -> bool {
+    is_private(target.to_canonical())
+        && !is_private(advertised.to_canonical())
+        && !advertised.to_canonical().is_loopback()
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
 /// The built-in classes no production relay sends media to.
 fn class(ip: IpAddr) -> Option<Refusal> {
     match ip {
@@ -429,6 +448,26 @@ mod tests {
         assert_eq!(p.check(sa("10.0.0.5:30100"), via), Err(Refusal::OwnMedia));
         assert_eq!(p.check(sa("10.0.0.5:35000"), via), Err(Refusal::OwnMedia));
         assert_eq!(p.check(sa("10.0.0.6:35000"), via), Ok(()));
+    }
+
+    #[test]
+    fn private_sdp_addresses_are_unreachable_only_from_a_public_relay() {
+        let public = ip("203.0.113.10");
+        for private in [
+            "10.1.2.3",
+            "172.16.0.9",
+            "192.168.1.10",
+            "100.64.0.1",
+            "fd00::5",
+        ] {
+            assert!(unreachable_from(ip(private), public), "{private}");
+            assert!(
+                !unreachable_from(ip(private), ip("10.0.0.1")),
+                "{private} from private"
+            );
+        }
+        assert!(!unreachable_from(ip("198.51.100.7"), public));
+        assert!(!unreachable_from(ip("192.168.1.10"), ip("127.0.0.1")));
     }
 
     #[test]

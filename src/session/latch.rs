@@ -20,10 +20,12 @@
 //! address and port, and the address its SIP message came from (`received-from`, which Kamailio
 //! sends with every offer and answer). A source at the peer's SDP address or its SIP source
 //! address is *expected*; anything else is not. Unlike rtpengine, an unexpected source never
-//! becomes the target while the window is open: media keeps going to the SDP address until an
-//! expected source speaks. An endpoint fixed on an unexpected source (nothing expected spoke in
-//! the window: a peer behind a NAT that signalling does not show) is taken over by an expected
-//! source whenever one appears, and it is not offloaded to the kernel until then.
+//! becomes the target while the SDP address is one the relay can reach: media goes to the SDP
+//! address until an expected source speaks, and after the window only expected sources are
+//! accepted. Where the SDP address cannot be right (none, or a private address seen from a
+//! relay with a public one: a phone behind NAT), the window closes on the best source seen, as
+//! rtpengine learns; an expected source that speaks later still takes over, and such a stream
+//! stays out of the kernel until then.
 //!
 //! With strict source (the default) this is what stops an injector (the CVE-2025-53399 class):
 //! one that sends first, from the SDP port on another address or from any other port, neither
@@ -66,6 +68,10 @@ pub struct LatchConfig {
     pub window: Duration,
     /// Where the peer's signalling came from (`received-from`): its address ranks as expected.
     pub signalled_from: Option<IpAddr>,
+    /// The SDP address cannot be the peer's real one: a private address seen from a relay that
+    /// advertises a public one (a phone behind NAT). Under `heuristic`, an unexpected source may
+    /// then become the peer once the window has closed, as rtpengine learns.
+    pub sdp_unreachable: bool,
 }
 
 impl Default for LatchConfig {
@@ -77,6 +83,7 @@ impl Default for LatchConfig {
             asymmetric: false,
             window: DEFAULT_WINDOW,
             signalled_from: None,
+            sdp_unreachable: false,
         }
     }
 }
@@ -112,6 +119,12 @@ impl LatchConfig {
     /// Whether signalling says anything to rank sources against.
     fn has_expectations(&self) -> bool {
         self.expected.is_some() || self.signalled_from.is_some()
+    }
+
+    /// Whether an unexpected source may become the peer (`heuristic`): only without a usable SDP
+    /// address.
+    fn open(&self) -> bool {
+        self.expected.is_none() || self.sdp_unreachable
     }
 }
 
@@ -155,7 +168,8 @@ impl Latch {
     pub fn update(&mut self, cfg: LatchConfig, now: Millis) {
         let changed = cfg.expected != self.cfg.expected
             || cfg.learning != self.cfg.learning
-            || cfg.signalled_from != self.cfg.signalled_from;
+            || cfg.signalled_from != self.cfg.signalled_from
+            || cfg.sdp_unreachable != self.cfg.sdp_unreachable;
         self.cfg = cfg;
         if changed {
             self.restart(now);
@@ -193,25 +207,34 @@ impl Latch {
     /// `heuristic` learning with an SDP or SIP source address to rank against.
     fn heuristic(&mut self, src: SocketAddr, now: Millis) -> Verdict {
         let r = self.cfg.rank(src);
-        let current = self.current.map_or(0, |(_, c)| c);
+        let best = self.current.map_or(0, |(_, c)| c);
         if self.fixed {
             // An expected source takes over an endpoint fixed on an unexpected one.
-            if r >= EXPECTED && current < EXPECTED {
+            if r >= EXPECTED && best < EXPECTED {
                 self.current = Some((src, r));
                 return Verdict::Forward;
             }
             return self.check(src);
         }
-        if self.current.is_none() || r > current {
+        if self.current.is_none() || r > best {
             self.current = Some((src, r));
         }
-        if r == 3 || now >= self.window_end {
+        let best = self.current.map_or(0, |(_, c)| c);
+        let window_over = now >= self.window_end;
+        // The window closes on the best source seen, but on an unexpected one only where the
+        // SDP address cannot be the peer's real one (see `LatchConfig::sdp_unreachable`).
+        if r == 3 || (window_over && (best >= EXPECTED || self.cfg.open())) {
             self.fixed = true;
             return self.check(src);
         }
-        // Still learning: once an expected source has spoken, strict drops the lesser ones.
+        if !self.cfg.strict {
+            return Verdict::Forward;
+        }
         match self.current {
-            Some((best, c)) if self.cfg.strict && c >= EXPECTED && best != src => Verdict::Drop,
+            // Once an expected source has spoken, strict drops the lesser ones.
+            Some((b, c)) if c >= EXPECTED && b != src => Verdict::Drop,
+            // After the window, only an expected source can still become the peer.
+            _ if window_over && r < EXPECTED => Verdict::Drop,
             _ => Verdict::Forward,
         }
     }
@@ -229,8 +252,9 @@ impl Latch {
     }
 
     /// Where packets to this peer go: the learned endpoint, else the SDP one. Under
-    /// `heuristic`, an unexpected source becomes the target only once the window has closed
-    /// without an expected one (or when signalling gave no SDP address at all).
+    /// `heuristic`, an unexpected source is never the target while the SDP address is one the
+    /// relay can reach; otherwise (no SDP address, or an unreachable one) it is once the window
+    /// has closed without an expected source, or at once when there is no SDP address at all.
     pub fn target(&self) -> Option<SocketAddr> {
         let learned = self.current.map(|(a, _)| a);
         if self.cfg.asymmetric {
@@ -240,16 +264,23 @@ impl Latch {
             return learned.or(self.cfg.expected);
         }
         match self.current {
-            Some((a, r)) if r >= EXPECTED || self.fixed || self.cfg.expected.is_none() => Some(a),
+            Some((a, r)) if r >= EXPECTED => Some(a),
+            Some((a, _)) if self.cfg.open() && (self.fixed || self.cfg.expected.is_none()) => {
+                Some(a)
+            }
             _ => self.cfg.expected.or(learned),
         }
     }
 
-    /// The learned endpoint when it differs from the SDP one, for `query` reports.
+    /// The learned endpoint when it differs from the SDP one, for `query` reports. Under
+    /// `heuristic` that is where media goes (a source still being weighed is not reported).
     pub fn learned(&self) -> Option<SocketAddr> {
-        self.current
-            .map(|(a, _)| a)
-            .filter(|a| Some(*a) != self.cfg.expected)
+        let learned = if self.cfg.learning == EndpointLearning::Heuristic && !self.cfg.asymmetric {
+            self.target()
+        } else {
+            self.current.map(|(a, _)| a)
+        };
+        learned.filter(|a| Some(*a) != self.cfg.expected)
     }
 
     /// The endpoint packets are accepted from (learned or from SDP), `None` before any.
@@ -302,6 +333,15 @@ mod tests {
             asymmetric: false,
             window: Duration::from_millis(3000),
             signalled_from: None,
+            sdp_unreachable: false,
+        }
+    }
+
+    /// As [`cfg`], for a peer whose SDP address the relay cannot reach (behind NAT).
+    fn cfg_nat(learning: EndpointLearning, strict: bool, expected: Option<&str>) -> LatchConfig {
+        LatchConfig {
+            sdp_unreachable: true,
+            ..cfg(learning, strict, expected)
         }
     }
 
@@ -386,9 +426,21 @@ mod tests {
                 ],
             ),
             (
-                "heuristic: equal rank does not displace; after the window the best unexpected \
-                 source is used until an expected one speaks",
+                "heuristic: equal rank does not displace; an unexpected source is never the \
+                 target while the SDP address is reachable",
                 cfg(Heuristic, false, Some(SDP)),
+                &[
+                    (0, ANY, F, Some(SDP)),
+                    (1, EVIL, F, Some(SDP)),
+                    (4000, EVIL, F, Some(SDP)),
+                    (4100, PORT, F, Some(PORT)),
+                    (4200, ANY, F, Some(PORT)),
+                ],
+            ),
+            (
+                "heuristic, SDP address unreachable (NAT): after the window the best unexpected \
+                 source is used until an expected one speaks",
+                cfg_nat(Heuristic, false, Some(SDP)),
                 &[
                     (0, ANY, F, Some(SDP)),
                     (1, EVIL, F, Some(SDP)),
@@ -422,9 +474,19 @@ mod tests {
                 ],
             ),
             (
-                "heuristic + strict: no packet in the window, first after it fixes, an expected \
-                 source still takes over",
+                "heuristic + strict: after the window only an expected source is accepted",
                 cfg(Heuristic, true, Some(SDP)),
+                &[
+                    (3000, ADDR, D, Some(SDP)),
+                    (3001, ANY, D, Some(SDP)),
+                    (3002, PORT, F, Some(PORT)),
+                    (3003, ADDR, D, Some(PORT)),
+                ],
+            ),
+            (
+                "heuristic + strict, SDP address unreachable: no packet in the window, first \
+                 after it fixes, an expected source still takes over",
+                cfg_nat(Heuristic, true, Some(SDP)),
                 &[
                     (3000, ADDR, F, Some(ADDR)),
                     (3001, ANY, D, Some(ADDR)),
@@ -527,7 +589,7 @@ mod tests {
 
     #[test]
     fn an_unexpected_endpoint_is_not_settled() {
-        let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
+        let mut l = Latch::new(cfg_nat(Heuristic, true, Some(SDP)), Millis(0));
         assert_eq!(l.on_packet(a(EVIL), Millis(3000)), F);
         assert!(l.is_fixed() && !l.is_settled());
         assert_eq!(l.on_packet(a(SDP), Millis(3100)), F);

@@ -563,6 +563,9 @@ impl Engine {
                         asymmetric,
                         window,
                         signalled_from,
+                        sdp_unreachable: expected.is_some_and(|e| {
+                            crate::guard::unreachable_from(e.ip(), local.advertised)
+                        }),
                     };
                     if stream.opened {
                         out.push(MediaAction::Update {

@@ -658,6 +658,7 @@ pub(super) mod tests {
             asymmetric: false,
             window: std::time::Duration::from_millis(200),
             signalled_from: None,
+            sdp_unreachable: false,
         };
         let (a, b) = (
             UdpSocket::bind("127.0.0.1:0").expect("bind"),

@@ -305,6 +305,7 @@ mod tests {
                 asymmetric: false,
                 window: DEFAULT_WINDOW,
                 signalled_from: None,
+                sdp_unreachable: false,
             },
             Millis(0),
         )

@@ -84,6 +84,7 @@ fn latch(expected: SocketAddr) -> LatchConfig {
         asymmetric: false,
         window: Duration::from_millis(200),
         signalled_from: None,
+        sdp_unreachable: false,
     }
 }
 
@@ -555,4 +556,51 @@ fn a_worker_survives_a_panic_with_its_flows_and_too_many_stop_it() {
     }
     eventually("the worker to give up", || health.is_dead());
     eventually("the worker thread to end", || t.is_finished());
+}
+
+#[test]
+fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
+    // The policy's port table says the "other relay socket" below is the relay's own: a packet
+    // from it (a loop) must be dropped and counted, even while the stream is still learning.
+    let ports = Arc::new(crate::guard::RelayPorts::new([LO]));
+    let own = client();
+    ports.mark_pair(LO, addr(&own).port() & !1);
+    let policy = crate::guard::share(crate::guard::TargetPolicy::new(
+        &crate::guard::PolicyInputs {
+            locals: vec![LO],
+            port_min: 1024,
+            port_max: 65535,
+            ..Default::default()
+        },
+        ports,
+    ));
+    let (etx, _erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(
+        1,
+        None,
+        PlaneKind::Mmsg,
+        Clock::new(),
+        etx,
+        None,
+        Vec::new(),
+        policy,
+    )
+    .expect("spawn");
+    let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
+    let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
+    let to_a = SocketAddr::new(LO, a.port);
+    for seq in 0..3u16 {
+        own.send_to(&rtp(seq, 0x1007), to_a).expect("send");
+    }
+    eventually("the loop packets are refused", || {
+        w.counters().refused_sources == 3
+    });
+    assert_eq!(a.rtp.errors.load(Relaxed), 3);
+    assert!(
+        recv(&cb, Duration::from_millis(150)).is_none(),
+        "nothing forwarded"
+    );
+    // The real peer is still learnt and relayed.
+    ca.send_to(&rtp(9, 0x1234), to_a).expect("send");
+    assert!(recv(&cb, Duration::from_secs(2)).is_some());
 }
