@@ -659,6 +659,14 @@ pub(super) mod tests {
     pub(in crate::worker) fn idle_worker_with(
         xsk: super::super::afxdp::XskState,
     ) -> (Worker, Sender<Vec<FlowUpdate>>) {
+        idle_worker_on(PlaneKind::Mmsg, xsk)
+    }
+
+    /// As [`idle_worker_with`], on `plane`.
+    pub(in crate::worker) fn idle_worker_on(
+        plane: PlaneKind,
+        xsk: super::super::afxdp::XskState,
+    ) -> (Worker, Sender<Vec<FlowUpdate>>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (etx, _erx) = crossbeam_channel::unbounded();
         let w = Worker::new(
@@ -666,7 +674,7 @@ pub(super) mod tests {
             Epoll::new().expect("epoll"),
             Arc::new(EventFd::new().expect("eventfd")),
             rx,
-            PlaneKind::Mmsg,
+            plane,
             Clock::new(),
             etx,
             Arc::new(AtomicBool::new(false)),

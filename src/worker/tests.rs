@@ -516,7 +516,19 @@ fn block_drops_media_but_counts_it_uring() {
 
 #[test]
 fn a_worker_survives_a_panic_with_its_flows_and_too_many_stop_it() {
-    let (mut w, tx) = super::run::tests::idle_worker();
+    survives_a_panic_on(PlaneKind::Mmsg);
+}
+
+#[test]
+fn a_uring_worker_survives_a_panic_with_a_fresh_ring() {
+    if crate::sys::uring::probe().is_err() {
+        return; // io_uring refused here; the mmsg test covers the logic
+    }
+    survives_a_panic_on(PlaneKind::Uring);
+}
+
+fn survives_a_panic_on(plane: PlaneKind) {
+    let (mut w, tx) = super::run::tests::idle_worker_on(plane, Default::default());
     w.fault_inject = true;
     let health = w.guard.health.clone();
     let wake = w.wake.clone();
