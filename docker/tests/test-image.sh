@@ -418,8 +418,8 @@ no_new_privs() {
 # Docker's own health status, with the image's HEALTHCHECK command run every second (--health-interval=1s).
 HEALTH_FAST=(--health-interval=1s)
 wait_healthy() { # wait_healthy CONTAINER: "healthy" within 30 s
-    local i status=
-    for i in $(seq 1 60); do
+    local status=''
+    for _ in $(seq 1 60); do
         status=$($DOCKER inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}} {{.State.Status}}' "$1" 2>&1)
         [ "${status%% *}" = healthy ] && return 0
         [ "${status#* }" = running ] || break
@@ -685,6 +685,8 @@ else
             }
             check xdp-relay-uid-10001-with-caps-only check_xdp_process
             check xdp-relay-no-new-privs no_new_privs "$XDP_ID"
+            # Started as root, the healthcheck runs as root too, and reads the config as the relay's user.
+            check xdp-healthcheck $DOCKER exec "$XDP_ID" rtprelay-healthcheck
             check xdp-attached-on-eth0 xdp_on_eth0 "$HOLD_PID"
             check_xdp_detach() {
                 stop_exit0 "$XDP_ID" || return 1
