@@ -577,6 +577,7 @@ write_conf() { # write_conf NAME LINES...: a config file readable by the rtprela
 }
 write_conf moved.conf 'listen-ng = 127.0.0.1:23456' 'listen-http = 127.0.0.1:23457'
 write_conf http-only.conf 'listen-http = 127.0.0.1:23458'
+write_conf tcp-only.conf 'listen-tcp-ng = 127.0.0.1:23459'
 CONF_RUN=(--network none -e RTPENGINE_INTERFACE=127.0.0.1 "${HEALTH_FAST[@]}")
 # healthy_on CONTAINER WHAT: Docker says healthy, and the healthcheck names WHAT as the socket it asked.
 healthy_on() {
@@ -611,6 +612,10 @@ $DOCKER stop -t 5 "$CL_ID" >/dev/null
 HO_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/http-only.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
 check healthcheck-http-only healthy_on "$HO_ID" "http 127.0.0.1:23458"
 $DOCKER stop -t 5 "$HO_ID" >/dev/null
+# With NG over TCP as the only control listener, the NG ping goes over TCP.
+TO_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/tcp-only.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
+check healthcheck-tcp-ng-only healthy_on "$TO_ID" "tcp 127.0.0.1:23459"
+$DOCKER stop -t 5 "$TO_ID" >/dev/null
 
 # --- XDP plane -------------------------------------------------------------------------------------------------
 # The relay on its own eth0 (default bridge) with the XDP capabilities and RTPENGINE_TABLE=0, called from the host
