@@ -9,7 +9,8 @@
 #
 # Started as root (`docker run --user 0`, needed for the XDP plane: Docker gives a non-root user no capabilities),
 # it switches the daemons to the rtprelay user and hands over only the capabilities XDP needs, as ambient
-# capabilities: see drop_root below.
+# capabilities: see drop_root below. Either way the daemons run with no_new_privs set (`setpriv --no-new-privs`):
+# nothing they exec can gain privileges through setuid/setgid bits or file capabilities.
 #
 # Every variable has an RTPRELAY_ alias; when both are set, RTPRELAY_ wins. A bad value stops the container before
 # the daemon starts, with a message naming the variable, and exit code 2.
@@ -240,16 +241,23 @@ recording_args() {
 # the container was given, nothing else.
 RELAY_CAPS="net_admin:12 net_raw:13 ipc_lock:14 sys_admin:21 perfmon:38 bpf:39"
 
-# drop_root COMMAND CAP:BIT... -> DROP: a setpriv command prefix that runs the daemon as rtprelay with those
-# capabilities that are in this process's permitted and bounding sets, as ambient capabilities (those survive the
-# switch to a non-root user and the exec; root's ordinary capabilities do not). Empty when not root. File capabilities
-# (setcap) are not used on purpose: a binary with file capabilities fails to exec where the container lacks them.
+# drop_root COMMAND CAP:BIT... -> DROP: the setpriv command prefix the daemon runs under. It always sets
+# no_new_privs (PR_SET_NO_NEW_PRIVS: execve can no longer raise privileges through setuid/setgid bits or file
+# capabilities; it is inherited and cannot be cleared). Started as root, it also runs the daemon as rtprelay with
+# those of the capabilities that are in this process's permitted and bounding sets, as ambient capabilities: those
+# survive the switch to a non-root user and the exec, with no_new_privs too (no_new_privs only stops gains at
+# execve; ambient capabilities are already held), while root's ordinary capabilities do not. File capabilities
+# (setcap) are not used on purpose: a binary with file capabilities fails to exec where the container lacks them,
+# and no_new_privs would ignore them anyway.
 DROP=()
 drop_root() {
-    DROP=()
-    [ "$(id -u)" = 0 ] || return 0
+    DROP=(setpriv --no-new-privs)
     local cmd=$1
     shift
+    if [ "$(id -u)" != 0 ]; then
+        DROP+=(--)
+        return 0
+    fi
     local prm bnd eff spec name bit keep= shown=
     prm=$(awk '/^CapPrm:/ { print $2 }' /proc/self/status)
     bnd=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
@@ -257,6 +265,7 @@ drop_root() {
     # Switching users needs CAP_SETUID (7) and CAP_SETGID (6): without them, stay root as the user asked.
     if (((0x$eff >> 6 & 3) != 3)); then
         printf 'docker-entrypoint: running as root: no CAP_SETUID/CAP_SETGID to switch to the rtprelay user\n' >&2
+        DROP+=(--)
         return 0
     fi
     for spec in "$@"; do
@@ -268,7 +277,7 @@ drop_root() {
     done
     local uid gid
     uid=$(id -u rtprelay) && gid=$(id -g rtprelay) || die "no rtprelay user in this image"
-    DROP=(setpriv "--reuid=$uid" "--regid=$gid" --init-groups "--inh-caps=-all$keep" "--ambient-caps=-all$keep")
+    DROP+=("--reuid=$uid" "--regid=$gid" --init-groups "--inh-caps=-all$keep" "--ambient-caps=-all$keep")
     # Lower the bounding set too when allowed (CAP_SETPCAP, 8), so that nothing can regain another capability.
     if (((0x$eff >> 8 & 1) == 1)); then DROP+=("--bounding-set=-all$keep"); fi
     DROP+=(--)

@@ -255,7 +255,7 @@ check bad-env-fails-fast check_bad_env
 mkdir -p "$TMP/fakecaps"
 cat >"$TMP/fakecaps/rtprelay" <<'FAKE'
 #!/bin/sh
-echo "uid=$(id -u) gid=$(id -g) pid=$$ $(grep -E '^Cap(Eff|Amb|Bnd):' /proc/self/status | tr '\t\n' '= ')"
+echo "uid=$(id -u) gid=$(id -g) pid=$$ $(grep -E '^(Cap(Eff|Amb|Bnd)|NoNewPrivs):' /proc/self/status | tr '\t\n' '= ')"
 FAKE
 cp "$TMP/fakecaps/rtprelay" "$TMP/fakecaps/rtprelay-recording"
 chmod 755 "$TMP/fakecaps" "$TMP/fakecaps/"*
@@ -296,6 +296,30 @@ check_root_drop() {
         || { echo "the recorder kept capabilities"; return 1; }
 }
 check root-start-drops-to-rtprelay-with-xdp-caps check_root_drop
+
+# Every way the entrypoint starts a daemon sets no_new_privs: as the image's user, as root switching to rtprelay
+# with the XDP capabilities (ambient capabilities survive it), and as root that cannot switch users.
+check_no_new_privs() {
+    local how out
+    for how in "rtprelay" "rtprelay-recording" "${XDP_CAPS[*]} -- rtprelay" "--user 0 -- rtprelay-recording" \
+        "--user 0 --cap-drop SETUID -- rtprelay"; do
+        [[ $how == *--* ]] || how="-- $how"
+        # shellcheck disable=SC2086
+        out=$(fake_caps $how) || { echo "$how: $out"; return 1; }
+        echo "$how: $out"
+        [ "$(cap_field NoNewPrivs "$out")" = 1 ] || { echo "no NoNewPrivs: 1 for $how"; return 1; }
+    done
+    # The XDP capabilities are still effective (ambient), not lost to no_new_privs, also when Docker sets it for
+    # the whole container (--security-opt no-new-privileges, which the README says works).
+    for how in "" "--security-opt no-new-privileges"; do
+        # shellcheck disable=SC2086
+        out=$(fake_caps $how "${XDP_CAPS[@]}" -- rtprelay)
+        echo "$how: $out"
+        (((0x$(cap_field CapEff "$out") >> 12 & 1))) && [ "$(cap_field NoNewPrivs "$out")" = 1 ] \
+            && grep -q "uid=$UID_EXPECTED " <<<"$out" || { echo "NET_ADMIN lost or not rtprelay: $out"; return 1; }
+    done
+}
+check entrypoint-no-new-privs check_no_new_privs
 
 check_recording_starts() {
     local id state code
@@ -381,6 +405,36 @@ wait_ping() { # wait_ping HOST:PORT CONTAINER: up to 15 s
     return 1
 }
 
+container_ip() { $DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$1"; }
+
+# no_new_privs CONTAINER: the daemon (PID 1) runs with no_new_privs set.
+no_new_privs() {
+    local status
+    status=$($DOCKER exec "$1" grep -E '^(Uid|NoNewPrivs|CapEff):' /proc/1/status) || return 1
+    echo "$status" | tr '\t\n' '  '
+    grep -qE '^NoNewPrivs:\s+1$' <<<"$status"
+}
+
+# Docker's own health status, with the image's HEALTHCHECK command run every second (--health-interval=1s).
+HEALTH_FAST=(--health-interval=1s)
+wait_healthy() { # wait_healthy CONTAINER: "healthy" within 30 s
+    local status=''
+    for _ in $(seq 1 60); do
+        status=$($DOCKER inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}} {{.State.Status}}' "$1" 2>&1)
+        [ "${status%% *}" = healthy ] && return 0
+        [ "${status#* }" = running ] || break
+        sleep 0.5
+    done
+    echo "not healthy ($status); last probe: $($DOCKER inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$1" 2>&1 | tail -n 2)"
+    $DOCKER logs "$1" 2>&1 | tail -n 3
+    return 1
+}
+
+# http_ping HOST:PORT: GET /ping answers pong.
+http_ping() {
+    python3 -c "import urllib.request,sys; b=urllib.request.urlopen('http://$1/ping', timeout=2).read(); sys.exit(b.strip() != b'pong')" 2>&1
+}
+
 stop_exit0() { # stop_exit0 CONTAINER: SIGTERM, exit 0 within 5 s
     local t0 t1 code
     t0=$(date +%s%N)
@@ -411,6 +465,7 @@ if [ -n "$HOST_ID" ] && check_out=$(wait_ping "127.0.0.1:$NG_PORT" "$HOST_ID" 2>
         [ "$comm" = rtprelay ] && grep -qE "^Uid:\s+$UID_EXPECTED\s" <<<"$status"
     }
     check relay-process-nonroot check_proc_user
+    check relay-no-new-privs no_new_privs "$HOST_ID"
     check host-call $NG call "127.0.0.1:$NG_PORT" --local-ip 127.0.0.1 --packets 50
     check_plane_logged() { $DOCKER logs "$HOST_ID" 2>&1 | grep -iE 'data.?plane|mmsg|uring|xdp'; }
     check data-plane-logged check_plane_logged
@@ -455,10 +510,21 @@ if [ "$BRIDGE" = 1 ]; then
     BBASE=$(free_udp_ports 22) || BBASE=
     if [ -n "$BBASE" ]; then
         BNG=$BBASE BMIN=$((BBASE + 2)) BMAX=$((BBASE + 21))
+        # A published NG port reaches the container's eth0 address: that needs the opt-in.
         BR_ID=$(run_bg -p "127.0.0.1:$BNG:22222/udp" -p "127.0.0.1:$BMIN-$BMAX:$BMIN-$BMAX/udp" \
+            -e RTPENGINE_LISTEN_NG=0.0.0.0:22222 -e RTPENGINE_LISTEN_HTTP=0.0.0.0:22223 \
             -e "RTPENGINE_PORT_MIN=$BMIN" -e "RTPENGINE_PORT_MAX=$BMAX" -e RTPENGINE_PUBLIC_IP=127.0.0.1 "$IMAGE")
         if [ -n "$BR_ID" ] && check_out=$(wait_ping "127.0.0.1:$BNG" "$BR_ID" 2>&1); then
             pass bridge-ng-ping
+            check_opt_in_reachable() {
+                local ip
+                ip=$(container_ip "$BR_ID")
+                $NG --timeout 1 ping "$ip:22222" || { echo "no NG pong from $ip:22222"; return 1; }
+                http_ping "$ip:22223" || { echo "no HTTP pong from $ip:22223"; return 1; }
+                # The healthcheck asks the wildcard listener on loopback.
+                $DOCKER exec "$BR_ID" rtprelay-healthcheck
+            }
+            check bridge-ng-opt-in-reachable check_opt_in_reachable
             check bridge-call $NG call "127.0.0.1:$BNG" --local-ip "$GATEWAY" --packets 50
             check bridge-sigterm-exit-0 stop_exit0 "$BR_ID"
         else
@@ -471,6 +537,86 @@ else
     skip bridge-call "no bridge network on this engine (dockerd started with --bridge=none)"
 fi
 
+# --- NG exposure and the healthcheck ---------------------------------------------------------------------------
+# The image's defaults keep NG (UDP) and HTTP on the container's loopback: on a bridge network, nothing outside the
+# container reaches them on its address, while the healthcheck (inside) still gets its pong.
+if [ "$BRIDGE" = 1 ]; then
+    DEF_ID=$(run_bg --network bridge "${HEALTH_FAST[@]}" "$IMAGE")
+    if [ -n "$DEF_ID" ] && check_out=$(wait_healthy "$DEF_ID" 2>&1); then
+        pass default-container-healthy
+        check_default_private() {
+            local ip out
+            ip=$(container_ip "$DEF_ID")
+            [ -n "$ip" ] || { echo "no bridge address"; return 1; }
+            if out=$($NG --timeout 1 --retries 2 ping "$ip:22222" 2>&1); then
+                echo "NG answered on the bridge address $ip:22222: $out"
+                return 1
+            fi
+            if http_ping "$ip:22223" >/dev/null; then echo "HTTP answered on $ip:22223"; return 1; fi
+            # Inside the container it answers (so the silence above is the listen address, not a dead relay).
+            $DOCKER exec "$DEF_ID" rtprelay-healthcheck
+        }
+        check default-ng-not-on-bridge-address check_default_private
+        $DOCKER stop -t 5 "$DEF_ID" >/dev/null
+    else
+        fail default-container-healthy "$check_out"
+    fi
+else
+    skip default-ng-not-on-bridge-address "no bridge network on this engine"
+fi
+
+# A mounted config that moves the control sockets: the healthcheck asks the relay where they are (it runs
+# `rtprelay --list-control-sockets` with the relay's own arguments), so the container stays healthy. The relay runs
+# with no network but loopback, so no port can clash with the host's.
+mkdir -p "$TMP/conf"
+write_conf() { # write_conf NAME LINES...: a config file readable by the rtprelay user
+    { echo '[rtprelay]'; printf '%s\n' "${@:2}" 'port-min = 30000' 'port-max = 30099' 'log-stderr = true' \
+        'foreground = true'; } >"$TMP/conf/$1"
+    chmod 755 "$TMP/conf"
+    chmod 644 "$TMP/conf/$1"
+}
+write_conf moved.conf 'listen-ng = 127.0.0.1:23456' 'listen-http = 127.0.0.1:23457'
+write_conf http-only.conf 'listen-http = 127.0.0.1:23458'
+write_conf tcp-only.conf 'listen-tcp-ng = 127.0.0.1:23459'
+CONF_RUN=(--network none -e RTPENGINE_INTERFACE=127.0.0.1 "${HEALTH_FAST[@]}")
+# healthy_on CONTAINER WHAT: Docker says healthy, and the healthcheck names WHAT as the socket it asked.
+healthy_on() {
+    local out
+    wait_healthy "$1" || return 1
+    out=$($DOCKER exec "$1" rtprelay-healthcheck) || { echo "$out"; return 1; }
+    echo "$out"
+    grep -qF -- "$2" <<<"$out"
+}
+MV_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/moved.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
+check healthcheck-follows-mounted-config healthy_on "$MV_ID" "udp 127.0.0.1:23456"
+# And it tells a relay that does not answer from one that does: with the relay stopped (SIGSTOP from the host),
+# the same check fails.
+check_health_detects_silence() {
+    local pid out rc
+    pid=$($DOCKER inspect -f '{{.State.Pid}}' "$MV_ID") && [ "${pid:-0}" -gt 0 ] || { echo "no pid"; return 1; }
+    kill -STOP "$pid" || return 1
+    out=$($DOCKER exec "$MV_ID" rtprelay-healthcheck 2>&1)
+    rc=$?
+    kill -CONT "$pid"
+    echo "exit $rc: $out"
+    [ "$rc" != 0 ] && grep -q 'no pong from udp 127.0.0.1:23456' <<<"$out"
+}
+check healthcheck-fails-when-relay-silent check_health_detects_silence
+$DOCKER stop -t 5 "$MV_ID" >/dev/null
+# Options after the image name override the file, for the healthcheck as for the relay.
+CL_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/moved.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE" \
+    --listen-ng=127.0.0.1:23999)
+check healthcheck-follows-command-line healthy_on "$CL_ID" "udp 127.0.0.1:23999"
+$DOCKER stop -t 5 "$CL_ID" >/dev/null
+# With HTTP as the only control listener, GET /ping is the probe.
+HO_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/http-only.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
+check healthcheck-http-only healthy_on "$HO_ID" "http 127.0.0.1:23458"
+$DOCKER stop -t 5 "$HO_ID" >/dev/null
+# With NG over TCP as the only control listener, the NG ping goes over TCP.
+TO_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/tcp-only.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
+check healthcheck-tcp-ng-only healthy_on "$TO_ID" "tcp 127.0.0.1:23459"
+$DOCKER stop -t 5 "$TO_ID" >/dev/null
+
 # --- XDP plane -------------------------------------------------------------------------------------------------
 # The relay on its own eth0 (default bridge) with the XDP capabilities and RTPENGINE_TABLE=0, called from the host
 # at the bridge gateway. Its network namespace belongs to a holder container that it joins (--network container:),
@@ -480,7 +626,6 @@ fi
 XDP_PASS_SRC=$DOCKER_DIR/../tests/common/xdp_pass.bpf.c
 XDP_CALL=(call --packets 300 --interval 0.01)
 
-container_ip() { $DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$1"; }
 # metric HOST[:PORT] NAME: the value of an unlabelled /metrics line of the relay (port 22223 by default), empty
 # when absent.
 metric() {
@@ -518,7 +663,7 @@ else
         fail xdp-call-with-caps "cannot attach XDP_PASS to the host-side veth '$HOST_PEER': ${out:-}"
     else
         XDP_ID=$(run_bg --network "container:$HOLD_ID" "${XDP_CAPS[@]}" -e RTPENGINE_TABLE=0 \
-            -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 -e RTPENGINE_PORT_MIN=30000 -e RTPENGINE_PORT_MAX=30199 "$IMAGE")
+            -e RTPENGINE_LISTEN_NG=0.0.0.0:22222 -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 -e RTPENGINE_PORT_MIN=30000 -e RTPENGINE_PORT_MAX=30199 "$IMAGE")
         if [ -n "$XDP_ID" ] && check_out=$(wait_ping "$XIP:22222" "$XDP_ID" 2>&1); then
             plane_line=$($DOCKER logs "$XDP_ID" 2>&1 | grep 'data plane chosen')
             info "${plane_line:-no 'data plane chosen' line}"
@@ -544,6 +689,9 @@ else
                 [ "$eff" = "$amb" ] && (((0x$eff >> 12 & 1) && (0x$eff & ~RELAY_CAP_MASK) == 0))
             }
             check xdp-relay-uid-10001-with-caps-only check_xdp_process
+            check xdp-relay-no-new-privs no_new_privs "$XDP_ID"
+            # Started as root, the healthcheck runs as root too, and reads the config as the relay's user.
+            check xdp-healthcheck $DOCKER exec "$XDP_ID" rtprelay-healthcheck
             check xdp-attached-on-eth0 xdp_on_eth0 "$HOLD_PID"
             check_xdp_detach() {
                 stop_exit0 "$XDP_ID" || return 1
@@ -629,6 +777,7 @@ else
                 [ "${sent:-0}" -gt 0 ]
             }
             check afxdp-host-network-call check_afxdp_host_call
+            check afxdp-relay-no-new-privs no_new_privs "$HA_ID"
             info "$(cat "$TMP/afxdp-host-call" 2>/dev/null)"
             check_afxdp_detach() {
                 stop_exit0 "$HA_ID" || return 1
@@ -645,7 +794,8 @@ fi
 
 if [ "$BRIDGE" = 1 ]; then
     # Without --user 0 and the capabilities: the relay says why XDP cannot run, and forwards in userspace.
-    FB_ID=$(run_bg --network bridge -e RTPENGINE_TABLE=0 -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 "$IMAGE")
+    FB_ID=$(run_bg --network bridge -e RTPENGINE_TABLE=0 -e RTPENGINE_LISTEN_NG=0.0.0.0:22222 \
+        -e RTPRELAY_LISTEN_HTTP=0.0.0.0:22223 "$IMAGE")
     FB_IP=$(container_ip "$FB_ID")
     if [ -n "$FB_ID" ] && check_out=$(wait_ping "$FB_IP:22222" "$FB_ID" 2>&1); then
         check_xdp_fallback() {
@@ -682,6 +832,9 @@ check_recording_runs() {
     id=$(run_bg --network none "$IMAGE" rtprelay-recording) || return 1
     sleep 3
     [ "$($DOCKER inspect -f '{{.State.Running}}' "$id")" = true ] || { echo "not running after 3 s: $($DOCKER logs "$id" 2>&1 | tail -3)"; return 1; }
+    # The image's healthcheck passes for the recorder too (no relay in its container), and it has no_new_privs.
+    $DOCKER exec "$id" rtprelay-healthcheck || return 1
+    no_new_privs "$id" || return 1
     stop_exit0 "$id"
 }
 check recording-daemon-runs-and-stops check_recording_runs

@@ -132,7 +132,12 @@ fn file_settings(
         let label = format!("config key '{}'", e.key);
         if matches!(
             spec.id,
-            Opt::Help | Opt::Version | Opt::ConfigFile | Opt::ConfigSection | Opt::ExitAction
+            Opt::Help
+                | Opt::Version
+                | Opt::ListControlSockets
+                | Opt::ConfigFile
+                | Opt::ConfigSection
+                | Opt::ExitAction
         ) {
             cfg.warnings.push(format!(
                 "config key '{}' has no effect in a config file and is ignored",
@@ -225,6 +230,10 @@ pub(crate) fn build(
         }
         None => Vec::new(),
     };
+    // Asked on the command line only; the listing comes from the whole validated config.
+    let list_sockets = given
+        .iter()
+        .any(|g| g.spec.id == Opt::ListControlSockets && g.value == Value::Flag(true));
     merge_cli(&mut settings, given);
 
     let mut ports = (i64::from(cfg.port_min), i64::from(cfg.port_max));
@@ -232,6 +241,10 @@ pub(crate) fn build(
         apply(&mut cfg, s, &mut ports)?;
     }
     check(&mut cfg, ports)?;
+    if list_sockets {
+        let message = listen::listing(&cfg.listen_ng, &cfg.listen_tcp_ng, &cfg.listen_http);
+        return Ok(LoadOutcome::Exit { message });
+    }
     Ok(LoadOutcome::Run(cfg))
 }
 
@@ -333,6 +346,7 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         }
         Opt::Help
         | Opt::Version
+        | Opt::ListControlSockets
         | Opt::ConfigFile
         | Opt::ConfigSection
         | Opt::ExitAction

@@ -9,6 +9,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
     match name {
         "help" => ("", "Show this help and exit"),
         "version" => ("", "Print the version and exit"),
+        "list-control-sockets" => (
+            "",
+            "Print the NG/HTTP sockets this configuration listens on, and exit",
+        ),
         "config-file" => (
             "FILE|none",
             "Config file (default /etc/rtprelay/rtprelay.conf, else built-in)",

@@ -41,6 +41,17 @@ pub fn parse(value: &str) -> Result<Vec<SocketAddr>, String> {
     Ok(vec![SocketAddr::new(ip, port)])
 }
 
+/// One line per control socket, `udp ADDR`, `tcp ADDR` (NG over TCP) or `http ADDR`, in the
+/// order they are bound: what `--list-control-sockets` prints. A container health check runs it
+/// with the relay's own arguments, so it probes the sockets the relay listens on, config file
+/// included, instead of guessing them.
+pub fn listing(ng: &[SocketAddr], tcp_ng: &[SocketAddr], http: &[SocketAddr]) -> String {
+    let lines = [("udp", ng), ("tcp", tcp_ng), ("http", http)]
+        .into_iter()
+        .flat_map(|(kind, addrs)| addrs.iter().map(move |a| format!("{kind} {a}")));
+    lines.collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -19,6 +19,8 @@ pub(crate) enum Arg {
 pub(crate) enum Opt {
     Help,
     Version,
+    /// Print the control sockets the configuration resolves to, and exit (rtprelay extension).
+    ListControlSockets,
     ConfigFile,
     ConfigSection,
     LogLevel,
@@ -93,6 +95,12 @@ const fn u(name: &'static str, short: Option<char>, arg: Arg) -> OptSpec {
 pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("help", Some('h'), Arg::Flag, Opt::Help),
     o("version", Some('v'), Arg::Flag, Opt::Version),
+    o(
+        "list-control-sockets",
+        None,
+        Arg::Flag,
+        Opt::ListControlSockets,
+    ),
     o("config-file", None, Arg::Value, Opt::ConfigFile),
     o("config-section", None, Arg::Value, Opt::ConfigSection),
     o("interface", Some('i'), Arg::List, Opt::Interface),

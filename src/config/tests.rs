@@ -594,3 +594,29 @@ fn load_fails_on_a_missing_named_file() {
         LoadOutcome::Exit { .. }
     ));
 }
+
+#[test]
+fn list_control_sockets_prints_what_the_config_resolves_to() {
+    // The file moves NG; the command line adds NG over TCP: both count, as at a real start.
+    let file = "[rtprelay]\ninterface = 192.0.2.1\nlisten-ng = 127.0.0.1:23000\n\
+                listen-http = [::1]:23001\n";
+    let got = Config::from_parts(
+        &argv("--list-control-sockets --config-file=moved.conf -N 2224"),
+        Some(file),
+    );
+    assert_eq!(
+        got.unwrap(),
+        LoadOutcome::Exit {
+            message: "udp 127.0.0.1:23000\ntcp 0.0.0.0:2224\ntcp [::]:2224\nhttp [::1]:23001"
+                .into()
+        }
+    );
+    // A config the relay would refuse is refused here too, so nothing probes a guess.
+    assert!(err("--list-control-sockets -i 192.0.2.1", None).contains("no control listener"));
+    // It is a command-line request: in a file it does nothing.
+    let c = run(
+        "",
+        Some("[rtprelay]\ninterface = 192.0.2.1\nlisten-ng = 1\nlist-control-sockets = true\n"),
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
