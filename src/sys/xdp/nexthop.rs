@@ -103,6 +103,14 @@ pub(super) struct Seen {
     links: HashMap<u32, Option<[u8; 6]>>,
 }
 
+/// The workers' lookups: their socket, and the devices' MACs for a while (a device's MAC is
+/// the dearest answer, and it hardly ever changes; a pass corrects one that did).
+struct First {
+    rtnl: Rtnl,
+    seen: Seen,
+    since: Instant,
+}
+
 /// Look `pair` up in `tables`.
 pub(super) fn resolve(tables: &mut impl Tables, seen: &mut Seen, (src, dst): Pair) -> Found {
     let route = match tables.route(src, dst) {
@@ -196,9 +204,9 @@ pub(super) struct NextHops {
     peers: MapHandle,
     book: Mutex<Book>,
     wake: Condvar,
-    /// The socket of the first lookups, made by the workers as they install rules (the refresh
-    /// thread has its own): opened on first use, None while it cannot be.
-    rtnl: Mutex<Option<Rtnl>>,
+    /// The first lookups, made by the workers as they install rules (the refresh thread has its
+    /// own socket): opened on first use, None while it cannot be.
+    first: Mutex<Option<First>>,
 }
 
 impl NextHops {
@@ -207,7 +215,7 @@ impl NextHops {
             peers,
             book: Mutex::new(Book::default()),
             wake: Condvar::new(),
-            rtnl: Mutex::new(None),
+            first: Mutex::new(None),
         }
     }
 
@@ -229,14 +237,28 @@ impl NextHops {
             return;
         }
         let found = {
-            let mut rtnl = self.rtnl.lock().unwrap_or_else(|p| p.into_inner());
-            if rtnl.is_none() {
-                *rtnl = Rtnl::open()
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if first.is_none() {
+                *first = Rtnl::open()
                     .map_err(|e| tracing::warn!(error = %e, "XDP: no netlink socket for next hops"))
-                    .ok();
+                    .ok()
+                    .map(|rtnl| First {
+                        rtnl,
+                        seen: Seen::default(),
+                        since: now,
+                    });
             }
-            match rtnl.as_mut() {
-                Some(r) => resolve(r, &mut Seen::default(), pair),
+            match first.as_mut() {
+                Some(f) => {
+                    // Neighbours always afresh; device MACs for up to a pass.
+                    f.seen.neighbours.clear();
+                    if now.duration_since(f.since) >= PASS_MIN {
+                        f.seen.links.clear();
+                        f.since = now;
+                    }
+                    resolve(&mut f.rtnl, &mut f.seen, pair)
+                }
                 None => Found::Failed,
             }
         };
