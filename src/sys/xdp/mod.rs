@@ -12,7 +12,7 @@
 //! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
 //!   on the receiving device (`net.ipv4.conf.DEV.forwarding`, and the IPv6 one). Elsewhere, and
 //!   for a peer without a neighbour entry, the program uses the next hop userspace copied from
-//!   the kernel's routing and neighbour tables for the rule ([`nexthop`]); never one learnt from
+//!   the kernel's routing and neighbour tables for the rule (module `nexthop`); never one learnt from
 //!   packets. A peer the kernel has not resolved yet is passed, until userspace traffic has
 //!   resolved it.
 //! - The program sends only out of the devices it is attached to; a next hop on another device

@@ -254,7 +254,7 @@ impl XdpTable {
     ///
     /// The next hop the program falls back on for the rule's (source, destination) pair is
     /// looked up in the kernel's tables first, when no other rule uses that pair yet, so that
-    /// it is in place before the rule (see [`super::nexthop`]).
+    /// it is in place before the rule (see the `nexthop` module).
     pub fn install(&self, part: usize, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
         let key = abi::key(local);
         // A rule that cannot be expressed fails before anything is looked up.
