@@ -8,12 +8,16 @@
  * TTL/hop limit decremented, the IPv4 header checksum recomputed, the UDP
  * checksum updated for what changed (or computed over the whole datagram when
  * the sender left it partial, as a veth peer with checksum offload does), the
- * MACs set from bpf_fib_lookup() (cached per CPU and flow for a second, in
- * `hops`), and is sent back out (XDP_TX) or to another device (bpf_redirect).
- * Anything unusual (no rule, not RTP-like, fragments, unknown next hop, too
- * big for the route's MTU, mixed families, ...) is passed to the kernel
- * unchanged, where the userspace planes handle it: this program only takes the
- * easy, common case.
+ * MACs set from bpf_fib_lookup(), or where it cannot answer from the next hop
+ * userspace wrote in `peers` from the kernel's routing and neighbour tables
+ * (either cached per CPU and flow for a second, in `hops`), and is sent back
+ * out (XDP_TX) or to another device the program is attached to (`devs`).
+ * Anything unusual (no rule, not RTP-like, fragments, unknown next hop, a next
+ * hop on a device the relay is not attached to, too big for the route's MTU,
+ * mixed families, a multicast or broadcast source MAC, ...) is passed to the
+ * kernel unchanged, where the userspace planes handle it: this program only
+ * takes the easy, common case. Nothing the program sees changes where it
+ * sends: it learns no next hop from packets.
  *
  * With the AF_XDP plane on (RTPRELAY_CFG_AFXDP in `config`), the UDP packets
  * to the relay's addresses (`locals`) and port range that would be passed go
@@ -81,12 +85,23 @@ struct {
 	__type(value, struct rtprelay_stats);
 } stats SEC(".maps");
 
+/* Next hops where bpf_fib_lookup() cannot answer, written by userspace only
+ * (see struct rtprelay_peer): at most one per rule. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RTPRELAY_MAX_FLOWS);
-	__type(key, struct rtprelay_addr);
+	__type(key, struct rtprelay_pair);
 	__type(value, struct rtprelay_peer);
 } peers SEC(".maps");
+
+/* The devices the program is attached to, by ifindex (the loader fills it):
+ * the only ones it redirects to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, RTPRELAY_MAX_ATTACHED);
+	__type(key, __u32);
+	__type(value, __u32);
+} devs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -166,37 +181,16 @@ static __always_inline int addr_eq(const __be32 a[4], const __be32 b[4])
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
-static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+/* The next hop from src to dst: the routing and neighbour tables when
+ * bpf_fib_lookup() answers, else what userspace wrote in `peers` from those
+ * same tables (forwarding off on the device, or no neighbour entry yet). False
+ * when neither knows (the stack then sends the packet and resolves the
+ * neighbour), and when the packet is too big for the route's MTU (the stack
+ * sends the ICMP error). */
+static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 src[4],
+				      const __be32 dst[4])
 {
-	return *(const __u16 *)a == *(const __u16 *)b && *(const __u16 *)(a + 2) == *(const __u16 *)(b + 2) &&
-	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
-}
-
-/* Remember the link a peer's packet came in on; written only when it changed,
- * so the common case is one lookup. */
-static __always_inline void learn_peer(struct xdp_md *ctx, struct ethhdr *eth, const __be32 src[4])
-{
-	struct rtprelay_addr key = {};
-	struct rtprelay_peer *p, v = {};
-
-	__builtin_memcpy(key.addr, src, sizeof(key.addr));
-	p = bpf_map_lookup_elem(&peers, &key);
-	if (p && p->ifindex == ctx->ingress_ifindex && mac_eq(p->peer_mac, eth->h_source) &&
-	    mac_eq(p->our_mac, eth->h_dest))
-		return;
-	v.ifindex = ctx->ingress_ifindex;
-	__builtin_memcpy(v.our_mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(v.peer_mac, eth->h_source, ETH_ALEN);
-	bpf_map_update_elem(&peers, &key, &v, BPF_ANY);
-}
-
-/* The next hop towards dst: the routing and neighbour tables when they answer,
- * else the link the peer's own packets arrive on. False when neither knows
- * (the stack then sends the packet and resolves the neighbour), and when the
- * packet is too big for the route's MTU (the stack sends the ICMP error). */
-static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, const __be32 dst[4])
-{
-	struct rtprelay_addr key = {};
+	struct rtprelay_pair key = {};
 	struct rtprelay_peer *p;
 	long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 
@@ -204,7 +198,8 @@ static __always_inline int lookup_hop(struct xdp_md *ctx, struct bpf_fib_lookup 
 		return 1;
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return 0;
-	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
+	__builtin_memcpy(key.saddr, src, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, dst, sizeof(key.daddr));
 	p = bpf_map_lookup_elem(&peers, &key);
 	if (!p)
 		return 0;
@@ -231,7 +226,7 @@ static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *f
 		__builtin_memcpy(fib->dmac, h->dmac, ETH_ALEN);
 		return 1;
 	}
-	if (!lookup_hop(ctx, fib, dst))
+	if (!lookup_hop(ctx, fib, src, dst))
 		return 0;
 	if (h) {
 		h->ifindex = fib->ifindex;
@@ -278,16 +273,13 @@ static __always_inline int finish(enum outcome o, int action)
 /* A UDP packet (to `daddr` and network-order port `dport`, untagged unless
  * `vlan`) that this program does not forward: to the AF_XDP socket of its
  * device and rx queue when the address and port are the relay's and the
- * AF_XDP plane is on, else to the stack.
- * `rp` caches relay_port() (-1: not looked up yet). VLAN-tagged frames
- * always go to the stack, which strips the tag. */
+ * AF_XDP plane is on, else to the stack. VLAN-tagged frames always go to the
+ * stack, which strips the tag. */
 static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, const __be32 daddr[4], __u8 family,
-				    int vlan, int rp)
+				    int vlan)
 {
 	if (!vlan) {
-		if (rp < 0)
-			rp = relay_port(dport, daddr, family);
-		if (rp & RELAY_AFXDP) {
+		if (relay_port(dport, daddr, family) & RELAY_AFXDP) {
 			__u32 dev = ctx->ingress_ifindex, q = ctx->rx_queue_index;
 			__u32 *slot = bpf_map_lookup_elem(&xsk_devs, &dev);
 
@@ -301,8 +293,8 @@ static __always_inline int pass_udp(struct xdp_md *ctx, __be16 dport, const __be
 }
 
 /* PASS() for the handlers once the UDP header is known (locals udp, local (the
- * destination address), family, vlan, rp). */
-#define PASS_UDP() pass_udp(ctx, udp->dest, local, family, vlan, rp)
+ * destination address), family, vlan). */
+#define PASS_UDP() pass_udp(ctx, udp->dest, local, family, vlan)
 /* A failure after the packet was rewritten: it cannot be passed any more. */
 #define ABORT() finish(ABORTED, XDP_DROP)
 
@@ -511,12 +503,21 @@ static __always_inline __u16 udp_csum_update(__u16 check, __u64 diff)
 	return c ? c : 0xffff;
 }
 
-/* Send the rewritten frame out of fib's egress device. */
+/* May a frame that arrived here leave by `egress`? Back out of its own device,
+ * or by another device the program is attached to (`devs`); a route or next
+ * hop on any other device (one the relay does not serve) is the stack's. */
+static __always_inline int may_send(struct xdp_md *ctx, __u32 egress)
+{
+	return egress == ctx->ingress_ifindex || bpf_map_lookup_elem(&devs, &egress) != NULL;
+}
+
+/* Send the rewritten frame out of fib's egress device (may_send() holds). */
 static __always_inline int transmit(struct xdp_md *ctx, __u32 egress)
 {
 	if (egress == ctx->ingress_ifindex)
 		return finish(FORWARDED, XDP_TX);
-	if (bpf_redirect(egress, 0) != XDP_REDIRECT)
+	/* Gone from `devs` since may_send() (detached): drop, it was rewritten. */
+	if (bpf_redirect_map(&devs, egress, 0) != XDP_REDIRECT)
 		return ABORT();
 	return finish(FORWARDED, XDP_REDIRECT);
 }
@@ -611,7 +612,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u32 tot, ulen, plen, poff;
 	__u64 old, now;
 	__s64 psum;
-	int kind, full, rp = -1;
+	int kind, full;
 	const __u8 family = RTPRELAY_FAMILY_V4;
 
 	if ((void *)(ip + 1) > end)
@@ -645,15 +646,6 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	local[2] = bpf_htonl(0xffff);
 	local[3] = ip->daddr;
 	f = find_flow(local, udp->dest, family);
-	if (!f && !vlan)
-		rp = relay_port(udp->dest, local, family);
-	if (!f && rp > 0) {
-		src[0] = 0;
-		src[1] = 0;
-		src[2] = bpf_htonl(0xffff);
-		src[3] = ip->saddr;
-		learn_peer(ctx, eth, src);
-	}
 	if (!f)
 		return PASS_UDP();
 	if (f->flags & RTPRELAY_F_OUT_V6)
@@ -687,7 +679,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, struct ethhdr *eth, str
 	now = bpf_ktime_get_coarse_ns();
 	if (!next_hop(ctx, &fib, f->saddr, f->daddr, hop_of(f), now))
 		return PASS_UDP();
-	if (vlan && fib.ifindex != ctx->ingress_ifindex)
+	if ((vlan && fib.ifindex != ctx->ingress_ifindex) || !may_send(ctx, fib.ifindex))
 		return PASS_UDP();
 
 	/* 0: the sender sent no checksum (IPv4 allows it), and neither do we. */
@@ -731,7 +723,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	__u32 ulen, plen, poff;
 	__u64 old, now;
 	__s64 psum = 0;
-	int kind, full, rp = -1;
+	int kind, full;
 	const __u8 family = RTPRELAY_FAMILY_V6;
 
 	if ((void *)(ip6 + 1) > end)
@@ -753,12 +745,6 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 
 	__builtin_memcpy(local, &ip6->daddr, sizeof(local));
 	f = find_flow(local, udp->dest, family);
-	if (!f && !vlan)
-		rp = relay_port(udp->dest, local, family);
-	if (!f && rp > 0) {
-		__builtin_memcpy(src, &ip6->saddr, sizeof(src));
-		learn_peer(ctx, eth, src);
-	}
 	if (!f)
 		return PASS_UDP();
 	if (!(f->flags & RTPRELAY_F_OUT_V6))
@@ -789,7 +775,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, struct ethhdr *eth, str
 	now = bpf_ktime_get_coarse_ns();
 	if (!next_hop(ctx, &fib, f->saddr, f->daddr, hop_of(f), now))
 		return PASS_UDP();
-	if (vlan && fib.ifindex != ctx->ingress_ifindex)
+	if ((vlan && fib.ifindex != ctx->ingress_ifindex) || !may_send(ctx, fib.ifindex))
 		return PASS_UDP();
 
 	__builtin_memcpy(src, &ip6->saddr, sizeof(src));
@@ -832,6 +818,10 @@ int rtprelay_xdp(struct xdp_md *ctx)
 	int vlan = 0;
 
 	if ((void *)(eth + 1) > end)
+		return PASS();
+	/* A multicast or broadcast source is no station's address: never
+	 * forwarded (nor handed to AF_XDP), the stack decides. */
+	if (eth->h_source[0] & 1)
 		return PASS();
 	proto = eth->h_proto;
 	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {

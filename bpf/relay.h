@@ -96,15 +96,13 @@ struct rtprelay_hop {
 /* Addresses `locals` holds: the relay's --interface addresses. */
 #define RTPRELAY_MAX_LOCALS 64
 
-/* Value of `config` (one entry): the relay's media port range (host order).
- * Packets to these ports teach `peers` where their sender is, even before their
- * flow is offloaded. 0/0 until the relay sets it. With RTPRELAY_CFG_AFXDP, a
- * UDP packet to these ports that the program does not forward itself goes to
- * the AF_XDP socket of its device and rx queue (`xsks`), or to the stack when
- * that queue has none. With RTPRELAY_CFG_LOCALS, both apply only to packets
- * whose destination address is in `locals` (keyed like `peers`): on a host
- * that routes, transit traffic and other services' traffic to these ports
- * are left to the stack. */
+/* Value of `config` (one entry): the relay's media port range (host order),
+ * 0/0 until the relay sets it. With RTPRELAY_CFG_AFXDP, a UDP packet to these
+ * ports that the program does not forward itself goes to the AF_XDP socket of
+ * its device and rx queue (`xsks`), or to the stack when that queue has none.
+ * With RTPRELAY_CFG_LOCALS, that applies only to packets whose destination
+ * address is in `locals`: on a host that routes, transit traffic and other
+ * services' traffic to these ports are left to the stack. */
 struct rtprelay_config {
 	__u16 port_min;
 	__u16 port_max;
@@ -112,23 +110,35 @@ struct rtprelay_config {
 	__u16 pad;
 };
 
-/* Key of `peers` and `locals`. */
+/* Key of `locals`. */
 struct rtprelay_addr {
 	__be32 addr[4];
 };
 
-/* Value of `peers`, keyed by a peer's address (16 bytes, v4-mapped): the link
- * its packets last arrived on. The program learns it from the packets that
- * reach the relay's port range before their flow is offloaded (so the hot
- * path stays one lookup shorter) and uses it as the next hop when bpf_fib_lookup() cannot
- * answer, e.g. when forwarding is off on the device (the lookup then fails
- * with BPF_FIB_LKUP_RET_FWD_DISABLED), so offload does not need a router
- * setting. */
+/* Key of `peers`: a rule's new source and destination (rtprelay_flow.saddr,
+ * .daddr). */
+struct rtprelay_pair {
+	__be32 saddr[4];
+	__be32 daddr[4];
+};
+
+/* Value of `peers`: the next hop from saddr to daddr when bpf_fib_lookup()
+ * cannot answer (forwarding off on the device: BPF_FIB_LKUP_RET_FWD_DISABLED,
+ * or no neighbour entry yet), so offload needs no router setting. Userspace
+ * writes it for the pairs of installed rules, from the kernel's own routing
+ * and neighbour tables (what the stack would use); the program never learns
+ * it from packets, so a host on the link that forges a peer's address and
+ * port cannot draw the peer's media to its own MAC. */
 struct rtprelay_peer {
 	__u32 ifindex;
-	__u8 our_mac[6];  /* the relay's MAC on that link (the frame's destination) */
-	__u8 peer_mac[6]; /* the peer's next hop (the frame's source) */
+	__u8 our_mac[6];  /* the relay's MAC on that link (the frame's source) */
+	__u8 peer_mac[6]; /* the next hop's MAC (the frame's destination) */
 };
+
+/* Devices the program may send to (`devs`, a devmap filled by the loader
+ * with the devices it attaches to): a next hop on any other device is left
+ * to the stack. */
+#define RTPRELAY_MAX_ATTACHED 64
 
 /* Value of `stats` (per CPU, one entry): what happened to every packet seen. */
 struct rtprelay_stats {

@@ -3,7 +3,8 @@
 //! `--table=0`) and attaches to its veth; a flow's first packets go through userspace, and once its
 //! endpoint is learned the flow is offloaded to the kernel. The tests prove it with the relay's own
 //! counters (`/metrics`, `query`), and check strict source, re-INVITE, delete, `block media`, IPv6,
-//! malformed input and the fallback without capabilities. Packets arriving at the far ends also prove their UDP checksums
+//! malformed input, the fallback without capabilities, and that an on-link spoofer of a peer's address
+//! gets none of its offloaded media. Packets arriving at the far ends also prove their UDP checksums
 //! valid: the receiving kernel drops a datagram whose checksum is wrong.
 //!
 //! The same forwarding checks run on the mmsg plane as a control of the harness itself. Setting
@@ -1241,5 +1242,207 @@ fn afxdp_forwards_between_two_devices() {
         transmitted >= sent,
         "{transmitted} of {sent} sent out of the AF_XDP sockets\n{}",
         relay.metrics()
+    );
+}
+
+// ---- an on-link spoofer (security issue 11, point 4) ----
+
+/// `cmd args` in namespace `ns`, which must succeed.
+fn must_run(topo: &Topology, ns: &str, cmd: &str, args: &[&str]) {
+    topo.run_in(ns, cmd, args)
+        .unwrap_or_else(|e| panic!("{cmd} {args:?} in {ns}: {e}"));
+}
+
+/// The MAC of `role`'s veth, from `ip link show`.
+fn mac_of(topo: &Topology, role: Role) -> String {
+    let text = topo.link_show(&topo.ns(role), PARTY_IF);
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in:\n{text}"))
+        .to_owned()
+}
+
+/// A socket bound to `addr` in namespace `ns`.
+fn endpoint_in(ns: &str, addr: SocketAddr) -> MediaEndpoint {
+    in_ns(ns, move || MediaEndpoint::bind(addr))
+        .and_then(|r| r)
+        .unwrap_or_else(|e| panic!("bind {addr} in {ns}: {e}"))
+}
+
+/// Datagrams waiting on `ep` are thrown away.
+fn drain(ep: &MediaEndpoint) {
+    while ep.recv_timeout(Duration::from_millis(50)).is_some() {}
+}
+
+/// The spoofer (the injector's namespace) takes the caller's address without ever announcing it:
+/// it answers no ARP and has a static entry for the relay, so that it never asks either. (Poisoning
+/// the relay's neighbour table would be ARP spoofing, which no data plane can tell from the truth.)
+/// Whatever the relay sent to the spoofer's MAC for the caller would then reach its sockets.
+fn silently_take_the_callers_address(topo: &Topology, caller: std::net::IpAddr) {
+    let ns = topo.ns(Role::Injector);
+    must_run(
+        topo,
+        &ns,
+        "sysctl",
+        &["-q", "-w", "net.ipv4.conf.all.arp_ignore=8"],
+    );
+    let relay = topo.v4(Role::Relay).to_string();
+    let relay_mac = mac_of(topo, Role::Relay);
+    must_run(
+        topo,
+        &ns,
+        "ip",
+        &[
+            "neigh",
+            "replace",
+            &relay,
+            "lladdr",
+            &relay_mac,
+            "dev",
+            PARTY_IF,
+            "nud",
+            "permanent",
+        ],
+    );
+    let addr = format!("{caller}/32");
+    must_run(topo, &ns, "ip", &["addr", "add", &addr, "dev", PARTY_IF]);
+}
+
+/// An on-link host that forges a peer's address cannot pull that peer's offloaded media to its own
+/// MAC. Forwarding is off in the relay's namespace, as on most hosts that are not routers, so the
+/// kernel's route lookup cannot answer for the XDP program and it sends by its fallback next hops:
+/// the very next hops a spoofer would want to move. Once the call is offloaded, the spoofer sends
+/// media with the caller's address from another port, to relay ports without a flow, and from the
+/// caller's exact address and port (which strict source lets through). The callee's media for the
+/// caller keeps arriving at the caller, all of it, for longer than the program caches a next hop;
+/// none reaches the spoofer.
+#[test]
+fn xdp_an_on_link_spoofer_of_a_peers_address_gets_none_of_its_media() {
+    const SSRC_SPOOF: u32 = 0x5b00f;
+    // Rounds of the callee's media after the forgeries, each after a pause: together longer than
+    // the program's per-CPU next-hop cache (one second), so a moved next hop would show.
+    const ROUNDS: u16 = 4;
+    const PAUSE: Duration = Duration::from_millis(500);
+    let mode = Mode::from_env();
+    let Some(topo) = Topology::new() else { return };
+    must_run(
+        &topo,
+        &topo.ns(Role::Relay),
+        "sysctl",
+        &["-q", "-w", "net.ipv4.conf.all.forwarding=0"],
+    );
+    let relay = mode.start(&topo, "--dataplane=xdp", &[]);
+    let call = NsCall::setup(relay.ng(), &topo, Family::V4, &[]);
+    let (caller, callee) = (&call.caller, &call.callee);
+    let (caller_rtcp_to, callee_rtcp_to) = (rtcp_of(call.caller_to), rtcp_of(call.callee_to));
+    // The callee's media for the caller: RTP batch `n` of `count`, and one RTCP report.
+    let to_caller = |n: u16, count: u16| {
+        let pkts = rtp_batch(SSRC_CALLEE, 1000 * n, count);
+        relay_and_expect(
+            &callee.rtp,
+            call.callee_to,
+            &pkts,
+            &caller.rtp,
+            call.caller_to,
+            "RTP callee->caller",
+        );
+        let rtcp = [rtcp_rr(SSRC_CALLEE + u32::from(n))];
+        relay_and_expect(
+            &callee.rtcp,
+            callee_rtcp_to,
+            &rtcp,
+            &caller.rtcp,
+            caller_rtcp_to,
+            "RTCP callee->caller",
+        );
+        f64::from(count) + 1.0
+    };
+    warm_up(&call);
+    if mode.offloads() {
+        wait_offloaded(&relay, 4.0);
+        // With forwarding off, the kernel forwards by its fallback next hops.
+        let f0 = relay.metric(FORWARDED);
+        let sent = to_caller(1, 20);
+        assert_eq!(
+            wait_growth(&relay, FORWARDED, f0, sent),
+            sent,
+            "not forwarded by the kernel's fallback next hops"
+        );
+    } else {
+        to_caller(1, 20);
+    }
+
+    let caller_ip = caller.addr().ip();
+    silently_take_the_callers_address(&topo, caller_ip);
+    let spoof_ns = topo.ns(Role::Injector);
+    let at = |port| SocketAddr::new(caller_ip, port);
+    let spoof_rtp = endpoint_in(&spoof_ns, at(CALLER_PORT));
+    let spoof_rtcp = endpoint_in(&spoof_ns, at(CALLER_PORT + 1));
+    let spoof_other = endpoint_in(&spoof_ns, at(CALLER_PORT + 7));
+    let call_ports = [
+        call.caller_to.port(),
+        caller_rtcp_to.port(),
+        call.callee_to.port(),
+        callee_rtcp_to.port(),
+    ];
+    let no_flow: Vec<SocketAddr> = (common::ns_relay::PORT_MIN..=common::ns_relay::PORT_MAX)
+        .filter(|p| !call_ports.contains(p))
+        .step_by(97)
+        .map(|p| SocketAddr::new(call.caller_to.ip(), p))
+        .collect();
+    for p in rtp_batch(SSRC_SPOOF, 0, 5) {
+        // The caller's address, another port: strict source refuses it.
+        spoof_other.send_to(&p, call.caller_to).expect("forge");
+        // The caller's address and port, to relay ports without a flow.
+        for &to in &no_flow {
+            spoof_rtp.send_to(&p, to).expect("forge");
+        }
+        // The caller's exact address and port: by address no different from the caller, relayed
+        // to the callee as the caller's media would be.
+        spoof_rtp.send_to(&p, call.caller_to).expect("forge");
+        spoof_rtcp
+            .send_to(&rtcp_rr(SSRC_SPOOF), caller_rtcp_to)
+            .expect("forge");
+    }
+
+    let f0 = if mode.offloads() {
+        relay.metric(FORWARDED)
+    } else {
+        0.0
+    };
+    let mut sent = 0.0;
+    for round in 0..ROUNDS {
+        std::thread::sleep(PAUSE);
+        sent += to_caller(2 + round, 10);
+    }
+    for (ep, what) in [
+        (&spoof_rtp, "RTP"),
+        (&spoof_rtcp, "RTCP"),
+        (&spoof_other, "another port"),
+    ] {
+        assert_silent(
+            ep,
+            QUIET,
+            &format!("the spoofer got the caller's media ({what})"),
+        );
+    }
+    if mode.offloads() {
+        let forwarded = wait_growth(&relay, FORWARDED, f0, sent);
+        assert!(
+            forwarded >= sent,
+            "the callee's media left the kernel path after the forgeries ({forwarded} of {sent})"
+        );
+    }
+    // The caller's own media still reaches the callee, past what the forgeries injected.
+    drain(&callee.rtp);
+    drain(&callee.rtcp);
+    relay_and_expect(
+        &caller.rtp,
+        call.caller_to,
+        &rtp_batch(SSRC_CALLER, 9000, 10),
+        &callee.rtp,
+        call.callee_to,
+        "RTP caller->callee after the forgeries",
     );
 }

@@ -25,6 +25,8 @@ pub const CFG_AFXDP: u16 = 0x0001;
 pub const CFG_LOCALS: u16 = 0x0002;
 /// `RTPRELAY_MAX_LOCALS`: addresses `locals` holds.
 pub const MAX_LOCALS: usize = 64;
+/// `RTPRELAY_MAX_ATTACHED`: devices `devs` (the devices the program may send to) holds.
+pub const MAX_ATTACHED: usize = 64;
 
 /// `struct rtprelay_flow_key`.
 #[repr(C)]
@@ -81,12 +83,32 @@ pub struct Hop {
     pub pad: u32,
 }
 
-/// `struct rtprelay_addr`: the key of `peers` and `locals`.
+/// `struct rtprelay_addr`: the key of `locals`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddrKey {
     /// Network-order words; IPv4 v4-mapped.
     pub addr: [u32; 4],
+}
+
+/// `struct rtprelay_pair`: the key of `peers`, a rule's new source and destination.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PairKey {
+    /// Network-order words; IPv4 v4-mapped.
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+}
+
+/// `struct rtprelay_peer`: the value of `peers`, a next hop.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peer {
+    pub ifindex: u32,
+    /// The relay's MAC on that device (the frame's new source).
+    pub our_mac: [u8; 6],
+    /// The next hop's MAC (the frame's new destination).
+    pub peer_mac: [u8; 6],
 }
 
 /// `struct rtprelay_stats`.
@@ -121,6 +143,8 @@ const _: () = {
     assert!(size_of::<Hop>() == 64 && size_of::<types::rtprelay_hop>() == 64);
     assert!(size_of::<Stats>() == 40 && size_of::<types::rtprelay_stats>() == 40);
     assert!(size_of::<AddrKey>() == 16 && size_of::<types::rtprelay_addr>() == 16);
+    assert!(size_of::<PairKey>() == 32 && size_of::<types::rtprelay_pair>() == 32);
+    assert!(size_of::<Peer>() == 16 && size_of::<types::rtprelay_peer>() == 16);
     assert!(size_of::<Config>() == 8 && size_of::<types::rtprelay_config>() == 8);
 };
 
@@ -157,6 +181,8 @@ impl Pod for Hop {}
 impl Pod for Stats {}
 impl Pod for Config {}
 impl Pod for AddrKey {}
+impl Pod for PairKey {}
+impl Pod for Peer {}
 
 /// An address as the maps hold it: 16 bytes, IPv4 v4-mapped, and its family. A v4-mapped IPv6
 /// socket address is taken as the IPv4 address it carries (that is what arrives on the wire).
@@ -173,9 +199,17 @@ fn words(ip: IpAddr) -> ([u32; 4], u8) {
     ([w(0), w(4), w(8), w(12)], family)
 }
 
-/// The `locals` (and `peers`) key of an address: 16 bytes, IPv4 v4-mapped.
+/// The `locals` key of an address: 16 bytes, IPv4 v4-mapped.
 pub fn addr_key(ip: IpAddr) -> [u32; 4] {
     words(ip).0
+}
+
+/// The `peers` key of the pair (new source, new destination) of a rule.
+pub fn pair_key(source: IpAddr, dest: IpAddr) -> PairKey {
+    PairKey {
+        saddr: words(source).0,
+        daddr: words(dest).0,
+    }
 }
 
 /// The map key for packets arriving at `local`. An unspecified address matches any local

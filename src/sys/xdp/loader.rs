@@ -1,10 +1,13 @@
 //! Loading the program and attaching it to devices, native mode first. A stale copy of our
-//! own program (left by a crash) is replaced; a foreign program is never touched.
+//! own program (left by a crash) is replaced; a foreign program is never touched. The devices
+//! attached to are the only ones the program sends to (its `devs` map), and a thread keeps its
+//! fallback next hops in line with the kernel's tables ([`super::nexthop`]).
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Arc, Once};
+use std::thread::JoinHandle;
 
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -17,12 +20,14 @@ use super::{ifname, AttachMode, Attachment, XdpError};
 /// The BPF program's name (the C function), by which a stale copy of ours is recognised.
 pub const PROGRAM_NAME: &str = "rtprelay_xdp";
 
-/// The loaded program attached to interfaces. Drop detaches from every interface (only if our
-/// program is still the one attached).
+/// The loaded program attached to interfaces. Drop stops the next-hop refresh and detaches
+/// from every interface (only if our program is still the one attached).
 pub struct XdpProgram {
     prog: ProgramHandle,
     attachments: Vec<Attachment>,
     table: Arc<XdpTable>,
+    /// The thread refreshing the fallback next hops.
+    refresher: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for XdpProgram {
@@ -39,8 +44,19 @@ impl XdpProgram {
     /// if native is refused. A stale rtprelay program left by a crash (same BPF program name,
     /// `rtprelay_xdp`) is replaced; a foreign program => XdpError::Busy.
     ///
+    /// Each device attached to is added to the devices the program may send to. Then a thread
+    /// starts that keeps the next hops of installed rules up to date (it inherits the calling
+    /// thread's network namespace).
+    ///
     /// On an error no device keeps the new program attached.
     pub fn load_and_attach(ifindexes: &[u32]) -> Result<XdpProgram, XdpError> {
+        if ifindexes.len() > super::abi::MAX_ATTACHED {
+            return Err(XdpError::Load(format!(
+                "{} devices: the program serves at most {}",
+                ifindexes.len(),
+                super::abi::MAX_ATTACHED
+            )));
+        }
         let mut storage = MaybeUninit::uninit();
         let skel = load_skel(&mut storage)?;
         let prog = ProgramHandle::try_from(&skel.progs.rtprelay_xdp)
@@ -52,6 +68,7 @@ impl XdpProgram {
             prog,
             attachments: Vec::with_capacity(ifindexes.len()),
             table: Arc::new(table),
+            refresher: None,
         };
         for &ifindex in ifindexes {
             let attachment = program.attach(ifindex)?;
@@ -63,6 +80,16 @@ impl XdpProgram {
             );
             note_forwarding(&attachment.ifname);
             program.attachments.push(attachment);
+            program.table.add_device(ifindex)?;
+        }
+        let table = Arc::clone(&program.table);
+        match std::thread::Builder::new()
+            .name("xdp-nexthops".into())
+            .spawn(move || table.run_next_hops())
+        {
+            Ok(h) => program.refresher = Some(h),
+            Err(e) => tracing::warn!(error = %e,
+                "XDP: no next-hop refresh thread: next hops are looked up as rules go in only"),
         }
         Ok(program)
     }
@@ -152,6 +179,12 @@ impl XdpProgram {
 
 impl Drop for XdpProgram {
     fn drop(&mut self) {
+        self.table.stop_next_hops();
+        if let Some(h) = self.refresher.take() {
+            if h.join().is_err() {
+                tracing::warn!("the XDP next-hop refresh thread panicked");
+            }
+        }
         for a in &self.attachments {
             // Only if ours is still the attached program (the kernel checks atomically).
             match xdp_attach(a.ifindex, None, mode_flag(a.mode), Some(self.prog.as_fd())) {
@@ -162,8 +195,8 @@ impl Drop for XdpProgram {
     }
 }
 
-/// bpf_fib_lookup() answers only for devices with forwarding on; elsewhere every packet is
-/// passed to userspace, which works but offloads nothing. Say so once per device.
+/// bpf_fib_lookup() answers only for devices with forwarding on; elsewhere the program sends
+/// to the next hops the relay copies from the kernel's tables. Say so once per device.
 fn note_forwarding(ifname: &str) {
     for family in ["ipv4", "ipv6"] {
         let path = format!("/proc/sys/net/{family}/conf/{ifname}/forwarding");
@@ -171,7 +204,8 @@ fn note_forwarding(ifname: &str) {
             tracing::info!(
                 ifname,
                 "{family} forwarding is off on {ifname}: the kernel's route lookup cannot answer \
-                 there, so offloaded packets go to the link each peer's own packets came from"
+                 there, so offloaded packets go to the next hop the relay reads from the \
+                 routing and neighbour tables for each peer"
             );
         }
     }
@@ -213,6 +247,8 @@ pub(super) fn table_of(skel: &RelaySkel<'_>) -> Result<XdpTable, XdpError> {
         xsks: handle(&skel.maps.xsks)?,
         xsk_devs: handle(&skel.maps.xsk_devs)?,
         locals: handle(&skel.maps.locals)?,
+        peers: handle(&skel.maps.peers)?,
+        devs: handle(&skel.maps.devs)?,
     })
 }
 

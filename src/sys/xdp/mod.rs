@@ -10,9 +10,13 @@
 //!
 //! Deployment notes:
 //! - The next hop comes from `bpf_fib_lookup()`, which answers only where forwarding is enabled
-//!   on the receiving device (`net.ipv4.conf.DEV.forwarding`, and the IPv6 one); elsewhere all
-//!   packets are passed (a warning is logged on attach). A peer without a neighbour entry yet is
-//!   passed too, until userspace traffic has resolved it.
+//!   on the receiving device (`net.ipv4.conf.DEV.forwarding`, and the IPv6 one). Elsewhere, and
+//!   for a peer without a neighbour entry, the program uses the next hop userspace copied from
+//!   the kernel's routing and neighbour tables for the rule (module `nexthop`); never one learnt from
+//!   packets. A peer the kernel has not resolved yet is passed, until userspace traffic has
+//!   resolved it.
+//! - The program sends only out of the devices it is attached to; a next hop on another device
+//!   is left to the stack.
 //! - Packets sent with XDP_TX/redirect into a veth are dropped unless the peer end has an XDP
 //!   program (or GRO) too.
 //!
@@ -25,6 +29,10 @@ use std::net::SocketAddr;
 mod abi;
 #[cfg(rtprelay_xdp)]
 mod loader;
+#[cfg(rtprelay_xdp)]
+mod nexthop;
+#[cfg(rtprelay_xdp)]
+mod rtnl;
 #[cfg(rtprelay_xdp)]
 mod skel;
 #[cfg(rtprelay_xdp)]

@@ -74,4 +74,7 @@ impl XdpTable {
     pub fn installed(&self) -> usize {
         match self._never {}
     }
+    pub fn add_device(&self, _ifindex: u32) -> Result<(), XdpError> {
+        match self._never {}
+    }
 }

@@ -1,5 +1,6 @@
 //! The rule and counter maps, shared by the workers: install/remove rules, read counters.
-//! Every call is one or two map syscalls; none is made per packet.
+//! Every call is a few map syscalls (and, for a rule to a new peer, a netlink lookup of its next
+//! hop, [`super::nexthop`]); none is made per packet.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::abi::{self, Counters, FlowKey, Pod, Stats};
+use super::nexthop::{self, NextHops, Pair};
 use super::{FlowTotals, Rule, SlotTotals, XdpError, XdpStats};
 
 /// Handles to the maps; Send + Sync. All methods are cheap syscalls, never called per packet.
@@ -23,6 +25,10 @@ pub struct XdpTable {
     xsks: MapHandle,
     xsk_devs: MapHandle,
     locals: MapHandle,
+    /// The devices the program may send to.
+    devs: MapHandle,
+    /// The next hops where the program's route lookup cannot answer (`peers`).
+    next_hops: NextHops,
     /// The devices given a slot in `xsk_devs`, by slot.
     xsk_slots: Mutex<Vec<u32>>,
     /// What `config` holds: the port range and the flags are set separately.
@@ -51,13 +57,24 @@ pub(super) struct Maps {
     pub xsks: MapHandle,
     pub xsk_devs: MapHandle,
     pub locals: MapHandle,
+    pub peers: MapHandle,
+    pub devs: MapHandle,
 }
 
 /// Which counter slot (and partition) each installed key uses, and each partition's free
 /// slots.
 struct Slots {
-    by_key: HashMap<FlowKey, (u32, usize)>,
+    by_key: HashMap<FlowKey, Placed>,
     parts: Vec<Part>,
+}
+
+/// An installed rule's counter slot, partition, and (source, destination) pair, whose next hop
+/// it holds in `peers`.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    slot: u32,
+    part: usize,
+    pair: Pair,
 }
 
 impl Default for Slots {
@@ -179,6 +196,8 @@ impl XdpTable {
             xsks,
             xsk_devs,
             locals,
+            peers,
+            devs,
         } = maps;
         Ok(XdpTable {
             flows,
@@ -189,6 +208,8 @@ impl XdpTable {
             xsks,
             xsk_devs,
             locals,
+            devs,
+            next_hops: NextHops::new(peers),
             xsk_slots: Mutex::new(Vec::new()),
             config_value: Mutex::new(abi::Config::default()),
             cpus,
@@ -230,12 +251,20 @@ impl XdpTable {
     ///
     /// An unspecified `local` address (`0.0.0.0`, `::`) matches packets to any local address of
     /// that family on the port, after exact matches.
+    ///
+    /// The next hop the program falls back on for the rule's (source, destination) pair is
+    /// looked up in the kernel's tables first, when no other rule uses that pair yet, so that
+    /// it is in place before the rule (see the `nexthop` module).
     pub fn install(&self, part: usize, local: SocketAddr, rule: &Rule) -> Result<u32, XdpError> {
         let key = abi::key(local);
+        // A rule that cannot be expressed fails before anything is looked up.
+        abi::flow(rule, 0)?;
+        let pair = nexthop::pair(rule.source.ip(), rule.dest.ip());
+        self.next_hops.acquire(pair);
         let mut slots = self.slots();
         let existing = slots.by_key.get(&key).copied();
         let (slot, part) = match existing {
-            Some(at) => at,
+            Some(at) => (at.slot, at.part),
             None => {
                 let part = part % slots.parts.len();
                 let p = &mut slots.parts[part];
@@ -246,10 +275,12 @@ impl XdpTable {
                         (p.next - 1, part)
                     }
                     None => {
+                        let full = p.end - p.start;
+                        drop(slots);
+                        self.next_hops.release(pair);
                         return Err(XdpError::Map(format!(
-                            "rule table full ({} rules in this worker's share)",
-                            p.end - p.start
-                        )))
+                            "rule table full ({full} rules in this worker's share)"
+                        )));
                     }
                 }
             }
@@ -264,13 +295,20 @@ impl XdpTable {
         });
         match result {
             Ok(()) => {
-                slots.by_key.insert(key, (slot, part));
+                slots.by_key.insert(key, Placed { slot, part, pair });
+                drop(slots);
+                // The replaced rule's pair (the same one, or a hop no rule needs any more).
+                if let Some(old) = existing {
+                    self.next_hops.release(old.pair);
+                }
                 Ok(slot)
             }
             Err(e) => {
                 if existing.is_none() {
                     slots.parts[part].free.push(slot);
                 }
+                drop(slots);
+                self.next_hops.release(pair);
                 Err(e)
             }
         }
@@ -295,7 +333,7 @@ impl XdpTable {
     pub fn remove(&self, local: SocketAddr) -> Result<Option<FlowTotals>, XdpError> {
         let key = abi::key(local);
         let mut slots = self.slots();
-        let Some(&(slot, part)) = slots.by_key.get(&key) else {
+        let Some(&Placed { slot, part, pair }) = slots.by_key.get(&key) else {
             return Ok(None);
         };
         match self.flows.delete(key.as_bytes()) {
@@ -306,6 +344,8 @@ impl XdpTable {
         let totals = self.totals(slot);
         slots.by_key.remove(&key);
         slots.parts[part].free.push(slot);
+        drop(slots);
+        self.next_hops.release(pair);
         totals.map(Some)
     }
 
@@ -391,9 +431,7 @@ impl XdpTable {
             }))
     }
 
-    /// The relay's media port range: packets to it teach the program which link each peer
-    /// is on, the next hop it falls back on when the routing lookup cannot answer (forwarding
-    /// off on the device). With the AF_XDP plane on, it is also the range handed to its sockets.
+    /// The relay's media port range: with the AF_XDP plane on, the range handed to its sockets.
     pub fn set_port_range(&self, min: u16, max: u16) -> Result<(), XdpError> {
         self.update_config("setting the port range", |c| {
             c.port_min = min;
@@ -415,7 +453,7 @@ impl XdpTable {
     }
 
     /// The relay's own addresses (its `--interface` addresses): only UDP to one of them is
-    /// taken for the relay (handed to AF_XDP, taught the peer's link); the rest of the port
+    /// taken for the relay (handed to AF_XDP); the rest of the port
     /// range, e.g. transit traffic on a host that routes, is left to the stack. An unspecified
     /// address among them (the relay listens on every address) turns this filter off, as does
     /// an empty list. Call once, before traffic matters.
@@ -532,5 +570,65 @@ impl XdpTable {
     /// Rules currently installed.
     pub fn installed(&self) -> usize {
         self.slots().by_key.len()
+    }
+
+    /// Let the program send to device `ifindex` (one it is attached to): a route or next hop
+    /// on a device not added here leaves the packet to the stack.
+    pub fn add_device(&self, ifindex: u32) -> Result<(), XdpError> {
+        self.devs
+            .update(
+                &ifindex.to_ne_bytes(),
+                &ifindex.to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| map_err(&format!("adding ifindex {ifindex} to the devices map"), e))
+    }
+
+    /// Keep the next hops of the installed rules up to date with the kernel's tables, until
+    /// [`XdpTable::stop_next_hops`] (on a thread of its own).
+    pub(super) fn run_next_hops(&self) {
+        self.next_hops.run();
+    }
+
+    pub(super) fn stop_next_hops(&self) {
+        self.next_hops.stop();
+    }
+
+    /// The tracked pairs and their next hops (tests).
+    #[cfg(test)]
+    pub(super) fn next_hops(&self) -> &NextHops {
+        &self.next_hops
+    }
+
+    /// What `peers` holds for the pair `source` -> `dest` (tests).
+    #[cfg(test)]
+    pub(super) fn peer_entry(
+        &self,
+        source: IpAddr,
+        dest: IpAddr,
+    ) -> Result<Option<abi::Peer>, XdpError> {
+        let key = abi::pair_key(source, dest);
+        Ok(self
+            .next_hops
+            .map()
+            .lookup(key.as_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err("reading peers", e))?
+            .and_then(|v| abi::Peer::read(&v)))
+    }
+
+    /// Write `peer` as the next hop for `source` -> `dest` behind the tracking's back (tests:
+    /// what the program does with a given answer).
+    #[cfg(test)]
+    pub(super) fn write_peer_entry(
+        &self,
+        source: IpAddr,
+        dest: IpAddr,
+        peer: abi::Peer,
+    ) -> Result<(), XdpError> {
+        let key = abi::pair_key(source, dest);
+        self.next_hops
+            .map()
+            .update(key.as_bytes(), peer.as_bytes(), MapFlags::ANY)
+            .map_err(|e| map_err("writing peers", e))
     }
 }

@@ -25,6 +25,8 @@ const RELAY2_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
 const PEER_A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 const PEER_B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x03];
 const PEER_C_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
+/// A host on veth0's link that forges the peers' addresses.
+const SPOOF_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x66];
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -396,6 +398,19 @@ impl Drop for Netns {
 
 pub(crate) fn can_load() -> bool {
     with_skel(|_, _| ()).is_some()
+}
+
+/// Let the program send out of `devices` (what the loader does for the devices it attaches
+/// to); returns their indexes. Call inside the namespace.
+fn send_out_of(table: &XdpTable, devices: &[&str]) -> Vec<u32> {
+    devices
+        .iter()
+        .map(|d| {
+            let i = ifindex(d).unwrap();
+            table.add_device(i).unwrap();
+            i
+        })
+        .collect()
 }
 
 // ---- crafted frames ----
@@ -862,7 +877,49 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
     ns.run(|| {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
-            let (local, _, _) = topology_rules(table)[0];
+            send_out_of(table, &["veth0", "veth2"]);
+            let rules = topology_rules(table);
+            // With forwarding off, bpf_fib_lookup() refuses; the next hop is the one the rule's
+            // install copied from the kernel's route and neighbour entry (`peers`).
+            for (local, rule, src, dmac, smac, action) in [
+                (
+                    rules[0].0,
+                    rules[0].1,
+                    "192.0.2.2:4000",
+                    PEER_B_MAC,
+                    RELAY_MAC,
+                    XDP_TX,
+                ),
+                (
+                    rules[1].0,
+                    rules[1].1,
+                    "192.0.2.2:4000",
+                    PEER_C_MAC,
+                    RELAY2_MAC,
+                    XDP_REDIRECT,
+                ),
+                (
+                    rules[3].0,
+                    rules[3].1,
+                    "[2001:db8:1::2]:4000",
+                    PEER_B_MAC,
+                    RELAY_MAC,
+                    XDP_TX,
+                ),
+            ] {
+                let f = frame(RELAY_MAC, PEER_A_MAC, false, sa(src), local, &rtp());
+                let (a, out) = run(prog, &f, veth0);
+                assert_eq!(a, action, "{rule:?}");
+                check_rewrite(&f, &out, &rule, dmac, smac);
+            }
+            // A peer the kernel has no neighbour entry for: userspace sends it (and the
+            // kernel resolves it).
+            let local = sa("192.0.2.1:30020");
+            let unknown = Rule {
+                dest: sa("192.0.2.77:5000"),
+                ..rules[0].1
+            };
+            table.install(0, local, &unknown).unwrap();
             let f = frame(
                 RELAY_MAC,
                 PEER_A_MAC,
@@ -871,7 +928,6 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
                 local,
                 &rtp(),
             );
-            // With forwarding off, bpf_fib_lookup() refuses: the frame goes to userspace.
             assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
         })
     });
@@ -879,6 +935,7 @@ fn rewrites_v4_and_v6_with_fib_next_hop() {
     ns.run(|| {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
+            send_out_of(table, &["veth0", "veth2"]);
             let rules = topology_rules(table);
             let src4 = sa("192.0.2.2:4000");
             let src6 = sa("[2001:db8:1::2]:4000");
@@ -1063,6 +1120,7 @@ fn cached_next_hop_follows_rule_and_neighbour_changes() {
     ns.run(move || {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
+            send_out_of(table, &["veth0", "veth2"]);
             let (local, rule, slot, _, f) = first_forward(prog, table, veth0);
 
             // The same slot now sends to the other link: no stale hop.
@@ -1161,6 +1219,7 @@ fn cached_next_hop_is_keyed_by_source_and_length() {
     ns.run(move || {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
+            send_out_of(table, &["veth0", "veth2"]);
             let (local, rule, slot, src, f) = first_forward(prog, table, veth0);
 
             // Same slot and destination, new source: its own route, not the cached hop.
@@ -1183,6 +1242,357 @@ fn cached_next_hop_is_keyed_by_source_and_length() {
             let big = frame(RELAY_MAC, PEER_A_MAC, false, src, local, &long);
             assert_eq!(run(prog, &big, veth0), (XDP_PASS, big.clone()));
             assert_eq!(run(prog, &f, veth0).0, XDP_TX);
+        })
+    });
+}
+
+// ---- next hops: from the kernel's tables, never from frames ----
+
+/// Strict-source rules both ways between peer A (192.0.2.2:4000) and peer B
+/// (192.0.2.3:5000): A sends to 192.0.2.1:30000, forwarded to B from 30002; B sends to 30002,
+/// forwarded to A from 30000. Returns A's local address, B's, and the slot of B's rule.
+fn call_rules(table: &XdpTable) -> (SocketAddr, SocketAddr, u32) {
+    let (la, lb) = (sa("192.0.2.1:30000"), sa("192.0.2.1:30002"));
+    let rule = |source, dest: &str, expect: &str| Rule {
+        source,
+        dest: sa(dest),
+        expect: Some(sa(expect)),
+        kind: RuleKind::Rtp,
+        block: None,
+    };
+    let to_b = rule(lb, "192.0.2.3:5000", "192.0.2.2:4000");
+    let to_a = rule(la, "192.0.2.2:4000", "192.0.2.3:5000");
+    table.install(0, la, &to_b).unwrap();
+    let slot = table.install(0, lb, &to_a).unwrap();
+    (la, lb, slot)
+}
+
+/// Where the program sends a peer's media when its route lookup cannot answer (forwarding
+/// off) comes from the kernel's tables, never from frames: a host on the link that forges peer
+/// A's address, from another port, to a relay port without a rule, or with A's exact address
+/// and port (which strict source lets through), never has B's media for A sent to its MAC. A
+/// frame from a multicast or broadcast source is left to the stack (not forwarded, nor handed
+/// to AF_XDP).
+#[test]
+fn forged_frames_never_move_a_peers_next_hop() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        let xsk = crate::sys::xsk::XskSocket::bind(veth0, 0, 64, 2048).unwrap();
+        with_skel(|prog, table| {
+            send_out_of(table, &["veth0"]);
+            table.set_port_range(30000, 30099).unwrap();
+            let relay: IpAddr = "192.0.2.1".parse().unwrap();
+            let (a, b) = (sa("192.0.2.2:4000"), sa("192.0.2.3:5000"));
+            let no_rule = sa("192.0.2.1:30050");
+            let forged = |src, to| frame(RELAY_MAC, SPOOF_MAC, false, src, to, &rtp());
+            // Before any rule, to a port of the range: nothing is learnt.
+            let f = forged(a, no_rule);
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+            assert_eq!(table.peer_entry(relay, a.ip()).unwrap(), None);
+            // The rules go in with their next hops, from the neighbour table.
+            let (la, lb, slot_b) = call_rules(table);
+            let hop = |peer_mac| abi::Peer {
+                ifindex: veth0,
+                our_mac: RELAY_MAC,
+                peer_mac,
+            };
+            let hops = |t: &XdpTable| {
+                (
+                    t.peer_entry(relay, a.ip()).unwrap(),
+                    t.peer_entry(relay, b.ip()).unwrap(),
+                )
+            };
+            assert_eq!(hops(table), (Some(hop(PEER_A_MAC)), Some(hop(PEER_B_MAC))));
+            // A's address, another port: strict source drops it.
+            let f = forged(SocketAddr::new(a.ip(), 4001), la);
+            assert_eq!(run(prog, &f, veth0).0, XDP_DROP);
+            // A's address, to a port with no rule: the stack's.
+            let f = forged(a, no_rule);
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+            // A's exact address and port: forwarded to B (strict source cannot tell them
+            // apart), and that is all.
+            let (action, out) = run(prog, &forged(a, la), veth0);
+            assert_eq!(action, XDP_TX);
+            assert_eq!(parse(&out).unwrap().dmac, PEER_B_MAC);
+            assert_eq!(hops(table), (Some(hop(PEER_A_MAC)), Some(hop(PEER_B_MAC))));
+            // B's media for A, the first since (no hop cached): to A's MAC.
+            let from_b = frame(RELAY_MAC, PEER_B_MAC, false, b, lb, &rtp());
+            let (action, out) = run(prog, &from_b, veth0);
+            assert_eq!(action, XDP_TX);
+            let o = parse(&out).unwrap();
+            assert_eq!(
+                (o.dmac, o.smac, o.src, o.dst),
+                (PEER_A_MAC, RELAY_MAC, la, a)
+            );
+            // A multicast or broadcast source: left to the stack, as B's exact address and
+            // port too, and with the AF_XDP plane on.
+            table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
+            table.set_afxdp(true).unwrap();
+            let before = table.totals(slot_b).unwrap();
+            for smac in [
+                [0x01, 0, 0x5e, 0, 0, 1],
+                [0x33, 0x33, 0, 0, 0, 1],
+                [0xff; 6],
+            ] {
+                for to in [lb, no_rule] {
+                    let f = frame(RELAY_MAC, smac, false, b, to, &rtp());
+                    assert_eq!(
+                        run(prog, &f, veth0),
+                        (XDP_PASS, f.clone()),
+                        "{smac:02x?} to {to}"
+                    );
+                }
+            }
+            assert_eq!(table.totals(slot_b).unwrap(), before);
+            // (A unicast source to the port without a rule goes to the AF_XDP socket.)
+            assert_eq!(run(prog, &forged(a, no_rule), veth0).0, XDP_REDIRECT);
+            assert_eq!(hops(table), (Some(hop(PEER_A_MAC)), Some(hop(PEER_B_MAC))));
+        })
+    });
+}
+
+/// The program sends only out of the devices it is attached to (`devs`): a route, or a next
+/// hop in `peers`, on any other device leaves the packet to the stack.
+#[test]
+fn a_next_hop_on_a_device_not_attached_to_is_left_to_the_stack() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(true);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        with_skel(|prog, table| {
+            send_out_of(table, &["veth0"]);
+            let rules = topology_rules(table);
+            let src4 = sa("192.0.2.2:4000");
+            // The route to 198.51.100.2 is on veth2, which the program is not attached to.
+            let (local, _, slot) = rules[1];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+            assert_eq!(table.totals(slot).unwrap().packets, 0);
+            // Back out of veth0 is fine.
+            let (local0, _, _) = rules[0];
+            let g = frame(RELAY_MAC, PEER_A_MAC, false, src4, local0, &rtp());
+            assert_eq!(run(prog, &g, veth0).0, XDP_TX);
+            // Attached to veth2 too: redirected there.
+            send_out_of(table, &["veth2"]);
+            assert_eq!(run(prog, &f, veth0).0, XDP_REDIRECT);
+        })
+    });
+    ns.forwarding(false);
+    ns.run(|| {
+        let veth0 = ifindex("veth0").unwrap();
+        let veth2 = ifindex("veth2").unwrap();
+        with_skel(|prog, table| {
+            send_out_of(table, &["veth0"]);
+            let rules = topology_rules(table);
+            let relay: IpAddr = "192.0.2.1".parse().unwrap();
+            let src4 = sa("192.0.2.2:4000");
+            // The next hop of rule 1 (to 198.51.100.2) is on veth2, from the tables.
+            let (local, _, _) = rules[1];
+            let f = frame(RELAY_MAC, PEER_A_MAC, false, src4, local, &rtp());
+            assert_eq!(run(prog, &f, veth0), (XDP_PASS, f.clone()));
+            // `peers` answering with veth2 for rule 0 (to 192.0.2.3), and with a device that
+            // does not exist for a rule to 192.0.2.2: neither is sent.
+            let elsewhere = |ifindex| abi::Peer {
+                ifindex,
+                our_mac: RELAY2_MAC,
+                peer_mac: PEER_C_MAC,
+            };
+            let b: IpAddr = "192.0.2.3".parse().unwrap();
+            table.write_peer_entry(relay, b, elsewhere(veth2)).unwrap();
+            let (local0, _, _) = rules[0];
+            let g = frame(RELAY_MAC, PEER_A_MAC, false, src4, local0, &rtp());
+            assert_eq!(run(prog, &g, veth0), (XDP_PASS, g.clone()));
+            let to_a = sa("192.0.2.1:30040");
+            let rule = Rule {
+                source: sa("192.0.2.1:30042"),
+                dest: src4,
+                expect: None,
+                kind: RuleKind::Rtp,
+                block: None,
+            };
+            table.install(0, to_a, &rule).unwrap();
+            table
+                .write_peer_entry(relay, src4.ip(), elsewhere(4242))
+                .unwrap();
+            let h = frame(
+                RELAY_MAC,
+                PEER_B_MAC,
+                false,
+                sa("192.0.2.3:5000"),
+                to_a,
+                &rtp(),
+            );
+            assert_eq!(run(prog, &h, veth0), (XDP_PASS, h.clone()));
+            let s = table.stats().unwrap();
+            assert_eq!((s.forwarded, s.aborted), (0, 0));
+        })
+    });
+}
+
+/// The next hops come from the kernel's tables: the route from the rule's source, and the
+/// neighbour entry of its next hop (the gateway's, off-link). A new MAC is followed at the next
+/// pass; a peer the kernel has not resolved yet gets its hop once it has; a hop whose
+/// neighbour entry went but whose route stands holds; the entry goes with its route, and with
+/// the last rule that needs it.
+#[test]
+fn next_hops_follow_the_kernels_route_and_neighbour_tables() {
+    use super::rtnl::{Route, Rtnl};
+
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new(false);
+    let n = ns.name.clone();
+    // 203.0.113.0/24 is reached through 192.0.2.3 (peer B).
+    ip(&[
+        "-n",
+        &n,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "192.0.2.3",
+    ]);
+    ns.run(move || {
+        let veth0 = ifindex("veth0").unwrap();
+        let veth2 = ifindex("veth2").unwrap();
+        let addr = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let relay = addr("192.0.2.1");
+        // The tables as the lookups see them.
+        let mut rtnl = Rtnl::open().unwrap();
+        let on_link = |ifindex| {
+            Some(Route {
+                ifindex,
+                gateway: None,
+            })
+        };
+        assert_eq!(
+            rtnl.route(relay, addr("192.0.2.3")).unwrap(),
+            on_link(veth0)
+        );
+        assert_eq!(
+            rtnl.route(relay, addr("203.0.113.9")).unwrap(),
+            Some(Route {
+                ifindex: veth0,
+                gateway: Some(addr("192.0.2.3"))
+            })
+        );
+        assert_eq!(
+            rtnl.route(addr("198.51.100.1"), addr("198.51.100.2"))
+                .unwrap(),
+            on_link(veth2)
+        );
+        assert_eq!(
+            rtnl.route(addr("2001:db8:1::1"), addr("2001:db8:1::3"))
+                .unwrap(),
+            on_link(veth0)
+        );
+        // No default route; a local destination.
+        assert_eq!(rtnl.route(relay, addr("8.8.8.8")).unwrap(), None);
+        assert_eq!(rtnl.route(relay, relay).unwrap(), None);
+        assert_eq!(
+            rtnl.neighbour(veth0, addr("192.0.2.3")).unwrap(),
+            Some(PEER_B_MAC)
+        );
+        assert_eq!(
+            rtnl.neighbour(veth0, addr("2001:db8:1::3")).unwrap(),
+            Some(PEER_B_MAC)
+        );
+        assert_eq!(rtnl.neighbour(veth0, addr("192.0.2.99")).unwrap(), None);
+        assert_eq!(rtnl.link_mac(veth0).unwrap(), Some(RELAY_MAC));
+        assert_eq!(rtnl.link_mac(1).unwrap(), None, "loopback is no Ethernet");
+        with_skel(|_, table| {
+            let install = |port: u16, dest: &str| {
+                let rule = Rule {
+                    source: SocketAddr::new(relay, port + 2),
+                    dest: sa(dest),
+                    expect: None,
+                    kind: RuleKind::Rtp,
+                    block: None,
+                };
+                table
+                    .install(0, SocketAddr::new(relay, port), &rule)
+                    .unwrap();
+            };
+            let hop = |peer_mac| {
+                Some(abi::Peer {
+                    ifindex: veth0,
+                    our_mac: RELAY_MAC,
+                    peer_mac,
+                })
+            };
+            let entry = |dest: &str| table.peer_entry(relay, addr(dest)).unwrap();
+            let neigh = |args: &[&str]| {
+                let mut all = vec!["-n", &n, "neigh"];
+                all.extend_from_slice(args);
+                ip(&all);
+            };
+            // On-link, and off-link through the gateway.
+            install(30000, "192.0.2.3:5000");
+            install(30004, "203.0.113.9:7000");
+            assert_eq!(entry("192.0.2.3"), hop(PEER_B_MAC));
+            assert_eq!(entry("203.0.113.9"), hop(PEER_B_MAC));
+            // B's MAC changes: the next pass follows it, for both.
+            let new_mac = [0x02, 0, 0, 0, 0x01, 0x33];
+            neigh(&[
+                "replace",
+                "192.0.2.3",
+                "lladdr",
+                "02:00:00:00:01:33",
+                "dev",
+                "veth0",
+                "nud",
+                "permanent",
+            ]);
+            table.next_hops().refresh(&mut rtnl, true);
+            assert_eq!(entry("192.0.2.3"), hop(new_mac));
+            assert_eq!(entry("203.0.113.9"), hop(new_mac));
+            // A peer the kernel has no entry for yet: no hop; the retry writes it once the
+            // kernel has one (a stale entry is one the stack sends to).
+            install(30008, "192.0.2.50:8000");
+            assert_eq!(entry("192.0.2.50"), None);
+            let mac50 = [0x02, 0, 0, 0, 0x01, 0x50];
+            neigh(&[
+                "add",
+                "192.0.2.50",
+                "lladdr",
+                "02:00:00:00:01:50",
+                "dev",
+                "veth0",
+                "nud",
+                "stale",
+            ]);
+            table.next_hops().refresh(&mut rtnl, false);
+            assert_eq!(entry("192.0.2.50"), hop(mac50));
+            // The entry goes (the kernel collects unused ones), the route stands: the hop holds.
+            neigh(&["del", "192.0.2.50", "dev", "veth0"]);
+            table.next_hops().refresh(&mut rtnl, true);
+            assert_eq!(entry("192.0.2.50"), hop(mac50));
+            // The route goes: so does the hop.
+            ip(&["-n", &n, "route", "del", "203.0.113.0/24"]);
+            table.next_hops().refresh(&mut rtnl, true);
+            assert_eq!(entry("203.0.113.9"), None);
+            // A pair shared by two rules stays until both are gone.
+            install(30012, "192.0.2.3:5002");
+            table.remove(SocketAddr::new(relay, 30000)).unwrap();
+            assert_eq!(entry("192.0.2.3"), hop(new_mac));
+            table.remove(SocketAddr::new(relay, 30012)).unwrap();
+            assert_eq!(entry("192.0.2.3"), None);
+            // A rule replaced by one to another peer: the old peer's entry goes.
+            install(30008, "192.0.2.2:8000");
+            assert_eq!(entry("192.0.2.50"), None);
+            assert_eq!(entry("192.0.2.2"), hop(PEER_A_MAC));
+            for port in [30004, 30008] {
+                table.remove(SocketAddr::new(relay, port)).unwrap();
+            }
+            assert_eq!(table.next_hops().tracked(), 0);
+            assert_eq!(entry("192.0.2.2"), None);
         })
     });
 }
@@ -1287,6 +1697,7 @@ fn random_frames_pass_unchanged_or_leave_valid() {
     ns.run(|| {
         let veth0 = ifindex("veth0").unwrap();
         with_skel(|prog, table| {
+            send_out_of(table, &["veth0", "veth2"]);
             let rules = topology_rules(table);
             let seed = 0x5eed_fa11_u64;
             let mut rng = Rng(seed);
