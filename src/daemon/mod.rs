@@ -257,7 +257,7 @@ fn start_kernel_planes(
         }
     };
     if let Err(e) = p.table().set_port_range(cfg.port_min, cfg.port_max) {
-        tracing::warn!(error = %e, "XDP: cannot set the port range; next hops come from routing only");
+        tracing::warn!(error = %e, "XDP: cannot set the port range; AF_XDP will not take the relay's frames");
     }
     let addrs: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
     if let Err(e) = p.table().set_local_addrs(&addrs) {

@@ -32,8 +32,14 @@ use crate::wire::frame;
 
 /// Frames taken from a socket per readiness event.
 const FRAMES_PER_PASS: u32 = 64;
-/// Next hops remembered; the table starts over when full (it refills from the next frames).
+/// Next hops remembered; the table starts over when full (it refills from the kernel's tables).
 const NEIGH_MAX: usize = 65536;
+/// How long a next hop from the kernel's tables is used before it is looked up again (a peer's
+/// MAC changes, a route moves)...
+const HOP_TTL_MS: u64 = 1000;
+/// ...and how long "no hop" is (the stack resolves the neighbour meanwhile, for the packets
+/// the flow's socket sends).
+const NO_HOP_TTL_MS: u64 = 100;
 /// Frames kept for a flow not opened yet (see [`XskState::early`]).
 const EARLY_MAX: usize = 256;
 /// How often a worker reads its sockets' kernel counters.
@@ -41,13 +47,65 @@ const KERNEL_STATS_MS: u64 = 1000;
 /// Frames a worker's hand-off queue holds: a few passes of every other worker's sockets.
 pub(super) const HANDOFF_MAX: usize = 4096;
 
-/// A peer's next hop as its own frames showed it.
-#[derive(Debug, Clone, Copy)]
+/// A peer's next hop, from the kernel's routing and neighbour tables (never from the MACs of a
+/// received frame: anyone on the link can forge those, even with the peer's address and port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Hop {
     peer_mac: [u8; 6],
     our_mac: [u8; 6],
-    /// The device it was seen on.
+    /// The device to send it out of.
     ifindex: u32,
+}
+
+/// Next hops by (relay address, peer address), each until a time; `None` = not known yet.
+#[derive(Default)]
+struct Hops {
+    tables: Option<crate::sys::xdp::Neighbours>,
+    /// The tables could not be opened: do not try again for every frame.
+    unavailable: bool,
+    known: HashMap<(IpAddr, IpAddr), (Option<Hop>, Millis)>,
+}
+
+impl Hops {
+    /// The next hop from `src` to `dst` at `now`, looked up in the kernel's tables when the one
+    /// remembered is too old.
+    fn get(&mut self, src: IpAddr, dst: IpAddr, now: Millis) -> Option<Hop> {
+        let key = (src.to_canonical(), dst.to_canonical());
+        if let Some((hop, until)) = self.known.get(&key) {
+            if now.0 < until.0 {
+                return *hop;
+            }
+        }
+        if self.tables.is_none() && !self.unavailable {
+            match crate::sys::xdp::Neighbours::open() {
+                Ok(t) => self.tables = Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "AF_XDP: cannot read the kernel's neighbour table; the flows' sockets send instead");
+                    self.unavailable = true;
+                }
+            }
+        }
+        let hop = self
+            .tables
+            .as_mut()
+            .and_then(|t| t.hop(key.0, key.1))
+            .map(|h| Hop {
+                peer_mac: h.peer_mac,
+                our_mac: h.our_mac,
+                ifindex: h.ifindex,
+            });
+        if self.known.len() >= NEIGH_MAX {
+            self.known.clear();
+        }
+        let ttl = if hop.is_some() {
+            HOP_TTL_MS
+        } else {
+            NO_HOP_TTL_MS
+        };
+        self.known
+            .insert(key, (hop, Millis(now.0.saturating_add(ttl))));
+        hop
+    }
 }
 
 /// One worker's AF_XDP counters, summed over the workers on read.
@@ -210,7 +268,7 @@ pub(super) struct XskState {
     by_local: HashMap<SocketAddr, u64>,
     /// Socket fd -> flow, to find the egress flow (and its address) of a forward.
     by_fd: HashMap<RawFd, u64>,
-    neigh: HashMap<IpAddr, Hop>,
+    hops: Hops,
     counters: Arc<XskCounters>,
     /// Copies of frames for ports with no flow yet: a UDP socket keeps what arrives before
     /// its flow is opened, a frame has no such buffer. The flow may be waiting in the update
@@ -288,20 +346,6 @@ impl XskState {
             }
         }
         self.by_fd.remove(&fd);
-    }
-
-    fn learn(&mut self, p: &frame::UdpFrame, ifindex: u32) {
-        if self.neigh.len() >= NEIGH_MAX {
-            self.neigh.clear();
-        }
-        self.neigh.insert(
-            p.src.ip(),
-            Hop {
-                peer_mac: p.src_mac,
-                our_mac: p.dst_mac,
-                ifindex,
-            },
-        );
     }
 
     /// Once a second, copy the sockets' kernel drop counters (ring full, fill ring empty) where
@@ -548,16 +592,16 @@ impl Worker {
         };
         self.forward_run(token, 0..1, &mut batch);
         let (fd, dst) = batch.out?;
-        // Only now, with the packet accepted (latch, strict source), does its sender's link
-        // become the way back to it: a frame the latch refused teaches nothing.
-        self.xsk.learn(&p, arrival.ifindex);
         let ingress = self.flows.get(&token).map(|fl| &fl.counters)?;
         let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id)) else {
             // Forward_run found the egress flow by the same fd: never expected.
             self.xsk.tx_lost(ingress);
             return None;
         };
-        let hop = self.xsk.neigh.get(&dst.ip()).copied();
+        let now = self.clock.mono();
+        let hop = egress
+            .local
+            .and_then(|l| self.xsk.hops.get(l.ip(), dst.ip(), now));
         if let (Some(local), Some(h)) = (egress.local, hop) {
             match self.xsk.tx_socket(h.ifindex, arrival.socket) {
                 Some(i) => {
@@ -636,11 +680,11 @@ pub(super) mod tests {
         assert_eq!(w.xsk.counters.transmitted.load(Relaxed), 0);
     }
 
-    /// The next hop towards a peer is learnt from its frames only once the latch accepted them:
-    /// a frame from the peer's address but another port (strict source refuses it) must not
-    /// redirect the peer's media to the sender's MAC.
+    /// The next hop towards a peer never comes from received frames, not even ones the latch
+    /// accepts (a forger with the peer's address and port passes strict source): its MACs must
+    /// never become the way to the peer.
     #[test]
-    fn a_frame_the_latch_refuses_teaches_no_next_hop() {
+    fn frames_never_teach_a_next_hop() {
         use crate::session::latch::{EndpointLearning, LatchConfig};
         use crate::wire::frame::tests::{frame, A};
         use crate::worker::{FlowId, FlowKind, FlowUpdate};
@@ -686,15 +730,21 @@ pub(super) mod tests {
         };
         let mut good = frame(peer, local, &rtp);
         w.xsk_frame(&mut good, arrival);
-        let hop = w.xsk.neigh.get(&peer.ip()).copied().expect("learnt");
-        assert_eq!(hop.peer_mac, A);
-        // Same address, another port, another MAC: strict source drops it.
-        let spoof_src = SocketAddr::new(peer.ip(), 4001);
-        let mut spoof = frame(spoof_src, local, &rtp);
-        spoof[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x66]);
-        w.xsk_frame(&mut spoof, arrival);
-        let hop = w.xsk.neigh.get(&peer.ip()).copied().expect("still there");
-        assert_eq!(hop.peer_mac, A, "a refused frame changed the next hop");
+        // The exact address and port, another MAC: strict source accepts it.
+        let mut forged = frame(peer, local, &rtp);
+        forged[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x66]);
+        w.xsk_frame(&mut forged, arrival);
+        let taught: Vec<[u8; 6]> = w
+            .xsk
+            .hops
+            .known
+            .values()
+            .filter_map(|(h, _)| h.map(|h| h.peer_mac))
+            .collect();
+        assert!(
+            !taught.contains(&A) && !taught.contains(&[2, 0, 0, 0, 0, 0x66]),
+            "a frame's MAC became a next hop: {taught:?}"
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub(super) struct Worker {
     updates: Receiver<Vec<FlowUpdate>>,
     pub(super) flows: HashMap<u64, Flow>,
     plane_kind: PlaneKind,
-    clock: Clock,
+    pub(super) clock: Clock,
     out: Sender<FlowEvent>,
     stop: Arc<AtomicBool>,
     /// The kernel fast path, when the XDP plane runs.

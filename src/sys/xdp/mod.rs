@@ -30,6 +30,8 @@ mod abi;
 #[cfg(rtprelay_xdp)]
 mod loader;
 #[cfg(rtprelay_xdp)]
+mod neighbours;
+#[cfg(rtprelay_xdp)]
 mod nexthop;
 #[cfg(rtprelay_xdp)]
 mod rtnl;
@@ -43,12 +45,14 @@ pub(crate) mod tests;
 #[cfg(rtprelay_xdp)]
 pub use loader::XdpProgram;
 #[cfg(rtprelay_xdp)]
+pub use neighbours::{KernelHop, Neighbours};
+#[cfg(rtprelay_xdp)]
 pub use table::XdpTable;
 
 #[cfg(not(rtprelay_xdp))]
 mod stub;
 #[cfg(not(rtprelay_xdp))]
-pub use stub::{XdpProgram, XdpTable};
+pub use stub::{KernelHop, Neighbours, XdpProgram, XdpTable};
 
 /// Whether this binary carries the XDP program (false when built without clang or without the
 /// `xdp` feature).

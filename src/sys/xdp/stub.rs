@@ -78,3 +78,23 @@ impl XdpTable {
         match self._never {}
     }
 }
+
+/// A next hop (see the real module): never found in this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelHop {
+    pub ifindex: u32,
+    pub our_mac: [u8; 6],
+    pub peer_mac: [u8; 6],
+}
+
+/// Without the XDP build there is no AF_XDP path to resolve hops for.
+pub struct Neighbours;
+
+impl Neighbours {
+    pub fn open() -> std::io::Result<Neighbours> {
+        Err(std::io::Error::other("built without XDP"))
+    }
+    pub fn hop(&mut self, _src: std::net::IpAddr, _dst: std::net::IpAddr) -> Option<KernelHop> {
+        None
+    }
+}
