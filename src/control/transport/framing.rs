@@ -2,7 +2,7 @@
 //!
 //! The stream is `<cookie> <value><cookie> <value>...`, optionally with whitespace between
 //! messages; a message ends where its bencode value (or JSON object, when the body starts with
-//! `{`) ends. [`Framer`] finds those ends incrementally: its [`Scanner`] keeps its state between
+//! `{`) ends. [`Framer`] finds those ends incrementally: its scanner keeps its state between
 //! reads (nesting, the open token, bytes left in a string, in-string and escape flags for JSON),
 //! so each byte is looked at once however the stream is cut, and the full decoder then runs once
 //! per complete message. [`next_frame`] is the one-shot version that parses a whole buffer from

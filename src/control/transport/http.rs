@@ -15,7 +15,7 @@
 //! 10 s, 15 s of silence between keep-alive requests, 16 KiB of head and 1 MiB of body. A
 //! message without a cookie gets 400 (rtpengine sends a non-standard 600).
 //!
-//! The server is ours, on `httparse` ([`http_conn`](super::http_conn)): the crate it replaces
+//! The server is ours, on `httparse` (`http_conn.rs`): the crate it replaces
 //! (tiny_http 0.12) had no read timeouts and started a thread for every connection without
 //! limit, and a few routes with bounded bodies do not need an async stack.
 
