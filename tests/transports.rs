@@ -275,3 +275,120 @@ fn http_ng_without_a_cookie_is_refused() {
     assert_eq!(status, 200);
     assert!(body.starts_with(b"still-ok "));
 }
+
+/// A client that sends another client's cookie (guessed, or seen on the wire) runs its own command: it does
+/// not get the other client's cached reply (here the list of calls).
+#[test]
+fn another_clients_cookie_does_not_read_its_cached_reply() {
+    let ports = PortBlock::acquire();
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[]);
+    let owner = relay.client();
+    let _call = Call::setup(&owner, &ports, &[]);
+    let list = framed("shared-77", dict([("command", "list".into())]));
+    let reply = owner.raw(&list).expect("list reply");
+    assert!(
+        String::from_utf8_lossy(&reply).contains("calls"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // The same cookie from another socket, with another command: a fresh answer to that command.
+    let other = relay.client();
+    let reply = other.raw(&ping("shared-77")).expect("ping reply");
+    let mut buf = reply.clone();
+    let msgs = take_messages(&mut buf);
+    assert_eq!(msgs.len(), 1, "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(
+        get_str(&msgs[0].1, "result"),
+        Some("pong"),
+        "{:?}",
+        msgs[0].1
+    );
+    // The owner's retransmission still gets its cached reply (the same list, not a new command).
+    let again = owner.raw(&list).expect("retransmission reply");
+    assert!(String::from_utf8_lossy(&again).contains("calls"));
+}
+
+/// A datagram to the NG port from one of the relay's media ports (a media address, a port in the media
+/// range) is dropped unanswered and counted in /metrics; clients keep being answered.
+#[test]
+fn ng_from_a_media_port_is_dropped_and_counted() {
+    let ports = PortBlock::acquire();
+    let (relay, web) = http_relay(&ports);
+    let (_, max) = ports.media_range();
+    // The top of the range: the relay holds no port yet, so this socket stands in for one of its own.
+    let media = std::net::UdpSocket::bind((LO, max)).expect("bind a media-range port");
+    media
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    media
+        .send_to(
+            &framed("m1", dict([("command", "list".into())])),
+            ports.ng_addr(),
+        )
+        .expect("send");
+    let mut buf = [0u8; 2048];
+    assert!(
+        media.recv_from(&mut buf).is_err(),
+        "the relay answered a datagram from a media port"
+    );
+    expect_ok(relay.client().ping(), "a client's ping");
+    let (status, body) = http(web, "GET", "/metrics", b"");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("rtprelay_ng_dropped_total{reason=\"media_source\"} 1\n"),
+        "{text}"
+    );
+}
+
+/// What a web page on another site can make a browser send is refused: a form-type or text/plain POST
+/// (CSRF), and any request naming a host that is not the relay's (DNS rebinding).
+#[test]
+fn http_refuses_cross_site_requests() {
+    let ports = PortBlock::acquire();
+    let (relay, web) = http_relay(&ports);
+    let ng = relay.client();
+    let call = Call::setup(&ng, &ports, &[]);
+    let send = |host: &str, ct: &str, body: &[u8]| {
+        let mut s = TcpStream::connect_timeout(&web, IO_TIMEOUT).expect("connect HTTP");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        let head = format!(
+            "POST /ng HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(&[head.as_bytes(), body].concat())
+            .expect("write");
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).expect("read");
+        String::from_utf8_lossy(&resp).into_owned()
+    };
+    let delete = framed(
+        "x1",
+        dict([
+            ("command", "delete".into()),
+            ("call-id", call.id.as_str().into()),
+            ("from-tag", "tag-a".into()),
+        ]),
+    );
+    let calls = ng.list_calls().expect("list");
+    assert_eq!(calls.len(), 1);
+    let host = web.to_string();
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let resp = send(&host, ct, &delete);
+        assert!(resp.starts_with("HTTP/1.1 415"), "{ct}: {resp}");
+    }
+    let resp = send(
+        &format!("attacker.example.com:{}", web.port()),
+        "application/x-rtpengine-ng",
+        &delete,
+    );
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert_eq!(
+        ng.list_calls().expect("list"),
+        calls,
+        "a refused request changed the calls"
+    );
+    let resp = send(&host, "application/x-rtpengine-ng", &ping("ok"));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}

@@ -2,6 +2,12 @@
 //! again, without running the command twice (an `offer` must not allocate ports twice). rtpengine
 //! keeps cookies for about 30 s. Memory is bounded by an entry count and a byte budget; when
 //! either is exceeded the oldest entries go first.
+//!
+//! Entries are keyed by (client, cookie), the client being the transport's peer key
+//! ([`NgPeer::key`](crate::control::transport::NgPeer::key)): a retransmission comes from the
+//! client that sent the original, and anyone else who sends the same cookie (guessed, or seen on
+//! the wire) runs a fresh command instead of reading that client's reply (a `list` or `query`
+//! answer, say).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -19,13 +25,14 @@ struct Entry {
     reply: Vec<u8>,
 }
 
-/// Cookie → full reply datagram, expiring after a TTL. Sans-IO: time is passed in.
+/// (client, cookie) → full reply datagram, expiring after a TTL. Sans-IO: time is passed in.
 #[derive(Debug)]
 pub struct CookieCache {
     ttl: Duration,
     max_entries: usize,
     max_bytes: usize,
     bytes: usize,
+    /// Keyed by [`entry_key`] of (client, cookie).
     map: HashMap<Vec<u8>, Entry>,
     /// Insertion order, oldest first; an item is stale if the map holds a newer entry for it.
     order: VecDeque<(Millis, Vec<u8>)>,
@@ -49,15 +56,18 @@ impl CookieCache {
         self
     }
 
-    /// The cached reply for `cookie`, if it is younger than the TTL.
-    pub fn get(&mut self, now: Millis, cookie: &[u8]) -> Option<Vec<u8>> {
+    /// The reply cached for `cookie` from `client`, if it is younger than the TTL.
+    pub fn get(&mut self, now: Millis, client: &[u8], cookie: &[u8]) -> Option<Vec<u8>> {
         self.expire(now);
-        self.map.get(cookie).map(|e| e.reply.clone())
+        self.map
+            .get(&entry_key(client, cookie))
+            .map(|e| e.reply.clone())
     }
 
-    /// Remembers `reply` for `cookie` (replacing an older one).
-    pub fn insert(&mut self, now: Millis, cookie: Vec<u8>, reply: Vec<u8>) {
+    /// Remembers `reply` for `cookie` from `client` (replacing an older one).
+    pub fn insert(&mut self, now: Millis, client: &[u8], cookie: &[u8], reply: Vec<u8>) {
         self.expire(now);
+        let cookie = entry_key(client, cookie);
         if self.max_entries == 0 {
             return;
         }
@@ -130,6 +140,18 @@ impl CookieCache {
     }
 }
 
+/// One byte string for (client, cookie): the client's length, the client, the cookie. The
+/// length prefix keeps ("ab", "c") and ("a", "bc") apart.
+fn entry_key(client: &[u8], cookie: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(client.len()).unwrap_or(u16::MAX);
+    let client = client.get(..usize::from(len)).unwrap_or(client);
+    let mut key = Vec::with_capacity(2 + client.len() + cookie.len());
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(client);
+    key.extend_from_slice(cookie);
+    key
+}
+
 impl Default for CookieCache {
     fn default() -> Self {
         CookieCache::new(DEFAULT_TTL, 100_000)
@@ -140,6 +162,9 @@ impl Default for CookieCache {
 mod tests {
     use super::*;
 
+    /// One client for the tests that are not about clients.
+    const C: &[u8] = b"c";
+
     fn ms(n: u64) -> Millis {
         Millis(n)
     }
@@ -147,10 +172,10 @@ mod tests {
     #[test]
     fn hit_within_ttl_miss_after() {
         let mut c = CookieCache::new(Duration::from_secs(30), 10);
-        assert_eq!(c.get(ms(0), b"a"), None);
-        c.insert(ms(0), b"a".to_vec(), b"a reply".to_vec());
-        assert_eq!(c.get(ms(29_999), b"a"), Some(b"a reply".to_vec()));
-        assert_eq!(c.get(ms(30_000), b"a"), None);
+        assert_eq!(c.get(ms(0), C, b"a"), None);
+        c.insert(ms(0), C, b"a", b"a reply".to_vec());
+        assert_eq!(c.get(ms(29_999), C, b"a"), Some(b"a reply".to_vec()));
+        assert_eq!(c.get(ms(30_000), C, b"a"), None);
         assert!(c.is_empty());
         assert_eq!(c.bytes(), 0);
     }
@@ -159,56 +184,78 @@ mod tests {
     fn bounded_by_entries_oldest_first() {
         let mut c = CookieCache::new(Duration::from_secs(30), 3);
         for i in 0..5u8 {
-            c.insert(ms(u64::from(i)), vec![i], vec![i; 4]);
+            c.insert(ms(u64::from(i)), C, &[i], vec![i; 4]);
         }
         assert_eq!(c.len(), 3);
-        assert_eq!(c.get(ms(10), &[0]), None);
-        assert_eq!(c.get(ms(10), &[1]), None);
-        assert_eq!(c.get(ms(10), &[4]), Some(vec![4; 4]));
-        assert_eq!(c.bytes(), 3 * 5);
+        assert_eq!(c.get(ms(10), C, &[0]), None);
+        assert_eq!(c.get(ms(10), C, &[1]), None);
+        assert_eq!(c.get(ms(10), C, &[4]), Some(vec![4; 4]));
+        // Each entry: the 2-byte client length, the client, the cookie, the reply.
+        assert_eq!(c.bytes(), 3 * (2 + 1 + 1 + 4));
     }
 
     #[test]
     fn bounded_by_bytes() {
-        let mut c = CookieCache::new(Duration::from_secs(30), 100).with_max_bytes(25);
-        c.insert(ms(0), b"a".to_vec(), vec![0; 9]);
-        c.insert(ms(1), b"b".to_vec(), vec![0; 9]);
+        let mut c = CookieCache::new(Duration::from_secs(30), 100).with_max_bytes(30);
+        c.insert(ms(0), C, b"a", vec![0; 9]);
+        c.insert(ms(1), C, b"b", vec![0; 9]);
         assert_eq!(c.len(), 2);
-        c.insert(ms(2), b"c".to_vec(), vec![0; 9]);
+        c.insert(ms(2), C, b"c", vec![0; 9]);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.get(ms(3), b"a"), None);
-        assert!(c.bytes() <= 25);
+        assert_eq!(c.get(ms(3), C, b"a"), None);
+        assert!(c.bytes() <= 30);
         // Larger than the whole budget: not cached at all.
-        c.insert(ms(4), b"d".to_vec(), vec![0; 100]);
-        assert_eq!(c.get(ms(5), b"d"), None);
+        c.insert(ms(4), C, b"d", vec![0; 100]);
+        assert_eq!(c.get(ms(5), C, b"d"), None);
         assert_eq!(c.len(), 2);
     }
 
     #[test]
     fn reinsert_replaces_and_restarts_ttl() {
         let mut c = CookieCache::new(Duration::from_millis(100), 10);
-        c.insert(ms(0), b"k".to_vec(), b"one".to_vec());
-        c.insert(ms(50), b"k".to_vec(), b"two".to_vec());
+        c.insert(ms(0), C, b"k", b"one".to_vec());
+        c.insert(ms(50), C, b"k", b"two".to_vec());
         assert_eq!(c.len(), 1);
-        assert_eq!(c.bytes(), 4);
+        assert_eq!(c.bytes(), 2 + 1 + 1 + 3);
         // The first queue item expires at 100 but must not remove the newer entry.
-        assert_eq!(c.get(ms(120), b"k"), Some(b"two".to_vec()));
-        assert_eq!(c.get(ms(150), b"k"), None);
+        assert_eq!(c.get(ms(120), C, b"k"), Some(b"two".to_vec()));
+        assert_eq!(c.get(ms(150), C, b"k"), None);
         assert_eq!(c.bytes(), 0);
     }
 
     #[test]
     fn zero_capacity_caches_nothing() {
         let mut c = CookieCache::new(Duration::from_secs(1), 0);
-        c.insert(ms(0), b"k".to_vec(), b"v".to_vec());
-        assert_eq!(c.get(ms(0), b"k"), None);
+        c.insert(ms(0), C, b"k", b"v".to_vec());
+        assert_eq!(c.get(ms(0), C, b"k"), None);
+    }
+
+    #[test]
+    fn another_clients_cookie_misses() {
+        let mut c = CookieCache::new(Duration::from_secs(30), 10);
+        c.insert(ms(0), b"kamailio", b"42_1", b"42_1 list reply".to_vec());
+        assert_eq!(c.get(ms(1), b"attacker", b"42_1"), None);
+        assert_eq!(
+            c.get(ms(1), b"kamailio", b"42_1"),
+            Some(b"42_1 list reply".to_vec())
+        );
+        // The client/cookie boundary is part of the key.
+        c.insert(ms(2), b"ab", b"c", b"one".to_vec());
+        assert_eq!(c.get(ms(3), b"a", b"bc"), None);
+        // The same cookie from two clients: two entries.
+        c.insert(ms(4), b"attacker", b"42_1", b"other".to_vec());
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c.get(ms(5), b"kamailio", b"42_1"),
+            Some(b"42_1 list reply".to_vec())
+        );
     }
 
     #[test]
     fn queue_stays_bounded_under_reinserts() {
         let mut c = CookieCache::new(Duration::from_secs(3600), 4);
         for i in 0..10_000u64 {
-            c.insert(ms(i), b"same".to_vec(), b"r".to_vec());
+            c.insert(ms(i), C, b"same", b"r".to_vec());
         }
         assert_eq!(c.len(), 1);
         assert!(c.order.len() <= 2 * c.map.len() + 17, "{}", c.order.len());

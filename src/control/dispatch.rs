@@ -45,9 +45,12 @@ impl Dispatcher {
         }
     }
 
-    /// Handles one `<cookie> <dict>` message. `None` means send nothing (no cookie).
+    /// Handles one `<cookie> <dict>` message from `client` (the transport's peer key,
+    /// [`NgPeer::key`](crate::control::transport::NgPeer::key)). `None` means send nothing (no
+    /// cookie).
     ///
-    /// A cookie seen within the cache TTL gets the cached reply and `exec` is not called. Otherwise
+    /// A cookie this client sent within the cache TTL gets the cached reply and `exec` is not
+    /// called; the same cookie from another client is a new request. Otherwise
     /// the body is decoded (bencode, or JSON if it starts with `{`), parsed into a [`Command`] and
     /// passed to `exec`, whose reply dict is sent in the request's format; a reply without a
     /// `result` key gets `result: ok`. Decode and parse errors are answered with
@@ -55,6 +58,7 @@ impl Dispatcher {
     pub fn handle(
         &mut self,
         now: Millis,
+        client: &[u8],
         datagram: &[u8],
         exec: &mut dyn FnMut(Command) -> Value,
     ) -> Option<Vec<u8>> {
@@ -62,14 +66,14 @@ impl Dispatcher {
             self.warn(now, "no cookie", "");
             return None;
         };
-        if let Some(cached) = self.cache.get(now, cookie) {
+        if let Some(cached) = self.cache.get(now, client, cookie) {
             self.retransmits += 1;
             tracing::debug!(cookie = ?String::from_utf8_lossy(cookie), "NG retransmission, cached reply");
             return Some(cached);
         }
         let (reply, format) = self.process(now, body, exec);
         let out = encode_reply_as(cookie, &reply, format);
-        self.cache.insert(now, cookie.to_vec(), out.clone());
+        self.cache.insert(now, client, cookie, out.clone());
         Some(out)
     }
 
@@ -184,6 +188,9 @@ mod tests {
     use crate::control::bencode::dict;
     use crate::control::reply::pong_reply;
 
+    /// The client of the tests that are not about clients.
+    const C: &[u8] = b"client";
+
     fn echo_exec(calls: &mut Vec<Command>) -> impl FnMut(Command) -> Value + '_ {
         move |c: Command| {
             let reply = match &c {
@@ -201,10 +208,10 @@ mod tests {
         let mut d = Dispatcher::default();
         let mut calls = Vec::new();
         let mut exec = echo_exec(&mut calls);
-        let r = d.handle(Millis(0), b"5323_1 d7:command4:pinge", &mut exec);
+        let r = d.handle(Millis(0), C, b"5323_1 d7:command4:pinge", &mut exec);
         assert_eq!(r, Some(b"5323_1 d6:result4:ponge".to_vec()));
         // Retransmission: same reply, exec not called again.
-        let r = d.handle(Millis(10), b"5323_1 d7:command4:pinge", &mut exec);
+        let r = d.handle(Millis(10), C, b"5323_1 d7:command4:pinge", &mut exec);
         assert_eq!(r, Some(b"5323_1 d6:result4:ponge".to_vec()));
         drop(exec);
         assert_eq!(calls.len(), 1);
@@ -220,11 +227,29 @@ mod tests {
             n += 1;
             pong_reply()
         };
-        d.handle(Millis(0), b"a d7:command4:pinge", &mut exec);
-        d.handle(Millis(0), b"b d7:command4:pinge", &mut exec);
-        d.handle(Millis(29_000), b"a d7:command4:pinge", &mut exec);
-        d.handle(Millis(30_000), b"a d7:command4:pinge", &mut exec);
+        d.handle(Millis(0), C, b"a d7:command4:pinge", &mut exec);
+        d.handle(Millis(0), C, b"b d7:command4:pinge", &mut exec);
+        d.handle(Millis(29_000), C, b"a d7:command4:pinge", &mut exec);
+        d.handle(Millis(30_000), C, b"a d7:command4:pinge", &mut exec);
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn another_client_with_the_same_cookie_runs_its_own_command() {
+        let mut d = Dispatcher::default();
+        let mut calls = Vec::new();
+        let mut exec = echo_exec(&mut calls);
+        let owner = d.handle(Millis(0), b"kamailio", b"77 d7:command4:liste", &mut exec);
+        assert_eq!(owner, Some(b"77 d3:cmd4:list6:result2:oke".to_vec()));
+        // Another client replays the cookie with a different command: it gets its own answer.
+        let other = d.handle(Millis(1), b"attacker", b"77 d7:command4:pinge", &mut exec);
+        assert_eq!(other, Some(b"77 d6:result4:ponge".to_vec()));
+        // The owner's retransmission still hits its cached reply.
+        let again = d.handle(Millis(2), b"kamailio", b"77 d7:command4:liste", &mut exec);
+        assert_eq!(again, owner);
+        drop(exec);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(d.retransmit_count(), 1);
     }
 
     #[test]
@@ -233,6 +258,7 @@ mod tests {
         let mut calls = Vec::new();
         let r = d.handle(
             Millis(0),
+            C,
             b"c d7:command10:statisticse",
             &mut echo_exec(&mut calls),
         );
@@ -244,11 +270,21 @@ mod tests {
         let mut d = Dispatcher::default();
         let mut calls = Vec::new();
         assert_eq!(
-            d.handle(Millis(0), b"d7:command4:pinge", &mut echo_exec(&mut calls)),
+            d.handle(
+                Millis(0),
+                C,
+                b"d7:command4:pinge",
+                &mut echo_exec(&mut calls)
+            ),
             None
         );
         assert_eq!(
-            d.handle(Millis(0), b" d7:command4:pinge", &mut echo_exec(&mut calls)),
+            d.handle(
+                Millis(0),
+                C,
+                b" d7:command4:pinge",
+                &mut echo_exec(&mut calls)
+            ),
             None
         );
         assert!(calls.is_empty());
@@ -285,7 +321,7 @@ mod tests {
             ),
         ];
         for (req, want) in cases {
-            let got = d.handle(Millis(0), req, &mut echo_exec(&mut calls));
+            let got = d.handle(Millis(0), C, req, &mut echo_exec(&mut calls));
             assert_eq!(
                 got.as_deref(),
                 Some(want),
@@ -298,6 +334,7 @@ mod tests {
         // An error reply from exec counts too, and is cached like any other.
         let r = d.handle(
             Millis(0),
+            C,
             b"q d7:call-id1:x7:command5:querye",
             &mut echo_exec(&mut calls),
         );
@@ -315,11 +352,17 @@ mod tests {
         let mut calls = Vec::new();
         let r = d.handle(
             Millis(0),
+            C,
             br#"j1 {"command":"ping"}"#,
             &mut echo_exec(&mut calls),
         );
         assert_eq!(r, Some(br#"j1 {"result":"pong"}"#.to_vec()));
-        let r = d.handle(Millis(0), br#"j2 {"command":"#, &mut echo_exec(&mut calls));
+        let r = d.handle(
+            Millis(0),
+            C,
+            br#"j2 {"command":"#,
+            &mut echo_exec(&mut calls),
+        );
         assert_eq!(
             r,
             Some(
@@ -328,6 +371,7 @@ mod tests {
         );
         let r = d.handle(
             Millis(0),
+            C,
             br#"j3 {"command":"list","limit":"x"}"#,
             &mut echo_exec(&mut calls),
         );
@@ -356,7 +400,7 @@ mod tests {
     #[test]
     fn non_dict_exec_reply_is_an_error() {
         let mut d = Dispatcher::default();
-        let r = d.handle(Millis(0), b"x d7:command4:pinge", &mut |_c: Command| {
+        let r = d.handle(Millis(0), C, b"x d7:command4:pinge", &mut |_c: Command| {
             Value::Int(1)
         });
         assert_eq!(
@@ -401,13 +445,13 @@ mod tests {
                 });
             }
             total += msg.len();
-            if d.handle(Millis(i), &msg, &mut exec).is_some() {
+            if d.handle(Millis(i), C, &msg, &mut exec).is_some() {
                 replies += 1;
             }
             // Raw garbage without the cookie prefix too.
             let raw: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
             total += raw.len();
-            let _ = d.handle(Millis(i), &raw, &mut exec);
+            let _ = d.handle(Millis(i), C, &raw, &mut exec);
             i += 1;
         }
         // Every message with a cookie got some reply.
@@ -425,7 +469,7 @@ mod tests {
             }
             pong_reply()
         };
-        assert!(d.handle(Millis(0), base, &mut exec).is_some());
+        assert!(d.handle(Millis(0), C, base, &mut exec).is_some());
         let mut rng = Rng(42);
         for _ in 0..20_000 {
             let mut m = base.to_vec();
@@ -439,7 +483,7 @@ mod tests {
                     _ => m.insert(pos, rng.byte()),
                 }
             }
-            let _ = d.handle(Millis(0), &m, &mut exec);
+            let _ = d.handle(Millis(0), C, &m, &mut exec);
         }
         assert!(offers >= 1);
     }

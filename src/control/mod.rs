@@ -1,9 +1,10 @@
 //! NG control: the bencode codec, the `<cookie> <dict>` framing, typed commands, the retransmit
 //! cache, and the UDP/TCP/HTTP transports.
 //!
-//! Flow: a transport receives bytes and calls a shared handler; the lead's handler locks a
-//! [`Dispatcher`] and runs [`Dispatcher::handle`], which answers retransmissions from the
-//! [`CookieCache`], decodes ([`ng`], [`bencode`]), parses ([`Command::from_dict`]) and hands the
+//! Flow: a transport receives bytes and calls a shared handler with the sender
+//! ([`transport::NgPeer`]); the daemon's handler locks a [`Dispatcher`] and runs
+//! [`Dispatcher::handle`], which answers retransmissions from the [`CookieCache`] (per sender and
+//! cookie), decodes ([`ng`], [`bencode`]), parses ([`Command::from_dict`]) and hands the
 //! [`Command`] to the session layer.
 
 pub mod bencode;

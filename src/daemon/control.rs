@@ -39,8 +39,13 @@ impl Control {
         }
     }
 
-    /// Answers one NG message (`<cookie> <body>`); `None` means no reply is due.
-    pub fn handle_message(&self, msg: &[u8]) -> Option<Vec<u8>> {
+    /// Answers one NG message (`<cookie> <body>`) from `peer`; `None` means no reply is due.
+    /// Retransmissions are recognised per peer (see [`crate::control::CookieCache`]).
+    pub fn handle_message(
+        &self,
+        peer: &crate::control::transport::NgPeer,
+        msg: &[u8],
+    ) -> Option<Vec<u8>> {
         let now = self.clock.now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ControlState {
@@ -50,7 +55,9 @@ impl Control {
             workers,
             recorder,
         } = &mut *guard;
-        let reply = dispatcher.handle(now.mono, msg, &mut |cmd| engine.handle(now, cmd, binder));
+        let reply = dispatcher.handle(now.mono, peer.key(), msg, &mut |cmd| {
+            engine.handle(now, cmd, binder)
+        });
         apply_actions(engine, binder, workers, recorder.as_ref());
         reply
     }

@@ -141,8 +141,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let handler: transport::NgHandler = {
         let control = control.clone();
-        Arc::new(move |msg: &[u8]| control.handle_message(msg))
+        Arc::new(move |peer: &transport::NgPeer, msg: &[u8]| control.handle_message(peer, msg))
     };
+    // NG over UDP ignores datagrams from the relay's own media sockets (and port 0).
+    let ng_filter = Arc::new(ng_source_filter(&cfg));
     // UDP last: tests and health checks take an NG ping over UDP as "everything is up".
     let mut listeners = Vec::new();
     for addr in &cfg.listen_tcp_ng {
@@ -155,23 +157,36 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     let metrics: transport::MetricsFn = {
         let control = control.clone();
-        Arc::new(move || control.metrics())
+        let filter = ng_filter.clone();
+        Arc::new(move || {
+            let mut text = control.metrics();
+            text.push_str(&transport::filter::render_metrics(&filter));
+            text
+        })
+    };
+    let http = transport::HttpOptions {
+        metrics: Some(metrics),
+        ready: None,
+        hosts: transport::http_policy::HostPolicy::new(transport::http::machine_hostname()),
+        limits: transport::HttpLimits::default(),
     };
     for addr in &cfg.listen_http {
         listeners.push(
-            transport::spawn_http(*addr, handler.clone(), Some(metrics.clone())).map_err(
-                |source| DaemonError::Listen {
+            transport::spawn_http(*addr, handler.clone(), http.clone()).map_err(|source| {
+                DaemonError::Listen {
                     addr: format!("http {addr}"),
                     source,
-                },
-            )?,
+                }
+            })?,
         );
     }
     for addr in &cfg.listen_ng {
         listeners.push(
-            transport::spawn_udp(*addr, handler.clone()).map_err(|source| DaemonError::Listen {
-                addr: format!("udp {addr}"),
-                source,
+            transport::spawn_udp(*addr, handler.clone(), ng_filter.clone()).map_err(|source| {
+                DaemonError::Listen {
+                    addr: format!("udp {addr}"),
+                    source,
+                }
             })?,
         );
     }
@@ -208,6 +223,36 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Some(w) => Err(DaemonError::WorkerDied(w)),
         None => Ok(()),
     }
+}
+
+/// The NG UDP source filter: the media interfaces' addresses (every host address for an
+/// unspecified one) with the media port range. Warns when that range overlaps the kernel's
+/// ephemeral ports, where a local NG client could be mistaken for a media socket.
+fn ng_source_filter(cfg: &Config) -> transport::SourceFilter {
+    let locals: Vec<std::net::IpAddr> = cfg.interfaces.iter().map(|i| i.local).collect();
+    let host: Vec<std::net::IpAddr> = if locals.iter().any(|ip| ip.is_unspecified()) {
+        match crate::sys::ifaddrs::host_addresses() {
+            Ok(h) => h.into_iter().map(|a| a.addr).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the host's addresses for the NG source filter");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let relay = transport::filter::relay_addresses(&locals, &host);
+    if let Some(eph) = transport::filter::ephemeral_ports() {
+        if cfg.port_min <= *eph.end() && *eph.start() <= cfg.port_max {
+            tracing::info!(
+                media = %format!("{}-{}", cfg.port_min, cfg.port_max),
+                ephemeral = %format!("{}-{}", eph.start(), eph.end()),
+                "the media port range overlaps the kernel's ephemeral ports: an NG client on this \
+                 host sending from a media address could be taken for a media socket and ignored"
+            );
+        }
+    }
+    transport::SourceFilter::new(relay, cfg.port_min, cfg.port_max)
 }
 
 /// What [`start_kernel_planes`] set up.

@@ -20,6 +20,20 @@ impl PeerAddr {
     pub fn ip(&self) -> Option<SocketAddr> {
         crate::sys::mmsg::to_socket_addr(&self.storage, self.len)
     }
+
+    /// The address bytes exactly as the kernel (or a shim) filled them in, `len` bytes of the
+    /// `sockaddr`: an opaque identity for peers that are not IP addresses.
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = (self.len as usize).min(size_of::<libc::sockaddr_storage>());
+        // SAFETY: `storage` is plain old data, initialised (zeroed, then filled by recvmsg), and
+        // `len` is clamped to its size, so the slice stays inside it for `self`'s lifetime.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&self.storage as *const libc::sockaddr_storage).cast::<u8>(),
+                len,
+            )
+        }
+    }
 }
 
 impl std::fmt::Debug for PeerAddr {

@@ -6,28 +6,72 @@
 //! also accept JSON dictionaries and skip whitespace between messages (clients typing into
 //! netcat). A stream that cannot be a message gets one error reply for what was buffered, then
 //! the connection is closed, since there is no way to find the next message boundary.
+//!
+//! Message ends are found by [`Framer`], which looks at each byte once however the stream is
+//! cut. Limits ([`TcpLimits`]): at most 64 connections; a message may take 1 MiB and must
+//! arrive whole within 10 s of its first byte (a client that trickles a message, or stops
+//! halfway, is cut off); a connection with nothing in flight is closed after an hour of silence,
+//! and TCP keepalive finds dead peers sooner. The long idle limit is deliberate: a control
+//! client may hold one connection open all night with nothing to say, and that must keep working.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{call_handler, is_timeout, Listener, NgHandler, TransportError, POLL};
-use crate::control::bencode;
+use socket2::{SockRef, TcpKeepalive};
+
+use super::accept::accept_loop;
+use super::{call_handler, is_timeout, Framer, Listener, NgHandler, NgPeer, TransportError, POLL};
+use crate::control::transport::framing::Next;
 
 /// Connections served at once; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
 /// Bytes buffered for one incomplete message before the connection is dropped.
 pub const MAX_MESSAGE: usize = 1 << 20;
-/// A cookie longer than this (no space yet) means the peer is not speaking NG.
-const MAX_COOKIE: usize = 256;
+/// A message must be complete this long after its first byte arrived.
+pub const PARTIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no message in flight is closed after this much silence.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A peer that does not read its replies for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive: first probe after this much silence, then every [`KEEPALIVE_INTERVAL`].
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
+/// What one NG TCP listener allows.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub max_message: usize,
+    pub partial_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> TcpLimits {
+        TcpLimits {
+            max_connections: MAX_CONNECTIONS,
+            max_message: MAX_MESSAGE,
+            partial_timeout: PARTIAL_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Binds `addr` and serves NG over TCP with the default [`TcpLimits`].
+pub fn spawn_tcp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, TransportError> {
+    spawn_tcp_with(addr, handler, TcpLimits::default())
+}
 
 /// Binds `addr` and serves NG over TCP, one thread per connection.
-pub fn spawn_tcp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, TransportError> {
+pub fn spawn_tcp_with(
+    addr: SocketAddr,
+    handler: NgHandler,
+    limits: TcpLimits,
+) -> Result<Listener, TransportError> {
     let listener =
         TcpListener::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
     let local_addr = listener
@@ -40,207 +84,110 @@ pub fn spawn_tcp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, Trans
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("ng-tcp".into())
-        .spawn(move || accept_loop(&listener, &handler, &flag))
+        .spawn(move || {
+            let serve = move |stream: TcpStream, peer: SocketAddr, stop: &AtomicBool| {
+                if let Err(e) = serve(stream, peer, &handler, &limits, stop) {
+                    tracing::debug!(%peer, "NG TCP connection error: {e}");
+                }
+            };
+            accept_loop(
+                &listener,
+                "ng-tcp-conn",
+                limits.max_connections,
+                &flag,
+                serve,
+                |_, _| {},
+            );
+            tracing::info!("NG TCP listener stopped");
+        })
         .map_err(TransportError::Spawn)?;
     tracing::info!(%local_addr, "NG TCP listener up");
     Ok(Listener::new(local_addr, stop, thread))
 }
 
-fn accept_loop(listener: &TcpListener, handler: &NgHandler, stop: &Arc<AtomicBool>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut conns: Vec<JoinHandle<()>> = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let (stream, peer) = match listener.accept() {
-            Ok(x) => x,
-            Err(e) if is_timeout(&e) => {
-                conns.retain(|t| !t.is_finished());
-                std::thread::sleep(POLL / 4);
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!("NG TCP accept error: {e}");
-                std::thread::sleep(POLL / 4);
-                continue;
-            }
-        };
-        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            tracing::warn!(%peer, "too many NG TCP connections; closing the new one");
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let (h, s, a) = (handler.clone(), stop.clone(), active.clone());
-        let spawned = std::thread::Builder::new()
-            .name("ng-tcp-conn".into())
-            .spawn(move || {
-                tracing::info!(%peer, "NG TCP connection");
-                if let Err(e) = serve(stream, &h, &s) {
-                    tracing::debug!(%peer, "NG TCP connection error: {e}");
-                }
-                tracing::info!(%peer, "NG TCP connection closed");
-                a.fetch_sub(1, Ordering::Relaxed);
-            });
-        match spawned {
-            Ok(t) => conns.push(t),
-            Err(e) => {
-                active.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!(%peer, "cannot start an NG TCP connection thread: {e}");
-            }
-        }
-    }
-    for t in conns {
-        let _ = t.join();
-    }
-    tracing::info!("NG TCP listener stopped");
-}
-
-fn serve(mut stream: TcpStream, handler: &NgHandler, stop: &AtomicBool) -> std::io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    handler: &NgHandler,
+    limits: &TcpLimits,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(POLL))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
-    let mut buf: Vec<u8> = Vec::new();
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%addr, "cannot enable TCP keepalive: {e}");
+    }
+    let peer = NgPeer::from_addr(addr);
+    let mut framer = Framer::new();
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut last_read = Instant::now();
+    // When the message now in flight started to arrive.
+    let mut message_since: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let n = match stream.read(&mut chunk) {
+        match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if is_timeout(&e) => continue,
+            Ok(n) => {
+                framer.push(chunk.get(..n).unwrap_or_default());
+                last_read = Instant::now();
+            }
+            Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(e),
-        };
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        let mut completed = false;
         loop {
-            match next_frame(&buf) {
-                Frame::Complete { skip, len } => {
-                    let msg = buf.get(skip..skip + len).unwrap_or_default();
-                    if let Some(reply) = call_handler(handler, msg) {
+            match framer.next_message() {
+                Next::Message(msg) => {
+                    completed = true;
+                    if let Some(reply) = call_handler(handler, &peer, &msg) {
                         stream.write_all(&reply)?;
                     }
-                    buf.drain(..skip + len);
                 }
-                Frame::Incomplete { skip } => {
-                    buf.drain(..skip);
-                    if buf.len() > MAX_MESSAGE {
-                        tracing::warn!("NG TCP message larger than {MAX_MESSAGE} bytes; closing");
-                        return Ok(());
-                    }
-                    break;
-                }
-                Frame::Invalid { skip } => {
-                    let msg = buf.get(skip..).unwrap_or_default();
-                    if let Some(reply) = call_handler(handler, msg) {
+                Next::Incomplete => break,
+                Next::Invalid(rest) => {
+                    if let Some(reply) = call_handler(handler, &peer, &rest) {
                         stream.write_all(&reply)?;
                     }
-                    tracing::warn!("unparsable NG TCP stream; closing");
+                    tracing::warn!(%addr, "unparsable NG TCP stream; closing");
                     return Ok(());
                 }
             }
         }
+        if framer.pending() > limits.max_message {
+            tracing::warn!(%addr, "NG TCP message larger than {} bytes; closing", limits.max_message);
+            return Ok(());
+        }
+        message_since = match (framer.in_message(), message_since) {
+            (false, _) => None,
+            (true, Some(t)) if !completed => Some(t),
+            (true, _) => Some(last_read),
+        };
+        if message_since.is_some_and(|t| t.elapsed() > limits.partial_timeout) {
+            tracing::warn!(
+                %addr,
+                buffered = framer.pending(),
+                "NG TCP message not complete after {:?}; closing",
+                limits.partial_timeout
+            );
+            return Ok(());
+        }
+        if message_since.is_none() && last_read.elapsed() > limits.idle_timeout {
+            tracing::info!(%addr, "NG TCP connection idle for {:?}; closing", limits.idle_timeout);
+            return Ok(());
+        }
     }
     Ok(())
-}
-
-/// What the start of a TCP receive buffer holds. `skip` counts leading whitespace to discard.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Frame {
-    /// One whole message at `buf[skip..skip + len]`.
-    Complete { skip: usize, len: usize },
-    /// The message is not complete yet.
-    Incomplete { skip: usize },
-    /// `buf[skip..]` cannot be an NG message.
-    Invalid { skip: usize },
-}
-
-/// Finds the first message in a TCP receive buffer.
-pub(crate) fn next_frame(buf: &[u8]) -> Frame {
-    let skip = buf
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(buf.len());
-    let rest = buf.get(skip..).unwrap_or_default();
-    let Some(space) = rest.iter().position(|&b| b == b' ') else {
-        return if rest.len() > MAX_COOKIE {
-            Frame::Invalid { skip }
-        } else {
-            Frame::Incomplete { skip }
-        };
-    };
-    if space > MAX_COOKIE {
-        return Frame::Invalid { skip };
-    }
-    let body = rest.get(space + 1..).unwrap_or_default();
-    let body_len = match body.first() {
-        None => return Frame::Incomplete { skip },
-        Some(b'{') => {
-            let mut it =
-                serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
-            match it.next() {
-                Some(Ok(_)) => it.byte_offset(),
-                Some(Err(e)) if e.is_eof() => return Frame::Incomplete { skip },
-                None => return Frame::Incomplete { skip },
-                Some(Err(_)) => return Frame::Invalid { skip },
-            }
-        }
-        // Any bencode value delimits itself; a non-dictionary then gets an error reply.
-        Some(_) => match bencode::decode_prefix(body) {
-            Ok((_, used)) => used,
-            Err(e) if e.is_truncated() => return Frame::Incomplete { skip },
-            Err(_) => return Frame::Invalid { skip },
-        },
-    };
-    Frame::Complete {
-        skip,
-        len: space + 1 + body_len,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::transport::test_util::echo_handler;
-    use std::time::Instant;
-
-    #[test]
-    fn framing() {
-        let msg = b"c1 d7:command4:pinge";
-        assert_eq!(
-            next_frame(msg),
-            Frame::Complete {
-                skip: 0,
-                len: msg.len()
-            }
-        );
-        for n in 0..msg.len() {
-            assert_eq!(
-                next_frame(&msg[..n]),
-                Frame::Incomplete { skip: 0 },
-                "prefix {n}"
-            );
-        }
-        let two = b"\r\n c1 d1:ai1ee c2 de";
-        assert_eq!(next_frame(two), Frame::Complete { skip: 3, len: 11 });
-        assert_eq!(
-            next_frame(b"j {\"command\":\"ping\"}x y"),
-            Frame::Complete { skip: 0, len: 20 }
-        );
-        assert_eq!(
-            next_frame(b"j {\"command\":"),
-            Frame::Incomplete { skip: 0 }
-        );
-        assert_eq!(next_frame(b"c hello"), Frame::Invalid { skip: 0 });
-        assert_eq!(next_frame(b"c d1:ai01ee"), Frame::Invalid { skip: 0 });
-        assert_eq!(next_frame(b"c i5ex"), Frame::Complete { skip: 0, len: 5 });
-        assert_eq!(next_frame(b"j {]"), Frame::Invalid { skip: 0 });
-        assert_eq!(
-            next_frame(&[b'x'; MAX_COOKIE + 1]),
-            Frame::Invalid { skip: 0 }
-        );
-        assert_eq!(next_frame(b"   "), Frame::Incomplete { skip: 3 });
-        // A string length far past the buffer is just incomplete (bounded by MAX_MESSAGE).
-        assert_eq!(
-            next_frame(b"c d3:sdp99999999:v=0"),
-            Frame::Incomplete { skip: 0 }
-        );
-    }
 
     fn connect(addr: SocketAddr) -> TcpStream {
         let s = TcpStream::connect(addr).expect("connect");
@@ -338,5 +285,128 @@ mod tests {
         }
         assert!(closed);
         drop(l);
+    }
+
+    fn quick(partial_ms: u64, idle_ms: u64, max_connections: usize) -> TcpLimits {
+        TcpLimits {
+            max_connections,
+            max_message: MAX_MESSAGE,
+            partial_timeout: Duration::from_millis(partial_ms),
+            idle_timeout: Duration::from_millis(idle_ms),
+        }
+    }
+
+    /// True if the server closes `s` before `within` runs out (a bound, not a timing claim).
+    fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).expect("timeout");
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).is_ok()
+    }
+
+    #[test]
+    fn a_message_left_half_sent_is_cut_off_while_others_go_on() {
+        let l = spawn_tcp_with(local(), echo_handler(), quick(300, 3_600_000, 8)).expect("listen");
+        let mut slow = connect(l.local_addr());
+        slow.write_all(b"s1 d7:comm").expect("write");
+        // A normal client on another connection is served meanwhile.
+        let mut good = connect(l.local_addr());
+        good.write_all(b"g1 de").expect("write");
+        assert_eq!(read_exact_n(&mut good, 10), b"g1 echo:de".to_vec());
+        assert!(closed_by_server(&mut slow, Duration::from_secs(10)));
+        // Trickling one byte at a time does not keep a message alive either.
+        let mut trickle = connect(l.local_addr());
+        let mut cut = false;
+        for b in b"t1 d3:sdp100000:".iter().chain([b'a'; 200].iter()) {
+            if trickle.write_all(&[*b]).is_err() {
+                cut = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(cut || closed_by_server(&mut trickle, Duration::from_secs(10)));
+        good.write_all(b"g2 de").expect("write");
+        assert_eq!(read_exact_n(&mut good, 10), b"g2 echo:de".to_vec());
+    }
+
+    #[test]
+    fn a_quiet_connection_between_messages_stays_open() {
+        // The partial-message limit does not apply between messages.
+        let l = spawn_tcp_with(local(), echo_handler(), quick(100, 3_600_000, 8)).expect("listen");
+        let mut s = connect(l.local_addr());
+        s.write_all(b"q1 de").expect("write");
+        assert_eq!(read_exact_n(&mut s, 10), b"q1 echo:de".to_vec());
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"q2 de").expect("write");
+        assert_eq!(read_exact_n(&mut s, 10), b"q2 echo:de".to_vec());
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_after_the_idle_limit() {
+        let l = spawn_tcp_with(local(), echo_handler(), quick(10_000, 300, 8)).expect("listen");
+        let mut s = connect(l.local_addr());
+        s.write_all(b"i1 de").expect("write");
+        assert_eq!(read_exact_n(&mut s, 10), b"i1 echo:de".to_vec());
+        assert!(closed_by_server(&mut s, Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn connections_over_the_cap_are_closed() {
+        let l =
+            spawn_tcp_with(local(), echo_handler(), quick(10_000, 3_600_000, 2)).expect("listen");
+        let mut held = Vec::new();
+        for i in 0..2 {
+            let mut s = connect(l.local_addr());
+            s.write_all(format!("h{i} de").as_bytes()).expect("write");
+            assert_eq!(
+                read_exact_n(&mut s, 10),
+                format!("h{i} echo:de").into_bytes()
+            );
+            held.push(s);
+        }
+        let mut third = connect(l.local_addr());
+        let _ = third.write_all(b"x1 de");
+        let mut got = Vec::new();
+        let _ = third.read_to_end(&mut got);
+        assert!(got.is_empty(), "a connection over the cap was served");
+        // A freed slot is usable again.
+        held.pop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = connect(l.local_addr());
+            let _ = s.write_all(b"n1 de");
+            let mut buf = [0u8; 10];
+            if s.read_exact(&mut buf).is_ok() {
+                assert_eq!(&buf, b"n1 echo:de");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the freed slot never came back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_megabyte_in_100_byte_writes_gets_through() {
+        let l = spawn_tcp(local(), echo_handler()).expect("listen");
+        let mut s = connect(l.local_addr());
+        let body_len = MAX_MESSAGE - 100;
+        let mut msg = format!("m1 d3:sdp{body_len}:").into_bytes();
+        msg.resize(msg.len() + body_len, b'v');
+        msg.extend_from_slice(b"e");
+        let reader = {
+            let mut r = s.try_clone().expect("clone");
+            let want = msg.len() + 5;
+            std::thread::spawn(move || {
+                r.set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                let mut buf = vec![0u8; want];
+                r.read_exact(&mut buf).map(|()| buf)
+            })
+        };
+        for piece in msg.chunks(100) {
+            s.write_all(piece).expect("write");
+        }
+        let reply = reader.join().expect("reader").expect("reply");
+        assert!(reply.starts_with(b"m1 echo:d3:sdp"));
+        assert_eq!(reply.len(), msg.len() + 5);
     }
 }

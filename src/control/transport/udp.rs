@@ -1,4 +1,6 @@
 //! NG over UDP: one datagram is one message, the reply goes back to the sender's address.
+//! Datagrams the [`SourceFilter`] refuses (the relay's own media sockets, port 0) are dropped
+//! unanswered before the handler sees them.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
@@ -10,15 +12,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::sys::dgram;
 
-use super::{call_handler, is_timeout, Listener, NgHandler, TransportError, POLL};
+use super::{
+    call_handler, is_timeout, Listener, NgHandler, NgPeer, SourceFilter, TransportError, POLL,
+};
 
 /// The largest UDP payload; NG requests carrying big SDP bodies can come close.
 const MAX_DATAGRAM: usize = 65_536;
 /// Socket receive buffer asked for, so bursts of offers are not dropped (the kernel may cap it).
 const RECV_BUFFER: usize = 4 << 20;
 
-/// Binds `addr` and answers NG datagrams on a new thread.
-pub fn spawn_udp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, TransportError> {
+/// Binds `addr` and answers NG datagrams on a new thread, except those `filter` refuses.
+pub fn spawn_udp(
+    addr: SocketAddr,
+    handler: NgHandler,
+    filter: Arc<SourceFilter>,
+) -> Result<Listener, TransportError> {
     let socket = bind(addr)?;
     let local_addr = socket
         .local_addr()
@@ -27,7 +35,7 @@ pub fn spawn_udp(addr: SocketAddr, handler: NgHandler) -> Result<Listener, Trans
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("ng-udp".into())
-        .spawn(move || run(&socket, &handler, &flag))
+        .spawn(move || run(&socket, &handler, &filter, &flag))
         .map_err(TransportError::Spawn)?;
     tracing::info!(%local_addr, "NG UDP listener up");
     Ok(Listener::new(local_addr, stop, thread))
@@ -48,7 +56,7 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
     Ok(socket)
 }
 
-fn run(socket: &UdpSocket, handler: &NgHandler, stop: &AtomicBool) {
+fn run(socket: &UdpSocket, handler: &NgHandler, filter: &SourceFilter, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
         // The peer address stays opaque: replies go back to exactly what recvmsg reported.
@@ -63,7 +71,11 @@ fn run(socket: &UdpSocket, handler: &NgHandler, stop: &AtomicBool) {
             }
         };
         let Some(msg) = buf.get(..n) else { continue };
-        if let Some(reply) = call_handler(handler, msg) {
+        let from = NgPeer::from_datagram(&peer);
+        if !filter.admit(&from) {
+            continue;
+        }
+        if let Some(reply) = call_handler(handler, &from, msg) {
             if let Err(e) = dgram::send_to(socket.as_fd(), &reply, &peer) {
                 tracing::warn!(?peer, len = reply.len(), "cannot send NG reply: {e}");
             }
@@ -99,6 +111,7 @@ mod tests {
         let l = spawn_udp(
             "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
             echo_handler(),
+            Arc::new(SourceFilter::allow_all()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let c = client(l.local_addr());
@@ -123,7 +136,7 @@ mod tests {
 
     #[test]
     fn handler_panic_does_not_kill_the_loop() {
-        let handler: NgHandler = Arc::new(|m: &[u8]| {
+        let handler: NgHandler = Arc::new(|_: &NgPeer, m: &[u8]| {
             if m.starts_with(b"boom") {
                 panic!("test panic");
             }
@@ -132,6 +145,7 @@ mod tests {
         let l = spawn_udp(
             "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
             handler,
+            Arc::new(SourceFilter::allow_all()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let c = client(l.local_addr());
@@ -144,12 +158,60 @@ mod tests {
         let l = spawn_udp(
             "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
             echo_handler(),
+            Arc::new(SourceFilter::allow_all()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let again = spawn_udp(l.local_addr(), echo_handler());
+        let again = spawn_udp(
+            l.local_addr(),
+            echo_handler(),
+            Arc::new(SourceFilter::allow_all()),
+        );
         assert!(
             matches!(again, Err(TransportError::Bind { .. })),
             "{again:?}"
         );
+    }
+
+    /// A datagram from a socket on a relay address with a port in the media range (here: a
+    /// socket standing in for a media socket) gets no reply and is counted; a client outside the
+    /// range on the same address is answered.
+    #[test]
+    fn datagrams_from_media_ports_are_dropped_and_counted() {
+        let media = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let media_port = media.local_addr().map(|a| a.port()).unwrap_or(0);
+        let filter = Arc::new(SourceFilter::new(
+            [std::net::IpAddr::from([127, 0, 0, 1])],
+            media_port,
+            media_port,
+        ));
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = seen.clone();
+        let handler: NgHandler = Arc::new(move |_: &NgPeer, m: &[u8]| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Some(m.to_vec())
+        });
+        let l = spawn_udp(
+            "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            handler,
+            filter.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        media
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        media
+            .send_to(b"m1 d7:command4:liste", l.local_addr())
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        let mut buf = [0u8; 64];
+        assert!(
+            media.recv_from(&mut buf).is_err(),
+            "the media socket got a reply"
+        );
+        // A client is still answered, and (being after the media datagram on the same socket
+        // queue) proves the media datagram was seen and dropped.
+        let c = client(l.local_addr());
+        assert_eq!(ask(&c, b"c1 x"), b"c1 x".to_vec());
+        assert_eq!(filter.dropped_from_media(), 1);
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
     }
 }
