@@ -450,6 +450,13 @@ fn a_panicking_worker_is_restarted_and_a_crash_loop_is_loud() {
         std::thread::sleep(Duration::from_millis(50));
     }
     v.assert_whole(25, 0x0505_1000, "after the panic");
+    let ready = common::netns::in_ns(&stage.topo.ns(Role::Relay), || {
+        common::ns_relay::http_get(common::ns_relay::http_addr(), "/ready")
+    });
+    assert!(
+        matches!(ready, Ok(Ok((200, _)))),
+        "/ready after a survived panic: {ready:?}"
+    );
     for _ in 0..rtprelay::worker::PANIC_BUDGET {
         let _ = v.caller.send_to(b"RTPRELAY-FAULT-PANIC", v.caller_to);
         std::thread::sleep(Duration::from_millis(30));

@@ -312,6 +312,19 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
             cfg.max_sessions =
                 values::int(label, &raw, "expected a number (-1 = unlimited)")?.max(-1)
         }
+        Opt::HttpAllowHost => {
+            for v in list(&s.value) {
+                for name in v.split([';', ',']).map(str::trim).filter(|n| !n.is_empty()) {
+                    if !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                    {
+                        return Err(ConfigError::value(label, name, "expected a host name"));
+                    }
+                    cfg.http_allow_hosts.push(name.to_ascii_lowercase());
+                }
+            }
+        }
         Opt::MediaTargetDeny | Opt::MediaTargetAllow => {
             let out = if s.spec.id == Opt::MediaTargetDeny {
                 &mut cfg.media_target_deny

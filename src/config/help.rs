@@ -31,6 +31,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "listen-tcp-ng" => ("[IP:]PORT", "NG control over TCP"),
         "listen-http" => ("[IP:]PORT", "NG control over HTTP, and metrics"),
+        "http-allow-host" => (
+            "NAME;...",
+            "Host names HTTP requests may use besides addresses, localhost and the hostname",
+        ),
         "port-min" => ("INT", "Lowest media port (default 30000)"),
         "port-max" => ("INT", "Highest media port (default 40000)"),
         "table" => (

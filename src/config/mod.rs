@@ -105,6 +105,8 @@ pub struct Config {
     pub strict_source_default: bool,
     /// -1 = unlimited.
     pub max_sessions: i64,
+    /// `--http-allow-host`: names HTTP requests may carry in `Host` (a scraper using a DNS name).
+    pub http_allow_hosts: Vec<String>,
     /// `--media-target-deny`: networks media is never sent to.
     pub media_target_deny: Vec<ipnet::IpNet>,
     /// `--media-target-allow`: networks media may be sent to despite the built-in refusals.
@@ -149,6 +151,7 @@ impl Default for Config {
             endpoint_learning: EndpointLearning::Heuristic,
             strict_source_default: true,
             max_sessions: -1,
+            http_allow_hosts: Vec::new(),
             media_target_deny: Vec::new(),
             media_target_allow: Vec::new(),
             recording_dir: None,

@@ -53,6 +53,8 @@ pub(crate) enum Opt {
     /// Networks media is never sent to, and networks it may be sent to despite the built-in classes.
     MediaTargetDeny,
     MediaTargetAllow,
+    /// Host names HTTP requests may name besides addresses, `localhost` and the hostname.
+    HttpAllowHost,
     /// `-F`: exit when the kernel (XDP) plane cannot run instead of falling back.
     NoFallback,
     XdpNoOffload,
@@ -107,6 +109,7 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("listen-ng", Some('n'), Arg::List, Opt::ListenNg),
     o("listen-tcp-ng", Some('N'), Arg::List, Opt::ListenTcpNg),
     o("listen-http", None, Arg::List, Opt::ListenHttp),
+    o("http-allow-host", None, Arg::List, Opt::HttpAllowHost),
     o("port-min", Some('m'), Arg::Value, Opt::PortMin),
     o("port-max", Some('M'), Arg::Value, Opt::PortMax),
     o("table", Some('t'), Arg::Value, Opt::Table),

@@ -121,7 +121,8 @@ fn every_supported_option_long_form() {
          --pidfile /run/rtprelay.pid --endpoint-learning immediate --no-strict-source \
          --max-sessions 500 --recording-dir /var/spool/rec --recording-method pcap \
          --recording-format eth --media-target-deny 10.0.0.0/8;192.168.1.7 \
-         --media-target-deny=[fd00::]/8 --media-target-allow 127.0.0.1,::1",
+         --media-target-deny=[fd00::]/8 --media-target-allow 127.0.0.1,::1 \
+         --http-allow-host Prometheus.internal;relay-1",
         None,
     );
     assert_eq!(
@@ -168,6 +169,7 @@ fn every_supported_option_long_form() {
         nets(&["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"])
     );
     assert_eq!(c.media_target_allow, nets(&["127.0.0.1/32", "::1/128"]));
+    assert_eq!(c.http_allow_hosts, vec!["prometheus.internal", "relay-1"]);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 

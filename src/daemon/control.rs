@@ -84,6 +84,14 @@ impl Control {
         text
     }
 
+    /// `/ready`: every worker alive.
+    pub fn ready(&self) -> Result<(), String> {
+        match self.dead_worker() {
+            Some(w) => Err(format!("worker {w} stopped after too many panics")),
+            None => Ok(()),
+        }
+    }
+
     /// The first worker that gave up after too many panics, if any.
     pub fn dead_worker(&self) -> Option<usize> {
         let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -143,8 +143,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         let control = control.clone();
         Arc::new(move |peer: &transport::NgPeer, msg: &[u8]| control.handle_message(peer, msg))
     };
-    // NG over UDP ignores datagrams from the relay's own media sockets (and port 0).
-    let ng_filter = Arc::new(ng_source_filter(&cfg));
+    // NG over UDP ignores datagrams from the relay's own media sockets (and port 0): exactly
+    // the ports the session layer holds (the table the target checks read too).
+    let ports = policy.load().ports().clone();
+    let ng_filter = Arc::new(ng_source_filter(&cfg).with_probe(Arc::new(move |a| {
+        ports.is_relay_socket(a) || ports.wildcard_holds(a.ip(), a.port())
+    })));
     // UDP last: tests and health checks take an NG ping over UDP as "everything is up".
     let mut listeners = Vec::new();
     for addr in &cfg.listen_tcp_ng {
@@ -166,8 +170,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let http = transport::HttpOptions {
         metrics: Some(metrics),
-        ready: None,
-        hosts: transport::http_policy::HostPolicy::new(transport::http::machine_hostname()),
+        ready: Some({
+            let control = control.clone();
+            Arc::new(move || control.ready())
+        }),
+        hosts: transport::http_policy::HostPolicy::new(
+            transport::http::machine_hostname()
+                .into_iter()
+                .chain(cfg.http_allow_hosts.iter().cloned()),
+        ),
         limits: transport::HttpLimits::default(),
     };
     for addr in &cfg.listen_http {
@@ -226,8 +237,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 }
 
 /// The NG UDP source filter: the media interfaces' addresses (every host address for an
-/// unspecified one) with the media port range. Warns when that range overlaps the kernel's
-/// ephemeral ports, where a local NG client could be mistaken for a media socket.
+/// unspecified one) with the media port range; the daemon adds the probe of the ports held.
 fn ng_source_filter(cfg: &Config) -> transport::SourceFilter {
     let locals: Vec<std::net::IpAddr> = cfg.interfaces.iter().map(|i| i.local).collect();
     let host: Vec<std::net::IpAddr> = if locals.iter().any(|ip| ip.is_unspecified()) {
@@ -242,16 +252,6 @@ fn ng_source_filter(cfg: &Config) -> transport::SourceFilter {
         Vec::new()
     };
     let relay = transport::filter::relay_addresses(&locals, &host);
-    if let Some(eph) = transport::filter::ephemeral_ports() {
-        if cfg.port_min <= *eph.end() && *eph.start() <= cfg.port_max {
-            tracing::info!(
-                media = %format!("{}-{}", cfg.port_min, cfg.port_max),
-                ephemeral = %format!("{}-{}", eph.start(), eph.end()),
-                "the media port range overlaps the kernel's ephemeral ports: an NG client on this \
-                 host sending from a media address could be taken for a media socket and ignored"
-            );
-        }
-    }
     transport::SourceFilter::new(relay, cfg.port_min, cfg.port_max)
 }
 
