@@ -73,6 +73,20 @@ pub fn own_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes an existing regular file `0600` (files moved into quarantine keep no wider mode than ours). A
+/// symlink, FIFO or other non-regular file is left alone: the file is opened without following links and
+/// changed through that handle, so nothing outside can be reached.
+pub fn make_private(path: &Path) -> io::Result<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if f.metadata()?.file_type().is_file() {
+        f.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    }
+    Ok(())
+}
+
 /// fsyncs a directory, making the names created, renamed or removed in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()?;
@@ -188,6 +202,23 @@ mod tests {
         );
         own_dir(&old).unwrap();
         assert_eq!(mode(&old), 0o700);
+    }
+
+    #[test]
+    fn make_private_never_follows_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"x").unwrap();
+        fs::set_permissions(&f, Permissions::from_mode(0o644)).unwrap();
+        make_private(&f).unwrap();
+        assert_eq!(mode(&f), 0o600);
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"x").unwrap();
+        fs::set_permissions(&outside, Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(make_private(&link).is_err());
+        assert_eq!(mode(&outside), 0o644, "the link's target is not touched");
     }
 
     #[test]

@@ -108,7 +108,8 @@ mod tests {
         assert!(r.ready("c", t0));
         let mut now = t0;
         let mut delays = Vec::new();
-        loop {
+        let mut gave_up = false;
+        for _ in 0..100 {
             match r.failed("c", false, now) {
                 Verdict::Retry { after, .. } => {
                     assert!(!r.ready("c", now), "waits");
@@ -118,10 +119,12 @@ mod tests {
                 }
                 Verdict::GiveUp { failures } => {
                     assert_eq!(failures, MAX_FAILURES);
+                    gave_up = true;
                     break;
                 }
             }
         }
+        assert!(gave_up, "never gave up: {delays:?}");
         assert_eq!(
             delays,
             [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600]

@@ -15,7 +15,9 @@ use super::meta::{safe_file_name, CallMeta, StreamMeta};
 use super::packet::parse_frame;
 use super::pcap::parse_pcap;
 use super::{SpoolError, ATTEMPTS_DIR, DONE_DIR, META_DIR, META_EXT, PCAP_DIR, QUARANTINE_DIR};
-use crate::fsutil::{append_private, create_private, own_dir, rename, sync_dir, sync_file};
+use crate::fsutil::{
+    append_private, create_private, make_private, own_dir, rename, sync_dir, sync_file,
+};
 use crate::limits::MAX_META_BYTES;
 
 /// Longest stem the recorder takes as a call: the relay's are at most 200 bytes, and `<stem>.reason` must
@@ -299,13 +301,18 @@ impl SpoolReader {
         self.write_reason(&reason_name(stem), reason)?;
         for p in self.pcaps_of(stem) {
             if let Some(name) = p.file_name() {
-                let _ = rename(&p, &q.join(name));
+                let to = q.join(name);
+                if rename(&p, &to).is_ok() {
+                    let _ = make_private(&to);
+                }
             }
         }
         let from = self.meta_path(stem);
         let to = q.join(format!("{stem}.{META_EXT}"));
         match rename(&from, &to) {
-            Ok(()) => {}
+            Ok(()) => {
+                let _ = make_private(&to);
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(SpoolError::io("cannot quarantine", &from, e)),
         }
@@ -322,6 +329,7 @@ impl SpoolReader {
         let to = q.join(name);
         self.write_reason(&reason_name(name), &format!("{name:?}: {reason}"))?;
         rename(&from, &to).map_err(|e| SpoolError::io("cannot quarantine", &from, e))?;
+        let _ = make_private(&to);
         self.sync(&[QUARANTINE_DIR, META_DIR])?;
         Ok(to)
     }
