@@ -11,6 +11,8 @@ pub mod fsutil;
 pub mod g711;
 pub mod limits;
 pub mod mix;
+#[doc(hidden)]
+pub mod mixfuzz;
 pub mod outputs;
 pub mod pattern;
 pub mod process;
