@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Parser};
 use thiserror::Error;
 
+use crate::limits::Limits;
 use crate::pattern::{Pattern, PatternError, DEFAULT_PATTERN};
 use crate::process::{MixMethod, OutputConfig};
-use crate::timeline::DEFAULT_MAX_SAMPLES;
+use crate::timeline::{DEFAULT_MAX_SAMPLES, RATE};
+use crate::wav::max_frames;
 
 /// Configuration errors: the daemon prints them and exits non-zero.
 #[derive(Debug, Error)]
@@ -87,6 +89,10 @@ pub struct Cli {
     /// Process what is pending in the spool, then exit (for batch runs and benchmarks).
     #[arg(long)]
     pub oneshot: bool,
+    /// Longest call in seconds [default: 14400]: audio beyond it is cut and the call's spool files are
+    /// quarantined. Bounds the memory and disk one call can take.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_call_length: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -113,6 +119,7 @@ const KNOWN_KEYS: &[&str] = &[
     "num-threads",
     "foreground",
     "log-level",
+    "max-call-length",
 ];
 
 impl Config {
@@ -221,6 +228,23 @@ impl Config {
                 None => 6,
             },
         };
+        let max_secs = (max_frames(1) / RATE as usize) as u64;
+        let max_call_length = match cli.max_call_length {
+            Some(n) => n,
+            None => match get("max-call-length") {
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Value {
+                    option: "max-call-length",
+                    msg: format!("{v:?} is not a number of seconds"),
+                })?,
+                None => (DEFAULT_MAX_SAMPLES / RATE as usize) as u64,
+            },
+        };
+        if max_call_length == 0 || max_call_length > max_secs {
+            return Err(ConfigError::Value {
+                option: "max-call-length",
+                msg: format!("must be 1 to {max_secs} seconds (what one WAV file can hold)"),
+            });
+        }
         let foreground = flag(cli.foreground, "foreground")?;
         let mut ignored_keys: Vec<String> = file
             .keys()
@@ -236,7 +260,7 @@ impl Config {
                 mixed,
                 single,
                 mix_method,
-                max_samples: DEFAULT_MAX_SAMPLES,
+                limits: Limits::for_call_length(max_call_length as usize * RATE as usize),
             },
             num_threads,
             foreground,
@@ -326,6 +350,17 @@ mod tests {
         assert!(c.output.mixed && c.output.single);
         assert_eq!(c.output.mix_method, MixMethod::Direct);
         assert_eq!(c.log_level, 6);
+        assert_eq!(c.output.limits, Limits::default());
+        assert_eq!(c.output.limits.max_seconds(), 4 * 3600);
+    }
+
+    #[test]
+    fn max_call_length() {
+        let c = Config::resolve(cli(&["--max-call-length=60"])).unwrap();
+        assert_eq!(c.output.limits.max_samples, 60 * 8000);
+        assert_eq!(c.output.limits.max_total_samples, 2 * 60 * 8000);
+        assert!(Config::resolve(cli(&["--max-call-length=0"])).is_err());
+        assert!(Config::resolve(cli(&["--max-call-length=300000"])).is_err());
     }
 
     #[test]

@@ -7,10 +7,16 @@
 
 pub mod config;
 pub mod daemon;
+pub mod fsutil;
 pub mod g711;
+pub mod limits;
 pub mod mix;
+#[doc(hidden)]
+pub mod mixfuzz;
+pub mod outputs;
 pub mod pattern;
 pub mod process;
+pub mod retry;
 pub mod rtp;
 pub mod spool;
 pub mod time;

@@ -1,9 +1,13 @@
 //! Turns one finished spooled call into audio: per-stream WAV files, a mixed WAV, and a JSON sidecar written
 //! last. Then the call is marked done (its metadata moves to `done/`), or quarantined if a spool file was
-//! unusable. Output names are deterministic, so a call redone after a crash overwrites its own files.
+//! unusable, a cap was exceeded, or the error is permanent. Output names are deterministic, so a call redone
+//! after a crash overwrites its own files.
+//!
+//! Order on disk: every output file is fsynced and renamed, their directories fsynced, then the sidecar
+//! (fsynced, renamed, directory fsynced); only then does the metadata move to `done/` (fsynced) and the
+//! pcaps go. A power loss at any point leaves the call either still waiting in the spool or fully written.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -11,12 +15,14 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::g711::Codec;
-use crate::mix::{mix_channels, mix_direct};
+use crate::limits::{fit_tracks, Limits};
+use crate::mix::{Mix, MixKind, MAX_MIX_CHANNELS};
+use crate::outputs::Outputs;
 use crate::pattern::{Pattern, PatternCtx};
 use crate::rtp::RtpPacket;
-use crate::spool::{CodecInfo, LoadedStream, SpoolError, SpoolReader};
-use crate::timeline::{build_track, RtpIn, Track, RATE};
-use crate::wav::{tmp_name, write_wav};
+use crate::spool::{CodecInfo, LoadedCall, LoadedStream, NotRead, SpoolError, SpoolReader};
+use crate::timeline::{place, Placement, RtpIn, Track, RATE};
+use crate::wav;
 
 /// `--mix-method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,11 +42,12 @@ pub struct OutputConfig {
     pub mixed: bool,
     pub single: bool,
     pub mix_method: MixMethod,
-    /// Cap on one track's length, in samples.
-    pub max_samples: usize,
+    /// What one call may cost.
+    pub limits: Limits,
 }
 
-/// Processing errors that are worth a retry (the call stays in the spool).
+/// Processing errors. [`process_call`] quarantines the call itself when the error is permanent
+/// ([`ProcessError::is_permanent`]); what it returns is worth a retry.
 #[derive(Debug, Error)]
 pub enum ProcessError {
     /// reading or moving spool files failed
@@ -54,12 +61,59 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// True if retrying the same call cannot succeed: the spool files are unusable, or the call's output
+    /// cannot exist (a name too long for the file system, a WAV over 4 GiB, a path through a file).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ProcessError::Spool(SpoolError::Corrupt(_)) => true,
+            ProcessError::Spool(SpoolError::Io { source, .. })
+            | ProcessError::Output { source, .. } => permanent_io(source),
+            ProcessError::Spool(SpoolError::Gone(_) | SpoolError::NoStream(_)) => false,
+        }
+    }
+
+    /// True if the disk (or the user's quota) is full: the call is fine and must wait for space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ProcessError::Spool(SpoolError::Io { source, .. })
+            | ProcessError::Output { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// I/O errors that depend on the call, not on the state of the machine. Everything else (disk full, I/O
+/// error, permission denied, too many open files, out of memory) may go away and is retried.
+pub fn permanent_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENAMETOOLONG
+                | libc::EFBIG
+                | libc::ENOTDIR
+                | libc::EISDIR
+                | libc::ELOOP
+                | libc::EINVAL
+                | libc::EILSEQ
+        )
+    ) || matches!(
+        e.kind(),
+        std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidInput
+    )
+}
+
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Audio and sidecar written; the sidecar's path.
     Written(PathBuf),
-    /// Nothing usable; spool files moved to quarantine, with the reason.
+    /// Audio and sidecar written as far as the input or the caps allowed (the sidecar says what is
+    /// missing), then the spool files were quarantined for inspection, with the reason.
+    WrittenQuarantined(PathBuf, String),
+    /// Nothing written; spool files moved to quarantine, with the reason.
     Quarantined(String),
     /// The call was not in the spool any more (processed already).
     Gone,
@@ -87,8 +141,12 @@ struct StreamReport {
     duplicates: u64,
     segments: u32,
     duration_ms: u64,
+    /// Audio of this stream left out by the caps.
+    cut_ms: u64,
     skipped_codecs: Vec<SkippedCodec>,
     truncated_pcap: bool,
+    /// Why the pcap was not read, if it was not.
+    not_read: Option<&'static str>,
     file: Option<String>,
 }
 
@@ -117,45 +175,118 @@ struct Sidecar<'a> {
     streams: Vec<StreamReport>,
     files: Vec<FileReport>,
     warnings: Vec<String>,
+    /// Set when the spool files were quarantined after writing (input cut short or over a cap).
+    quarantine_reason: Option<String>,
 }
 
-/// Processes the call `stem`. A call whose metadata or pcap header is unusable is quarantined; a pcap that
-/// ends mid-record is written from its complete records and then quarantined for inspection.
+fn ms(samples: u64) -> u64 {
+    samples.saturating_mul(1000) / u64::from(RATE)
+}
+
+/// Processes the call `stem`. Unusable metadata or pcap headers, and permanent output errors, quarantine
+/// the call; a call over a cap, or with a pcap that ends mid-record, is written as far as it goes and then
+/// quarantined. Errors returned are transient (the call stays in the spool for a retry).
 pub fn process_call(
     reader: &SpoolReader,
     stem: &str,
     cfg: &OutputConfig,
 ) -> Result<Outcome, ProcessError> {
-    let call = match reader.load(stem) {
+    let call = match reader.load_capped(stem, cfg.limits.max_call_bytes) {
         Ok(c) => c,
         Err(SpoolError::Gone(_)) => return Ok(Outcome::Gone),
-        Err(SpoolError::Corrupt(reason)) => {
-            let to = reader.quarantine(stem, &reason)?;
-            warn!(call = stem, %reason, quarantine = %to.display(), "spool call unusable, quarantined");
-            return Ok(Outcome::Quarantined(reason));
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return quarantine_if_permanent(reader, stem, e.into()),
     };
+    match write_call(&call, stem, cfg) {
+        Ok((sidecar, None)) => {
+            reader.mark_done(stem)?;
+            Ok(Outcome::Written(sidecar))
+        }
+        Ok((sidecar, Some(reason))) => {
+            let to = reader.quarantine(stem, &reason)?;
+            warn!(call = ?call.meta.call_id, %reason, quarantine = %to.display(), "recording written in part; spool files quarantined");
+            Ok(Outcome::WrittenQuarantined(sidecar, reason))
+        }
+        Err(e) => quarantine_if_permanent(reader, stem, e),
+    }
+}
+
+/// Quarantines `stem` if `e` is permanent (returning the outcome), else hands `e` back for a retry.
+fn quarantine_if_permanent(
+    reader: &SpoolReader,
+    stem: &str,
+    e: ProcessError,
+) -> Result<Outcome, ProcessError> {
+    if !e.is_permanent() {
+        return Err(e);
+    }
+    let reason = match &e {
+        ProcessError::Spool(SpoolError::Corrupt(r)) => r.clone(),
+        other => format!("permanent error: {other}"),
+    };
+    let to = reader.quarantine(stem, &reason)?;
+    warn!(call = stem, %reason, quarantine = %to.display(), "spool call unusable, quarantined");
+    Ok(Outcome::Quarantined(reason))
+}
+
+/// Writes the call's files; returns the sidecar path and, if the call must be quarantined after all, why.
+/// On error nothing of this call stays in the output directory.
+fn write_call(
+    call: &LoadedCall,
+    stem: &str,
+    cfg: &OutputConfig,
+) -> Result<(PathBuf, Option<String>), ProcessError> {
     let meta = &call.meta;
+    let limits = &cfg.limits;
     let metadata = meta.metadata_pairs();
     let mut warnings = Vec::new();
+    let mut over_cap: Vec<String> = Vec::new();
+
+    let decoded: Vec<(Vec<RtpIn<'_>>, Vec<SkippedCodec>)> =
+        call.streams.iter().map(stream_packets).collect();
+    let placements: Vec<Placement<'_>> = decoded.iter().map(|(ins, _)| place(ins)).collect();
+    let fitted = fit_tracks(&placements, limits);
+    if fitted.cut_by_length > 0 {
+        over_cap.push(format!(
+            "the call's audio spans more than the {} s call length cap; {} ms cut",
+            limits.max_seconds(),
+            ms(fitted.cut_by_length)
+        ));
+    }
+    if fitted.cut_by_budget > 0 {
+        over_cap.push(format!(
+            "the call's streams together exceed the cap of {} s of audio; {} ms cut",
+            limits.max_total_samples as u64 / u64::from(RATE),
+            ms(fitted.cut_by_budget)
+        ));
+    }
+    let unread = call.over_byte_cap();
+    if unread > 0 {
+        over_cap.push(format!(
+            "{unread} streams not read: the call's pcap files exceed the {}-byte cap",
+            limits.max_call_bytes
+        ));
+    }
+
     let mut reports = Vec::new();
-    let mut tracks: Vec<(u32, Track)> = Vec::new();
-    for s in &call.streams {
-        let (track, skipped) = stream_track(s, cfg.max_samples);
+    let mut tracks: Vec<(u32, &Track)> = Vec::new();
+    for ((s, (_, skipped)), track) in call.streams.iter().zip(decoded).zip(&fitted.tracks) {
         for sk in &skipped {
             let w = format!(
                 "stream {} (tag {:?}): {} packets of unsupported codec {} (PT {}) skipped",
                 s.meta.index, s.meta.tag, sk.packets, sk.encoding, sk.payload_type
             );
-            warn!(call = %meta.call_id, "{w}");
+            warn!(call = ?meta.call_id, "{w}");
             warnings.push(w);
         }
         if s.truncated {
             warnings.push(format!("stream {}: pcap ends mid-record", s.meta.index));
         }
         if track.cut {
-            warnings.push(format!("stream {}: cut at the length limit", s.meta.index));
+            warnings.push(format!(
+                "stream {}: {} ms cut at the caps",
+                s.meta.index,
+                ms(track.cut_samples)
+            ));
         }
         if s.bad_frames > 0 {
             warnings.push(format!(
@@ -163,6 +294,10 @@ pub fn process_call(
                 s.meta.index, s.bad_frames
             ));
         }
+        let not_read = s.not_read.map(|n| match n {
+            NotRead::NotAudio => "not audio",
+            NotRead::OverByteCap => "over the call's byte cap",
+        });
         reports.push(StreamReport {
             index: s.meta.index,
             tag: s.meta.tag.clone(),
@@ -170,15 +305,21 @@ pub fn process_call(
             media: s.meta.media.clone(),
             codecs: s.meta.codecs.clone(),
             ssrcs: track.ssrcs.iter().map(|x| format!("{x:08x}")).collect(),
-            packets_spooled: s.packets.len() as u64,
+            packets_spooled: if s.not_read.is_some() {
+                s.meta.packets
+            } else {
+                s.packets.len() as u64
+            },
             packets_dropped_by_relay: s.meta.dropped,
             packets_placed: track.received,
             packets_lost: track.lost,
             duplicates: track.duplicates,
             segments: track.segments,
             duration_ms: track.duration_ms(),
+            cut_ms: ms(track.cut_samples),
             skipped_codecs: skipped,
             truncated_pcap: s.truncated,
+            not_read,
             file: None,
         });
         if !track.samples.is_empty() {
@@ -194,6 +335,11 @@ pub fn process_call(
         time_us: meta.start_time_us,
         metadata: &metadata,
     };
+    let mut out = Outputs::new(&cfg.output_dir);
+    let out_err = |rel: &Path| {
+        let path = cfg.output_dir.join(rel);
+        move |source| ProcessError::Output { path, source }
+    };
     let mut files = Vec::new();
     let mut used = Vec::new();
     if cfg.single {
@@ -208,7 +354,11 @@ pub fn process_call(
                 ..ctx("", "")
             };
             let rel = unique(cfg.pattern.expand(&c), *idx, &mut used, "wav");
-            write_out(cfg, &rel, 1, &t.samples)?;
+            let samples = &t.samples;
+            out.wav(&rel, RATE, 1, samples.len(), |from, n, buf| {
+                buf.extend_from_slice(samples.get(from..from + n).unwrap_or(&[]));
+            })
+            .map_err(out_err(&rel))?;
             rep.file = Some(rel.display().to_string());
             files.push(FileReport {
                 path: rel.display().to_string(),
@@ -221,34 +371,66 @@ pub fn process_call(
         }
     }
     if cfg.mixed && !tracks.is_empty() {
-        let refs: Vec<&Track> = tracks.iter().map(|(_, t)| t).collect();
-        let (samples, channels) = match cfg.mix_method {
-            MixMethod::Direct => (mix_direct(&refs).1, 1u16),
-            MixMethod::Channels => (
-                mix_channels(&refs).1,
-                refs.len().min(usize::from(u16::MAX)) as u16,
-            ),
+        let refs: Vec<&Track> = tracks.iter().map(|(_, t)| *t).collect();
+        let (kind, channels) = match cfg.mix_method {
+            MixMethod::Direct => (MixKind::Direct, 1),
+            MixMethod::Channels => (MixKind::Channels, refs.len().min(MAX_MIX_CHANNELS)),
         };
+        let max_frames = limits.max_samples.min(wav::max_frames(channels));
+        let mix = Mix::new(&refs, kind, max_frames);
+        if mix.cut_frames() > 0 {
+            over_cap.push(format!(
+                "the mix was cut to {} ms ({} ms left out)",
+                ms(mix.frames() as u64),
+                ms(mix.cut_frames())
+            ));
+        }
+        if mix.left_out() > 0 {
+            over_cap.push(format!(
+                "{} streams left out of the channels mix (at most {MAX_MIX_CHANNELS} channels)",
+                mix.left_out()
+            ));
+        }
         let rel = unique(
             cfg.pattern.expand(&ctx("mix", "mix")),
             u32::MAX,
             &mut used,
             "wav",
         );
-        write_out(cfg, &rel, channels, &samples)?;
+        let ch = u16::try_from(mix.channels()).unwrap_or(u16::MAX);
+        out.wav(&rel, RATE, ch, mix.frames(), |from, n, buf| {
+            mix.fill(from, n, buf)
+        })
+        .map_err(out_err(&rel))?;
         files.push(FileReport {
             path: rel.display().to_string(),
             kind: "mixed",
-            streams: tracks.iter().map(|(i, _)| *i).collect(),
-            channels,
+            streams: tracks
+                .iter()
+                .take(match kind {
+                    MixKind::Direct => tracks.len(),
+                    MixKind::Channels => mix.channels(),
+                })
+                .map(|(i, _)| *i)
+                .collect(),
+            channels: ch,
             sample_rate: RATE,
-            duration_ms: (samples.len() / usize::from(channels)) as u64 * 1000 / u64::from(RATE),
+            duration_ms: ms(mix.frames() as u64),
         });
     }
     if tracks.is_empty() {
         warnings.push("no stream had audio this recorder can decode".into());
     }
+    if call.truncated() {
+        over_cap.push(
+            "a pcap file ends mid-record; audio was written from its complete records".into(),
+        );
+    }
+    let quarantine_reason = (!over_cap.is_empty()).then(|| over_cap.join("; "));
+    warnings.extend(over_cap);
 
+    // The audio is durable before the sidecar that lists it appears.
+    out.sync().map_err(out_err(Path::new("")))?;
     let sidecar = Sidecar {
         call_id: &meta.call_id,
         random_tag: &meta.random_tag,
@@ -263,6 +445,7 @@ pub fn process_call(
         streams: reports,
         files,
         warnings,
+        quarantine_reason: quarantine_reason.clone(),
     };
     let rel = unique(
         cfg.pattern.expand(&ctx("meta", "meta")),
@@ -271,30 +454,20 @@ pub fn process_call(
         "json",
     );
     let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
-    let sidecar_path = cfg.output_dir.join(&rel);
-    write_atomic(&sidecar_path, &json).map_err(|source| ProcessError::Output {
-        path: sidecar_path.clone(),
-        source,
-    })?;
-
-    if call.truncated() {
-        let reason = "a pcap file ends mid-record; audio was written from its complete records";
-        let to = reader.quarantine(stem, reason)?;
-        warn!(call = %meta.call_id, quarantine = %to.display(), "{reason}; spool files quarantined");
-    } else {
-        reader.mark_done(stem)?;
-    }
+    let sidecar_path = out.file(&rel, &json).map_err(out_err(&rel))?;
+    out.sync().map_err(out_err(&rel))?;
+    out.keep();
     info!(
-        call = %meta.call_id,
+        call = ?meta.call_id,
         files = sidecar.files.len(),
         sidecar = %sidecar_path.display(),
         "recording written"
     );
-    Ok(Outcome::Written(sidecar_path))
+    Ok((sidecar_path, quarantine_reason))
 }
 
-/// Decodes a stream's packets into a track; returns the packets skipped per unsupported payload type.
-fn stream_track(s: &LoadedStream, max_samples: usize) -> (Track, Vec<SkippedCodec>) {
+/// The decodable RTP packets of a stream; and the packets skipped per unsupported payload type.
+fn stream_packets(s: &LoadedStream) -> (Vec<RtpIn<'_>>, Vec<SkippedCodec>) {
     let mut skipped: BTreeMap<u8, u64> = BTreeMap::new();
     let mut ins = Vec::with_capacity(s.packets.len());
     for p in &s.packets {
@@ -341,7 +514,7 @@ fn stream_track(s: &LoadedStream, max_samples: usize) -> (Track, Vec<SkippedCode
             packets: n,
         })
         .collect();
-    (build_track(&ins, max_samples), skipped)
+    (ins, skipped)
 }
 
 /// `rel` plus `.ext` (appended: a call-id may contain dots); if the name is taken in this call (two streams
@@ -362,25 +535,218 @@ fn unique(rel: PathBuf, n: u32, used: &mut Vec<PathBuf>, ext: &str) -> PathBuf {
     p
 }
 
-fn write_out(
-    cfg: &OutputConfig,
-    rel: &Path,
-    channels: u16,
-    samples: &[i16],
-) -> Result<(), ProcessError> {
-    let path = cfg.output_dir.join(rel);
-    let res = path
-        .parent()
-        .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|()| write_wav(&path, RATE, channels, samples));
-    res.map_err(|source| ProcessError::Output { path, source })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsutil::{take_trace, trace_pos};
+    use crate::spool::{PcapFormat, Spool, StreamInfo};
+    use std::fs;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::time::{Duration, UNIX_EPOCH};
 
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+    const T0: u64 = 1_700_000_000;
+
+    /// A finished call: per stream, packets of (arrival offset in ms, timestamp).
+    fn call(root: &Path, call_id: &str, streams: &[Vec<(u64, u32)>]) -> String {
+        let spool = Spool::open(root, PcapFormat::Raw).unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(T0);
+        let mut w = spool.create_call(call_id, "", t0).unwrap();
+        let src: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        for (n, pkts) in streams.iter().enumerate() {
+            let s = w
+                .add_stream(StreamInfo {
+                    tag: format!("t{n}"),
+                    media: "audio".into(),
+                    codecs: vec![CodecInfo::new(0, "PCMU", 8000)],
+                    ..Default::default()
+                })
+                .unwrap();
+            for (k, &(ms, ts)) in pkts.iter().enumerate() {
+                let rtp = crate::rtp::build(0, false, k as u16, ts, 1 + n as u32, &[0x20; 160]);
+                w.append_packet(s, src, src, &rtp, t0 + Duration::from_millis(ms))
+                    .unwrap();
+            }
+        }
+        let stem = w.stem().to_owned();
+        w.finish(t0 + Duration::from_secs(1)).unwrap();
+        stem
     }
-    let tmp = tmp_name(path);
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path)
+
+    fn steady(n: usize, from_ms: u64) -> Vec<(u64, u32)> {
+        (0..n)
+            .map(|k| (from_ms + k as u64 * 20, k as u32 * 160))
+            .collect()
+    }
+
+    fn cfg(out: &Path, limits: Limits) -> OutputConfig {
+        OutputConfig {
+            output_dir: out.to_owned(),
+            pattern: Pattern::parse("%c-%r-%t").unwrap(),
+            mixed: true,
+            single: true,
+            mix_method: MixMethod::Channels,
+            limits,
+        }
+    }
+
+    fn reader(root: &Path) -> SpoolReader {
+        let r = SpoolReader::new(root);
+        r.ensure_dirs().unwrap();
+        r
+    }
+
+    fn count(dir: &Path) -> usize {
+        fs::read_dir(dir).map_or(0, |rd| rd.count())
+    }
+
+    #[test]
+    fn permanent_and_transient_errors() {
+        let os = io::Error::from_raw_os_error;
+        for e in [
+            libc::ENAMETOOLONG,
+            libc::EFBIG,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::ELOOP,
+        ] {
+            assert!(permanent_io(&os(e)), "{e}");
+        }
+        assert!(permanent_io(&io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            "WAV data over 4 GiB"
+        )));
+        for e in [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EIO,
+            libc::EACCES,
+            libc::EMFILE,
+            libc::ENOMEM,
+        ] {
+            assert!(!permanent_io(&os(e)), "{e}");
+        }
+        let out = |e| ProcessError::Output {
+            path: "x".into(),
+            source: os(e),
+        };
+        assert!(out(libc::ENAMETOOLONG).is_permanent());
+        assert!(!out(libc::ENOSPC).is_permanent() && out(libc::ENOSPC).is_disk_full());
+        assert!(!out(libc::EIO).is_disk_full());
+        assert!(ProcessError::Spool(SpoolError::Corrupt("x".into())).is_permanent());
+        assert!(
+            !ProcessError::Spool(SpoolError::io("read", Path::new("p"), os(libc::EIO)))
+                .is_permanent()
+        );
+    }
+
+    #[test]
+    fn a_call_id_too_long_for_a_file_name_is_quarantined_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, out) = (dir.path().join("spool"), dir.path().join("out"));
+        let stem = call(&root, &"L".repeat(300), &[steady(10, 0)]);
+        let r = reader(&root);
+        let o = process_call(&r, &stem, &cfg(&out, Limits::default())).unwrap();
+        assert!(
+            matches!(o, Outcome::Quarantined(ref m) if m.contains("permanent error")),
+            "{o:?}"
+        );
+        assert!(r.scan().unwrap().is_empty(), "not retried");
+        assert!(r.reason_path(&stem).exists());
+        assert_eq!(count(&out), 0, "no partial output");
+    }
+
+    #[test]
+    fn outputs_are_private_and_durable_before_the_call_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, out) = (dir.path().join("spool"), dir.path().join("out"));
+        let stem = call(&root, "good", &[steady(50, 0), steady(50, 5)]);
+        let r = reader(&root);
+        let mut c = cfg(&out, Limits::default());
+        c.pattern = Pattern::parse("%Y/%c-%t").unwrap();
+        let _ = take_trace();
+        let Outcome::Written(side) = process_call(&r, &stem, &c).unwrap() else {
+            panic!("not written")
+        };
+        let t = take_trace();
+        let last_wav = t
+            .iter()
+            .rposition(|op| op.starts_with("rename") && op.ends_with(".wav"))
+            .unwrap();
+        let wav_dir = trace_pos(&t, "syncdir", "/out/2023");
+        let side_sync = trace_pos(&t, "sync ", ".json.tmp");
+        let side_rename = trace_pos(&t, "rename", ".json");
+        let done = trace_pos(&t, "rename", &format!("done/{stem}.meta"));
+        let done_dir = trace_pos(&t, "syncdir", "/done");
+        let day_dir = format!("syncdir {}", out.join("2023").display());
+        let side_dir = t.iter().rposition(|op| *op == day_dir).unwrap();
+        assert!(
+            last_wav < wav_dir && wav_dir < side_sync,
+            "audio durable before the sidecar: {t:#?}"
+        );
+        assert!(
+            side_sync < side_rename && side_rename < side_dir && side_dir < done,
+            "{t:#?}"
+        );
+        assert!(done < done_dir, "{t:#?}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out.join("2023")), 0o700);
+        assert_eq!(mode(&side), 0o600);
+        for e in fs::read_dir(out.join("2023")).unwrap() {
+            assert_eq!(mode(&e.unwrap().path()), 0o600);
+        }
+    }
+
+    #[test]
+    fn a_call_over_the_length_cap_is_written_cut_and_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, out) = (dir.path().join("spool"), dir.path().join("out"));
+        // The second party starts two hours after the first; the cap is 10 s.
+        let stem = call(&root, "long", &[steady(50, 0), steady(50, 2 * 3600 * 1000)]);
+        let r = reader(&root);
+        let o = process_call(&r, &stem, &cfg(&out, Limits::for_call_length(10 * 8000))).unwrap();
+        let Outcome::WrittenQuarantined(side, reason) = o else {
+            panic!("{o:?}")
+        };
+        assert!(reason.contains("call length cap"), "{reason}");
+        let side: serde_json::Value = serde_json::from_slice(&fs::read(side).unwrap()).unwrap();
+        assert_eq!(side["streams"][1]["cut_ms"], 1000);
+        assert_eq!(side["quarantine_reason"].as_str(), Some(reason.as_str()));
+        let mix = side["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "mixed")
+            .unwrap();
+        assert!(mix["duration_ms"].as_u64().unwrap() <= 10_000);
+        assert!(r.scan().unwrap().is_empty());
+        assert!(root
+            .join("quarantine")
+            .join(format!("{stem}.meta"))
+            .exists());
+        // Nothing of the call is bigger than the cap allows (single + mix, 1 ch each here).
+        for e in fs::read_dir(&out).unwrap() {
+            let len = e.unwrap().metadata().unwrap().len();
+            assert!(len <= 44 + 2 * 10 * 8000, "{len}");
+        }
+    }
+
+    #[test]
+    fn skewed_timestamps_are_written_along_arrival_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, out) = (dir.path().join("spool"), dir.path().join("out"));
+        // Each packet claims ~1 s more than it carries: 2 s of audio pretending to be 100 s.
+        let skewed: Vec<(u64, u32)> = (0..100).map(|k| (k * 20, k as u32 * 8_150)).collect();
+        let stem = call(&root, "skew", &[skewed, steady(100, 0)]);
+        let r = reader(&root);
+        let o = process_call(&r, &stem, &cfg(&out, Limits::default())).unwrap();
+        let Outcome::Written(side) = o else {
+            panic!("{o:?}")
+        };
+        let side: serde_json::Value = serde_json::from_slice(&fs::read(side).unwrap()).unwrap();
+        for f in side["files"].as_array().unwrap() {
+            assert!(f["duration_ms"].as_u64().unwrap() <= 5_000, "{f}");
+        }
+    }
 }

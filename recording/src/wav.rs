@@ -1,54 +1,102 @@
-//! 16-bit PCM WAV (RIFF) files: written under a temporary name and renamed when complete, and a small reader
-//! for tests and tools.
+//! 16-bit PCM WAV (RIFF) files: written under a temporary name (mode `0600`), fsynced and renamed when
+//! complete, and a small reader for tests and tools.
+//!
+//! RIFF sizes are 32-bit: a file whose data would pass 4 GiB is refused before anything is written (the
+//! recorder cuts its mix to [`max_frames`] first, so this only guards against a caller that did not).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::fsutil::tmp_name;
+use crate::fsutil::{create_private, rename, sync_file};
+
+/// Bytes of the header before the samples.
+const HEADER: u64 = 44;
+/// The largest data chunk a RIFF file can describe (its RIFF size field holds data + 36).
+pub const MAX_DATA_BYTES: u64 = u32::MAX as u64 - (HEADER - 8);
+
+/// The most frames of `channels` 16-bit channels one WAV file can hold.
+pub fn max_frames(channels: usize) -> usize {
+    let per_frame = 2 * channels.max(1) as u64;
+    usize::try_from(MAX_DATA_BYTES / per_frame).unwrap_or(usize::MAX)
+}
 
 /// Writes `samples` (interleaved when `channels` > 1) to `path`, atomically.
 pub fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) -> io::Result<()> {
+    let ch = usize::from(channels.max(1));
+    write_wav_with(path, rate, channels, samples.len() / ch, |from, n, out| {
+        if let Some(s) = samples.get(from * ch..(from + n) * ch) {
+            out.extend_from_slice(s);
+        }
+    })
+}
+
+/// Writes a WAV of `frames` frames to `path`, atomically, asking `fill(from, n, out)` to append frames
+/// `from..from + n` (interleaved) block by block, so the whole audio never has to be in memory. The file is
+/// fsynced before the rename; the caller fsyncs the directory.
+pub fn write_wav_with(
+    path: &Path,
+    rate: u32,
+    channels: u16,
+    frames: usize,
+    mut fill: impl FnMut(usize, usize, &mut Vec<i16>),
+) -> io::Result<()> {
+    let block_align = channels
+        .checked_mul(2)
+        .filter(|_| channels > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad WAV channel count"))?;
+    let data_len = (frames as u64)
+        .checked_mul(u64::from(block_align))
+        .filter(|&n| n <= MAX_DATA_BYTES)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::FileTooLarge, "WAV data over 4 GiB"))?;
+    let byte_rate = rate
+        .checked_mul(u32::from(block_align))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad WAV sample rate"))?;
     let tmp = tmp_name(path);
     let res = (|| {
-        let mut w = BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
-        let data_len = u32::try_from(samples.len() * 2)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "WAV data over 4 GiB"))?;
-        let block = channels * 2;
+        let mut w = BufWriter::with_capacity(64 * 1024, create_private(&tmp)?);
         w.write_all(b"RIFF")?;
-        w.write_all(&(36 + data_len).to_le_bytes())?;
+        w.write_all(&(data_len + 36).to_le_bytes())?;
         w.write_all(b"WAVEfmt ")?;
         w.write_all(&16u32.to_le_bytes())?;
         w.write_all(&1u16.to_le_bytes())?; // PCM
         w.write_all(&channels.to_le_bytes())?;
         w.write_all(&rate.to_le_bytes())?;
-        w.write_all(&(rate * u32::from(block)).to_le_bytes())?;
-        w.write_all(&block.to_le_bytes())?;
+        w.write_all(&byte_rate.to_le_bytes())?;
+        w.write_all(&block_align.to_le_bytes())?;
         w.write_all(&16u16.to_le_bytes())?;
         w.write_all(b"data")?;
         w.write_all(&data_len.to_le_bytes())?;
-        let mut buf = Vec::with_capacity(8192);
-        for chunk in samples.chunks(4096) {
-            buf.clear();
-            for s in chunk {
-                buf.extend_from_slice(&s.to_le_bytes());
+        let ch = usize::from(channels);
+        let block = (32 * 1024 / ch).max(1);
+        let mut samples = Vec::with_capacity(block * ch);
+        let mut bytes = Vec::with_capacity(block * ch * 2);
+        let mut at = 0;
+        while at < frames {
+            let n = block.min(frames - at);
+            samples.clear();
+            fill(at, n, &mut samples);
+            // Whatever `fill` did, the file gets exactly the frames its header announces.
+            samples.resize(n * ch, 0);
+            bytes.clear();
+            for s in &samples {
+                bytes.extend_from_slice(&s.to_le_bytes());
             }
-            w.write_all(&buf)?;
+            w.write_all(&bytes)?;
+            at += n;
         }
-        w.into_inner().map_err(|e| e.into_error())?.sync_data()
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        sync_file(&f, &tmp)
     })();
-    match res {
-        Ok(()) => fs::rename(&tmp, path),
+    match res.and_then(|()| rename(&tmp, path)) {
+        Ok(()) => Ok(()),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(e)
         }
     }
-}
-
-/// `<path>.tmp`: where a file is written before it gets its name.
-pub fn tmp_name(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 /// A parsed WAV file.
@@ -119,6 +167,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn too_big_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.wav");
+        let mut called = false;
+        let e =
+            write_wav_with(&p, 8000, 2, max_frames(2) + 1, |_, _, _| called = true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert!(!called && !p.exists() && !tmp_name(&p).exists());
+        assert_eq!(max_frames(1) as u64 * 2, MAX_DATA_BYTES - 1);
+        assert!(write_wav(&p, 8000, 0, &[]).is_err());
+        assert!(write_wav(&p, 8000, u16::MAX, &[]).is_err());
+    }
+
+    #[test]
     fn write_and_parse() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.wav");
@@ -131,6 +193,11 @@ mod tests {
         assert_eq!((w.rate, w.channels, w.bits), (8000, 2, 16));
         assert_eq!(w.channel(1), vec![-1, -300]);
         assert_eq!(w.duration_ms(), 0);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(parse_wav(b"RIFF\0\0\0\0WAVEjunk").is_none());
     }
 }

@@ -193,3 +193,211 @@ fn bad_options_fail_clearly() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("rtprelay-recording"));
 }
+
+/// A recorder that is killed if the test fails before stopping it.
+struct Running(Option<Child>);
+
+impl Running {
+    fn stop(mut self) -> String {
+        stop(self.0.take().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts the recorder under a umask that would leave everything world-readable.
+fn start_umask0(spool: &Path, out: &Path, extra: &[&str]) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_rtprelay-recording"))
+        .arg(format!("--spool-dir={}", spool.display()))
+        .arg(format!("--output-dir={}", out.display()))
+        .args(["--foreground", "--num-threads=2"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rtprelay-recording")
+}
+
+/// A call whose party plays every timestamp game at once: timestamps that creep ~1 s per packet, jump by
+/// half the number space, SSRC changes with random bases; and a second stream whose packets arrive two hours
+/// after the first's (a forged or very long spool entry).
+fn write_skewed_call(spool_dir: &Path) -> String {
+    let spool = Spool::open(spool_dir, PcapFormat::Raw)
+        .unwrap()
+        .with_fsync(false);
+    let (mut w, a, b) = start_call(&spool, "skewed-call");
+    let (src, dst) = (
+        "192.0.2.66:4000".parse().unwrap(),
+        "203.0.113.1:30000".parse().unwrap(),
+    );
+    let mut rng = Rng(0xdead_beef);
+    for k in 0..300u32 {
+        let (ssrc, ts) = match k / 100 {
+            0 => (1, k * 8_150),
+            1 => (1, if k % 2 == 0 { 0 } else { 0x8000_0000 }),
+            _ => (rng.next() % 5, rng.next()),
+        };
+        let seq = if k / 100 == 2 {
+            rng.next() as u16
+        } else {
+            k as u16
+        };
+        let p = rtprelay_recording::rtp::build(0, false, seq, ts, ssrc, &[0x33; 160]);
+        w.append_packet(
+            a,
+            src,
+            dst,
+            &p,
+            t0() + Duration::from_millis(u64::from(k) * 20),
+        )
+        .unwrap();
+    }
+    for k in 0..50u32 {
+        let p = rtprelay_recording::rtp::build(8, false, k as u16, k * 160, 9, &[0x55; 160]);
+        let at = t0() + Duration::from_secs(2 * 3600) + Duration::from_millis(u64::from(k) * 20);
+        w.append_packet(b, src, dst, &p, at).unwrap();
+    }
+    let stem = w.stem().to_owned();
+    w.finish(t0() + Duration::from_secs(2 * 3600 + 1)).unwrap();
+    stem
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file under `dir` is 0600 and every directory 0700.
+fn assert_private_tree(dir: &Path) {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            assert_private_tree(&p);
+        } else {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+}
+
+fn sidecar_of(out: &Path, call_id: &str) -> Option<serde_json::Value> {
+    sidecars(out)
+        .into_iter()
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&fs::read(p).unwrap()).unwrap())
+        .find(|s| s["call_id"] == call_id)
+}
+
+#[test]
+fn hostile_entries_are_quarantined_once_beside_a_good_call_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, out) = (dir.path().join("spool"), dir.path().join("out"));
+    let good = write_call(&spool, "good-call", PcapFormat::Raw);
+    let skewed = write_skewed_call(&spool);
+    let long_id = "L".repeat(300);
+    let long = write_call(&spool, &long_id, PcapFormat::Raw);
+    let broken = "broken-0123456789abcdef";
+    fs::write(
+        spool.join("metadata").join(format!("{broken}.meta")),
+        b"{\"format\": \"rtprelay-spool\", \"version\": 1, \"call_id\": ",
+    )
+    .unwrap();
+    fs::write(
+        spool.join("pcaps").join(format!("{broken}-0.pcap")),
+        b"not a pcap",
+    )
+    .unwrap();
+
+    let child = Running(Some(start_umask0(&spool, &out, &["--max-call-length=60"])));
+    let q = spool.join("quarantine");
+    let reason = |stem: &str| fs::read_to_string(q.join(format!("{stem}.reason"))).ok();
+    wait_for("good call", || {
+        spool.join("done").join(format!("{good}.meta")).exists()
+    });
+    wait_for("hostile calls quarantined", || {
+        [&skewed, &long, &broken.to_string()]
+            .iter()
+            .all(|s| q.join(format!("{s}.meta")).exists() && reason(s).is_some())
+    });
+
+    // The good call is complete.
+    let side = sidecar_of(&out, "good-call").expect("good call's sidecar");
+    let files = side["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "two single files and the mix");
+    for f in files {
+        assert_duration(
+            &read_wav(&out.join(f["path"].as_str().unwrap())),
+            if f["kind"] == "mixed" { 2005 } else { 2000 },
+            "good call",
+        );
+    }
+    // Each hostile entry went to quarantine with its reason, once.
+    let r = reason(&skewed).unwrap();
+    assert!(r.contains("60 s call length cap"), "{r}");
+    let r = reason(&long).unwrap();
+    assert!(
+        r.contains("permanent error") && r.contains("too long"),
+        "{r}"
+    );
+    let r = reason(broken).unwrap();
+    assert!(r.contains("not valid spool JSON"), "{r}");
+    for s in [&skewed, &long, &broken.to_string()] {
+        assert_eq!(
+            reason(s).unwrap().lines().count(),
+            1,
+            "{s} quarantined once"
+        );
+    }
+    // The skewed call's audio was written, cut to the cap, never hours of it.
+    let side = sidecar_of(&out, "skewed-call").expect("skewed call's sidecar");
+    for f in side["files"].as_array().unwrap() {
+        assert!(f["duration_ms"].as_u64().unwrap() <= 60_000, "{f}");
+    }
+    // Nothing of the 300-byte call-id's call is left half written.
+    assert!(sidecar_of(&out, &long_id).is_none());
+
+    // The daemon still runs and takes the next call; nothing hostile is tried again.
+    let next = write_call(&spool, "after-the-hostile-ones", PcapFormat::Eth);
+    wait_for("next call", || {
+        spool.join("done").join(format!("{next}.meta")).exists()
+    });
+    assert!(fs::read_dir(spool.join("metadata"))
+        .unwrap()
+        .next()
+        .is_none());
+    wait_for("attempt notes cleared", || {
+        fs::read_dir(spool.join("attempts"))
+            .unwrap()
+            .next()
+            .is_none()
+    });
+    let log = child.stop();
+    for s in [&skewed, &long, &broken.to_string()] {
+        let tries = log
+            .lines()
+            .filter(|l| l.contains(s.as_str()) && l.contains("quarantin"))
+            .count();
+        assert_eq!(tries, 1, "{s} quarantined once:\n{log}");
+    }
+    assert!(!log.contains("will retry"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Spool and output are private, whatever the umask (the recorder ran under umask 000).
+    for d in ["metadata", "pcaps", "done", "quarantine", "attempts", "tmp"] {
+        assert_private_tree(&spool.join(d));
+    }
+    assert_private_tree(&out);
+}

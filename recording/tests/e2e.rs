@@ -8,10 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use rtprelay_recording::limits::Limits;
 use rtprelay_recording::pattern::Pattern;
 use rtprelay_recording::process::{process_call, MixMethod, Outcome, OutputConfig};
 use rtprelay_recording::spool::{CodecInfo, PcapFormat, Spool, SpoolReader, StreamInfo};
-use rtprelay_recording::timeline::DEFAULT_MAX_SAMPLES;
 
 fn cfg(out: &Path, mix: MixMethod) -> OutputConfig {
     OutputConfig {
@@ -20,7 +20,7 @@ fn cfg(out: &Path, mix: MixMethod) -> OutputConfig {
         mixed: true,
         single: true,
         mix_method: mix,
-        max_samples: DEFAULT_MAX_SAMPLES,
+        limits: Limits::default(),
     }
 }
 
@@ -227,11 +227,12 @@ fn truncated_pcap_writes_what_is_there_and_quarantines() {
     fs::write(&p, &data[..data.len() - 50]).unwrap();
     let reader = SpoolReader::new(&spool);
     reader.ensure_dirs().unwrap();
-    let Outcome::Written(side_path) =
+    let Outcome::WrittenQuarantined(side_path, reason) =
         process_call(&reader, &stem, &cfg(&out, MixMethod::Direct)).unwrap()
     else {
         panic!("call not written")
     };
+    assert!(reason.contains("mid-record"), "{reason}");
     assert!(sidecar(&side_path)["streams"][1]["truncated_pcap"]
         .as_bool()
         .unwrap());

@@ -381,6 +381,18 @@ mod tests {
         assert_eq!(dropped, vec![0, 5]);
         assert_eq!(meta.streams[1].tag, "b");
         assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        // Recordings are private: 0600 files in 0700 directories, whatever the umask.
+        let mode = |p: &std::path::Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        for d in ["tmp", "pcaps", "metadata"] {
+            assert_eq!(mode(&dir.join(d)), 0o700, "{d}");
+            for f in std::fs::read_dir(dir.join(d)).unwrap() {
+                let f = f.unwrap().path();
+                assert_eq!(mode(&f), 0o600, "{}", f.display());
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -5,7 +5,8 @@
 //! <spool>/pcaps/      <stem>-<stream>.pcap, moved here when the call ends
 //! <spool>/metadata/   <stem>.meta (JSON), moved here last: its arrival means "call finished"
 //! <spool>/done/       metadata of calls the recorder has turned into audio (the exactly-once marker)
-//! <spool>/quarantine/ spool files the recorder could not use, with a reason file
+//! <spool>/quarantine/ spool files the recorder could not use or that exceeded a cap, with a reason file
+//! <spool>/attempts/   one file per call being processed: attempts that never ended (crash-loop guard)
 //! ```
 //! `<stem>` is the percent-encoded call-id, `-`, and 16 random hex digits. See `SPOOL.md`.
 
@@ -23,7 +24,9 @@ pub use meta::{
 };
 pub use packet::{build_frame, parse_frame, Datagram};
 pub use pcap::{parse_pcap, LinkType, Pcap, PcapFormat, PcapRecord, PcapWriter, MAX_RECORD};
-pub use reader::{LoadedCall, LoadedStream, SpoolEntry, SpoolReader, SpooledPacket};
+pub use reader::{
+    LoadedCall, LoadedStream, NotRead, SpoolEntry, SpoolReader, SpooledPacket, MAX_STEM,
+};
 pub use writer::{Spool, SpoolWriter, StreamId, StreamInfo};
 
 /// Subdirectory names.
@@ -32,6 +35,7 @@ pub const PCAP_DIR: &str = "pcaps";
 pub const META_DIR: &str = "metadata";
 pub const DONE_DIR: &str = "done";
 pub const QUARANTINE_DIR: &str = "quarantine";
+pub const ATTEMPTS_DIR: &str = "attempts";
 /// Extension of metadata files.
 pub const META_EXT: &str = "meta";
 

@@ -3,6 +3,12 @@
 //!
 //! The writer does blocking file I/O: the relay runs it on its own thread behind a bounded queue, never on
 //! the packet path. Time is always passed in.
+//!
+//! Files are `0600` and directories `0700`. Appending a packet never syncs; [`SpoolWriter::finish`] makes
+//! the call durable in protocol order: each pcap is fsynced, renamed into `pcaps/`, and `pcaps/` fsynced;
+//! only then is the metadata written, fsynced, renamed into `metadata/` (the "finished" signal the recorder
+//! acts on) and `metadata/` fsynced. A power loss at any point leaves either no finished call or a
+//! finished call with all its pcaps.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
@@ -17,6 +23,7 @@ use super::meta::{CallMeta, CodecInfo, StreamMeta, SPOOL_FORMAT, SPOOL_VERSION};
 use super::packet::build_frame;
 use super::pcap::{PcapFormat, PcapWriter};
 use super::{SpoolError, META_DIR, META_EXT, PCAP_DIR, TMP_DIR};
+use crate::fsutil::{create_dir_private, create_private, own_dir, rename, sync_dir, sync_file};
 use crate::time::{iso8601, unix_us};
 
 /// A spool directory opened for writing.
@@ -62,12 +69,14 @@ pub struct SpoolWriter {
 }
 
 impl Spool {
-    /// Opens (creating if needed) the spool at `root` with `tmp/`, `pcaps/` and `metadata/`.
+    /// Opens (creating if needed) the spool at `root` with `tmp/`, `pcaps/` and `metadata/`. A missing
+    /// root is created `0700`; the subdirectories are this program's and are made `0700` if they are not.
     pub fn open(root: impl Into<PathBuf>, format: PcapFormat) -> Result<Self, SpoolError> {
         let root = root.into();
+        create_dir_private(&root).map_err(|e| SpoolError::io("cannot create", &root, e))?;
         for d in [TMP_DIR, PCAP_DIR, META_DIR] {
             let p = root.join(d);
-            fs::create_dir_all(&p).map_err(|e| SpoolError::io("cannot create", &p, e))?;
+            own_dir(&p).map_err(|e| SpoolError::io("cannot create", &p, e))?;
         }
         Ok(Spool {
             root,
@@ -76,7 +85,7 @@ impl Spool {
         })
     }
 
-    /// Whether `finish` fsyncs files before renaming them (default on; off only for tests and benchmarks).
+    /// Whether `finish` fsyncs files and directories (default on; off only for tests and benchmarks).
     pub fn with_fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
@@ -144,7 +153,7 @@ impl SpoolWriter {
             u32::try_from(self.streams.len()).map_err(|_| SpoolError::NoStream(u32::MAX))?;
         let name = format!("{}-{index}.pcap", self.stem);
         let tmp = self.root.join(TMP_DIR).join(&name);
-        let file = File::create(&tmp).map_err(|e| SpoolError::io("cannot create", &tmp, e))?;
+        let file = create_private(&tmp).map_err(|e| SpoolError::io("cannot create", &tmp, e))?;
         let pcap = PcapWriter::new(BufWriter::with_capacity(64 * 1024, file), self.format)
             .map_err(|e| SpoolError::io("cannot write", &tmp, e))?;
         self.streams.push(StreamFile {
@@ -233,16 +242,17 @@ impl SpoolWriter {
                 .into_inner()
                 .map_err(|e| SpoolError::io("cannot write", &s.tmp, e.into_error()))?;
             if self.fsync {
-                file.sync_data()
-                    .map_err(|e| SpoolError::io("cannot sync", &s.tmp, e))?;
+                sync_file(&file, &s.tmp).map_err(|e| SpoolError::io("cannot sync", &s.tmp, e))?;
             }
             let dest = self.root.join(PCAP_DIR).join(&s.meta.pcap);
             moves.push((s.tmp, dest));
             self.meta.streams.push(s.meta);
         }
         for (from, to) in &moves {
-            fs::rename(from, to).map_err(|e| SpoolError::io("cannot move", from, e))?;
+            rename(from, to).map_err(|e| SpoolError::io("cannot move", from, e))?;
         }
+        // The pcaps' new names must be durable before the metadata says the call is complete.
+        self.sync_dirs(&[PCAP_DIR])?;
         self.meta.end_time_us = Some(end_us);
         self.meta.end_time = Some(iso8601(end_us));
         self.meta.finished = true;
@@ -252,17 +262,21 @@ impl SpoolWriter {
         let json = serde_json::to_vec_pretty(&self.meta)
             .map_err(|e| SpoolError::Corrupt(format!("cannot encode metadata: {e}")))?;
         write_file(&tmp, &json, self.fsync)?;
-        fs::rename(&tmp, &dest).map_err(|e| SpoolError::io("cannot move", &tmp, e))?;
-        if self.fsync {
-            // Make the renames durable: a crash after this point must not lose the finished call.
-            for d in [PCAP_DIR, META_DIR] {
-                let p = self.root.join(d);
-                if let Ok(dir) = File::open(&p) {
-                    let _ = dir.sync_all();
-                }
-            }
-        }
+        rename(&tmp, &dest).map_err(|e| SpoolError::io("cannot move", &tmp, e))?;
+        // The finished call is acknowledged once this returns; `tmp/` too, so no stale name comes back.
+        self.sync_dirs(&[META_DIR, TMP_DIR])?;
         Ok(dest)
+    }
+
+    fn sync_dirs(&self, dirs: &[&str]) -> Result<(), SpoolError> {
+        if !self.fsync {
+            return Ok(());
+        }
+        for d in dirs {
+            let p = self.root.join(d);
+            sync_dir(&p).map_err(|e| SpoolError::io("cannot sync", &p, e))?;
+        }
+        Ok(())
     }
 
     /// Abandons the call and removes its files from `tmp/`.
@@ -289,12 +303,11 @@ impl Drop for SpoolWriter {
 }
 
 fn write_file(path: &Path, data: &[u8], fsync: bool) -> Result<(), SpoolError> {
-    let mut f = File::create(path).map_err(|e| SpoolError::io("cannot create", path, e))?;
+    let mut f = create_private(path).map_err(|e| SpoolError::io("cannot create", path, e))?;
     f.write_all(data)
         .map_err(|e| SpoolError::io("cannot write", path, e))?;
     if fsync {
-        f.sync_data()
-            .map_err(|e| SpoolError::io("cannot sync", path, e))?;
+        sync_file(&f, path).map_err(|e| SpoolError::io("cannot sync", path, e))?;
     }
     Ok(())
 }
@@ -389,6 +402,65 @@ mod tests {
             .join(format!("{stem}-0.pcap"))
             .exists());
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn files_are_private_and_finish_is_durable_in_protocol_order() {
+        use crate::fsutil::{take_trace, trace_pos};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("spool");
+        let spool = Spool::open(&root, PcapFormat::Raw).unwrap();
+        // As an older version left it: world-readable. Opening again tightens it.
+        fs::set_permissions(
+            root.join(META_DIR),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let spool = Spool::open(spool.root(), PcapFormat::Raw).unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut w = spool.create_call("c@x", "", t0).unwrap();
+        let s = w.add_stream(StreamInfo::default()).unwrap();
+        let src: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        w.append_packet(s, src, src, &[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], t0)
+            .unwrap();
+        let stem = w.stem().to_owned();
+        assert_eq!(
+            mode(&root.join(TMP_DIR).join(format!("{stem}-0.pcap"))),
+            0o600
+        );
+        let _ = take_trace();
+        let meta = w.finish(t0).unwrap();
+        let t = take_trace();
+        assert!(t.iter().all(|op| !op.contains("append")), "{t:?}");
+        let pcap_sync = trace_pos(&t, "sync ", &format!("{TMP_DIR}/{stem}-0.pcap"));
+        let pcap_rename = trace_pos(&t, "rename", &format!("{PCAP_DIR}/{stem}-0.pcap"));
+        let pcaps_synced = trace_pos(&t, "syncdir", &format!("/{PCAP_DIR}"));
+        let meta_sync = trace_pos(&t, "sync ", &format!("{TMP_DIR}/{stem}.meta"));
+        let meta_rename = trace_pos(&t, "rename", &format!("{META_DIR}/{stem}.meta"));
+        let meta_synced = trace_pos(&t, "syncdir", &format!("/{META_DIR}"));
+        assert!(pcap_sync < pcap_rename, "pcap data before its name: {t:#?}");
+        assert!(
+            pcap_rename < pcaps_synced && pcaps_synced < meta_rename,
+            "pcaps durable before the call is marked finished: {t:#?}"
+        );
+        assert!(
+            meta_sync < meta_rename && meta_rename < meta_synced,
+            "{t:#?}"
+        );
+        assert_eq!(mode(&root), 0o700);
+        for d in [TMP_DIR, PCAP_DIR, META_DIR] {
+            assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+        }
+        assert_eq!(mode(&meta), 0o600);
+        assert_eq!(
+            mode(&root.join(PCAP_DIR).join(format!("{stem}-0.pcap"))),
+            0o600
+        );
     }
 
     #[test]
