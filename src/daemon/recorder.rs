@@ -233,14 +233,14 @@ impl Writer {
                     .create_call(&call_id, metadata, SystemTime::now())
                 {
                     Ok(writer) => {
-                        tracing::info!(call_id = %call_id, stem = writer.stem(), "recording started");
+                        tracing::info!(call_id = ?call_id, stem = writer.stem(), "recording started");
                         v.insert(Call {
                             writer,
                             streams: HashMap::new(),
                         })
                     }
                     Err(e) => {
-                        tracing::error!(call_id = %call_id, error = %e, "cannot start recording");
+                        tracing::error!(call_id = ?call_id, error = %e, "cannot start recording");
                         return;
                     }
                 }
@@ -267,7 +267,7 @@ impl Writer {
                     );
                 }
                 Err(e) => {
-                    tracing::error!(call_id = %call_id, error = %e, "cannot add a recorded stream")
+                    tracing::error!(call_id = ?call_id, error = %e, "cannot add a recorded stream")
                 }
             }
         }
@@ -314,8 +314,10 @@ impl Writer {
             !v.is_empty()
         });
         match call.writer.finish(SystemTime::now()) {
-            Ok(path) => tracing::info!(call_id, meta = %path.display(), "recording finished"),
-            Err(e) => tracing::error!(call_id, error = %e, "cannot finish recording"),
+            Ok(path) => {
+                tracing::info!(call_id = ?call_id, meta = %path.display(), "recording finished")
+            }
+            Err(e) => tracing::error!(call_id = ?call_id, error = %e, "cannot finish recording"),
         }
     }
 }
