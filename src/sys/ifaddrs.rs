@@ -7,21 +7,31 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::HostAddress;
 
-/// Every IPv4/IPv6 address of every device, in the order the kernel lists them.
-pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
+/// Calls `f` with every entry of the `getifaddrs` list, then frees the list.
+fn each_entry(mut f: impl FnMut(&libc::ifaddrs)) -> io::Result<()> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: `head` is a valid out-pointer; on success the list is freed below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut out = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a non-null node of the list getifaddrs returned, alive until freeifaddrs.
         let ifa = unsafe { &*cur };
         cur = ifa.ifa_next;
+        f(ifa);
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(())
+}
+
+/// Every IPv4/IPv6 address of every device, in the order the kernel lists them.
+pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
+    let mut out = Vec::new();
+    each_entry(|ifa| {
         if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-            continue;
+            return;
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let device = unsafe { CStr::from_ptr(ifa.ifa_name) }
@@ -49,7 +59,7 @@ pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
                     sin6.sin6_scope_id != 0,
                 )
             }
-            _ => continue,
+            _ => return,
         };
         out.push(HostAddress {
             device,
@@ -58,47 +68,43 @@ pub fn host_addresses() -> io::Result<Vec<HostAddress>> {
             loopback,
             scoped,
         });
-    }
-    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
+    })?;
     Ok(out)
 }
 
 /// The IPv4 broadcast addresses of the host's subnets (`ifa_broadaddr` of devices with
 /// `IFF_BROADCAST`): media must never go there.
 pub fn broadcast_addresses() -> io::Result<Vec<IpAddr>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `head` is a valid out-pointer; on success the list is freed below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
     let mut out = Vec::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, alive until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
+    each_entry(|ifa| {
         if ifa.ifa_flags & libc::IFF_BROADCAST as u32 == 0 || ifa.ifa_ifu.is_null() {
-            continue;
+            return;
         }
         // SAFETY: with IFF_BROADCAST, ifa_ifu is the broadcast sockaddr, non-null (checked), and
         // its family field is readable.
         if i32::from(unsafe { (*ifa.ifa_ifu).sa_family }) != libc::AF_INET {
-            continue;
+            return;
         }
         // SAFETY: the family says this sockaddr is a sockaddr_in.
         let sin = unsafe { &*(ifa.ifa_ifu as *const libc::sockaddr_in) };
         out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
             sin.sin_addr.s_addr,
         ))));
-    }
-    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
+    })?;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broadcast_addresses_are_ipv4_and_never_the_loopback() {
+        let all = super::broadcast_addresses().unwrap();
+        assert!(
+            all.iter().all(|a| a.is_ipv4() && !a.is_loopback()),
+            "{all:?}"
+        );
+    }
+
     #[test]
     fn lists_the_loopback_address() {
         let all = super::host_addresses().unwrap();

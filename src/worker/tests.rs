@@ -94,6 +94,26 @@ struct Side {
     port: u16,
 }
 
+/// Opens flow `id` on `socket`, relaying to flow `egress`, expecting its peer at `exp`.
+fn open(
+    id: u64,
+    kind: FlowKind,
+    socket: UdpSocket,
+    egress: u64,
+    exp: SocketAddr,
+    counters: &Arc<StreamCounters>,
+) -> FlowUpdate {
+    FlowUpdate::Open {
+        id: FlowId(id),
+        kind,
+        socket,
+        egress: Some(FlowId(egress)),
+        latch: latch(exp),
+        counters: counters.clone(),
+        record: None,
+    }
+}
+
 /// Open flows 1/3 (A side, RTP/RTCP) and 2/4 (B side) pairing A ↔ B.
 fn open_call(
     w: &Workers,
@@ -112,15 +132,6 @@ fn open_call(
         rtp: Arc::default(),
         rtcp: Arc::default(),
         port: addr(&b_rtp).port(),
-    };
-    let open = |id, kind, socket, egress, exp, counters: &Arc<StreamCounters>| FlowUpdate::Open {
-        id: FlowId(id),
-        kind,
-        socket,
-        egress: Some(FlowId(egress)),
-        latch: latch(exp),
-        counters: counters.clone(),
-        record: None,
     };
     // One batch: a packet must never find a flow open before its egress flow is.
     w.send_batch(
@@ -537,17 +548,11 @@ fn survives_a_panic_on(plane: PlaneKind) {
     let (a, b) = (client(), client());
     let (ra_addr, a_addr, b_addr) = (addr(&ra), addr(&a), addr(&b));
     let counters = Arc::new(StreamCounters::default());
-    let open = |id, socket, egress, exp| FlowUpdate::Open {
-        id: FlowId(id),
-        kind: FlowKind::Rtp,
-        socket,
-        egress: Some(FlowId(egress)),
-        latch: latch(exp),
-        counters: counters.clone(),
-        record: None,
-    };
-    tx.send(vec![open(1, ra, 2, a_addr), open(2, rb, 1, b_addr)])
-        .expect("send");
+    tx.send(vec![
+        open(1, FlowKind::Rtp, ra, 2, a_addr, &counters),
+        open(2, FlowKind::Rtp, rb, 1, b_addr, &counters),
+    ])
+    .expect("send");
     wake.notify();
     let t = std::thread::spawn(move || w.run());
     let forwards = |seq: u16| {

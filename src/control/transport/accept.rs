@@ -8,7 +8,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::{is_timeout, POLL};
+use super::{is_timeout, TransportError, POLL};
+
+/// Binds a non-blocking listener on `addr` (the accept loop polls it) and its real address.
+pub(crate) fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), TransportError> {
+    let listener =
+        TcpListener::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| TransportError::Setup { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| TransportError::Setup { addr, source })?;
+    Ok((listener, local_addr))
+}
 
 /// Counts a connection as active until dropped (also when its thread unwinds).
 struct Slot(Arc<AtomicUsize>);

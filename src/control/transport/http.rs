@@ -19,7 +19,7 @@
 //! (tiny_http 0.12) had no read timeouts and started a thread for every connection without
 //! limit, and a few routes with bounded bodies do not need an async stack.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -99,14 +99,7 @@ pub fn spawn_http(
     handler: NgHandler,
     opts: HttpOptions,
 ) -> Result<Listener, TransportError> {
-    let listener =
-        TcpListener::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| TransportError::Setup { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| TransportError::Setup { addr, source })?;
+    let (listener, local_addr) = super::accept::bind(addr)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let max = opts.limits.max_connections;

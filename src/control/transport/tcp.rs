@@ -15,7 +15,7 @@
 //! client may hold one connection open all night with nothing to say, and that must keep working.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,14 +72,7 @@ pub fn spawn_tcp_with(
     handler: NgHandler,
     limits: TcpLimits,
 ) -> Result<Listener, TransportError> {
-    let listener =
-        TcpListener::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| TransportError::Setup { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| TransportError::Setup { addr, source })?;
+    let (listener, local_addr) = super::accept::bind(addr)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
