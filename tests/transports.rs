@@ -308,30 +308,30 @@ fn another_clients_cookie_does_not_read_its_cached_reply() {
     assert!(String::from_utf8_lossy(&again).contains("calls"));
 }
 
-/// A datagram to the NG port from one of the relay's media ports (a media address, a port in the media
-/// range) is dropped unanswered and counted in /metrics; clients keep being answered.
+/// A datagram to the NG port from one of the relay's media ports (as a media stream aimed at the NG
+/// port would arrive) is dropped unanswered and counted in /metrics; clients keep being answered. The
+/// relay holds that port itself, so the datagram is forged with a raw socket (root).
 #[test]
 fn ng_from_a_media_port_is_dropped_and_counted() {
+    if !common::require_root_or_skip("a raw socket forges the source port") {
+        return;
+    }
     let ports = PortBlock::acquire();
     let (relay, web) = http_relay(&ports);
-    let (_, max) = ports.media_range();
-    // The top of the range: the relay holds no port yet, so this socket stands in for one of its own.
-    let media = std::net::UdpSocket::bind((LO, max)).expect("bind a media-range port");
-    media
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    media
-        .send_to(
-            &framed("m1", dict([("command", "list".into())])),
-            ports.ng_addr(),
-        )
-        .expect("send");
-    let mut buf = [0u8; 2048];
-    assert!(
-        media.recv_from(&mut buf).is_err(),
-        "the relay answered a datagram from a media port"
-    );
-    expect_ok(relay.client().ping(), "a client's ping");
+    let ng = relay.client();
+    let call = Call::setup(&ng, &ports, &[]);
+    // From the relay's caller-facing port, to its NG port.
+    let raw = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(libc_ipproto_raw())),
+    )
+    .expect("raw socket");
+    let msg = framed("m1", dict([("command", "list".into())]));
+    let packet = udp4(call.a_to, ports.ng_addr(), &msg);
+    raw.send_to(&packet, &ports.ng_addr().into())
+        .expect("send the forged datagram");
+    expect_ok(ng.ping(), "a client's ping");
     let (status, body) = http(web, "GET", "/metrics", b"");
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "{text}");
@@ -339,6 +339,50 @@ fn ng_from_a_media_port_is_dropped_and_counted() {
         text.contains("rtprelay_ng_dropped_total{reason=\"media_source\"} 1\n"),
         "{text}"
     );
+    // A client that merely uses a port of the media range the relay does not hold is answered.
+    let (min, max) = ports.media_range();
+    // Any port of the range this test can bind is one the relay does not hold.
+    let bystander = (min..=max)
+        .rev()
+        .find_map(|p| std::net::UdpSocket::bind((LO, p)).ok())
+        .expect("bind a media-range port");
+    bystander
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    bystander
+        .send_to(&ping("m2"), ports.ng_addr())
+        .expect("send");
+    let mut buf = [0u8; 2048];
+    assert!(
+        bystander.recv_from(&mut buf).is_ok(),
+        "a bystander got no answer"
+    );
+}
+
+/// IPPROTO_RAW: a raw socket that sends whole IP packets.
+fn libc_ipproto_raw() -> i32 {
+    255
+}
+
+/// An IPv4/UDP packet from `src` to `dst` (the kernel fills in the IP checksum; a zero UDP
+/// checksum means none).
+fn udp4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
+        panic!("IPv4 only");
+    };
+    let udp_len = (8 + payload.len()) as u16;
+    let total = 20 + udp_len;
+    let mut p = vec![0x45, 0];
+    p.extend(total.to_be_bytes());
+    p.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend(s.ip().octets());
+    p.extend(d.ip().octets());
+    p.extend(s.port().to_be_bytes());
+    p.extend(d.port().to_be_bytes());
+    p.extend(udp_len.to_be_bytes());
+    p.extend([0, 0]);
+    p.extend_from_slice(payload);
+    p
 }
 
 /// What a web page on another site can make a browser send is refused: a form-type or text/plain POST
