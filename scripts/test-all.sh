@@ -3,7 +3,8 @@
 # Stages, each timed and named: system packages (scripts/install-deps.sh, when root), cargo fmt check, clippy with
 # warnings denied, cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
 # skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
-# rtpengine as a reference, then the later suites when their scripts exist
+# rtpengine as a reference, the differential test against rtpengine with its report, then the later suites when
+# their scripts exist
 # (tests/upstream/run.sh; docker/tests/test-image.sh when a Docker engine answers). Every stage runs even after
 # a failure; the script exits non-zero if any stage failed. Cargo's own output stays visible; the last line is
 # the stage summary `N passed, N failed`.
@@ -52,6 +53,10 @@ run_stage "xdp suite on afxdp" env RTPRELAY_XDP_TESTS_PLANE=afxdp cargo test --t
 # The end-to-end calls once more with Debian's rtpengine as the relay: tells a broken environment apart from a
 # broken rtprelay.
 run_stage "e2e reference (rtpengine)" env RTPRELAY_E2E_RELAY=rtpengine cargo test --test e2e_kamailio
+# The differential test (already part of `cargo test` above) once more with its report shown: one line per
+# real-world exchange (same / justified / DIFFERS with the diff) and the summary `differential: N exchanges, ...`;
+# a couple of seconds, the binaries are built by then.
+run_stage "differential vs rtpengine" cargo test --test differential -- --nocapture
 
 # The security suite once more against Debian's rtpengine, informative: it prints which attacks work there
 # (`ATTACK <name> vs rtpengine: EXPOSED|refused`) and asserts nothing; against rtprelay it ran above.
