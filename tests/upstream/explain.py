@@ -6,7 +6,11 @@ print the first line where the daemon's SDP and the expectation differ,
 instead of two full SDP dumps.  Anything else: the failing line and a few
 lines of its diagnostics.
 
-Usage: explain.py TAPLOG
+When the case died instead (newer harnesses die when an expected packet
+does not arrive; the runner's glue prints where), print the message and,
+given the case script, the statement at that line.
+
+Usage: explain.py TAPLOG [CASE_SCRIPT]
 """
 
 import re
@@ -22,9 +26,14 @@ PLACEHOLDERS = [
 ]
 
 
+DIED = re.compile(r"^# runner: died at line (\d+): (.*)$")
+
+
 def first_failure(lines):
-    """The first `not ok` line and the `#` diagnostics after it."""
+    """The first `not ok` or runner `died at` line and the `#` diagnostics after it."""
     for i, line in enumerate(lines):
+        if DIED.match(line):
+            return line, []
         if line.startswith("not ok "):
             diag = []
             for d in lines[i + 1:]:
@@ -74,12 +83,31 @@ def sdp_diff(got, regex):
     return ["SDP lines all match one by one (difference in line ends?)"]
 
 
+def script_line(path, lineno):
+    """Line LINENO (1-based) of the case script, stripped, or None."""
+    try:
+        with open(path, encoding="latin-1") as fh:
+            for n, text in enumerate(fh, start=1):
+                if n == lineno:
+                    return text.strip()
+    except OSError:
+        return None
+    return None
+
+
 def main():
     with open(sys.argv[1], encoding="utf-8", errors="replace") as fh:
         lines = fh.read().splitlines()
     line, diag = first_failure(lines)
     if line is None:
         return 1
+    died = DIED.match(line)
+    if died:
+        print(f"died at line {died.group(1)} of the case: {died.group(2)}")
+        statement = script_line(sys.argv[2], int(died.group(1))) if len(sys.argv) > 2 else None
+        if statement:
+            print(f"  {statement}")
+        return 0
     print(line)
     parts = split_like(diag)
     if parts:

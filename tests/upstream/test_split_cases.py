@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Checks of split_cases.py, explain.py and compare_runs.py on small made-up inputs.
+
+run.sh runs them before every suite run (a wrong split would silently change
+which cases count); by hand: python3 tests/upstream/test_split_cases.py
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import compare_runs  # noqa: E402
+import explain  # noqa: E402
+import split_cases  # noqa: E402
+
+PREAMBLE = "use strict;\nautotest_start(qw(-i 192.0.2.1)) or die;\nmy ($a, $b);\n\n"
+
+SDP_PLAIN = "<<SDP);\nv=0\nm=audio 4000 RTP/AVP 0\n----\nv=0\nm=audio PORT RTP/AVP 0\nSDP\n"
+
+
+def case(opts="{ }", head="new_call;\n"):
+    return f"{head}offer('t', {opts}, {SDP_PLAIN}\n"
+
+
+class Split(unittest.TestCase):
+    def segments(self, body):
+        _pre, segs = split_cases.split_file(PREAMBLE + body)
+        return segs
+
+    def test_assignment_broken_after_equals_starts_a_case(self):
+        body = case() + case(head="($a, $b) =\n\tnew_call([qw(192.0.2.9 4000)]);\n")
+        segs = self.segments(body)
+        self.assertEqual(len(segs), 2)
+        self.assertTrue(segs[1].lines[0].startswith("($a, $b) ="))
+
+    def test_assignment_without_new_call_is_not_a_case(self):
+        body = case() + "($a, $b) =\n\tfoo();\n"
+        self.assertEqual(len(self.segments(body)), 1)
+
+    def test_new_call_nc_inside_a_case_does_not_split(self):
+        body = case() + "new_call_nc([qw(192.0.2.9 4000)]);\n"
+        self.assertEqual(len(self.segments(body)), 1)
+
+    def reasons(self, body):
+        (seg,) = self.segments(body)
+        return split_cases.classify(seg)
+
+    def test_plain_case_is_selected(self):
+        self.assertEqual(self.reasons(case()), [])
+
+    def test_extmap_mask_is_extmap_not_transcode(self):
+        self.assertEqual(self.reasons(case("{ extmap => { mask => ['x'] } }")), ["extmap"])
+
+    def test_codec_mask_is_still_transcode(self):
+        self.assertIn("transcode", self.reasons(case("{ codec => { mask => ['PCMA'] } }")))
+
+    def test_bundle_key_is_excluded(self):
+        self.assertEqual(self.reasons(case("{ bundle => ['accept'] }")), ["bundle"])
+
+    def test_create_helper_is_a_command(self):
+        body = "new_call;\ncreate('t', { }, " + SDP_PLAIN
+        self.assertEqual(self.reasons(body), ["command"])
+
+    def test_scripts_carry_the_glue_after_the_preamble(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.makedirs(os.path.join(tmp, "src", "t"))
+            with open(os.path.join(tmp, "src", "t", "auto-daemon-tests.pl"), "w") as fh:
+                fh.write(PREAMBLE + case())
+            out = os.path.join(tmp, "out")
+            subprocess.run([sys.executable, split_cases.__file__, "--src", os.path.join(tmp, "src"),
+                            "--out", out], check=True, capture_output=True)
+            with open(os.path.join(out, "cases", "main-001.pl")) as fh:
+                script = fh.read()
+        self.assertLess(script.index("autotest_start"), script.index("# runner: ping"))
+        self.assertLess(script.index("# runner: died at line"), script.index("---- case main-001"))
+
+
+class Explain(unittest.TestCase):
+    def test_died_line_is_the_first_failure(self):
+        tap = ["ok 1 - a", "# runner: died at line 12: error: recv timed out", "not ok 2 - b"]
+        line, diag = explain.first_failure(tap)
+        self.assertEqual(line, tap[1])
+        self.assertEqual(diag, [])
+
+
+class Compare(unittest.TestCase):
+    def test_normalise_hides_ports_paths_and_loop_ids(self):
+        a = compare_runs.normalise("m=audio 30012 RTP/AVP 0 /w/run/main-001/x.pl a=rtpengine:0123456789ab")
+        b = compare_runs.normalise("m=audio 31020 RTP/AVP 0 /v/run/main-001/x.pl a=rtpengine:ba9876543210")
+        self.assertEqual(a, b)
+
+    def test_same_failure_as_the_reference(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for run, port in (("mine", 30012), ("ref", 31020)):
+                d = os.path.join(tmp, run, "run", "main-001")
+                os.makedirs(d)
+                with open(os.path.join(d, "result"), "w") as fh:
+                    fh.write("FAIL\t1\t1\t1\t1\t1\n")
+                with open(os.path.join(d, "tap.log"), "w") as fh:
+                    fh.write(f"ok 1 - a\nnot ok 2 - b\n#          got: '{port}'\n")
+            out = subprocess.run([sys.executable, compare_runs.__file__, os.path.join(tmp, "mine"),
+                                  os.path.join(tmp, "ref")], check=True, capture_output=True, text=True)
+        self.assertIn("same-as-ref main-001", out.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
