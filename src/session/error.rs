@@ -17,7 +17,8 @@ pub enum SessionError {
     /// No free RTP/RTCP pair left on the interface.
     #[error("Ran out of ports")]
     PortsExhausted,
-    /// `direction`/`from-interface`/`to-interface` names an interface that is not configured.
+    /// No interface entry to allocate ports on (the relay has none configured). A name the
+    /// relay does not have is not an error: it falls back as rtpengine's does.
     #[error("Unknown interface '{0}'")]
     UnknownInterface(String),
     /// `--max-sessions` reached.

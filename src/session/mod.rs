@@ -11,6 +11,7 @@ pub mod engine;
 pub mod engine_config;
 pub mod error;
 mod follow;
+mod interfaces;
 pub mod latch;
 pub mod limits;
 mod negotiate;

@@ -14,6 +14,7 @@ use crate::session::block::block_states;
 use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
+use crate::session::interfaces::{self, interface_address};
 use crate::session::latch::LatchConfig;
 use crate::session::limits;
 use crate::session::ports::PortBinder;
@@ -39,21 +40,11 @@ impl Engine {
             return Ok(reply);
         }
         let call_id = p.call.call_id.clone();
-        let default_if = self.default_interface();
-        // An empty name (one of from-/to-interface given alone) means the default interface.
-        let pick = |name: &str| {
-            if name.is_empty() {
-                default_if.clone()
-            } else {
-                name.to_owned()
-            }
-        };
-        let (from_if, to_if) = match &p.direction {
-            Some((a, b)) => (pick(a), pick(b)),
-            None => (default_if.clone(), default_if.clone()),
-        };
-        self.check_interface(&from_if)?;
-        self.check_interface(&to_if)?;
+        // An empty name (no `direction`, or one of from-/to-interface given alone) means the
+        // default interface; see interfaces.rs for how names become interface entries.
+        let (from_if, to_if) = p.direction.clone().unwrap_or_default();
+        self.note_unknown_interface(now, &call_id, &from_if);
+        self.note_unknown_interface(now, &call_id, &to_if);
         let is_new = !self.calls.contains_key(&call_id);
         if is_new {
             if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
@@ -104,7 +95,6 @@ impl Engine {
             return Ok(reply);
         }
         let call_id = p.call.call_id.clone();
-        let default_if = self.default_interface();
         let call = self
             .calls
             .get_mut(&call_id)
@@ -129,14 +119,7 @@ impl Engine {
                     l
                 }
             },
-            None => find_receiver(
-                call,
-                receiver,
-                None,
-                p.call.via_branch.as_deref(),
-                &default_if,
-                now,
-            )?,
+            None => find_receiver(call, receiver, None, p.call.via_branch.as_deref(), "", now)?,
         };
         self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
     }
@@ -160,25 +143,27 @@ impl Engine {
         Some(Value::Dict(d))
     }
 
-    fn default_interface(&self) -> String {
-        self.cfg
-            .interfaces
-            .first()
-            .map(|i| i.name.clone())
-            .unwrap_or_else(|| "default".into())
-    }
-
-    fn check_interface(&self, name: &str) -> Result<(), SessionError> {
-        if self.cfg.interfaces.iter().any(|i| i.name == name) {
-            Ok(())
-        } else {
-            Err(SessionError::UnknownInterface(name.to_owned()))
+    /// rtpengine answers `ok` for an interface name it does not have and uses one it has;
+    /// so do we, and say so in the log (rate-limited: every offer of a misconfigured proxy
+    /// would repeat it).
+    fn note_unknown_interface(&mut self, now: Now, call_id: &str, name: &str) {
+        if !interfaces::is_unknown(&self.cfg.interfaces, name) {
+            return;
+        }
+        if self.interface_log.allow(now.mono) {
+            let suppressed = std::mem::take(&mut self.interface_log.suppressed);
+            tracing::warn!(
+                call_id = ?call_id,
+                interface = name,
+                suppressed,
+                "interface not found, using the default"
+            );
         }
     }
 
-    /// The interface entry of `name` with the wanted family (or the first entry of that name).
+    /// The interface entry media on `name` uses for `family`.
     fn pick_interface(&self, name: &str, family: Option<Family>) -> Option<Interface> {
-        pick(&self.cfg.interfaces, name, family).cloned()
+        interfaces::pick(&self.cfg.interfaces, name, family).cloned()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -725,34 +710,6 @@ fn sdp_version(
 
 fn sd_version_number(v: &str) -> u64 {
     v.trim().parse().unwrap_or(0)
-}
-
-/// The entry of interface `name` in `family`, else its first entry.
-fn pick<'a>(
-    interfaces: &'a [Interface],
-    name: &str,
-    family: Option<Family>,
-) -> Option<&'a Interface> {
-    let named = || interfaces.iter().filter(move |i| i.name == name);
-    named()
-        .find(|i| family.is_none_or(|f| family_of(i.local) == f))
-        .or_else(|| named().next())
-}
-
-/// The SDP address of interface `name` in `family`.
-fn interface_address(
-    interfaces: &[Interface],
-    name: &str,
-    family: Option<Family>,
-) -> Option<IpAddr> {
-    pick(interfaces, name, family).map(Interface::sdp_address)
-}
-
-fn family_of(ip: IpAddr) -> Family {
-    match ip {
-        IpAddr::V4(_) => Family::V4,
-        IpAddr::V6(_) => Family::V6,
-    }
 }
 
 /// With `SIP-source-address` (and no `trust-address`), media goes to the SIP source address.
