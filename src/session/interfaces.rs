@@ -30,16 +30,26 @@ pub(crate) fn pick<'a>(
     if let Some(first) = named().next() {
         return named().find(|i| in_family(i, family)).or(Some(first));
     }
-    let family = match name {
-        "internal" => Some(Family::V4),
-        "external" => Some(Family::V6),
-        _ => family,
-    };
+    let family = legacy_family(name).or(family);
     interfaces
         .iter()
         .find(|i| in_family(i, family))
         .or_else(|| interfaces.iter().find(|i| in_family(i, Some(Family::V4))))
         .or_else(|| interfaces.first())
+}
+
+/// The family rtpengine's legacy interface names ask for when the relay has no such name.
+fn legacy_family(name: &str) -> Option<Family> {
+    match name {
+        "internal" => Some(Family::V4),
+        "external" => Some(Family::V6),
+        _ => None,
+    }
+}
+
+/// `internal` or `external`.
+pub(crate) fn is_legacy(name: &str) -> bool {
+    legacy_family(name).is_some()
 }
 
 /// Whether `name` names no configured interface (the empty name is the default, not unknown).

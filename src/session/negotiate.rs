@@ -145,9 +145,10 @@ impl Engine {
 
     /// rtpengine answers `ok` for an interface name it does not have and uses one it has;
     /// so do we, and say so in the log (rate-limited: every offer of a misconfigured proxy
-    /// would repeat it).
+    /// would repeat it). The legacy names `internal` and `external` are a feature, not a
+    /// mistake: not logged, as in rtpengine.
     fn note_unknown_interface(&mut self, now: Now, call_id: &str, name: &str) {
-        if !interfaces::is_unknown(&self.cfg.interfaces, name) {
+        if !interfaces::is_unknown(&self.cfg.interfaces, name) || interfaces::is_legacy(name) {
             return;
         }
         if self.interface_log.allow(now.mono) {
