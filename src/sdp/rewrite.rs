@@ -44,6 +44,10 @@ pub struct MediaPlan {
     pub rtcp_port: Option<u16>,
     /// Write `a=rtcp-mux` (RTP media only).
     pub rtcp_mux: bool,
+    /// `Some(n)`: the input's `a=ptime` lines go and `a=ptime:n` is written after the RTCP
+    /// attributes (RTP media only). `None`: an input `a=ptime` (one that is not a positive
+    /// number) stays where it was.
+    pub ptime: Option<u32>,
     pub codecs: CodecFilter,
 }
 
@@ -123,7 +127,7 @@ fn drop_session_attr(a: &Attribute, plan: &RewritePlan) -> bool {
 }
 
 /// Media-level attributes we regenerate (or drop) rather than pass through.
-fn is_interpreted(a: &Attribute, m_is_rtp: bool, ptime: Option<u32>, plan: &RewritePlan) -> bool {
+fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewritePlan) -> bool {
     let name = a.name.trim_end();
     match name {
         "rtcp" | "rtcp-mux" | "mid" | "end-of-candidates" => true,
@@ -131,23 +135,15 @@ fn is_interpreted(a: &Attribute, m_is_rtp: bool, ptime: Option<u32>, plan: &Rewr
         "rtpmap" | "fmtp" => m_is_rtp,
         // `a=rtcp-fb:*` applies to all payload types and is passed through.
         "rtcp-fb" => m_is_rtp && a.value_trimmed().split_whitespace().next() != Some("*"),
-        "ptime" => m_is_rtp && ptime.is_some(),
+        "ptime" => mp.ptime.is_some(),
         "extmap" => plan.strip_extmap,
         n => plan.strip_ice && ICE_ATTRS.contains(&n),
     }
 }
 
-/// The `a=ptime` value if it is a positive number (leading digits, like strtol).
-fn ptime_of(m: &Media) -> Option<u32> {
-    let v = m.attribute("ptime")?.value_trimmed();
-    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok().filter(|n| *n > 0)
-}
-
 fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePlan) {
     let is_rtp = m.is_rtp();
     let active = !m.is_rejected();
-    let ptime = if is_rtp { ptime_of(m) } else { None };
     let mid = m.mid().map(str::to_owned);
     let end_of_candidates = m.has_attribute("end-of-candidates");
 
@@ -176,7 +172,7 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
     let mut lines: Vec<MediaLine> = std::mem::take(&mut m.lines)
         .into_iter()
         .filter(|l| match l {
-            MediaLine::Attribute(a) => !is_interpreted(a, is_rtp, ptime, plan),
+            MediaLine::Attribute(a) => !is_interpreted(a, is_rtp, mp, plan),
             _ => true,
         })
         .collect();
@@ -198,7 +194,7 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
             if mp.rtcp_mux {
                 push("rtcp-mux", None);
             }
-            if let Some(p) = ptime {
+            if let Some(p) = mp.ptime {
                 push("ptime", Some(p.to_string()));
             }
         }

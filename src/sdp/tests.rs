@@ -50,7 +50,8 @@ fn crlf(text: &str) -> String {
 }
 
 /// A plan like the session layer makes for a plain offer: local address of the media's
-/// family, ports 30000, 30002, ... with RTCP on the next port, rtcp-mux kept if offered.
+/// family, ports 30000, 30002, ... with RTCP on the next port, rtcp-mux and ptime kept if
+/// offered.
 fn default_plan(sd: &SessionDescription) -> RewritePlan {
     let media = (0..sd.media.len())
         .map(|i| {
@@ -65,6 +66,7 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 port,
                 rtcp_port: m.is_rtp().then_some(port + 1),
                 rtcp_mux: m.has_rtcp_mux(),
+                ptime: m.ptime(),
                 codecs: CodecFilter::default(),
             }
         })

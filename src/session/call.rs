@@ -122,6 +122,10 @@ pub struct MediaSlot {
     pub rejected: bool,
     /// Carries RTP (false for e.g. `m=image udptl`).
     pub is_rtp: bool,
+    /// The packet time written as `a=ptime` in SDP sent to this leg. As rtpengine keeps it per
+    /// media: set on both sides whenever either side's SDP announces one, and kept until the
+    /// next announcement (so a re-offer without ptime still carries the answerer's).
+    pub ptime: Option<u32>,
     pub rtp: Stream,
     pub rtcp: Stream,
 }

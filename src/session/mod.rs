@@ -29,4 +29,6 @@ pub use error::SessionError;
 pub use ports::{PortAllocator, PortBinder};
 pub use reports::Snapshot;
 #[cfg(test)]
+mod fidelity_tests;
+#[cfg(test)]
 mod tests;

@@ -310,6 +310,16 @@ impl Engine {
             }
         }
 
+        for (i, m) in sd.medias().enumerate() {
+            if let Some(ptime) = m.ptime() {
+                for leg in [sender, receiver] {
+                    if let Some(slot) = call.legs[leg].medias.get_mut(i) {
+                        slot.ptime = Some(ptime);
+                    }
+                }
+            }
+        }
+
         // Build the rewrite plan from the receiver's local ports.
         let mut plan = RewritePlan {
             origin_address: None,
@@ -358,6 +368,7 @@ impl Engine {
                 port: if m.is_rejected() { 0 } else { rtp_port },
                 rtcp_port,
                 rtcp_mux: mux_out,
+                ptime: call.legs[receiver].medias[i].ptime,
                 codecs: CodecFilter {
                     strip: p.codec.strip.clone(),
                     mask: p.codec.mask.clone(),
@@ -424,6 +435,7 @@ impl Engine {
                 demuxed: false,
                 rejected: false,
                 is_rtp,
+                ptime: None,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };

@@ -1,0 +1,78 @@
+//! Scenarios where rtpengine's answer depends on earlier messages of the call: the SDP text
+//! must come out as rtpengine 10.5 writes it (checked against it by probes).
+
+use crate::session::ports::AcceptAll;
+use crate::session::tests::{answer, at, engine, oa, offer, text};
+
+/// An SDP from `addr` with one `m=` line per entry of `media` (text after `m=`, plus its
+/// attribute lines).
+fn body(addr: &str, media: &[&str]) -> Vec<u8> {
+    let mut s = format!("v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n");
+    for m in media {
+        s.push_str("m=");
+        s.push_str(m);
+    }
+    s.into_bytes()
+}
+
+/// The `a=ptime` values of the reply's SDP, per media section (`-` for none).
+fn ptimes(reply: &crate::control::bencode::Value) -> Vec<String> {
+    let sdp = text(reply, "sdp");
+    let mut out: Vec<String> = Vec::new();
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            out.push("-".into());
+        } else if let (Some(v), Some(last)) = (line.strip_prefix("a=ptime:"), out.last_mut()) {
+            *last = v.to_owned();
+        }
+    }
+    out
+}
+
+#[test]
+fn ptime_announced_by_either_side_is_written_to_both_until_announced_again() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let a = body("192.0.2.10", &["audio 4000 RTP/AVP 0 8\r\n"]);
+    let b30 = body("192.0.2.20", &["audio 5000 RTP/AVP 0\r\na=ptime:30\r\n"]);
+    let r = offer(&mut e, &mut b, at(0), oa("c", "A", None, None, a.clone()));
+    assert_eq!(ptimes(&r), ["-"]);
+    let r = answer(&mut e, &mut b, at(1), oa("c", "A", Some("B"), None, b30));
+    assert_eq!(ptimes(&r), ["30"]);
+    // A re-offer without ptime carries the one the answerer announced.
+    let r = offer(&mut e, &mut b, at(2), oa("c", "A", Some("B"), None, a));
+    assert_eq!(ptimes(&r), ["30"]);
+}
+
+#[test]
+fn answer_without_ptime_gets_the_offers() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let a = body("192.0.2.10", &["audio 4000 RTP/AVP 0\r\na=ptime:20\r\n"]);
+    let bb = body("192.0.2.20", &["audio 5000 RTP/AVP 0\r\n"]);
+    let r = offer(&mut e, &mut b, at(0), oa("c", "A", None, None, a));
+    assert_eq!(ptimes(&r), ["20"]);
+    let r = answer(&mut e, &mut b, at(1), oa("c", "A", Some("B"), None, bb));
+    assert_eq!(ptimes(&r), ["20"]);
+}
+
+#[test]
+fn ptime_is_kept_per_media_section() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let video = "video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    let a = body(
+        "192.0.2.10",
+        &["audio 4000 RTP/AVP 0\r\na=ptime:20\r\n", video],
+    );
+    let bb = body(
+        "192.0.2.20",
+        &[
+            "audio 5000 RTP/AVP 0\r\n",
+            "video 5002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=ptime:33\r\n",
+        ],
+    );
+    let r = offer(&mut e, &mut b, at(0), oa("c", "A", None, None, a.clone()));
+    assert_eq!(ptimes(&r), ["20", "-"]);
+    let r = answer(&mut e, &mut b, at(1), oa("c", "A", Some("B"), None, bb));
+    assert_eq!(ptimes(&r), ["20", "33"]);
+    let r = offer(&mut e, &mut b, at(2), oa("c", "A", Some("B"), None, a));
+    assert_eq!(ptimes(&r), ["20", "33"]);
+}
