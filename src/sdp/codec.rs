@@ -97,7 +97,37 @@ pub fn split_pt_value(value: &str) -> Option<(u8, &str)> {
     Some((num.parse().ok()?, rest.trim()))
 }
 
-/// The payload types of `m`, in m= order, without duplicates or non-numeric tokens.
+/// An `a=rtpmap` value as rtpengine reads it: the payload type and the encoding written back
+/// in its normal form, `<name>/<clock rate>` with `/<channels>` only for more than one
+/// channel (`AMR-WB/16000/1` becomes `AMR-WB/16000`; a channel count that is not a number
+/// counts as one). `None` when rtpengine would not take it as an rtpmap (no `/`, a clock rate
+/// that is not a number): such a line is then passed through as it came.
+pub fn parse_rtpmap(value: &str) -> Option<(u8, String)> {
+    let (pt, rest) = split_pt_value(value)?;
+    let encoding = rest.split_whitespace().next()?;
+    let (name, rest) = encoding.split_once('/')?;
+    let (rate, channels) = match rest.split_once('/') {
+        Some((r, c)) => (r, Some(c)),
+        None => (rest, None),
+    };
+    if rate.is_empty() || !rate.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rate: u32 = rate.parse().ok()?;
+    let channels = channels
+        .and_then(|c| c.parse::<i32>().ok())
+        .filter(|c| *c != 0)
+        .unwrap_or(1);
+    Some(if channels > 1 {
+        (pt, format!("{name}/{rate}/{channels}"))
+    } else {
+        (pt, format!("{name}/{rate}"))
+    })
+}
+
+/// The payload types of `m`, in m= order, without duplicates or non-numeric tokens. A type
+/// listed in several `a=rtpmap` lines takes the last one (as rtpengine does); a static type
+/// without one takes the static table's.
 pub fn payload_types(m: &Media) -> Vec<PayloadType> {
     let mut out: Vec<PayloadType> = Vec::new();
     for f in &m.formats {
@@ -110,10 +140,10 @@ pub fn payload_types(m: &Media) -> Vec<PayloadType> {
         let encoding = m
             .attributes()
             .filter(|a| a.is("rtpmap"))
-            .filter_map(|a| split_pt_value(a.value.as_deref()?))
-            .find(|(n, _)| *n == pt)
-            .map(|(_, e)| e.to_owned())
-            .filter(|e| !e.is_empty())
+            .filter_map(|a| parse_rtpmap(a.value.as_deref()?))
+            .filter(|(n, _)| *n == pt)
+            .last()
+            .map(|(_, e)| e)
             .or_else(|| static_rtpmap(pt).map(str::to_owned));
         out.push(PayloadType { pt, encoding });
     }
@@ -243,6 +273,29 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(f.apply(&pts), vec![8, 97]);
+    }
+
+    #[test]
+    fn rtpmap_is_read_and_written_back_as_rtpengine_does() {
+        let norm = |v: &str| parse_rtpmap(v).map(|(pt, e)| format!("{pt} {e}"));
+        assert_eq!(
+            norm("96 AMR-WB/16000/1").as_deref(),
+            Some("96 AMR-WB/16000")
+        );
+        assert_eq!(norm("96 AMR-WB/16000").as_deref(), Some("96 AMR-WB/16000"));
+        assert_eq!(
+            norm("111 opus/48000/2").as_deref(),
+            Some("111 opus/48000/2")
+        );
+        assert_eq!(norm("97 L16/8000/2x").as_deref(), Some("97 L16/8000"));
+        assert_eq!(norm("98 Z/8000/0").as_deref(), Some("98 Z/8000"));
+        assert_eq!(norm("99 W/8000/3 extra").as_deref(), Some("99 W/8000/3"));
+        assert_eq!(norm("96 X/08000").as_deref(), Some("96 X/8000"));
+        assert_eq!(norm("8 pcma/8000").as_deref(), Some("8 pcma/8000"));
+        assert_eq!(norm("96 foo"), None);
+        assert_eq!(norm("96 bar/abc"), None);
+        assert_eq!(norm("96 bar/"), None);
+        assert_eq!(norm("96"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::sdp::codec::{payload_types, split_pt_value, CodecFilter, PayloadType};
+use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_value, CodecFilter, PayloadType};
 use crate::sdp::model::{
     Attribute, Connection, Direction, Media, MediaLine, SessionDescription, SessionLine,
 };
@@ -132,7 +132,9 @@ fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewriteP
     match name {
         "rtcp" | "rtcp-mux" | "mid" | "end-of-candidates" => true,
         n if DIRECTIONS.contains(&n) => true,
-        "rtpmap" | "fmtp" => m_is_rtp,
+        // An rtpmap rtpengine cannot read stays where it is (its type gets the static one).
+        "rtpmap" => m_is_rtp && a.value.as_deref().and_then(parse_rtpmap).is_some(),
+        "fmtp" => m_is_rtp,
         // `a=rtcp-fb:*` applies to all payload types and is passed through.
         "rtcp-fb" => m_is_rtp && a.value_trimmed().split_whitespace().next() != Some("*"),
         "ptime" => mp.ptime.is_some(),
@@ -206,19 +208,20 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
 }
 
 /// `a=rtpmap`, `a=fmtp`, `a=rtcp-fb` lines for one payload type. A type with no known
-/// encoding gets none (as with rtpengine).
+/// encoding gets none. As rtpengine reads them: one fmtp per type (the last), every rtcp-fb.
+/// (rtpengine 10.5 writes `a=rtpmap:<pt> /0` for a type it knows nothing of: not copied.)
 fn codec_attrs(m: &Media, pt: &PayloadType, out: &mut Vec<(&'static str, String)>) {
     let Some(enc) = &pt.encoding else {
         return;
     };
     out.push(("rtpmap", format!("{} {}", pt.pt, enc)));
-    for name in ["fmtp", "rtcp-fb"] {
-        for a in m.attributes().filter(|a| a.is(name)) {
-            if let Some((n, rest)) = a.value.as_deref().and_then(split_pt_value) {
-                if n == pt.pt && !rest.is_empty() {
-                    out.push((name, format!("{n} {rest}")));
-                }
-            }
-        }
-    }
+    let of_type = |name: &'static str| {
+        m.attributes()
+            .filter(move |a| a.is(name))
+            .filter_map(|a| a.value.as_deref().and_then(split_pt_value))
+            .filter(|(n, rest)| *n == pt.pt && !rest.is_empty())
+            .map(move |(n, rest)| (name, format!("{n} {rest}")))
+    };
+    out.extend(of_type("fmtp").last());
+    out.extend(of_type("rtcp-fb"));
 }

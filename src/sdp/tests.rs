@@ -741,3 +741,44 @@ a=ptime:30
     );
     assert_eq!(sd.to_string(), want);
 }
+
+#[test]
+fn rtpmap_lines_are_written_in_rtpengines_form() {
+    let input = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 4000 RTP/AVP 96 97 0 98 99
+a=rtpmap:96 AMR-WB/16000/1
+a=fmtp:96 mode-set=0
+a=fmtp:96 mode-set=2
+a=rtpmap:97 foo
+a=x-keep
+a=rtpmap:0 PCMU/8000/1
+a=rtpmap:98 opus/48000/2
+a=rtpmap:99 AMR/8000
+a=rtpmap:99 EVS/16000
+",
+    );
+    let want = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 198.18.0.1
+t=0 0
+m=audio 30000 RTP/AVP 96 97 0 98 99
+a=rtpmap:97 foo
+a=x-keep
+a=rtpmap:96 AMR-WB/16000
+a=fmtp:96 mode-set=2
+a=rtpmap:0 PCMU/8000
+a=rtpmap:98 opus/48000/2
+a=rtpmap:99 EVS/16000
+a=sendrecv
+a=rtcp:30001
+",
+    );
+    assert_eq!(rewritten(&input, |_, _| {}), want);
+}
