@@ -82,7 +82,7 @@ impl PayloadType {
             .any(|c| c.eq_ignore_ascii_case(wanted))
     }
 
-    fn is_supplemental(&self) -> bool {
+    pub fn is_supplemental(&self) -> bool {
         self.name().is_some_and(is_supplemental)
     }
 }
@@ -178,35 +178,60 @@ impl CodecFilter {
     /// rate was removed.
     pub fn apply(&self, pts: &[PayloadType]) -> Vec<u8> {
         let all: Vec<u8> = pts.iter().map(|p| p.pt).collect();
-        if self.is_empty() {
+        let touched = self.touched(pts);
+        if touched.is_empty() {
             return all;
         }
-        let (removed, kept): (Vec<&PayloadType>, Vec<&PayloadType>) =
-            pts.iter().partition(|p| self.removes(p));
-        if kept.is_empty() {
-            return all;
-        }
-        let all_touched = removed.iter().any(|p| p.is_supplemental());
-        let touched: Vec<Option<u32>> = removed
+        let main_rates: Vec<Option<u32>> = pts
             .iter()
-            .filter(|p| !p.is_supplemental())
+            .filter(|p| !p.is_supplemental() && !self.removes(p))
             .map(|p| p.clock_rate())
             .collect();
-        let main_rates: Vec<Option<u32>> = kept
-            .iter()
-            .filter(|p| !p.is_supplemental())
-            .map(|p| p.clock_rate())
-            .collect();
-        kept.iter()
+        pts.iter()
+            .filter(|p| !self.removes(p))
             .filter(|p| {
-                if !p.is_supplemental() {
-                    return true;
-                }
                 let rate = p.clock_rate();
-                main_rates.contains(&rate) || !(all_touched || touched.contains(&rate))
+                !p.is_supplemental() || main_rates.contains(&rate) || !touched.covers(rate)
             })
             .map(|p| p.pt)
             .collect()
+    }
+
+    /// What applying the filter to `pts` touches, as rtpengine tracks it: the clock rate of
+    /// every real codec it removes, and every rate once it removes a telephone-event or CN.
+    /// Nothing when it would remove everything (then it is not applied).
+    pub fn touched(&self, pts: &[PayloadType]) -> Touched {
+        if self.is_empty() || pts.iter().all(|p| self.removes(p)) {
+            return Touched::default();
+        }
+        let removed = || pts.iter().filter(|p| self.removes(p));
+        Touched {
+            all: removed().any(|p| p.is_supplemental()),
+            rates: removed()
+                .filter(|p| !p.is_supplemental())
+                .map(|p| p.clock_rate())
+                .collect(),
+        }
+    }
+}
+
+/// The clock rates a codec filter touched in an offer. rtpengine remembers them until the
+/// answer: there, a telephone-event or CN payload type of a touched rate is written as the
+/// offerer defined it and after the real codecs (see `answer.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Every rate (a telephone-event or CN was removed).
+    pub all: bool,
+    pub rates: Vec<Option<u32>>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.rates.is_empty()
+    }
+
+    pub fn covers(&self, rate: Option<u32>) -> bool {
+        self.all || self.rates.contains(&rate)
     }
 }
 

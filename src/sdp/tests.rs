@@ -721,7 +721,7 @@ a=ptime:30
 ",
     );
     let mut sd = parse(input.as_bytes()).expect("answer parses");
-    crate::sdp::align_answer_codecs(&offer.media[0], &mut sd.media[0]);
+    crate::sdp::align_answer_codecs(&offer.media[0].formats, &mut sd.media[0]);
     let plan = default_plan(&sd);
     rewrite(&mut sd, &plan);
     let want = crlf(

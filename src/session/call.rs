@@ -126,8 +126,20 @@ pub struct MediaSlot {
     /// media: set on both sides whenever either side's SDP announces one, and kept until the
     /// next announcement (so a re-offer without ptime still carries the answerer's).
     pub ptime: Option<u32>,
+    /// What the last offer towards this leg carried (RTP media): its answer is cut down to
+    /// these codecs and follows the offer's codec filter (see `sdp::answer`).
+    pub offered: Option<Offered>,
     pub rtp: Stream,
     pub rtcp: Stream,
+}
+
+/// One m= line of an offer as the receiving leg got it.
+#[derive(Debug, Clone, Default)]
+pub struct Offered {
+    /// The format list of the m= line sent.
+    pub formats: Vec<String>,
+    /// The clock rates the offer's codec filter touched.
+    pub touched: crate::sdp::Touched,
 }
 
 /// A local RTP/RTCP port pair on one interface address.

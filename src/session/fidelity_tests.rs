@@ -76,3 +76,52 @@ fn ptime_is_kept_per_media_section() {
     let r = offer(&mut e, &mut b, at(2), oa("c", "A", Some("B"), None, a));
     assert_eq!(ptimes(&r), ["20", "33"]);
 }
+
+/// The m= line and the fmtp lines of a reply's SDP.
+fn codecs(reply: &crate::control::bencode::Value) -> Vec<String> {
+    text(reply, "sdp")
+        .lines()
+        .filter(|l| l.starts_with("m=") || l.starts_with("a=fmtp"))
+        .map(|l| match l.strip_prefix("m=") {
+            // Without the port.
+            Some(m) => m
+                .split(' ')
+                .filter(|t| t.parse::<u16>().map_or(true, |n| n < 1000))
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => l.to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn answer_after_a_codec_strip_carries_the_offerers_telephone_event() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let a = body(
+        "192.0.2.10",
+        &["audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"],
+    );
+    let mut p = oa("c", "A", None, None, a.clone());
+    p.codec.strip = vec!["PCMU".into()];
+    let r = offer(&mut e, &mut b, at(0), p);
+    assert_eq!(codecs(&r), ["audio RTP/AVP 8 101", "a=fmtp:101 0-16"]);
+    // The answerer lists telephone-event first, with its own events, and PCMU it was not
+    // offered: rtpengine answers with PCMA, then the offerer's telephone-event.
+    let bb = body(
+        "192.0.2.20",
+        &["audio 5000 RTP/AVP 101 0 8\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"],
+    );
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "A", Some("B"), None, bb.clone()),
+    );
+    assert_eq!(codecs(&r), ["audio RTP/AVP 8 101", "a=fmtp:101 0-16"]);
+
+    // Without a codec filter the answerer's definition and order stand.
+    let r = offer(&mut e, &mut b, at(2), oa("c2", "A", None, None, a));
+    assert_eq!(codecs(&r), ["audio RTP/AVP 8 0 101", "a=fmtp:101 0-16"]);
+    let r = answer(&mut e, &mut b, at(3), oa("c2", "A", Some("B"), None, bb));
+    assert_eq!(codecs(&r), ["audio RTP/AVP 101 0 8", "a=fmtp:101 0-15"]);
+}

@@ -6,12 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Family, OfferAnswer};
+use crate::sdp::codec::payload_types;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
 use crate::session::actions::MediaAction;
 use crate::session::block::block_states;
-use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
+use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Offered, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
@@ -182,15 +183,31 @@ impl Engine {
         if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
         }
-        if !is_offer {
-            let offer = self
-                .calls
+        // An answer: the offer as its sender wrote it (for the definitions of its codecs).
+        let offer = if is_offer {
+            None
+        } else {
+            self.calls
                 .get(call_id)
                 .and_then(|c| c.legs.get(receiver))
-                .and_then(|l| l.last_body());
-            if let Some(offer) = offer {
-                for (o, a) in offer.medias().zip(sd.medias_mut()) {
-                    sdp::align_answer_codecs(o, a);
+                .and_then(|l| l.last_body())
+        };
+        let offered: Vec<Option<Offered>> = match self.leg(call_id, sender) {
+            Ok(leg) if !is_offer => leg.medias.iter().map(|m| m.offered.clone()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(offer) = &offer {
+            for (i, a) in sd.medias_mut().enumerate() {
+                // What this side was offered; the offerer's own list for a call from before.
+                let formats = match offered.get(i) {
+                    Some(Some(o)) => Some(o.formats.as_slice()),
+                    _ => offer
+                        .media(i)
+                        .filter(|m| m.is_rtp())
+                        .map(|m| m.formats.as_slice()),
+                };
+                if let Some(formats) = formats {
+                    sdp::align_answer_codecs(formats, a);
                 }
             }
         }
@@ -383,7 +400,30 @@ impl Engine {
         if p.replace.origin {
             plan.origin_address = plan.media.first().map(|m| m.address);
         }
+        if let Some(offer) = &offer {
+            for (i, a) in sd.medias_mut().enumerate() {
+                if let (Some(o), Some(Some(off))) = (offer.media(i), offered.get(i)) {
+                    sdp::supplementals_after_touch(o, a, &off.touched);
+                }
+            }
+        }
         sd.rewrite(&plan);
+        if is_offer {
+            // What the receiver was offered, for its answer.
+            for (i, (out, m)) in sd.medias().zip(input.medias()).enumerate() {
+                let Some(slot) = call.legs[receiver].medias.get_mut(i) else {
+                    continue;
+                };
+                slot.offered = m.is_rtp().then(|| Offered {
+                    formats: out.formats.clone(),
+                    touched: plan
+                        .media
+                        .get(i)
+                        .map(|mp| mp.codecs.touched(&payload_types(m)))
+                        .unwrap_or_default(),
+                });
+            }
+        }
         if p.flags.loop_protect {
             if let Some(first) = sd.first_mut() {
                 first.lines.push(SessionLine::Attribute(Attribute::new(
@@ -436,6 +476,7 @@ impl Engine {
                 rejected: false,
                 is_rtp,
                 ptime: None,
+                offered: None,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
