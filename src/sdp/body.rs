@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::control::command::Family;
 use crate::sdp::model::{Attribute, Media, SessionDescription};
+use crate::sdp::parse::body_len;
 use crate::sdp::rewrite::{rewrite, RewritePlan};
 use crate::sdp::{parse, SdpError};
 
@@ -19,8 +20,10 @@ pub struct Body {
 }
 
 impl Body {
-    /// Parses a body; each `v=` line starts a new session.
+    /// Parses a body; each `v=` line starts a new session. The SDP ends at the first empty
+    /// line ([`body_len`]).
     pub fn parse(input: &[u8]) -> Result<Body, SdpError> {
+        let input = input.get(..body_len(input)).unwrap_or(input);
         let mut starts = Vec::new();
         let mut at = 0;
         for line in input.split_inclusive(|&b| b == b'\n') {

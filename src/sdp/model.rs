@@ -1,16 +1,35 @@
 //! The typed SDP model. Lines we do not interpret are kept as text, in input order, so that
-//! `parse` followed by `to_string` reproduces a CRLF body byte for byte.
+//! `parse` followed by `to_string` reproduces a body byte for byte. Every line read from the
+//! input keeps its own line ending (as rtpengine copies them); lines we generate end in CRLF.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::control::command::Family;
 
+/// How a line ended in the input: SDP says CRLF, many endpoints send LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eol {
+    #[default]
+    Crlf,
+    Lf,
+}
+
+impl Eol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eol::Crlf => "\r\n",
+            Eol::Lf => "\n",
+        }
+    }
+}
+
 /// One SDP body (a single session with its media sections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDescription {
     /// The `v=` value (always `0` in practice).
     pub version: String,
+    pub version_eol: Eol,
     pub origin: Origin,
     /// The session-level `c=` line, if any.
     pub connection: Option<Connection>,
@@ -47,6 +66,7 @@ pub enum MediaLine {
 pub struct Line {
     pub kind: char,
     pub value: String,
+    pub eol: Eol,
 }
 
 /// `a=name` or `a=name:value`; both parts are kept exactly as received.
@@ -54,13 +74,16 @@ pub struct Line {
 pub struct Attribute {
     pub name: String,
     pub value: Option<String>,
+    pub eol: Eol,
 }
 
 impl Attribute {
+    /// A generated attribute (CRLF).
     pub fn new(name: &str, value: Option<String>) -> Self {
         Attribute {
             name: name.to_owned(),
             value,
+            eol: Eol::Crlf,
         }
     }
 
@@ -84,6 +107,7 @@ pub struct Origin {
     pub version: String,
     pub net_type: String,
     pub address: ConnAddress,
+    pub eol: Eol,
 }
 
 impl Origin {
@@ -98,15 +122,23 @@ impl Origin {
 pub struct Connection {
     pub net_type: String,
     pub address: ConnAddress,
+    pub eol: Eol,
 }
 
 impl Connection {
-    /// A `c=IN IP4|IP6 <ip>` line.
+    /// A generated `c=IN IP4|IP6 <ip>` line.
     pub fn from_ip(ip: IpAddr) -> Self {
         Connection {
             net_type: "IN".to_owned(),
             address: ConnAddress::from_ip(ip),
+            eol: Eol::Crlf,
         }
+    }
+
+    /// Points the line at `ip`, keeping the rest of it as received (as rtpengine edits only
+    /// the address of a c= line).
+    pub fn readdress(&mut self, ip: IpAddr) {
+        self.address.set_ip(ip);
     }
 }
 
@@ -178,6 +210,8 @@ pub struct Media {
     pub connection: Option<Connection>,
     /// Lines after `m=` in input order; [`MediaLine::Connection`] marks the `c=` position.
     pub lines: Vec<MediaLine>,
+    /// The `m=` line's ending.
+    pub eol: Eol,
 }
 
 /// Media direction attribute.
@@ -221,15 +255,15 @@ impl Direction {
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(v) => write!(f, "a={}:{}\r\n", self.name, v),
-            None => write!(f, "a={}\r\n", self.name),
+            Some(v) => write!(f, "a={}:{}{}", self.name, v, self.eol.as_str()),
+            None => write!(f, "a={}{}", self.name, self.eol.as_str()),
         }
     }
 }
 
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}\r\n", self.kind, self.value)
+        write!(f, "{}={}{}", self.kind, self.value, self.eol.as_str())
     }
 }
 
@@ -243,15 +277,26 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "o={} {} {} {} {}\r\n",
-            self.username, self.session_id, self.version, self.net_type, self.address
+            "o={} {} {} {} {}{}",
+            self.username,
+            self.session_id,
+            self.version,
+            self.net_type,
+            self.address,
+            self.eol.as_str()
         )
     }
 }
 
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c={} {}\r\n", self.net_type, self.address)
+        write!(
+            f,
+            "c={} {}{}",
+            self.net_type,
+            self.address,
+            self.eol.as_str()
+        )
     }
 }
 
@@ -265,7 +310,7 @@ impl fmt::Display for Media {
         if !self.formats.is_empty() {
             write!(f, " {}", self.formats.join(" "))?;
         }
-        f.write_str("\r\n")?;
+        f.write_str(self.eol.as_str())?;
         for line in &self.lines {
             match line {
                 MediaLine::Connection => {
@@ -283,7 +328,7 @@ impl fmt::Display for Media {
 
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v={}\r\n", self.version)?;
+        write!(f, "v={}{}", self.version, self.version_eol.as_str())?;
         for line in &self.lines {
             match line {
                 SessionLine::Origin => self.origin.fmt(f)?,

@@ -1,16 +1,17 @@
-//! SDP text → [`SessionDescription`]. Lenient about line endings, trailing blank lines and
-//! unknown lines (kept in order); strict about the lines we rely on (`v=`, `o=`, `c=`, `m=`).
+//! SDP text → [`SessionDescription`]. Lenient about line endings (each line keeps its own) and
+//! unknown lines (kept in order); the body ends at the first empty line, as in rtpengine;
+//! strict about the lines we rely on (`v=`, `o=`, `c=`, `m=`).
 
 use crate::sdp::error::SdpError;
 use crate::sdp::model::{
-    Attribute, ConnAddress, Connection, Line, Media, MediaLine, Origin, SessionDescription,
+    Attribute, ConnAddress, Connection, Eol, Line, Media, MediaLine, Origin, SessionDescription,
     SessionLine,
 };
 
 /// Bodies larger than this are refused (a SIP SDP is a few KiB; WebRTC offers reach ~20 KiB).
 pub const MAX_SDP_LEN: usize = 64 * 1024;
 
-/// Parses one SDP body. Accepts LF or CRLF; never panics on any input.
+/// Parses one SDP body. Accepts LF or CRLF (each line keeps its own); never panics on any input.
 pub fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
     if input.len() > MAX_SDP_LEN {
         return Err(SdpError::TooLarge {
@@ -19,14 +20,9 @@ pub fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
         });
     }
     let text = String::from_utf8_lossy(input);
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = lines(&text);
 
-    let (_, first) = lines.next().ok_or(SdpError::Empty)?;
+    let (_, first, version_eol) = lines.next().ok_or(SdpError::Empty)?;
     let version = first
         .strip_prefix("v=")
         .ok_or(SdpError::MissingVersion)?
@@ -37,7 +33,7 @@ pub fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
     let mut session_lines = Vec::new();
     let mut media: Vec<Media> = Vec::new();
 
-    for (no, raw) in lines {
+    for (no, raw, eol) in lines {
         let (kind, value) = split_line(raw).ok_or(SdpError::BadLine { line: no })?;
         if kind == 'v' {
             return Err(SdpError::MultipleSessions { line: no });
@@ -46,46 +42,84 @@ pub fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
             if origin.is_none() {
                 return Err(SdpError::MissingOrigin);
             }
-            media.push(parse_media(value, no)?);
+            media.push(parse_media(value, no, eol)?);
             continue;
         }
         if let Some(m) = media.last_mut() {
             m.lines.push(match kind {
                 'c' if m.connection.is_none() => {
-                    m.connection = Some(parse_connection(value, no)?);
+                    m.connection = Some(parse_connection(value, no, eol)?);
                     MediaLine::Connection
                 }
-                'a' => MediaLine::Attribute(parse_attribute(value)),
+                'a' => MediaLine::Attribute(parse_attribute(value, eol)),
                 _ => MediaLine::Other(Line {
                     kind,
                     value: value.to_owned(),
+                    eol,
                 }),
             });
             continue;
         }
         session_lines.push(match kind {
             'o' if origin.is_none() => {
-                origin = Some(parse_origin(value, no)?);
+                origin = Some(parse_origin(value, no, eol)?);
                 SessionLine::Origin
             }
             'c' if connection.is_none() => {
-                connection = Some(parse_connection(value, no)?);
+                connection = Some(parse_connection(value, no, eol)?);
                 SessionLine::Connection
             }
-            'a' => SessionLine::Attribute(parse_attribute(value)),
+            'a' => SessionLine::Attribute(parse_attribute(value, eol)),
             _ => SessionLine::Other(Line {
                 kind,
                 value: value.to_owned(),
+                eol,
             }),
         });
     }
 
     Ok(SessionDescription {
         version,
+        version_eol,
         origin: origin.ok_or(SdpError::MissingOrigin)?,
         connection,
         lines: session_lines,
         media,
+    })
+}
+
+/// Where the SDP of a message body ends, as rtpengine reads it: at the first empty line
+/// (what follows is not SDP), else at the end. A last line of a single character without a
+/// line ending (a stray byte after the body) does not count either.
+pub fn body_len(input: &[u8]) -> usize {
+    let mut at = 0;
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        if matches!(line.first(), Some(b'\n' | b'\r')) {
+            return at;
+        }
+        if line.len() == 1 && at + 1 == input.len() {
+            return at;
+        }
+        at += line.len();
+    }
+    at
+}
+
+/// The lines of the body, numbered from 1, with their endings. A last line without one gets
+/// the ending of the line before it (CRLF for a body of one line).
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str, Eol)> {
+    let body = text.get(..body_len(text.as_bytes())).unwrap_or("");
+    let mut previous = Eol::Crlf;
+    body.split_inclusive('\n').enumerate().map(move |(i, l)| {
+        let (l, eol) = match l.strip_suffix('\n') {
+            Some(l) => match l.strip_suffix('\r') {
+                Some(l) => (l, Eol::Crlf),
+                None => (l, Eol::Lf),
+            },
+            None => (l, previous),
+        };
+        previous = eol;
+        (i + 1, l, eol)
     })
 }
 
@@ -99,14 +133,19 @@ fn split_line(line: &str) -> Option<(char, &str)> {
     Some((kind, &line[2..]))
 }
 
-fn parse_attribute(value: &str) -> Attribute {
-    match value.split_once(':') {
-        Some((name, v)) => Attribute::new(name, Some(v.to_owned())),
-        None => Attribute::new(value, None),
+fn parse_attribute(value: &str, eol: Eol) -> Attribute {
+    let (name, value) = match value.split_once(':') {
+        Some((name, v)) => (name, Some(v.to_owned())),
+        None => (value, None),
+    };
+    Attribute {
+        name: name.to_owned(),
+        value,
+        eol,
     }
 }
 
-fn parse_origin(value: &str, line: usize) -> Result<Origin, SdpError> {
+fn parse_origin(value: &str, line: usize, eol: Eol) -> Result<Origin, SdpError> {
     let f: Vec<&str> = value.split_whitespace().collect();
     let [username, session_id, version, net_type, addr_type, address] = f[..] else {
         return Err(SdpError::BadOrigin { line });
@@ -120,10 +159,11 @@ fn parse_origin(value: &str, line: usize) -> Result<Origin, SdpError> {
             addr_type: addr_type.to_owned(),
             address: address.to_owned(),
         },
+        eol,
     })
 }
 
-fn parse_connection(value: &str, line: usize) -> Result<Connection, SdpError> {
+fn parse_connection(value: &str, line: usize, eol: Eol) -> Result<Connection, SdpError> {
     let f: Vec<&str> = value.split_whitespace().collect();
     let [net_type, addr_type, address] = f[..] else {
         return Err(SdpError::BadConnection { line });
@@ -134,6 +174,7 @@ fn parse_connection(value: &str, line: usize) -> Result<Connection, SdpError> {
             addr_type: addr_type.to_owned(),
             address: address.to_owned(),
         },
+        eol,
     })
 }
 
@@ -151,7 +192,7 @@ fn token(s: &str) -> Option<(&str, &str)> {
 
 /// `m=<kind> <port>[/<count>] <proto> <fmt>...`. The format list keeps empty tokens so that a
 /// trailing space survives a round trip.
-fn parse_media(value: &str, line: usize) -> Result<Media, SdpError> {
+fn parse_media(value: &str, line: usize, eol: Eol) -> Result<Media, SdpError> {
     let bad = SdpError::BadMedia { line };
     let (kind, rest) = token(value).ok_or(bad.clone())?;
     let (port_text, rest) = token(rest).ok_or(bad.clone())?;
@@ -177,6 +218,7 @@ fn parse_media(value: &str, line: usize) -> Result<Media, SdpError> {
         formats,
         connection: None,
         lines: Vec::new(),
+        eol,
     })
 }
 
@@ -194,14 +236,26 @@ mod tests {
         assert_eq!(sd.media.len(), 1);
         assert_eq!(sd.media[0].port, 5004);
         assert_eq!(sd.media[0].formats, vec!["0"]);
-        assert_eq!(sd.to_string(), MINIMAL.replace('\n', "\r\n"));
+        // Each line keeps its own ending.
+        assert_eq!(sd.to_string(), MINIMAL);
+        let mixed = "v=0\r\no=- 1 2 IN IP4 192.0.2.10\ns=-\r\nt=0 0\nm=audio 5004 RTP/AVP 0\r\n";
+        assert_eq!(parse(mixed.as_bytes()).expect("parses").to_string(), mixed);
+        // A last line without an ending gets the one of the line before.
+        let open = MINIMAL.trim_end();
+        assert_eq!(parse(open.as_bytes()).expect("parses").to_string(), MINIMAL);
     }
 
     #[test]
-    fn trailing_blank_lines_and_spaces_tolerated() {
+    fn an_empty_line_ends_the_body() {
         let body = format!("{MINIMAL}\r\n\r\n  \n");
         let sd = parse(body.as_bytes()).expect("parses");
-        assert_eq!(sd.to_string(), MINIMAL.replace('\n', "\r\n"));
+        assert_eq!(sd.to_string(), MINIMAL);
+        let body = format!("{MINIMAL}\na=after-the-end\n");
+        assert_eq!(parse(body.as_bytes()).expect("parses").to_string(), MINIMAL);
+        // A stray last byte is not a line either.
+        let body = format!("{MINIMAL}x");
+        assert_eq!(parse(body.as_bytes()).expect("parses").to_string(), MINIMAL);
+        assert_eq!(body_len(b"\r\nv=0\r\n"), 0);
     }
 
     #[test]

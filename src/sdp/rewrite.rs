@@ -5,9 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_value, CodecFilter, PayloadType};
-use crate::sdp::model::{
-    Attribute, Connection, Direction, Media, MediaLine, SessionDescription, SessionLine,
-};
+use crate::sdp::model::{Attribute, Direction, Media, MediaLine, SessionDescription, SessionLine};
 use crate::sdp::query::ICE_ATTRS;
 
 /// What to change in an SDP.
@@ -52,14 +50,13 @@ pub struct MediaPlan {
 }
 
 impl MediaPlan {
-    /// The text address for c=.
-    fn connection(&self) -> Connection {
-        let ip = match (self.keep_null, self.address) {
+    /// The address for c=.
+    fn connection_ip(&self) -> IpAddr {
+        match (self.keep_null, self.address) {
             (false, ip) => ip,
             (true, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             (true, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        Connection::from_ip(ip)
+        }
     }
 }
 
@@ -93,7 +90,7 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
     if let (Some(c), Some(first), true) =
         (&mut sd.connection, plan.media.first(), session_conn_used)
     {
-        *c = first.connection();
+        c.readdress(first.connection_ip());
     }
 
     sd.lines.retain(|line| match line {
@@ -107,7 +104,8 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
         };
         if m.kind.trim() == "message" {
             // Not relayed by us: left alone, but made self-contained with the peer's own
-            // session address, since the session c= now points at us.
+            // session address, since the session c= now points at us. (rtpengine ends this
+            // line with LF whatever the body uses; it keeps the session line's ending here.)
             if let (None, Some(c)) = (&m.connection, &original_session_conn) {
                 m.connection = Some(c.clone());
                 m.lines.insert(0, MediaLine::Connection);
@@ -167,8 +165,8 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
     if active {
         m.port = mp.port;
     }
-    if m.connection.is_some() {
-        m.connection = Some(mp.connection());
+    if let Some(c) = &mut m.connection {
+        c.readdress(mp.connection_ip());
     }
 
     let mut lines: Vec<MediaLine> = std::mem::take(&mut m.lines)

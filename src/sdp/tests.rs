@@ -96,11 +96,21 @@ fn fixtures_round_trip_byte_identical() {
 }
 
 #[test]
-fn lf_input_renders_crlf() {
+fn lf_input_keeps_its_line_endings_and_generated_lines_are_crlf() {
     let text = fixture("audio_video");
     let lf = text.replace("\r\n", "\n");
     let sd = parse(lf.as_bytes()).expect("parses");
-    assert_eq!(sd.to_string(), text);
+    assert_eq!(sd.to_string(), lf);
+    // What rtpengine writes for an LF offer: the lines it keeps or edits (v=, o=, c=, m=,
+    // a=foo) end as they came, the ones it generates in CRLF.
+    let got = rewritten(
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0 8\na=foo\na=ptime:20\n",
+        |_, _| {},
+    );
+    assert_eq!(
+        got,
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 198.18.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 8\na=foo\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtcp:30001\r\na=ptime:20\r\n"
+    );
 }
 
 #[test]
