@@ -30,7 +30,8 @@ pub struct SessionDescription {
     /// The `v=` value (always `0` in practice).
     pub version: String,
     pub version_eol: Eol,
-    pub origin: Origin,
+    /// The `o=` line; rtpengine accepts a session without one, and so do we.
+    pub origin: Option<Origin>,
     /// The session-level `c=` line, if any.
     pub connection: Option<Connection>,
     /// Session-level lines after `v=`, in input order. [`SessionLine::Origin`] and
@@ -107,7 +108,33 @@ pub struct Origin {
     pub version: String,
     pub net_type: String,
     pub address: ConnAddress,
+    /// The spaces around the fields as received, so that an `o=` with doubled spaces goes
+    /// back as it came (rtpengine copies it; it would mangle it only when it edits it).
+    pub spacing: Spacing,
     pub eol: Eol,
+}
+
+/// Whitespace of a line of fields: before the first, between them, and text after the last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spacing {
+    pub lead: String,
+    /// One entry per gap; a missing entry is one space.
+    pub gaps: Vec<String>,
+    pub tail: String,
+}
+
+impl Spacing {
+    /// Writes `fields` with this spacing.
+    fn write(&self, f: &mut fmt::Formatter<'_>, fields: &[&dyn fmt::Display]) -> fmt::Result {
+        f.write_str(&self.lead)?;
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(self.gaps.get(i - 1).map_or(" ", String::as_str))?;
+            }
+            field.fmt(f)?;
+        }
+        f.write_str(&self.tail)
+    }
 }
 
 impl Origin {
@@ -122,6 +149,8 @@ impl Origin {
 pub struct Connection {
     pub net_type: String,
     pub address: ConnAddress,
+    /// Text after the address (` extra`, a trailing space), kept as rtpengine keeps it.
+    pub tail: String,
     pub eol: Eol,
 }
 
@@ -131,6 +160,7 @@ impl Connection {
         Connection {
             net_type: "IN".to_owned(),
             address: ConnAddress::from_ip(ip),
+            tail: String::new(),
             eol: Eol::Crlf,
         }
     }
@@ -275,16 +305,20 @@ impl fmt::Display for ConnAddress {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        f.write_str("o=")?;
+        let a = &self.address;
+        self.spacing.write(
             f,
-            "o={} {} {} {} {}{}",
-            self.username,
-            self.session_id,
-            self.version,
-            self.net_type,
-            self.address,
-            self.eol.as_str()
-        )
+            &[
+                &self.username,
+                &self.session_id,
+                &self.version,
+                &self.net_type,
+                &a.addr_type,
+                &a.address,
+            ],
+        )?;
+        f.write_str(self.eol.as_str())
     }
 }
 
@@ -292,9 +326,10 @@ impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "c={} {}{}",
+            "c={} {}{}{}",
             self.net_type,
             self.address,
+            self.tail,
             self.eol.as_str()
         )
     }
@@ -331,7 +366,11 @@ impl fmt::Display for SessionDescription {
         write!(f, "v={}{}", self.version, self.version_eol.as_str())?;
         for line in &self.lines {
             match line {
-                SessionLine::Origin => self.origin.fmt(f)?,
+                SessionLine::Origin => {
+                    if let Some(o) = &self.origin {
+                        o.fmt(f)?;
+                    }
+                }
                 SessionLine::Connection => {
                     if let Some(c) = &self.connection {
                         c.fmt(f)?;

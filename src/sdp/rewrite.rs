@@ -78,11 +78,13 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
 
     let original_session_conn = sd.connection.clone();
 
-    if let Some(ip) = plan.origin_address {
-        sd.origin.address.set_ip(ip);
-    }
-    if let Some(v) = plan.origin_version {
-        sd.origin.version = v.to_string();
+    if let Some(o) = &mut sd.origin {
+        if let Some(ip) = plan.origin_address {
+            o.address.set_ip(ip);
+        }
+        if let Some(v) = plan.origin_version {
+            o.version = v.to_string();
+        }
     }
 
     let session_conn_used =

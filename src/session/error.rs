@@ -8,6 +8,13 @@ pub enum SessionError {
     /// The SDP body did not parse.
     #[error("Failed to parse SDP")]
     SdpParse,
+    /// The SDP parsed but its media cannot be used: no address for a media section, or an RTP
+    /// format that is not a payload type.
+    #[error("Incomplete SDP specification")]
+    SdpIncomplete,
+    /// The SDP cannot be written back (a session with no media).
+    #[error("Error rewriting SDP")]
+    SdpRewrite,
     /// `answer`/`query` for a call that does not exist.
     #[error("Unknown call-id")]
     UnknownCall,

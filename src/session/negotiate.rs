@@ -40,6 +40,7 @@ impl Engine {
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
         }
+        check_streams(&p, &sd)?;
         let call_id = p.call.call_id.clone();
         // An empty name (no `direction`, or one of from-/to-interface given alone) means the
         // default interface; see interfaces.rs for how names become interface entries.
@@ -95,6 +96,7 @@ impl Engine {
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
         }
+        check_streams(&p, &sd)?;
         let call_id = p.call.call_id.clone();
         let call = self
             .calls
@@ -182,6 +184,10 @@ impl Engine {
     ) -> Result<Value, SessionError> {
         if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
+        }
+        if sd.has_unwritable_session() {
+            tracing::info!(call_id = ?call_id, "SDP has a session without media");
+            return Err(SessionError::SdpRewrite);
         }
         // An answer: the offer as its sender wrote it (for the definitions of its codecs).
         let offer = if is_offer {
@@ -651,6 +657,17 @@ fn parse_sdp(p: &OfferAnswer) -> Result<Body, SessionError> {
     })
 }
 
+/// What rtpengine refuses after parsing, before it looks at the call.
+fn check_streams(p: &OfferAnswer, sd: &Body) -> Result<(), SessionError> {
+    match sd.incomplete() {
+        Some(why) => {
+            tracing::info!(call_id = ?p.call.call_id, why, "incomplete SDP");
+            Err(SessionError::SdpIncomplete)
+        }
+        None => Ok(()),
+    }
+}
+
 fn new_call(call_id: &str, now: Now) -> Call {
     Call {
         id: call_id.to_owned(),
@@ -749,7 +766,7 @@ fn sdp_version(
     sd.to_string().hash(&mut h);
     let masked = h.finish();
     // Every session's o= gets the version of the first one.
-    let number = sd_version_number(incoming.first().map_or("0", String::as_str));
+    let number = sd_version_number(incoming.first().and_then(Option::as_deref).unwrap_or("0"));
     sd.restore_versions(incoming);
     let previous = calls
         .get(call_id)
