@@ -129,8 +129,23 @@ pub struct MediaSlot {
     /// What the last offer towards this leg carried (RTP media): its answer is cut down to
     /// these codecs and follows the offer's codec filter (see `sdp::answer`).
     pub offered: Option<Offered>,
+    /// `media echo` for the media this leg sends: relayed to the other leg (the default),
+    /// sent back to this leg, or dropped. Kept until a later `media echo` changes it.
+    pub echo: Echo,
     pub rtp: Stream,
     pub rtcp: Stream,
+}
+
+/// Where the media a leg sends goes (see `media echo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echo {
+    /// To the other leg.
+    #[default]
+    Relay,
+    /// Back to the sender, out of the relay port it sent to.
+    Echo,
+    /// Nowhere.
+    Blackhole,
 }
 
 /// One m= line of an offer as the receiving leg got it.

@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
-use crate::control::command::{Family, OfferAnswer};
+use crate::control::command::{Family, MediaEcho, OfferAnswer};
 use crate::sdp::codec::payload_types;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
 use crate::session::actions::MediaAction;
 use crate::session::block::block_states;
-use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Offered, Stream};
+use crate::session::call::{Call, Echo, Leg, LocalPair, MediaSlot, Offered, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
@@ -333,6 +333,20 @@ impl Engine {
             }
         }
 
+        if let Some(mode) = p.media_echo {
+            // Named from this message: its receiver, then its sender.
+            let (to_receiver, to_sender) = match mode {
+                MediaEcho::Forward => (Echo::Echo, Echo::Blackhole),
+                MediaEcho::Backwards => (Echo::Blackhole, Echo::Echo),
+                MediaEcho::Both => (Echo::Echo, Echo::Echo),
+                MediaEcho::Blackhole => (Echo::Blackhole, Echo::Blackhole),
+            };
+            for (leg, echo) in [(receiver, to_receiver), (sender, to_sender)] {
+                for slot in call.legs[leg].medias.iter_mut().take(n) {
+                    slot.echo = echo;
+                }
+            }
+        }
         for (i, m) in sd.medias().enumerate() {
             if let Some(ptime) = m.ptime() {
                 for leg in [sender, receiver] {
@@ -483,6 +497,7 @@ impl Engine {
                 is_rtp,
                 ptime: None,
                 offered: None,
+                echo: Echo::Relay,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
@@ -572,6 +587,20 @@ impl Engine {
                     continue;
                 };
                 let Some(local) = slot.local else { continue };
+                // `media echo`: this leg's media goes back out of its own sockets to itself
+                // (muxed RTCP too), or nowhere.
+                let (peer_rtp, peer_rtcp) = match slot.echo {
+                    Echo::Relay => (peer_rtp, peer_rtcp),
+                    Echo::Echo => (
+                        Some(slot.rtp.flow),
+                        Some(if slot.rtcp_mux {
+                            slot.rtp.flow
+                        } else {
+                            slot.rtcp.flow
+                        }),
+                    ),
+                    Echo::Blackhole => (None, None),
+                };
                 let media_kind = if slot.is_rtp {
                     FlowKind::Rtp
                 } else {
