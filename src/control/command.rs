@@ -129,7 +129,9 @@ pub struct Flags {
     pub loop_protect: bool,
     pub strip_extmap: bool,
     pub original_sendrecv: bool,
-    /// `always transcode`, `generate mid` and the like are accepted and ignored.
+    /// `generate mid`: give media sections without `a=mid` one (their position, from 1).
+    pub generate_mid: bool,
+    /// `always transcode` and the like are accepted and ignored.
     pub unknown: Vec<String>,
 }
 

@@ -298,6 +298,7 @@ fn set_bool_flag(f: &mut Flags, name: &str) -> bool {
         "loop-protect" => f.loop_protect = true,
         "strip-extmap" => f.strip_extmap = true,
         "original-sendrecv" => f.original_sendrecv = true,
+        "generate-mid" => f.generate_mid = true,
         _ => return false,
     }
     true
@@ -734,15 +735,10 @@ mod tests {
             "codec-strip-",
             "x",
         ]);
+        assert!(oa.flags.generate_mid);
         assert_eq!(
             oa.flags.unknown,
-            vec![
-                "generate mid",
-                "reject ICE",
-                "no port latching",
-                "codec-strip-",
-                "x"
-            ]
+            vec!["reject ICE", "no port latching", "codec-strip-", "x"]
         );
     }
 

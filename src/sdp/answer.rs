@@ -3,7 +3,7 @@
 //! The answerer's own rtpmap/fmtp/ptime are kept, except for the telephone-event and CN types
 //! of clock rates the offer's codec filter touched (see [`supplementals_after_touch`]).
 
-use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_value, Touched};
+use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_params, Touched};
 use crate::sdp::model::{Media, MediaLine};
 
 /// Cuts the payload types of `answer` (one media section) down to `offered`, the format list
@@ -84,7 +84,7 @@ pub fn supplementals_after_touch(offer: &Media, answer: &mut Media, touched: &To
     let defines = |a: &crate::sdp::model::Attribute, pt: u8| {
         let v = a.value.as_deref().unwrap_or("");
         (a.is("rtpmap") && parse_rtpmap(v).is_some_and(|(n, _)| n == pt))
-            || (a.is("fmtp") && split_pt_value(v).is_some_and(|(n, _)| n == pt))
+            || (a.is("fmtp") && split_pt_params(v).is_some_and(|(n, _)| n == pt))
     };
     for pt in appended {
         let theirs: Vec<MediaLine> = offer

@@ -125,6 +125,15 @@ pub fn parse_rtpmap(value: &str) -> Option<(u8, String)> {
     })
 }
 
+/// An `a=fmtp` or `a=rtcp-fb` value split as rtpengine splits it: the payload type, then the
+/// parameters exactly as written after the first space (trailing blanks included: they are
+/// written back as received).
+pub fn split_pt_params(value: &str) -> Option<(u8, &str)> {
+    let value = value.trim_start();
+    let (num, rest) = value.split_once(' ').unwrap_or((value, ""));
+    Some((num.trim().parse().ok()?, rest))
+}
+
 /// The payload types of `m`, in m= order, without duplicates or non-numeric tokens. A type
 /// listed in several `a=rtpmap` lines takes the last one (as rtpengine does); a static type
 /// without one takes the static table's.
@@ -329,5 +338,8 @@ mod tests {
         assert_eq!(split_pt_value("0 PCMU/8000 "), Some((0, "PCMU/8000")));
         assert_eq!(split_pt_value("x PCMU/8000"), None);
         assert_eq!(split_pt_value("300 foo"), None);
+        assert_eq!(split_pt_params("101 0-16 "), Some((101, "0-16 ")));
+        assert_eq!(split_pt_params("101  0-16"), Some((101, " 0-16")));
+        assert_eq!(split_pt_params("101"), Some((101, "")));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_value, CodecFilter, PayloadType};
+use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_params, CodecFilter, PayloadType};
 use crate::sdp::model::{Attribute, Direction, Media, MediaLine, SessionDescription, SessionLine};
 use crate::sdp::query::ICE_ATTRS;
 
@@ -46,6 +46,8 @@ pub struct MediaPlan {
     /// attributes (RTP media only). `None`: an input `a=ptime` (one that is not a positive
     /// number) stays where it was.
     pub ptime: Option<u32>,
+    /// The `a=mid` to write (the input's go).
+    pub mid: Option<String>,
     pub codecs: CodecFilter,
 }
 
@@ -110,7 +112,17 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
             // line with LF whatever the body uses; it keeps the session line's ending here.)
             if let (None, Some(c)) = (&m.connection, &original_session_conn) {
                 m.connection = Some(c.clone());
-                m.lines.insert(0, MediaLine::Connection);
+                // Where rtpengine puts it: before the first a=, b= or k= line.
+                let at = m
+                    .lines
+                    .iter()
+                    .position(|l| match l {
+                        MediaLine::Attribute(_) => true,
+                        MediaLine::Other(o) => matches!(o.kind, 'b' | 'k'),
+                        MediaLine::Connection => false,
+                    })
+                    .unwrap_or(m.lines.len());
+                m.lines.insert(at, MediaLine::Connection);
             }
             continue;
         }
@@ -146,7 +158,6 @@ fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewriteP
 fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePlan) {
     let is_rtp = m.is_rtp();
     let active = !m.is_rejected();
-    let mid = m.mid().map(str::to_owned);
     let end_of_candidates = m.has_attribute("end-of-candidates");
 
     // Codec parameters are collected before the attribute list is rebuilt.
@@ -181,8 +192,8 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
     let mut push = |name: &str, value: Option<String>| {
         lines.push(MediaLine::Attribute(Attribute::new(name, value)));
     };
-    if let Some(mid) = mid {
-        push("mid", Some(mid));
+    if let Some(mid) = &mp.mid {
+        push("mid", Some(mid.clone()));
     }
     if active {
         for (name, value) in codec_lines {
@@ -218,8 +229,8 @@ fn codec_attrs(m: &Media, pt: &PayloadType, out: &mut Vec<(&'static str, String)
     let of_type = |name: &'static str| {
         m.attributes()
             .filter(move |a| a.is(name))
-            .filter_map(|a| a.value.as_deref().and_then(split_pt_value))
-            .filter(|(n, rest)| *n == pt.pt && !rest.is_empty())
+            .filter_map(|a| a.value.as_deref().and_then(split_pt_params))
+            .filter(|(n, rest)| *n == pt.pt && !rest.trim().is_empty())
             .map(move |(n, rest)| (name, format!("{n} {rest}")))
     };
     out.extend(of_type("fmtp").last());

@@ -67,6 +67,7 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 rtcp_port: m.is_rtp().then_some(port + 1),
                 rtcp_mux: m.has_rtcp_mux(),
                 ptime: m.ptime(),
+                mid: m.mid().map(str::to_owned),
                 codecs: CodecFilter::default(),
             }
         })
@@ -790,4 +791,42 @@ a=rtcp:30001
 ",
     );
     assert_eq!(rewritten(&input, |_, _| {}), want);
+}
+
+#[test]
+fn message_media_gets_its_address_where_rtpengine_puts_it() {
+    let input = crlf(
+        "v=0
+o=- 5 5 IN IP4 192.0.2.8
+s=-
+c=IN IP4 192.0.2.8
+t=0 0
+m=audio 5000 RTP/AVP 0
+m=message 5002 TCP/MSRP *
+i=file transfer
+a=path:msrp://192.0.2.8:5002/s1;tcp
+",
+    );
+    let got = rewritten(&input, |_, _| {});
+    assert!(
+        got.ends_with("m=message 5002 TCP/MSRP *\r\ni=file transfer\r\nc=IN IP4 192.0.2.8\r\na=path:msrp://192.0.2.8:5002/s1;tcp\r\n"),
+        "{got}"
+    );
+}
+
+#[test]
+fn fmtp_parameters_are_written_back_as_received() {
+    let input = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 4000 RTP/AVP 0 101
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16 
+",
+    );
+    let got = rewritten(&input, |_, _| {});
+    assert!(got.contains("a=fmtp:101 0-16 \r\n"), "{got}");
 }

@@ -132,6 +132,10 @@ pub struct MediaSlot {
     /// `media echo` for the media this leg sends: relayed to the other leg (the default),
     /// sent back to this leg, or dropped. Kept until a later `media echo` changes it.
     pub echo: Echo,
+    /// The `a=mid` written in SDP sent to this leg, as rtpengine keeps a media ID per side:
+    /// the sender's own, updated by each offer it sends that has one; the receiver's, copied
+    /// from the sender's by the first offer that reaches it and kept from then on.
+    pub mid: Option<String>,
     pub rtp: Stream,
     pub rtcp: Stream,
 }

@@ -261,3 +261,71 @@ fn media_echo_chooses_each_flows_egress() {
         "{caller:?}"
     );
 }
+
+/// The `a=mid` values of a reply's SDP.
+fn mids(reply: &crate::control::bencode::Value) -> Vec<String> {
+    text(reply, "sdp")
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=mid:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn media_ids_are_kept_per_side_as_rtpengine_keeps_them() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let a = |mid: &str| {
+        let m = if mid.is_empty() {
+            "audio 4000 RTP/AVP 0\r\n".to_owned()
+        } else {
+            format!("audio 4000 RTP/AVP 0\r\na=mid:{mid}\r\n")
+        };
+        body("192.0.2.10", &[&m])
+    };
+    let bb = |mid: &str| {
+        let m = if mid.is_empty() {
+            "audio 5000 RTP/AVP 0\r\n".to_owned()
+        } else {
+            format!("audio 5000 RTP/AVP 0\r\na=mid:{mid}\r\n")
+        };
+        body("192.0.2.20", &[&m])
+    };
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "A", None, None, a("audio1  ")),
+    );
+    assert_eq!(mids(&r), ["audio1  "]);
+    // An answer without a=mid: the offerer still gets its own.
+    let r = answer(&mut e, &mut b, at(1), oa("c", "A", Some("B"), None, bb("")));
+    assert_eq!(mids(&r), ["audio1  "]);
+    // The callee keeps the ID it was given first; the caller's changes.
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(2),
+        oa("c", "A", Some("B"), None, a("changed")),
+    );
+    assert_eq!(mids(&r), ["audio1  "]);
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(3),
+        oa("c", "A", Some("B"), None, bb("other")),
+    );
+    assert_eq!(mids(&r), ["changed"]);
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(4),
+        oa("c", "B", Some("A"), None, bb("other")),
+    );
+    assert_eq!(mids(&r), ["changed"]);
+
+    // `generate mid` names a section that has none by its position.
+    let mut p = oa("c2", "A", None, None, a(""));
+    p.flags.generate_mid = true;
+    let r = offer(&mut e, &mut b, at(5), p);
+    assert_eq!(mids(&r), ["1"]);
+}

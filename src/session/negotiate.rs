@@ -347,6 +347,26 @@ impl Engine {
                 }
             }
         }
+        if is_offer {
+            for (i, m) in sd.medias().enumerate() {
+                let sent = m.mid().map(str::to_owned);
+                let legs = &mut call.legs;
+                let Some(s) = legs.get_mut(sender).and_then(|l| l.medias.get_mut(i)) else {
+                    continue;
+                };
+                if sent.is_some() {
+                    s.mid = sent;
+                }
+                let from_sender = s.mid.clone();
+                let Some(r) = legs.get_mut(receiver).and_then(|l| l.medias.get_mut(i)) else {
+                    continue;
+                };
+                if r.mid.is_none() {
+                    r.mid =
+                        from_sender.or_else(|| p.flags.generate_mid.then(|| (i + 1).to_string()));
+                }
+            }
+        }
         for (i, m) in sd.medias().enumerate() {
             if let Some(ptime) = m.ptime() {
                 for leg in [sender, receiver] {
@@ -406,6 +426,7 @@ impl Engine {
                 rtcp_port,
                 rtcp_mux: mux_out,
                 ptime: call.legs[receiver].medias[i].ptime,
+                mid: call.legs[receiver].medias[i].mid.clone(),
                 codecs: CodecFilter {
                     strip: p.codec.strip.clone(),
                     mask: p.codec.mask.clone(),
@@ -498,6 +519,7 @@ impl Engine {
                 ptime: None,
                 offered: None,
                 echo: Echo::Relay,
+                mid: None,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
