@@ -14,6 +14,7 @@ mod follow;
 mod interfaces;
 pub mod latch;
 pub mod limits;
+mod media_state;
 mod negotiate;
 pub mod ports;
 mod recording;

@@ -5,8 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
-use crate::control::command::{Family, MediaEcho, OfferAnswer};
-use crate::sdp::codec::payload_types;
+use crate::control::command::{Family, OfferAnswer};
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
@@ -18,6 +17,7 @@ use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
 use crate::session::latch::LatchConfig;
 use crate::session::limits;
+use crate::session::media_state;
 use crate::session::ports::PortBinder;
 use crate::session::reply::dict_put;
 use crate::time::Now;
@@ -333,49 +333,7 @@ impl Engine {
             }
         }
 
-        if let Some(mode) = p.media_echo {
-            // Named from this message: its receiver, then its sender.
-            let (to_receiver, to_sender) = match mode {
-                MediaEcho::Forward => (Echo::Echo, Echo::Blackhole),
-                MediaEcho::Backwards => (Echo::Blackhole, Echo::Echo),
-                MediaEcho::Both => (Echo::Echo, Echo::Echo),
-                MediaEcho::Blackhole => (Echo::Blackhole, Echo::Blackhole),
-            };
-            for (leg, echo) in [(receiver, to_receiver), (sender, to_sender)] {
-                for slot in call.legs[leg].medias.iter_mut().take(n) {
-                    slot.echo = echo;
-                }
-            }
-        }
-        if is_offer {
-            for (i, m) in sd.medias().enumerate() {
-                let sent = m.mid().map(str::to_owned);
-                let legs = &mut call.legs;
-                let Some(s) = legs.get_mut(sender).and_then(|l| l.medias.get_mut(i)) else {
-                    continue;
-                };
-                if sent.is_some() {
-                    s.mid = sent;
-                }
-                let from_sender = s.mid.clone();
-                let Some(r) = legs.get_mut(receiver).and_then(|l| l.medias.get_mut(i)) else {
-                    continue;
-                };
-                if r.mid.is_none() {
-                    r.mid =
-                        from_sender.or_else(|| p.flags.generate_mid.then(|| (i + 1).to_string()));
-                }
-            }
-        }
-        for (i, m) in sd.medias().enumerate() {
-            if let Some(ptime) = m.ptime() {
-                for leg in [sender, receiver] {
-                    if let Some(slot) = call.legs[leg].medias.get_mut(i) {
-                        slot.ptime = Some(ptime);
-                    }
-                }
-            }
-        }
+        media_state::note_sdp(call, sender, receiver, &sd, p, is_offer);
 
         // Build the rewrite plan from the receiver's local ports.
         let mut plan = RewritePlan {
@@ -450,20 +408,7 @@ impl Engine {
         }
         sd.rewrite(&plan);
         if is_offer {
-            // What the receiver was offered, for its answer.
-            for (i, (out, m)) in sd.medias().zip(input.medias()).enumerate() {
-                let Some(slot) = call.legs[receiver].medias.get_mut(i) else {
-                    continue;
-                };
-                slot.offered = m.is_rtp().then(|| Offered {
-                    formats: out.formats.clone(),
-                    touched: plan
-                        .media
-                        .get(i)
-                        .map(|mp| mp.codecs.touched(&payload_types(m)))
-                        .unwrap_or_default(),
-                });
-            }
+            media_state::note_offered(call, receiver, &input, &sd, &plan);
         }
         if p.flags.loop_protect {
             if let Some(first) = sd.first_mut() {
