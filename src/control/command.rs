@@ -106,6 +106,8 @@ pub struct OfferAnswer {
     pub supports_load_limit: bool,
     /// `metadata` string, stored with the call.
     pub metadata: Option<String>,
+    /// `media echo` / `media-echo`: send media back to where it came from, or drop it.
+    pub media_echo: Option<MediaEcho>,
     /// The whole request, for keys that are stored but not interpreted.
     pub raw: Dict,
 }
@@ -127,7 +129,9 @@ pub struct Flags {
     pub loop_protect: bool,
     pub strip_extmap: bool,
     pub original_sendrecv: bool,
-    /// `always transcode`, `generate mid` and the like are accepted and ignored.
+    /// `generate mid`: give media sections without `a=mid` one (their position, from 1).
+    pub generate_mid: bool,
+    /// `always transcode` and the like are accepted and ignored.
     pub unknown: Vec<String>,
 }
 
@@ -176,6 +180,23 @@ pub struct CodecOps {
     pub set: Vec<String>,
     pub accept: Vec<String>,
     pub consume: Vec<String>,
+}
+
+/// The `media echo` modes, named from the message's point of view: the receiver of an offer is
+/// the callee. A side that echoes gets its own media back (from the relay's port it sends to);
+/// the other side's media is dropped, except with `Both`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEcho {
+    /// `blackhole`, `sinkhole`: media from both sides is dropped.
+    Blackhole,
+    /// `forward`, `fwd`, `fw`: the receiver of this message gets its media back; the sender's
+    /// is dropped.
+    Forward,
+    /// `backwards`, `backward`, `reverse`, `back`, `bkw`, `bk`: the sender of this message gets
+    /// its media back; the receiver's is dropped.
+    Backwards,
+    /// `both`: each side gets its own media back.
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use std::net::IpAddr;
 
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{
-    CallRef, CodecOps, Command, Delete, Family, Flags, IceMode, MediaSelect, OfferAnswer, Replace,
-    RtcpMux,
+    CallRef, CodecOps, Command, Delete, Family, Flags, IceMode, MediaEcho, MediaSelect,
+    OfferAnswer, Replace, RtcpMux,
 };
 use crate::control::error::NgError;
 
@@ -246,6 +246,11 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
             }
             "metadata" => oa.metadata = text(v),
             "record-call" => oa.flags.record_call = is_true(v),
+            "media-echo" => {
+                if let Some(mode) = text(v).and_then(|t| media_echo(&t)) {
+                    oa.media_echo = Some(mode);
+                }
+            }
             other => {
                 if is_true(v) {
                     set_bool_flag(&mut oa.flags, other);
@@ -293,6 +298,7 @@ fn set_bool_flag(f: &mut Flags, name: &str) -> bool {
         "loop-protect" => f.loop_protect = true,
         "strip-extmap" => f.strip_extmap = true,
         "original-sendrecv" => f.original_sendrecv = true,
+        "generate-mid" => f.generate_mid = true,
         _ => return false,
     }
     true
@@ -406,6 +412,17 @@ fn apply_codec(c: &mut CodecOps, codec_op: &str, codec: &str, op: Op) {
         _ => return,
     };
     list.push(codec);
+}
+
+/// A `media echo` value, spelled exactly as rtpengine spells it (it ignores others, as we do).
+fn media_echo(s: &str) -> Option<MediaEcho> {
+    Some(match s {
+        "blackhole" | "sinkhole" => MediaEcho::Blackhole,
+        "forward" | "fwd" | "fw" => MediaEcho::Forward,
+        "backwards" | "backward" | "reverse" | "back" | "bkw" | "bk" => MediaEcho::Backwards,
+        "both" => MediaEcho::Both,
+        _ => return None,
+    })
 }
 
 fn family(s: &str) -> Option<Family> {
@@ -718,15 +735,10 @@ mod tests {
             "codec-strip-",
             "x",
         ]);
+        assert!(oa.flags.generate_mid);
         assert_eq!(
             oa.flags.unknown,
-            vec![
-                "generate mid",
-                "reject ICE",
-                "no port latching",
-                "codec-strip-",
-                "x"
-            ]
+            vec!["reject ICE", "no port latching", "codec-strip-", "x"]
         );
     }
 
@@ -898,6 +910,20 @@ mod tests {
             offer_with(vec![("direction", "notalist".into())]).direction,
             None
         );
+    }
+
+    #[test]
+    fn media_echo_values() {
+        let echo = |k: &str, v: &str| offer_with(vec![(k, v.into())]).media_echo;
+        assert_eq!(echo("media-echo", "fw"), Some(MediaEcho::Forward));
+        assert_eq!(echo("media echo", "forward"), Some(MediaEcho::Forward));
+        assert_eq!(echo("media-echo", "bk"), Some(MediaEcho::Backwards));
+        assert_eq!(echo("media-echo", "reverse"), Some(MediaEcho::Backwards));
+        assert_eq!(echo("media-echo", "both"), Some(MediaEcho::Both));
+        assert_eq!(echo("media-echo", "sinkhole"), Some(MediaEcho::Blackhole));
+        assert_eq!(echo("media-echo", "FWD"), None);
+        assert_eq!(echo("media-echo", "off"), None);
+        assert_eq!(offer_with(vec![]).media_echo, None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::control::command::Family;
 use crate::sdp::model::{Attribute, Media, SessionDescription};
+use crate::sdp::parse::body_len;
 use crate::sdp::rewrite::{rewrite, RewritePlan};
 use crate::sdp::{parse, SdpError};
 
@@ -19,8 +20,10 @@ pub struct Body {
 }
 
 impl Body {
-    /// Parses a body; each `v=` line starts a new session.
+    /// Parses a body; each `v=` line starts a new session. The SDP ends at the first empty
+    /// line ([`body_len`]).
     pub fn parse(input: &[u8]) -> Result<Body, SdpError> {
+        let input = input.get(..body_len(input)).unwrap_or(input);
         let mut starts = Vec::new();
         let mut at = 0;
         for line in input.split_inclusive(|&b| b == b'\n') {
@@ -109,24 +112,31 @@ impl Body {
         self.sessions.iter().flat_map(|s| s.attributes())
     }
 
-    /// The o= version text of every session, replaced by `version`; returns the old ones.
-    pub fn replace_versions(&mut self, version: &str) -> Vec<String> {
+    /// The o= version text of every session (`None` without o=), replaced by `version`;
+    /// returns the old ones.
+    pub fn replace_versions(&mut self, version: &str) -> Vec<Option<String>> {
         self.sessions
             .iter_mut()
-            .map(|s| std::mem::replace(&mut s.origin.version, version.to_owned()))
+            .map(|s| {
+                let o = s.origin.as_mut()?;
+                Some(std::mem::replace(&mut o.version, version.to_owned()))
+            })
             .collect()
     }
 
     /// Puts back the versions `replace_versions` returned.
-    pub fn restore_versions(&mut self, versions: Vec<String>) {
+    pub fn restore_versions(&mut self, versions: Vec<Option<String>>) {
         for (s, v) in self.sessions.iter_mut().zip(versions) {
-            s.origin.version = v;
+            if let (Some(o), Some(v)) = (s.origin.as_mut(), v) {
+                o.version = v;
+            }
         }
     }
 
     /// The o= version of the first session.
     pub fn first_version(&self) -> Option<&str> {
-        self.sessions.first().map(|s| s.origin.version.as_str())
+        let o = self.sessions.first()?.origin.as_ref()?;
+        Some(o.version.as_str())
     }
 
     /// Rewrites every session; `plan.media` is numbered across sessions like the media.
@@ -142,6 +152,34 @@ impl Body {
             };
             rewrite(s, &part);
         }
+    }
+
+    /// Why rtpengine would refuse the media of this body with "Incomplete SDP specification",
+    /// if it would: a media section with no `c=` (its own or its session's; rejected ones too),
+    /// or an RTP media section listing a format that is not a payload type (a number up to 127;
+    /// rtpengine reads its leading digits).
+    pub fn incomplete(&self) -> Option<&'static str> {
+        for s in &self.sessions {
+            for m in &s.media {
+                if m.connection.is_none() && s.connection.is_none() {
+                    return Some("a media section has no c= line");
+                }
+                let bad_pt = |f: &String| {
+                    let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
+                    !f.is_empty() && digits.parse::<u32>().map_or(true, |n| n > 127)
+                };
+                if m.is_rtp() && m.formats.iter().any(bad_pt) {
+                    return Some("an RTP format is not a payload type");
+                }
+            }
+        }
+        None
+    }
+
+    /// rtpengine cannot write back a body whose last session has no media ("Error rewriting
+    /// SDP"): a body with no m= line at all, typically.
+    pub fn has_unwritable_session(&self) -> bool {
+        self.sessions.last().is_some_and(|s| s.media.is_empty())
     }
 
     /// The first session, where session-wide marks (loop protection) go.

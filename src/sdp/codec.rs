@@ -82,7 +82,7 @@ impl PayloadType {
             .any(|c| c.eq_ignore_ascii_case(wanted))
     }
 
-    fn is_supplemental(&self) -> bool {
+    pub fn is_supplemental(&self) -> bool {
         self.name().is_some_and(is_supplemental)
     }
 }
@@ -97,7 +97,46 @@ pub fn split_pt_value(value: &str) -> Option<(u8, &str)> {
     Some((num.parse().ok()?, rest.trim()))
 }
 
-/// The payload types of `m`, in m= order, without duplicates or non-numeric tokens.
+/// An `a=rtpmap` value as rtpengine reads it: the payload type and the encoding written back
+/// in its normal form, `<name>/<clock rate>` with `/<channels>` only for more than one
+/// channel (`AMR-WB/16000/1` becomes `AMR-WB/16000`; a channel count that is not a number
+/// counts as one). `None` when rtpengine would not take it as an rtpmap (no `/`, a clock rate
+/// that is not a number): such a line is then passed through as it came.
+pub fn parse_rtpmap(value: &str) -> Option<(u8, String)> {
+    let (pt, rest) = split_pt_value(value)?;
+    let encoding = rest.split_whitespace().next()?;
+    let (name, rest) = encoding.split_once('/')?;
+    let (rate, channels) = match rest.split_once('/') {
+        Some((r, c)) => (r, Some(c)),
+        None => (rest, None),
+    };
+    if rate.is_empty() || !rate.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rate: u32 = rate.parse().ok()?;
+    let channels = channels
+        .and_then(|c| c.parse::<i32>().ok())
+        .filter(|c| *c != 0)
+        .unwrap_or(1);
+    Some(if channels > 1 {
+        (pt, format!("{name}/{rate}/{channels}"))
+    } else {
+        (pt, format!("{name}/{rate}"))
+    })
+}
+
+/// An `a=fmtp` or `a=rtcp-fb` value split as rtpengine splits it: the payload type, then the
+/// parameters exactly as written after the first space (trailing blanks included: they are
+/// written back as received).
+pub fn split_pt_params(value: &str) -> Option<(u8, &str)> {
+    let value = value.trim_start();
+    let (num, rest) = value.split_once(' ').unwrap_or((value, ""));
+    Some((num.trim().parse().ok()?, rest))
+}
+
+/// The payload types of `m`, in m= order, without duplicates or non-numeric tokens. A type
+/// listed in several `a=rtpmap` lines takes the last one (as rtpengine does); a static type
+/// without one takes the static table's.
 pub fn payload_types(m: &Media) -> Vec<PayloadType> {
     let mut out: Vec<PayloadType> = Vec::new();
     for f in &m.formats {
@@ -110,10 +149,10 @@ pub fn payload_types(m: &Media) -> Vec<PayloadType> {
         let encoding = m
             .attributes()
             .filter(|a| a.is("rtpmap"))
-            .filter_map(|a| split_pt_value(a.value.as_deref()?))
-            .find(|(n, _)| *n == pt)
-            .map(|(_, e)| e.to_owned())
-            .filter(|e| !e.is_empty())
+            .filter_map(|a| parse_rtpmap(a.value.as_deref()?))
+            .filter(|(n, _)| *n == pt)
+            .last()
+            .map(|(_, e)| e)
             .or_else(|| static_rtpmap(pt).map(str::to_owned));
         out.push(PayloadType { pt, encoding });
     }
@@ -148,35 +187,60 @@ impl CodecFilter {
     /// rate was removed.
     pub fn apply(&self, pts: &[PayloadType]) -> Vec<u8> {
         let all: Vec<u8> = pts.iter().map(|p| p.pt).collect();
-        if self.is_empty() {
+        let touched = self.touched(pts);
+        if touched.is_empty() {
             return all;
         }
-        let (removed, kept): (Vec<&PayloadType>, Vec<&PayloadType>) =
-            pts.iter().partition(|p| self.removes(p));
-        if kept.is_empty() {
-            return all;
-        }
-        let all_touched = removed.iter().any(|p| p.is_supplemental());
-        let touched: Vec<Option<u32>> = removed
+        let main_rates: Vec<Option<u32>> = pts
             .iter()
-            .filter(|p| !p.is_supplemental())
+            .filter(|p| !p.is_supplemental() && !self.removes(p))
             .map(|p| p.clock_rate())
             .collect();
-        let main_rates: Vec<Option<u32>> = kept
-            .iter()
-            .filter(|p| !p.is_supplemental())
-            .map(|p| p.clock_rate())
-            .collect();
-        kept.iter()
+        pts.iter()
+            .filter(|p| !self.removes(p))
             .filter(|p| {
-                if !p.is_supplemental() {
-                    return true;
-                }
                 let rate = p.clock_rate();
-                main_rates.contains(&rate) || !(all_touched || touched.contains(&rate))
+                !p.is_supplemental() || main_rates.contains(&rate) || !touched.covers(rate)
             })
             .map(|p| p.pt)
             .collect()
+    }
+
+    /// What applying the filter to `pts` touches, as rtpengine tracks it: the clock rate of
+    /// every real codec it removes, and every rate once it removes a telephone-event or CN.
+    /// Nothing when it would remove everything (then it is not applied).
+    pub fn touched(&self, pts: &[PayloadType]) -> Touched {
+        if self.is_empty() || pts.iter().all(|p| self.removes(p)) {
+            return Touched::default();
+        }
+        let removed = || pts.iter().filter(|p| self.removes(p));
+        Touched {
+            all: removed().any(|p| p.is_supplemental()),
+            rates: removed()
+                .filter(|p| !p.is_supplemental())
+                .map(|p| p.clock_rate())
+                .collect(),
+        }
+    }
+}
+
+/// The clock rates a codec filter touched in an offer. rtpengine remembers them until the
+/// answer: there, a telephone-event or CN payload type of a touched rate is written as the
+/// offerer defined it and after the real codecs (see `answer.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Every rate (a telephone-event or CN was removed).
+    pub all: bool,
+    pub rates: Vec<Option<u32>>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.rates.is_empty()
+    }
+
+    pub fn covers(&self, rate: Option<u32>) -> bool {
+        self.all || self.rates.contains(&rate)
     }
 }
 
@@ -246,10 +310,36 @@ mod tests {
     }
 
     #[test]
+    fn rtpmap_is_read_and_written_back_as_rtpengine_does() {
+        let norm = |v: &str| parse_rtpmap(v).map(|(pt, e)| format!("{pt} {e}"));
+        assert_eq!(
+            norm("96 AMR-WB/16000/1").as_deref(),
+            Some("96 AMR-WB/16000")
+        );
+        assert_eq!(norm("96 AMR-WB/16000").as_deref(), Some("96 AMR-WB/16000"));
+        assert_eq!(
+            norm("111 opus/48000/2").as_deref(),
+            Some("111 opus/48000/2")
+        );
+        assert_eq!(norm("97 L16/8000/2x").as_deref(), Some("97 L16/8000"));
+        assert_eq!(norm("98 Z/8000/0").as_deref(), Some("98 Z/8000"));
+        assert_eq!(norm("99 W/8000/3 extra").as_deref(), Some("99 W/8000/3"));
+        assert_eq!(norm("96 X/08000").as_deref(), Some("96 X/8000"));
+        assert_eq!(norm("8 pcma/8000").as_deref(), Some("8 pcma/8000"));
+        assert_eq!(norm("96 foo"), None);
+        assert_eq!(norm("96 bar/abc"), None);
+        assert_eq!(norm("96 bar/"), None);
+        assert_eq!(norm("96"), None);
+    }
+
+    #[test]
     fn split_pt_values() {
         assert_eq!(split_pt_value("101 0-15"), Some((101, "0-15")));
         assert_eq!(split_pt_value("0 PCMU/8000 "), Some((0, "PCMU/8000")));
         assert_eq!(split_pt_value("x PCMU/8000"), None);
         assert_eq!(split_pt_value("300 foo"), None);
+        assert_eq!(split_pt_params("101 0-16 "), Some((101, "0-16 ")));
+        assert_eq!(split_pt_params("101  0-16"), Some((101, " 0-16")));
+        assert_eq!(split_pt_params("101"), Some((101, "")));
     }
 }

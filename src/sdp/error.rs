@@ -18,16 +18,25 @@ pub enum SdpError {
     /// More sessions in one body than `body::MAX_SESSIONS`.
     #[error("too many sessions in one body")]
     TooManySessions,
-    /// No `o=` line before the first `m=`.
-    #[error("SDP has no o= line")]
-    MissingOrigin,
+    /// The first line is not exactly `v=0`.
+    #[error("SDP version is not 0")]
+    BadVersion,
+    /// A line type SDP does not have (`x=`).
+    #[error("line {line}: unknown SDP line type")]
+    UnknownLineType { line: usize },
+    /// `o=` or `s=` inside a media section.
+    #[error("line {line}: session line inside a media section")]
+    MisplacedLine { line: usize },
+    /// A second `o=` in a session, or a second `c=` at one level.
+    #[error("line {line}: second o= or c= line")]
+    DuplicateLine { line: usize },
     /// A line that is not `<letter>=<value>`.
     #[error("line {line}: not an SDP line")]
     BadLine { line: usize },
     /// `o=` without its six fields.
     #[error("line {line}: malformed o= line")]
     BadOrigin { line: usize },
-    /// `c=` without network type, address type and address.
+    /// `c=` that is not `IN IP4|IP6 <address>` with an address of its family.
     #[error("line {line}: malformed c= line")]
     BadConnection { line: usize },
     /// `m=` without media type, port and protocol.

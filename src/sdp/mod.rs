@@ -13,9 +13,9 @@ pub mod rewrite;
 #[cfg(test)]
 mod tests;
 
-pub use answer::align_answer_codecs;
+pub use answer::{align_answer_codecs, supplementals_after_touch};
 pub use body::Body;
-pub use codec::CodecFilter;
+pub use codec::{CodecFilter, Touched};
 pub use error::SdpError;
 pub use model::{
     Attribute, ConnAddress, Connection, Direction, Line, Media, MediaLine, Origin,

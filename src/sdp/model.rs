@@ -1,17 +1,37 @@
 //! The typed SDP model. Lines we do not interpret are kept as text, in input order, so that
-//! `parse` followed by `to_string` reproduces a CRLF body byte for byte.
+//! `parse` followed by `to_string` reproduces a body byte for byte. Every line read from the
+//! input keeps its own line ending (as rtpengine copies them); lines we generate end in CRLF.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::control::command::Family;
 
+/// How a line ended in the input: SDP says CRLF, many endpoints send LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eol {
+    #[default]
+    Crlf,
+    Lf,
+}
+
+impl Eol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eol::Crlf => "\r\n",
+            Eol::Lf => "\n",
+        }
+    }
+}
+
 /// One SDP body (a single session with its media sections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDescription {
     /// The `v=` value (always `0` in practice).
     pub version: String,
-    pub origin: Origin,
+    pub version_eol: Eol,
+    /// The `o=` line; rtpengine accepts a session without one, and so do we.
+    pub origin: Option<Origin>,
     /// The session-level `c=` line, if any.
     pub connection: Option<Connection>,
     /// Session-level lines after `v=`, in input order. [`SessionLine::Origin`] and
@@ -47,6 +67,7 @@ pub enum MediaLine {
 pub struct Line {
     pub kind: char,
     pub value: String,
+    pub eol: Eol,
 }
 
 /// `a=name` or `a=name:value`; both parts are kept exactly as received.
@@ -54,13 +75,16 @@ pub struct Line {
 pub struct Attribute {
     pub name: String,
     pub value: Option<String>,
+    pub eol: Eol,
 }
 
 impl Attribute {
+    /// A generated attribute (CRLF).
     pub fn new(name: &str, value: Option<String>) -> Self {
         Attribute {
             name: name.to_owned(),
             value,
+            eol: Eol::Crlf,
         }
     }
 
@@ -84,6 +108,33 @@ pub struct Origin {
     pub version: String,
     pub net_type: String,
     pub address: ConnAddress,
+    /// The spaces around the fields as received, so that an `o=` with doubled spaces goes
+    /// back as it came (rtpengine copies it; it would mangle it only when it edits it).
+    pub spacing: Spacing,
+    pub eol: Eol,
+}
+
+/// Whitespace of a line of fields: before the first, between them, and text after the last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spacing {
+    pub lead: String,
+    /// One entry per gap; a missing entry is one space.
+    pub gaps: Vec<String>,
+    pub tail: String,
+}
+
+impl Spacing {
+    /// Writes `fields` with this spacing.
+    fn write(&self, f: &mut fmt::Formatter<'_>, fields: &[&dyn fmt::Display]) -> fmt::Result {
+        f.write_str(&self.lead)?;
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(self.gaps.get(i - 1).map_or(" ", String::as_str))?;
+            }
+            field.fmt(f)?;
+        }
+        f.write_str(&self.tail)
+    }
 }
 
 impl Origin {
@@ -98,15 +149,26 @@ impl Origin {
 pub struct Connection {
     pub net_type: String,
     pub address: ConnAddress,
+    /// Text after the address (` extra`, a trailing space), kept as rtpengine keeps it.
+    pub tail: String,
+    pub eol: Eol,
 }
 
 impl Connection {
-    /// A `c=IN IP4|IP6 <ip>` line.
+    /// A generated `c=IN IP4|IP6 <ip>` line.
     pub fn from_ip(ip: IpAddr) -> Self {
         Connection {
             net_type: "IN".to_owned(),
             address: ConnAddress::from_ip(ip),
+            tail: String::new(),
+            eol: Eol::Crlf,
         }
+    }
+
+    /// Points the line at `ip`, keeping the rest of it as received (as rtpengine edits only
+    /// the address of a c= line).
+    pub fn readdress(&mut self, ip: IpAddr) {
+        self.address.set_ip(ip);
     }
 }
 
@@ -178,6 +240,8 @@ pub struct Media {
     pub connection: Option<Connection>,
     /// Lines after `m=` in input order; [`MediaLine::Connection`] marks the `c=` position.
     pub lines: Vec<MediaLine>,
+    /// The `m=` line's ending.
+    pub eol: Eol,
 }
 
 /// Media direction attribute.
@@ -221,15 +285,15 @@ impl Direction {
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(v) => write!(f, "a={}:{}\r\n", self.name, v),
-            None => write!(f, "a={}\r\n", self.name),
+            Some(v) => write!(f, "a={}:{}{}", self.name, v, self.eol.as_str()),
+            None => write!(f, "a={}{}", self.name, self.eol.as_str()),
         }
     }
 }
 
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}\r\n", self.kind, self.value)
+        write!(f, "{}={}{}", self.kind, self.value, self.eol.as_str())
     }
 }
 
@@ -241,17 +305,33 @@ impl fmt::Display for ConnAddress {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        f.write_str("o=")?;
+        let a = &self.address;
+        self.spacing.write(
             f,
-            "o={} {} {} {} {}\r\n",
-            self.username, self.session_id, self.version, self.net_type, self.address
-        )
+            &[
+                &self.username,
+                &self.session_id,
+                &self.version,
+                &self.net_type,
+                &a.addr_type,
+                &a.address,
+            ],
+        )?;
+        f.write_str(self.eol.as_str())
     }
 }
 
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c={} {}\r\n", self.net_type, self.address)
+        write!(
+            f,
+            "c={} {}{}{}",
+            self.net_type,
+            self.address,
+            self.tail,
+            self.eol.as_str()
+        )
     }
 }
 
@@ -265,7 +345,7 @@ impl fmt::Display for Media {
         if !self.formats.is_empty() {
             write!(f, " {}", self.formats.join(" "))?;
         }
-        f.write_str("\r\n")?;
+        f.write_str(self.eol.as_str())?;
         for line in &self.lines {
             match line {
                 MediaLine::Connection => {
@@ -283,10 +363,14 @@ impl fmt::Display for Media {
 
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v={}\r\n", self.version)?;
+        write!(f, "v={}{}", self.version, self.version_eol.as_str())?;
         for line in &self.lines {
             match line {
-                SessionLine::Origin => self.origin.fmt(f)?,
+                SessionLine::Origin => {
+                    if let Some(o) = &self.origin {
+                        o.fmt(f)?;
+                    }
+                }
                 SessionLine::Connection => {
                     if let Some(c) = &self.connection {
                         c.fmt(f)?;

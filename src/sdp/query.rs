@@ -92,6 +92,14 @@ impl Media {
         Some((port, addr))
     }
 
+    /// The packet time the first `a=ptime` announces, if it is a positive number (its leading
+    /// digits, as rtpengine reads it with strtol).
+    pub fn ptime(&self) -> Option<u32> {
+        let v = self.attribute("ptime")?.value_trimmed();
+        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok().filter(|n| *n > 0)
+    }
+
     /// The first `a=mid` value.
     pub fn mid(&self) -> Option<&str> {
         self.attribute("mid").and_then(|a| a.value.as_deref())

@@ -4,10 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::sdp::codec::{payload_types, split_pt_value, CodecFilter, PayloadType};
-use crate::sdp::model::{
-    Attribute, Connection, Direction, Media, MediaLine, SessionDescription, SessionLine,
-};
+use crate::sdp::codec::{parse_rtpmap, payload_types, split_pt_params, CodecFilter, PayloadType};
+use crate::sdp::model::{Attribute, Direction, Media, MediaLine, SessionDescription, SessionLine};
 use crate::sdp::query::ICE_ATTRS;
 
 /// What to change in an SDP.
@@ -44,18 +42,23 @@ pub struct MediaPlan {
     pub rtcp_port: Option<u16>,
     /// Write `a=rtcp-mux` (RTP media only).
     pub rtcp_mux: bool,
+    /// `Some(n)`: the input's `a=ptime` lines go and `a=ptime:n` is written after the RTCP
+    /// attributes (RTP media only). `None`: an input `a=ptime` (one that is not a positive
+    /// number) stays where it was.
+    pub ptime: Option<u32>,
+    /// The `a=mid` to write (the input's go).
+    pub mid: Option<String>,
     pub codecs: CodecFilter,
 }
 
 impl MediaPlan {
-    /// The text address for c=.
-    fn connection(&self) -> Connection {
-        let ip = match (self.keep_null, self.address) {
+    /// The address for c=.
+    fn connection_ip(&self) -> IpAddr {
+        match (self.keep_null, self.address) {
             (false, ip) => ip,
             (true, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             (true, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        Connection::from_ip(ip)
+        }
     }
 }
 
@@ -77,11 +80,13 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
 
     let original_session_conn = sd.connection.clone();
 
-    if let Some(ip) = plan.origin_address {
-        sd.origin.address.set_ip(ip);
-    }
-    if let Some(v) = plan.origin_version {
-        sd.origin.version = v.to_string();
+    if let Some(o) = &mut sd.origin {
+        if let Some(ip) = plan.origin_address {
+            o.address.set_ip(ip);
+        }
+        if let Some(v) = plan.origin_version {
+            o.version = v.to_string();
+        }
     }
 
     let session_conn_used =
@@ -89,7 +94,7 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
     if let (Some(c), Some(first), true) =
         (&mut sd.connection, plan.media.first(), session_conn_used)
     {
-        *c = first.connection();
+        c.readdress(first.connection_ip());
     }
 
     sd.lines.retain(|line| match line {
@@ -103,10 +108,21 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
         };
         if m.kind.trim() == "message" {
             // Not relayed by us: left alone, but made self-contained with the peer's own
-            // session address, since the session c= now points at us.
+            // session address, since the session c= now points at us. (rtpengine ends this
+            // line with LF whatever the body uses; it keeps the session line's ending here.)
             if let (None, Some(c)) = (&m.connection, &original_session_conn) {
                 m.connection = Some(c.clone());
-                m.lines.insert(0, MediaLine::Connection);
+                // Where rtpengine puts it: before the first a=, b= or k= line.
+                let at = m
+                    .lines
+                    .iter()
+                    .position(|l| match l {
+                        MediaLine::Attribute(_) => true,
+                        MediaLine::Other(o) => matches!(o.kind, 'b' | 'k'),
+                        MediaLine::Connection => false,
+                    })
+                    .unwrap_or(m.lines.len());
+                m.lines.insert(at, MediaLine::Connection);
             }
             continue;
         }
@@ -123,32 +139,25 @@ fn drop_session_attr(a: &Attribute, plan: &RewritePlan) -> bool {
 }
 
 /// Media-level attributes we regenerate (or drop) rather than pass through.
-fn is_interpreted(a: &Attribute, m_is_rtp: bool, ptime: Option<u32>, plan: &RewritePlan) -> bool {
+fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewritePlan) -> bool {
     let name = a.name.trim_end();
     match name {
         "rtcp" | "rtcp-mux" | "mid" | "end-of-candidates" => true,
         n if DIRECTIONS.contains(&n) => true,
-        "rtpmap" | "fmtp" => m_is_rtp,
+        // An rtpmap rtpengine cannot read stays where it is (its type gets the static one).
+        "rtpmap" => m_is_rtp && a.value.as_deref().and_then(parse_rtpmap).is_some(),
+        "fmtp" => m_is_rtp,
         // `a=rtcp-fb:*` applies to all payload types and is passed through.
         "rtcp-fb" => m_is_rtp && a.value_trimmed().split_whitespace().next() != Some("*"),
-        "ptime" => m_is_rtp && ptime.is_some(),
+        "ptime" => mp.ptime.is_some(),
         "extmap" => plan.strip_extmap,
         n => plan.strip_ice && ICE_ATTRS.contains(&n),
     }
 }
 
-/// The `a=ptime` value if it is a positive number (leading digits, like strtol).
-fn ptime_of(m: &Media) -> Option<u32> {
-    let v = m.attribute("ptime")?.value_trimmed();
-    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok().filter(|n| *n > 0)
-}
-
 fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePlan) {
     let is_rtp = m.is_rtp();
     let active = !m.is_rejected();
-    let ptime = if is_rtp { ptime_of(m) } else { None };
-    let mid = m.mid().map(str::to_owned);
     let end_of_candidates = m.has_attribute("end-of-candidates");
 
     // Codec parameters are collected before the attribute list is rebuilt.
@@ -169,22 +178,22 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
     if active {
         m.port = mp.port;
     }
-    if m.connection.is_some() {
-        m.connection = Some(mp.connection());
+    if let Some(c) = &mut m.connection {
+        c.readdress(mp.connection_ip());
     }
 
     let mut lines: Vec<MediaLine> = std::mem::take(&mut m.lines)
         .into_iter()
         .filter(|l| match l {
-            MediaLine::Attribute(a) => !is_interpreted(a, is_rtp, ptime, plan),
+            MediaLine::Attribute(a) => !is_interpreted(a, is_rtp, mp, plan),
             _ => true,
         })
         .collect();
     let mut push = |name: &str, value: Option<String>| {
         lines.push(MediaLine::Attribute(Attribute::new(name, value)));
     };
-    if let Some(mid) = mid {
-        push("mid", Some(mid));
+    if let Some(mid) = &mp.mid {
+        push("mid", Some(mid.clone()));
     }
     if active {
         for (name, value) in codec_lines {
@@ -198,7 +207,7 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
             if mp.rtcp_mux {
                 push("rtcp-mux", None);
             }
-            if let Some(p) = ptime {
+            if let Some(p) = mp.ptime {
                 push("ptime", Some(p.to_string()));
             }
         }
@@ -210,19 +219,20 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
 }
 
 /// `a=rtpmap`, `a=fmtp`, `a=rtcp-fb` lines for one payload type. A type with no known
-/// encoding gets none (as with rtpengine).
+/// encoding gets none. As rtpengine reads them: one fmtp per type (the last), every rtcp-fb.
+/// (rtpengine 10.5 writes `a=rtpmap:<pt> /0` for a type it knows nothing of: not copied.)
 fn codec_attrs(m: &Media, pt: &PayloadType, out: &mut Vec<(&'static str, String)>) {
     let Some(enc) = &pt.encoding else {
         return;
     };
     out.push(("rtpmap", format!("{} {}", pt.pt, enc)));
-    for name in ["fmtp", "rtcp-fb"] {
-        for a in m.attributes().filter(|a| a.is(name)) {
-            if let Some((n, rest)) = a.value.as_deref().and_then(split_pt_value) {
-                if n == pt.pt && !rest.is_empty() {
-                    out.push((name, format!("{n} {rest}")));
-                }
-            }
-        }
-    }
+    let of_type = |name: &'static str| {
+        m.attributes()
+            .filter(move |a| a.is(name))
+            .filter_map(|a| a.value.as_deref().and_then(split_pt_params))
+            .filter(|(n, rest)| *n == pt.pt && !rest.trim().is_empty())
+            .map(move |(n, rest)| (name, format!("{n} {rest}")))
+    };
+    out.extend(of_type("fmtp").last());
+    out.extend(of_type("rtcp-fb"));
 }

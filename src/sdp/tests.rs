@@ -50,7 +50,8 @@ fn crlf(text: &str) -> String {
 }
 
 /// A plan like the session layer makes for a plain offer: local address of the media's
-/// family, ports 30000, 30002, ... with RTCP on the next port, rtcp-mux kept if offered.
+/// family, ports 30000, 30002, ... with RTCP on the next port, rtcp-mux and ptime kept if
+/// offered.
 fn default_plan(sd: &SessionDescription) -> RewritePlan {
     let media = (0..sd.media.len())
         .map(|i| {
@@ -65,6 +66,8 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 port,
                 rtcp_port: m.is_rtp().then_some(port + 1),
                 rtcp_mux: m.has_rtcp_mux(),
+                ptime: m.ptime(),
+                mid: m.mid().map(str::to_owned),
                 codecs: CodecFilter::default(),
             }
         })
@@ -94,11 +97,21 @@ fn fixtures_round_trip_byte_identical() {
 }
 
 #[test]
-fn lf_input_renders_crlf() {
+fn lf_input_keeps_its_line_endings_and_generated_lines_are_crlf() {
     let text = fixture("audio_video");
     let lf = text.replace("\r\n", "\n");
     let sd = parse(lf.as_bytes()).expect("parses");
-    assert_eq!(sd.to_string(), text);
+    assert_eq!(sd.to_string(), lf);
+    // What rtpengine writes for an LF offer: the lines it keeps or edits (v=, o=, c=, m=,
+    // a=foo) end as they came, the ones it generates in CRLF.
+    let got = rewritten(
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0 8\na=foo\na=ptime:20\n",
+        |_, _| {},
+    );
+    assert_eq!(
+        got,
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 198.18.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 8\na=foo\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtcp:30001\r\na=ptime:20\r\n"
+    );
 }
 
 #[test]
@@ -589,11 +602,10 @@ fn queries() {
     let sd = parse(fixture("hold_null").as_bytes()).expect("parses");
     assert!(sd.is_null_address(0));
 
+    // A hostname in c= is refused, as rtpengine refuses it (in o= it is fine).
     let host =
         "v=0\r\no=- 1 1 IN IP4 pbx.example\r\nc=IN IP4 pbx.example\r\nm=audio 4000 RTP/AVP 0\r\n";
-    let sd = parse(host.as_bytes()).expect("parses");
-    assert_eq!(sd.rtp_endpoint(0), None);
-    assert_eq!(sd.media_family(0), Some(Family::V4));
+    assert!(parse(host.as_bytes()).is_err());
 
     let rtcp_addr = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4111 IN IP4 192.0.2.99\r\n";
     let sd = parse(rtcp_addr.as_bytes()).expect("parses");
@@ -719,7 +731,7 @@ a=ptime:30
 ",
     );
     let mut sd = parse(input.as_bytes()).expect("answer parses");
-    crate::sdp::align_answer_codecs(&offer.media[0], &mut sd.media[0]);
+    crate::sdp::align_answer_codecs(&offer.media[0].formats, &mut sd.media[0]);
     let plan = default_plan(&sd);
     rewrite(&mut sd, &plan);
     let want = crlf(
@@ -738,4 +750,83 @@ a=ptime:30
 ",
     );
     assert_eq!(sd.to_string(), want);
+}
+
+#[test]
+fn rtpmap_lines_are_written_in_rtpengines_form() {
+    let input = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 4000 RTP/AVP 96 97 0 98 99
+a=rtpmap:96 AMR-WB/16000/1
+a=fmtp:96 mode-set=0
+a=fmtp:96 mode-set=2
+a=rtpmap:97 foo
+a=x-keep
+a=rtpmap:0 PCMU/8000/1
+a=rtpmap:98 opus/48000/2
+a=rtpmap:99 AMR/8000
+a=rtpmap:99 EVS/16000
+",
+    );
+    let want = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 198.18.0.1
+t=0 0
+m=audio 30000 RTP/AVP 96 97 0 98 99
+a=rtpmap:97 foo
+a=x-keep
+a=rtpmap:96 AMR-WB/16000
+a=fmtp:96 mode-set=2
+a=rtpmap:0 PCMU/8000
+a=rtpmap:98 opus/48000/2
+a=rtpmap:99 EVS/16000
+a=sendrecv
+a=rtcp:30001
+",
+    );
+    assert_eq!(rewritten(&input, |_, _| {}), want);
+}
+
+#[test]
+fn message_media_gets_its_address_where_rtpengine_puts_it() {
+    let input = crlf(
+        "v=0
+o=- 5 5 IN IP4 192.0.2.8
+s=-
+c=IN IP4 192.0.2.8
+t=0 0
+m=audio 5000 RTP/AVP 0
+m=message 5002 TCP/MSRP *
+i=file transfer
+a=path:msrp://192.0.2.8:5002/s1;tcp
+",
+    );
+    let got = rewritten(&input, |_, _| {});
+    assert!(
+        got.ends_with("m=message 5002 TCP/MSRP *\r\ni=file transfer\r\nc=IN IP4 192.0.2.8\r\na=path:msrp://192.0.2.8:5002/s1;tcp\r\n"),
+        "{got}"
+    );
+}
+
+#[test]
+fn fmtp_parameters_are_written_back_as_received() {
+    let input = crlf(
+        "v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 4000 RTP/AVP 0 101
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16 
+",
+    );
+    let got = rewritten(&input, |_, _| {});
+    assert!(got.contains("a=fmtp:101 0-16 \r\n"), "{got}");
 }

@@ -122,8 +122,43 @@ pub struct MediaSlot {
     pub rejected: bool,
     /// Carries RTP (false for e.g. `m=image udptl`).
     pub is_rtp: bool,
+    /// The packet time written as `a=ptime` in SDP sent to this leg. As rtpengine keeps it per
+    /// media: set on both sides whenever either side's SDP announces one, and kept until the
+    /// next announcement (so a re-offer without ptime still carries the answerer's).
+    pub ptime: Option<u32>,
+    /// What the last offer towards this leg carried (RTP media): its answer is cut down to
+    /// these codecs and follows the offer's codec filter (see `sdp::answer`).
+    pub offered: Option<Offered>,
+    /// `media echo` for the media this leg sends: relayed to the other leg (the default),
+    /// sent back to this leg, or dropped. Kept until a later `media echo` changes it.
+    pub echo: Echo,
+    /// The `a=mid` written in SDP sent to this leg, as rtpengine keeps a media ID per side:
+    /// the sender's own, updated by each offer it sends that has one; the receiver's, copied
+    /// from the sender's by the first offer that reaches it and kept from then on.
+    pub mid: Option<String>,
     pub rtp: Stream,
     pub rtcp: Stream,
+}
+
+/// Where the media a leg sends goes (see `media echo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echo {
+    /// To the other leg.
+    #[default]
+    Relay,
+    /// Back to the sender, out of the relay port it sent to.
+    Echo,
+    /// Nowhere.
+    Blackhole,
+}
+
+/// One m= line of an offer as the receiving leg got it.
+#[derive(Debug, Clone, Default)]
+pub struct Offered {
+    /// The format list of the m= line sent.
+    pub formats: Vec<String>,
+    /// The clock rates the offer's codec filter touched.
+    pub touched: crate::sdp::Touched,
 }
 
 /// A local RTP/RTCP port pair on one interface address.

@@ -57,6 +57,8 @@ pub struct Engine {
     pub(crate) next_scan: Option<crate::time::Millis>,
     /// Limits the log lines of refused media targets.
     pub(crate) refusal_log: crate::session::targets::LogLimit,
+    /// Limits the log lines of interface names the relay does not have.
+    pub(crate) interface_log: crate::session::targets::LogLimit,
 }
 
 impl Engine {
@@ -78,6 +80,7 @@ impl Engine {
             started: None,
             next_scan: None,
             refusal_log: Default::default(),
+            interface_log: Default::default(),
         }
     }
 

@@ -8,6 +8,13 @@ pub enum SessionError {
     /// The SDP body did not parse.
     #[error("Failed to parse SDP")]
     SdpParse,
+    /// The SDP parsed but its media cannot be used: no address for a media section, or an RTP
+    /// format that is not a payload type.
+    #[error("Incomplete SDP specification")]
+    SdpIncomplete,
+    /// The SDP cannot be written back (a session with no media).
+    #[error("Error rewriting SDP")]
+    SdpRewrite,
     /// `answer`/`query` for a call that does not exist.
     #[error("Unknown call-id")]
     UnknownCall,
@@ -17,7 +24,8 @@ pub enum SessionError {
     /// No free RTP/RTCP pair left on the interface.
     #[error("Ran out of ports")]
     PortsExhausted,
-    /// `direction`/`from-interface`/`to-interface` names an interface that is not configured.
+    /// No interface entry to allocate ports on (the relay has none configured). A name the
+    /// relay does not have is not an error: it falls back as rtpengine's does.
     #[error("Unknown interface '{0}'")]
     UnknownInterface(String),
     /// `--max-sessions` reached.

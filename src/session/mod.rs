@@ -11,8 +11,10 @@ pub mod engine;
 pub mod engine_config;
 pub mod error;
 mod follow;
+mod interfaces;
 pub mod latch;
 pub mod limits;
+mod media_state;
 mod negotiate;
 pub mod ports;
 mod recording;
@@ -27,5 +29,7 @@ pub use engine_config::EngineConfig;
 pub use error::SessionError;
 pub use ports::{PortAllocator, PortBinder};
 pub use reports::Snapshot;
+#[cfg(test)]
+mod fidelity_tests;
 #[cfg(test)]
 mod tests;

@@ -11,11 +11,13 @@ use crate::sdp::{
 };
 use crate::session::actions::MediaAction;
 use crate::session::block::block_states;
-use crate::session::call::{Call, Leg, LocalPair, MediaSlot, Stream};
+use crate::session::call::{Call, Echo, Leg, LocalPair, MediaSlot, Offered, Stream};
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
+use crate::session::interfaces::{self, interface_address};
 use crate::session::latch::LatchConfig;
 use crate::session::limits;
+use crate::session::media_state;
 use crate::session::ports::PortBinder;
 use crate::session::reply::dict_put;
 use crate::time::Now;
@@ -38,22 +40,13 @@ impl Engine {
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
         }
+        check_streams(&p, &sd)?;
         let call_id = p.call.call_id.clone();
-        let default_if = self.default_interface();
-        // An empty name (one of from-/to-interface given alone) means the default interface.
-        let pick = |name: &str| {
-            if name.is_empty() {
-                default_if.clone()
-            } else {
-                name.to_owned()
-            }
-        };
-        let (from_if, to_if) = match &p.direction {
-            Some((a, b)) => (pick(a), pick(b)),
-            None => (default_if.clone(), default_if.clone()),
-        };
-        self.check_interface(&from_if)?;
-        self.check_interface(&to_if)?;
+        // An empty name (no `direction`, or one of from-/to-interface given alone) means the
+        // default interface; see interfaces.rs for how names become interface entries.
+        let (from_if, to_if) = p.direction.clone().unwrap_or_default();
+        self.note_unknown_interface(now, &call_id, &from_if);
+        self.note_unknown_interface(now, &call_id, &to_if);
         let is_new = !self.calls.contains_key(&call_id);
         if is_new {
             if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
@@ -103,8 +96,8 @@ impl Engine {
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
         }
+        check_streams(&p, &sd)?;
         let call_id = p.call.call_id.clone();
-        let default_if = self.default_interface();
         let call = self
             .calls
             .get_mut(&call_id)
@@ -129,14 +122,7 @@ impl Engine {
                     l
                 }
             },
-            None => find_receiver(
-                call,
-                receiver,
-                None,
-                p.call.via_branch.as_deref(),
-                &default_if,
-                now,
-            )?,
+            None => find_receiver(call, receiver, None, p.call.via_branch.as_deref(), "", now)?,
         };
         self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
     }
@@ -160,25 +146,28 @@ impl Engine {
         Some(Value::Dict(d))
     }
 
-    fn default_interface(&self) -> String {
-        self.cfg
-            .interfaces
-            .first()
-            .map(|i| i.name.clone())
-            .unwrap_or_else(|| "default".into())
-    }
-
-    fn check_interface(&self, name: &str) -> Result<(), SessionError> {
-        if self.cfg.interfaces.iter().any(|i| i.name == name) {
-            Ok(())
-        } else {
-            Err(SessionError::UnknownInterface(name.to_owned()))
+    /// rtpengine answers `ok` for an interface name it does not have and uses one it has;
+    /// so do we, and say so in the log (rate-limited: every offer of a misconfigured proxy
+    /// would repeat it). The legacy names `internal` and `external` are a feature, not a
+    /// mistake: not logged, as in rtpengine.
+    fn note_unknown_interface(&mut self, now: Now, call_id: &str, name: &str) {
+        if !interfaces::is_unknown(&self.cfg.interfaces, name) || interfaces::is_legacy(name) {
+            return;
+        }
+        if self.interface_log.allow(now.mono) {
+            let suppressed = std::mem::take(&mut self.interface_log.suppressed);
+            tracing::warn!(
+                call_id = ?call_id,
+                interface = name,
+                suppressed,
+                "interface not found, using the default"
+            );
         }
     }
 
-    /// The interface entry of `name` with the wanted family (or the first entry of that name).
+    /// The interface entry media on `name` uses for `family`.
     fn pick_interface(&self, name: &str, family: Option<Family>) -> Option<Interface> {
-        pick(&self.cfg.interfaces, name, family).cloned()
+        interfaces::pick(&self.cfg.interfaces, name, family).cloned()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -196,15 +185,35 @@ impl Engine {
         if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
         }
-        if !is_offer {
-            let offer = self
-                .calls
+        if sd.has_unwritable_session() {
+            tracing::info!(call_id = ?call_id, "SDP has a session without media");
+            return Err(SessionError::SdpRewrite);
+        }
+        // An answer: the offer as its sender wrote it (for the definitions of its codecs).
+        let offer = if is_offer {
+            None
+        } else {
+            self.calls
                 .get(call_id)
                 .and_then(|c| c.legs.get(receiver))
-                .and_then(|l| l.last_body());
-            if let Some(offer) = offer {
-                for (o, a) in offer.medias().zip(sd.medias_mut()) {
-                    sdp::align_answer_codecs(o, a);
+                .and_then(|l| l.last_body())
+        };
+        let offered: Vec<Option<Offered>> = match self.leg(call_id, sender) {
+            Ok(leg) if !is_offer => leg.medias.iter().map(|m| m.offered.clone()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(offer) = &offer {
+            for (i, a) in sd.medias_mut().enumerate() {
+                // What this side was offered; the offerer's own list for a call from before.
+                let formats = match offered.get(i) {
+                    Some(Some(o)) => Some(o.formats.as_slice()),
+                    _ => offer
+                        .media(i)
+                        .filter(|m| m.is_rtp())
+                        .map(|m| m.formats.as_slice()),
+                };
+                if let Some(formats) = formats {
+                    sdp::align_answer_codecs(formats, a);
                 }
             }
         }
@@ -324,6 +333,8 @@ impl Engine {
             }
         }
 
+        media_state::note_sdp(call, sender, receiver, &sd, p, is_offer);
+
         // Build the rewrite plan from the receiver's local ports.
         let mut plan = RewritePlan {
             origin_address: None,
@@ -372,6 +383,8 @@ impl Engine {
                 port: if m.is_rejected() { 0 } else { rtp_port },
                 rtcp_port,
                 rtcp_mux: mux_out,
+                ptime: call.legs[receiver].medias[i].ptime,
+                mid: call.legs[receiver].medias[i].mid.clone(),
                 codecs: CodecFilter {
                     strip: p.codec.strip.clone(),
                     mask: p.codec.mask.clone(),
@@ -386,7 +399,17 @@ impl Engine {
         if p.replace.origin {
             plan.origin_address = plan.media.first().map(|m| m.address);
         }
+        if let Some(offer) = &offer {
+            for (i, a) in sd.medias_mut().enumerate() {
+                if let (Some(o), Some(Some(off))) = (offer.media(i), offered.get(i)) {
+                    sdp::supplementals_after_touch(o, a, &off.touched);
+                }
+            }
+        }
         sd.rewrite(&plan);
+        if is_offer {
+            media_state::note_offered(call, receiver, &input, &sd, &plan);
+        }
         if p.flags.loop_protect {
             if let Some(first) = sd.first_mut() {
                 first.lines.push(SessionLine::Attribute(Attribute::new(
@@ -438,6 +461,10 @@ impl Engine {
                 demuxed: false,
                 rejected: false,
                 is_rtp,
+                ptime: None,
+                offered: None,
+                echo: Echo::Relay,
+                mid: None,
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
@@ -527,6 +554,20 @@ impl Engine {
                     continue;
                 };
                 let Some(local) = slot.local else { continue };
+                // `media echo`: this leg's media goes back out of its own sockets to itself
+                // (muxed RTCP too), or nowhere.
+                let (peer_rtp, peer_rtcp) = match slot.echo {
+                    Echo::Relay => (peer_rtp, peer_rtcp),
+                    Echo::Echo => (
+                        Some(slot.rtp.flow),
+                        Some(if slot.rtcp_mux {
+                            slot.rtp.flow
+                        } else {
+                            slot.rtcp.flow
+                        }),
+                    ),
+                    Echo::Blackhole => (None, None),
+                };
                 let media_kind = if slot.is_rtp {
                     FlowKind::Rtp
                 } else {
@@ -610,6 +651,17 @@ fn parse_sdp(p: &OfferAnswer) -> Result<Body, SessionError> {
         tracing::info!(call_id = ?p.call.call_id, error = %e, "failed to parse SDP");
         SessionError::SdpParse
     })
+}
+
+/// What rtpengine refuses after parsing, before it looks at the call.
+fn check_streams(p: &OfferAnswer, sd: &Body) -> Result<(), SessionError> {
+    match sd.incomplete() {
+        Some(why) => {
+            tracing::info!(call_id = ?p.call.call_id, why, "incomplete SDP");
+            Err(SessionError::SdpIncomplete)
+        }
+        None => Ok(()),
+    }
 }
 
 fn new_call(call_id: &str, now: Now) -> Call {
@@ -710,7 +762,7 @@ fn sdp_version(
     sd.to_string().hash(&mut h);
     let masked = h.finish();
     // Every session's o= gets the version of the first one.
-    let number = sd_version_number(incoming.first().map_or("0", String::as_str));
+    let number = sd_version_number(incoming.first().and_then(Option::as_deref).unwrap_or("0"));
     sd.restore_versions(incoming);
     let previous = calls
         .get(call_id)
@@ -725,34 +777,6 @@ fn sdp_version(
 
 fn sd_version_number(v: &str) -> u64 {
     v.trim().parse().unwrap_or(0)
-}
-
-/// The entry of interface `name` in `family`, else its first entry.
-fn pick<'a>(
-    interfaces: &'a [Interface],
-    name: &str,
-    family: Option<Family>,
-) -> Option<&'a Interface> {
-    let named = || interfaces.iter().filter(move |i| i.name == name);
-    named()
-        .find(|i| family.is_none_or(|f| family_of(i.local) == f))
-        .or_else(|| named().next())
-}
-
-/// The SDP address of interface `name` in `family`.
-fn interface_address(
-    interfaces: &[Interface],
-    name: &str,
-    family: Option<Family>,
-) -> Option<IpAddr> {
-    pick(interfaces, name, family).map(Interface::sdp_address)
-}
-
-fn family_of(ip: IpAddr) -> Family {
-    match ip {
-        IpAddr::V4(_) => Family::V4,
-        IpAddr::V6(_) => Family::V6,
-    }
 }
 
 /// With `SIP-source-address` (and no `trust-address`), media goes to the SIP source address.
