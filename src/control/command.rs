@@ -108,6 +108,9 @@ pub struct OfferAnswer {
     pub metadata: Option<String>,
     /// `media echo` / `media-echo`: send media back to where it came from, or drop it.
     pub media_echo: Option<MediaEcho>,
+    /// `endpoint learning` / `endpoint-learning`: this call's learning mode instead of the
+    /// daemon's `--endpoint-learning`.
+    pub endpoint_learning: Option<crate::session::latch::EndpointLearning>,
     /// The whole request, for keys that are stored but not interpreted.
     pub raw: Dict,
 }

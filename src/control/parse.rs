@@ -246,6 +246,9 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
             }
             "metadata" => oa.metadata = text(v),
             "record-call" => oa.flags.record_call = is_true(v),
+            "endpoint-learning" => {
+                oa.endpoint_learning = text(v).and_then(|t| endpoint_learning(&t));
+            }
             "media-echo" => {
                 if let Some(mode) = text(v).and_then(|t| media_echo(&t)) {
                     oa.media_echo = Some(mode);
@@ -415,6 +418,18 @@ fn apply_codec(c: &mut CodecOps, codec_op: &str, codec: &str, op: Op) {
 }
 
 /// A `media echo` value, spelled exactly as rtpengine spells it (it ignores others, as we do).
+/// The learning modes of `--endpoint-learning`, by the same names.
+fn endpoint_learning(s: &str) -> Option<crate::session::latch::EndpointLearning> {
+    use crate::session::latch::EndpointLearning as L;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "delayed" => Some(L::Delayed),
+        "immediate" => Some(L::Immediate),
+        "off" => Some(L::Off),
+        "heuristic" => Some(L::Heuristic),
+        _ => None,
+    }
+}
+
 fn media_echo(s: &str) -> Option<MediaEcho> {
     Some(match s {
         "blackhole" | "sinkhole" => MediaEcho::Blackhole,
@@ -910,6 +925,15 @@ mod tests {
             offer_with(vec![("direction", "notalist".into())]).direction,
             None
         );
+    }
+
+    #[test]
+    fn endpoint_learning_per_call() {
+        use crate::session::latch::EndpointLearning as L;
+        let el = |k: &str, v: &str| offer_with(vec![(k, v.into())]).endpoint_learning;
+        assert_eq!(el("endpoint learning", "off"), Some(L::Off));
+        assert_eq!(el("endpoint-learning", "Immediate"), Some(L::Immediate));
+        assert_eq!(el("endpoint-learning", "sometimes"), None);
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub struct RewritePlan {
     pub strip_ice: bool,
     /// `strip extmap`: drop `a=extmap` at session and media level.
     pub strip_extmap: bool,
+    /// `original sendrecv`: a null address keeps the direction it came with (otherwise it turns
+    /// receiving off: sendrecv becomes sendonly, recvonly inactive).
+    pub original_sendrecv: bool,
+    /// `replace: username`: write this user name in o=.
+    pub origin_username: Option<String>,
+    /// `replace: session-name`: write this as the s= line's text.
+    pub session_name: Option<String>,
     /// One per m= line, same order. Media without a plan are left untouched.
     pub media: Vec<MediaPlan>,
 }
@@ -70,7 +77,7 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
     let directions: Vec<Direction> = (0..sd.media.len())
         .map(|i| {
             let d = sd.requested_direction(i);
-            if sd.is_null_address(i) && !sd.is_trickle_ice(i) {
+            if sd.is_null_address(i) && !sd.is_trickle_ice(i) && !plan.original_sendrecv {
                 d.without_recv()
             } else {
                 d
@@ -86,6 +93,18 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
         }
         if let Some(v) = plan.origin_version {
             o.version = v.to_string();
+        }
+        if let Some(u) = &plan.origin_username {
+            o.username.clone_from(u);
+        }
+    }
+    if let Some(name) = &plan.session_name {
+        for l in &mut sd.lines {
+            if let SessionLine::Other(line) = l {
+                if line.kind == 's' {
+                    line.value.clone_from(name);
+                }
+            }
         }
     }
 

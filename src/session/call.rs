@@ -28,6 +28,8 @@ pub struct Call {
     pub block_media: bool,
     /// An SDP endpoint of this call was refused as a media target (logged once per call).
     pub target_refused: bool,
+    /// `endpoint learning` given for this call (else the daemon's `--endpoint-learning`).
+    pub learning: Option<crate::session::latch::EndpointLearning>,
 }
 
 /// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).
@@ -49,6 +51,9 @@ pub struct Leg {
     /// version sent for it.
     /// A digest of the SDP stands in for its text: a call keeps as little as it can.
     pub sdp_version: Option<(u64, u64)>,
+    /// The o= user name and s= text of this leg's first SDP (`replace: username`,
+    /// `replace: session-name`).
+    pub first_names: Option<(Option<String>, Option<String>)>,
     /// True once this leg sent an SDP (offer or answer).
     pub has_sdp: bool,
     /// The last SDP this leg sent, as parsed: an answer's codecs are cut down to this offer's.
@@ -88,6 +93,7 @@ impl Leg {
             interface,
             medias: Vec::new(),
             sdp_version: None,
+            first_names: None,
             has_sdp: false,
             last_sdp: None,
             asymmetric: false,

@@ -329,3 +329,107 @@ fn media_ids_are_kept_per_side_as_rtpengine_keeps_them() {
     let r = offer(&mut e, &mut b, at(5), p);
     assert_eq!(mids(&r), ["1"]);
 }
+
+#[test]
+fn original_sendrecv_keeps_the_direction_of_a_null_address() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let held = b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\na=sendrecv\r\n".to_vec();
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("plain", "A", None, None, held.clone()),
+    );
+    assert!(
+        text(&r, "sdp").contains("a=sendonly\r\n"),
+        "{}",
+        text(&r, "sdp")
+    );
+    let mut p = oa("orig", "A", None, None, held);
+    p.flags.original_sendrecv = true;
+    let r = offer(&mut e, &mut b, at(0), p);
+    let sdp = text(&r, "sdp");
+    assert!(
+        sdp.contains("a=sendrecv\r\n") && !sdp.contains("a=sendonly"),
+        "{sdp}"
+    );
+}
+
+#[test]
+fn replace_username_and_session_name_keep_the_first_ones() {
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let sdp = |user: &str, name: &str| {
+        format!("v=0\r\no={user} 1 1 IN IP4 192.0.2.10\r\ns={name}\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n").into_bytes()
+    };
+    let send = |e: &mut crate::session::Engine, b: &mut AcceptAll, user: &str, name: &str| {
+        let mut p = oa("c", "A", None, None, sdp(user, name));
+        p.replace.username = true;
+        p.replace.session_name = true;
+        text(&offer(e, b, at(0), p), "sdp")
+    };
+    let first = send(&mut e, &mut b, "test", "first");
+    assert!(
+        first.contains("o=test 1 1 ") && first.contains("s=first\r\n"),
+        "{first}"
+    );
+    let again = send(&mut e, &mut b, "test2", "second");
+    assert!(
+        again.contains("o=test 1 1 ") && again.contains("s=first\r\n"),
+        "{again}"
+    );
+    // Without the flags, the new ones pass.
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "A", None, None, sdp("test3", "third")),
+    );
+    let plain = text(&r, "sdp");
+    assert!(
+        plain.contains("o=test3 ") && plain.contains("s=third\r\n"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn endpoint_learning_given_for_a_call_is_its_flows_mode() {
+    use crate::session::actions::MediaAction;
+    use crate::session::latch::EndpointLearning;
+    let (mut e, mut b) = (engine(), AcceptAll::default());
+    let mut p = oa(
+        "c",
+        "A",
+        None,
+        None,
+        body("192.0.2.10", &["audio 4000 RTP/AVP 0\r\n"]),
+    );
+    p.endpoint_learning = Some(EndpointLearning::Off);
+    offer(&mut e, &mut b, at(0), p);
+    let modes: Vec<EndpointLearning> = std::iter::from_fn(|| e.poll_action())
+        .filter_map(|a| match a {
+            MediaAction::Open { latch, .. } => Some(latch.learning),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !modes.is_empty() && modes.iter().all(|m| *m == EndpointLearning::Off),
+        "{modes:?}"
+    );
+    // Another call keeps the daemon's mode.
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa(
+            "d",
+            "A",
+            None,
+            None,
+            body("192.0.2.10", &["audio 4000 RTP/AVP 0\r\n"]),
+        ),
+    );
+    assert!(std::iter::from_fn(|| e.poll_action()).all(|a| match a {
+        MediaAction::Open { latch, .. } => latch.learning == EndpointLearning::Heuristic,
+        _ => true,
+    }));
+}

@@ -29,8 +29,10 @@
 //!
 //! With strict source (the default) this is what stops an injector (the CVE-2025-53399 class):
 //! one that sends first, from the SDP port on another address or from any other port, neither
-//! receives the call's media nor keeps the real peer out. Once an expected source has spoken,
-//! packets from lesser sources are dropped even inside the window.
+//! receives the call's media nor keeps the real peer out, and its packets are dropped (as
+//! rtpengine's strict source drops them); where the SDP address cannot be right they are
+//! relayed while the window is open. Once an expected source has spoken, packets from lesser
+//! sources are dropped even inside the window.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -122,9 +124,10 @@ impl LatchConfig {
     }
 
     /// Whether an unexpected source may become the peer (`heuristic`): only without a usable SDP
-    /// address.
+    /// address, or with `asymmetric` (media then always goes to the SDP address, and the source
+    /// the peer really sends from may be any: an SBC sending from another node than it signals).
     fn open(&self) -> bool {
-        self.expected.is_none() || self.sdp_unreachable
+        self.expected.is_none() || self.sdp_unreachable || self.asymmetric
     }
 }
 
@@ -138,6 +141,9 @@ pub struct Latch {
     current: Option<(SocketAddr, u8)>,
     /// The endpoint is fixed: no more learning, strict source applies.
     fixed: bool,
+    /// The peer before signalling moved it (a re-INVITE): still expected while the new one is
+    /// learnt, so media in transit from the old address is not lost.
+    previous: Option<SocketAddr>,
 }
 
 impl Latch {
@@ -147,6 +153,7 @@ impl Latch {
             window_end: now,
             current: None,
             fixed: false,
+            previous: None,
         };
         l.restart(now);
         l
@@ -170,9 +177,11 @@ impl Latch {
             || cfg.learning != self.cfg.learning
             || cfg.signalled_from != self.cfg.signalled_from
             || cfg.sdp_unreachable != self.cfg.sdp_unreachable;
+        let previous = self.current.map(|(a, _)| a).or(self.cfg.expected);
         self.cfg = cfg;
         if changed {
             self.restart(now);
+            self.previous = previous;
         } else if !self.fixed {
             self.window_end = now.plus(self.cfg.window);
         }
@@ -206,7 +215,10 @@ impl Latch {
 
     /// `heuristic` learning with an SDP or SIP source address to rank against.
     fn heuristic(&mut self, src: SocketAddr, now: Millis) -> Verdict {
-        let r = self.cfg.rank(src);
+        let mut r = self.cfg.rank(src);
+        if r < EXPECTED && self.previous == Some(src) {
+            r = EXPECTED;
+        }
         let best = self.current.map_or(0, |(_, c)| c);
         if self.fixed {
             // An expected source takes over an endpoint fixed on an unexpected one.
@@ -233,8 +245,9 @@ impl Latch {
         match self.current {
             // Once an expected source has spoken, strict drops the lesser ones.
             Some((b, c)) if c >= EXPECTED && b != src => Verdict::Drop,
-            // After the window, only an expected source can still become the peer.
-            _ if window_over && r < EXPECTED => Verdict::Drop,
+            // With a usable SDP address, an unexpected source never becomes the peer: strict
+            // drops it (rtpengine too); without one, it is relayed while the window is open.
+            _ if r < EXPECTED && (window_over || !self.cfg.open()) => Verdict::Drop,
             _ => Verdict::Forward,
         }
     }
@@ -461,11 +474,11 @@ mod tests {
                 ],
             ),
             (
-                "heuristic + strict: once an expected source spoke, lesser ones are dropped; the \
-                 window closes on the best seen",
+                "heuristic + strict: unexpected sources are dropped, so are lesser expected ones once \
+                 one spoke; the window closes on the best seen",
                 cfg(Heuristic, true, Some(SDP)),
                 &[
-                    (0, ANY, F, Some(SDP)),
+                    (0, ANY, D, Some(SDP)),
                     (100, PORT, F, Some(PORT)),
                     (200, ADDR, D, Some(PORT)),
                     (3000, ANY, D, Some(PORT)),
@@ -519,7 +532,11 @@ mod tests {
     fn injector_first_cannot_hijack_default_policy() {
         // CVE-2025-53399 class: the injector sends to the relay port before the real peer.
         let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
-        assert_eq!(l.on_packet(a(EVIL), Millis(10)), F);
+        assert_eq!(
+            l.on_packet(a(EVIL), Millis(10)),
+            D,
+            "strict: not relayed either"
+        );
         assert_eq!(
             l.target(),
             Some(a(SDP)),
@@ -546,7 +563,7 @@ mod tests {
         let mut l = Latch::new(cfg(Heuristic, true, Some(SDP)), Millis(0));
         assert_eq!(
             l.on_packet(a(ADDR), Millis(0)),
-            F,
+            D,
             "SDP port, other address"
         );
         assert_eq!(l.target(), Some(a(SDP)));
@@ -571,7 +588,7 @@ mod tests {
         let mut l = Latch::new(c, Millis(0));
         assert_eq!(
             l.on_packet(a(ADDR), Millis(0)),
-            F,
+            D,
             "the injector (rank 1) first"
         );
         assert_eq!(l.target(), Some(a("192.168.1.10:2012")));
@@ -581,10 +598,20 @@ mod tests {
         assert_eq!(l.on_packet(a(ADDR), Millis(5000)), D);
         assert_eq!(l.on_packet(a(NAT), Millis(5001)), F);
         assert!(l.is_settled());
-        // Without a received-from, the same peer would only be taken after the window.
+        // Without a received-from, the same peer is never taken while the SDP address counts
+        // as reachable; from a public relay (a private SDP address cannot be reached), after
+        // the window.
         let mut blind = Latch::new(cfg(Heuristic, true, Some("192.168.1.10:2012")), Millis(0));
-        assert_eq!(blind.on_packet(a(NAT), Millis(30)), F);
-        assert_eq!(blind.target(), Some(a("192.168.1.10:2012")));
+        assert_eq!(blind.on_packet(a(NAT), Millis(30)), D);
+        assert_eq!(blind.on_packet(a(NAT), Millis(3030)), D);
+        let mut public = Latch::new(
+            cfg_nat(Heuristic, true, Some("192.168.1.10:2012")),
+            Millis(0),
+        );
+        assert_eq!(public.on_packet(a(NAT), Millis(30)), F);
+        assert_eq!(public.target(), Some(a("192.168.1.10:2012")));
+        assert_eq!(public.on_packet(a(NAT), Millis(3030)), F);
+        assert_eq!(public.target(), Some(a(NAT)));
     }
 
     #[test]
@@ -598,6 +625,19 @@ mod tests {
         let mut d = Latch::new(cfg(Delayed, true, Some(SDP)), Millis(0));
         d.on_packet(a(EVIL), Millis(3000));
         assert!(d.is_settled());
+    }
+
+    #[test]
+    fn asymmetric_heuristic_learns_any_source_and_keeps_sending_to_the_sdp_address() {
+        let mut c = cfg(Heuristic, true, Some(SDP));
+        c.asymmetric = true;
+        let mut l = Latch::new(c, Millis(0));
+        assert_eq!(l.on_packet(a(ANY), Millis(0)), F, "an SBC sending from another node");
+        assert_eq!(l.target(), Some(a(SDP)));
+        assert_eq!(l.on_packet(a(ANY), Millis(3000)), F);
+        assert!(l.is_fixed());
+        assert_eq!(l.on_packet(a(EVIL), Millis(3001)), D);
+        assert_eq!(l.target(), Some(a(SDP)));
     }
 
     #[test]
@@ -630,7 +670,7 @@ mod tests {
         assert_eq!(
             l.on_packet(a(SDP), Millis(2001)),
             F,
-            "old peer forwarded while learning"
+            "the old peer still passes while the new one is learnt"
         );
         assert_eq!(l.on_packet(a(ANY), Millis(2002)), F);
         assert_eq!(l.on_packet(a(SDP), Millis(2003)), D);

@@ -16,6 +16,7 @@ pub mod latch;
 pub mod limits;
 mod media_state;
 mod negotiate;
+mod origin;
 pub mod ports;
 mod recording;
 pub mod reply;

@@ -283,6 +283,9 @@ impl Engine {
             .ok_or(SessionError::UnknownCall)?;
         call.last_signal = now;
         call.recording |= p.flags.record_call;
+        if p.endpoint_learning.is_some() {
+            call.learning = p.endpoint_learning;
+        }
         if p.metadata.is_some() {
             call.metadata.clone_from(&p.metadata);
         }
@@ -303,6 +306,9 @@ impl Engine {
                 leg.label.clone_from(&p.label);
             }
             leg.sdp_version = Some(version);
+            if leg.first_names.is_none() {
+                leg.first_names = Some(crate::session::origin::names(&input));
+            }
             leg.last_sdp = Some(input.to_string().into_boxed_str());
             leg.on_hold = false;
             for (i, m) in sd.medias().enumerate() {
@@ -342,8 +348,19 @@ impl Engine {
             session_connection: p.replace.session_connection,
             strip_ice: true,
             strip_extmap: p.flags.strip_extmap,
+            original_sendrecv: p.flags.original_sendrecv,
+            origin_username: None,
+            session_name: None,
             media: Vec::with_capacity(n),
         };
+        if let Some((user, session)) = &call.legs[sender].first_names {
+            if p.replace.username {
+                plan.origin_username.clone_from(user);
+            }
+            if p.replace.session_name {
+                plan.session_name.clone_from(session);
+            }
+        }
         for (i, m) in sd.medias().enumerate() {
             let local = call.legs[receiver].medias[i].local;
             // Rejected media have no ports but still get the interface address in c=.
@@ -525,11 +542,11 @@ impl Engine {
     /// Tells the workers about every flow of the two legs' first `n` media.
     fn sync_flows(&mut self, call_id: &str, a: usize, b: usize, n: usize) {
         let window = self.cfg.learning_window;
-        let learning = self.cfg.endpoint_learning;
         let mut out = Vec::new();
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
+        let learning = call.learning.unwrap_or(self.cfg.endpoint_learning);
         let shard = call.shard;
         let recording = call.recording;
         for (this, other) in [(a, b), (b, a)] {
@@ -677,6 +694,7 @@ fn new_call(call_id: &str, now: Now) -> Call {
         block_media: false,
         metadata: None,
         target_refused: false,
+        learning: None,
     }
 }
 

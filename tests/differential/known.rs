@@ -10,6 +10,10 @@
 //! -c=IN IP4  127.0.0.1
 //! +c=IN IP4 127.0.0.1
 //! ```
+//!
+//! A step that differs because rtprelay lacks a feature (SRTP, DTLS, ICE: tracked as an issue) is a
+//! *gap*: `== <exchange> step <n> gap` with its reason and no lines accepts whatever that step's difference
+//! is, until the step stops differing (then the entry is stale and must go).
 
 use std::path::Path;
 
@@ -22,12 +26,14 @@ pub struct Known {
     pub reason: String,
     /// The changed lines, `-...`/`+...`, in diff order.
     pub changes: Vec<String>,
+    /// A known gap: any difference in the step is accepted.
+    pub gap: bool,
 }
 
 impl Known {
     /// Whether a step's changed lines are exactly this entry's, in the same order.
     pub fn matches(&self, changes: &[String]) -> bool {
-        changes == self.changes.as_slice()
+        self.gap || changes == self.changes.as_slice()
     }
 }
 
@@ -48,10 +54,22 @@ pub fn parse(text: &str) -> Result<Vec<Known>, String> {
         }
         if let Some(head) = line.strip_prefix("== ") {
             let mut words = head.split_whitespace();
-            let (Some(exchange), Some("step"), Some(step), None) =
-                (words.next(), words.next(), words.next(), words.next())
-            else {
-                return Err(format!("line {}: expected `== <exchange> step <n>`", n + 1));
+            let (Some(exchange), Some("step"), Some(step), tail, None) = (
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+            ) else {
+                return Err(format!(
+                    "line {}: expected `== <exchange> step <n> [gap]`",
+                    n + 1
+                ));
+            };
+            let gap = match tail {
+                None => false,
+                Some("gap") => true,
+                Some(other) => return Err(format!("line {}: unknown word {other:?}", n + 1)),
             };
             let step = step
                 .parse()
@@ -61,6 +79,7 @@ pub fn parse(text: &str) -> Result<Vec<Known>, String> {
                 step,
                 reason: String::new(),
                 changes: Vec::new(),
+                gap,
             });
             continue;
         }
@@ -79,9 +98,9 @@ pub fn parse(text: &str) -> Result<Vec<Known>, String> {
         }
     }
     for e in &mut out {
-        if e.reason.is_empty() || e.changes.is_empty() {
+        if e.reason.is_empty() || e.changes.is_empty() != e.gap {
             return Err(format!(
-                "{} step {}: needs a reason and the changed lines",
+                "{} step {}: needs a reason, and the changed lines unless it is a gap (then none)",
                 e.exchange, e.step
             ));
         }
@@ -107,6 +126,13 @@ mod tests {
             !list[0].matches(&["+c=IN IP4 127.0.0.1".into(), "-c=IN IP4  127.0.0.1".into()]),
             "a moved line is a different difference"
         );
+        let gap = parse("== w step 1 gap\nreason: SRTP is not implemented\n").expect("parses");
+        assert!(gap[0].gap && gap[0].matches(&["-a=crypto:1 X".into(), "+a=setup:x".into()]));
+        assert!(
+            parse("== w step 1 gap\nreason: r\n-a=x\n").is_err(),
+            "a gap lists no lines"
+        );
+        assert!(parse("== w step 1 maybe\nreason: r\n-a=x\n").is_err());
         assert!(parse("== a step x\nreason: r\n-x\n").is_err());
         assert!(parse("== a step 1\n-x\n").is_err(), "reason required");
         assert!(parse("reason: r\n").is_err());

@@ -43,7 +43,6 @@ title arguments of offer/answer/rtpe_req removed, unless marked SDP):
   recording    record-call, start/stop recording, any 'record'
   t38          T.38 keys and the T38 word in code; SDP: udptl in an expected
                output that no input had
-  media-echo   media-echo / media echo
   cn           silence / CN / comfort noise handling
   protocol     transport-protocol / transport protocol (profile translation)
   label        label, subscribe/publish, JSON mode
@@ -129,7 +128,6 @@ CODE_RULES = [
                r"start.forwarding|stop.forwarding|\bblob\b|\$wav_file"),
     ("recording", r"(?i)record"),
     ("t38", r"T\.38|\bT38\b|(?i:\bt38\b)"),
-    ("media-echo", r"(?i)media.echo"),
     ("cn", r"(?i)silence|\bCN\b|comfort"),
     ("protocol", r"(?i)transport.protocol"),
     ("label", r"\blabel\b|subscribe|publish|use_json"),
