@@ -632,7 +632,11 @@ mod tests {
         let mut c = cfg(Heuristic, true, Some(SDP));
         c.asymmetric = true;
         let mut l = Latch::new(c, Millis(0));
-        assert_eq!(l.on_packet(a(ANY), Millis(0)), F, "an SBC sending from another node");
+        assert_eq!(
+            l.on_packet(a(ANY), Millis(0)),
+            F,
+            "an SBC sending from another node"
+        );
         assert_eq!(l.target(), Some(a(SDP)));
         assert_eq!(l.on_packet(a(ANY), Millis(3000)), F);
         assert!(l.is_fixed());
