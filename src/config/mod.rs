@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use interface::{HostAddress, Interface, InterfaceAddress, InterfaceSpec};
 
-use crate::session::latch::EndpointLearning;
+use crate::flow::latch::EndpointLearning;
 
 /// The config file read when `--config-file` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtprelay/rtprelay.conf";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::DataplaneChoice;
-use crate::session::latch::EndpointLearning;
+use crate::flow::latch::EndpointLearning;
 
 /// A GLib `INT` option: a decimal 32-bit integer.
 pub(crate) fn int(label: &str, raw: &str, expected: &str) -> Result<i64, ConfigError> {

@@ -110,7 +110,7 @@ pub struct OfferAnswer {
     pub media_echo: Option<MediaEcho>,
     /// `endpoint learning` / `endpoint-learning`: this call's learning mode instead of the
     /// daemon's `--endpoint-learning`.
-    pub endpoint_learning: Option<crate::session::latch::EndpointLearning>,
+    pub endpoint_learning: Option<crate::flow::latch::EndpointLearning>,
     /// The whole request, for keys that are stored but not interpreted.
     pub raw: Dict,
 }

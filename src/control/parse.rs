@@ -419,8 +419,8 @@ fn apply_codec(c: &mut CodecOps, codec_op: &str, codec: &str, op: Op) {
 
 /// A `media echo` value, spelled exactly as rtpengine spells it (it ignores others, as we do).
 /// The learning modes of `--endpoint-learning`, by the same names.
-fn endpoint_learning(s: &str) -> Option<crate::session::latch::EndpointLearning> {
-    use crate::session::latch::EndpointLearning as L;
+fn endpoint_learning(s: &str) -> Option<crate::flow::latch::EndpointLearning> {
+    use crate::flow::latch::EndpointLearning as L;
     match s.trim().to_ascii_lowercase().as_str() {
         "delayed" => Some(L::Delayed),
         "immediate" => Some(L::Immediate),
@@ -929,7 +929,7 @@ mod tests {
 
     #[test]
     fn endpoint_learning_per_call() {
-        use crate::session::latch::EndpointLearning as L;
+        use crate::flow::latch::EndpointLearning as L;
         let el = |k: &str, v: &str| offer_with(vec![(k, v.into())]).endpoint_learning;
         assert_eq!(el("endpoint learning", "off"), Some(L::Off));
         assert_eq!(el("endpoint-learning", "Immediate"), Some(L::Immediate));

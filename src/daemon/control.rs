@@ -139,7 +139,7 @@ fn apply_actions(
 ) {
     let mut batches: Vec<Vec<FlowUpdate>> = (0..workers.len()).map(|_| Vec::new()).collect();
     // Without a spool, `record call` and the recording commands change nothing on the flows.
-    let tap = |flow: crate::worker::FlowId, record: bool| {
+    let tap = |flow: crate::flow::FlowId, record: bool| {
         recorder.filter(|_| record).map(|r| r.tap(flow.0))
     };
     while let Some(action) = engine.poll_action() {

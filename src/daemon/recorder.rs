@@ -325,7 +325,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::FlowId;
+    use crate::flow::FlowId;
     use rtprelay_recording::spool::{CallMeta, CodecInfo, StreamInfo};
 
     fn stream(flow: u64, tag: &str) -> RecordStream {

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::session::latch::LatchConfig;
-use crate::worker::{FlowId, FlowKind, StreamCounters};
+use crate::flow::latch::LatchConfig;
+use crate::flow::{FlowId, FlowKind, StreamCounters};
 pub use rtprelay_recording::spool::{CodecInfo, StreamInfo};
 
 #[derive(Debug, Clone)]

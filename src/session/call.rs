@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::flow::{FlowId, StreamCounters};
 use crate::time::{Millis, Now};
-use crate::worker::{FlowId, StreamCounters};
 
 /// One call, keyed by its Call-ID.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct Call {
     /// An SDP endpoint of this call was refused as a media target (logged once per call).
     pub target_refused: bool,
     /// `endpoint learning` given for this call (else the daemon's `--endpoint-learning`).
-    pub learning: Option<crate::session::latch::EndpointLearning>,
+    pub learning: Option<crate::flow::latch::EndpointLearning>,
 }
 
 /// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).

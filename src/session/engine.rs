@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Command, Delete};
 use crate::control::reply::ok_reply;
+use crate::flow::{FlowId, FlowKind};
 use crate::session::actions::MediaAction;
 use crate::session::call::Call;
 use crate::session::engine_config::EngineConfig;
@@ -18,7 +19,6 @@ use crate::session::ports::{PortAllocator, PortBinder};
 use crate::session::recording::RecordOp;
 use crate::session::reply::dict_put;
 use crate::time::Now;
-use crate::worker::{FlowId, FlowKind};
 
 /// Where a flow lives in the call table.
 #[derive(Debug, Clone)]

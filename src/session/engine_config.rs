@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::config::Interface;
+use crate::flow::latch::EndpointLearning;
 use crate::guard::{SharedPolicy, TargetPolicy};
-use crate::session::latch::EndpointLearning;
 
 /// Settings of the session layer, built from the daemon's `Config`.
 #[derive(Debug, Clone)]

@@ -393,8 +393,8 @@ fn replace_username_and_session_name_keep_the_first_ones() {
 
 #[test]
 fn endpoint_learning_given_for_a_call_is_its_flows_mode() {
+    use crate::flow::latch::EndpointLearning;
     use crate::session::actions::MediaAction;
-    use crate::session::latch::EndpointLearning;
     let (mut e, mut b) = (engine(), AcceptAll::default());
     let mut p = oa(
         "c",

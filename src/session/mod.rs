@@ -12,7 +12,6 @@ pub mod engine_config;
 pub mod error;
 mod follow;
 mod interfaces;
-pub mod latch;
 pub mod limits;
 mod media_state;
 mod negotiate;

@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
 use crate::control::command::{Family, OfferAnswer};
+use crate::flow::latch::LatchConfig;
+use crate::flow::FlowKind;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
@@ -15,13 +17,11 @@ use crate::session::call::{Call, Echo, Leg, LocalPair, MediaSlot, Offered, Strea
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
-use crate::session::latch::LatchConfig;
 use crate::session::limits;
 use crate::session::media_state;
 use crate::session::ports::PortBinder;
 use crate::session::reply::dict_put;
 use crate::time::Now;
-use crate::worker::FlowKind;
 
 /// The session attribute `loop-protect` adds (`a=rtpengine:<instance id>`, as rtpengine does).
 const LOOP_ATTRIBUTE: &str = "rtpengine";

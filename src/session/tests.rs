@@ -685,7 +685,7 @@ fn record_call_taps_rtp_flows_and_describes_streams() {
         .iter()
         .filter_map(|a| match a {
             MediaAction::Update { kind, record, .. } | MediaAction::Open { kind, record, .. } => {
-                Some(*record == (*kind == crate::worker::FlowKind::Rtp))
+                Some(*record == (*kind == crate::flow::FlowKind::Rtp))
             }
             _ => None,
         })
@@ -907,7 +907,7 @@ fn block_media_from_tag_blocks_one_participant_and_survives_reinvite() {
             let blocked_next = matches!(next, Some(MediaAction::Block { flow: f, block: Some(_), .. }) if f == flow);
             assert_eq!(
                 blocked_next,
-                leg == 0 && *kind == crate::worker::FlowKind::Rtp,
+                leg == 0 && *kind == crate::flow::FlowKind::Rtp,
                 "{acts:?}"
             );
         }

@@ -23,8 +23,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::owners::{unspecified, PortOwners};
 use super::run::Worker;
-use super::StreamCounters;
 use crate::dataplane::Batch;
+use crate::flow::StreamCounters;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xsk::{XskSocket, XskStats};
 use crate::time::Millis;
@@ -685,7 +685,7 @@ pub(super) mod tests {
     /// never become the way to the peer.
     #[test]
     fn frames_never_teach_a_next_hop() {
-        use crate::session::latch::{EndpointLearning, LatchConfig};
+        use crate::flow::latch::{EndpointLearning, LatchConfig};
         use crate::wire::frame::tests::{frame, A};
         use crate::worker::{FlowId, FlowKind, FlowUpdate};
         use std::net::UdpSocket;

@@ -26,8 +26,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::dataplane::PlaneKind;
+use crate::flow::latch::LatchConfig;
+use crate::flow::{FlowId, FlowKind, StreamCounters};
 use crate::guard::SharedPolicy;
-use crate::session::latch::LatchConfig;
 use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xdp::{XdpStats, XdpTable};
@@ -37,37 +38,6 @@ pub use health::{WorkerHealth, PANIC_BUDGET, PANIC_WINDOW};
 use owners::PortOwners;
 pub use owners::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
 pub use tap::{RecordTap, TapPacket};
-
-/// A flow (one receiving local socket), numbered by the session layer. `u64::MAX` is reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FlowId(pub u64);
-
-/// Per-flow counters: written only by the owning worker (Relaxed), read by the control thread.
-#[derive(Debug, Default)]
-pub struct StreamCounters {
-    /// RTP packets accepted.
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
-    /// Malformed packets, and packets from a rejected source (strict source).
-    pub errors: AtomicU64,
-    /// Accepted but not forwarded: no egress or no target yet, queue full, send failed,
-    /// `block media`.
-    pub dropped: AtomicU64,
-    /// `Millis` of the last accepted packet; 0 = never.
-    pub last_packet_ms: AtomicU64,
-    pub rtcp_packets: AtomicU64,
-    pub rtcp_bytes: AtomicU64,
-}
-
-/// What a flow's socket carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowKind {
-    /// RTP, and RTCP too when muxed on the same port (RFC 5761).
-    Rtp,
-    Rtcp,
-    /// Media that is not RTP (e.g. T.38 over UDPTL): every datagram is relayed as it is.
-    Opaque,
-}
 
 /// A change to a worker's flow table.
 #[derive(Debug)]

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FlowKind, StreamCounters};
-use crate::session::latch::Latch;
+use crate::flow::latch::Latch;
+use crate::flow::{FlowKind, StreamCounters};
 use crate::sys::xdp::{FlowTotals, Rule, RuleKind, SlotTotals, XdpTable};
 use crate::time::Millis;
 
@@ -290,7 +290,7 @@ fn add_since(inst: &mut Installed, t: FlowTotals, c: &StreamCounters, now: Milli
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::latch::{EndpointLearning, LatchConfig, DEFAULT_WINDOW};
+    use crate::flow::latch::{EndpointLearning, LatchConfig, DEFAULT_WINDOW};
 
     fn a(s: &str) -> SocketAddr {
         s.parse().expect("test address")

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::offload::{desired_rule, EgressView, Installed, Offload};
-use super::{emit, FlowEvent, FlowId, FlowKind, FlowUpdate, RecordTap, StreamCounters, BATCH};
+use super::{emit, FlowEvent, FlowUpdate, RecordTap, BATCH};
 use crate::dataplane::uring::UringPlane;
 use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
-use crate::session::latch::{Latch, Verdict};
+use crate::flow::latch::{Latch, Verdict};
+use crate::flow::{FlowId, FlowKind, StreamCounters};
 use crate::sys::epoll::{Epoll, Events};
 use crate::sys::eventfd::EventFd;
 use crate::time::Clock;
@@ -278,10 +279,9 @@ impl Worker {
             };
             let pass = catch_unwind(AssertUnwindSafe(|| self.uring_pass(&mut ring, n, woke)));
             if pass.is_err() {
-                if !self.recover() {
-                    break;
-                }
-                // A fresh ring: the old one's state at the panic is not trusted.
+                // A fresh ring: the old one's state at the panic is not trusted. It goes first
+                // (its receives are cancelled), then the flows are armed on the new one, and
+                // only then is the panic accounted, so the worker is whole when it says so.
                 match UringPlane::new() {
                     Ok(fresh) => {
                         ring = fresh;
@@ -296,6 +296,9 @@ impl Worker {
                         self.guard.health.set_dead();
                         break;
                     }
+                }
+                if !self.recover() {
+                    break;
                 }
             }
         }
@@ -708,7 +711,7 @@ pub(super) mod tests {
             kind: FlowKind::Rtp,
             socket,
             egress: None,
-            latch: crate::session::latch::LatchConfig::default(),
+            latch: crate::flow::latch::LatchConfig::default(),
             counters: Arc::default(),
             record: None,
         };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::dataplane::{bind_pair, PlaneKind};
-use crate::session::latch::{EndpointLearning, LatchConfig};
+use crate::flow::latch::{EndpointLearning, LatchConfig};
 use crate::time::Clock;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

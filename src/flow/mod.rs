@@ -1,0 +1,10 @@
+//! The flow layer, under both the session layer and the workers: what one receiving socket of a
+//! call is (its id and kind), what it counts, and how it learns its peer (the latch). The session
+//! layer decides flows; workers relay them; neither imports the other, they meet here.
+
+pub mod counters;
+pub mod ids;
+pub mod latch;
+
+pub use counters::StreamCounters;
+pub use ids::{FlowId, FlowKind};
