@@ -17,6 +17,36 @@ use std::collections::{HashMap, HashSet};
 
 use crate::common::bencode::{Dict, Value};
 
+/// The address family (`4`, `6`, `?`) of the section each line of `text` belongs to: a media
+/// section's own `c=` (wherever it stands in the section), else the session's.
+fn section_families(text: &str) -> Vec<char> {
+    let fam = |l: &str| -> Option<char> {
+        let c = l.trim_end().strip_prefix("c=IN ")?;
+        Some(if c.starts_with("IP6") { '6' } else { '4' })
+    };
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = vec!['?'; lines.len()];
+    let mut session = '?';
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with("m=") {
+            let end = (i + 1..lines.len())
+                .find(|&j| lines[j].starts_with("m="))
+                .unwrap_or(lines.len());
+            let own = lines[i..end].iter().find_map(|l| fam(l)).unwrap_or(session);
+            for slot in &mut out[i..end] {
+                *slot = own;
+            }
+            i = end;
+        } else {
+            session = fam(lines[i]).unwrap_or(session);
+            out[i] = session;
+            i += 1;
+        }
+    }
+    out
+}
+
 /// The text a reply renders to when the relay did not answer.
 pub const NO_REPLY: &str = "(no reply)";
 
@@ -27,7 +57,11 @@ pub struct Normalizer {
     input_tokens: HashSet<String>,
     /// The numbers of the input `o=` lines.
     input_origin: Vec<u64>,
-    ports: HashMap<u16, String>,
+    /// Placeholders by (address family of the section, port): IPv4 and IPv6 pools may hand out
+    /// the same number.
+    ports: HashMap<(char, u16), String>,
+    /// The family of the section the line being normalised belongs to (`4`, `6`, `?`).
+    family: char,
     next_port: usize,
     generated: HashMap<(&'static str, String), String>,
     counters: HashMap<&'static str, usize>,
@@ -56,6 +90,7 @@ impl Normalizer {
             input_tokens,
             input_origin,
             ports: HashMap::new(),
+            family: '?',
             next_port: 0,
             generated: HashMap::new(),
             counters: HashMap::new(),
@@ -94,8 +129,10 @@ impl Normalizer {
     /// The SDP's lines, normalised and with their terminators made visible.
     pub fn sdp_lines(&mut self, sdp: &[u8]) -> Vec<String> {
         let text = String::from_utf8_lossy(sdp);
+        let families = section_families(&text);
         let mut out = Vec::new();
         let mut rest: &str = &text;
+        let mut index = 0;
         while !rest.is_empty() {
             let (line, marker, used) = match rest.find(['\r', '\n']) {
                 None => (rest, "<NOEOL>", rest.len()),
@@ -111,6 +148,8 @@ impl Normalizer {
                 }
             };
             rest = &rest[used..];
+            self.family = families.get(index).copied().unwrap_or('?');
+            index += 1;
             out.push(format!("{}{marker}", visible(&self.line(line))));
         }
         out
@@ -147,6 +186,10 @@ impl Normalizer {
         }
         if let Some(c) = line.strip_prefix("a=candidate:") {
             let mut f: Vec<String> = c.split(' ').map(str::to_owned).collect();
+            // A candidate's port belongs to its own address's family.
+            if let (Some(addr), true) = (f.get(4), self.family != '?') {
+                self.family = if addr.contains(':') { '6' } else { '4' };
+            }
             if let Some(found) = f.get_mut(0) {
                 *found = self.generated("FOUNDATION", found);
             }
@@ -210,17 +253,21 @@ impl Normalizer {
         if n < self.range.0 || n > self.range.1 {
             return p.to_owned();
         }
-        if let Some(name) = self.ports.get(&n) {
+        let fam = self.family;
+        if let Some(name) = self.ports.get(&(fam, n)) {
             return name.clone();
         }
-        let name = match n.checked_sub(1).and_then(|below| self.ports.get(&below)) {
+        let name = match n
+            .checked_sub(1)
+            .and_then(|below| self.ports.get(&(fam, below)))
+        {
             Some(base) if n % 2 == 1 && !base.ends_with("+1") => format!("{base}+1"),
             _ => {
                 self.next_port += 1;
                 format!("PORT{}", self.next_port)
             }
         };
-        self.ports.insert(n, name.clone());
+        self.ports.insert((fam, n), name.clone());
         name
     }
 
@@ -270,6 +317,22 @@ mod tests {
 
     fn reply(sdp: &str) -> Dict {
         dict([("result", "ok".into()), ("sdp", sdp.into())])
+    }
+
+    #[test]
+    fn the_same_port_number_in_two_families_is_two_ports() {
+        let mut n = Normalizer::new((30000, 30099), &[]);
+        let v4 = b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 30000 RTP/AVP 0\r\n".to_vec();
+        let v6 = b"v=0\r\nc=IN IP6 ::1\r\nm=audio 30000 RTP/AVP 0\r\n".to_vec();
+        assert!(n
+            .sdp_lines(&v4)
+            .contains(&"m=audio PORT1 RTP/AVP 0".to_owned()));
+        assert!(n
+            .sdp_lines(&v6)
+            .contains(&"m=audio PORT2 RTP/AVP 0".to_owned()));
+        assert!(n
+            .sdp_lines(&v4)
+            .contains(&"m=audio PORT1 RTP/AVP 0".to_owned()));
     }
 
     #[test]
