@@ -476,7 +476,8 @@ if [ -n "$EXPECT" ]; then
 	regressions=()
 	while read -r id _; do
 		case "$id" in ''|'#'*) continue ;; esac
-		printf '%s\n' "${passed_ids[@]}" | grep -qxF -- "$id" || regressions+=("$id")
+		# A here-string, not a pipe: with pipefail, grep -q quitting early could fail printf (SIGPIPE).
+		grep -qxF -- "$id" <<<"$(printf '%s\n' "${passed_ids[@]}")" || regressions+=("$id")
 	done < "$EXPECT"
 	if [ ${#regressions[@]} -gt 0 ]; then
 		echo "expected to pass but did not: ${regressions[*]}"
