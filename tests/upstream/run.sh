@@ -328,7 +328,7 @@ selected=()
 while IFS=$'\t' read -r id sel _where title _reasons; do
 	if [ ${#CASES[@]} -gt 0 ]; then
 		for pat in "${CASES[@]}"; do
-			if printf '%s\n%s\n' "$id" "$title" | grep -qE -- "$pat"; then
+			if grep -qE -- "$pat" <<<"$id"$'\n'"$title"; then
 				selected+=("$id")
 				break
 			fi
