@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::control::bencode::{Dict, Value};
-use crate::control::command::Command;
 use crate::control::cookie_cache::CookieCache;
 use crate::control::ng::{decode_body, encode_body, encode_reply_as, split_cookie, Format};
 use crate::control::reply::error_reply;
+use crate::session::command::Command;
 use crate::time::Millis;
 
 /// Protocol-error warnings allowed per second; the rest are counted and summarized.

@@ -1,14 +1,13 @@
-//! NG control: the bencode codec, the `<cookie> <dict>` framing, typed commands, the retransmit
+//! NG control: the bencode codec, the `<cookie> <dict>` framing, parsing into session commands,
 //! cache, and the UDP/TCP/HTTP transports.
 //!
 //! Flow: a transport receives bytes and calls a shared handler with the sender
 //! ([`transport::NgPeer`]); the daemon's handler locks a [`Dispatcher`] and runs
 //! [`Dispatcher::handle`], which answers retransmissions from the [`CookieCache`] (per sender and
-//! cookie), decodes ([`ng`], [`bencode`]), parses ([`Command::from_dict`]) and hands the
-//! [`Command`] to the session layer.
+//! cookie), decodes ([`ng`], [`bencode`]), parses ([`crate::session::Command::from_dict`]) and hands the
+//! [`crate::session::Command`] to the session layer.
 
 pub mod bencode;
-pub mod command;
 pub mod cookie_cache;
 pub mod dispatch;
 pub mod error;
@@ -18,7 +17,6 @@ pub mod reply;
 pub mod transport;
 
 pub use bencode::{BencodeError, Dict, DictBuilder, Value};
-pub use command::Command;
 pub use cookie_cache::CookieCache;
 pub use dispatch::Dispatcher;
 pub use error::NgError;

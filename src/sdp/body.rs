@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::control::command::Family;
+use crate::sdp::family::Family;
 use crate::sdp::model::{Attribute, Media, SessionDescription};
 use crate::sdp::parse::body_len;
 use crate::sdp::rewrite::{rewrite, RewritePlan};

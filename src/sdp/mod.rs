@@ -5,6 +5,7 @@ pub mod answer;
 pub mod body;
 pub mod codec;
 pub mod error;
+pub mod family;
 pub mod model;
 pub mod parse;
 pub mod query;
@@ -17,6 +18,7 @@ pub use answer::{align_answer_codecs, supplementals_after_touch};
 pub use body::Body;
 pub use codec::{CodecFilter, Touched};
 pub use error::SdpError;
+pub use family::Family;
 pub use model::{
     Attribute, ConnAddress, Connection, Direction, Line, Media, MediaLine, Origin,
     SessionDescription, SessionLine,

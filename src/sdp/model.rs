@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::control::command::Family;
+use crate::sdp::family::Family;
 
 /// How a line ended in the input: SDP says CRLF, many endpoints send LF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::control::command::Family;
+use crate::sdp::family::Family;
 use crate::sdp::model::{
     Attribute, ConnAddress, Connection, Direction, Media, MediaLine, SessionDescription,
     SessionLine,

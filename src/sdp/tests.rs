@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::control::command::Family;
+use crate::sdp::family::Family;
 use crate::sdp::{
     parse, rewrite, CodecFilter, Direction, MediaPlan, RewritePlan, SessionDescription,
 };

@@ -18,11 +18,11 @@
 //! still pass, as in rtpengine.
 
 use crate::control::bencode::Value;
-use crate::control::command::MediaSelect;
 use crate::control::reply::ok_reply;
 use crate::sdp::codec::payload_types;
 use crate::session::actions::MediaAction;
 use crate::session::call::{Call, Leg};
+use crate::session::command::MediaSelect;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
 

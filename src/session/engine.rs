@@ -8,11 +8,11 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::control::bencode::{Dict, Value};
-use crate::control::command::{Command, Delete};
 use crate::control::reply::ok_reply;
 use crate::flow::{FlowId, FlowKind};
 use crate::session::actions::MediaAction;
 use crate::session::call::Call;
+use crate::session::command::{Command, Delete};
 use crate::session::engine_config::EngineConfig;
 use crate::session::error::SessionError;
 use crate::session::ports::{PortAllocator, PortBinder};

@@ -206,8 +206,8 @@ fn sdp_errors_come_before_the_call_lookup_except_an_unwritable_body() {
 
 #[test]
 fn media_echo_chooses_each_flows_egress() {
-    use crate::control::command::MediaEcho;
     use crate::session::actions::MediaAction;
+    use crate::session::command::MediaEcho;
     let (mut e, mut b) = (engine(), AcceptAll::default());
     let mut p = oa(
         "c",

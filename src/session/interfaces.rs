@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use crate::config::Interface;
-use crate::control::command::Family;
+use crate::sdp::Family;
 
 /// The entry media on interface `name` uses for `family` (`None`: any family).
 pub(crate) fn pick<'a>(

@@ -3,10 +3,10 @@
 //! an offer gave the receiver (for its answer). The SDP sent later is written from this state,
 //! so a side that stops announcing something still gets what the other side announced.
 
-use crate::control::command::{MediaEcho, OfferAnswer};
 use crate::sdp::codec::payload_types;
 use crate::sdp::{Body, RewritePlan};
 use crate::session::call::{Call, Echo, Offered};
+use crate::session::command::{MediaEcho, OfferAnswer};
 
 /// Records what the SDP `sd` that `sender` sent to `receiver` sets on both sides.
 pub(crate) fn note_sdp(

@@ -7,6 +7,7 @@
 pub mod actions;
 pub(crate) mod block;
 pub mod call;
+pub mod command;
 pub mod engine;
 pub mod engine_config;
 pub mod error;
@@ -24,6 +25,7 @@ mod targets;
 mod timers;
 
 pub use actions::MediaAction;
+pub use command::Command;
 pub use engine::Engine;
 pub use engine_config::EngineConfig;
 pub use error::SessionError;

@@ -5,15 +5,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::control::bencode::{Dict, Value};
-use crate::control::command::{Family, OfferAnswer};
 use crate::flow::latch::LatchConfig;
 use crate::flow::FlowKind;
+use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
 };
 use crate::session::actions::MediaAction;
 use crate::session::block::block_states;
 use crate::session::call::{Call, Echo, Leg, LocalPair, MediaSlot, Offered, Stream};
+use crate::session::command::OfferAnswer;
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};

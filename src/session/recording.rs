@@ -3,11 +3,11 @@
 //! [`MediaAction`]s into taps on the workers' flows and work for the spool writer thread.
 
 use crate::control::bencode::Value;
-use crate::control::command::CallRef;
 use crate::control::reply::ok_reply;
 use crate::sdp::codec::payload_types;
 use crate::session::actions::{CodecInfo, MediaAction, RecordStream, StreamInfo};
 use crate::session::call::Call;
+use crate::session::command::CallRef;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
 

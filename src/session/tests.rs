@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::config::Interface;
 use crate::control::bencode::Value;
-use crate::control::command::{CallRef, Command, Delete, MediaSelect, OfferAnswer};
 use crate::session::actions::MediaAction;
+use crate::session::command::{CallRef, Command, Delete, MediaSelect, OfferAnswer};
 use crate::session::ports::AcceptAll;
 use crate::session::{Engine, EngineConfig};
 use crate::time::{Millis, Now};
@@ -419,7 +419,7 @@ fn session_limit_refuses_new_calls_only() {
 fn address_family_switches_the_receiver_side_to_ipv6() {
     let (mut e, mut b) = (engine(), AcceptAll::default());
     let mut p = oa("c", "A", None, None, sdp("192.0.2.10", 4000));
-    p.address_family = Some(crate::control::command::Family::V6);
+    p.address_family = Some(crate::sdp::Family::V6);
     let r = offer(&mut e, &mut b, at(0), p);
     assert!(
         text(&r, "sdp").contains("c=IN IP6 2001:db8:4321::1\r\n"),

@@ -225,7 +225,8 @@ pub(crate) mod test_util {
 mod tests {
     use super::*;
     use crate::control::reply::pong_reply;
-    use crate::control::{Command, Dispatcher, Value};
+    use crate::control::{Dispatcher, Value};
+    use crate::session::Command;
     use crate::time::Clock;
     use std::net::UdpSocket;
     use std::sync::Mutex;

@@ -1,9 +1,9 @@
-//! Typed NG commands: what the session layer acts on. Parsing from a bencode dictionary lives in
-//! `parse.rs`; these types carry no I/O.
+//! Typed NG commands: the session layer's input language. The control layer parses them from a
+//! bencode dictionary (`control/parse.rs`); these types carry no I/O and no wire format.
 
 use std::net::IpAddr;
 
-use crate::control::bencode::Dict;
+use crate::sdp::Family;
 
 /// One NG request, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +111,6 @@ pub struct OfferAnswer {
     /// `endpoint learning` / `endpoint-learning`: this call's learning mode instead of the
     /// daemon's `--endpoint-learning`.
     pub endpoint_learning: Option<crate::flow::latch::EndpointLearning>,
-    /// The whole request, for keys that are stored but not interpreted.
-    pub raw: Dict,
 }
 
 /// Boolean flags from the `flags` list (and their key forms).
@@ -200,10 +198,4 @@ pub enum MediaEcho {
     Backwards,
     /// `both`: each side gets its own media back.
     Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
 }
