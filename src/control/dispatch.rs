@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::control::bencode::{Dict, Value};
 use crate::control::cookie_cache::CookieCache;
 use crate::control::ng::{decode_body, encode_body, encode_reply_as, split_cookie, Format};
-use crate::control::reply::error_reply;
-use crate::session::command::Command;
+use crate::control::render::{error_reply, render};
+use crate::session::{Command, Reply};
 use crate::time::Millis;
 
 /// Protocol-error warnings allowed per second; the rest are counted and summarized.
@@ -52,15 +52,15 @@ impl Dispatcher {
     /// A cookie this client sent within the cache TTL gets the cached reply and `exec` is not
     /// called; the same cookie from another client is a new request. Otherwise
     /// the body is decoded (bencode, or JSON if it starts with `{`), parsed into a [`Command`] and
-    /// passed to `exec`, whose reply dict is sent in the request's format; a reply without a
-    /// `result` key gets `result: ok`. Decode and parse errors are answered with
+    /// passed to `exec`, whose typed reply is rendered ([`render`]) and sent in the request's
+    /// format. Decode and parse errors are answered with
     /// `{result: error, error-reason: ...}`. Every reply, errors included, is cached.
     pub fn handle(
         &mut self,
         now: Millis,
         client: &[u8],
         datagram: &[u8],
-        exec: &mut dyn FnMut(Command) -> Value,
+        exec: &mut dyn FnMut(Command) -> Reply,
     ) -> Option<Vec<u8>> {
         let Ok((cookie, body)) = split_cookie(datagram) else {
             self.warn(now, "no cookie", "");
@@ -82,7 +82,7 @@ impl Dispatcher {
         &mut self,
         now: Millis,
         body: &[u8],
-        exec: &mut dyn FnMut(Command) -> Value,
+        exec: &mut dyn FnMut(Command) -> Reply,
     ) -> Vec<u8> {
         let (reply, format) = self.process(now, body, exec);
         encode_body(&reply, format)
@@ -107,7 +107,7 @@ impl Dispatcher {
         &mut self,
         now: Millis,
         body: &[u8],
-        exec: &mut dyn FnMut(Command) -> Value,
+        exec: &mut dyn FnMut(Command) -> Reply,
     ) -> (Value, Format) {
         let (dict, format) = match decode_body(body) {
             Ok(x) => x,
@@ -134,22 +134,11 @@ impl Dispatcher {
         let name = cmd.name();
         *self.counts.entry(name).or_default() += 1;
         tracing::debug!(command = name, call_id = ?call_id, "NG request");
-        let mut reply = exec(cmd);
-        match &mut reply {
-            Value::Dict(d) => {
-                let result = d
-                    .entry(b"result".to_vec())
-                    .or_insert_with(|| Value::from("ok"));
-                if result.as_bytes() == Some(b"error") {
-                    self.errors += 1;
-                }
-            }
-            _ => {
-                self.errors += 1;
-                reply = error_reply("Internal error");
-            }
+        let reply = exec(cmd);
+        if reply.is_error() {
+            self.errors += 1;
         }
-        (reply, format)
+        (render(&reply), format)
     }
 
     /// A protocol-error warning, at most [`WARNINGS_PER_SEC`] per second: a peer can send
@@ -185,18 +174,17 @@ fn lossy(d: &Dict, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::bencode::dict;
-    use crate::control::reply::pong_reply;
 
     /// The client of the tests that are not about clients.
     const C: &[u8] = b"client";
 
-    fn echo_exec(calls: &mut Vec<Command>) -> impl FnMut(Command) -> Value + '_ {
+    /// Pong, an error for `query`, and the command's name as a warning for the rest.
+    fn echo_exec(calls: &mut Vec<Command>) -> impl FnMut(Command) -> Reply + '_ {
         move |c: Command| {
             let reply = match &c {
-                Command::Ping => pong_reply(),
-                Command::Query(_) => error_reply("Unknown call-id"),
-                other => dict! {"cmd" => other.name()},
+                Command::Ping => Reply::Pong,
+                Command::Query(_) => Reply::Error("Unknown call-id".into()),
+                other => Reply::Warning(other.name().into()),
             };
             calls.push(c);
             reply
@@ -225,7 +213,7 @@ mod tests {
         let mut n = 0;
         let mut exec = |_c: Command| {
             n += 1;
-            pong_reply()
+            Reply::Pong
         };
         d.handle(Millis(0), C, b"a d7:command4:pinge", &mut exec);
         d.handle(Millis(0), C, b"b d7:command4:pinge", &mut exec);
@@ -240,7 +228,7 @@ mod tests {
         let mut calls = Vec::new();
         let mut exec = echo_exec(&mut calls);
         let owner = d.handle(Millis(0), b"kamailio", b"77 d7:command4:liste", &mut exec);
-        assert_eq!(owner, Some(b"77 d3:cmd4:list6:result2:oke".to_vec()));
+        assert_eq!(owner, Some(b"77 d6:result2:ok7:warning4:liste".to_vec()));
         // Another client replays the cookie with a different command: it gets its own answer.
         let other = d.handle(Millis(1), b"attacker", b"77 d7:command4:pinge", &mut exec);
         assert_eq!(other, Some(b"77 d6:result4:ponge".to_vec()));
@@ -253,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn adds_result_ok() {
+    fn renders_the_typed_reply() {
         let mut d = Dispatcher::default();
         let mut calls = Vec::new();
         let r = d.handle(
@@ -262,7 +250,7 @@ mod tests {
             b"c d7:command10:statisticse",
             &mut echo_exec(&mut calls),
         );
-        assert_eq!(r, Some(b"c d3:cmd10:statistics6:result2:oke".to_vec()));
+        assert_eq!(r, Some(b"c d6:result2:ok7:warning10:statisticse".to_vec()));
     }
 
     #[test]
@@ -375,7 +363,7 @@ mod tests {
             br#"j3 {"command":"list","limit":"x"}"#,
             &mut echo_exec(&mut calls),
         );
-        assert_eq!(r, Some(br#"j3 {"cmd":"list","result":"ok"}"#.to_vec()));
+        assert_eq!(r, Some(br#"j3 {"result":"ok","warning":"list"}"#.to_vec()));
     }
 
     #[test]
@@ -397,18 +385,6 @@ mod tests {
         assert_eq!(calls.len(), 2);
     }
 
-    #[test]
-    fn non_dict_exec_reply_is_an_error() {
-        let mut d = Dispatcher::default();
-        let r = d.handle(Millis(0), C, b"x d7:command4:pinge", &mut |_c: Command| {
-            Value::Int(1)
-        });
-        assert_eq!(
-            r,
-            Some(b"x d12:error-reason14:Internal error6:result5:errore".to_vec())
-        );
-    }
-
     /// A tiny xorshift generator: deterministic, no crate needed.
     struct Rng(u64);
     impl Rng {
@@ -427,7 +403,7 @@ mod tests {
     fn a_megabyte_of_random_bytes_never_panics() {
         let mut d = Dispatcher::new(CookieCache::new(Duration::from_secs(30), 1000));
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut exec = |_c: Command| pong_reply();
+        let mut exec = |_c: Command| Reply::Pong;
         // Bias towards bencode/NG-looking bytes so the parser gets past the first byte often.
         const ALPHABET: &[u8] = b"dlie0123456789:- {}\"ab,";
         let mut total = 0usize;
@@ -467,7 +443,7 @@ mod tests {
             if matches!(c, Command::Offer(_)) {
                 offers += 1;
             }
-            pong_reply()
+            Reply::Pong
         };
         assert!(d.handle(Millis(0), C, base, &mut exec).is_some());
         let mut rng = Rng(42);

@@ -13,7 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ng;
 pub mod parse;
-pub mod reply;
+pub mod render;
 pub mod transport;
 
 pub use bencode::{BencodeError, Dict, DictBuilder, Value};
@@ -21,4 +21,4 @@ pub use cookie_cache::CookieCache;
 pub use dispatch::Dispatcher;
 pub use error::NgError;
 pub use ng::{encode_reply, split_cookie, Format};
-pub use reply::{error_reply, ok_reply};
+pub use render::{error_reply, render};

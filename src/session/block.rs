@@ -17,18 +17,17 @@
 //! DTMF events (the `telephone-event` payload types of the participant's or its peer's SDP)
 //! still pass, as in rtpengine.
 
-use crate::control::bencode::Value;
-use crate::control::reply::ok_reply;
 use crate::sdp::codec::payload_types;
 use crate::session::actions::MediaAction;
 use crate::session::call::{Call, Leg};
 use crate::session::command::MediaSelect;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
+use crate::session::reply::Reply;
 
 impl Engine {
     /// `block media` (`on`) and `unblock media`.
-    pub(crate) fn block_media(&mut self, m: &MediaSelect, on: bool) -> Result<Value, SessionError> {
+    pub(crate) fn block_media(&mut self, m: &MediaSelect, on: bool) -> Result<Reply, SessionError> {
         let call = self
             .calls
             .get_mut(&m.call.call_id)
@@ -49,7 +48,7 @@ impl Engine {
         for a in actions {
             self.push(a);
         }
-        Ok(ok_reply())
+        Ok(Reply::Ok)
     }
 }
 

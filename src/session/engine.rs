@@ -7,8 +7,6 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use crate::control::bencode::{Dict, Value};
-use crate::control::reply::ok_reply;
 use crate::flow::{FlowId, FlowKind};
 use crate::session::actions::MediaAction;
 use crate::session::call::Call;
@@ -17,7 +15,7 @@ use crate::session::engine_config::EngineConfig;
 use crate::session::error::SessionError;
 use crate::session::ports::{PortAllocator, PortBinder};
 use crate::session::recording::RecordOp;
-use crate::session::reply::dict_put;
+use crate::session::reply::Reply;
 use crate::time::Now;
 
 /// Where a flow lives in the call table.
@@ -30,7 +28,7 @@ pub(crate) struct FlowRef {
 }
 
 /// Running totals for `statistics`.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Totals {
     pub calls_created: u64,
     pub calls_deleted: u64,
@@ -84,39 +82,35 @@ impl Engine {
         }
     }
 
-    /// Executes one command and returns its reply dictionary.
-    pub fn handle(&mut self, now: Now, cmd: Command, binder: &mut dyn PortBinder) -> Value {
+    /// Executes one command and returns its reply.
+    pub fn handle(&mut self, now: Now, cmd: Command, binder: &mut dyn PortBinder) -> Reply {
         self.started.get_or_insert(now);
         let result = match cmd {
-            Command::Ping => {
-                let mut d = Dict::new();
-                dict_put(&mut d, "result", "pong");
-                Ok(Value::Dict(d))
-            }
+            Command::Ping => Ok(Reply::Pong),
             Command::Offer(p) => {
                 let load_limit = p.supports_load_limit;
                 match self.offer(now, p, binder) {
                     // Clients that said `supports: [load limit]` get rtpengine's soft refusal.
                     Err(SessionError::SessionLimit) if load_limit => {
-                        return crate::control::reply::load_limit_reply(
-                            &SessionError::SessionLimit.to_string(),
-                        )
+                        return Reply::LoadLimit(SessionError::SessionLimit.to_string())
                     }
                     other => other,
                 }
             }
             Command::Answer(p) => self.answer(now, p, binder),
             Command::Delete(d) => self.delete(now, d, binder),
-            Command::Query(c) => self.query(now, &c.call_id),
-            Command::List { limit } => Ok(self.list(limit)),
-            Command::Statistics => Ok(self.statistics(now)),
+            Command::Query(c) => self
+                .query(now, &c.call_id)
+                .map(|r| Reply::Call(Box::new(r))),
+            Command::List { limit } => Ok(Reply::List(self.list(limit))),
+            Command::Statistics => Ok(Reply::Statistics(Box::new(self.snapshot(now)))),
             Command::StartRecording(c) => self.recording_command(&c, RecordOp::Start),
             Command::StopRecording(c) => self.recording_command(&c, RecordOp::Stop),
             Command::PauseRecording(c) => self.recording_command(&c, RecordOp::Pause),
             Command::BlockMedia(m) => self.block_media(&m, true),
             Command::UnblockMedia(m) => self.block_media(&m, false),
         };
-        result.unwrap_or_else(|e| crate::control::reply::error_reply(&e.to_string()))
+        result.unwrap_or_else(|e| Reply::error(&e))
     }
 
     /// The next media action to carry out, in order.
@@ -185,19 +179,17 @@ impl Engine {
         now: Now,
         d: Delete,
         binder: &mut dyn PortBinder,
-    ) -> Result<Value, SessionError> {
+    ) -> Result<Reply, SessionError> {
         let Some(call) = self.calls.get_mut(&d.call.call_id) else {
             if d.fatal {
                 return Err(SessionError::DeleteNotFound);
             }
-            let mut r = ok_reply();
-            if let Value::Dict(m) = &mut r {
-                dict_put(m, "warning", "Call-ID not found or tags didn't match");
-            }
-            return Ok(r);
+            return Ok(Reply::Warning(
+                "Call-ID not found or tags didn't match".into(),
+            ));
         };
         if call.destroy_at.is_some() {
-            return Ok(ok_reply());
+            return Ok(Reply::Ok);
         }
         let delay = d
             .delete_delay
@@ -205,7 +197,9 @@ impl Engine {
             .unwrap_or(self.cfg.delete_delay);
         call.destroy_at = Some(now.mono.plus(delay));
         call.last_signal = now;
-        let reply = self.query(now, &d.call.call_id);
+        let reply = self
+            .query(now, &d.call.call_id)
+            .map(|r| Reply::Call(Box::new(r)));
         self.totals.calls_deleted += 1;
         if delay.is_zero() {
             self.destroy(&d.call.call_id, binder);

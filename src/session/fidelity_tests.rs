@@ -16,7 +16,7 @@ fn body(addr: &str, media: &[&str]) -> Vec<u8> {
 }
 
 /// The `a=ptime` values of the reply's SDP, per media section (`-` for none).
-fn ptimes(reply: &crate::control::bencode::Value) -> Vec<String> {
+fn ptimes(reply: &crate::session::Reply) -> Vec<String> {
     let sdp = text(reply, "sdp");
     let mut out: Vec<String> = Vec::new();
     for line in sdp.lines() {
@@ -78,7 +78,7 @@ fn ptime_is_kept_per_media_section() {
 }
 
 /// The m= line and the fmtp lines of a reply's SDP.
-fn codecs(reply: &crate::control::bencode::Value) -> Vec<String> {
+fn codecs(reply: &crate::session::Reply) -> Vec<String> {
     text(reply, "sdp")
         .lines()
         .filter(|l| l.starts_with("m=") || l.starts_with("a=fmtp"))
@@ -263,7 +263,7 @@ fn media_echo_chooses_each_flows_egress() {
 }
 
 /// The `a=mid` values of a reply's SDP.
-fn mids(reply: &crate::control::bencode::Value) -> Vec<String> {
+fn mids(reply: &crate::session::Reply) -> Vec<String> {
     text(reply, "sdp")
         .lines()
         .filter_map(|l| l.strip_prefix("a=mid:"))

@@ -41,11 +41,11 @@ pub(crate) fn room_for_pair(call: &Call) -> Result<(), SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::bencode::Value;
     use crate::session::ports::AcceptAll;
     use crate::session::tests::{answer, at, engine, oa, offer, sdp, text};
+    use crate::session::Reply;
 
-    fn is_ok(r: &Value) -> bool {
+    fn is_ok(r: &Reply) -> bool {
         text(r, "result") == "ok"
     }
 
@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn forking_is_bounded_in_participants() {
         let (mut e, mut b) = (engine(), AcceptAll::default());
-        let mut last = Value::Int(0);
+        let mut last = Reply::Ok;
         for k in 0..MAX_LEGS {
             last = offer(
                 &mut e,

@@ -30,6 +30,7 @@ pub use engine::Engine;
 pub use engine_config::EngineConfig;
 pub use error::SessionError;
 pub use ports::{PortAllocator, PortBinder};
+pub use reply::Reply;
 pub use reports::Snapshot;
 #[cfg(test)]
 mod fidelity_tests;

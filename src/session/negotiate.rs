@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
-use crate::control::bencode::{Dict, Value};
 use crate::flow::latch::LatchConfig;
 use crate::flow::FlowKind;
 use crate::sdp::Family;
@@ -21,7 +20,7 @@ use crate::session::interfaces::{self, interface_address};
 use crate::session::limits;
 use crate::session::media_state;
 use crate::session::ports::PortBinder;
-use crate::session::reply::dict_put;
+use crate::session::reply::Reply;
 use crate::time::Now;
 
 /// The session attribute `loop-protect` adds (`a=rtpengine:<instance id>`, as rtpengine does).
@@ -36,7 +35,7 @@ impl Engine {
         now: Now,
         p: OfferAnswer,
         binder: &mut dyn PortBinder,
-    ) -> Result<Value, SessionError> {
+    ) -> Result<Reply, SessionError> {
         let sd = parse_sdp(&p)?;
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
@@ -92,7 +91,7 @@ impl Engine {
         now: Now,
         p: OfferAnswer,
         binder: &mut dyn PortBinder,
-    ) -> Result<Value, SessionError> {
+    ) -> Result<Reply, SessionError> {
         let sd = parse_sdp(&p)?;
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
@@ -130,7 +129,7 @@ impl Engine {
 
     /// With `loop-protect`, an SDP that already carries this relay's mark passed through it
     /// once: it goes back untouched instead of being relayed a second time.
-    fn looped(&self, p: &OfferAnswer, sd: &Body) -> Option<Value> {
+    fn looped(&self, p: &OfferAnswer, sd: &Body) -> Option<Reply> {
         if !p.flags.loop_protect {
             return None;
         }
@@ -141,10 +140,7 @@ impl Engine {
             return None;
         }
         tracing::info!(call_id = ?p.call.call_id, "SDP already passed this relay (loop-protect): not rewritten");
-        let mut d = Dict::new();
-        dict_put(&mut d, "result", "ok");
-        dict_put(&mut d, "sdp", String::from_utf8_lossy(&p.sdp).into_owned());
-        Some(Value::Dict(d))
+        Some(Reply::Sdp(String::from_utf8_lossy(&p.sdp).into_owned()))
     }
 
     /// rtpengine answers `ok` for an interface name it does not have and uses one it has;
@@ -182,7 +178,7 @@ impl Engine {
         p: &OfferAnswer,
         is_offer: bool,
         binder: &mut dyn PortBinder,
-    ) -> Result<Value, SessionError> {
+    ) -> Result<Reply, SessionError> {
         if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
         }
@@ -440,10 +436,7 @@ impl Engine {
         self.sync_flows(call_id, sender, receiver, n);
         self.sync_recording(call_id);
 
-        let mut d = Dict::new();
-        dict_put(&mut d, "result", "ok");
-        dict_put(&mut d, "sdp", text);
-        Ok(Value::Dict(d))
+        Ok(Reply::Sdp(text))
     }
 
     fn leg(&self, call_id: &str, leg: usize) -> Result<&Leg, SessionError> {

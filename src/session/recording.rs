@@ -2,14 +2,13 @@
 //! entry of a call holds (its streams and their codecs). The daemon turns the resulting
 //! [`MediaAction`]s into taps on the workers' flows and work for the spool writer thread.
 
-use crate::control::bencode::Value;
-use crate::control::reply::ok_reply;
 use crate::sdp::codec::payload_types;
 use crate::session::actions::{CodecInfo, MediaAction, RecordStream, StreamInfo};
 use crate::session::call::Call;
 use crate::session::command::CallRef;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
+use crate::session::reply::Reply;
 
 /// What an NG recording command asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +24,7 @@ impl Engine {
         &mut self,
         c: &CallRef,
         op: RecordOp,
-    ) -> Result<Value, SessionError> {
+    ) -> Result<Reply, SessionError> {
         let call = self
             .calls
             .get_mut(&c.call_id)
@@ -59,7 +58,7 @@ impl Engine {
         for a in out {
             self.push(a);
         }
-        Ok(ok_reply())
+        Ok(Reply::Ok)
     }
 
     /// After an offer/answer: a recorded call's spool entry learns its new streams and codecs.

@@ -1,8 +1,107 @@
-//! A small helper for building NG reply dictionaries.
+//! What the engine answers to a command, typed. The control layer renders it into rtpengine's
+//! reply dictionary (`control/render.rs`); nothing here knows bencode or JSON.
 
-use crate::control::bencode::{Dict, Value};
+use std::net::SocketAddr;
 
-/// Inserts `key => value` into a reply dictionary.
-pub fn dict_put(d: &mut Dict, key: &str, value: impl Into<Value>) {
-    d.insert(key.as_bytes().to_vec(), value.into());
+use crate::session::error::SessionError;
+use crate::session::reports::{MediaTotals, Snapshot};
+
+/// The reply to one [`Command`](crate::session::Command).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `ping`.
+    Pong,
+    /// A command that changed something and has nothing to report.
+    Ok,
+    /// `result: ok` with a non-fatal problem, e.g. deleting an unknown call.
+    Warning(String),
+    /// `offer` / `answer`: the SDP for the other side.
+    Sdp(String),
+    /// `query`, and `delete` of a live call: the call's report.
+    Call(Box<CallReport>),
+    /// `list`: call-ids, oldest first.
+    List(Vec<String>),
+    /// `statistics`.
+    Statistics(Box<Snapshot>),
+    /// `result: error`; the text is rtpengine's `error-reason`.
+    Error(String),
+    /// `result: load limit` for clients that sent `supports: [load limit]`.
+    LoadLimit(String),
+}
+
+impl Reply {
+    /// The error reply for a session error (its `Display` is the `error-reason`).
+    pub fn error(e: &SessionError) -> Reply {
+        Reply::Error(e.to_string())
+    }
+
+    /// The `result` value this reply carries.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Reply::Pong => "pong",
+            Reply::Error(_) => "error",
+            Reply::LoadLimit(_) => "load limit",
+            Reply::Ok
+            | Reply::Warning(_)
+            | Reply::Sdp(_)
+            | Reply::Call(_)
+            | Reply::List(_)
+            | Reply::Statistics(_) => "ok",
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+/// A call as `query` reports it (rtpengine's layout; times in wall-clock seconds).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallReport {
+    pub created: u64,
+    /// Microseconds part of the creation time.
+    pub created_us: u64,
+    pub last_signal: u64,
+    /// One entry per participant, in the call's order (rendered as a dict keyed by tag).
+    pub tags: Vec<TagReport>,
+    pub totals: MediaTotals,
+}
+
+/// One participant of a call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagReport {
+    /// Empty when the participant has no tag yet.
+    pub tag: String,
+    pub label: Option<String>,
+    pub created: u64,
+    /// The peer's tag, when the participant has a peer.
+    pub in_dialogue_with: Option<String>,
+    pub medias: Vec<MediaReport>,
+}
+
+/// One media section of a participant.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MediaReport {
+    /// From 1.
+    pub index: u64,
+    pub kind: String,
+    pub protocol: String,
+    /// RTP then RTCP, when the section has local ports.
+    pub streams: Vec<StreamReport>,
+    pub flags: Vec<&'static str>,
+}
+
+/// One local port of a media section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamReport {
+    pub local: SocketAddr,
+    /// Where packets come from: the learned source, else the advertised address.
+    pub endpoint: Option<SocketAddr>,
+    /// The address the SDP gave.
+    pub advertised: Option<SocketAddr>,
+    pub last_packet: u64,
+    pub flags: Vec<&'static str>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
 }

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use crate::config::Interface;
-use crate::control::bencode::Value;
 use crate::session::actions::MediaAction;
 use crate::session::command::{CallRef, Command, Delete, MediaSelect, OfferAnswer};
 use crate::session::ports::AcceptAll;
-use crate::session::{Engine, EngineConfig};
+use crate::session::{Engine, EngineConfig, Reply};
 use crate::time::{Millis, Now};
 
 fn iface(name: &str, ip: &str) -> Interface {
@@ -67,32 +66,31 @@ pub(super) fn oa(
     }
 }
 
-pub(super) fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    match v {
-        Value::Dict(d) => d.get(key.as_bytes()),
-        _ => None,
-    }
-}
-
-pub(super) fn text(v: &Value, key: &str) -> String {
-    match get(v, key) {
-        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-        other => panic!("{key} is {other:?} in {v:?}"),
+/// A text field of a reply, by its rtpengine key: `result`, `sdp`, `error-reason`, `warning`,
+/// `message`.
+pub(super) fn text(r: &Reply, key: &str) -> String {
+    match (key, r) {
+        ("result", r) => r.result().to_owned(),
+        ("sdp", Reply::Sdp(s))
+        | ("error-reason", Reply::Error(s))
+        | ("warning", Reply::Warning(s))
+        | ("message", Reply::LoadLimit(s)) => s.clone(),
+        _ => panic!("no {key} in {r:?}"),
     }
 }
 
 /// The port on the first m= line of an SDP reply.
-pub(super) fn media_port(reply: &Value) -> u16 {
+pub(super) fn media_port(reply: &Reply) -> u16 {
     let s = text(reply, "sdp");
     let line = s.lines().find(|l| l.starts_with("m=")).expect("m= line");
     line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-pub(super) fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+pub(super) fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Reply {
     e.handle(now, Command::Offer(p), b)
 }
 
-pub(super) fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Value {
+pub(super) fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Reply {
     e.handle(now, Command::Answer(p), b)
 }
 
@@ -227,13 +225,9 @@ fn delete_honours_delete_delay_and_frees_ports() {
     });
     let r = e.handle(at(1), del.clone(), &mut b);
     assert_eq!(text(&r, "result"), "ok");
-    assert!(get(&r, "tags").is_some(), "first delete reports the call");
+    assert!(matches!(r, Reply::Call(_)), "first delete reports the call");
     let r2 = e.handle(at(2), del.clone(), &mut b);
-    assert_eq!(
-        r2,
-        crate::control::reply::ok_reply(),
-        "second delete: plain ok"
-    );
+    assert_eq!(r2, Reply::Ok, "second delete: plain ok");
     e.tick(at(30), &mut b);
     assert_eq!(e.call_count(), 1, "still inside delete-delay");
     e.tick(at(31), &mut b);
@@ -503,10 +497,7 @@ fn list_and_query_report_calls() {
         oa("c2", "A", None, None, sdp("192.0.2.10", 4002)),
     );
     let l = e.handle(at(2), Command::List { limit: Some(1) }, &mut b);
-    assert_eq!(
-        get(&l, "calls"),
-        Some(&Value::List(vec![Value::Bytes(b"c1".to_vec())]))
-    );
+    assert_eq!(l, Reply::List(vec!["c1".into()]));
     let q = e.handle(
         at(2),
         Command::Query(CallRef {
@@ -515,19 +506,12 @@ fn list_and_query_report_calls() {
         }),
         &mut b,
     );
-    let tags = get(&q, "tags").unwrap();
-    let a = get(tags, "A").expect("tag A");
-    let medias = match get(a, "medias") {
-        Some(Value::List(m)) => m,
-        other => panic!("{other:?}"),
-    };
-    let streams = match get(&medias[0], "streams") {
-        Some(Value::List(s)) => s,
-        other => panic!("{other:?}"),
-    };
+    let Reply::Call(q) = q else { panic!("{q:?}") };
+    let a = q.tags.iter().find(|t| t.tag == "A").expect("tag A");
+    let streams = &a.medias[0].streams;
     assert_eq!(streams.len(), 2);
-    let ep = get(&streams[0], "endpoint").unwrap();
-    assert_eq!(text(ep, "address"), "192.0.2.10");
+    let ep = streams[0].endpoint.expect("endpoint");
+    assert_eq!(ep.ip().to_string(), "192.0.2.10");
 }
 
 #[test]
@@ -538,7 +522,7 @@ fn sdp_version_is_kept_while_sdp_is_unchanged_and_bumped_once_when_it_changes() 
         p.replace.sdp_version = true;
         p
     };
-    let v = |r: &Value| {
+    let v = |r: &Reply| {
         text(r, "sdp")
             .lines()
             .find(|l| l.starts_with("o="))
@@ -804,7 +788,7 @@ fn recording_commands_toggle_taps_and_end_the_entry() {
 }
 
 /// `block media` (`on`) or `unblock media`.
-fn block(e: &mut Engine, b: &mut AcceptAll, on: bool, m: MediaSelect) -> Value {
+fn block(e: &mut Engine, b: &mut AcceptAll, on: bool, m: MediaSelect) -> Reply {
     let cmd = if on {
         Command::BlockMedia(m)
     } else {

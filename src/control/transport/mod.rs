@@ -224,9 +224,8 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::reply::pong_reply;
-    use crate::control::{Dispatcher, Value};
-    use crate::session::Command;
+    use crate::control::Dispatcher;
+    use crate::session::{Command, Reply};
     use crate::time::Clock;
     use std::net::UdpSocket;
     use std::sync::Mutex;
@@ -239,8 +238,8 @@ mod tests {
         let handler: NgHandler = Arc::new(move |peer: &NgPeer, msg: &[u8]| {
             let mut d = dispatcher.lock().ok()?;
             let mut exec = |c: Command| match c {
-                Command::Ping => pong_reply(),
-                _ => Value::Dict(Default::default()),
+                Command::Ping => Reply::Pong,
+                _ => Reply::Ok,
             };
             d.handle(clock.mono(), peer.key(), msg, &mut exec)
         });
