@@ -33,6 +33,4 @@ pub use ports::{PortAllocator, PortBinder};
 pub use reply::Reply;
 pub use reports::Snapshot;
 #[cfg(test)]
-mod fidelity_tests;
-#[cfg(test)]
 mod tests;

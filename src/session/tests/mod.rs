@@ -1,0 +1,18 @@
+//! Scenario tests of the session engine, one file per group of scenarios; the shared helpers are
+//! in `common.rs` (and used by the unit tests of limits.rs and targets.rs too).
+
+mod block;
+mod common;
+mod egress_and_learning;
+mod far_end;
+mod fidelity_errors;
+mod fidelity_ptime_codecs;
+mod fidelity_sdp_lines;
+mod interfaces;
+mod lifetime;
+mod limits;
+mod offer_answer;
+mod recording;
+mod reports;
+
+pub(crate) use common::*;
