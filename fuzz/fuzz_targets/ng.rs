@@ -17,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let now = Now { mono: Millis(1000), unix_us: 1 };
     // Feed the input as several datagrams split on NUL, so sequences (offer then answer) get explored.
     for msg in data.split(|&b| b == 0) {
-        let _ = dispatcher.handle(now.mono, b"fuzz", msg, &mut |cmd| engine.handle(now, cmd, &mut binder));
+        let _ = dispatcher.handle(now.mono, b"fuzz", msg, &mut |cmd| {
+            engine.plan_ports(&cmd);
+            engine.sync_ports(&mut binder);
+            engine.handle(now, cmd)
+        });
+        engine.sync_ports(&mut binder);
     }
 });

@@ -139,6 +139,19 @@ d19:advertised endpointde8:endpointd7:address9:192.0.2.16:family4:IPv44:porti400
     );
 }
 
+/// The port on the m= line of an SDP reply.
+fn media_port(reply: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(reply);
+    let line = text
+        .split("\r\n")
+        .find(|l| l.starts_with("m="))
+        .expect("m= line");
+    line.split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
 fn at(secs: u64) -> Now {
     Now {
         mono: Millis(secs * 1000),
@@ -180,8 +193,14 @@ fn engine_replies_keep_their_bytes() {
         ..EngineConfig::default()
     });
     let mut b = AcceptAll::default();
-    let mut run =
-        |e: &mut Engine, now: Now, cmd: Command| render(&e.handle(now, cmd, &mut b)).encode();
+    // As the daemon runs it, with the port binding around each command.
+    let mut run = |e: &mut Engine, now: Now, cmd: Command| {
+        e.plan_ports(&cmd);
+        e.sync_ports(&mut b);
+        let reply = render(&e.handle(now, cmd)).encode();
+        e.sync_ports(&mut b);
+        reply
+    };
     let query = |id: &str| {
         Command::Query(CallRef {
             call_id: id.into(),
@@ -191,9 +210,25 @@ fn engine_replies_keep_their_bytes() {
     assert_eq!(run(&mut e, at(0), Command::Ping), PING);
     let mut p = oa("A", None, "192.0.2.10", 4000);
     p.label = Some("caller".into());
-    assert_eq!(run(&mut e, at(0), Command::Offer(p)), OFFER);
-    let answer = oa("A", Some("B"), "192.0.2.20", 5000);
-    assert_eq!(run(&mut e, at(1), Command::Answer(answer)), ANSWER);
+    let offer = run(&mut e, at(0), Command::Offer(p));
+    let answer = run(
+        &mut e,
+        at(1),
+        Command::Answer(oa("A", Some("B"), "192.0.2.20", 5000)),
+    );
+    // The ports are random: named by the replies that give them (B's port in the offer,
+    // A's in the answer), RTCP one above.
+    let ports = [media_port(&offer), media_port(&answer)];
+    let named = |bytes: Vec<u8>| {
+        let mut text = String::from_utf8(bytes).expect("utf-8");
+        for (port, (rtp, rtcp)) in ports.iter().zip([("PORTA", "PORTa"), ("PORTB", "PORTb")]) {
+            text = text.replace(&(port + 1).to_string(), rtcp);
+            text = text.replace(&port.to_string(), rtp);
+        }
+        text.into_bytes()
+    };
+    assert_eq!(named(offer), OFFER);
+    assert_eq!(named(answer), ANSWER);
     for a in std::iter::from_fn(|| e.poll_action()) {
         if let MediaAction::Open { counters, .. } = a {
             counters.packets.fetch_add(3, Relaxed);
@@ -205,7 +240,7 @@ fn engine_replies_keep_their_bytes() {
         }
     }
     e.on_learned(crate::flow::FlowId(1), addr("192.0.2.99:7777"));
-    assert_eq!(run(&mut e, at(2), query("c")), QUERY);
+    assert_eq!(named(run(&mut e, at(2), query("c"))), QUERY);
     assert_eq!(run(&mut e, at(2), Command::List { limit: None }), LIST);
     assert_eq!(run(&mut e, at(3), Command::Statistics), STATS);
     let del = Command::Delete(Delete {
@@ -217,19 +252,19 @@ fn engine_replies_keep_their_bytes() {
         delete_delay: Some(0),
         ..Delete::default()
     });
-    assert_eq!(run(&mut e, at(4), del.clone()), DELETE);
+    assert_eq!(named(run(&mut e, at(4), del.clone())), DELETE);
     assert_eq!(run(&mut e, at(4), del), DELETE_AGAIN);
     assert_eq!(run(&mut e, at(4), query("zz")), UNKNOWN);
     assert_eq!(run(&mut e, at(5), Command::Statistics), STATS_AFTER);
 }
 
 const PING: &[u8] = b"d6:result4:ponge";
-const OFFER: &[u8] = b"d6:result2:ok3:sdp216:v=0\r\no=- 1545997027 1 IN IP4 192.0.2.10\r\ns=tester\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\nm=audio 30040 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=rtcp:30041\r\ne";
-const ANSWER: &[u8] = b"d6:result2:ok3:sdp216:v=0\r\no=- 1545997027 1 IN IP4 192.0.2.20\r\ns=tester\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\nm=audio 30032 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=rtcp:30033\r\ne";
-const QUERY: &[u8] = b"d4:SSRCde7:createdi1700000000e10:created_usi0e11:last signali1700000001e6:result2:ok4:tagsd1:Ad7:createdi1700000000e16:in dialogue with1:B5:label6:caller6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4000ee8:endpointd7:address10:192.0.2.996:family4:IPv44:porti7777ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30032e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee8:endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30033e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Ae1:Bd7:createdi1700000000e16:in dialogue with1:A6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30040e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30041e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Bee6:totalsd4:RTCPd5:bytesi200e6:errorsi2e7:packetsi4ee3:RTPd5:bytesi600e6:errorsi2e7:packetsi6eeee";
+const OFFER: &[u8] = b"d6:result2:ok3:sdp216:v=0\r\no=- 1545997027 1 IN IP4 192.0.2.10\r\ns=tester\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\nm=audio PORTA RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=rtcp:PORTa\r\ne";
+const ANSWER: &[u8] = b"d6:result2:ok3:sdp216:v=0\r\no=- 1545997027 1 IN IP4 192.0.2.20\r\ns=tester\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\nm=audio PORTB RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=rtcp:PORTb\r\ne";
+const QUERY: &[u8] = b"d4:SSRCde7:createdi1700000000e10:created_usi0e11:last signali1700000001e6:result2:ok4:tagsd1:Ad7:createdi1700000000e16:in dialogue with1:B5:label6:caller6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4000ee8:endpointd7:address10:192.0.2.996:family4:IPv44:porti7777ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTBe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee8:endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTbe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Ae1:Bd7:createdi1700000000e16:in dialogue with1:A6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTAe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTae5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Bee6:totalsd4:RTCPd5:bytesi200e6:errorsi2e7:packetsi4ee3:RTPd5:bytesi600e6:errorsi2e7:packetsi6eeee";
 const LIST: &[u8] = b"d5:callsl1:ce6:result2:oke";
 const STATS: &[u8] = b"d6:result2:ok10:statisticsd17:currentstatisticsd12:mediastreamsi2e15:sessionsforeigni0e11:sessionsowni1e13:sessionstotali1e15:transcodedmediai0ee9:dataplane4:mmsg15:totalstatisticsd12:bytesrelayedi800e15:deletedsessionsi0e6:errorsi4e15:managedsessionsi1e14:packetsrelayedi10e16:rejectedsessionsi0e15:timeoutsessionsi0e6:uptimei3eeee";
-const DELETE: &[u8] = b"d4:SSRCde7:createdi1700000000e10:created_usi0e11:last signali1700000004e6:result2:ok4:tagsd1:Ad7:createdi1700000000e16:in dialogue with1:B5:label6:caller6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4000ee8:endpointd7:address10:192.0.2.996:family4:IPv44:porti7777ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30032e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee8:endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30033e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Ae1:Bd7:createdi1700000000e16:in dialogue with1:A6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30040e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local porti30041e5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Bee6:totalsd4:RTCPd5:bytesi200e6:errorsi2e7:packetsi4ee3:RTPd5:bytesi600e6:errorsi2e7:packetsi6eeee";
+const DELETE: &[u8] = b"d4:SSRCde7:createdi1700000000e10:created_usi0e11:last signali1700000004e6:result2:ok4:tagsd1:Ad7:createdi1700000000e16:in dialogue with1:B5:label6:caller6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4000ee8:endpointd7:address10:192.0.2.996:family4:IPv44:porti7777ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTBe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee8:endpointd7:address10:192.0.2.106:family4:IPv44:porti4001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTbe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Ae1:Bd7:createdi1700000000e16:in dialogue with1:A6:mediasld5:flagsl11:initializede5:indexi1e8:protocol7:RTP/AVP7:streamsld19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5000ee6:family4:IPv45:flagsl3:RTP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTAe5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeed19:advertised endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee8:endpointd7:address10:192.0.2.206:family4:IPv44:porti5001ee6:family4:IPv45:flagsl4:RTCP6:fillede11:last packeti1700000001e13:local address11:203.0.113.110:local portiPORTae5:statsd5:bytesi350e6:errorsi1e7:packetsi4eeee4:type5:audioee3:tag1:Bee6:totalsd4:RTCPd5:bytesi200e6:errorsi2e7:packetsi4ee3:RTPd5:bytesi600e6:errorsi2e7:packetsi6eeee";
 const DELETE_AGAIN: &[u8] = b"d6:result2:ok7:warning38:Call-ID not found or tags didn't matche";
 const UNKNOWN: &[u8] = b"d12:error-reason15:Unknown call-id6:result5:errore";
 const STATS_AFTER: &[u8] = b"d6:result2:ok10:statisticsd17:currentstatisticsd12:mediastreamsi0e15:sessionsforeigni0e11:sessionsowni0e13:sessionstotali0e15:transcodedmediai0ee9:dataplane4:mmsg15:totalstatisticsd12:bytesrelayedi800e15:deletedsessionsi1e6:errorsi4e15:managedsessionsi1e14:packetsrelayedi10e16:rejectedsessionsi0e15:timeoutsessionsi0e6:uptimei5eeee";

@@ -1,5 +1,8 @@
 //! The control side of the running daemon: one lock around the dispatcher, the session engine
 //! and the socket binder, shared by the NG transports and the timer tick. Workers never take it.
+//!
+//! The engine handles commands without I/O; the port binding they need happens here, around each
+//! command and after each tick ([`Engine::plan_ports`], [`Engine::sync_ports`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -56,9 +59,14 @@ impl Control {
             recorder,
         } = &mut *guard;
         let reply = dispatcher.handle(now.mono, peer.key(), msg, &mut |cmd| {
-            engine.handle(now, cmd, binder)
+            // The engine binds nothing: the pairs the command may take are bound here first.
+            engine.plan_ports(&cmd);
+            engine.sync_ports(binder);
+            engine.handle(now, cmd)
         });
         apply_actions(engine, binder, workers, recorder.as_ref());
+        // After the flows took their sockets: close what was freed, parked or not taken.
+        engine.sync_ports(binder);
         reply
     }
 
@@ -114,8 +122,9 @@ impl Control {
                 FlowEvent::Learned { id, addr } => engine.on_learned(id, addr),
             }
         }
-        engine.tick(now, binder);
+        engine.tick(now);
         apply_actions(engine, binder, workers, recorder.as_ref());
+        engine.sync_ports(binder);
     }
 
     /// Stops the workers (after the transports have stopped).

@@ -1,5 +1,6 @@
 //! What the session layer asks the data plane to do. The runtime turns these into worker updates,
-//! taking the sockets the [`PortBinder`](crate::session::ports::PortBinder) bound.
+//! taking the sockets the [`PortBinder`](crate::session::ports::PortBinder) bound around the
+//! command.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -66,6 +66,7 @@ impl Engine {
             cfg.port_max,
             cfg.port_seed,
             cfg.policy.load().ports().clone(),
+            cfg.interfaces.iter().map(|i| i.local),
         );
         Engine {
             cfg,
@@ -82,14 +83,21 @@ impl Engine {
         }
     }
 
-    /// Executes one command and returns its reply.
-    pub fn handle(&mut self, now: Now, cmd: Command, binder: &mut dyn PortBinder) -> Reply {
+    /// Executes one command and returns its reply. No I/O: the port pairs it takes were bound
+    /// for it by the daemon ([`plan_ports`](Self::plan_ports), then [`sync_ports`](Self::sync_ports)).
+    pub fn handle(&mut self, now: Now, cmd: Command) -> Reply {
+        let reply = self.execute(now, cmd);
+        self.ports.done();
+        reply
+    }
+
+    fn execute(&mut self, now: Now, cmd: Command) -> Reply {
         self.started.get_or_insert(now);
         let result = match cmd {
             Command::Ping => Ok(Reply::Pong),
             Command::Offer(p) => {
                 let load_limit = p.supports_load_limit;
-                match self.offer(now, p, binder) {
+                match self.offer(now, p) {
                     // Clients that said `supports: [load limit]` get rtpengine's soft refusal.
                     Err(SessionError::SessionLimit) if load_limit => {
                         return Reply::LoadLimit(SessionError::SessionLimit.to_string())
@@ -97,8 +105,8 @@ impl Engine {
                     other => other,
                 }
             }
-            Command::Answer(p) => self.answer(now, p, binder),
-            Command::Delete(d) => self.delete(now, d, binder),
+            Command::Answer(p) => self.answer(now, p),
+            Command::Delete(d) => self.delete(now, d),
             Command::Query(c) => self
                 .query(now, &c.call_id)
                 .map(|r| Reply::Call(Box::new(r))),
@@ -111,6 +119,38 @@ impl Engine {
             Command::UnblockMedia(m) => self.block_media(&m, false),
         };
         result.unwrap_or_else(|e| Reply::error(&e))
+    }
+
+    /// Before [`handle`](Self::handle): what `cmd` may take from the port pools. An `offer` or
+    /// `answer` takes at most three pairs a media section (each side's, and a new one for a far
+    /// end that moved) on whichever address, and may use its call's parked pairs again.
+    pub fn plan_ports(&mut self, cmd: &Command) {
+        let (Command::Offer(p) | Command::Answer(p)) = cmd else {
+            self.ports.plan(0, []);
+            return;
+        };
+        let sections = p
+            .sdp
+            .split(|&b| b == b'\n')
+            .filter(|l| l.starts_with(b"m="))
+            .count()
+            .min(crate::session::negotiate::MAX_MEDIA);
+        let parked = self.calls.get(&p.call.call_id).into_iter().flat_map(|c| {
+            c.legs
+                .iter()
+                .flat_map(|l| &l.medias)
+                .flat_map(|m| &m.parked)
+                .map(|(_, pair)| (pair.local, pair.rtp_port))
+        });
+        let parked: Vec<_> = parked.collect();
+        self.ports.plan(3 * sections, parked);
+    }
+
+    /// The port I/O, for the daemon to run before and after every command (after
+    /// [`plan_ports`](Self::plan_ports)) and after every tick: closes the sockets of pairs that
+    /// were freed, parked or not taken, and binds what the planned command may take.
+    pub fn sync_ports(&mut self, binder: &mut dyn PortBinder) {
+        self.ports.sync(binder);
     }
 
     /// The next media action to carry out, in order.
@@ -174,12 +214,7 @@ impl Engine {
     }
 
     /// `delete`: schedules destruction after the delete-delay and reports the call's stats.
-    fn delete(
-        &mut self,
-        now: Now,
-        d: Delete,
-        binder: &mut dyn PortBinder,
-    ) -> Result<Reply, SessionError> {
+    fn delete(&mut self, now: Now, d: Delete) -> Result<Reply, SessionError> {
         let Some(call) = self.calls.get_mut(&d.call.call_id) else {
             if d.fatal {
                 return Err(SessionError::DeleteNotFound);
@@ -202,24 +237,24 @@ impl Engine {
             .map(|r| Reply::Call(Box::new(r)));
         self.totals.calls_deleted += 1;
         if delay.is_zero() {
-            self.destroy(&d.call.call_id, binder);
+            self.destroy(&d.call.call_id);
         }
         reply
     }
 
     /// Removes a call that never came to be (its first offer failed), without counting it.
-    pub(crate) fn discard(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
-        self.remove(call_id, binder);
+    pub(crate) fn discard(&mut self, call_id: &str) {
+        self.remove(call_id);
     }
 
     /// Removes a call now: closes its flows and frees its ports.
-    pub(crate) fn destroy(&mut self, call_id: &str, binder: &mut dyn PortBinder) {
-        if self.remove(call_id, binder) {
+    pub(crate) fn destroy(&mut self, call_id: &str) {
+        if self.remove(call_id) {
             tracing::info!(call_id = ?call_id, "call destroyed");
         }
     }
 
-    fn remove(&mut self, call_id: &str, binder: &mut dyn PortBinder) -> bool {
+    fn remove(&mut self, call_id: &str) -> bool {
         let Some(call) = self.calls.remove(call_id) else {
             return false;
         };
@@ -236,7 +271,7 @@ impl Engine {
                     }
                 }
                 for p in slot.local.iter().chain(slot.parked.iter().map(|(_, p)| p)) {
-                    self.ports.release(p.local, p.rtp_port, binder);
+                    self.ports.release(p.local, p.rtp_port);
                 }
             }
         }

@@ -10,7 +10,6 @@ use crate::session::call::LocalPair;
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
 use crate::session::limits;
-use crate::session::ports::PortBinder;
 
 impl Engine {
     /// Points media slot `idx` of `leg` (the side that sends to us and whose packets go to the
@@ -22,7 +21,6 @@ impl Engine {
         idx: usize,
         far: Option<SocketAddr>,
         hold: bool,
-        binder: &mut dyn PortBinder,
     ) -> Result<(), SessionError> {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Ok(());
@@ -43,14 +41,14 @@ impl Engine {
             (Some(k), Some(f)) if k != f && !hold => f,
             _ => return Ok(()),
         };
-        // A pair used for this far end before, if its ports can be bound again; else a new one.
+        // A pair used for this far end before, if its ports were bound again; else a new one.
         let mut next = None;
         if let Some(pos) = slot.parked.iter().position(|(k, _)| *k == new_key) {
             let (_, pair) = slot.parked.remove(pos);
-            if binder.bind_pair(pair.local, pair.rtp_port) {
+            if self.ports.unpark(pair.local, pair.rtp_port) {
                 next = Some(pair);
             } else {
-                self.ports.release(pair.local, pair.rtp_port, binder);
+                self.ports.release(pair.local, pair.rtp_port);
             }
         }
         let next = match next {
@@ -62,7 +60,7 @@ impl Engine {
                 }
                 let port = self
                     .ports
-                    .allocate(current.local, binder)
+                    .take(current.local)
                     .ok_or(SessionError::PortsExhausted)?;
                 LocalPair {
                     rtp_port: port,
@@ -70,8 +68,9 @@ impl Engine {
                 }
             }
         };
-        // The old pair stays reserved for this call; its sockets close with its flows.
-        binder.release_pair(current.local, current.rtp_port);
+        // The old pair stays reserved for this call; its sockets close with its flows, and the
+        // daemon binds it again for a far end that comes back.
+        self.ports.park(current.local, current.rtp_port);
         if let Some(old_key) = slot.far_end {
             slot.parked.push((old_key, current));
         }
@@ -79,7 +78,7 @@ impl Engine {
         // end each time must not hold the port range.
         while slot.parked.len() > limits::MAX_PARKED {
             let (_, oldest) = slot.parked.remove(0);
-            self.ports.release(oldest.local, oldest.rtp_port, binder);
+            self.ports.release(oldest.local, oldest.rtp_port);
         }
         slot.local = Some(next);
         slot.far_end = Some(new_key);

@@ -1,8 +1,10 @@
 //! Calls, legs, streams, port allocation and latching policy (sans-IO).
 //!
-//! The [`Engine`] executes NG commands: it parses the SDP, allocates port pairs through a
-//! [`PortBinder`], rewrites the SDP for the other side, and queues [`MediaAction`]s for the
-//! workers. Time comes in with every call; nothing here reads a clock or touches a socket.
+//! The [`Engine`] executes NG [`Command`]s and answers with a typed [`Reply`]: it parses the SDP,
+//! takes port pairs the daemon bound for the command ([`PortAllocator`]; the daemon binds through
+//! a [`PortBinder`] around each command), rewrites the SDP for the other side, and queues
+//! [`MediaAction`]s for the workers. Time comes in with every call; nothing here reads a clock or
+//! touches a socket.
 
 pub mod actions;
 pub(crate) mod block;

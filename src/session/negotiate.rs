@@ -19,7 +19,6 @@ use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
 use crate::session::limits;
 use crate::session::media_state;
-use crate::session::ports::PortBinder;
 use crate::session::reply::Reply;
 use crate::time::Now;
 
@@ -27,15 +26,10 @@ use crate::time::Now;
 const LOOP_ATTRIBUTE: &str = "rtpengine";
 
 /// More m= lines than this in one SDP is refused (each costs two port pairs).
-const MAX_MEDIA: usize = 32;
+pub(crate) const MAX_MEDIA: usize = 32;
 
 impl Engine {
-    pub(crate) fn offer(
-        &mut self,
-        now: Now,
-        p: OfferAnswer,
-        binder: &mut dyn PortBinder,
-    ) -> Result<Reply, SessionError> {
+    pub(crate) fn offer(&mut self, now: Now, p: OfferAnswer) -> Result<Reply, SessionError> {
         let sd = parse_sdp(&p)?;
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
@@ -72,11 +66,11 @@ impl Engine {
             Ok((sender, receiver))
         });
         let result = legs.and_then(|(sender, receiver)| {
-            self.negotiate(now, &call_id, sender, receiver, sd, &p, true, binder)
+            self.negotiate(now, &call_id, sender, receiver, sd, &p, true)
         });
         match (&result, is_new) {
             // A call that failed its first offer leaves nothing behind: no entry, no ports.
-            (Err(_), true) => self.discard(&call_id, binder),
+            (Err(_), true) => self.discard(&call_id),
             (Ok(_), true) => {
                 self.totals.calls_created += 1;
                 tracing::info!(call_id = ?call_id, "new call");
@@ -86,12 +80,7 @@ impl Engine {
         result
     }
 
-    pub(crate) fn answer(
-        &mut self,
-        now: Now,
-        p: OfferAnswer,
-        binder: &mut dyn PortBinder,
-    ) -> Result<Reply, SessionError> {
+    pub(crate) fn answer(&mut self, now: Now, p: OfferAnswer) -> Result<Reply, SessionError> {
         let sd = parse_sdp(&p)?;
         if let Some(reply) = self.looped(&p, &sd) {
             return Ok(reply);
@@ -124,7 +113,7 @@ impl Engine {
             },
             None => find_receiver(call, receiver, None, p.call.via_branch.as_deref(), "", now)?,
         };
-        self.negotiate(now, &call_id, sender, receiver, sd, &p, false, binder)
+        self.negotiate(now, &call_id, sender, receiver, sd, &p, false)
     }
 
     /// With `loop-protect`, an SDP that already carries this relay's mark passed through it
@@ -177,7 +166,6 @@ impl Engine {
         mut sd: Body,
         p: &OfferAnswer,
         is_offer: bool,
-        binder: &mut dyn PortBinder,
     ) -> Result<Reply, SessionError> {
         if sd.media_count() > MAX_MEDIA {
             return Err(SessionError::TooManyMedia);
@@ -233,8 +221,8 @@ impl Engine {
             let receiver_family = p.address_family.or(sender_family);
             // The receiver's side first, as rtpengine allocates: the offer's output port is
             // the lower one on a fresh range.
-            self.ensure_ports(call_id, receiver, i, &receiver_if, receiver_family, binder)?;
-            self.ensure_ports(call_id, sender, i, &sender_if, sender_family, binder)?;
+            self.ensure_ports(call_id, receiver, i, &receiver_if, receiver_family)?;
+            self.ensure_ports(call_id, sender, i, &sender_if, sender_family)?;
             let hold = sd.is_null_address(i)
                 || sd.media(i).is_some_and(|m| {
                     matches!(
@@ -270,7 +258,7 @@ impl Engine {
             } else {
                 rtp
             };
-            self.follow_far_end(call_id, receiver, i, far, hold, binder)?;
+            self.follow_far_end(call_id, receiver, i, far, hold)?;
         }
 
         let strict = self.cfg.strict_source || p.flags.strict_source;
@@ -497,7 +485,6 @@ impl Engine {
         idx: usize,
         iface: &str,
         family: Option<Family>,
-        binder: &mut dyn PortBinder,
     ) -> Result<(), SessionError> {
         let has = self
             .calls
@@ -516,7 +503,7 @@ impl Engine {
         }
         let port = self
             .ports
-            .allocate(intf.local, binder)
+            .take(intf.local)
             .ok_or(SessionError::PortsExhausted)?;
         if let Some(slot) = self
             .calls

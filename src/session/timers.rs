@@ -1,7 +1,6 @@
 //! Timers: delete-delay, media timeouts, offer timeout and final timeout, driven by `tick(now)`.
 
 use crate::session::engine::Engine;
-use crate::session::ports::PortBinder;
 use crate::time::Now;
 
 /// How often `tick` looks at every call: timeouts and delete-delay count in seconds, and a scan
@@ -11,7 +10,7 @@ pub const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 impl Engine {
     /// Ends calls whose time is up. Call it as often as convenient: it looks at the calls at most
     /// once per [`SCAN_INTERVAL`].
-    pub fn tick(&mut self, now: Now, binder: &mut dyn PortBinder) {
+    pub fn tick(&mut self, now: Now) {
         if self.next_scan.is_some_and(|at| now.mono < at) {
             return;
         }
@@ -53,7 +52,7 @@ impl Engine {
                 self.totals.calls_timed_out += 1;
                 tracing::info!(call_id = ?id, reason = why, "call timed out");
             }
-            self.destroy(&id, binder);
+            self.destroy(&id);
         }
     }
 }

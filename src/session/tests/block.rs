@@ -1,6 +1,6 @@
 //! `block media` and `unblock media`: which participant's media a selection stops.
 
-use super::common::{actions, answer, at, engine, oa, offer, sdp, text};
+use super::common::{actions, answer, at, engine, oa, offer, sdp, text, Drive};
 use crate::session::actions::MediaAction;
 use crate::session::command::{CallRef, Command, MediaSelect};
 use crate::session::ports::AcceptAll;
@@ -13,7 +13,7 @@ fn block(e: &mut Engine, b: &mut AcceptAll, on: bool, m: MediaSelect) -> Reply {
     } else {
         Command::UnblockMedia(m)
     };
-    e.handle(at(9), cmd, b)
+    e.command(at(9), cmd, b)
 }
 
 fn select(call: &str, from: Option<&str>, all: bool) -> MediaSelect {

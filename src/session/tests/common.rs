@@ -1,5 +1,6 @@
 //! Helpers of the session scenarios: an engine on a fake clock with a binder that accepts every
-//! port, SDP bodies, NG parameters and reply fields.
+//! port (driven as the daemon drives it, see [`Drive`]), SDP bodies, NG parameters and reply
+//! fields.
 
 use std::time::Duration;
 
@@ -9,6 +10,27 @@ use crate::session::command::{CallRef, Command, OfferAnswer};
 use crate::session::ports::AcceptAll;
 use crate::session::{Engine, EngineConfig, Reply};
 use crate::time::{Millis, Now};
+
+/// Commands and ticks as the daemon runs them, with the port binding around each.
+pub(crate) trait Drive {
+    fn command(&mut self, now: Now, cmd: Command, b: &mut AcceptAll) -> Reply;
+    fn tick_with(&mut self, now: Now, b: &mut AcceptAll);
+}
+
+impl Drive for Engine {
+    fn command(&mut self, now: Now, cmd: Command, b: &mut AcceptAll) -> Reply {
+        self.plan_ports(&cmd);
+        self.sync_ports(b);
+        let reply = self.handle(now, cmd);
+        self.sync_ports(b);
+        reply
+    }
+
+    fn tick_with(&mut self, now: Now, b: &mut AcceptAll) {
+        self.tick(now);
+        self.sync_ports(b);
+    }
+}
 
 pub(crate) fn iface(name: &str, ip: &str) -> Interface {
     Interface {
@@ -99,11 +121,11 @@ pub(crate) fn media_port(reply: &Reply) -> u16 {
 }
 
 pub(crate) fn offer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Reply {
-    e.handle(now, Command::Offer(p), b)
+    e.command(now, Command::Offer(p), b)
 }
 
 pub(crate) fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer) -> Reply {
-    e.handle(now, Command::Answer(p), b)
+    e.command(now, Command::Answer(p), b)
 }
 
 pub(crate) fn actions(e: &mut Engine) -> Vec<MediaAction> {

@@ -1,6 +1,6 @@
 //! Pairs that follow the far end across re-INVITEs.
 
-use super::common::{answer, at, engine, media_port, oa, offer, sdp};
+use super::common::{answer, at, engine, media_port, oa, offer, sdp, Drive};
 use crate::session::command::{CallRef, Command, Delete};
 use crate::session::ports::AcceptAll;
 
@@ -64,6 +64,6 @@ fn a_moved_far_end_gets_its_own_pair_and_moving_back_restores_the_old_one() {
         delete_delay: Some(0),
         ..Delete::default()
     });
-    e.handle(at(3), del, &mut b);
+    e.command(at(3), del, &mut b);
     assert!(b.bound.is_empty(), "{:?}", b.bound);
 }

@@ -1,7 +1,7 @@
 //! How calls end: `delete` with its delay, timeouts of silent and unanswered calls, and the
 //! timer scan.
 
-use super::common::{answer, at, engine, oa, offer, sdp, text};
+use super::common::{answer, at, engine, oa, offer, sdp, text, Drive};
 use crate::session::actions::MediaAction;
 use crate::session::command::{CallRef, Command, Delete};
 use crate::session::ports::AcceptAll;
@@ -31,21 +31,21 @@ fn delete_honours_delete_delay_and_frees_ports() {
         },
         ..Delete::default()
     });
-    let r = e.handle(at(1), del.clone(), &mut b);
+    let r = e.command(at(1), del.clone(), &mut b);
     assert_eq!(text(&r, "result"), "ok");
     assert!(matches!(r, Reply::Call(_)), "first delete reports the call");
-    let r2 = e.handle(at(2), del.clone(), &mut b);
+    let r2 = e.command(at(2), del.clone(), &mut b);
     assert_eq!(r2, Reply::Ok, "second delete: plain ok");
-    e.tick(at(30), &mut b);
+    e.tick_with(at(30), &mut b);
     assert_eq!(e.call_count(), 1, "still inside delete-delay");
-    e.tick(at(31), &mut b);
+    e.tick_with(at(31), &mut b);
     assert_eq!(e.call_count(), 0);
     assert!(b.bound.is_empty(), "ports released");
     let closes = std::iter::from_fn(|| e.poll_action())
         .filter(|a| matches!(a, MediaAction::Close { .. }))
         .count();
     assert_eq!(closes, 4);
-    let r3 = e.handle(at(40), del, &mut b);
+    let r3 = e.command(at(40), del, &mut b);
     assert_eq!(
         text(&r3, "warning"),
         "Call-ID not found or tags didn't match"
@@ -72,11 +72,11 @@ fn tick_scans_the_calls_at_most_once_a_second() {
         mono: Millis(m),
         unix_us: 1_700_000_000_000_000 + m * 1000,
     };
-    e.tick(ms(59_500), &mut b);
+    e.tick_with(ms(59_500), &mut b);
     // 60 s without media passes at 60 000 ms, but the next scan is due at 60 500.
-    e.tick(ms(60_100), &mut b);
+    e.tick_with(ms(60_100), &mut b);
     assert_eq!(e.call_count(), 1, "scanned again within the second");
-    e.tick(ms(60_500), &mut b);
+    e.tick_with(ms(60_500), &mut b);
     assert_eq!(e.call_count(), 0, "the next scan ends it");
 }
 
@@ -101,15 +101,15 @@ fn silent_answered_call_times_out_and_unanswered_one_waits_for_offer_timeout() {
         at(0),
         oa("ringing", "A", None, None, sdp("192.0.2.10", 4002)),
     );
-    e.tick(at(59), &mut b);
+    e.tick_with(at(59), &mut b);
     assert_eq!(e.call_count(), 2);
-    e.tick(at(60), &mut b);
+    e.tick_with(at(60), &mut b);
     assert_eq!(
         e.call_count(),
         1,
         "answered call ended after 60 s without media"
     );
-    e.tick(at(120), &mut b);
+    e.tick_with(at(120), &mut b);
     assert_eq!(
         e.call_count(),
         0,
@@ -140,8 +140,8 @@ fn media_keeps_a_call_alive() {
         })
         .unwrap();
     counters.last_packet_ms.store(50_000, Relaxed);
-    e.tick(at(100), &mut b);
+    e.tick_with(at(100), &mut b);
     assert_eq!(e.call_count(), 1);
-    e.tick(at(110), &mut b);
+    e.tick_with(at(110), &mut b);
     assert_eq!(e.call_count(), 0);
 }

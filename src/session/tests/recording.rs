@@ -1,6 +1,6 @@
 //! `record call` and the recording commands: taps on the flows and spool entries.
 
-use super::common::{actions, answer, at, engine, oa, offer, sdp, text};
+use super::common::{actions, answer, at, engine, oa, offer, sdp, text, Drive};
 use crate::session::actions::MediaAction;
 use crate::session::command::{CallRef, Command, Delete};
 use crate::session::ports::AcceptAll;
@@ -60,7 +60,7 @@ fn record_call_taps_rtp_flows_and_describes_streams() {
     );
 
     // The end of the call finishes the entry, after the flows are closed.
-    e.handle(
+    e.command(
         at(2),
         Command::Delete(Delete {
             call: CallRef {
@@ -106,7 +106,7 @@ fn recording_commands_toggle_taps_and_end_the_entry() {
             .filter(|a| matches!(a, MediaAction::Tap { record, .. } if *record == want))
             .count()
     };
-    let r = e.handle(at(2), Command::StartRecording(cref.clone()), &mut b);
+    let r = e.command(at(2), Command::StartRecording(cref.clone()), &mut b);
     assert_eq!(text(&r, "result"), "ok");
     let acts = actions(&mut e);
     assert!(
@@ -114,12 +114,12 @@ fn recording_commands_toggle_taps_and_end_the_entry() {
         "{acts:?}"
     );
     assert_eq!(taps(&acts, true), 2);
-    e.handle(at(3), Command::PauseRecording(cref.clone()), &mut b);
+    e.command(at(3), Command::PauseRecording(cref.clone()), &mut b);
     let acts = actions(&mut e);
     assert_eq!((taps(&acts, false), acts.len()), (2, 2), "{acts:?}");
-    e.handle(at(4), Command::StartRecording(cref.clone()), &mut b);
+    e.command(at(4), Command::StartRecording(cref.clone()), &mut b);
     actions(&mut e);
-    e.handle(at(5), Command::StopRecording(cref.clone()), &mut b);
+    e.command(at(5), Command::StopRecording(cref.clone()), &mut b);
     let acts = actions(&mut e);
     assert_eq!(taps(&acts, false), 2);
     assert!(
@@ -127,7 +127,7 @@ fn recording_commands_toggle_taps_and_end_the_entry() {
         "{acts:?}"
     );
     // Stopped: the end of the call has no entry left to finish.
-    e.handle(
+    e.command(
         at(6),
         Command::Delete(Delete {
             call: cref.clone(),
@@ -139,6 +139,6 @@ fn recording_commands_toggle_taps_and_end_the_entry() {
     assert!(!actions(&mut e)
         .iter()
         .any(|a| matches!(a, MediaAction::RecordEnd { .. })));
-    let r = e.handle(at(7), Command::StopRecording(cref), &mut b);
+    let r = e.command(at(7), Command::StopRecording(cref), &mut b);
     assert_eq!(text(&r, "error-reason"), "Unknown call-id");
 }

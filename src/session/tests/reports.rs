@@ -1,6 +1,6 @@
 //! `list` and `query`.
 
-use super::common::{at, engine, oa, offer, sdp};
+use super::common::{at, engine, oa, offer, sdp, Drive};
 use crate::session::command::{CallRef, Command};
 use crate::session::ports::AcceptAll;
 use crate::session::Reply;
@@ -20,9 +20,9 @@ fn list_and_query_report_calls() {
         at(1),
         oa("c2", "A", None, None, sdp("192.0.2.10", 4002)),
     );
-    let l = e.handle(at(2), Command::List { limit: Some(1) }, &mut b);
+    let l = e.command(at(2), Command::List { limit: Some(1) }, &mut b);
     assert_eq!(l, Reply::List(vec!["c1".into()]));
-    let q = e.handle(
+    let q = e.command(
         at(2),
         Command::Query(CallRef {
             call_id: "c1".into(),
