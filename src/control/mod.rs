@@ -1,11 +1,13 @@
 //! NG control: the bencode codec, the `<cookie> <dict>` framing, parsing into session commands,
-//! cache, and the UDP/TCP/HTTP transports.
+//! rendering of session replies, the retransmit cache, and the UDP/TCP/HTTP transports.
 //!
 //! Flow: a transport receives bytes and calls a shared handler with the sender
 //! ([`transport::NgPeer`]); the daemon's handler locks a [`Dispatcher`] and runs
 //! [`Dispatcher::handle`], which answers retransmissions from the [`CookieCache`] (per sender and
-//! cookie), decodes ([`ng`], [`bencode`]), parses ([`crate::session::Command::from_dict`]) and hands the
-//! [`crate::session::Command`] to the session layer.
+//! cookie), decodes ([`ng`], [`bencode`]), parses ([`crate::session::Command::from_dict`]), hands
+//! the [`crate::session::Command`] to the session layer and renders its typed
+//! [`crate::session::Reply`] ([`render()`]). Control stands above session: session imports nothing
+//! from here.
 
 pub mod bencode;
 pub mod cookie_cache;

@@ -1,5 +1,6 @@
-//! The real port binder: binds RTP/RTCP socket pairs and keeps them until the session layer
-//! hands them to a worker.
+//! The real port binder: binds RTP/RTCP socket pairs around each NG command (the pairs the
+//! command may take, see [`Engine::plan_ports`](crate::session::Engine::plan_ports)) and keeps
+//! them until a flow hands them to a worker; the session layer itself binds nothing.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
