@@ -431,11 +431,11 @@ impl Worker {
                     true
                 }
                 Some((socket, token)) => {
-                    if let Some(fl) = self.flows.get(&token) {
+                    if let Some(fl) = self.flows.get(token) {
                         self.xsk.pending.push(Pending {
                             socket,
                             frame: f.to_vec(),
-                            counters: fl.counters.clone(),
+                            counters: fl.counters().clone(),
                         });
                     }
                     false
@@ -505,11 +505,11 @@ impl Worker {
 
     fn copied_frame(&mut self, mut f: Vec<u8>, arrival: Arrival) {
         if let Some((socket, token)) = self.xsk_frame(&mut f, arrival) {
-            if let Some(fl) = self.flows.get(&token) {
+            if let Some(fl) = self.flows.get(token) {
                 self.xsk.pending.push(Pending {
                     socket,
                     frame: f,
-                    counters: fl.counters.clone(),
+                    counters: fl.counters().clone(),
                 });
             }
         }
@@ -592,17 +592,17 @@ impl Worker {
         };
         self.forward_run(token, 0..1, &mut batch);
         let (fd, dst) = batch.out?;
-        let ingress = self.flows.get(&token).map(|fl| &fl.counters)?;
-        let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(id)) else {
+        let ingress = self.flows.get(token).map(|fl| fl.counters())?;
+        let Some(egress) = self.xsk.by_fd.get(&fd).and_then(|id| self.flows.get(*id)) else {
             // Forward_run found the egress flow by the same fd: never expected.
             self.xsk.tx_lost(ingress);
             return None;
         };
         let now = self.clock.mono();
         let hop = egress
-            .local
+            .local()
             .and_then(|l| self.xsk.hops.get(l.ip(), dst.ip(), now));
-        if let (Some(local), Some(h)) = (egress.local, hop) {
+        if let (Some(local), Some(h)) = (egress.local(), hop) {
             match self.xsk.tx_socket(h.ifindex, arrival.socket) {
                 Some(i) => {
                     if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
@@ -627,7 +627,12 @@ impl Worker {
         }
         // Unknown next hop, a device without an AF_XDP socket, or a family change: the
         // socket layer sends it.
-        if egress.socket.send_to(&f[p.payload.clone()], dst).is_err() {
+        if egress
+            .io
+            .socket
+            .send_to(&f[p.payload.clone()], dst)
+            .is_err()
+        {
             ingress.dropped.fetch_add(1, Relaxed);
         }
         None

@@ -13,7 +13,6 @@ mod health;
 mod offload;
 mod owners;
 mod run;
-mod tap;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +26,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::dataplane::PlaneKind;
 use crate::flow::latch::LatchConfig;
+pub use crate::flow::tap::{RecordTap, TapPacket};
 use crate::flow::{FlowId, FlowKind, StreamCounters};
 use crate::guard::SharedPolicy;
 use crate::sys::epoll::Epoll;
@@ -37,7 +37,6 @@ use afxdp::XskCounters;
 pub use health::{WorkerHealth, PANIC_BUDGET, PANIC_WINDOW};
 use owners::PortOwners;
 pub use owners::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
-pub use tap::{RecordTap, TapPacket};
 
 /// A change to a worker's flow table.
 #[derive(Debug)]

@@ -5,11 +5,10 @@
 //! and the completion-driven one (the io_uring plane owns the sockets' receives and returns
 //! packets from many sockets at once).
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -17,15 +16,14 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::offload::{desired_rule, EgressView, Installed, Offload};
-use super::{emit, FlowEvent, FlowUpdate, RecordTap, BATCH};
+use super::{emit, FlowEvent, FlowUpdate, BATCH};
 use crate::dataplane::uring::UringPlane;
 use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
-use crate::flow::latch::{Latch, Verdict};
-use crate::flow::{FlowId, FlowKind, StreamCounters};
+use crate::flow::table::{Decision, FlowSpec, FlowTable};
+use crate::flow::FlowId;
 use crate::sys::epoll::{Epoll, Events};
 use crate::sys::eventfd::EventFd;
 use crate::time::Clock;
-use crate::wire::{is_rtcp, rtcp, rtp};
 
 /// epoll token of the wake eventfd.
 const WAKE: u64 = u64::MAX;
@@ -36,24 +34,11 @@ pub(super) const MAX_XSKS: u64 = 16 * 64;
 /// Upper bound on a wait, so shutdown is noticed even without a wake.
 const TICK_MS: i32 = 100;
 
-pub(super) struct Flow {
-    kind: FlowKind,
+/// A flow's I/O side, as the flow table carries it: its socket, and its rule in the XDP map
+/// when offloaded.
+pub(super) struct FlowIo {
     pub(super) socket: UdpSocket,
-    egress: Option<FlowId>,
-    latch: Latch,
-    pub(super) counters: Arc<StreamCounters>,
-    /// The learned endpoint last reported to control.
-    reported: Option<SocketAddr>,
-    /// Where copies of accepted RTP go when the flow is recorded.
-    record: Option<RecordTap>,
-    /// The socket's own address: the key of the flow's kernel rule, and the new source of
-    /// packets that leave through it.
-    pub(super) local: Option<SocketAddr>,
-    /// The flow's rule in the XDP map, when offloaded.
     offloaded: Option<Installed>,
-    /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
-    /// the RTP payload types in the mask (DTMF events).
-    blocked: Option<u128>,
 }
 
 pub(super) struct Worker {
@@ -63,7 +48,7 @@ pub(super) struct Worker {
     ready: Vec<u64>,
     pub(super) wake: Arc<EventFd>,
     updates: Receiver<Vec<FlowUpdate>>,
-    pub(super) flows: HashMap<u64, Flow>,
+    pub(super) flows: FlowTable<FlowIo>,
     plane_kind: PlaneKind,
     pub(super) clock: Clock,
     out: Sender<FlowEvent>,
@@ -83,29 +68,6 @@ pub(super) struct Worker {
 
 /// The payload that panics a worker under fault injection (see `Worker::fault_inject`).
 pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
-
-/// Whether `block media` (with the payload types in `block` still passing) drops this
-/// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
-fn blocks(block: Option<u128>, kind: FlowKind, rtcp: bool, pkt: &[u8]) -> bool {
-    let Some(pass) = block else { return false };
-    if rtcp {
-        return false;
-    }
-    match (kind, pkt.get(1)) {
-        (FlowKind::Rtp, Some(b)) => pass & (1u128 << (b & 0x7f)) == 0,
-        _ => true,
-    }
-}
-
-/// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
-fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
-    match kind {
-        FlowKind::Rtp if is_rtcp(pkt) => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
-        FlowKind::Rtp => rtp::Packet::new_checked_header(pkt).ok().map(|_| false),
-        FlowKind::Rtcp => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
-        FlowKind::Opaque => Some(false),
-    }
-}
 
 impl Worker {
     #[allow(clippy::too_many_arguments)]
@@ -134,7 +96,7 @@ impl Worker {
             ready: Vec::with_capacity(256),
             wake,
             updates,
-            flows: HashMap::new(),
+            flows: FlowTable::default(),
             plane_kind,
             clock,
             out,
@@ -191,8 +153,8 @@ impl Worker {
         self.service_ready(plane);
         let flows = &self.flows;
         plane.flush(&mut |tag| {
-            if let Some(f) = flows.get(&tag) {
-                f.counters.dropped.fetch_add(1, Relaxed);
+            if let Some(f) = flows.get(tag) {
+                f.counters().dropped.fetch_add(1, Relaxed);
             }
         });
         self.sync_offload();
@@ -230,8 +192,9 @@ impl Worker {
             return;
         };
         for (id, f) in self.flows.iter_mut() {
-            off.remove(*id, &mut f.offloaded, &f.counters, now);
-            off.mark(*id);
+            let (io, counters) = f.io_and_counters();
+            off.remove(id, &mut io.offloaded, counters, now);
+            off.mark(id);
         }
     }
 
@@ -286,8 +249,8 @@ impl Worker {
                     Ok(fresh) => {
                         ring = fresh;
                         ring.watch_wake(self.wake.as_raw_fd());
-                        for (id, f) in &self.flows {
-                            ring.register(*id, f.socket.as_raw_fd());
+                        for (id, f) in self.flows.iter() {
+                            ring.register(id, f.io.socket.as_raw_fd());
                         }
                     }
                     Err(e) => {
@@ -331,8 +294,8 @@ impl Worker {
             }
             let flows = &self.flows;
             ring.flush(&mut |tag| {
-                if let Some(f) = flows.get(&tag) {
-                    f.counters.dropped.fetch_add(1, Relaxed);
+                if let Some(f) = flows.get(tag) {
+                    f.counters().dropped.fetch_add(1, Relaxed);
                 }
             });
             self.sync_offload();
@@ -374,23 +337,21 @@ impl Worker {
                                 }
                             }
                         }
-                        let latch = Latch::new(latch, now);
                         let local = socket.local_addr().ok();
-                        let flow = Flow {
+                        self.xsk.index(self.index, id.0, local, socket.as_raw_fd());
+                        let spec = FlowSpec {
                             kind,
-                            socket,
                             egress,
                             latch,
                             counters,
-                            reported: None,
                             record,
                             local,
-                            offloaded: None,
-                            blocked: None,
                         };
-                        self.xsk
-                            .index(self.index, id.0, local, flow.socket.as_raw_fd());
-                        self.flows.insert(id.0, flow);
+                        let io = FlowIo {
+                            socket,
+                            offloaded: None,
+                        };
+                        self.flows.open(id, spec, io, now);
                         self.mark(id.0);
                     }
                     FlowUpdate::Update {
@@ -399,29 +360,23 @@ impl Worker {
                         egress,
                         latch,
                         record,
-                    } => match self.flows.get_mut(&id.0) {
-                        Some(f) => {
-                            f.kind = kind;
-                            f.egress = egress;
-                            f.latch.update(latch, now);
-                            f.record = record;
+                    } => {
+                        if self.flows.update(id, kind, egress, latch, record, now) {
                             self.mark(id.0);
+                        } else {
+                            tracing::debug!(flow = id.0, "update for unknown flow");
                         }
-                        None => tracing::debug!(flow = id.0, "update for unknown flow"),
-                    },
-                    FlowUpdate::Tap { id, record } => match self.flows.get_mut(&id.0) {
-                        Some(f) => {
-                            f.record = record;
+                    }
+                    FlowUpdate::Tap { id, record } => {
+                        if self.flows.tap(id, record) {
                             self.mark(id.0);
+                        } else {
+                            tracing::debug!(flow = id.0, "tap for unknown flow");
                         }
-                        None => tracing::debug!(flow = id.0, "tap for unknown flow"),
-                    },
-                    FlowUpdate::Block { id, block } => match self.flows.get_mut(&id.0) {
-                        Some(f) if f.blocked != block => {
-                            f.blocked = block;
-                            self.mark(id.0);
-                        }
-                        Some(_) => {}
+                    }
+                    FlowUpdate::Block { id, block } => match self.flows.block(id, block) {
+                        Some(true) => self.mark(id.0),
+                        Some(false) => {}
                         None => tracing::debug!(flow = id.0, "block for unknown flow"),
                     },
                     FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
@@ -431,17 +386,19 @@ impl Worker {
     }
 
     fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
-        if let Some(mut f) = self.flows.remove(&id.0) {
-            self.xsk.unindex(self.index, f.local, f.socket.as_raw_fd());
+        if let Some(mut f) = self.flows.close(id) {
+            self.xsk
+                .unindex(self.index, f.local(), f.io.socket.as_raw_fd());
             if let Some(off) = self.offload.as_mut() {
                 // Out of the kernel first, with its last counts, before the socket goes.
-                off.remove(id.0, &mut f.offloaded, &f.counters, self.clock.mono());
+                let (io, counters) = f.io_and_counters();
+                off.remove(id.0, &mut io.offloaded, counters, self.clock.mono());
             }
             match ring {
                 // Cancels the receive before the socket is dropped below.
                 Some(r) => r.deregister(id.0),
                 None => {
-                    let _ = self.epoll.delete(f.socket.as_raw_fd());
+                    let _ = self.epoll.delete(f.io.socket.as_raw_fd());
                 }
             }
         }
@@ -449,14 +406,14 @@ impl Worker {
 
     /// Receive one batch from flow `token`'s socket and forward what passes.
     fn service(&mut self, token: u64, plane: &mut dyn DataPlane) {
-        let Some(flow) = self.flows.get(&token) else {
+        let Some(flow) = self.flows.get(token) else {
             return;
         };
-        let n = match plane.recv(flow.socket.as_fd()) {
+        let n = match plane.recv(flow.io.socket.as_fd()) {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(flow = token, error = %e, "receive failed");
-                flow.counters.errors.fetch_add(1, Relaxed);
+                flow.counters().errors.fetch_add(1, Relaxed);
                 return;
             }
         };
@@ -476,105 +433,43 @@ impl Worker {
         plane: &mut B,
     ) {
         let now = self.clock.mono();
-        let Some(flow) = self.flows.get(&token) else {
-            return;
-        };
-        // The egress side cannot change while this batch is processed: look it up once.
-        let egress: Option<(RawFd, Option<SocketAddr>)> = flow
-            .egress
-            .and_then(|e| self.flows.get(&e.0))
-            .map(|e| (e.socket.as_raw_fd(), e.latch.target()));
-        let Some(flow) = self.flows.get_mut(&token) else {
-            return;
-        };
-        let c = &flow.counters;
-        let via = flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip());
         let policy = self.guard.policy.load();
-        let stamp = now.0.max(1);
-        let before = (flow.latch.is_fixed(), flow.latch.source());
-        let mut accepted = 0u64;
+        let Some(mut run) = self
+            .flows
+            .run(token, now, &policy, |io| io.socket.as_raw_fd())
+        else {
+            return;
+        };
         for i in idx {
-            if self.fault_inject
-                && plane
-                    .packet(i)
-                    .is_some_and(|(p, _)| p.starts_with(FAULT_PANIC))
-            {
+            let Some((pkt, src)) = plane.packet(i) else {
+                run.unusable();
+                continue;
+            };
+            if self.fault_inject && pkt.starts_with(FAULT_PANIC) {
                 panic!("fault injection: worker {} panics on request", self.index);
             }
-            let (len, rtcp, src, blocked) = match plane.packet(i) {
-                Some((pkt, src)) => match classify(flow.kind, pkt) {
-                    Some(rtcp) => (
-                        pkt.len() as u64,
-                        rtcp,
-                        src,
-                        blocks(flow.blocked, flow.kind, rtcp, pkt),
-                    ),
-                    None => {
-                        c.errors.fetch_add(1, Relaxed);
-                        continue;
-                    }
+            if let Decision::Forward { via, dst } = run.packet(pkt, src) {
+                if !plane.forward(i, via, dst, token) {
+                    run.not_sent();
+                }
+            }
+        }
+        let outcome = run.finish();
+        self.userspace.fetch_add(outcome.accepted, Relaxed);
+        if outcome.refused > 0 {
+            self.guard.refused.fetch_add(outcome.refused, Relaxed);
+        }
+        if outcome.offload {
+            self.mark(token);
+        }
+        if let Some(addr) = outcome.learned {
+            emit(
+                &self.out,
+                FlowEvent::Learned {
+                    id: FlowId(token),
+                    addr,
                 },
-                None => {
-                    c.errors.fetch_add(1, Relaxed);
-                    continue;
-                }
-            };
-            // A source other than the one the stream accepts now could become its peer: the
-            // relay's own ports (a loop) and the addresses it never sends to are refused.
-            if flow.latch.source() != Some(src) && policy.check(src, via).is_err() {
-                c.errors.fetch_add(1, Relaxed);
-                self.guard.refused.fetch_add(1, Relaxed);
-                continue;
-            }
-            if flow.latch.on_packet(src, now) == Verdict::Drop {
-                c.errors.fetch_add(1, Relaxed);
-                continue;
-            }
-            if rtcp {
-                c.rtcp_packets.fetch_add(1, Relaxed);
-                c.rtcp_bytes.fetch_add(len, Relaxed);
-            } else {
-                c.packets.fetch_add(1, Relaxed);
-                c.bytes.fetch_add(len, Relaxed);
-            }
-            c.last_packet_ms.store(stamp, Relaxed);
-            accepted += 1;
-            // Recorded flows only (one branch for the others): a copy into a bounded queue.
-            if let Some(tap) = &flow.record {
-                if !rtcp {
-                    if let Some((pkt, _)) = plane.packet(i) {
-                        tap.offer(token, src, pkt);
-                    }
-                }
-            }
-            let queued = match egress {
-                _ if blocked => false,
-                Some((fd, Some(dst))) => plane.forward(i, fd, dst, token),
-                _ => false,
-            };
-            if !queued {
-                c.dropped.fetch_add(1, Relaxed);
-            }
-        }
-        self.userspace.fetch_add(accepted, Relaxed);
-        let latch_changed = before != (flow.latch.is_fixed(), flow.latch.source());
-        let learned = flow.latch.learned();
-        if latch_changed {
-            if let Some(off) = self.offload.as_mut() {
-                off.mark(token);
-            }
-        }
-        if learned != flow.reported {
-            flow.reported = learned;
-            if let Some(addr) = learned {
-                emit(
-                    &self.out,
-                    FlowEvent::Learned {
-                        id: FlowId(token),
-                        addr,
-                    },
-                );
-            }
+            );
         }
     }
 }
@@ -598,7 +493,7 @@ impl Worker {
         let sweep = off.sweep_due(now);
         if sweep {
             off.begin_sweep();
-            ids = self.flows.keys().copied().collect();
+            ids = self.flows.ids().collect();
         } else if ids.is_empty() {
             return;
         } else {
@@ -607,7 +502,7 @@ impl Worker {
             // pair flows both ways).
             let extra: Vec<u64> = ids
                 .iter()
-                .filter_map(|id| self.flows.get(id).and_then(|f| f.egress).map(|e| e.0))
+                .filter_map(|id| self.flows.get(*id).and_then(|f| f.egress()).map(|e| e.0))
                 .collect();
             ids.extend(extra);
             ids.sort_unstable();
@@ -624,39 +519,41 @@ impl Worker {
     }
 
     fn sync_flow(&mut self, id: u64, now: crate::time::Millis) {
-        let Some(flow) = self.flows.get(&id) else {
+        let Some(flow) = self.flows.get(id) else {
             return;
         };
         let egress = flow
-            .egress
-            .and_then(|e| self.flows.get(&e.0))
+            .egress()
+            .and_then(|e| self.flows.get(e.0))
             .and_then(|e| {
-                e.local.map(|local| EgressView {
+                e.local().map(|local| EgressView {
                     local,
-                    target: e.latch.target(),
+                    target: e.latch().target(),
                 })
             });
-        let want = flow.local.and_then(|l| {
-            let recorded = flow.record.is_some();
-            desired_rule(flow.kind, l, &flow.latch, recorded, flow.blocked, egress)
+        let want = flow.local().and_then(|l| {
+            desired_rule(
+                flow.kind(),
+                l,
+                flow.latch(),
+                flow.recorded(),
+                flow.blocked(),
+                egress,
+            )
         });
-        let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(&id)) else {
+        let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(id)) else {
             return;
         };
-        off.reconcile(
-            id,
-            &mut flow.offloaded,
-            flow.local,
-            want,
-            &flow.counters,
-            now,
-        );
+        let local = flow.local();
+        let (io, counters) = flow.io_and_counters();
+        off.reconcile(id, &mut io.offloaded, local, want, counters, now);
     }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::flow::FlowKind;
 
     /// A worker with no flows and these AF_XDP parts, its update queue, and nothing started.
     pub(in crate::worker) fn idle_worker_with(
