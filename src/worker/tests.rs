@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::dataplane::skip::skip_unless;
 use crate::dataplane::{bind_pair, PlaneKind};
 use crate::flow::latch::{EndpointLearning, LatchConfig};
 use crate::time::Clock;
@@ -153,8 +154,8 @@ fn relays_both_ways_and_enforces_strict_source() {
 
 #[test]
 fn relays_both_ways_and_enforces_strict_source_uring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the fallback has its own test
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     relays_both_ways_and_enforces_strict_source_on(PlaneKind::Uring);
 }
@@ -261,8 +262,8 @@ fn learns_natted_peer_reports_it_and_follows_updates() {
 
 #[test]
 fn learns_natted_peer_reports_it_and_follows_updates_uring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the fallback has its own test
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     learns_natted_peer_reports_it_and_follows_updates_on(PlaneKind::Uring);
 }
@@ -437,7 +438,7 @@ fn tap_keeps_forwarding_when_full() {
 
 #[test]
 fn tap_keeps_forwarding_when_full_uring() {
-    if crate::sys::uring::probe().is_err() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
     tap_keeps_forwarding_when_full_on(PlaneKind::Uring);
@@ -519,7 +520,7 @@ fn block_drops_media_but_counts_it() {
 
 #[test]
 fn block_drops_media_but_counts_it_uring() {
-    if crate::sys::uring::probe().is_err() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
     block_drops_media_but_counts_it_on(PlaneKind::Uring);
@@ -532,14 +533,15 @@ fn a_worker_survives_a_panic_with_its_flows_and_too_many_stop_it() {
 
 #[test]
 fn a_uring_worker_survives_a_panic_with_a_fresh_ring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the mmsg test covers the logic
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     survives_a_panic_on(PlaneKind::Uring);
 }
 
 fn survives_a_panic_on(plane: PlaneKind) {
-    let (mut w, tx) = super::run::tests::idle_worker_on(plane, Default::default());
+    let (mut w, tx) = super::run::tests::idle_worker();
+    let start = super::run::tests::plane_start(plane, &w);
     w.fault_inject = true;
     let health = w.guard.health.clone();
     let wake = w.wake.clone();
@@ -554,7 +556,7 @@ fn survives_a_panic_on(plane: PlaneKind) {
     ])
     .expect("send");
     wake.notify();
-    let t = std::thread::spawn(move || w.run());
+    let t = std::thread::spawn(move || w.run(start));
     let forwards = |seq: u16| {
         a.send_to(&rtp(seq, 7), ra_addr).expect("send");
         recv(&b, Duration::from_secs(2)).is_some()
