@@ -366,7 +366,7 @@ fn control_port_in_media_range(cfg: &Config) -> Option<String> {
 /// a fixed number of local addresses: with more, frames landing on another worker's queue could
 /// not reach their flow.
 fn too_many_local_addresses(cfg: &Config) -> Option<String> {
-    let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+    let max = crate::dataplane::afxdp::MAX_LOCAL_ADDRS;
     let mut locals: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
     locals.sort_unstable();
     locals.dedup();
@@ -463,7 +463,7 @@ mod tests {
             local: std::net::IpAddr::from([10, 0, 0, i as u8]),
             advertised: None,
         };
-        let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+        let max = crate::dataplane::afxdp::MAX_LOCAL_ADDRS;
         let mut cfg = Config {
             num_threads: 4,
             interfaces: (0..max).map(iface).collect(),

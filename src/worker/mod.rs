@@ -11,11 +11,14 @@
 //! A worker runs one loop (`run`) over whichever [`Plane`](crate::dataplane::Plane) it was
 //! given; the per-packet decisions are the flow table's ([`crate::flow::table`]).
 
+mod forward;
 mod health;
 mod offload;
+mod rules;
 mod run;
 #[cfg(test)]
 mod tests;
+mod updates;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,7 +28,6 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-pub use crate::dataplane::afxdp::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
 use crate::dataplane::afxdp::{PortOwners, XskCounters};
 use crate::dataplane::mmsg::Readiness;
 use crate::dataplane::PlaneKind;

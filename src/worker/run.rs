@@ -2,8 +2,6 @@
 //! announced, hand the plane's packets to the flow table, flush the sends, and keep the kernel
 //! rules in line with the flows.
 
-use std::io;
-use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -11,14 +9,13 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::offload::{desired_rule, EgressView, Installed, Offload};
-use super::{emit, FlowEvent, FlowUpdate, Guard, Offloading, BATCH};
+use super::offload::{Installed, Offload};
+use super::{FlowEvent, FlowUpdate, Guard, Offloading, BATCH};
 use crate::dataplane::afxdp::{AfxdpPlane, XskState};
 use crate::dataplane::mmsg::{MmsgPlane, Readiness};
 use crate::dataplane::uring::UringPlane;
-use crate::dataplane::{Batch, FlowSocket, Forwarder, Plane};
-use crate::flow::table::{Decision, FlowSpec, FlowTable};
-use crate::flow::FlowId;
+use crate::dataplane::{FlowSocket, Plane};
+use crate::flow::table::FlowTable;
 use crate::sys::eventfd::EventFd;
 use crate::time::Clock;
 
@@ -32,7 +29,7 @@ pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
 /// when offloaded.
 pub(super) struct FlowIo {
     pub(super) socket: std::net::UdpSocket,
-    offloaded: Option<Installed>,
+    pub(super) offloaded: Option<Installed>,
 }
 
 /// The plane a worker makes on its thread (the planes' buffers hold raw pointers, and a ring
@@ -62,15 +59,15 @@ pub(super) struct WorkerConfig {
 pub(super) struct Worker {
     pub(super) index: usize,
     pub(super) wake: Arc<EventFd>,
-    updates: Receiver<Vec<FlowUpdate>>,
+    pub(super) updates: Receiver<Vec<FlowUpdate>>,
     pub(super) flows: FlowTable<FlowIo>,
     pub(super) clock: Clock,
-    out: Sender<FlowEvent>,
+    pub(super) out: Sender<FlowEvent>,
     stop: Arc<AtomicBool>,
     /// The kernel fast path, when the XDP plane runs.
-    offload: Option<Offload>,
+    pub(super) offload: Option<Offload>,
     /// Packets accepted on this worker's userspace path (the rest went through the kernel).
-    userspace: Arc<AtomicU64>,
+    pub(super) userspace: Arc<AtomicU64>,
     /// Which new sources a stream may learn.
     pub(super) guard: Guard,
     /// Debug builds only, with `RTPRELAY_FAULT_INJECT=1`: a packet starting with [`FAULT_PANIC`]
@@ -212,236 +209,6 @@ impl Worker {
             "worker panicked too often and stops; the relay exits"
         );
         false
-    }
-
-    /// Removes every kernel rule of this worker's flows, and marks the flows for the next sync.
-    fn clear_kernel_rules(&mut self, now: crate::time::Millis) {
-        let Some(off) = self.offload.as_mut() else {
-            return;
-        };
-        for (id, f) in self.flows.iter_mut() {
-            let (io, counters) = f.io_and_counters();
-            off.remove(id, &mut io.offloaded, counters, now);
-            off.mark(id);
-        }
-    }
-
-    /// Apply queued flow changes, registering opened flows' sockets with `plane`.
-    fn apply_updates<P: Plane>(&mut self, plane: &mut P) {
-        let now = self.clock.mono();
-        while let Ok(batch) = self.updates.try_recv() {
-            for u in batch {
-                match u {
-                    FlowUpdate::Open {
-                        id,
-                        kind,
-                        socket,
-                        egress,
-                        latch,
-                        counters,
-                        record,
-                    } => {
-                        self.close(id, plane);
-                        let local = socket.local_addr().ok();
-                        let registered = plane.register(FlowSocket {
-                            token: id.0,
-                            fd: socket.as_raw_fd(),
-                            local,
-                            counters: &counters,
-                        });
-                        if let Err(e) = registered {
-                            tracing::error!(flow = id.0, error = %e, "flow not opened");
-                            continue;
-                        }
-                        let spec = FlowSpec {
-                            kind,
-                            egress,
-                            latch,
-                            counters,
-                            record,
-                            local,
-                        };
-                        let io = FlowIo {
-                            socket,
-                            offloaded: None,
-                        };
-                        self.flows.open(id, spec, io, now);
-                        self.mark(id.0);
-                    }
-                    FlowUpdate::Update {
-                        id,
-                        kind,
-                        egress,
-                        latch,
-                        record,
-                    } => {
-                        if self.flows.update(id, kind, egress, latch, record, now) {
-                            self.mark(id.0);
-                        } else {
-                            tracing::debug!(flow = id.0, "update for unknown flow");
-                        }
-                    }
-                    FlowUpdate::Tap { id, record } => {
-                        if self.flows.tap(id, record) {
-                            self.mark(id.0);
-                        } else {
-                            tracing::debug!(flow = id.0, "tap for unknown flow");
-                        }
-                    }
-                    FlowUpdate::Block { id, block } => match self.flows.block(id, block) {
-                        Some(true) => self.mark(id.0),
-                        Some(false) => {}
-                        None => tracing::debug!(flow = id.0, "block for unknown flow"),
-                    },
-                    FlowUpdate::Close { id } => self.close(id, plane),
-                }
-            }
-        }
-    }
-
-    fn close<P: Plane>(&mut self, id: FlowId, plane: &mut P) {
-        if let Some(mut f) = self.flows.close(id) {
-            if let Some(off) = self.offload.as_mut() {
-                // Out of the kernel first, with its last counts, before the socket goes.
-                let (io, counters) = f.io_and_counters();
-                off.remove(id.0, &mut io.offloaded, counters, self.clock.mono());
-            }
-            plane.deregister(FlowSocket {
-                token: id.0,
-                fd: f.io.socket.as_raw_fd(),
-                local: f.local(),
-                counters: f.counters(),
-            });
-        }
-    }
-}
-
-impl Forwarder for Worker {
-    /// Packets `idx` of `plane`'s current batch all arrived on flow `token`'s socket: the flow
-    /// table decides each, the plane queues the forwards.
-    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, plane: &mut B) {
-        let now = self.clock.mono();
-        let policy = self.guard.policy.load();
-        let Some(mut run) = self
-            .flows
-            .run(token, now, &policy, |io| io.socket.as_raw_fd())
-        else {
-            return;
-        };
-        for i in idx {
-            let Some((pkt, src)) = plane.packet(i) else {
-                run.unusable();
-                continue;
-            };
-            if self.fault_inject && pkt.starts_with(FAULT_PANIC) {
-                panic!("fault injection: worker {} panics on request", self.index);
-            }
-            if let Decision::Forward { via, dst } = run.packet(pkt, src) {
-                if !plane.forward(i, via, dst, token) {
-                    run.not_sent();
-                }
-            }
-        }
-        let outcome = run.finish();
-        self.userspace.fetch_add(outcome.accepted, Relaxed);
-        if outcome.refused > 0 {
-            self.guard.refused.fetch_add(outcome.refused, Relaxed);
-        }
-        if outcome.offload {
-            self.mark(token);
-        }
-        if let Some(addr) = outcome.learned {
-            emit(
-                &self.out,
-                FlowEvent::Learned {
-                    id: FlowId(token),
-                    addr,
-                },
-            );
-        }
-    }
-
-    fn recv_failed(&mut self, token: u64, error: &io::Error) {
-        tracing::debug!(flow = token, %error, "receive failed");
-        if let Some(f) = self.flows.get(token) {
-            f.counters().errors.fetch_add(1, Relaxed);
-        }
-    }
-}
-
-impl Worker {
-    /// Note that flow `id` (and so the flow that sends to its peer) may need a new kernel rule.
-    fn mark(&mut self, id: u64) {
-        if let Some(off) = self.offload.as_mut() {
-            off.mark(id);
-        }
-    }
-
-    /// After a pass: bring the kernel rules of changed flows up to date, and once a second
-    /// (less often with thousands of rules) fold the kernel's counters and re-check every flow.
-    fn sync_offload(&mut self) {
-        let Some(off) = self.offload.as_mut() else {
-            return;
-        };
-        let now = self.clock.mono();
-        let mut ids = off.take_dirty();
-        let sweep = off.sweep_due(now);
-        if sweep {
-            off.begin_sweep();
-            ids = self.flows.ids().collect();
-        } else if ids.is_empty() {
-            return;
-        } else {
-            // A flow's rule sends to its egress flow's peer: when a flow's endpoint moves, the
-            // flow that forwards to it changes too (its egress is this flow's egress, as calls
-            // pair flows both ways).
-            let extra: Vec<u64> = ids
-                .iter()
-                .filter_map(|id| self.flows.get(*id).and_then(|f| f.egress()).map(|e| e.0))
-                .collect();
-            ids.extend(extra);
-            ids.sort_unstable();
-            ids.dedup();
-        }
-        for id in ids {
-            self.sync_flow(id, now);
-        }
-        if sweep {
-            if let Some(off) = self.offload.as_mut() {
-                off.end_sweep();
-            }
-        }
-    }
-
-    fn sync_flow(&mut self, id: u64, now: crate::time::Millis) {
-        let Some(flow) = self.flows.get(id) else {
-            return;
-        };
-        let egress = flow
-            .egress()
-            .and_then(|e| self.flows.get(e.0))
-            .and_then(|e| {
-                e.local().map(|local| EgressView {
-                    local,
-                    target: e.latch().target(),
-                })
-            });
-        let want = flow.local().and_then(|l| {
-            desired_rule(
-                flow.kind(),
-                l,
-                flow.latch(),
-                flow.recorded(),
-                flow.blocked(),
-                egress,
-            )
-        });
-        let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(id)) else {
-            return;
-        };
-        let local = flow.local();
-        let (io, counters) = flow.io_and_counters();
-        off.reconcile(id, &mut io.offloaded, local, want, counters, now);
     }
 }
 

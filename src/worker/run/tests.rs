@@ -9,7 +9,7 @@ use super::*;
 use crate::dataplane::loopback::{LoopbackPlane, Sent};
 use crate::dataplane::PlaneKind;
 use crate::flow::latch::{EndpointLearning, LatchConfig};
-use crate::flow::{FlowKind, StreamCounters};
+use crate::flow::{FlowId, FlowKind, StreamCounters};
 
 /// A worker with no flows, its update queue, and nothing started.
 pub(in crate::worker) fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
