@@ -88,15 +88,20 @@ impl Plane for UringPlane {
     /// receives are cancelled), then the flows are armed on the new one.
     fn reset(&mut self, flows: &mut dyn Iterator<Item = FlowSocket<'_>>) -> io::Result<()> {
         let fresh = UringPlane::new(self.wake.clone()).map_err(io::Error::other)?;
-        tracing::debug!(
-            enobufs_rearms = self.rearmed_on_enobufs(),
-            "io_uring replaced"
-        );
         *self = fresh;
         for f in flows {
             self.ring.register(f.token, f.fd);
         }
         Ok(())
+    }
+}
+
+impl Drop for UringPlane {
+    fn drop(&mut self) {
+        tracing::debug!(
+            enobufs_rearms = self.rearmed_on_enobufs(),
+            "io_uring closed"
+        );
     }
 }
 

@@ -4,6 +4,8 @@
 //! clock: the worker passes the time in and a plane does the I/O, so every decision is testable
 //! with made-up packets and a made-up clock.
 //!
+//! The wall clock that stamps recorded packets is passed in too ([`FlowTable::with_wall_clock`]).
+//!
 //! Each flow carries an opaque `S` for the I/O side that owns it (the worker's socket and
 //! kernel rule; nothing in tests). [`FlowTable::run`] looks the egress flow up once per batch
 //! and hands back a [`Run`] that decides each packet of the batch.
@@ -12,6 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::latch::{Latch, LatchConfig, Verdict};
 use super::tap::RecordTap;
@@ -124,17 +127,26 @@ pub struct RunOutcome {
 /// The flows of one worker, by id.
 pub struct FlowTable<S> {
     flows: HashMap<u64, Flow<S>>,
+    /// Stamps the copies of recorded packets (called for those only).
+    wall: fn() -> SystemTime,
 }
 
 impl<S> Default for FlowTable<S> {
+    /// A table whose recordings are stamped with the system's wall clock.
     fn default() -> Self {
-        FlowTable {
-            flows: HashMap::new(),
-        }
+        FlowTable::with_wall_clock(SystemTime::now)
     }
 }
 
 impl<S> FlowTable<S> {
+    /// A table whose recordings are stamped by `wall`.
+    pub fn with_wall_clock(wall: fn() -> SystemTime) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            wall,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.flows.len()
     }
@@ -250,6 +262,7 @@ impl<S> FlowTable<S> {
             egress,
             policy,
             now,
+            wall: self.wall,
             before,
             outcome: RunOutcome::default(),
         })
@@ -264,6 +277,7 @@ pub struct Run<'a, S, E> {
     via: IpAddr,
     policy: &'a TargetPolicy,
     now: Millis,
+    wall: fn() -> SystemTime,
     before: (bool, Option<SocketAddr>),
     outcome: RunOutcome,
 }
@@ -302,7 +316,7 @@ impl<S, E: Copy> Run<'_, S, E> {
         // Recorded flows only (one branch for the others): a copy into a bounded queue.
         if let Some(tap) = &flow.record {
             if !rtcp {
-                tap.offer(self.token, src, pkt);
+                tap.offer_at(self.token, src, pkt, (self.wall)());
             }
         }
         if blocks(flow.blocked, flow.kind, rtcp, pkt) {

@@ -253,6 +253,10 @@ fn a_recorded_flow_copies_its_rtp_to_the_tap() {
     let clock = FakeClock(0);
     let p = permissive();
     let mut t = call(EndpointLearning::Off, false, clock.now());
+    fn wall() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+    t.wall = wall;
     let (tx, rx) = crossbeam_channel::bounded(1);
     let tap = RecordTap {
         tx,
