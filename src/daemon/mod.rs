@@ -95,16 +95,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::warn!(error = %e, "XDP: counter slots not partitioned between the workers");
     }
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let workers = Workers::spawn(
-        threads,
-        cfg.cpus.clone(),
+    let workers = Workers::spawn(crate::worker::WorkersConfig {
+        workers: threads,
+        cpus: cfg.cpus.clone(),
         plane,
         clock,
-        ev_tx,
+        events: ev_tx,
         offload,
         xsks,
-        policy.clone(),
-    )
+        policy: policy.clone(),
+    })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
     let engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));

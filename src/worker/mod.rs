@@ -180,25 +180,42 @@ pub(crate) struct Guard {
     pub health: Arc<WorkerHealth>,
 }
 
+/// What the pool of workers starts with.
+pub struct WorkersConfig {
+    /// How many workers (at least one).
+    pub workers: usize,
+    /// Worker `i` is pinned to `cpus[i % len]` if given, else to core `i mod ncores`.
+    pub cpus: Option<Vec<usize>>,
+    pub plane: PlaneKind,
+    pub clock: Clock,
+    /// Where workers report learned endpoints.
+    pub events: Sender<FlowEvent>,
+    /// With the kernel fast path: workers move learned flows into the XDP program's map.
+    pub offload: Option<Offloading>,
+    /// AF_XDP sockets, one per receive queue, dealt out round robin (socket `j` to worker
+    /// `j % n`); with several workers each hands the frames of other workers' flows over.
+    /// Empty without the AF_XDP plane.
+    pub xsks: Vec<crate::sys::xsk::XskSocket>,
+    /// What new packet sources are checked against (see [`Guard`]).
+    pub policy: SharedPolicy,
+}
+
 /// Receive slots per socket read.
 const BATCH: usize = 32;
 
 impl Workers {
-    /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
-    /// With `offload`, workers move learned flows into the XDP program's map; `xsks` (AF_XDP
-    /// sockets, one per receive queue) are dealt out round robin (socket `j` to worker
-    /// `j % n`), and with several workers each hands the frames of other workers' flows over.
-    #[allow(clippy::too_many_arguments)] // the plane/worker seams are redrawn in the architecture issue
-    pub fn spawn(
-        n: usize,
-        cpus: Option<Vec<usize>>,
-        plane: PlaneKind,
-        clock: Clock,
-        events: Sender<FlowEvent>,
-        offload: Option<Offloading>,
-        xsks: Vec<crate::sys::xsk::XskSocket>,
-        policy: SharedPolicy,
-    ) -> Result<Workers, WorkerError> {
+    /// Start the workers (see [`WorkersConfig`]).
+    pub fn spawn(cfg: WorkersConfig) -> Result<Workers, WorkerError> {
+        let WorkersConfig {
+            workers: n,
+            cpus,
+            plane,
+            clock,
+            events,
+            offload,
+            xsks,
+            policy,
+        } = cfg;
         if n == 0 {
             return Err(WorkerError::NoWorkers);
         }

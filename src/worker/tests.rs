@@ -162,16 +162,16 @@ fn relays_both_ways_and_enforces_strict_source_uring() {
 
 fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
     let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
@@ -270,16 +270,16 @@ fn learns_natted_peer_reports_it_and_follows_updates_uring() {
 
 fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        2,
-        Some(vec![0]),
+    let w = Workers::spawn(WorkersConfig {
+        workers: 2,
+        cpus: Some(vec![0]),
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let worker = w.worker_for(0xfeed);
     assert!(worker < 2);
@@ -333,28 +333,28 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
 fn spawn_rejects_zero_and_shards_stably() {
     let (etx, _erx) = crossbeam_channel::unbounded();
     assert!(matches!(
-        Workers::spawn(
-            0,
-            None,
-            PlaneKind::Mmsg,
-            Clock::new(),
-            etx.clone(),
-            None,
-            Vec::new(),
-            permissive()
-        ),
+        Workers::spawn(WorkersConfig {
+            workers: 0,
+            cpus: None,
+            plane: PlaneKind::Mmsg,
+            clock: Clock::new(),
+            events: etx.clone(),
+            offload: None,
+            xsks: Vec::new(),
+            policy: permissive()
+        }),
         Err(WorkerError::NoWorkers)
     ));
-    let w = Workers::spawn(
-        3,
-        None,
-        PlaneKind::Mmsg,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+    let w = Workers::spawn(WorkersConfig {
+        workers: 3,
+        cpus: None,
+        plane: PlaneKind::Mmsg,
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     assert_eq!(w.len(), 3);
     let mut seen = [0usize; 3];
@@ -369,16 +369,16 @@ fn spawn_rejects_zero_and_shards_stably() {
 
 fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -446,16 +446,16 @@ fn tap_keeps_forwarding_when_full_uring() {
 
 fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -594,16 +594,16 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
         ports,
     ));
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
-        PlaneKind::Mmsg,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
+        plane: PlaneKind::Mmsg,
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
         policy,
-    )
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
