@@ -5,10 +5,12 @@
 //! sends what it was asked to. Whether the plane is readiness-driven (epoll, then `recvmmsg`
 //! per ready socket), completion-driven (io_uring) or frame-driven (AF_XDP, with its hand-off
 //! queues between workers) stays inside it: one worker loop runs them all, and a test plane
-//! (see `loopback`) drives that loop without sockets.
+//! (`loopback`, or `fault` around any plane) drives that loop without sockets.
 
 pub mod afxdp;
 pub mod bind;
+#[cfg(test)]
+pub mod fault;
 #[cfg(test)]
 pub mod loopback;
 pub mod mmsg;

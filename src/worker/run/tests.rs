@@ -238,3 +238,31 @@ fn a_flow_the_plane_refuses_is_not_opened() {
     w.pass(&mut plane, true);
     assert!(w.flows.is_empty());
 }
+
+#[test]
+fn the_loop_counts_what_a_faulty_plane_loses_or_cannot_send() {
+    use crate::dataplane::fault::{FaultPlane, Faults};
+    let (mut w, tx) = idle_worker();
+    let faults = Faults {
+        lose_every: 2,
+        refuse_every: 3,
+    };
+    let mut plane = FaultPlane::new(LoopbackPlane::default(), faults);
+    let ((c1, _), _) = open_call(&tx);
+    w.pass(&mut plane, true);
+    for seq in 0..8 {
+        plane.inner.arrive(1, &rtp(seq), a(PEER_A));
+    }
+    w.pass(&mut plane, false);
+    // Packets 2, 4, 6, 8 arrive unusable; of the four forwards, the third is refused.
+    assert_eq!(c1.errors.load(Relaxed), 4);
+    assert_eq!(c1.packets.load(Relaxed), 4);
+    assert_eq!(c1.dropped.load(Relaxed), 1);
+    let sent: Vec<Vec<u8>> = plane
+        .inner
+        .take_sent()
+        .into_iter()
+        .map(|s| s.data)
+        .collect();
+    assert_eq!(sent, vec![rtp(0), rtp(2), rtp(6)]);
+}
