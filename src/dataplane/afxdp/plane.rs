@@ -17,7 +17,7 @@ use super::handoff::{Handoff, HANDOFF_MAX};
 use super::hops::Hops;
 use super::owners::unspecified;
 use crate::dataplane::mmsg::{MmsgIo, MmsgPlane, Readiness, WAKE};
-use crate::dataplane::{check_token, Batch, FlowSocket, Forwarder, Plane};
+use crate::dataplane::{Batch, FlowSocket, Forwarder, Plane};
 use crate::flow::StreamCounters;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xsk::{XskSocket, XskStats};
@@ -457,7 +457,7 @@ impl Plane for AfxdpPlane {
     }
 
     fn register(&mut self, flow: FlowSocket<'_>) -> io::Result<()> {
-        if let Err(e) = check_token(flow.token).and_then(|()| self.mmsg.register(flow)) {
+        if let Err(e) = self.mmsg.register(flow) {
             self.xsk.disown(flow.local);
             return Err(e);
         }
