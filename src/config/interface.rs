@@ -8,6 +8,8 @@
 
 use std::net::IpAddr;
 
+use crate::sys::ifaddrs::HostAddress;
+
 /// One `--interface` entry. Several entries may share a name (e.g. one IPv4 and one IPv6 address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
@@ -59,20 +61,6 @@ pub enum ParsedInterface {
         name: String,
         target: String,
     },
-}
-
-/// One address the host has, as `getifaddrs` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostAddress {
-    /// Device name, e.g. `eth0`.
-    pub device: String,
-    pub addr: IpAddr,
-    /// The device is up (`IFF_UP`).
-    pub up: bool,
-    /// The device is a loopback device (`IFF_LOOPBACK`).
-    pub loopback: bool,
-    /// IPv6 with a non-zero scope id (link-local): never usable for media.
-    pub scoped: bool,
 }
 
 /// Parses an IP address, IPv6 optionally in brackets.

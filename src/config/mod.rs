@@ -26,9 +26,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use interface::{HostAddress, Interface, InterfaceAddress, InterfaceSpec};
+pub use interface::{Interface, InterfaceAddress, InterfaceSpec};
 
+use crate::dataplane::DataplaneRequest;
 use crate::flow::latch::EndpointLearning;
+use crate::sys::ifaddrs::HostAddress;
 
 /// The config file read when `--config-file` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtprelay/rtprelay.conf";
@@ -36,10 +38,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtprelay/rtprelay.conf";
 /// The config used when `--config-file` is not given and [`DEFAULT_CONFIG_PATH`] does not exist:
 /// enough for `rtprelay` with no arguments to start on a fresh host.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.conf");
-
-/// Which packet I/O back end to use (`--dataplane`, an rtprelay extension); the data plane
-/// module owns the type so that probing and configuration agree on the names.
-pub use crate::dataplane::DataplaneRequest as DataplaneChoice;
 
 /// Where the file-level settings came from, for the startup log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -79,7 +77,7 @@ pub struct Config {
     pub num_threads: usize,
     /// `--cpu-affinity`: CPUs to pin workers to, in order.
     pub cpus: Option<Vec<usize>>,
-    pub dataplane: DataplaneChoice,
+    pub dataplane: DataplaneRequest,
     /// `-F`: without the kernel plane, exit rather than fall back to userspace.
     pub no_fallback: bool,
     /// `--xdp-no-offload`: attach the program but forward nothing in the kernel (with afxdp, every
@@ -136,7 +134,7 @@ impl Default for Config {
             table: -1,
             num_threads: 0,
             cpus: None,
-            dataplane: DataplaneChoice::Auto,
+            dataplane: DataplaneRequest::Auto,
             no_fallback: false,
             xdp_no_offload: false,
             timeout: Duration::from_secs(60),
@@ -249,9 +247,9 @@ impl Config {
 
     /// The plane asked for: `--dataplane` when set to a plane, else `--table N` (N >= 0) asks
     /// for the kernel plane, as it asks rtpengine for its kernel module.
-    pub fn plane_request(&self) -> DataplaneChoice {
+    pub fn plane_request(&self) -> DataplaneRequest {
         match self.dataplane {
-            DataplaneChoice::Auto if self.table >= 0 => DataplaneChoice::Xdp,
+            DataplaneRequest::Auto if self.table >= 0 => DataplaneRequest::Xdp,
             other => other,
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::sys::ifaddrs::HostAddress;
 
 const RTPENGINE_LIKE: &str = include_str!("testdata/rtpengine-like.conf");
 
@@ -96,7 +97,7 @@ fn defaults() {
     assert_eq!(c.table, -1);
     assert_eq!(c.num_threads, 0);
     assert_eq!(c.cpus, None);
-    assert_eq!(c.dataplane, DataplaneChoice::Auto);
+    assert_eq!(c.dataplane, DataplaneRequest::Auto);
     assert_eq!(c.timeout, Duration::from_secs(60));
     assert_eq!(c.silent_timeout, Duration::from_secs(3600));
     assert_eq!(c.final_timeout, None);
@@ -147,7 +148,7 @@ fn every_supported_option_long_form() {
     assert_eq!(c.table, 0);
     assert_eq!(c.num_threads, 4);
     assert_eq!(c.cpus, Some(vec![0, 2, 3]));
-    assert_eq!(c.dataplane, DataplaneChoice::Mmsg);
+    assert_eq!(c.dataplane, DataplaneRequest::Mmsg);
     assert_eq!(c.timeout, Duration::from_secs(30));
     assert_eq!(c.silent_timeout, Duration::from_secs(600));
     assert_eq!(c.final_timeout, Some(Duration::from_secs(7200)));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::DataplaneChoice;
+use crate::dataplane::DataplaneRequest;
 use crate::flow::latch::EndpointLearning;
 
 /// A GLib `INT` option: a decimal 32-bit integer.
@@ -70,9 +70,9 @@ pub(crate) fn endpoint_learning(label: &str, raw: &str) -> Result<EndpointLearni
     }
 }
 
-pub(crate) fn dataplane(label: &str, raw: &str) -> Result<DataplaneChoice, ConfigError> {
+pub(crate) fn dataplane(label: &str, raw: &str) -> Result<DataplaneRequest, ConfigError> {
     raw.trim()
-        .parse::<DataplaneChoice>()
+        .parse::<DataplaneRequest>()
         .map_err(|_| ConfigError::value(label, raw, "expected auto, mmsg, uring, xdp or afxdp"))
 }
 
@@ -163,7 +163,7 @@ mod tests {
             .contains("--endpoint-learning: invalid value 'sometimes'"));
         assert_eq!(
             dataplane("--dataplane", "XDP").unwrap(),
-            DataplaneChoice::Xdp
+            DataplaneRequest::Xdp
         );
         assert!(dataplane("--dataplane", "dpdk").is_err());
     }

@@ -95,16 +95,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::warn!(error = %e, "XDP: counter slots not partitioned between the workers");
     }
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let workers = Workers::spawn(
-        threads,
-        cfg.cpus.clone(),
+    let workers = Workers::spawn(crate::worker::WorkersConfig {
+        workers: threads,
+        cpus: cfg.cpus.clone(),
         plane,
         clock,
-        ev_tx,
+        events: ev_tx,
         offload,
         xsks,
-        policy.clone(),
-    )
+        policy: policy.clone(),
+    })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
     let engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));
@@ -366,7 +366,7 @@ fn control_port_in_media_range(cfg: &Config) -> Option<String> {
 /// a fixed number of local addresses: with more, frames landing on another worker's queue could
 /// not reach their flow.
 fn too_many_local_addresses(cfg: &Config) -> Option<String> {
-    let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+    let max = crate::dataplane::afxdp::MAX_LOCAL_ADDRS;
     let mut locals: Vec<_> = cfg.interfaces.iter().map(|i| i.local).collect();
     locals.sort_unstable();
     locals.dedup();
@@ -463,7 +463,7 @@ mod tests {
             local: std::net::IpAddr::from([10, 0, 0, i as u8]),
             advertised: None,
         };
-        let max = crate::worker::AFXDP_MAX_LOCAL_ADDRS;
+        let max = crate::dataplane::afxdp::MAX_LOCAL_ADDRS;
         let mut cfg = Config {
             num_threads: 4,
             interfaces: (0..max).map(iface).collect(),

@@ -1,20 +1,34 @@
 //! Data planes: how a worker moves packets between its sockets and the kernel.
 //!
-//! The worker owns the sockets and the flow table; a plane only receives batches and sends
-//! batches, so a new plane (io_uring, AF_XDP) slots in behind [`DataPlane`] without touching
-//! the worker's forwarding logic or the session layer.
+//! The worker owns the sockets and the flow table; a [`Plane`] receives batches of packets,
+//! hands each batch of one flow to the worker's [`Forwarder`] (the flow table's decisions), and
+//! sends what it was asked to. Whether the plane is readiness-driven (epoll, then `recvmmsg`
+//! per ready socket), completion-driven (io_uring) or frame-driven (AF_XDP, with its hand-off
+//! queues between workers) stays inside it: one worker loop runs them all, and a test plane
+//! (`loopback`, or `fault` around any plane) drives that loop without sockets.
 
 pub mod afxdp;
 pub mod bind;
+#[cfg(test)]
+pub mod fault;
+#[cfg(test)]
+pub mod loopback;
 pub mod mmsg;
 pub mod probe;
+#[cfg(test)]
+pub(crate) mod skip;
 pub mod uring;
 pub mod xdp;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::ops::Range;
+use std::os::fd::RawFd;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::flow::StreamCounters;
+use crate::time::Millis;
 
 pub use bind::bind_pair;
 pub use probe::choose;
@@ -69,36 +83,76 @@ impl FromStr for DataplaneRequest {
     }
 }
 
-/// The packets of the last receive pass, as the worker's shared forwarding logic sees them.
-/// Every plane implements it, whether it is readiness-driven ([`DataPlane`]) or
-/// completion-driven ([`uring::UringPlane`]).
+/// The highest flow token a plane accepts: the ones above name the planes' own descriptors
+/// (the wake eventfd, AF_XDP sockets).
+pub const TOKEN_MAX: u64 = u64::MAX - 1 - 1024;
+
+/// A token above [`TOKEN_MAX`] cannot be registered.
+fn check_token(token: u64) -> io::Result<()> {
+    if token > TOKEN_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "flow ids this high are reserved",
+        ));
+    }
+    Ok(())
+}
+
+/// One flow's socket, as the worker registers it with its plane.
+#[derive(Clone, Copy)]
+pub struct FlowSocket<'a> {
+    /// The flow's id: its packets come back to the [`Forwarder`] with it.
+    pub token: u64,
+    pub fd: RawFd,
+    /// The socket's own address (AF_XDP finds a frame's flow by it).
+    pub local: Option<SocketAddr>,
+    /// The flow's counters (AF_XDP counts the frames it forwarded but could not send).
+    pub counters: &'a Arc<StreamCounters>,
+}
+
+/// The packets of one receive, as the worker's forwarding logic sees them.
 pub trait Batch {
-    /// Packet `i` of the last receive with its source; `None` when it is unusable (larger
-    /// than a slot, or from a non-IP address).
+    /// Packet `i` with its source; `None` when it is unusable (larger than a slot, or from a
+    /// non-IP address).
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)>;
-    /// Queue packet `i` of the last receive, unchanged, to leave socket `sock` towards `dst`.
-    /// `sock` must stay open until the next `flush` (the worker closes flows only after
-    /// flushing). `tag` comes back through `flush` if the send fails. False when it could not
-    /// be queued.
+    /// Queue packet `i`, unchanged, to leave socket `sock` towards `dst`. `sock` must stay
+    /// open until the next `flush` (the worker closes flows only after flushing). `tag` comes
+    /// back through `flush` if the send fails. False when it could not be queued.
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool;
 }
 
-/// Readiness-driven batch I/O for one worker (the worker's epoll says which socket to read).
-/// One receive batch is held at a time; forwarded packets are queued and go out on
-/// [`flush`](DataPlane::flush).
-pub trait DataPlane: Batch {
-    fn name(&self) -> &'static str;
-    /// Receive what is waiting on `sock`, up to one batch, without blocking. 0 = nothing.
-    fn recv(&mut self, sock: BorrowedFd<'_>) -> io::Result<usize>;
-    /// Send everything queued; calls `failed` with the tag of each packet the kernel refused.
-    /// Returns the number sent.
-    fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize;
+/// What a plane hands its packets to: the worker, with its flow table.
+pub trait Forwarder {
+    /// Packets `idx` of `batch` all arrived on flow `token`: decide each and queue the
+    /// forwards through [`Batch::forward`].
+    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, batch: &mut B);
+    /// Receiving on flow `token`'s socket failed.
+    fn recv_failed(&mut self, token: u64, error: &io::Error);
 }
 
-/// Make a readiness-driven plane with `batch` receive slots. Call it on the worker thread.
-/// Only mmsg is readiness-driven; the worker runs `uring` through [`uring::UringPlane`].
-pub fn new_plane(_kind: PlaneKind, batch: usize) -> Box<dyn DataPlane> {
-    Box::new(mmsg::MmsgPlane::new(batch))
+/// One worker's packet I/O. A pass is: [`wait`](Plane::wait), (the worker applies flow
+/// updates, registering sockets), [`pass`](Plane::pass), [`flush`](Plane::flush),
+/// [`after_pass`](Plane::after_pass). Dispatch is static: the worker loop is generic over it.
+pub trait Plane {
+    fn name(&self) -> &'static str;
+    /// Receive for `flow` from now on. On an error the flow must not be opened; the plane
+    /// has undone what it did.
+    fn register(&mut self, flow: FlowSocket<'_>) -> io::Result<()>;
+    /// Stop receiving for `flow`; its socket may be closed right after.
+    fn deregister(&mut self, flow: FlowSocket<'_>);
+    /// Wait up to `timeout_ms` for packets or the worker's wake. True when the wake fired (the
+    /// worker drains it before it reads what the wake announced).
+    fn wait(&mut self, timeout_ms: u32) -> io::Result<bool>;
+    /// Receive what the last wait found and hand it to `fwd`, one batch of one flow at a time.
+    fn pass<F: Forwarder>(&mut self, fwd: &mut F);
+    /// Send everything queued; calls `failed` with the tag of each packet that could not be
+    /// sent. Returns the number sent.
+    fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize;
+    /// Housekeeping after a pass (AF_XDP copies its sockets' kernel counters).
+    fn after_pass(&mut self, _now: Millis) {}
+    /// After a panic in a pass: drop what the pass held and start clean, with `flows` receiving
+    /// again. An error means the plane cannot go on.
+    fn reset(&mut self, flows: &mut dyn Iterator<Item = FlowSocket<'_>>) -> io::Result<()>;
 }
 
 #[cfg(test)]

@@ -4,51 +4,34 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
-use super::Batch;
+use super::{check_token, Batch, FlowSocket, Forwarder, Plane};
+use crate::sys::eventfd::EventFd;
 use crate::sys::uring::{Ring, UringError};
 
 pub struct UringPlane {
     ring: Ring,
+    wake: Arc<EventFd>,
+    /// Completions of the last wait.
+    polled: usize,
 }
 
+/// The ring as the forwarding logic sees a batch.
+struct RingBatch<'a>(&'a mut Ring);
+
 impl UringPlane {
-    /// Make the worker's ring. Call it on the worker thread: the ring is single-issuer.
-    pub fn new() -> Result<UringPlane, UringError> {
-        Ok(UringPlane { ring: Ring::new()? })
-    }
-
-    /// Have `poll` report when `fd` (the worker's wake eventfd) becomes readable.
-    pub fn watch_wake(&mut self, fd: RawFd) {
-        self.ring.watch_wake(fd);
-    }
-
-    /// Receive on `sock` for flow `token` until `deregister`. `sock` must stay open until then.
-    pub fn register(&mut self, token: u64, sock: RawFd) {
-        self.ring.register(token, sock);
-    }
-
-    /// Stop receiving for `token`; the socket may be closed right after.
-    pub fn deregister(&mut self, token: u64) {
-        self.ring.deregister(token);
-    }
-
-    /// Submit queued work, wait up to `timeout_ms` for completions and make them the current
-    /// batch. Returns the number of packets and whether the wake fd fired.
-    pub fn poll(&mut self, timeout_ms: u32) -> io::Result<(usize, bool)> {
-        self.ring.poll(timeout_ms)
-    }
-
-    /// The flow token of packet `i` (present even when the packet itself is unusable).
-    pub fn token(&self, i: usize) -> Option<u64> {
-        self.ring.token(i)
-    }
-
-    /// Submit the queued sends; calls `failed` with the tag of each send the kernel refused
-    /// since the last flush. Returns the number queued since the last flush.
-    pub fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize {
-        self.ring.flush(failed)
+    /// Make the worker's ring, reporting `wake` from `wait`. Call it on the worker thread: the
+    /// ring is single-issuer.
+    pub fn new(wake: Arc<EventFd>) -> Result<UringPlane, UringError> {
+        let mut ring = Ring::new()?;
+        ring.watch_wake(wake.as_raw_fd());
+        Ok(UringPlane {
+            ring,
+            wake,
+            polled: 0,
+        })
     }
 
     /// Multishot receives that ran out of buffers and were re-armed.
@@ -57,12 +40,77 @@ impl UringPlane {
     }
 }
 
-impl Batch for UringPlane {
+impl Plane for UringPlane {
+    fn name(&self) -> &'static str {
+        "uring"
+    }
+
+    fn register(&mut self, flow: FlowSocket<'_>) -> io::Result<()> {
+        check_token(flow.token)?;
+        self.ring.register(flow.token, flow.fd);
+        Ok(())
+    }
+
+    fn deregister(&mut self, flow: FlowSocket<'_>) {
+        // Cancels the receive before the socket is closed.
+        self.ring.deregister(flow.token);
+    }
+
+    fn wait(&mut self, timeout_ms: u32) -> io::Result<bool> {
+        self.polled = 0;
+        let (n, woke) = self.ring.poll(timeout_ms)?;
+        self.polled = n;
+        Ok(woke)
+    }
+
+    /// Runs of packets from one flow go to `fwd` together.
+    fn pass<F: Forwarder>(&mut self, fwd: &mut F) {
+        let n = std::mem::take(&mut self.polled);
+        let mut start = 0;
+        while start < n {
+            let token = self.ring.token(start);
+            let mut end = start + 1;
+            while end < n && self.ring.token(end) == token {
+                end += 1;
+            }
+            if let Some(token) = token {
+                fwd.forward_run(token, start..end, &mut RingBatch(&mut self.ring));
+            }
+            start = end;
+        }
+    }
+
+    fn flush(&mut self, failed: &mut dyn FnMut(u64)) -> usize {
+        self.ring.flush(failed)
+    }
+
+    /// A fresh ring: the old one's state at the panic is not trusted. It goes first (its
+    /// receives are cancelled), then the flows are armed on the new one.
+    fn reset(&mut self, flows: &mut dyn Iterator<Item = FlowSocket<'_>>) -> io::Result<()> {
+        let fresh = UringPlane::new(self.wake.clone()).map_err(io::Error::other)?;
+        *self = fresh;
+        for f in flows {
+            self.ring.register(f.token, f.fd);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UringPlane {
+    fn drop(&mut self) {
+        tracing::debug!(
+            enobufs_rearms = self.rearmed_on_enobufs(),
+            "io_uring closed"
+        );
+    }
+}
+
+impl Batch for RingBatch<'_> {
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        self.ring.packet(i).map(|(_, pkt, src)| (pkt, src))
+        self.0.packet(i).map(|(_, pkt, src)| (pkt, src))
     }
 
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
-        self.ring.forward(i, sock, dst, tag)
+        self.0.forward(i, sock, dst, tag)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::HostAddress;
+use crate::sys::ifaddrs::HostAddress;
 use crate::sys::xdp::{AttachMode, XdpError, XdpProgram};
 
 /// Why the XDP plane is not running.

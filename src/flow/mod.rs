@@ -5,6 +5,8 @@
 pub mod counters;
 pub mod ids;
 pub mod latch;
+pub mod table;
+pub mod tap;
 
 pub use counters::StreamCounters;
 pub use ids::{FlowId, FlowKind};

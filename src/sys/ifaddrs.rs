@@ -5,7 +5,19 @@ use std::ffi::CStr;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::config::HostAddress;
+/// One address the host has, as `getifaddrs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    /// Device name, e.g. `eth0`.
+    pub device: String,
+    pub addr: IpAddr,
+    /// The device is up (`IFF_UP`).
+    pub up: bool,
+    /// The device is a loopback device (`IFF_LOOPBACK`).
+    pub loopback: bool,
+    /// IPv6 with a non-zero scope id (link-local): never usable for media.
+    pub scoped: bool,
+}
 
 /// Calls `f` with every entry of the `getifaddrs` list, then frees the list.
 fn each_entry(mut f: impl FnMut(&libc::ifaddrs)) -> io::Result<()> {

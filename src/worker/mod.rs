@@ -6,16 +6,19 @@
 //! endpoints back as [`FlowEvent`]s. All flows of one call live on one worker (see
 //! [`Workers::worker_for`]), so a flow's egress socket is always local. The one exception to
 //! "a worker only sees its own flows' packets" is the AF_XDP plane, where the device picks the
-//! queue: frames reach the owner through a hand-off queue (see `afxdp`).
+//! queue: frames reach the owner through a hand-off queue (see `dataplane::afxdp`).
+//!
+//! A worker runs one loop (`run`) over whichever [`Plane`](crate::dataplane::Plane) it was
+//! given; the per-packet decisions are the flow table's ([`crate::flow::table`]).
 
-mod afxdp;
+mod forward;
 mod health;
 mod offload;
-mod owners;
+mod rules;
 mod run;
-mod tap;
 #[cfg(test)]
 mod tests;
+mod updates;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,19 +28,18 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::dataplane::afxdp::{PortOwners, XskCounters};
+use crate::dataplane::mmsg::Readiness;
 use crate::dataplane::PlaneKind;
 use crate::flow::latch::LatchConfig;
+pub use crate::flow::tap::{RecordTap, TapPacket};
 use crate::flow::{FlowId, FlowKind, StreamCounters};
 use crate::guard::SharedPolicy;
-use crate::sys::epoll::Epoll;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xdp::{XdpStats, XdpTable};
 use crate::time::Clock;
-use afxdp::XskCounters;
 pub use health::{WorkerHealth, PANIC_BUDGET, PANIC_WINDOW};
-use owners::PortOwners;
-pub use owners::MAX_LOCAL_ADDRS as AFXDP_MAX_LOCAL_ADDRS;
-pub use tap::{RecordTap, TapPacket};
+use run::{PlaneStart, Worker, WorkerConfig};
 
 /// A change to a worker's flow table.
 #[derive(Debug)]
@@ -178,25 +180,42 @@ pub(crate) struct Guard {
     pub health: Arc<WorkerHealth>,
 }
 
+/// What the pool of workers starts with.
+pub struct WorkersConfig {
+    /// How many workers (at least one).
+    pub workers: usize,
+    /// Worker `i` is pinned to `cpus[i % len]` if given, else to core `i mod ncores`.
+    pub cpus: Option<Vec<usize>>,
+    pub plane: PlaneKind,
+    pub clock: Clock,
+    /// Where workers report learned endpoints.
+    pub events: Sender<FlowEvent>,
+    /// With the kernel fast path: workers move learned flows into the XDP program's map.
+    pub offload: Option<Offloading>,
+    /// AF_XDP sockets, one per receive queue, dealt out round robin (socket `j` to worker
+    /// `j % n`); with several workers each hands the frames of other workers' flows over.
+    /// Empty without the AF_XDP plane.
+    pub xsks: Vec<crate::sys::xsk::XskSocket>,
+    /// What new packet sources are checked against (see [`Guard`]).
+    pub policy: SharedPolicy,
+}
+
 /// Receive slots per socket read.
 const BATCH: usize = 32;
 
 impl Workers {
-    /// Start `n` workers, worker `i` pinned to `cpus[i % len]` if given, else core `i mod ncores`.
-    /// With `offload`, workers move learned flows into the XDP program's map; `xsks` (AF_XDP
-    /// sockets, one per receive queue) are dealt out round robin (socket `j` to worker
-    /// `j % n`), and with several workers each hands the frames of other workers' flows over.
-    #[allow(clippy::too_many_arguments)] // the plane/worker seams are redrawn in the architecture issue
-    pub fn spawn(
-        n: usize,
-        cpus: Option<Vec<usize>>,
-        plane: PlaneKind,
-        clock: Clock,
-        events: Sender<FlowEvent>,
-        offload: Option<Offloading>,
-        xsks: Vec<crate::sys::xsk::XskSocket>,
-        policy: SharedPolicy,
-    ) -> Result<Workers, WorkerError> {
+    /// Start the workers (see [`WorkersConfig`]).
+    pub fn spawn(cfg: WorkersConfig) -> Result<Workers, WorkerError> {
+        let WorkersConfig {
+            workers: n,
+            cpus,
+            plane,
+            clock,
+            events,
+            offload,
+            xsks,
+            policy,
+        } = cfg;
         if n == 0 {
             return Err(WorkerError::NoWorkers);
         }
@@ -218,11 +237,30 @@ impl Workers {
             let wake = EventFd::new().map_err(|e| WorkerError::Setup { index, source: e })?;
             wakes.push(Arc::new(wake));
         }
-        let xsk_states = afxdp::deal(xsks, &wakes, workers.owners.as_ref());
+        let mut xsk_states: Vec<Option<_>> = if afxdp {
+            crate::dataplane::afxdp::deal(xsks, &wakes, workers.owners.as_ref())
+                .into_iter()
+                .map(|(state, counters)| {
+                    workers.afxdp.push(counters);
+                    Some(state)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        xsk_states.resize_with(n, || None);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        for (index, (wake, (xsk, counters))) in wakes.into_iter().zip(xsk_states).enumerate() {
+        for (index, (wake, xsk)) in wakes.into_iter().zip(xsk_states).enumerate() {
             let setup = |e| WorkerError::Setup { index, source: e };
-            let epoll = Epoll::new().map_err(setup)?;
+            let ready = Readiness::new(&wake).map_err(setup)?;
+            let start = match (xsk, plane) {
+                (Some(xsk), _) => {
+                    xsk.watch(&ready).map_err(setup)?;
+                    PlaneStart::Afxdp(ready, Box::new(xsk))
+                }
+                (None, PlaneKind::Uring) => PlaneStart::Uring(ready),
+                (None, PlaneKind::Mmsg) => PlaneStart::Mmsg(ready),
+            };
             let (tx, rx) = crossbeam_channel::unbounded();
             let userspace = Arc::new(AtomicU64::new(0));
             workers.userspace.push(userspace.clone());
@@ -235,28 +273,21 @@ impl Workers {
                 _ if !cores.is_empty() => cores.get(index % cores.len()).map(|c| c.id),
                 _ => None,
             };
-            if afxdp {
-                workers.afxdp.push(counters);
-            }
-            let w = run::Worker::new(
+            let w = Worker::new(WorkerConfig {
                 index,
-                epoll,
-                wake.clone(),
-                rx,
-                plane,
+                wake: wake.clone(),
+                updates: rx,
                 clock,
-                events.clone(),
-                workers.stop.clone(),
-                workers.offload.clone(),
+                events: events.clone(),
+                stop: workers.stop.clone(),
+                offload: workers.offload.clone(),
                 userspace,
-                xsk,
-                Guard {
+                guard: Guard {
                     policy: policy.clone(),
                     refused,
                     health,
                 },
-            )
-            .map_err(setup)?;
+            });
             let join = std::thread::Builder::new()
                 .name(format!("rtprelay-w{index}"))
                 .spawn(move || {
@@ -265,7 +296,7 @@ impl Workers {
                             tracing::warn!(worker = index, cpu, "could not pin worker to CPU");
                         }
                     }
-                    w.run();
+                    w.run(start);
                 })
                 .map_err(setup)?;
             workers.handles.push(Handle {

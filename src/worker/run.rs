@@ -1,202 +1,189 @@
-//! One worker's loop: wait for packets, check, forward, batch send.
-//!
-//! Two drivers share the flow table and the per-packet logic ([`Worker::forward_run`]): the
-//! readiness-driven one (epoll over the sockets, then the plane reads one socket at a time)
-//! and the completion-driven one (the io_uring plane owns the sockets' receives and returns
-//! packets from many sockets at once).
+//! One worker's loop, the same for every plane: wait, apply the flow updates the wake
+//! announced, hand the plane's packets to the flow table, flush the sends, and keep the kernel
+//! rules in line with the flows.
 
-use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::offload::{desired_rule, EgressView, Installed, Offload};
-use super::{emit, FlowEvent, FlowUpdate, RecordTap, BATCH};
+use super::offload::{Installed, Offload};
+use super::{FlowEvent, FlowUpdate, Guard, Offloading, BATCH};
+use crate::dataplane::afxdp::{AfxdpPlane, XskState};
+use crate::dataplane::mmsg::{MmsgPlane, Readiness};
 use crate::dataplane::uring::UringPlane;
-use crate::dataplane::{new_plane, Batch, DataPlane, PlaneKind};
-use crate::flow::latch::{Latch, Verdict};
-use crate::flow::{FlowId, FlowKind, StreamCounters};
-use crate::sys::epoll::{Epoll, Events};
+use crate::dataplane::{FlowSocket, Plane};
+use crate::flow::table::FlowTable;
 use crate::sys::eventfd::EventFd;
 use crate::time::Clock;
-use crate::wire::{is_rtcp, rtcp, rtp};
 
-/// epoll token of the wake eventfd.
-const WAKE: u64 = u64::MAX;
-/// epoll tokens of AF_XDP sockets: `XSK_TOKEN - k` for socket `k`; flow ids stay below. As many
-/// as the program's socket map holds (`RTPRELAY_MAX_DEVICES * RTPRELAY_MAX_QUEUES`).
-pub(super) const XSK_TOKEN: u64 = u64::MAX - 1;
-pub(super) const MAX_XSKS: u64 = 16 * 64;
 /// Upper bound on a wait, so shutdown is noticed even without a wake.
-const TICK_MS: i32 = 100;
+const TICK_MS: u32 = 100;
 
-pub(super) struct Flow {
-    kind: FlowKind,
-    pub(super) socket: UdpSocket,
-    egress: Option<FlowId>,
-    latch: Latch,
-    pub(super) counters: Arc<StreamCounters>,
-    /// The learned endpoint last reported to control.
-    reported: Option<SocketAddr>,
-    /// Where copies of accepted RTP go when the flow is recorded.
-    record: Option<RecordTap>,
-    /// The socket's own address: the key of the flow's kernel rule, and the new source of
-    /// packets that leave through it.
-    pub(super) local: Option<SocketAddr>,
-    /// The flow's rule in the XDP map, when offloaded.
-    offloaded: Option<Installed>,
-    /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
-    /// the RTP payload types in the mask (DTMF events).
-    blocked: Option<u128>,
+/// The payload that panics a worker under fault injection (see `Worker::fault_inject`).
+pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
+
+/// A flow's I/O side, as the flow table carries it: its socket, and its rule in the XDP map
+/// when offloaded.
+pub(super) struct FlowIo {
+    pub(super) socket: std::net::UdpSocket,
+    pub(super) offloaded: Option<Installed>,
+}
+
+/// The plane a worker makes on its thread (the planes' buffers hold raw pointers, and a ring
+/// is single-issuer), from what was set up where it was spawned.
+pub(super) enum PlaneStart {
+    Mmsg(Readiness),
+    /// io_uring; the mmsg plane on this epoll set when the ring cannot be made.
+    Uring(Readiness),
+    Afxdp(Readiness, Box<XskState>),
+}
+
+/// What a worker is made of.
+pub(super) struct WorkerConfig {
+    pub index: usize,
+    pub wake: Arc<EventFd>,
+    pub updates: Receiver<Vec<FlowUpdate>>,
+    pub clock: Clock,
+    pub events: Sender<FlowEvent>,
+    pub stop: Arc<AtomicBool>,
+    /// The kernel fast path, when the XDP plane runs.
+    pub offload: Option<Offloading>,
+    /// Packets accepted on this worker's userspace path.
+    pub userspace: Arc<AtomicU64>,
+    pub guard: Guard,
 }
 
 pub(super) struct Worker {
     pub(super) index: usize,
-    epoll: Epoll,
-    events: Events,
-    ready: Vec<u64>,
     pub(super) wake: Arc<EventFd>,
-    updates: Receiver<Vec<FlowUpdate>>,
-    pub(super) flows: HashMap<u64, Flow>,
-    plane_kind: PlaneKind,
+    pub(super) updates: Receiver<Vec<FlowUpdate>>,
+    pub(super) flows: FlowTable<FlowIo>,
     pub(super) clock: Clock,
-    out: Sender<FlowEvent>,
+    pub(super) out: Sender<FlowEvent>,
     stop: Arc<AtomicBool>,
     /// The kernel fast path, when the XDP plane runs.
-    offload: Option<Offload>,
+    pub(super) offload: Option<Offload>,
     /// Packets accepted on this worker's userspace path (the rest went through the kernel).
-    userspace: Arc<AtomicU64>,
-    /// AF_XDP: the sockets, and the indexes that map a frame to its flow.
-    pub(super) xsk: super::afxdp::XskState,
+    pub(super) userspace: Arc<AtomicU64>,
     /// Which new sources a stream may learn.
-    pub(super) guard: super::Guard,
+    pub(super) guard: Guard,
     /// Debug builds only, with `RTPRELAY_FAULT_INJECT=1`: a packet starting with [`FAULT_PANIC`]
     /// panics the worker, so tests can check that a panic is survived.
     pub(super) fault_inject: bool,
 }
 
-/// The payload that panics a worker under fault injection (see `Worker::fault_inject`).
-pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
-
-/// Whether `block media` (with the payload types in `block` still passing) drops this
-/// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
-fn blocks(block: Option<u128>, kind: FlowKind, rtcp: bool, pkt: &[u8]) -> bool {
-    let Some(pass) = block else { return false };
-    if rtcp {
-        return false;
-    }
-    match (kind, pkt.get(1)) {
-        (FlowKind::Rtp, Some(b)) => pass & (1u128 << (b & 0x7f)) == 0,
-        _ => true,
-    }
-}
-
-/// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
-fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
-    match kind {
-        FlowKind::Rtp if is_rtcp(pkt) => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
-        FlowKind::Rtp => rtp::Packet::new_checked_header(pkt).ok().map(|_| false),
-        FlowKind::Rtcp => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
-        FlowKind::Opaque => Some(false),
-    }
-}
-
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        index: usize,
-        epoll: Epoll,
-        wake: Arc<EventFd>,
-        updates: Receiver<Vec<FlowUpdate>>,
-        plane_kind: PlaneKind,
-        clock: Clock,
-        out: Sender<FlowEvent>,
-        stop: Arc<AtomicBool>,
-        offload: Option<super::Offloading>,
-        userspace: Arc<AtomicU64>,
-        xsk: super::afxdp::XskState,
-        guard: super::Guard,
-    ) -> io::Result<Worker> {
-        epoll.add(wake.as_raw_fd(), WAKE)?;
-        for (k, x) in xsk.sockets().iter().enumerate().take(MAX_XSKS as usize) {
-            epoll.add(x.as_raw_fd(), XSK_TOKEN - k as u64)?;
-        }
-        Ok(Worker {
-            index,
-            epoll,
-            events: Events::with_capacity(256),
-            ready: Vec::with_capacity(256),
-            wake,
-            updates,
-            flows: HashMap::new(),
-            plane_kind,
+    pub(super) fn new(cfg: WorkerConfig) -> Worker {
+        let clock = cfg.clock;
+        Worker {
+            index: cfg.index,
+            wake: cfg.wake,
+            updates: cfg.updates,
+            flows: FlowTable::default(),
             clock,
-            out,
-            stop,
-            offload: offload.map(|o| Offload::new(o.table, clock.mono(), o.install)),
-            userspace,
-            xsk,
-            guard,
+            out: cfg.events,
+            stop: cfg.stop,
+            offload: cfg
+                .offload
+                .map(|o| Offload::new(o.table, clock.mono(), o.install)),
+            userspace: cfg.userspace,
+            guard: cfg.guard,
             fault_inject: cfg!(debug_assertions)
                 && std::env::var_os("RTPRELAY_FAULT_INJECT").is_some_and(|v| v == "1"),
-        })
+        }
     }
 
-    pub(super) fn run(self) {
-        // (the loops below catch panics per pass; see `recover`)
-        match self.plane_kind {
-            PlaneKind::Uring => match UringPlane::new() {
-                Ok(ring) => self.run_uring(ring),
+    /// Make the plane and run until stopped.
+    pub(super) fn run(self, start: PlaneStart) {
+        match start {
+            PlaneStart::Mmsg(ready) => self.run_on(MmsgPlane::new(ready, BATCH)),
+            PlaneStart::Uring(ready) => match UringPlane::new(self.wake.clone()) {
+                Ok(ring) => self.run_on(ring),
                 Err(e) => {
                     tracing::error!(worker = self.index, error = %e,
                         "cannot set up this worker's io_uring; it runs the mmsg plane");
-                    self.run_epoll();
+                    self.run_on(MmsgPlane::new(ready, BATCH));
                 }
             },
-            PlaneKind::Mmsg => self.run_epoll(),
+            PlaneStart::Afxdp(ready, xsk) => {
+                self.run_on(AfxdpPlane::new(MmsgPlane::new(ready, BATCH), *xsk))
+            }
         }
     }
 
-    fn run_epoll(mut self) {
-        // The plane's buffers hold raw pointers: make them on this thread.
-        let mut plane = new_plane(PlaneKind::Mmsg, BATCH);
+    /// The loop. A panic in a pass is caught: the plane starts clean, the flows stay (see
+    /// `recover`).
+    pub(super) fn run_on<P: Plane>(mut self, mut plane: P) {
         tracing::debug!(worker = self.index, plane = plane.name(), "worker started");
         while !self.stop.load(std::sync::atomic::Ordering::Acquire) {
-            if let Err(e) = self.epoll.wait(&mut self.events, TICK_MS) {
-                tracing::error!(worker = self.index, error = %e, "epoll_wait failed");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-            let pass = catch_unwind(AssertUnwindSafe(|| self.epoll_pass(plane.as_mut())));
+            let woke = match plane.wait(TICK_MS) {
+                Ok(woke) => woke,
+                Err(e) => {
+                    tracing::error!(worker = self.index, plane = plane.name(), error = %e,
+                        "waiting for packets failed");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let pass = catch_unwind(AssertUnwindSafe(|| self.pass(&mut plane, woke)));
             if pass.is_err() {
+                // The plane is whole again (a fresh ring has its flows armed) before the
+                // panic is accounted, so the worker is whole when it says so.
+                let mut flows = self.flows.iter().map(|(id, f)| FlowSocket {
+                    token: id,
+                    fd: f.io.socket.as_raw_fd(),
+                    local: f.local(),
+                    counters: f.counters(),
+                });
+                let reset = plane.reset(&mut flows);
+                drop(flows);
+                if let Err(e) = reset {
+                    tracing::error!(worker = self.index, error = %e,
+                        "cannot set the plane up again after a panic; the worker stops");
+                    self.guard.health.set_dead();
+                    break;
+                }
                 if !self.recover() {
                     break;
                 }
-                // Whatever the batch held when it panicked is dropped with it.
-                plane = new_plane(PlaneKind::Mmsg, BATCH);
             }
         }
         tracing::debug!(worker = self.index, "worker stopped");
     }
 
-    /// One pass of the readiness-driven loop, after a wait.
-    fn epoll_pass(&mut self, plane: &mut dyn DataPlane) {
-        self.begin_pass();
-        self.service_ready(plane);
+    /// One pass, after a wait (`woke`: the wait saw the wake).
+    pub(super) fn pass<P: Plane>(&mut self, plane: &mut P, woke: bool) {
+        self.begin_pass(plane, woke);
+        self.finish_pass(plane);
+    }
+
+    /// Take the wake, then what it announced. Flow changes go first: a packet that arrives
+    /// right after the NG reply (whose updates were queued before the reply went out) must see
+    /// them. The send queue is empty here (flushed at the end of the last pass), so closing a
+    /// socket is safe.
+    pub(super) fn begin_pass<P: Plane>(&mut self, plane: &mut P, woke: bool) {
+        // Drained before the queues it announces, never after: a notify posted once the
+        // queues were read (a hand-off, an update) then stays and ends the next wait.
+        if woke {
+            self.wake.drain();
+        }
+        self.apply_updates(plane);
+    }
+
+    /// Forward what the plane received, send it, and bring the kernel rules up to date.
+    pub(super) fn finish_pass<P: Plane>(&mut self, plane: &mut P) {
+        plane.pass(self);
         let flows = &self.flows;
         plane.flush(&mut |tag| {
-            if let Some(f) = flows.get(&tag) {
-                f.counters.dropped.fetch_add(1, Relaxed);
+            if let Some(f) = flows.get(tag) {
+                f.counters().dropped.fetch_add(1, Relaxed);
             }
         });
         self.sync_offload();
-        self.xsk.read_kernel_stats(self.clock.mono());
+        plane.after_pass(self.clock.mono());
     }
 
     /// After a panic in a pass: counts it and takes this worker's flows out of the kernel (the
@@ -223,523 +210,7 @@ impl Worker {
         );
         false
     }
-
-    /// Removes every kernel rule of this worker's flows, and marks the flows for the next sync.
-    fn clear_kernel_rules(&mut self, now: crate::time::Millis) {
-        let Some(off) = self.offload.as_mut() else {
-            return;
-        };
-        for (id, f) in self.flows.iter_mut() {
-            off.remove(*id, &mut f.offloaded, &f.counters, now);
-            off.mark(*id);
-        }
-    }
-
-    /// The start of an epoll pass: take the wake, then what it announced. Flow changes first: a
-    /// packet that arrives right after the NG reply (whose updates were queued before the
-    /// reply went out) must see them. The send queue is empty here (flushed at the end of the
-    /// last pass), so closing a socket is safe.
-    pub(super) fn begin_pass(&mut self) {
-        self.ready.clear();
-        self.ready.extend(self.events.tokens());
-        // Drained before the queues it announces, never after: a notify posted once the
-        // queues were read (a hand-off, an update) then stays and ends the next wait.
-        if self.ready.contains(&WAKE) {
-            self.wake.drain();
-        }
-        self.apply_updates(None);
-        self.retry_early_frames();
-        self.take_handed_frames();
-    }
-
-    /// Service the sockets the last wait found ready.
-    fn service_ready(&mut self, plane: &mut dyn DataPlane) {
-        for k in 0..self.ready.len() {
-            match self.ready.get(k).copied() {
-                Some(WAKE) | None => {}
-                Some(t) if t > XSK_TOKEN - MAX_XSKS => self.service_xsk((XSK_TOKEN - t) as usize),
-                Some(token) => self.service(token, plane),
-            }
-        }
-    }
-
-    /// The completion-driven loop: one ring wait gives packets from all sockets (and the
-    /// wake); runs of packets from one flow go through the shared logic; one submit sends.
-    fn run_uring(mut self, mut ring: UringPlane) {
-        ring.watch_wake(self.wake.as_raw_fd());
-        tracing::debug!(worker = self.index, plane = "uring", "worker started");
-        while !self.stop.load(std::sync::atomic::Ordering::Acquire) {
-            let (n, woke) = match ring.poll(TICK_MS as u32) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(worker = self.index, error = %e, "io_uring wait failed");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                }
-            };
-            let pass = catch_unwind(AssertUnwindSafe(|| self.uring_pass(&mut ring, n, woke)));
-            if pass.is_err() {
-                // A fresh ring: the old one's state at the panic is not trusted. It goes first
-                // (its receives are cancelled), then the flows are armed on the new one, and
-                // only then is the panic accounted, so the worker is whole when it says so.
-                match UringPlane::new() {
-                    Ok(fresh) => {
-                        ring = fresh;
-                        ring.watch_wake(self.wake.as_raw_fd());
-                        for (id, f) in &self.flows {
-                            ring.register(*id, f.socket.as_raw_fd());
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(worker = self.index, error = %e,
-                            "cannot set up a new io_uring after a panic; the worker stops");
-                        self.guard.health.set_dead();
-                        break;
-                    }
-                }
-                if !self.recover() {
-                    break;
-                }
-            }
-        }
-        tracing::debug!(
-            worker = self.index,
-            enobufs_rearms = ring.rearmed_on_enobufs(),
-            "worker stopped"
-        );
-    }
-
-    /// One pass of the completion-driven loop: `n` completions were polled.
-    fn uring_pass(&mut self, ring: &mut UringPlane, n: usize, woke: bool) {
-        {
-            if woke {
-                self.wake.drain();
-            }
-            // As in the epoll loop: updates before packets; no send is queued here.
-            self.apply_updates(Some(ring));
-            let mut start = 0;
-            while start < n {
-                let token = ring.token(start);
-                let mut end = start + 1;
-                while end < n && ring.token(end) == token {
-                    end += 1;
-                }
-                if let Some(token) = token {
-                    self.forward_run(token, start..end, ring);
-                }
-                start = end;
-            }
-            let flows = &self.flows;
-            ring.flush(&mut |tag| {
-                if let Some(f) = flows.get(&tag) {
-                    f.counters.dropped.fetch_add(1, Relaxed);
-                }
-            });
-            self.sync_offload();
-        }
-    }
-
-    /// Apply queued flow changes. With `ring`, sockets are registered with the io_uring plane
-    /// instead of the epoll set.
-    fn apply_updates(&mut self, mut ring: Option<&mut UringPlane>) {
-        let now = self.clock.mono();
-        while let Ok(batch) = self.updates.try_recv() {
-            for u in batch {
-                match u {
-                    FlowUpdate::Open {
-                        id,
-                        kind,
-                        socket,
-                        egress,
-                        latch,
-                        counters,
-                        record,
-                    } => {
-                        if id.0 > XSK_TOKEN - MAX_XSKS {
-                            tracing::error!(
-                                flow = id.0,
-                                "flow ids this high are reserved; flow not opened"
-                            );
-                            self.xsk.disown(self.index, socket.local_addr().ok());
-                            continue;
-                        }
-                        self.close(id, ring.as_deref_mut());
-                        match ring.as_deref_mut() {
-                            Some(r) => r.register(id.0, socket.as_raw_fd()),
-                            None => {
-                                if let Err(e) = self.epoll.add(socket.as_raw_fd(), id.0) {
-                                    tracing::error!(flow = id.0, error = %e, "cannot watch flow socket");
-                                    self.xsk.disown(self.index, socket.local_addr().ok());
-                                    continue;
-                                }
-                            }
-                        }
-                        let latch = Latch::new(latch, now);
-                        let local = socket.local_addr().ok();
-                        let flow = Flow {
-                            kind,
-                            socket,
-                            egress,
-                            latch,
-                            counters,
-                            reported: None,
-                            record,
-                            local,
-                            offloaded: None,
-                            blocked: None,
-                        };
-                        self.xsk
-                            .index(self.index, id.0, local, flow.socket.as_raw_fd());
-                        self.flows.insert(id.0, flow);
-                        self.mark(id.0);
-                    }
-                    FlowUpdate::Update {
-                        id,
-                        kind,
-                        egress,
-                        latch,
-                        record,
-                    } => match self.flows.get_mut(&id.0) {
-                        Some(f) => {
-                            f.kind = kind;
-                            f.egress = egress;
-                            f.latch.update(latch, now);
-                            f.record = record;
-                            self.mark(id.0);
-                        }
-                        None => tracing::debug!(flow = id.0, "update for unknown flow"),
-                    },
-                    FlowUpdate::Tap { id, record } => match self.flows.get_mut(&id.0) {
-                        Some(f) => {
-                            f.record = record;
-                            self.mark(id.0);
-                        }
-                        None => tracing::debug!(flow = id.0, "tap for unknown flow"),
-                    },
-                    FlowUpdate::Block { id, block } => match self.flows.get_mut(&id.0) {
-                        Some(f) if f.blocked != block => {
-                            f.blocked = block;
-                            self.mark(id.0);
-                        }
-                        Some(_) => {}
-                        None => tracing::debug!(flow = id.0, "block for unknown flow"),
-                    },
-                    FlowUpdate::Close { id } => self.close(id, ring.as_deref_mut()),
-                }
-            }
-        }
-    }
-
-    fn close(&mut self, id: FlowId, ring: Option<&mut UringPlane>) {
-        if let Some(mut f) = self.flows.remove(&id.0) {
-            self.xsk.unindex(self.index, f.local, f.socket.as_raw_fd());
-            if let Some(off) = self.offload.as_mut() {
-                // Out of the kernel first, with its last counts, before the socket goes.
-                off.remove(id.0, &mut f.offloaded, &f.counters, self.clock.mono());
-            }
-            match ring {
-                // Cancels the receive before the socket is dropped below.
-                Some(r) => r.deregister(id.0),
-                None => {
-                    let _ = self.epoll.delete(f.socket.as_raw_fd());
-                }
-            }
-        }
-    }
-
-    /// Receive one batch from flow `token`'s socket and forward what passes.
-    fn service(&mut self, token: u64, plane: &mut dyn DataPlane) {
-        let Some(flow) = self.flows.get(&token) else {
-            return;
-        };
-        let n = match plane.recv(flow.socket.as_fd()) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(flow = token, error = %e, "receive failed");
-                flow.counters.errors.fetch_add(1, Relaxed);
-                return;
-            }
-        };
-        if n == 0 {
-            return;
-        }
-        self.forward_run(token, 0..n, plane);
-    }
-
-    /// The per-packet work, shared by every plane: packets `idx` of `plane`'s current batch
-    /// all arrived on flow `token`'s socket. Classify, check the source (latching), count,
-    /// and queue the forward.
-    pub(super) fn forward_run<B: Batch + ?Sized>(
-        &mut self,
-        token: u64,
-        idx: Range<usize>,
-        plane: &mut B,
-    ) {
-        let now = self.clock.mono();
-        let Some(flow) = self.flows.get(&token) else {
-            return;
-        };
-        // The egress side cannot change while this batch is processed: look it up once.
-        let egress: Option<(RawFd, Option<SocketAddr>)> = flow
-            .egress
-            .and_then(|e| self.flows.get(&e.0))
-            .map(|e| (e.socket.as_raw_fd(), e.latch.target()));
-        let Some(flow) = self.flows.get_mut(&token) else {
-            return;
-        };
-        let c = &flow.counters;
-        let via = flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip());
-        let policy = self.guard.policy.load();
-        let stamp = now.0.max(1);
-        let before = (flow.latch.is_fixed(), flow.latch.source());
-        let mut accepted = 0u64;
-        for i in idx {
-            if self.fault_inject
-                && plane
-                    .packet(i)
-                    .is_some_and(|(p, _)| p.starts_with(FAULT_PANIC))
-            {
-                panic!("fault injection: worker {} panics on request", self.index);
-            }
-            let (len, rtcp, src, blocked) = match plane.packet(i) {
-                Some((pkt, src)) => match classify(flow.kind, pkt) {
-                    Some(rtcp) => (
-                        pkt.len() as u64,
-                        rtcp,
-                        src,
-                        blocks(flow.blocked, flow.kind, rtcp, pkt),
-                    ),
-                    None => {
-                        c.errors.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                },
-                None => {
-                    c.errors.fetch_add(1, Relaxed);
-                    continue;
-                }
-            };
-            // A source other than the one the stream accepts now could become its peer: the
-            // relay's own ports (a loop) and the addresses it never sends to are refused.
-            if flow.latch.source() != Some(src) && policy.check(src, via).is_err() {
-                c.errors.fetch_add(1, Relaxed);
-                self.guard.refused.fetch_add(1, Relaxed);
-                continue;
-            }
-            if flow.latch.on_packet(src, now) == Verdict::Drop {
-                c.errors.fetch_add(1, Relaxed);
-                continue;
-            }
-            if rtcp {
-                c.rtcp_packets.fetch_add(1, Relaxed);
-                c.rtcp_bytes.fetch_add(len, Relaxed);
-            } else {
-                c.packets.fetch_add(1, Relaxed);
-                c.bytes.fetch_add(len, Relaxed);
-            }
-            c.last_packet_ms.store(stamp, Relaxed);
-            accepted += 1;
-            // Recorded flows only (one branch for the others): a copy into a bounded queue.
-            if let Some(tap) = &flow.record {
-                if !rtcp {
-                    if let Some((pkt, _)) = plane.packet(i) {
-                        tap.offer(token, src, pkt);
-                    }
-                }
-            }
-            let queued = match egress {
-                _ if blocked => false,
-                Some((fd, Some(dst))) => plane.forward(i, fd, dst, token),
-                _ => false,
-            };
-            if !queued {
-                c.dropped.fetch_add(1, Relaxed);
-            }
-        }
-        self.userspace.fetch_add(accepted, Relaxed);
-        let latch_changed = before != (flow.latch.is_fixed(), flow.latch.source());
-        let learned = flow.latch.learned();
-        if latch_changed {
-            if let Some(off) = self.offload.as_mut() {
-                off.mark(token);
-            }
-        }
-        if learned != flow.reported {
-            flow.reported = learned;
-            if let Some(addr) = learned {
-                emit(
-                    &self.out,
-                    FlowEvent::Learned {
-                        id: FlowId(token),
-                        addr,
-                    },
-                );
-            }
-        }
-    }
-}
-
-impl Worker {
-    /// Note that flow `id` (and so the flow that sends to its peer) may need a new kernel rule.
-    fn mark(&mut self, id: u64) {
-        if let Some(off) = self.offload.as_mut() {
-            off.mark(id);
-        }
-    }
-
-    /// After a pass: bring the kernel rules of changed flows up to date, and once a second
-    /// (less often with thousands of rules) fold the kernel's counters and re-check every flow.
-    fn sync_offload(&mut self) {
-        let Some(off) = self.offload.as_mut() else {
-            return;
-        };
-        let now = self.clock.mono();
-        let mut ids = off.take_dirty();
-        let sweep = off.sweep_due(now);
-        if sweep {
-            off.begin_sweep();
-            ids = self.flows.keys().copied().collect();
-        } else if ids.is_empty() {
-            return;
-        } else {
-            // A flow's rule sends to its egress flow's peer: when a flow's endpoint moves, the
-            // flow that forwards to it changes too (its egress is this flow's egress, as calls
-            // pair flows both ways).
-            let extra: Vec<u64> = ids
-                .iter()
-                .filter_map(|id| self.flows.get(id).and_then(|f| f.egress).map(|e| e.0))
-                .collect();
-            ids.extend(extra);
-            ids.sort_unstable();
-            ids.dedup();
-        }
-        for id in ids {
-            self.sync_flow(id, now);
-        }
-        if sweep {
-            if let Some(off) = self.offload.as_mut() {
-                off.end_sweep();
-            }
-        }
-    }
-
-    fn sync_flow(&mut self, id: u64, now: crate::time::Millis) {
-        let Some(flow) = self.flows.get(&id) else {
-            return;
-        };
-        let egress = flow
-            .egress
-            .and_then(|e| self.flows.get(&e.0))
-            .and_then(|e| {
-                e.local.map(|local| EgressView {
-                    local,
-                    target: e.latch.target(),
-                })
-            });
-        let want = flow.local.and_then(|l| {
-            let recorded = flow.record.is_some();
-            desired_rule(flow.kind, l, &flow.latch, recorded, flow.blocked, egress)
-        });
-        let (Some(off), Some(flow)) = (self.offload.as_mut(), self.flows.get_mut(&id)) else {
-            return;
-        };
-        off.reconcile(
-            id,
-            &mut flow.offloaded,
-            flow.local,
-            want,
-            &flow.counters,
-            now,
-        );
-    }
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-
-    /// A worker with no flows and these AF_XDP parts, its update queue, and nothing started.
-    pub(in crate::worker) fn idle_worker_with(
-        xsk: super::super::afxdp::XskState,
-    ) -> (Worker, Sender<Vec<FlowUpdate>>) {
-        idle_worker_on(PlaneKind::Mmsg, xsk)
-    }
-
-    /// As [`idle_worker_with`], on `plane`.
-    pub(in crate::worker) fn idle_worker_on(
-        plane: PlaneKind,
-        xsk: super::super::afxdp::XskState,
-    ) -> (Worker, Sender<Vec<FlowUpdate>>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (etx, _erx) = crossbeam_channel::unbounded();
-        let w = Worker::new(
-            0,
-            Epoll::new().expect("epoll"),
-            Arc::new(EventFd::new().expect("eventfd")),
-            rx,
-            plane,
-            Clock::new(),
-            etx,
-            Arc::new(AtomicBool::new(false)),
-            None,
-            Arc::new(AtomicU64::new(0)),
-            xsk,
-            super::super::Guard {
-                policy: crate::guard::share(crate::guard::TargetPolicy::permissive()),
-                refused: Arc::default(),
-                health: Arc::default(),
-            },
-        )
-        .expect("worker");
-        (w, tx)
-    }
-
-    pub(in crate::worker) fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
-        idle_worker_with(super::super::afxdp::XskState::default())
-    }
-
-    #[test]
-    fn a_refused_open_leaves_its_port_ownerless() {
-        let (mut states, owners) = super::super::afxdp::tests::two_with_owners();
-        states.truncate(1);
-        let (mut w, tx) = idle_worker_with(states.pop().expect("worker 0"));
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let local = socket.local_addr().expect("local");
-        owners.set(local, 0); // as the control thread does before sending the Open
-        let open = FlowUpdate::Open {
-            id: FlowId(XSK_TOKEN), // reserved: refused
-            kind: FlowKind::Rtp,
-            socket,
-            egress: None,
-            latch: crate::flow::latch::LatchConfig::default(),
-            counters: Arc::default(),
-            record: None,
-        };
-        tx.send(vec![open]).expect("send");
-        w.begin_pass();
-        assert!(w.flows.is_empty());
-        assert_eq!(owners.owner(local), None);
-    }
-
-    #[test]
-    fn a_wake_posted_after_the_queues_were_read_is_kept() {
-        let (mut w, tx) = idle_worker();
-        let mut plane = new_plane(PlaneKind::Mmsg, BATCH);
-        w.wake.notify();
-        w.epoll.wait(&mut w.events, 0).expect("wait");
-        w.begin_pass();
-        // Another thread queues an update once the queues were read, before the ready fds are
-        // serviced: its wake must end the next wait.
-        tx.send(Vec::new()).expect("send");
-        w.wake.notify();
-        w.service_ready(plane.as_mut());
-        let mut next = Events::with_capacity(4);
-        w.epoll.wait(&mut next, 0).expect("wait");
-        assert_eq!(next.tokens().collect::<Vec<_>>(), vec![WAKE]);
-        // And once taken, the wake is gone.
-        w.events = next;
-        w.begin_pass();
-        w.service_ready(plane.as_mut());
-        assert_eq!(w.epoll.wait(&mut w.events, 0).expect("wait"), 0);
-    }
-}
+pub(super) mod tests;

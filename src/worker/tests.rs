@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::dataplane::skip::skip_unless;
 use crate::dataplane::{bind_pair, PlaneKind};
 use crate::flow::latch::{EndpointLearning, LatchConfig};
 use crate::time::Clock;
@@ -153,24 +154,24 @@ fn relays_both_ways_and_enforces_strict_source() {
 
 #[test]
 fn relays_both_ways_and_enforces_strict_source_uring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the fallback has its own test
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     relays_both_ways_and_enforces_strict_source_on(PlaneKind::Uring);
 }
 
 fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
     let (ca, ca_c, cb, cb_c, evil) = (client(), client(), client(), client(), client());
@@ -261,24 +262,24 @@ fn learns_natted_peer_reports_it_and_follows_updates() {
 
 #[test]
 fn learns_natted_peer_reports_it_and_follows_updates_uring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the fallback has its own test
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     learns_natted_peer_reports_it_and_follows_updates_on(PlaneKind::Uring);
 }
 
 fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     let (etx, erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        2,
-        Some(vec![0]),
+    let w = Workers::spawn(WorkersConfig {
+        workers: 2,
+        cpus: Some(vec![0]),
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let worker = w.worker_for(0xfeed);
     assert!(worker < 2);
@@ -332,28 +333,28 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
 fn spawn_rejects_zero_and_shards_stably() {
     let (etx, _erx) = crossbeam_channel::unbounded();
     assert!(matches!(
-        Workers::spawn(
-            0,
-            None,
-            PlaneKind::Mmsg,
-            Clock::new(),
-            etx.clone(),
-            None,
-            Vec::new(),
-            permissive()
-        ),
+        Workers::spawn(WorkersConfig {
+            workers: 0,
+            cpus: None,
+            plane: PlaneKind::Mmsg,
+            clock: Clock::new(),
+            events: etx.clone(),
+            offload: None,
+            xsks: Vec::new(),
+            policy: permissive()
+        }),
         Err(WorkerError::NoWorkers)
     ));
-    let w = Workers::spawn(
-        3,
-        None,
-        PlaneKind::Mmsg,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+    let w = Workers::spawn(WorkersConfig {
+        workers: 3,
+        cpus: None,
+        plane: PlaneKind::Mmsg,
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     assert_eq!(w.len(), 3);
     let mut seen = [0usize; 3];
@@ -368,16 +369,16 @@ fn spawn_rejects_zero_and_shards_stably() {
 
 fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -437,7 +438,7 @@ fn tap_keeps_forwarding_when_full() {
 
 #[test]
 fn tap_keeps_forwarding_when_full_uring() {
-    if crate::sys::uring::probe().is_err() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
     tap_keeps_forwarding_when_full_on(PlaneKind::Uring);
@@ -445,16 +446,16 @@ fn tap_keeps_forwarding_when_full_uring() {
 
 fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
         plane,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
-        permissive(),
-    )
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
@@ -519,7 +520,7 @@ fn block_drops_media_but_counts_it() {
 
 #[test]
 fn block_drops_media_but_counts_it_uring() {
-    if crate::sys::uring::probe().is_err() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
     block_drops_media_but_counts_it_on(PlaneKind::Uring);
@@ -532,14 +533,15 @@ fn a_worker_survives_a_panic_with_its_flows_and_too_many_stop_it() {
 
 #[test]
 fn a_uring_worker_survives_a_panic_with_a_fresh_ring() {
-    if crate::sys::uring::probe().is_err() {
-        return; // io_uring refused here; the mmsg test covers the logic
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
     }
     survives_a_panic_on(PlaneKind::Uring);
 }
 
 fn survives_a_panic_on(plane: PlaneKind) {
-    let (mut w, tx) = super::run::tests::idle_worker_on(plane, Default::default());
+    let (mut w, tx) = super::run::tests::idle_worker();
+    let start = super::run::tests::plane_start(plane, &w);
     w.fault_inject = true;
     let health = w.guard.health.clone();
     let wake = w.wake.clone();
@@ -554,7 +556,7 @@ fn survives_a_panic_on(plane: PlaneKind) {
     ])
     .expect("send");
     wake.notify();
-    let t = std::thread::spawn(move || w.run());
+    let t = std::thread::spawn(move || w.run(start));
     let forwards = |seq: u16| {
         a.send_to(&rtp(seq, 7), ra_addr).expect("send");
         recv(&b, Duration::from_secs(2)).is_some()
@@ -592,16 +594,16 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
         ports,
     ));
     let (etx, _erx) = crossbeam_channel::unbounded();
-    let w = Workers::spawn(
-        1,
-        None,
-        PlaneKind::Mmsg,
-        Clock::new(),
-        etx,
-        None,
-        Vec::new(),
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
+        plane: PlaneKind::Mmsg,
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
         policy,
-    )
+    })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
     let (a, _b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));

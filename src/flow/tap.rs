@@ -31,13 +31,19 @@ pub struct RecordTap {
 }
 
 impl RecordTap {
-    /// Queues a copy of `data`; never blocks. A full (or gone) writer costs a recording packet,
-    /// never a forwarded one.
+    /// Queues a copy of `data`, stamped now; never blocks. A full (or gone) writer costs a
+    /// recording packet, never a forwarded one.
     pub fn offer(&self, flow: u64, src: SocketAddr, data: &[u8]) {
+        self.offer_at(flow, src, data, SystemTime::now());
+    }
+
+    /// [`offer`](RecordTap::offer) with the arrival time passed in (the flow table reads no
+    /// clock of its own).
+    pub fn offer_at(&self, flow: u64, src: SocketAddr, data: &[u8], at: SystemTime) {
         let pkt = TapPacket {
             flow,
             src,
-            at: SystemTime::now(),
+            at,
             data: data.to_vec(),
         };
         match self.tx.try_send(pkt) {

@@ -1,0 +1,383 @@
+//! One worker's flow table, sans-IO: what a packet that arrived on a flow's socket becomes
+//! (forwarded out of the egress flow's socket to its peer, or dropped and counted), with the
+//! latch, the source policy, `block media` and the recording tap on the way. No sockets and no
+//! clock: the worker passes the time in and a plane does the I/O, so every decision is testable
+//! with made-up packets and a made-up clock.
+//!
+//! The wall clock that stamps recorded packets is passed in too ([`FlowTable::with_wall_clock`]).
+//!
+//! Each flow carries an opaque `S` for the I/O side that owns it (the worker's socket and
+//! kernel rule; nothing in tests). [`FlowTable::run`] looks the egress flow up once per batch
+//! and hands back a [`Run`] that decides each packet of the batch.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::latch::{Latch, LatchConfig, Verdict};
+use super::tap::RecordTap;
+use super::{FlowId, FlowKind, StreamCounters};
+use crate::guard::TargetPolicy;
+use crate::time::Millis;
+use crate::wire::{is_rtcp, rtcp, rtp};
+
+/// What a flow is opened with (the session layer's side; the I/O side comes separately).
+#[derive(Debug)]
+pub struct FlowSpec {
+    pub kind: FlowKind,
+    /// What arrives here leaves by this flow's socket, to its peer.
+    pub egress: Option<FlowId>,
+    pub latch: LatchConfig,
+    pub counters: Arc<StreamCounters>,
+    pub record: Option<RecordTap>,
+    /// The flow socket's own address: the source the policy checks are made for, and the key of
+    /// the flow's kernel rule.
+    pub local: Option<SocketAddr>,
+}
+
+/// One receiving socket of a call, as its worker relays it.
+pub struct Flow<S> {
+    kind: FlowKind,
+    egress: Option<FlowId>,
+    latch: Latch,
+    counters: Arc<StreamCounters>,
+    /// The learned endpoint last reported to control.
+    reported: Option<SocketAddr>,
+    /// Where copies of accepted RTP go when the flow is recorded.
+    record: Option<RecordTap>,
+    local: Option<SocketAddr>,
+    /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
+    /// the RTP payload types in the mask (DTMF events).
+    blocked: Option<u128>,
+    /// The I/O side: opaque to the table.
+    pub io: S,
+}
+
+impl<S> Flow<S> {
+    pub fn kind(&self) -> FlowKind {
+        self.kind
+    }
+    pub fn egress(&self) -> Option<FlowId> {
+        self.egress
+    }
+    pub fn latch(&self) -> &Latch {
+        &self.latch
+    }
+    pub fn counters(&self) -> &Arc<StreamCounters> {
+        &self.counters
+    }
+    pub fn recorded(&self) -> bool {
+        self.record.is_some()
+    }
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.local
+    }
+    pub fn blocked(&self) -> Option<u128> {
+        self.blocked
+    }
+    /// The I/O side to change, with the counters to account what it did.
+    pub fn io_and_counters(&mut self) -> (&mut S, &StreamCounters) {
+        (&mut self.io, &self.counters)
+    }
+}
+
+/// Why a packet was not forwarded. Every drop is counted on its flow before it is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not something the flow relays (a truncated RTP header, junk on an RTCP port).
+    Malformed,
+    /// A new source the relay never sends to (its own port, its host, a denied network).
+    RefusedSource,
+    /// The latch refused the source (strict source, or another peer while one is fixed).
+    Latch,
+    /// Accepted, then dropped by `block media`.
+    Blocked,
+    /// Accepted, but the egress flow or its peer is not known yet.
+    NoEgress,
+}
+
+/// What to do with one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision<E> {
+    /// Send it unchanged out of the egress flow's socket (`via`, as the caller's lookup gave
+    /// it) to `dst`. If the plane cannot queue it, report [`Run::not_sent`].
+    Forward {
+        via: E,
+        dst: SocketAddr,
+    },
+    Drop(DropReason),
+}
+
+/// What a batch changed beyond the flow's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunOutcome {
+    /// Packets accepted (counted in the flow's packets or RTCP packets).
+    pub accepted: u64,
+    /// Packets dropped for their source by the policy (the worker's refused-sources count).
+    pub refused: u64,
+    /// The latch moved or fixed its endpoint: the flow's kernel rule (and its partner's) may
+    /// have to change.
+    pub offload: bool,
+    /// An endpoint learned at another address than the SDP one, to report to control once.
+    pub learned: Option<SocketAddr>,
+}
+
+/// The flows of one worker, by id.
+pub struct FlowTable<S> {
+    flows: HashMap<u64, Flow<S>>,
+    /// Stamps the copies of recorded packets (called for those only).
+    wall: fn() -> SystemTime,
+}
+
+impl<S> Default for FlowTable<S> {
+    /// A table whose recordings are stamped with the system's wall clock.
+    fn default() -> Self {
+        FlowTable::with_wall_clock(SystemTime::now)
+    }
+}
+
+impl<S> FlowTable<S> {
+    /// A table whose recordings are stamped by `wall`.
+    pub fn with_wall_clock(wall: fn() -> SystemTime) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            wall,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Flow<S>> {
+        self.flows.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Flow<S>> {
+        self.flows.get_mut(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Flow<S>)> {
+        self.flows.iter().map(|(id, f)| (*id, f))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Flow<S>)> {
+        self.flows.iter_mut().map(|(id, f)| (*id, f))
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.flows.keys().copied()
+    }
+
+    /// Start relaying flow `id`; the caller closes a flow with the same id first.
+    pub fn open(&mut self, id: FlowId, spec: FlowSpec, io: S, now: Millis) {
+        let flow = Flow {
+            kind: spec.kind,
+            egress: spec.egress,
+            latch: Latch::new(spec.latch, now),
+            counters: spec.counters,
+            reported: None,
+            record: spec.record,
+            local: spec.local,
+            blocked: None,
+            io,
+        };
+        self.flows.insert(id.0, flow);
+    }
+
+    /// New signalling for flow `id`. False when there is no such flow.
+    pub fn update(
+        &mut self,
+        id: FlowId,
+        kind: FlowKind,
+        egress: Option<FlowId>,
+        latch: LatchConfig,
+        record: Option<RecordTap>,
+        now: Millis,
+    ) -> bool {
+        let Some(f) = self.flows.get_mut(&id.0) else {
+            return false;
+        };
+        f.kind = kind;
+        f.egress = egress;
+        f.latch.update(latch, now);
+        f.record = record;
+        true
+    }
+
+    /// Start or stop recording flow `id`. False when there is no such flow.
+    pub fn tap(&mut self, id: FlowId, record: Option<RecordTap>) -> bool {
+        match self.flows.get_mut(&id.0) {
+            Some(f) => {
+                f.record = record;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Start or stop `block media` on flow `id`: `Some(changed)`, or None when there is no such
+    /// flow.
+    pub fn block(&mut self, id: FlowId, block: Option<u128>) -> Option<bool> {
+        let f = self.flows.get_mut(&id.0)?;
+        let changed = f.blocked != block;
+        f.blocked = block;
+        Some(changed)
+    }
+
+    /// Stop relaying flow `id`; its I/O side comes back for the caller to close.
+    pub fn close(&mut self, id: FlowId) -> Option<Flow<S>> {
+        self.flows.remove(&id.0)
+    }
+
+    /// Start deciding a batch of packets that arrived on flow `token` at `now`. `out` names the
+    /// egress flow's socket as the plane wants it (looked up once for the batch). None when
+    /// the flow is gone.
+    pub fn run<'a, E: Copy>(
+        &'a mut self,
+        token: u64,
+        now: Millis,
+        policy: &'a TargetPolicy,
+        out: impl FnOnce(&S) -> E,
+    ) -> Option<Run<'a, S, E>> {
+        // The egress side cannot change while this batch is processed: look it up once.
+        let egress = self
+            .flows
+            .get(&token)?
+            .egress
+            .and_then(|e| self.flows.get(&e.0))
+            .map(|e| (out(&e.io), e.latch.target()));
+        let flow = self.flows.get_mut(&token)?;
+        let before = (flow.latch.is_fixed(), flow.latch.source());
+        Some(Run {
+            token,
+            via: flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip()),
+            flow,
+            egress,
+            policy,
+            now,
+            wall: self.wall,
+            before,
+            outcome: RunOutcome::default(),
+        })
+    }
+}
+
+/// The decisions for one batch of packets of one flow (see [`FlowTable::run`]).
+pub struct Run<'a, S, E> {
+    token: u64,
+    flow: &'a mut Flow<S>,
+    egress: Option<(E, Option<SocketAddr>)>,
+    via: IpAddr,
+    policy: &'a TargetPolicy,
+    now: Millis,
+    wall: fn() -> SystemTime,
+    before: (bool, Option<SocketAddr>),
+    outcome: RunOutcome,
+}
+
+impl<S, E: Copy> Run<'_, S, E> {
+    /// Classify `pkt` from `src`, check its source (latching), count it, tap it, and say where
+    /// it goes.
+    pub fn packet(&mut self, pkt: &[u8], src: SocketAddr) -> Decision<E> {
+        let flow = &mut *self.flow;
+        let c = &flow.counters;
+        let Some(rtcp) = classify(flow.kind, pkt) else {
+            c.errors.fetch_add(1, Relaxed);
+            return Decision::Drop(DropReason::Malformed);
+        };
+        // A source other than the one the stream accepts now could become its peer: the
+        // relay's own ports (a loop) and the addresses it never sends to are refused.
+        if flow.latch.source() != Some(src) && self.policy.check(src, self.via).is_err() {
+            c.errors.fetch_add(1, Relaxed);
+            self.outcome.refused += 1;
+            return Decision::Drop(DropReason::RefusedSource);
+        }
+        if flow.latch.on_packet(src, self.now) == Verdict::Drop {
+            c.errors.fetch_add(1, Relaxed);
+            return Decision::Drop(DropReason::Latch);
+        }
+        let len = pkt.len() as u64;
+        if rtcp {
+            c.rtcp_packets.fetch_add(1, Relaxed);
+            c.rtcp_bytes.fetch_add(len, Relaxed);
+        } else {
+            c.packets.fetch_add(1, Relaxed);
+            c.bytes.fetch_add(len, Relaxed);
+        }
+        c.last_packet_ms.store(self.now.0.max(1), Relaxed);
+        self.outcome.accepted += 1;
+        // Recorded flows only (one branch for the others): a copy into a bounded queue.
+        if let Some(tap) = &flow.record {
+            if !rtcp {
+                tap.offer_at(self.token, src, pkt, (self.wall)());
+            }
+        }
+        if blocks(flow.blocked, flow.kind, rtcp, pkt) {
+            c.dropped.fetch_add(1, Relaxed);
+            return Decision::Drop(DropReason::Blocked);
+        }
+        match self.egress {
+            Some((via, Some(dst))) => Decision::Forward { via, dst },
+            _ => {
+                c.dropped.fetch_add(1, Relaxed);
+                Decision::Drop(DropReason::NoEgress)
+            }
+        }
+    }
+
+    /// A packet the plane could not hand over (larger than a slot, from a non-IP address).
+    pub fn unusable(&mut self) {
+        self.flow.counters.errors.fetch_add(1, Relaxed);
+    }
+
+    /// A packet decided [`Decision::Forward`] could not be queued for sending.
+    pub fn not_sent(&mut self) {
+        self.flow.counters.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The end of the batch: what it changed beyond the counters.
+    pub fn finish(self) -> RunOutcome {
+        let flow = self.flow;
+        let mut outcome = self.outcome;
+        outcome.offload = self.before != (flow.latch.is_fixed(), flow.latch.source());
+        let learned = flow.latch.learned();
+        if learned != flow.reported {
+            flow.reported = learned;
+            outcome.learned = learned;
+        }
+        outcome
+    }
+}
+
+/// Whether `block media` (with the payload types in `block` still passing) drops this
+/// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
+fn blocks(block: Option<u128>, kind: FlowKind, rtcp: bool, pkt: &[u8]) -> bool {
+    let Some(pass) = block else { return false };
+    if rtcp {
+        return false;
+    }
+    match (kind, pkt.get(1)) {
+        (FlowKind::Rtp, Some(b)) => pass & (1u128 << (b & 0x7f)) == 0,
+        _ => true,
+    }
+}
+
+/// Is `pkt` something a flow of `kind` relays? `Some(true)` for RTCP, `Some(false)` for RTP.
+fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
+    match kind {
+        FlowKind::Rtp if is_rtcp(pkt) => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
+        FlowKind::Rtp => rtp::Packet::new_checked_header(pkt).ok().map(|_| false),
+        FlowKind::Rtcp => rtcp::Packet::new_checked(pkt).ok().map(|_| true),
+        FlowKind::Opaque => Some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! The worker as its plane's [`Forwarder`]: each batch of one flow goes through the flow table,
+//! and what it decides is queued on the plane, counted, and reported.
+
+use std::io;
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::run::{Worker, FAULT_PANIC};
+use super::{emit, FlowEvent};
+use crate::dataplane::{Batch, Forwarder};
+use crate::flow::table::Decision;
+use crate::flow::FlowId;
+
+impl Forwarder for Worker {
+    /// Packets `idx` of `plane`'s current batch all arrived on flow `token`'s socket: the flow
+    /// table decides each, the plane queues the forwards.
+    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, plane: &mut B) {
+        let now = self.clock.mono();
+        let policy = self.guard.policy.load();
+        let Some(mut run) = self
+            .flows
+            .run(token, now, &policy, |io| io.socket.as_raw_fd())
+        else {
+            return;
+        };
+        for i in idx {
+            let Some((pkt, src)) = plane.packet(i) else {
+                run.unusable();
+                continue;
+            };
+            if self.fault_inject && pkt.starts_with(FAULT_PANIC) {
+                panic!("fault injection: worker {} panics on request", self.index);
+            }
+            if let Decision::Forward { via, dst } = run.packet(pkt, src) {
+                if !plane.forward(i, via, dst, token) {
+                    run.not_sent();
+                }
+            }
+        }
+        let outcome = run.finish();
+        self.userspace.fetch_add(outcome.accepted, Relaxed);
+        if outcome.refused > 0 {
+            self.guard.refused.fetch_add(outcome.refused, Relaxed);
+        }
+        if outcome.offload {
+            self.mark(token);
+        }
+        if let Some(addr) = outcome.learned {
+            emit(
+                &self.out,
+                FlowEvent::Learned {
+                    id: FlowId(token),
+                    addr,
+                },
+            );
+        }
+    }
+
+    fn recv_failed(&mut self, token: u64, error: &io::Error) {
+        tracing::debug!(flow = token, %error, "receive failed");
+        if let Some(f) = self.flows.get(token) {
+            f.counters().errors.fetch_add(1, Relaxed);
+        }
+    }
+}
