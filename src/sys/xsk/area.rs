@@ -40,20 +40,30 @@ impl Area {
         self.len
     }
 
+    /// A pointer to bytes `off..off + len` of the area, or None when out of bounds. Making
+    /// the pointer is safe; reading or writing through it needs the bytes to be ours.
+    pub(super) fn span(&self, off: u64, len: u32) -> Option<NonNull<[u8]>> {
+        let off = usize::try_from(off).ok()?;
+        let end = off.checked_add(usize::try_from(len).ok()?)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: off <= end <= len, so the offset pointer stays inside the mapping (or one
+        // past its end for an empty span at the very end), which `self` keeps mapped.
+        let start = unsafe { self.ptr.add(off) };
+        Some(NonNull::slice_from_raw_parts(start, end - off))
+    }
+
     /// Bytes `off..off + len` of the area, or None when out of bounds.
     ///
     /// # Safety
     /// The caller must own those bytes for the lifetime of the slice: neither the kernel (a
     /// frame on the fill or tx ring) nor another slice may access them meanwhile.
     pub(super) unsafe fn bytes_mut(&mut self, off: u64, len: u32) -> Option<&mut [u8]> {
-        let off = usize::try_from(off).ok()?;
-        let end = off.checked_add(usize::try_from(len).ok()?)?;
-        if end > self.len {
-            return None;
-        }
-        // SAFETY: off..end lies inside the mapping (checked above), which lives as long as
+        let span = self.span(off, len)?;
+        // SAFETY: the span lies inside the mapping (checked by `span`), which lives as long as
         // `self`; exclusivity is the caller's promise.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), end - off) })
+        Some(unsafe { &mut *span.as_ptr() })
     }
 }
 

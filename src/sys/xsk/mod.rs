@@ -10,6 +10,8 @@
 
 #[cfg(rtprelay_xdp)]
 mod area;
+#[cfg(all(test, rtprelay_xdp))]
+mod batch_tests;
 #[cfg(rtprelay_xdp)]
 mod socket;
 #[cfg(not(rtprelay_xdp))]
@@ -18,9 +20,19 @@ mod stub;
 mod tests;
 
 #[cfg(rtprelay_xdp)]
-pub use socket::XskSocket;
+pub use socket::{RxBatch, XskSocket};
 #[cfg(not(rtprelay_xdp))]
-pub use stub::XskSocket;
+pub use stub::{RxBatch, XskSocket};
+
+/// What becomes of a received frame when its [`RxBatch`] is released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verdict {
+    /// Back to the fill ring, to receive into again.
+    #[default]
+    Recycle,
+    /// Out of the same socket, in place: as the batch left its bytes, at its received length.
+    Transmit,
+}
 
 /// The kernel's drop counters of one AF_XDP socket (`XDP_STATISTICS`), since it was bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -2,8 +2,9 @@
 //!
 //! Frame ownership, which keeps the `&mut [u8]` views sound: a frame is either the kernel's
 //! (on the fill ring, in the rx ring not yet read, on the tx ring until completed) or ours
-//! (the `free` list, or a frame just read from rx until it is recycled or transmitted). Only
-//! our frames are ever viewed, one at a time.
+//! (the `free` list, or a frame read from rx into an [`RxBatch`] until the batch is released
+//! and the frame recycled or transmitted). Only our frames are ever viewed: a free frame one at
+//! a time by [`XskSocket::send`], the frames of a batch together, each in its own UMEM chunk.
 
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -12,7 +13,7 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
 use super::area::Area;
-use super::{XskError, XskStats};
+use super::{Verdict, XskError, XskStats};
 
 /// `SOL_XDP` / `XDP_OPTIONS` / `XDP_OPTIONS_ZEROCOPY` from `<linux/if_xdp.h>`.
 const SOL_XDP: libc::c_int = 283;
@@ -36,6 +37,12 @@ pub struct XskSocket {
     filled: u32,
     /// How many frames the fill ring is kept stocked with; the rest serve transmission.
     fill_target: u32,
+    /// The frames of the current [`RxBatch`] (empty between batches), each in its own chunk.
+    batch: Vec<XdpDesc>,
+    /// What becomes of each frame of `batch` when it is released.
+    verdicts: Vec<Verdict>,
+    /// By chunk index: the chunk is in `batch` (so no second descriptor can alias it).
+    in_batch: Vec<bool>,
     /// Scratch list of received frames to transmit in place.
     to_send: Vec<XdpDesc>,
     /// Frames were queued by [`XskSocket::send`] since the last [`XskSocket::flush`].
@@ -46,6 +53,9 @@ pub struct XskSocket {
     /// Why binding in zero-copy mode failed, when it did.
     zero_copy_refused: Option<String>,
 }
+
+/// Room kept for this many frames per batch (more grows the scratch lists once).
+const BATCH_CAPACITY: usize = 64;
 
 /// The bind flags tried in turn.
 const ZEROCOPY: u16 = SocketConfig::XDP_BIND_ZEROCOPY;
@@ -190,7 +200,10 @@ impl XskSocket {
             free,
             filled: 0,
             fill_target,
-            to_send: Vec::with_capacity(64),
+            batch: Vec::with_capacity(BATCH_CAPACITY),
+            verdicts: Vec::with_capacity(BATCH_CAPACITY),
+            in_batch: vec![false; frames as usize],
+            to_send: Vec::with_capacity(BATCH_CAPACITY),
             kick_due: false,
             ifindex,
             queue,
@@ -221,40 +234,43 @@ impl XskSocket {
         self.zero_copy
     }
 
-    /// Hand up to `max` received frames, one at a time, to `f` (mutable: it may rewrite them
-    /// in place, e.g. before copying them into [`XskSocket::send`]), then recycle them to the
-    /// fill ring. Returns how many frames were received.
-    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&mut [u8])) -> usize {
-        self.forward(max, |frame| {
-            f(frame);
-            false
-        })
-    }
-
-    /// Like [`XskSocket::recv`], but a frame for which `f` returns true is transmitted in
-    /// place (same length, as `f` left it) instead of recycled: no copy.
-    pub fn forward(&mut self, max: u32, mut f: impl FnMut(&mut [u8]) -> bool) -> usize {
+    /// Take up to `max` received frames off the rx ring as one batch: they stay ours, viewable
+    /// together as disjoint `&mut [u8]`, until the batch is dropped, which applies each frame's
+    /// [`Verdict`] (recycle unless told otherwise) with one tx ring update and one wake.
+    pub fn rx_batch(&mut self, max: u32) -> RxBatch<'_> {
         self.reap();
-        let mut n = 0;
+        // A batch that was leaked rather than dropped is released now.
+        if !self.batch.is_empty() {
+            self.release_batch();
+        }
+        let mut received = 0;
         {
             let mut rx = self.rx.receive(max);
             while let Some(desc) = rx.read() {
-                n += 1;
+                received += 1;
                 self.filled = self.filled.saturating_sub(1);
                 let chunk = desc.addr & !u64::from(self.frame_size - 1);
                 let in_chunk =
                     desc.addr - chunk + u64::from(desc.len) <= u64::from(self.frame_size);
-                let frame = if in_chunk {
-                    // SAFETY: the frame came off the rx ring, so it is ours until we recycle
-                    // or transmit it below, and no other view of it exists; bounds are checked.
-                    unsafe { self.area.bytes_mut(desc.addr, desc.len) }
-                } else {
-                    None
-                };
-                match frame.map(&mut f) {
-                    Some(true) => self.to_send.push(desc),
-                    Some(false) => self.free.push(chunk),
-                    None => {
+                let index = usize::try_from(chunk / u64::from(self.frame_size)).ok();
+                let owned = index.and_then(|i| self.in_batch.get_mut(i));
+                match owned {
+                    Some(taken)
+                        if !*taken && in_chunk && self.area.span(desc.addr, desc.len).is_some() =>
+                    {
+                        *taken = true;
+                        self.batch.push(desc);
+                        self.verdicts.push(Verdict::Recycle);
+                    }
+                    // Its chunk is already in this batch: the kernel gave one frame twice. It is
+                    // recycled once, with the first.
+                    Some(taken) if *taken => {
+                        tracing::warn!(
+                            addr = desc.addr,
+                            "AF_XDP rx descriptor repeated in a batch"
+                        );
+                    }
+                    Some(_) => {
                         tracing::warn!(
                             addr = desc.addr,
                             len = desc.len,
@@ -262,9 +278,40 @@ impl XskSocket {
                         );
                         self.free.push(chunk);
                     }
+                    // Not a chunk of the UMEM: nothing to recycle.
+                    None => {
+                        tracing::warn!(
+                            addr = desc.addr,
+                            len = desc.len,
+                            "bad AF_XDP rx descriptor"
+                        );
+                    }
                 }
             }
             rx.release();
+        }
+        RxBatch {
+            xsk: self,
+            received,
+        }
+    }
+
+    /// Apply the verdicts of the batch's frames: transmit some in place, recycle the others,
+    /// then top the fill ring up.
+    fn release_batch(&mut self) {
+        let mask = !u64::from(self.frame_size - 1);
+        for (desc, verdict) in self.batch.drain(..).zip(self.verdicts.drain(..)) {
+            let chunk = desc.addr & mask;
+            if let Some(taken) = usize::try_from(chunk / u64::from(self.frame_size))
+                .ok()
+                .and_then(|i| self.in_batch.get_mut(i))
+            {
+                *taken = false;
+            }
+            match verdict {
+                Verdict::Transmit => self.to_send.push(desc),
+                Verdict::Recycle => self.free.push(chunk),
+            }
         }
         if !self.to_send.is_empty() {
             let sent = {
@@ -278,7 +325,6 @@ impl XskSocket {
                 w.commit();
                 sent as usize
             };
-            let mask = !u64::from(self.frame_size - 1);
             // The tx ring holds every frame, so this only happens if it is corrupt: keep the
             // frames rather than lose them.
             self.free
@@ -289,7 +335,29 @@ impl XskSocket {
             }
         }
         self.refill();
-        n
+    }
+
+    /// Hand up to `max` received frames, one at a time, to `f` (mutable: it may rewrite them
+    /// in place, e.g. before copying them into [`XskSocket::send`]), then recycle them to the
+    /// fill ring. Returns how many frames were received.
+    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&mut [u8])) -> usize {
+        self.forward(max, |frame| {
+            f(frame);
+            false
+        })
+    }
+
+    /// Like [`XskSocket::recv`], but a frame for which `f` returns true is transmitted in
+    /// place (same length, as `f` left it) instead of recycled: no copy. One frame at a time
+    /// over [`XskSocket::rx_batch`].
+    pub fn forward(&mut self, max: u32, mut f: impl FnMut(&mut [u8]) -> bool) -> usize {
+        let mut batch = self.rx_batch(max);
+        for i in 0..batch.len() {
+            if batch.frame_mut(i).is_some_and(&mut f) {
+                batch.set_verdict(i, Verdict::Transmit);
+            }
+        }
+        batch.received()
     }
 
     /// Copy `frame` (a whole Ethernet frame) into a free UMEM frame and queue it for
@@ -380,6 +448,12 @@ impl XskSocket {
         self.filled += inserted;
     }
 
+    /// Frames waiting in the rx ring (for tests that wait for a whole batch).
+    #[cfg(test)]
+    pub(super) fn rx_available(&self) -> u32 {
+        self.rx.available()
+    }
+
     /// Frames the UMEM holds.
     pub fn frames(&self) -> u32 {
         self.umem.len_frames()
@@ -421,4 +495,94 @@ fn zero_copy(fd: RawFd) -> bool {
         )
     };
     rc == 0 && flags & XDP_OPTIONS_ZEROCOPY != 0
+}
+
+/// Frames received together by [`XskSocket::rx_batch`], ours until the batch is dropped, which
+/// recycles or transmits each as its [`Verdict`] says.
+///
+/// Every frame of a batch lies in its own UMEM chunk, inside the area: `rx_batch` checks that
+/// each descriptor stays within its chunk and the area, and refuses a second descriptor for a
+/// chunk already in the batch. Chunks do not overlap, so the frames are disjoint.
+pub struct RxBatch<'a> {
+    xsk: &'a mut XskSocket,
+    /// Descriptors taken off the rx ring, bad ones included.
+    received: usize,
+}
+
+impl RxBatch<'_> {
+    /// Frames in the batch (the good descriptors).
+    pub fn len(&self) -> usize {
+        self.xsk.batch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.xsk.batch.is_empty()
+    }
+
+    /// Descriptors taken off the rx ring, bad ones (not in the batch) included.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// The area's span of frame `i`.
+    fn span(&self, i: usize) -> Option<std::ptr::NonNull<[u8]>> {
+        let d = self.xsk.batch.get(i)?;
+        self.xsk.area.span(d.addr, d.len)
+    }
+
+    /// Frame `i`, to read.
+    pub fn frame(&self, i: usize) -> Option<&[u8]> {
+        let span = self.span(i)?;
+        // SAFETY: frame `i` came off the rx ring into this batch, so the kernel leaves its
+        // chunk alone until the batch is released; the span is inside the area (checked).
+        // The only mutable views of batch frames borrow the batch mutably, so none exists
+        // while this shared borrow of it lives.
+        Some(unsafe { &*span.as_ptr() })
+    }
+
+    /// Frame `i`, to rewrite in place.
+    pub fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let span = self.span(i)?;
+        // SAFETY: frame `i` is ours until the batch is released (see `frame`), inside the
+        // area (checked), and this is the only view of it: it borrows the batch mutably.
+        Some(unsafe { &mut *span.as_ptr() })
+    }
+
+    /// All the frames at once, in order, each writable.
+    pub fn frames_mut(&mut self) -> impl ExactSizeIterator<Item = &mut [u8]> + '_ {
+        let area = &self.xsk.area;
+        self.xsk.batch.iter().map(move |d| {
+            let span = area
+                .span(d.addr, d.len)
+                .unwrap_or(std::ptr::NonNull::slice_from_raw_parts(
+                    std::ptr::NonNull::dangling(),
+                    0,
+                ));
+            // SAFETY: each frame is ours until the batch is released (it came off the rx ring,
+            // and the kernel only writes frames on the fill ring), and inside the area (checked
+            // here, a dangling empty slice otherwise). The frames are pairwise disjoint: each
+            // lies within its own chunk (`rx_batch` checked offset + length against the frame
+            // size), and no chunk is in the batch twice (`in_batch`). The batch is borrowed
+            // mutably for as long as the slices live, so no other view of them exists.
+            unsafe { &mut *span.as_ptr() }
+        })
+    }
+
+    /// What becomes of frame `i` when the batch is released.
+    pub fn set_verdict(&mut self, i: usize, verdict: Verdict) {
+        if let Some(v) = self.xsk.verdicts.get_mut(i) {
+            *v = verdict;
+        }
+    }
+
+    /// Frame `i`'s verdict so far.
+    pub fn verdict(&self, i: usize) -> Option<Verdict> {
+        self.xsk.verdicts.get(i).copied()
+    }
+}
+
+impl Drop for RxBatch<'_> {
+    fn drop(&mut self) {
+        self.xsk.release_batch();
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::XskError;
+use super::{Verdict, XskError};
 
 /// Never constructed in this build.
 pub struct XskSocket {
@@ -31,6 +31,9 @@ impl XskSocket {
     pub fn zero_copy(&self) -> bool {
         match self._never {}
     }
+    pub fn rx_batch(&mut self, _max: u32) -> RxBatch<'_> {
+        match self._never {}
+    }
     pub fn recv(&mut self, _max: u32, _f: impl FnMut(&mut [u8])) -> usize {
         match self._never {}
     }
@@ -50,6 +53,39 @@ impl XskSocket {
         match self._never {}
     }
     pub fn umem_bytes(&self) -> usize {
+        match self._never {}
+    }
+}
+
+/// Never constructed in this build.
+pub struct RxBatch<'a> {
+    _never: std::convert::Infallible,
+    _socket: std::marker::PhantomData<&'a mut XskSocket>,
+}
+
+impl RxBatch<'_> {
+    pub fn len(&self) -> usize {
+        match self._never {}
+    }
+    pub fn is_empty(&self) -> bool {
+        match self._never {}
+    }
+    pub fn received(&self) -> usize {
+        match self._never {}
+    }
+    pub fn frame(&self, _i: usize) -> Option<&[u8]> {
+        match self._never {}
+    }
+    pub fn frame_mut(&mut self, _i: usize) -> Option<&mut [u8]> {
+        match self._never {}
+    }
+    pub fn frames_mut(&mut self) -> std::iter::Empty<&mut [u8]> {
+        match self._never {}
+    }
+    pub fn set_verdict(&mut self, _i: usize, _verdict: Verdict) {
+        match self._never {}
+    }
+    pub fn verdict(&self, _i: usize) -> Option<Verdict> {
         match self._never {}
     }
 }
