@@ -12,6 +12,7 @@
 //! - `hops`: next hops from the kernel's tables.
 
 mod counters;
+mod frames;
 mod handoff;
 mod hops;
 mod owners;

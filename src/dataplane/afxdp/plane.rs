@@ -13,16 +13,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::counters::XskCounters;
+use super::frames::{run_end, FrameRun, Frames, Todo};
 use super::handoff::{Handoff, HANDOFF_MAX};
 use super::hops::Hops;
 use super::owners::unspecified;
 use crate::dataplane::mmsg::{MmsgIo, MmsgPlane, Readiness, WAKE};
-use crate::dataplane::{Batch, FlowSocket, Forwarder, Plane};
+use crate::dataplane::{FlowSocket, Forwarder, Plane};
 use crate::flow::StreamCounters;
 use crate::sys::eventfd::EventFd;
-use crate::sys::xsk::{XskSocket, XskStats};
+use crate::sys::xsk::{Verdict, XskSocket, XskStats};
 use crate::time::{Clock, Millis};
-use crate::wire::frame;
+use crate::wire::frame::{self, UdpFrame};
 
 /// Frames taken from a socket per readiness event.
 const FRAMES_PER_PASS: u32 = 64;
@@ -71,7 +72,7 @@ pub struct XskState {
     wake: Arc<EventFd>,
     sockets: Vec<XskSocket>,
     /// The device of each socket (the sockets are taken out while one is serviced).
-    devices: Vec<u32>,
+    pub(super) devices: Vec<u32>,
     /// Relay address:port -> flow and its counters, to find a frame's flow.
     by_local: HashMap<SocketAddr, (u64, Arc<StreamCounters>)>,
     /// Socket fd -> its address, to rewrite a forward as leaving the egress flow's socket.
@@ -87,6 +88,12 @@ pub struct XskState {
     pub(super) handoff: Option<Handoff>,
     /// Rewritten copies to send from one of the sockets, at the end of the pass.
     pub(super) pending: Vec<Pending>,
+    /// The frames of the batch being forwarded that go to flows, in order (kept for reuse).
+    todo: Vec<Todo>,
+    /// The forwarder's decision for each of `todo`: out of which socket, to where.
+    decided: Vec<Option<(RawFd, SocketAddr)>>,
+    /// For each frame of the batch: the socket to send it from once rewritten, with its flow.
+    outcomes: Vec<Option<(usize, SocketAddr)>>,
     /// When the sockets' kernel counters were last read.
     stats_read: Option<Millis>,
     /// For next hops' lifetimes.
@@ -113,6 +120,9 @@ impl XskState {
             early: Vec::new(),
             handoff,
             pending: Vec::new(),
+            todo: Vec::with_capacity(FRAMES_PER_PASS as usize),
+            decided: Vec::with_capacity(FRAMES_PER_PASS as usize),
+            outcomes: Vec::with_capacity(FRAMES_PER_PASS as usize),
             stats_read: None,
             clock: Clock::new(),
         }
@@ -205,32 +215,53 @@ impl XskState {
     fn service<F: Forwarder>(&mut self, k: usize, fwd: &mut F, io: &mut MmsgIo) {
         let mut sockets = std::mem::take(&mut self.sockets);
         if let Some(s) = sockets.get_mut(k) {
-            let arrival = Arrival {
-                ifindex: s.ifindex(),
-                socket: Some(k),
-                handed: false,
-                keep: true,
-            };
-            s.forward(FRAMES_PER_PASS, |f| match self.frame(f, arrival, fwd, io) {
-                Some((i, _)) if i == k => {
+            let ifindex = s.ifindex();
+            // Dropping the batch transmits or recycles its frames as `received` marked them.
+            let mut batch = s.rx_batch(FRAMES_PER_PASS);
+            self.received(k, ifindex, &mut batch, fwd, io);
+        }
+        self.sockets = sockets;
+        self.finish_pass();
+    }
+
+    /// Forward the frames socket `k` (on device `ifindex`) received, and mark each: transmit in
+    /// place when it leaves by the same socket, recycle otherwise (copied first when it
+    /// leaves by another socket of this worker).
+    pub(super) fn received<R: Frames + ?Sized, F: Forwarder>(
+        &mut self,
+        k: usize,
+        ifindex: u32,
+        frames: &mut R,
+        fwd: &mut F,
+        io: &mut MmsgIo,
+    ) {
+        let arrival = Arrival {
+            ifindex,
+            socket: Some(k),
+            handed: false,
+            keep: true,
+        };
+        self.forward_frames(frames, arrival, fwd, io);
+        let outcomes = std::mem::take(&mut self.outcomes);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match *outcome {
+                Some((socket, _)) if socket == k => {
                     self.counters.transmitted.fetch_add(1, Relaxed);
-                    true
+                    frames.set_verdict(i, Verdict::Transmit);
                 }
                 Some((socket, key)) => {
-                    if let Some((_, c)) = self.by_local.get(&key) {
+                    if let (Some((_, c)), Some(f)) = (self.by_local.get(&key), frames.frame(i)) {
                         self.pending.push(Pending {
                             socket,
                             frame: f.to_vec(),
                             counters: c.clone(),
                         });
                     }
-                    false
                 }
-                None => false,
-            });
+                None => {}
+            }
         }
-        self.sockets = sockets;
-        self.finish_pass();
+        self.outcomes = outcomes;
     }
 
     /// At the start of a pass, after the flow updates: the frames that arrived before their
@@ -335,6 +366,67 @@ impl XskState {
         fwd: &mut F,
         io: &mut MmsgIo,
     ) -> Option<(usize, SocketAddr)> {
+        self.forward_frames(&mut [f][..], arrival, fwd, io);
+        self.outcomes.first().copied().flatten()
+    }
+
+    /// Forward a batch of frames that arrived together: each is parsed and handed to another
+    /// worker, kept, or queued for its flow; then each run of consecutive frames of one flow
+    /// goes to the forwarder in one call, and each frame it forwarded is rewritten or sent
+    /// through the socket layer. Leaves in `outcomes`, for each frame, what [`Self::frame`]
+    /// returns for one.
+    fn forward_frames<R: Frames + ?Sized, F: Forwarder>(
+        &mut self,
+        frames: &mut R,
+        arrival: Arrival,
+        fwd: &mut F,
+        io: &mut MmsgIo,
+    ) {
+        let mut todo = std::mem::take(&mut self.todo);
+        let mut decided = std::mem::take(&mut self.decided);
+        todo.clear();
+        self.outcomes.clear();
+        self.outcomes.resize(frames.len(), None);
+        for i in 0..frames.len() {
+            if let Some((token, key, parsed)) = frames.frame(i).and_then(|f| self.sort(f, arrival))
+            {
+                todo.push(Todo {
+                    frame: i,
+                    token,
+                    key,
+                    parsed,
+                });
+            }
+        }
+        decided.clear();
+        decided.resize(todo.len(), None);
+        let mut start = 0;
+        while start < todo.len() {
+            let end = run_end(&todo, start);
+            let mut run = FrameRun {
+                frames: &*frames,
+                todo: &todo,
+                out: &mut decided,
+            };
+            fwd.forward_run(todo[start].token, start..end, &mut run);
+            for (t, out) in todo[start..end].iter().zip(&decided[start..end]) {
+                if let (Some((fd, dst)), Some(f)) = (*out, frames.frame_mut(t.frame)) {
+                    let sent = self.send_forwarded(f, t, fd, dst, arrival, io);
+                    if let Some(o) = self.outcomes.get_mut(t.frame) {
+                        *o = sent;
+                    }
+                }
+            }
+            start = end;
+        }
+        self.todo = todo;
+        self.decided = decided;
+    }
+
+    /// A frame's flow (its token, the address it is indexed by) and where its parts are; None
+    /// when it is not UDP over IP, was handed to the worker owning its flow, or has no flow
+    /// (kept for another look, or counted as unmatched).
+    fn sort(&mut self, f: &[u8], arrival: Arrival) -> Option<(u64, SocketAddr, UdpFrame)> {
         let Some(p) = frame::parse(f) else {
             tracing::trace!(
                 worker = self.index,
@@ -370,13 +462,22 @@ impl XskState {
             }
             return None; // no flow on that port (yet)
         };
-        let mut batch = FrameBatch {
-            payload: &f[p.payload.clone()],
-            src: p.src,
-            out: None,
-        };
-        fwd.forward_run(token, 0..1, &mut batch);
-        let (fd, dst) = batch.out?;
+        Some((token, key, p))
+    }
+
+    /// Send on a frame its flow forwarded out of socket `fd` to `dst`: rewritten for the next
+    /// hop, from a socket of this worker (returned, with the flow's address) or handed to a
+    /// worker with a socket on the device; else through the socket layer.
+    fn send_forwarded(
+        &mut self,
+        f: &mut [u8],
+        t: &Todo,
+        fd: RawFd,
+        dst: SocketAddr,
+        arrival: Arrival,
+        io: &mut MmsgIo,
+    ) -> Option<(usize, SocketAddr)> {
+        let (key, p) = (t.key, &t.parsed);
         let ingress = self.by_local.get(&key).map(|(_, c)| c)?;
         let Some(&egress_local) = self.by_fd.get(&fd) else {
             // The forwarder named the egress flow by a socket this plane registered: never
@@ -389,7 +490,7 @@ impl XskState {
         if let (Some(local), Some(h)) = (egress_local, hop) {
             match self.tx_socket(h.ifindex, arrival.socket) {
                 Some(i) => {
-                    if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
+                    if frame::rewrite(f, p, local, dst, h.our_mac, h.peer_mac) {
                         return Some((i, key));
                     }
                 }
@@ -399,7 +500,7 @@ impl XskState {
                     if let Some(ho) = self.handoff.as_mut() {
                         let by = ho.transmitters.iter().find(|t| t.0 == h.ifindex);
                         if let Some(&(_, w)) = by {
-                            if frame::rewrite(f, &p, local, dst, h.our_mac, h.peer_mac) {
+                            if frame::rewrite(f, p, local, dst, h.our_mac, h.peer_mac) {
                                 let by = Some(ingress.clone());
                                 ho.hand(w, h.ifindex, f, by, &self.counters);
                                 return None;
@@ -411,31 +512,10 @@ impl XskState {
         }
         // Unknown next hop, a device without an AF_XDP socket, or a family change: the
         // socket layer sends it (a failure comes back through the flush as the flow's drop).
-        if !io.send(fd, dst, &f[p.payload.clone()], token) {
+        if !io.send(fd, dst, &f[p.payload.clone()], t.token) {
             ingress.dropped.fetch_add(1, Relaxed);
         }
         None
-    }
-}
-
-/// One frame's payload as the forwarding logic sees it; `forward` records the decision.
-struct FrameBatch<'a> {
-    payload: &'a [u8],
-    src: SocketAddr,
-    out: Option<(RawFd, SocketAddr)>,
-}
-
-impl Batch for FrameBatch<'_> {
-    fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        (i == 0).then_some((self.payload, self.src))
-    }
-
-    fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, _tag: u64) -> bool {
-        if i != 0 {
-            return false;
-        }
-        self.out = Some((sock, dst));
-        true
     }
 }
 

@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use super::frames::Frames;
 use super::handoff::HANDOFF_MAX;
 use super::plane::{Arrival, Pending};
 use super::*;
@@ -14,6 +15,7 @@ use crate::dataplane::mmsg::{MmsgPlane, Readiness};
 use crate::dataplane::{Batch, FlowSocket, Forwarder, Plane, TOKEN_MAX};
 use crate::flow::StreamCounters;
 use crate::sys::eventfd::EventFd;
+use crate::sys::xsk::Verdict;
 
 /// Two workers' AF_XDP parts with hand-off queues and no sockets, and the port owner table
 /// they share.
@@ -182,4 +184,137 @@ fn a_refused_open_leaves_its_port_ownerless() {
     });
     assert!(refused.is_err());
     assert_eq!(owners.owner(local), None);
+}
+
+/// Frames in plain buffers standing in for an AF_XDP socket's batch, with the verdicts the
+/// plane gives them.
+struct FakeBatch {
+    frames: Vec<Vec<u8>>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Frames for FakeBatch {
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+    fn frame(&self, i: usize) -> Option<&[u8]> {
+        self.frames.get(i).map(|f| &f[..])
+    }
+    fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        self.frames.get_mut(i).map(|f| &mut f[..])
+    }
+    fn set_verdict(&mut self, i: usize, verdict: Verdict) {
+        self.verdicts[i] = verdict;
+    }
+}
+
+/// Forwards every packet but those saying "drop" out of `via`, flow 1's to `dst1` and the
+/// others' to `dst2`, and records each call (flow, packets).
+struct Runs {
+    via: RawFd,
+    dst1: SocketAddr,
+    dst2: SocketAddr,
+    calls: Vec<(u64, usize)>,
+}
+
+impl Forwarder for Runs {
+    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, b: &mut B) {
+        self.calls.push((token, idx.len()));
+        for i in idx {
+            let Some((pkt, _)) = b.packet(i) else {
+                continue;
+            };
+            if pkt != b"drop" {
+                let dst = if token == 1 { self.dst1 } else { self.dst2 };
+                b.forward(i, self.via, dst, token);
+            }
+        }
+    }
+
+    fn recv_failed(&mut self, _token: u64, _error: &std::io::Error) {}
+}
+
+/// A batch of frames goes to the forwarder one run of one flow at a time (frames that go to
+/// no flow do not break a run), and each frame gets its own verdict: transmitted in place
+/// (rewritten for the next hop) when it leaves by the socket it came in on, recycled when the
+/// flow dropped it, it was no UDP, or it leaves by another socket (a copy is queued there).
+#[test]
+fn a_batch_is_forwarded_in_runs_and_each_frame_gets_its_verdict() {
+    use super::hops::Hop;
+    use crate::time::Millis;
+    use crate::wire::frame::{self, tests::frame};
+
+    let wake = Arc::new(EventFd::new().expect("eventfd"));
+    let (xsk, _) = deal(Vec::new(), &[wake], None).pop().expect("worker 0");
+    let mut p = plane(xsk);
+    let peer: SocketAddr = "10.9.0.2:4000".parse().expect("addr");
+    let (callee, other) = (
+        "10.9.0.3:5000".parse().expect("addr"),
+        "10.8.0.3:5000".parse().expect("addr"),
+    );
+    let (a, b) = (
+        UdpSocket::bind("127.0.0.1:0").expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").expect("bind"),
+    );
+    let (la, lb) = (
+        a.local_addr().expect("local"),
+        b.local_addr().expect("local"),
+    );
+    let (ca, cb) = (Arc::default(), Arc::default());
+    register(&mut p, 1, &a, &ca);
+    register(&mut p, 2, &b, &cb);
+    // Socket 0 on device 7 (where the callee is), socket 1 on device 8 (the other).
+    p.xsk.devices = vec![7, 8];
+    let (ours, theirs) = ([2, 0, 0, 0, 7, 1], [2, 0, 0, 0, 7, 2]);
+    for (to, ifindex) in [(callee, 7), (other, 8)] {
+        let hop = Hop {
+            peer_mac: theirs,
+            our_mac: ours,
+            ifindex,
+        };
+        let key = (lb.ip(), SocketAddr::ip(&to));
+        p.xsk.hops.known.insert(key, (Some(hop), Millis(u64::MAX)));
+    }
+    let frames: Vec<Vec<u8>> = vec![
+        frame(peer, la, b"0"),
+        frame(peer, la, b"1"),
+        frame(peer, la, b"drop"),
+        b"not a frame".to_vec(),
+        frame(peer, la, b"3"),
+        frame(peer, lb, b"4"),
+        frame(peer, lb, b"5"),
+        frame(peer, la, b"6"),
+    ];
+    let mut batch = FakeBatch {
+        verdicts: vec![Verdict::Recycle; frames.len()],
+        frames,
+    };
+    let mut fwd = Runs {
+        via: b.as_raw_fd(),
+        dst1: callee,
+        dst2: other,
+        calls: Vec::new(),
+    };
+    p.xsk.received(0, 7, &mut batch, &mut fwd, &mut p.mmsg.io);
+
+    assert_eq!(fwd.calls, vec![(1, 4), (2, 2), (1, 1)], "one call per run");
+    use Verdict::{Recycle as R, Transmit as T};
+    assert_eq!(batch.verdicts, vec![T, T, R, R, T, R, R, T]);
+    for i in [0, 1, 4, 7] {
+        let f = frame::parse(&batch.frames[i]).expect("still a frame");
+        assert_eq!(
+            (f.src, f.dst, f.dst_mac, f.src_mac),
+            (lb, callee, theirs, ours)
+        );
+    }
+    // Flow 2's frames leave by socket 1: rewritten copies queued for it.
+    let queued: Vec<(usize, SocketAddr)> = p
+        .xsk
+        .pending
+        .iter()
+        .map(|q| (q.socket, frame::parse(&q.frame).expect("frame").dst))
+        .collect();
+    assert_eq!(queued, vec![(1, other), (1, other)]);
+    assert_eq!(p.xsk.counters.transmitted.load(Relaxed), 4);
+    assert_eq!(ca.dropped.load(Relaxed) + cb.dropped.load(Relaxed), 0);
 }
