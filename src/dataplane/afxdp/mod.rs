@@ -6,6 +6,7 @@
 //! - `start`: opening the sockets and sharing out their frame memory;
 //! - `plane`: the [`AfxdpPlane`] a worker runs (the flows' UDP sockets through the mmsg plane,
 //!   the frames through its AF_XDP sockets);
+//! - `frames`: a batch of frames as the plane forwards it, in runs of one flow;
 //! - `handoff`: the bounded queues that carry frames between workers (the device, not the
 //!   call's sharding, picks a frame's queue), and [`deal`], which shares the sockets out;
 //! - `owners`: which worker owns the flow on a relay port;

@@ -1,9 +1,10 @@
 //! The plane a worker runs with AF_XDP: its flows' UDP sockets through the mmsg plane (what the
 //! XDP program lets through to the socket layer), and the frames of its AF_XDP sockets and
-//! hand-off queue. A frame goes to the worker's [`Forwarder`] like a socket packet; once
-//! forwarded it is rewritten in place and sent back out of an AF_XDP socket. A frame whose next
-//! hop is unknown, or that must leave by a device this worker has no socket on, is sent through
-//! the egress flow's UDP socket instead.
+//! hand-off queue. A socket's frames are taken as one batch and go to the worker's
+//! [`Forwarder`] like a socket's packets, one call per run of consecutive frames of one flow;
+//! once forwarded, a frame is rewritten in place and sent back out of an AF_XDP socket. A frame
+//! whose next hop is unknown, or that must leave by a device this worker has no socket on, is
+//! sent through the egress flow's UDP socket instead.
 
 use std::collections::HashMap;
 use std::io;
@@ -216,9 +217,9 @@ impl XskState {
         let mut sockets = std::mem::take(&mut self.sockets);
         if let Some(s) = sockets.get_mut(k) {
             let ifindex = s.ifindex();
-            // Dropping the batch transmits or recycles its frames as `received` marked them.
+            // Dropping the batch transmits or recycles its frames as `forward_batch` marked them.
             let mut batch = s.rx_batch(FRAMES_PER_PASS);
-            self.received(k, ifindex, &mut batch, fwd, io);
+            self.forward_batch(k, ifindex, &mut batch, fwd, io);
         }
         self.sockets = sockets;
         self.finish_pass();
@@ -227,7 +228,7 @@ impl XskState {
     /// Forward the frames socket `k` (on device `ifindex`) received, and mark each: transmit in
     /// place when it leaves by the same socket, recycle otherwise (copied first when it
     /// leaves by another socket of this worker).
-    pub(super) fn received<R: Frames + ?Sized, F: Forwarder>(
+    pub(super) fn forward_batch<R: Frames + ?Sized, F: Forwarder>(
         &mut self,
         k: usize,
         ifindex: u32,

@@ -295,7 +295,8 @@ fn a_batch_is_forwarded_in_runs_and_each_frame_gets_its_verdict() {
         dst2: other,
         calls: Vec::new(),
     };
-    p.xsk.received(0, 7, &mut batch, &mut fwd, &mut p.mmsg.io);
+    p.xsk
+        .forward_batch(0, 7, &mut batch, &mut fwd, &mut p.mmsg.io);
 
     assert_eq!(fwd.calls, vec![(1, 4), (2, 2), (1, 1)], "one call per run");
     use Verdict::{Recycle as R, Transmit as T};
