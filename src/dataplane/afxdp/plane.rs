@@ -215,13 +215,21 @@ impl XskState {
     /// Take what AF_XDP socket `k` received, forward it, and send it on.
     fn service<F: Forwarder>(&mut self, k: usize, fwd: &mut F, io: &mut MmsgIo) {
         let mut sockets = std::mem::take(&mut self.sockets);
-        if let Some(s) = sockets.get_mut(k) {
-            let ifindex = s.ifindex();
-            // Dropping the batch transmits or recycles its frames as `forward_batch` marked them.
-            let mut batch = s.rx_batch(FRAMES_PER_PASS);
-            self.forward_batch(k, ifindex, &mut batch, fwd, io);
-        }
+        // A panic in the forwarding (a bug a packet found) is caught by the worker, which then
+        // goes on with this plane: the sockets must be back in place when it unwinds, or the
+        // worker would lose its AF_XDP sockets for good. The batch is released as it unwinds.
+        let forwarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(s) = sockets.get_mut(k) {
+                let ifindex = s.ifindex();
+                // Dropping the batch transmits or recycles its frames as `forward_batch` marked them.
+                let mut batch = s.rx_batch(FRAMES_PER_PASS);
+                self.forward_batch(k, ifindex, &mut batch, fwd, io);
+            }
+        }));
         self.sockets = sockets;
+        if let Err(panic) = forwarded {
+            std::panic::resume_unwind(panic);
+        }
         self.finish_pass();
     }
 
