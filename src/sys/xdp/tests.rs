@@ -1,6 +1,7 @@
 //! Tests of the XDP program through BPF_PROG_TEST_RUN (crafted and random frames, the full
 //! rewrite against a real FIB in a namespace), and of attaching/replacing/detaching on a veth.
-//! They need root (CAP_BPF + CAP_NET_ADMIN): without it they print a note and return.
+//! They need root (CAP_BPF + CAP_NET_ADMIN): without it they skip through
+//! [`crate::testkit::skip_unless`] (a failure under `RTPRELAY_E2E=1`).
 #![allow(clippy::unwrap_used)]
 
 use std::mem::MaybeUninit;
@@ -33,7 +34,7 @@ fn sa(s: &str) -> SocketAddr {
 }
 
 /// Load the skeleton (not attached) and run `f` with its program and a table over its maps;
-/// None (and a note) when this process may not load BPF.
+/// None (a skip, or a failure under `RTPRELAY_E2E=1`) when this process may not load BPF.
 pub(crate) fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> Option<T> {
     // libbpf's messages (a verifier log on failure) go to tracing.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
@@ -41,7 +42,7 @@ pub(crate) fn with_skel<T>(f: impl FnOnce(&ProgramMut<'_>, &XdpTable) -> T) -> O
     let skel = match load_skel(&mut storage) {
         Ok(s) => s,
         Err(XdpError::Permission(e)) => {
-            eprintln!("skipping: cannot load BPF here ({e})");
+            crate::testkit::skip_unless(false, &format!("cannot load BPF here ({e})"));
             return None;
         }
         Err(e) => panic!("loading the XDP program: {e}"),
