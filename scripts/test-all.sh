@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite on a fresh Debian bookworm machine (README and .ci/run call it).
 # Stages, each timed and named: system packages (scripts/install-deps.sh, when root), cargo fmt check, clippy with
-# warnings denied, cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
+# warnings denied, the quick gates (a type check without default features, the API docs with warnings denied, a
+# type check with the minimum supported Rust version of Cargo.toml, no unused dependency), cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
 # skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
 # rtpengine as a reference, the differential test against rtpengine with its report, then the later suites when
 # their scripts exist
@@ -47,6 +48,19 @@ fi
 
 run_stage "cargo fmt" cargo fmt --all -- --check
 run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# The quick gates: type checks and docs only (no code generation), each a minute or two.
+# The build without the XDP plane (no libbpf, no clang) still compiles.
+run_stage "no-default-features" cargo check -p rtprelay --no-default-features
+# The API docs build with every intra-doc link resolved.
+run_stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+# The rust-version Cargo.toml promises: that toolchain (installed here, minimal profile, plus rustfmt, which
+# build.rs's BPF skeleton generator runs) type-checks the workspace with the locked dependencies.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+run_stage "msrv (rust $msrv)" bash -c "rustup toolchain install '$msrv' --profile minimal --component rustfmt \
+  --no-self-update && cargo +'$msrv' check --workspace --locked"
+# Every declared dependency is used (cargo-machete reads the sources; installed from crates.io when missing).
+run_stage "unused dependencies" bash -c 'command -v cargo-machete >/dev/null \
+  || cargo install cargo-machete --locked --quiet; cargo machete'
 run_stage "cargo test" cargo test --workspace --no-fail-fast
 # The XDP namespace suite once more with the afxdp plane serving what the kernel does not forward.
 run_stage "xdp suite on afxdp" env RTPRELAY_XDP_TESTS_PLANE=afxdp cargo test --test xdp

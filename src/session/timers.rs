@@ -10,7 +10,7 @@ pub const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 
 impl Engine {
     /// Ends calls whose time is up. Call it as often as convenient: it looks at the calls at most
-    /// once per [`SCAN_INTERVAL`].
+    /// once per `SCAN_INTERVAL`.
     pub fn tick(&mut self, now: Now, binder: &mut dyn PortBinder) {
         if self.next_scan.is_some_and(|at| now.mono < at) {
             return;
