@@ -1,6 +1,8 @@
 //! An AF_XDP socket on a veth in a fresh namespace pair: relay-port UDP reaches it (and not
 //! the UDP socket on that port) only while the AF_XDP flag is on, and frames it transmits,
-//! copied or in place, reach the peer. Needs root; without it the test prints a note and returns.
+//! copied or in place, reach the peer. Needs root: without it the tests skip through
+//! [`crate::testkit::skip_unless`] (a failure under `RTPRELAY_E2E=1`). Checksums and veth pairs
+//! come from [`crate::testkit`].
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, UdpSocket};
@@ -9,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::sys::netns::run_in;
-use crate::sys::xdp::tests::{
-    can_load, fold, foreign_pass_program, ip, sum16, veth_pair, with_skel, xdp_attach_raw, NsGuard,
-};
+use crate::sys::xdp::tests::{can_load, foreign_pass_program, with_skel, xdp_attach_raw};
 use crate::sys::xdp::{ifindex, XdpError, XdpProgram};
+use crate::testkit::checksum::{fold, sum16};
+use crate::testkit::netns::{ip, veth_pair, NsGuard};
 
 const RELAY: &str = "192.0.2.1:30000";
 const PEER: &str = "192.0.2.2:4000";
