@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
   fi
 done
 if [ ${#crashed[@]} -gt 0 ]; then
-  echo "fuzz smoke: crashed: ${crashed[*]}"
+  echo "fuzz smoke: failed (a crash, or a target that did not build or run): ${crashed[*]}"
   exit 1
 fi
 echo "fuzz smoke: ${#targets[@]} targets, no crash"
