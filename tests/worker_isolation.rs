@@ -248,8 +248,8 @@ const SHARD_PACKETS: u16 = 100;
 const SHARD_GAP: Duration = Duration::from_millis(3);
 
 /// Sharding by counters: `SHARD_PACKETS` paced packets on the call of worker `hot` wake that
-/// worker about once each while the other sleeps through its 100 ms ticks; all of them arrive
-/// in order and the relay counts each once.
+/// worker about once each (at least a quarter of them) while the other sleeps through its 100 ms
+/// ticks (under a quarter); all of them arrive in order and the relay counts each once.
 fn only_the_owner_wakes(relay: &Relay, ng: &NgClient, calls: &[PinnedCall; 2], hot: usize) {
     let cold = 1 - hot;
     let pid = relay.pid();
@@ -283,8 +283,10 @@ fn only_the_owner_wakes(relay: &Relay, ng: &NgClient, calls: &[PinnedCall; 2], h
     eprintln!("{what}");
     assert_eq!(seqs, (0..SHARD_PACKETS).collect::<Vec<_>>(), "{what}");
     assert_eq!(counted, want, "{what}");
+    // About one wake-up per packet; a quarter leaves room for a loaded machine, where a worker
+    // may find several packets waiting when it gets the CPU.
     assert!(
-        sleeps[hot] * 2 >= u64::from(SHARD_PACKETS),
+        sleeps[hot] * 4 >= u64::from(SHARD_PACKETS),
         "worker {hot} did not wake for its call's packets: {what}"
     );
     assert!(
