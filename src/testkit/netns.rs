@@ -1,7 +1,9 @@
 //! Network namespaces and veth pairs for tests that need a real link (root only), named
 //! `<prefix>-<pid>-<n>` so that parallel tests never share one, deleted on drop.
 
-use std::process::Command;
+use std::io;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Numbers the namespaces of this process.
@@ -13,15 +15,64 @@ pub fn fresh_name(prefix: &str, suffix: &str) -> String {
     format!("{prefix}-{}-{n}{suffix}", std::process::id())
 }
 
+/// Runs `cmd` (no stdin); its output, or an error naming the command with its stderr.
+pub fn run(cmd: &mut Command) -> Result<Output, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{cmd:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// `ip ARGS`, failing with its stderr.
+pub fn try_ip(args: &[&str]) -> Result<Output, String> {
+    run(Command::new("ip").args(args))
+}
+
 /// `ip ARGS`, panicking with its stderr when it fails.
 pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = try_ip(args) {
+        panic!("{e}");
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns`.
+pub fn in_ns<T, F>(ns: &str, f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    crate::sys::netns::run_in(ns, f)
+}
+
+/// Deletes the namespaces named `<prefix>-<pid>-...` whose process no longer runs (a test
+/// killed mid-way leaves its namespaces behind).
+pub fn sweep_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = try_ip(&["netns", "del", &name]);
+        }
+    }
 }
 
 /// Delete a network namespace on drop.
