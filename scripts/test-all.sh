@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite on a fresh Debian bookworm machine (README and .ci/run call it).
 # Stages, each timed and named: system packages (scripts/install-deps.sh, when root), cargo fmt check, clippy with
-# warnings denied, cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
+# warnings denied, the quick gates (a type check without default features, the API docs with warnings denied, a
+# type check with the minimum supported Rust version of Cargo.toml, no unused dependency), cargo test of the whole workspace with RTPRELAY_E2E=1 (so the end-to-end tests fail instead of
 # skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
 # rtpengine as a reference, the differential test against rtpengine with its report, then the later suites when
 # their scripts exist
@@ -47,6 +48,20 @@ fi
 
 run_stage "cargo fmt" cargo fmt --all -- --check
 run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# The quick gates: type checks and docs only (no code generation), each well under a minute.
+# The build without the XDP plane (no libbpf, no clang) still compiles.
+run_stage "no-default-features" cargo check -p rtprelay --no-default-features
+# The API docs build with every intra-doc link resolved.
+run_stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+# The rust-version Cargo.toml promises: that toolchain (installed here, minimal profile, plus rustfmt, which
+# build.rs's BPF skeleton generator runs) type-checks the workspace with the locked dependencies.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+run_stage "msrv (rust $msrv)" bash -c "rustup toolchain install '$msrv' --profile minimal --component rustfmt \
+  --no-self-update && cargo +'$msrv' check --workspace --locked"
+# Every declared dependency is used (cargo-machete reads the sources; installed from crates.io when missing, as a
+# debug build: it takes a second to run and half a minute to build that way, minutes optimised).
+run_stage "unused dependencies" bash -c 'command -v cargo-machete >/dev/null \
+  || cargo install cargo-machete --locked --debug --quiet; cargo machete'
 run_stage "cargo test" cargo test --workspace --no-fail-fast
 # The XDP namespace suite once more with the afxdp plane serving what the kernel does not forward.
 run_stage "xdp suite on afxdp" env RTPRELAY_XDP_TESTS_PLANE=afxdp cargo test --test xdp
@@ -63,12 +78,13 @@ run_stage "differential vs rtpengine" cargo test --test differential -- --nocapt
 run_stage "adversarial vs rtpengine (informative)" env RTPRELAY_E2E_RELAY=rtpengine \
   cargo test --test adversarial -- --nocapture --test-threads 2
 
-# The load tooling works: a few seconds of a small load on each data plane, no packet lost (never a speed check).
+# The load tooling works: a few seconds of a small load on each data plane, every packet on its own socket from
+# the right relay address, none lost or duplicated (never a speed check).
 run_stage "bench smoke" bash -c 'cargo build -q -p rtprelay-bench && python3 bench/compare.py \
   --calls 20 --runs 1 --seconds 2 --warmup 1 --relays rtprelay-mmsg,rtprelay-uring \
   --rtprelay target/debug/rtprelay --bench target/debug/rtprelay-bench --check'
 
-# Every parser (bencode, NG, SDP, RTP, RTCP) under libFuzzer for a short while.
+# Every parser (bencode, NG, SDP, RTP, RTCP) under libFuzzer for a short while; what it finds stays in fuzz/.
 run_stage "fuzz smoke" scripts/fuzz-smoke.sh 15
 
 if [ -f tests/upstream/run.sh ]; then

@@ -19,6 +19,9 @@ pub mod metrics;
 pub mod sdp;
 pub mod session;
 pub mod sys;
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
+pub mod testkit;
 pub mod time;
 pub mod wire;
 pub mod worker;

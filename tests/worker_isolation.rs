@@ -1,12 +1,16 @@
 //! Per-core workers isolate calls: with `--num-threads=2 --cpu-affinity=0,1`, each worker thread
 //! is pinned to its own CPU, calls are sharded by call-id as `worker::worker_index` says, and a
-//! flood on a call of one worker does not hurt a paced call on the other.
+//! flood on a call of one worker does not cost a paced call on the other a single packet.
 //!
-//! The call-ids are picked so that one call lands on each worker. Each phase floods one call
-//! (from a thread pinned to the flooded worker's CPU) while the other call sends 50 pps; the
-//! paced call must lose (almost) nothing at a sane latency, the flooded call's counters must show
-//! the flood, and the flooded worker's thread, not the other, must have spent the CPU. The two
-//! phases swap roles, so a wrong call→worker mapping fails one of them.
+//! The call-ids are picked so that one call lands on each worker. Sharding is proven by
+//! counters, not timing: packets paced on one call wake that call's worker once each (the
+//! thread's `voluntary_ctxt_switches`) while the other worker sleeps through its ticks, so a
+//! wrong call→worker mapping fails. Each flood phase then floods one call (from a thread pinned
+//! to the flooded worker's CPU) while the other call sends 50 pps: every paced packet arrives
+//! exactly once and the relay counts each. The phases swap roles.
+//!
+//! Latency and CPU under a neighbour's flood are measurements, not pass/fail facts on a shared
+//! CI machine: this test prints the paced call's latency; `bench/compare.py` measures both.
 
 mod common;
 
@@ -107,13 +111,16 @@ fn allowed_cpus(pid: u32, tid: &str) -> String {
         .unwrap_or_default()
 }
 
-/// User + system CPU time of a thread, in clock ticks (1/100 s).
-fn thread_ticks(pid: u32, tid: &str) -> u64 {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).expect("thread stat");
-    let rest = &stat[stat.rfind(')').expect("comm end") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+/// How many times a relay thread went to sleep waiting for work (`voluntary_ctxt_switches`):
+/// an idle worker wakes on its tick only, a worker that owns a paced call once per packet.
+fn thread_sleeps(pid: u32, tid: &str) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).expect("thread status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches")
 }
 
 fn pin_current(cpu: usize) {
@@ -127,6 +134,8 @@ fn pin_current(cpu: usize) {
 struct Paced {
     sent: usize,
     received: usize,
+    /// The sequence numbers received, sorted (duplicates kept).
+    seqs: Vec<u16>,
     /// One-way latency per received packet, sorted.
     latency: Vec<Duration>,
 }
@@ -193,11 +202,14 @@ fn flood_while_pacing(
             .filter_map(|(seq, at)| Some(at.saturating_sub(*sent_at.get(usize::from(*seq))?)))
             .collect();
         latency.sort();
+        let mut seqs: Vec<u16> = got.iter().map(|(seq, _)| *seq).collect();
+        seqs.sort_unstable();
         (
             flood_sent,
             Paced {
                 sent: sent_at.len(),
                 received: got.len(),
+                seqs,
                 latency,
             },
         )
@@ -209,54 +221,123 @@ fn packets(ng: &NgClient, c: &PinnedCall) -> i64 {
     port_stat(&q, c.a_to.port(), "packets")
 }
 
-/// One phase: flood the call on `hot` (worker index), pace the call on the other.
-fn phase(relay: &Relay, ng: &NgClient, calls: &[PinnedCall; 2], hot: usize) {
-    let cold = 1 - hot;
-    let pid = relay.pid();
-    let tids = [
+/// The relay's packet count of `c` once it reaches `want` (workers report their counters a
+/// little later than they forward), or the last count seen after a few seconds.
+fn packets_reaching(ng: &NgClient, c: &PinnedCall, want: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let n = packets(ng, c);
+        if n >= want || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The worker threads' ids, by worker index.
+fn worker_tids(pid: u32) -> [String; 2] {
+    [
         worker_tid(pid, "rtprelay-w0"),
         worker_tid(pid, "rtprelay-w1"),
+    ]
+}
+
+/// Packets paced one by one on a call for the sharding check, and the gap between them (far
+/// longer than forwarding one takes, so each wakes its worker).
+const SHARD_PACKETS: u16 = 100;
+const SHARD_GAP: Duration = Duration::from_millis(3);
+
+/// Sharding by counters: `SHARD_PACKETS` paced packets on the call of worker `hot` wake that
+/// worker about once each (at least a quarter of them) while the other sleeps through its 100 ms
+/// ticks (under a quarter); all of them arrive in order and the relay counts each once.
+fn only_the_owner_wakes(relay: &Relay, ng: &NgClient, calls: &[PinnedCall; 2], hot: usize) {
+    let cold = 1 - hot;
+    let pid = relay.pid();
+    let tids = worker_tids(pid);
+    let c = &calls[hot];
+    let counted_before = packets(ng, c);
+    let before = [thread_sleeps(pid, &tids[0]), thread_sleeps(pid, &tids[1])];
+    for seq in 0..SHARD_PACKETS {
+        c.a.send_to(&RtpPacket::pcmu(0x5a, seq).to_bytes(), c.a_to)
+            .expect("send");
+        std::thread::sleep(SHARD_GAP);
+    }
+    let got =
+        c.b.collect(usize::from(SHARD_PACKETS), Duration::from_secs(2));
+    let sleeps = [
+        thread_sleeps(pid, &tids[0]) - before[0],
+        thread_sleeps(pid, &tids[1]) - before[1],
     ];
-    let before = [thread_ticks(pid, &tids[0]), thread_ticks(pid, &tids[1])];
-    let flooded_before = packets(ng, &calls[hot]);
-    let (flood_sent, paced) = flood_while_pacing(&calls[hot], hot, &calls[cold], cold);
-    let used = [
-        thread_ticks(pid, &tids[0]) - before[0],
-        thread_ticks(pid, &tids[1]) - before[1],
-    ];
-    let flooded = packets(ng, &calls[hot]) - flooded_before;
+    let seqs: Vec<u16> = got
+        .iter()
+        .filter_map(|(p, _)| RtpPacket::parse(p))
+        .map(|r| r.seq.wrapping_sub(1000))
+        .collect();
+    let want = i64::from(SHARD_PACKETS);
+    let counted = packets_reaching(ng, c, counted_before + want) - counted_before;
     let what = format!(
-        "flood on worker {hot}: {flood_sent} sent, {flooded} counted by the relay; worker CPU ticks {used:?}; \
-         paced call on worker {cold}: {}/{} received",
-        paced.received, paced.sent
+        "{SHARD_PACKETS} packets on worker {hot}'s call: {} arrived, {counted} counted; \
+         worker sleeps {sleeps:?}",
+        seqs.len()
     );
     eprintln!("{what}");
-
-    // The flood reached the flooded call, and its worker did the work.
+    assert_eq!(seqs, (0..SHARD_PACKETS).collect::<Vec<_>>(), "{what}");
+    assert_eq!(counted, want, "{what}");
+    // About one wake-up per packet; a quarter leaves room for a loaded machine, where a worker
+    // may find several packets waiting when it gets the CPU.
     assert!(
-        flooded >= 20_000,
+        sleeps[hot] * 4 >= u64::from(SHARD_PACKETS),
+        "worker {hot} did not wake for its call's packets: {what}"
+    );
+    assert!(
+        sleeps[cold] * 4 < u64::from(SHARD_PACKETS),
+        "worker {cold} woke for the other worker's call (wrong shard?): {what}"
+    );
+}
+
+/// One phase: flood the call on `hot` (worker index), pace the call on the other.
+fn phase(ng: &NgClient, calls: &[PinnedCall; 2], hot: usize) {
+    let cold = 1 - hot;
+    let flooded_before = packets(ng, &calls[hot]);
+    let paced_before = packets(ng, &calls[cold]);
+    let (flood_sent, paced) = flood_while_pacing(&calls[hot], hot, &calls[cold], cold);
+    let flooded = packets_reaching(ng, &calls[hot], flooded_before + 1000) - flooded_before;
+    let sent = i64::try_from(paced.sent).expect("count");
+    let paced_counted = packets_reaching(ng, &calls[cold], paced_before + sent) - paced_before;
+    let what = format!(
+        "flood on worker {hot}: {flood_sent} sent, {flooded} counted by the relay; \
+         paced call on worker {cold}: {} sent, {} received ({} distinct), {paced_counted} counted",
+        paced.sent,
+        paced.received,
+        paced.seqs.len()
+    );
+    eprintln!("{what}");
+    if !paced.latency.is_empty() {
+        let at = |q: f64| paced.latency[((paced.latency.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "paced call latency p50 {:?}, p99 {:?} (informative; bench/compare.py measures it)",
+            at(0.5),
+            at(0.99)
+        );
+    }
+
+    // The flood reached the flooded call.
+    assert!(
+        flooded >= 1000,
         "the flood hardly reached the relay: {what}"
     );
-    assert!(
-        used[hot] >= 25,
-        "the flooded worker spent under 0.25 s of CPU: {what}"
-    );
-    assert!(
-        used[cold] * 4 < used[hot],
-        "the other worker spent a large share of the flood's CPU (wrong shard?): {what}"
-    );
-    // The paced call on the other worker kept going.
-    let lost = paced.sent.saturating_sub(paced.received);
+    // The paced call on the other worker lost nothing: every packet arrived exactly once (a
+    // duplicate cannot stand in for a lost one) and the relay counted each.
     assert!(paced.sent >= 100, "{what}");
-    assert!(lost * 100 <= paced.sent, "paced call lost over 1 %: {what}");
-    assert_eq!(paced.latency.len(), paced.received, "{what}");
-    let at = |q: f64| paced.latency[((paced.latency.len() - 1) as f64 * q) as usize];
-    let (p50, p99) = (at(0.5), at(0.99));
-    eprintln!("paced call latency p50 {p50:?}, p99 {p99:?}");
-    assert!(
-        p50 < Duration::from_millis(2) && p99 < Duration::from_millis(50),
-        "paced call latency p50 {p50:?} p99 {p99:?}: {what}"
+    let all: Vec<u16> = (0..paced.sent)
+        .map(|n| u16::try_from(n).expect("seq"))
+        .collect();
+    assert_eq!(
+        paced.seqs, all,
+        "paced call lost or repeated packets: {what}"
     );
+    assert_eq!(paced.received, paced.sent, "{what}");
+    assert_eq!(paced_counted, sent, "{what}");
 }
 
 #[test]
@@ -289,9 +370,11 @@ fn workers_are_pinned_and_a_flood_on_one_spares_the_other() {
             c.id
         );
     }
-    phase(&relay, &ng, &calls, 0);
+    only_the_owner_wakes(&relay, &ng, &calls, 0);
+    only_the_owner_wakes(&relay, &ng, &calls, 1);
+    phase(&ng, &calls, 0);
     // Drain what the flood left in B's buffer of the flooded call before the roles swap.
     while calls[0].b.recv_timeout(Duration::from_millis(5)).is_some() {}
-    phase(&relay, &ng, &calls, 1);
+    phase(&ng, &calls, 1);
     assert!(relay.log_text().lines().count() < 10_000, "log flood");
 }

@@ -83,15 +83,20 @@ fn shards(calls: Vec<calls::Call>, threads: usize) -> Vec<Shard> {
             continue;
         };
         let k = sh.sockets.len();
+        // A→relay(a_to) arrives at B from b_to, and the reverse.
         sh.streams.push(Stream {
             ssrc: 2 * i as u32,
             from: k,
             to: c.a_to,
+            at: k + 1,
+            via: c.b_to,
         });
         sh.streams.push(Stream {
             ssrc: 2 * i as u32 + 1,
             from: k + 1,
             to: c.b_to,
+            at: k,
+            via: c.a_to,
         });
         sh.sockets.push(c.a);
         sh.sockets.push(c.b);
@@ -167,6 +172,8 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "loss_ratio": if sent_total == 0 { 0.0 } else { sent_total.saturating_sub(recv_total) as f64 / sent_total as f64 },
         "out_of_order": got.out_of_order,
         "foreign_packets": got.foreign,
+        "duplicates": got.duplicates,
+        "misrouted": got.misrouted,
         "silent_streams": silent_streams,
         "latency_us": { "p50": traffic::quantile(lat, 0.5), "p99": traffic::quantile(lat, 0.99), "p999": traffic::quantile(lat, 0.999) },
         "relay_cpu_percent": m.relay_cpu_us as f64 / (m.elapsed * 1e4),

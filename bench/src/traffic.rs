@@ -36,6 +36,63 @@ pub struct Stream {
     /// Index of the sending socket in [`Shard::sockets`].
     pub from: usize,
     pub to: SocketAddr,
+    /// Index of the socket the relay must deliver this stream to (the other party's).
+    pub at: usize,
+    /// The source the relay must deliver it from (the relay address the other party sends to).
+    pub via: SocketAddr,
+}
+
+/// Where a shard's received packet of a stream must arrive: (socket index, source).
+type Route = (usize, SocketAddr);
+
+/// Which sequence numbers of one stream arrived, a bit each. Setting a number clears the one
+/// half the number space ahead, so the window slides with the stream and a wrap is no repeat.
+struct SeenSeqs(Vec<u64>);
+
+impl SeenSeqs {
+    fn new() -> SeenSeqs {
+        SeenSeqs(vec![0; 1 << 10])
+    }
+
+    /// Marks `seq`; whether it is the first time.
+    fn first_time(&mut self, seq: u16) -> bool {
+        let bit = |n: u16| (usize::from(n / 64), 1u64 << (n % 64));
+        let (w, b) = bit(seq);
+        let fresh = self.0.get(w).is_some_and(|x| x & b == 0);
+        if let Some(x) = self.0.get_mut(w) {
+            *x |= b;
+        }
+        let (w, b) = bit(seq.wrapping_add(0x8000));
+        if let Some(x) = self.0.get_mut(w) {
+            *x &= !b;
+        }
+        fresh
+    }
+}
+
+/// What the receive side knows of each stream the shard receives, indexed by SSRC.
+struct Expect {
+    route: Vec<Option<Route>>,
+    seen: Vec<Option<SeenSeqs>>,
+    last_seq: Vec<Option<u16>>,
+}
+
+impl Expect {
+    fn new(streams: &[Stream], total: usize) -> Expect {
+        let mut e = Expect {
+            route: vec![None; total],
+            seen: (0..total).map(|_| None).collect(),
+            last_seq: vec![None; total],
+        };
+        for s in streams {
+            let k = s.ssrc as usize;
+            if let (Some(r), Some(seen)) = (e.route.get_mut(k), e.seen.get_mut(k)) {
+                *r = Some((s.at, s.via));
+                *seen = Some(SeenSeqs::new());
+            }
+        }
+        e
+    }
 }
 
 /// The calls one thread drives: their sockets and streams.
@@ -76,9 +133,14 @@ pub struct Shared {
 #[derive(Default, Debug)]
 pub struct Received {
     pub sent_per_stream: Vec<u64>,
+    /// Distinct packets received per stream (a duplicate never stands in for a lost one).
     pub per_stream: Vec<u64>,
     pub out_of_order: u64,
     pub foreign: u64,
+    /// Packets of a stream that arrived a second time.
+    pub duplicates: u64,
+    /// Packets of a stream that arrived on the wrong socket or from the wrong source.
+    pub misrouted: u64,
     /// One-way latency samples in microseconds.
     pub latency_us: Vec<u32>,
 }
@@ -102,6 +164,8 @@ impl Received {
         add(&mut self.per_stream, other.per_stream);
         self.out_of_order += other.out_of_order;
         self.foreign += other.foreign;
+        self.duplicates += other.duplicates;
+        self.misrouted += other.misrouted;
         self.latency_us.extend(other.latency_us);
     }
 }
@@ -133,7 +197,7 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         let mut rbufs = MmsgBuffers::new(RECV_BATCH);
         let mut r = Received::new(p.total_streams);
-        let mut last_seq: Vec<Option<u16>> = vec![None; p.total_streams];
+        let mut expect = Expect::new(&self.streams, p.total_streams);
 
         let interval = Duration::from_secs_f64(1.0 / f64::from(p.pps.max(1)));
         let slots = (interval.as_millis() as usize).clamp(1, 20);
@@ -212,11 +276,12 @@ impl Shard {
                 }
                 let now_ns = epoch.elapsed().as_nanos() as u64;
                 for i in 0..k {
-                    let Some((pkt, _)) = rbufs.packet(i) else {
+                    let Some((pkt, src)) = rbufs.packet(i) else {
                         r.foreign += 1;
                         continue;
                     };
-                    got += u64::from(check(pkt, now_ns, &mut r, &mut last_seq));
+                    let arrival = (token as usize, src);
+                    got += u64::from(check(pkt, arrival, now_ns, &mut r, &mut expect));
                 }
             }
             if got > 0 {
@@ -242,8 +307,9 @@ fn flush(batch: &mut SendBatch, sent_per_stream: &mut [u64], shared: &Shared) ->
     st.sent as u64
 }
 
-/// Books one received packet; returns whether it was one of ours.
-fn check(pkt: &[u8], now_ns: u64, r: &mut Received, last_seq: &mut [Option<u16>]) -> bool {
+/// Books one packet received on socket `arrival.0` from `arrival.1`; returns whether it was
+/// one of ours, where it belongs, for the first time.
+fn check(pkt: &[u8], arrival: Route, now_ns: u64, r: &mut Received, e: &mut Expect) -> bool {
     let (Some(ssrc), Some(seq), Some(sent)) = (
         pkt.get(8..12).and_then(|b| b.try_into().ok()),
         pkt.get(2..4).and_then(|b| b.try_into().ok()),
@@ -254,10 +320,23 @@ fn check(pkt: &[u8], now_ns: u64, r: &mut Received, last_seq: &mut [Option<u16>]
     };
     let ssrc = u32::from_be_bytes(ssrc) as usize;
     let seq = u16::from_be_bytes(seq);
-    let (Some(count), Some(last)) = (r.per_stream.get_mut(ssrc), last_seq.get_mut(ssrc)) else {
+    let (Some(count), Some(last), Some(Some(route)), Some(Some(seen))) = (
+        r.per_stream.get_mut(ssrc),
+        e.last_seq.get_mut(ssrc),
+        e.route.get(ssrc),
+        e.seen.get_mut(ssrc),
+    ) else {
         r.foreign += 1;
         return false;
     };
+    if *route != arrival {
+        r.misrouted += 1;
+        return false;
+    }
+    if !seen.first_time(seq) {
+        r.duplicates += 1;
+        return false;
+    }
     *count += 1;
     if let Some(prev) = *last {
         if seq.wrapping_sub(prev) > 0x8000 {
@@ -284,22 +363,79 @@ pub fn quantile(sorted: &[u32], q: f64) -> u32 {
 mod tests {
     use super::*;
 
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Stream 1 is delivered to socket 0 from 127.0.0.1:2000.
+    fn expect_stream_1() -> Expect {
+        let s = Stream {
+            ssrc: 1,
+            from: 1,
+            to: addr("127.0.0.1:1000"),
+            at: 0,
+            via: addr("127.0.0.1:2000"),
+        };
+        Expect::new(&[s], 2)
+    }
+
     #[test]
     fn check_counts_reordering_and_rejects_foreign_packets() {
         let mut r = Received::new(2);
-        let mut last = vec![None; 2];
+        let mut e = expect_stream_1();
+        let right = (0, addr("127.0.0.1:2000"));
         let mut buf = [0u8; 40];
         for seq in [1u16, 2, 4, 3] {
             packet(&mut buf, 1, seq, 1_000);
-            assert!(check(&buf, 3_000, &mut r, &mut last));
+            assert!(check(&buf, right, 3_000, &mut r, &mut e));
         }
         packet(&mut buf, 7, 1, 0);
-        assert!(!check(&buf, 0, &mut r, &mut last), "unknown SSRC");
-        assert!(!check(&buf[..10], 0, &mut r, &mut last), "too short");
+        assert!(!check(&buf, right, 0, &mut r, &mut e), "unknown SSRC");
+        packet(&mut buf, 0, 1, 0);
+        assert!(
+            !check(&buf, right, 0, &mut r, &mut e),
+            "a stream sent, not received here"
+        );
+        assert!(!check(&buf[..10], right, 0, &mut r, &mut e), "too short");
         assert_eq!(r.per_stream, vec![0, 4]);
         assert_eq!(r.out_of_order, 1);
-        assert_eq!(r.foreign, 2);
+        assert_eq!(r.foreign, 3);
         assert_eq!(r.latency_us, vec![2; 4]);
+    }
+
+    /// A packet on the wrong socket, from the wrong source or a second time is not counted as
+    /// received: loss cannot hide behind it.
+    #[test]
+    fn check_refuses_misrouted_and_duplicate_packets() {
+        let mut r = Received::new(2);
+        let mut e = expect_stream_1();
+        let mut buf = [0u8; 40];
+        packet(&mut buf, 1, 5, 0);
+        assert!(
+            !check(&buf, (1, addr("127.0.0.1:2000")), 0, &mut r, &mut e),
+            "wrong socket"
+        );
+        assert!(
+            !check(&buf, (0, addr("127.0.0.1:2001")), 0, &mut r, &mut e),
+            "wrong source"
+        );
+        assert!(check(&buf, (0, addr("127.0.0.1:2000")), 0, &mut r, &mut e));
+        assert!(
+            !check(&buf, (0, addr("127.0.0.1:2000")), 0, &mut r, &mut e),
+            "duplicate"
+        );
+        assert_eq!((r.misrouted, r.duplicates, r.per_stream[1]), (2, 1, 1));
+        // A whole wrap of the sequence numbers later, 5 is new again.
+        for seq in (6..=u16::MAX).chain(0..5) {
+            packet(&mut buf, 1, seq, 0);
+            assert!(
+                check(&buf, (0, addr("127.0.0.1:2000")), 0, &mut r, &mut e),
+                "{seq}"
+            );
+        }
+        packet(&mut buf, 1, 5, 0);
+        assert!(check(&buf, (0, addr("127.0.0.1:2000")), 0, &mut r, &mut e));
+        assert_eq!(r.duplicates, 1);
     }
 
     /// Two sockets sending to each other stand in for a call through a relay.
@@ -314,11 +450,15 @@ mod tests {
                     ssrc: 0,
                     from: 0,
                     to: ba,
+                    at: 1,
+                    via: aa,
                 },
                 Stream {
                     ssrc: 1,
                     from: 1,
                     to: aa,
+                    at: 0,
+                    via: ba,
                 },
             ],
         };
@@ -349,6 +489,7 @@ mod tests {
         assert_eq!(shared.received.load(Ordering::Relaxed), sent);
         assert_eq!(shared.send_failures.load(Ordering::Relaxed), 0);
         assert_eq!(r.out_of_order, 0);
+        assert_eq!((r.misrouted, r.duplicates), (0, 0));
     }
 
     #[test]

@@ -252,9 +252,12 @@ def cmd_call(args):
         missing = [p for p in want if p not in got]
         extra = [p for p in got if p not in want]
         same_order = [p for p in got if p in want] == [p for p in want if p in got]
-        print("%s->%s: sent %d, received %d, missing %d, unexpected %d, order %s" % (
-            side, peer[side], len(want), len(got), len(missing), len(extra), "kept" if same_order else "CHANGED"))
-        if len(missing) > args.allow_loss or extra or not same_order:
+        # Every payload is distinct, so a packet received twice is a duplicate (never a stand-in for a lost one).
+        duplicates = len(got) - len(set(got))
+        print("%s->%s: sent %d, received %d, missing %d, unexpected %d, duplicated %d, order %s" % (
+            side, peer[side], len(want), len(got), len(missing), len(extra), duplicates,
+            "kept" if same_order else "CHANGED"))
+        if len(missing) > args.allow_loss or extra or duplicates or not same_order:
             ok = False
     reply = ng.request({"command": "delete", "call-id": call_id, "from-tag": from_tag})
     if reply.get("result") != "ok":

@@ -65,8 +65,12 @@ pub struct Cli {
     /// Audio file format; only wav is supported.
     #[arg(long, value_name = "wav")]
     pub output_format: Option<String>,
-    /// File name pattern: %c call-id, %r random tag, %t stream type, %l label, %Y%m%d%H%M%S, %u, %<n>, %{key}.
-    #[arg(long, value_name = "STRING")]
+    /// File name pattern: `%c` call-id, `%r` random tag, `%t` stream type, `%l` label, `%Y%m%d%H%M%S`, `%u`, `%<n>`, `%{key}`.
+    #[arg(
+        long,
+        value_name = "STRING",
+        help = "File name pattern: %c call-id, %r random tag, %t stream type, %l label, %Y%m%d%H%M%S, %u, %<n>, %{key}"
+    )]
     pub output_pattern: Option<String>,
     /// Write the mixed file (default: both mixed and single when neither is given).
     #[arg(long)]

@@ -37,23 +37,7 @@ pub use sdp::{sdp_answer, sdp_connection_addr, sdp_media_endpoint, sdp_media_por
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Whether `RTPRELAY_E2E=1`: then a missing tool fails the test instead of skipping it.
-pub fn e2e_required() -> bool {
-    std::env::var("RTPRELAY_E2E").as_deref() == Ok("1")
-}
-
-/// Goes on (`true`) when `cond` holds. Otherwise fails the test under `RTPRELAY_E2E=1`, or prints why the
-/// test skips and returns `false` (the caller returns).
-pub fn skip_unless(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    if e2e_required() {
-        panic!("RTPRELAY_E2E=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why} (set RTPRELAY_E2E=1 to make this a failure)");
-    false
-}
+pub use rtprelay::testkit::{e2e_required, skip_unless};
 
 /// `skip_unless` for a program: a path, or a name looked up in PATH (plus /usr/sbin and /sbin).
 pub fn require_or_skip(binary: &str) -> bool {

@@ -11,12 +11,13 @@
 //! on a live pair made packets skip XDP), and the bridge side of the relay's veth runs a trivial
 //! `XDP_PASS` program (a frame sent into a veth with `XDP_TX` or a redirect is dropped unless the peer runs
 //! one). Every topology has fresh namespaces with unique names (`rpxt-<pid>-<n>-<role>`), deleted on drop,
-//! panics included; those of earlier runs whose process is gone are swept on first use.
+//! panics included; those of earlier runs whose process is gone are swept on first use. Running `ip`,
+//! entering a namespace and the sweep come from the crate's test kit (`rtprelay::testkit::netns`),
+//! shared with the unit tests in `src/sys`.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -356,41 +357,14 @@ impl Drop for Topology {
     }
 }
 
-/// Runs `f` on a thread inside namespace `ns`.
-pub fn in_ns<T, F>(ns: &str, f: F) -> io::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    rtprelay::sys::netns::run_in(ns, f)
-}
-
-/// `ip ARGS`, failing with its stderr.
-fn ip(args: &[&str]) -> Result<Output, String> {
-    run(Command::new("ip").args(args))
-}
+pub use rtprelay::testkit::netns::in_ns;
+use rtprelay::testkit::netns::{run, try_ip as ip};
 
 /// `ip netns exec NS PROGRAM ARGS`.
 fn exec_in(ns: &str, program: &str, args: &[&str]) -> Result<Output, String> {
     run(Command::new("ip")
         .args(["netns", "exec", ns, program])
         .args(args))
-}
-
-fn run(cmd: &mut Command) -> Result<Output, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{cmd:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 fn must(r: Result<Output, String>) -> Output {
@@ -400,25 +374,7 @@ fn must(r: Result<Output, String>) -> Output {
 /// Deletes namespaces of this harness left by test processes that no longer run (killed mid-test).
 fn sweep_stale() {
     static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let Ok(entries) = std::fs::read_dir("/run/netns") else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name
-                .strip_prefix(PREFIX)
-                .and_then(|r| r.strip_prefix('-'))
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = ip(&["netns", "del", &name]);
-            }
-        }
-    });
+    ONCE.get_or_init(|| rtprelay::testkit::netns::sweep_stale(PREFIX));
 }
 
 /// `xdp_pass.bpf.c` compiled once per test process.

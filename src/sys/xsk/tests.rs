@@ -1,6 +1,8 @@
 //! An AF_XDP socket on a veth in a fresh namespace pair: relay-port UDP reaches it (and not
 //! the UDP socket on that port) only while the AF_XDP flag is on, and frames it transmits,
-//! copied or in place, reach the peer. Needs root; without it the test prints a note and returns.
+//! copied or in place, reach the peer. Needs root: without it the tests skip through
+//! [`crate::testkit::skip_unless`] (a failure under `RTPRELAY_E2E=1`). Checksums and veth pairs
+//! come from [`crate::testkit`].
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, UdpSocket};
@@ -9,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::sys::netns::run_in;
-use crate::sys::xdp::tests::{
-    can_load, fold, foreign_pass_program, ip, sum16, veth_pair, with_skel, xdp_attach_raw, NsGuard,
-};
+use crate::sys::xdp::tests::{can_load, foreign_pass_program, with_skel, xdp_attach_raw};
 use crate::sys::xdp::{ifindex, XdpError, XdpProgram};
+use crate::testkit::checksum::{fold, sum16};
+use crate::testkit::netns::{ip, veth_pair, NsGuard};
+use crate::wire::frame::at;
+use crate::wire::frame::field::{eth, ipv4, udp};
 
 const RELAY: &str = "192.0.2.1:30000";
 const PEER: &str = "192.0.2.2:4000";
@@ -21,37 +25,36 @@ fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-/// Offsets in an untagged IPv4/UDP frame without options.
-const IP: usize = 14;
-const UDP: usize = IP + 20;
-const PAYLOAD: usize = UDP + 8;
+/// Where the headers of an untagged IPv4/UDP frame without options start, and its payload.
+const IP: usize = eth::HEADER_LEN;
+const UDP: usize = IP + ipv4::HEADER_LEN;
+const PAYLOAD: usize = UDP + udp::HEADER_LEN;
 
 /// Turn a received frame around: swap MACs, addresses and ports, recompute both checksums
 /// (the sender's veth leaves a partial UDP checksum).
 fn turn_around(f: &mut [u8]) {
-    for i in 0..6 {
-        f.swap(i, 6 + i);
-    }
-    for i in 0..4 {
-        f.swap(IP + 12 + i, IP + 16 + i);
-    }
-    for i in 0..2 {
-        f.swap(UDP + i, UDP + 2 + i);
-    }
-    f[IP + 10] = 0;
-    f[IP + 11] = 0;
+    swap(f, eth::DESTINATION, eth::SOURCE);
+    swap(f, at(IP, ipv4::SRC_ADDR), at(IP, ipv4::DST_ADDR));
+    swap(f, at(UDP, udp::SRC_PORT), at(UDP, udp::DST_PORT));
+    f[at(IP, ipv4::CHECKSUM)].fill(0);
     let c = !fold(sum16(&f[IP..UDP]));
-    f[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
-    let ulen = u16::from_be_bytes([f[UDP + 4], f[UDP + 5]]);
-    f[UDP + 6] = 0;
-    f[UDP + 7] = 0;
-    let mut pseudo = f[IP + 12..IP + 20].to_vec();
-    pseudo.extend_from_slice(&[0, 17]);
+    f[at(IP, ipv4::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
+    let ulen = u16::from_be_bytes(f[at(UDP, udp::LENGTH)].try_into().unwrap());
+    f[at(UDP, udp::CHECKSUM)].fill(0);
+    let mut pseudo = f[at(IP, ipv4::SRC_ADDR).start..at(IP, ipv4::DST_ADDR).end].to_vec();
+    pseudo.extend_from_slice(&[0, udp::PROTOCOL]);
     pseudo.extend_from_slice(&ulen.to_be_bytes());
     let end = UDP + usize::from(ulen);
     let c = !fold(sum16(&pseudo) + sum16(&f[UDP..end]));
     let c = if c == 0 { 0xffff } else { c };
-    f[UDP + 6..UDP + 8].copy_from_slice(&c.to_be_bytes());
+    f[at(UDP, udp::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Swap two fields of the same length.
+fn swap(f: &mut [u8], a: std::ops::Range<usize>, b: std::ops::Range<usize>) {
+    for (i, j) in a.zip(b) {
+        f.swap(i, j);
+    }
 }
 
 /// Frames (copies) received on `xsk` within `wait`, stopping at the first batch.
@@ -167,7 +170,7 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
         "the datagram did not reach the AF_XDP socket"
     );
     let mut f = frames[0].clone();
-    assert_eq!(&f[UDP + 2..UDP + 4], &30000u16.to_be_bytes());
+    assert_eq!(&f[at(UDP, udp::DST_PORT)], &30000u16.to_be_bytes());
     assert_eq!(&f[PAYLOAD..PAYLOAD + 5], b"first");
     assert!(
         relay_udp.recv_from(&mut buf).is_err(),
