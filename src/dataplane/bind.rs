@@ -82,7 +82,7 @@ mod tests {
     fn binds_v6_when_available() {
         let local: IpAddr = "::1".parse().expect("addr");
         let v6 = UdpSocket::bind((local, 0)).is_ok();
-        if !crate::dataplane::skip::skip_unless(v6, "no IPv6 loopback on this host") {
+        if !crate::testkit::skip_unless(v6, "no IPv6 loopback on this host") {
             return;
         }
         let (rtp, _rtcp) = free_pair(local);

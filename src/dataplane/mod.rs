@@ -15,8 +15,6 @@ pub mod fault;
 pub mod loopback;
 pub mod mmsg;
 pub mod probe;
-#[cfg(test)]
-pub(crate) mod skip;
 pub mod uring;
 pub mod xdp;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::dataplane::skip::skip_unless;
+use crate::testkit::skip_unless;
 use crate::dataplane::{bind_pair, PlaneKind};
 use crate::flow::latch::{EndpointLearning, LatchConfig};
 use crate::time::Clock;
