@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::testkit::skip_unless;
 use crate::dataplane::{bind_pair, PlaneKind};
 use crate::flow::latch::{EndpointLearning, LatchConfig};
+use crate::testkit::skip_unless;
 use crate::time::Clock;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

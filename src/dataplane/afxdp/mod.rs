@@ -18,6 +18,8 @@ mod handoff;
 mod hops;
 mod owners;
 mod plane;
+#[cfg(test)]
+mod socket_tests;
 mod start;
 #[cfg(test)]
 mod tests;

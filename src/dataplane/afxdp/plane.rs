@@ -71,7 +71,7 @@ pub struct XskState {
     index: usize,
     /// The worker's wake: notified when hand-offs are left for the next pass.
     wake: Arc<EventFd>,
-    sockets: Vec<XskSocket>,
+    pub(super) sockets: Vec<XskSocket>,
     /// The device of each socket (the sockets are taken out while one is serviced).
     pub(super) devices: Vec<u32>,
     /// Relay address:port -> flow and its counters, to find a frame's flow.
@@ -213,7 +213,7 @@ impl XskState {
     }
 
     /// Take what AF_XDP socket `k` received, forward it, and send it on.
-    fn service<F: Forwarder>(&mut self, k: usize, fwd: &mut F, io: &mut MmsgIo) {
+    pub(super) fn service<F: Forwarder>(&mut self, k: usize, fwd: &mut F, io: &mut MmsgIo) {
         let mut sockets = std::mem::take(&mut self.sockets);
         // A panic in the forwarding (a bug a packet found) is caught by the worker, which then
         // goes on with this plane: the sockets must be back in place when it unwinds, or the

@@ -450,7 +450,7 @@ impl XskSocket {
 
     /// Frames waiting in the rx ring (for tests that wait for a whole batch).
     #[cfg(test)]
-    pub(super) fn rx_available(&self) -> u32 {
+    pub(crate) fn rx_available(&self) -> u32 {
         self.rx.available()
     }
 
