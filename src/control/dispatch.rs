@@ -1,12 +1,15 @@
-//! Datagram in, reply datagram out: cookie, retransmit cache, decode, parse, execute, encode.
-//! Sans-IO; the transports call [`Dispatcher::handle`] and the session layer is the `exec` closure.
+//! Datagram in, reply datagram out: cookie, retransmit cache, decode, parse, then (after the
+//! caller ran the command) render and encode. Sans-IO and one way: [`Dispatcher::begin`] turns a
+//! datagram into a [`Command`] (or an answer that needs none), the caller hands the command to the
+//! session engine, and [`Dispatcher::finish`] turns the engine's typed [`Reply`] into the datagram.
+//! Nothing here calls back into the caller.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::control::bencode::{Dict, Value};
 use crate::control::cookie_cache::CookieCache;
-use crate::control::ng::{decode_body, encode_body, encode_reply_as, split_cookie, Format};
+use crate::control::ng::{decode_body, encode_reply_as, split_cookie, Format};
 use crate::control::render::{error_reply, render};
 use crate::session::{Command, Reply};
 use crate::time::Millis;
@@ -24,6 +27,23 @@ pub struct Dispatcher {
     warn_window: Millis,
     warned: u32,
     suppressed: u64,
+}
+
+/// What [`Dispatcher::begin`] made of a datagram.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this (a cached reply, or the error for a request that did not parse), or nothing.
+    Answer(Option<Vec<u8>>),
+    /// Run the command, then give its reply to [`Dispatcher::finish`] with this.
+    Run(Box<Command>, Pending),
+}
+
+/// Where the reply to a command goes: the client, its cookie and the request's format.
+#[derive(Debug)]
+pub struct Pending {
+    client: Vec<u8>,
+    cookie: Vec<u8>,
+    format: Format,
 }
 
 impl Default for Dispatcher {
@@ -45,16 +65,48 @@ impl Dispatcher {
         }
     }
 
-    /// Handles one `<cookie> <dict>` message from `client` (the transport's peer key,
-    /// [`NgPeer::key`](crate::control::transport::NgPeer::key)). `None` means send nothing (no
-    /// cookie).
+    /// Takes one `<cookie> <dict>` message from `client` (the transport's peer key,
+    /// [`NgPeer::key`](crate::control::transport::NgPeer::key)).
     ///
-    /// A cookie this client sent within the cache TTL gets the cached reply and `exec` is not
-    /// called; the same cookie from another client is a new request. Otherwise
-    /// the body is decoded (bencode, or JSON if it starts with `{`), parsed into a [`Command`] and
-    /// passed to `exec`, whose typed reply is rendered ([`render`]) and sent in the request's
-    /// format. Decode and parse errors are answered with
-    /// `{result: error, error-reason: ...}`. Every reply, errors included, is cached.
+    /// A cookie this client sent within the cache TTL gets the cached reply and no command; the
+    /// same cookie from another client is a new request. Otherwise the body is decoded
+    /// (bencode, or JSON if it starts with `{`) and parsed into a [`Command`] for the caller to
+    /// run; decode and parse errors are answered here with `{result: error, error-reason: ...}`.
+    /// No cookie: nothing is sent.
+    pub fn begin(&mut self, now: Millis, client: &[u8], datagram: &[u8]) -> Step {
+        let Ok((cookie, body)) = split_cookie(datagram) else {
+            self.warn(now, "no cookie", "");
+            return Step::Answer(None);
+        };
+        if let Some(cached) = self.cache.get(now, client, cookie) {
+            self.retransmits += 1;
+            tracing::debug!(cookie = ?String::from_utf8_lossy(cookie), "NG retransmission, cached reply");
+            return Step::Answer(Some(cached));
+        }
+        let to = Pending {
+            client: client.to_vec(),
+            cookie: cookie.to_vec(),
+            format: Format::Bencode,
+        };
+        match self.parse(now, body) {
+            Ok((cmd, format)) => Step::Run(Box::new(cmd), Pending { format, ..to }),
+            Err((reply, format)) => {
+                Step::Answer(Some(self.encode(now, Pending { format, ..to }, &reply)))
+            }
+        }
+    }
+
+    /// The datagram answering a command from [`begin`](Self::begin): the engine's reply rendered
+    /// ([`render`]) in the request's format, behind its cookie, and cached for retransmissions.
+    pub fn finish(&mut self, now: Millis, pending: Pending, reply: &Reply) -> Vec<u8> {
+        if reply.is_error() {
+            self.errors += 1;
+        }
+        self.encode(now, pending, &render(reply))
+    }
+
+    /// `begin`, the command run by `exec`, then `finish`: for callers that run the command in
+    /// place (tests, the fuzz target).
     pub fn handle(
         &mut self,
         now: Millis,
@@ -62,30 +114,19 @@ impl Dispatcher {
         datagram: &[u8],
         exec: &mut dyn FnMut(Command) -> Reply,
     ) -> Option<Vec<u8>> {
-        let Ok((cookie, body)) = split_cookie(datagram) else {
-            self.warn(now, "no cookie", "");
-            return None;
-        };
-        if let Some(cached) = self.cache.get(now, client, cookie) {
-            self.retransmits += 1;
-            tracing::debug!(cookie = ?String::from_utf8_lossy(cookie), "NG retransmission, cached reply");
-            return Some(cached);
+        match self.begin(now, client, datagram) {
+            Step::Answer(out) => out,
+            Step::Run(cmd, pending) => {
+                let reply = exec(*cmd);
+                Some(self.finish(now, pending, &reply))
+            }
         }
-        let (reply, format) = self.process(now, body, exec);
-        let out = encode_reply_as(cookie, &reply, format);
-        self.cache.insert(now, client, cookie, out.clone());
-        Some(out)
     }
 
-    /// Handles a body without a cookie (HTTP `/ng-plain`): no retransmit cache, always a reply.
-    pub fn handle_plain(
-        &mut self,
-        now: Millis,
-        body: &[u8],
-        exec: &mut dyn FnMut(Command) -> Reply,
-    ) -> Vec<u8> {
-        let (reply, format) = self.process(now, body, exec);
-        encode_body(&reply, format)
+    fn encode(&mut self, now: Millis, to: Pending, reply: &Value) -> Vec<u8> {
+        let out = encode_reply_as(&to.cookie, reply, to.format);
+        self.cache.insert(now, &to.client, &to.cookie, out.clone());
+        out
     }
 
     /// Commands handled so far, by name (`offer`, `answer`, ...), for `statistics`.
@@ -103,12 +144,8 @@ impl Dispatcher {
         self.retransmits
     }
 
-    fn process(
-        &mut self,
-        now: Millis,
-        body: &[u8],
-        exec: &mut dyn FnMut(Command) -> Reply,
-    ) -> (Value, Format) {
+    /// The command in `body` and the request's format, or the error reply (already counted).
+    fn parse(&mut self, now: Millis, body: &[u8]) -> Result<(Command, Format), (Value, Format)> {
         let (dict, format) = match decode_body(body) {
             Ok(x) => x,
             Err(e) => {
@@ -119,7 +156,7 @@ impl Dispatcher {
                 } else {
                     Format::Bencode
                 };
-                return (error_reply(&e.to_string()), format);
+                return Err((error_reply(&e.to_string()), format));
             }
         };
         let call_id = lossy(&dict, "call-id");
@@ -128,17 +165,13 @@ impl Dispatcher {
             Err(e) => {
                 self.errors += 1;
                 self.warn(now, &e.to_string(), &call_id);
-                return (error_reply(&e.to_string()), format);
+                return Err((error_reply(&e.to_string()), format));
             }
         };
         let name = cmd.name();
         *self.counts.entry(name).or_default() += 1;
         tracing::debug!(command = name, call_id = ?call_id, "NG request");
-        let reply = exec(cmd);
-        if reply.is_error() {
-            self.errors += 1;
-        }
-        (render(&reply), format)
+        Ok((cmd, format))
     }
 
     /// A protocol-error warning, at most [`WARNINGS_PER_SEC`] per second: a peer can send
@@ -364,25 +397,6 @@ mod tests {
             &mut echo_exec(&mut calls),
         );
         assert_eq!(r, Some(br#"j3 {"result":"ok","warning":"list"}"#.to_vec()));
-    }
-
-    #[test]
-    fn plain_bodies() {
-        let mut d = Dispatcher::default();
-        let mut calls = Vec::new();
-        assert_eq!(
-            d.handle_plain(
-                Millis(0),
-                br#"{"command":"ping"}"#,
-                &mut echo_exec(&mut calls)
-            ),
-            br#"{"result":"pong"}"#.to_vec()
-        );
-        assert_eq!(
-            d.handle_plain(Millis(0), b"d7:command4:pinge", &mut echo_exec(&mut calls)),
-            b"d6:result4:ponge".to_vec()
-        );
-        assert_eq!(calls.len(), 2);
     }
 
     /// A tiny xorshift generator: deterministic, no crate needed.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
 
-use crate::control::dispatch::Dispatcher;
+use crate::control::dispatch::{Dispatcher, Step};
 use crate::daemon::binder::SocketBinder;
 use crate::daemon::recorder::{RecordCtl, Recorder};
 use crate::session::{Engine, MediaAction};
@@ -58,16 +58,18 @@ impl Control {
             workers,
             recorder,
         } = &mut *guard;
-        let reply = dispatcher.handle(now.mono, peer.key(), msg, &mut |cmd| {
-            // The engine binds nothing: the pairs the command may take are bound here first.
-            engine.plan_ports(&cmd);
-            engine.sync_ports(binder);
-            engine.handle(now, cmd)
-        });
+        let (cmd, pending) = match dispatcher.begin(now.mono, peer.key(), msg) {
+            Step::Answer(out) => return out,
+            Step::Run(cmd, pending) => (*cmd, pending),
+        };
+        // The engine binds nothing: the pairs the command may take are bound here first.
+        engine.plan_ports(&cmd);
+        engine.sync_ports(binder);
+        let reply = engine.handle(now, cmd);
         apply_actions(engine, binder, workers, recorder.as_ref());
         // After the flows took their sockets: close what was freed, parked or not taken.
         engine.sync_ports(binder);
-        reply
+        Some(dispatcher.finish(now.mono, pending, &reply))
     }
 
     /// The Prometheus text for `GET /metrics`.
