@@ -70,6 +70,26 @@ impl Control {
         reply
     }
 
+    /// Runs one operator command (from the CLI) through the engine, like an NG command: the
+    /// media actions it queues (closing terminated calls' flows) go to the workers at once.
+    pub fn handle_admin(&self, cmd: crate::session::Command) -> crate::session::Reply {
+        let now = self.clock.now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ControlState {
+            engine,
+            binder,
+            workers,
+            recorder,
+            ..
+        } = &mut *guard;
+        engine.plan_ports(&cmd);
+        engine.sync_ports(binder);
+        let reply = engine.handle(now, cmd);
+        apply_actions(engine, binder, workers, recorder.as_ref());
+        engine.sync_ports(binder);
+        reply
+    }
+
     /// The Prometheus text for `GET /metrics`.
     pub fn metrics(&self) -> String {
         let now = self.clock.now();

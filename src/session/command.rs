@@ -27,6 +27,15 @@ pub enum Command {
     BlockMedia(MediaSelect),
     /// `unblock media`: relay it again.
     UnblockMedia(MediaSelect),
+    /// Operator: every call with its creation time (rtpengine-ctl's `list sessions`).
+    Sessions,
+    /// Operator: end calls now, without a delete-delay (rtpengine-ctl's `terminate`).
+    Terminate(Terminate),
+    /// Operator: read a runtime setting (rtpengine-ctl's `get`).
+    GetSetting(Setting),
+    /// Operator: change a runtime setting; the value was checked by the caller (rtpengine-ctl's
+    /// `set`). Seconds for the timeouts, `-1` for no session limit.
+    SetSetting(Setting, i64),
 }
 
 impl Command {
@@ -45,8 +54,38 @@ impl Command {
             Command::PauseRecording(_) => "pause recording",
             Command::BlockMedia(_) => "block media",
             Command::UnblockMedia(_) => "unblock media",
+            Command::Sessions => "sessions",
+            Command::Terminate(_) => "terminate",
+            Command::GetSetting(_) => "get",
+            Command::SetSetting(..) => "set",
         }
     }
+}
+
+/// Which calls `terminate` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminate {
+    /// Every call.
+    All,
+    /// The call with this call-id.
+    Call(String),
+}
+
+/// A session setting operators change at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Concurrent calls allowed (`-1`: unlimited).
+    MaxSessions,
+    /// Seconds without media before an answered call ends.
+    Timeout,
+    /// Like `Timeout`, for calls on hold.
+    SilentTimeout,
+    /// Seconds an unanswered offer waits.
+    OfferTimeout,
+    /// Absolute limit of a call's life in seconds (`0`: none).
+    FinalTimeout,
+    /// Seconds a deleted call lingers.
+    DeleteDelay,
 }
 
 /// Identifies a call and optionally a side of it.

@@ -34,6 +34,8 @@ pub struct Totals {
     pub calls_deleted: u64,
     pub calls_timed_out: u64,
     pub rejected_session_limit: u64,
+    /// Calls an operator ended (`terminate`).
+    pub calls_terminated: u64,
     /// Media counters of calls that have ended.
     pub ended_media: crate::session::reports::MediaTotals,
     /// SDP endpoints refused as media targets, per [`Refusal`](crate::guard::Refusal) index.
@@ -117,6 +119,10 @@ impl Engine {
             Command::PauseRecording(c) => self.recording_command(&c, RecordOp::Pause),
             Command::BlockMedia(m) => self.block_media(&m, true),
             Command::UnblockMedia(m) => self.block_media(&m, false),
+            Command::Sessions => Ok(self.sessions()),
+            Command::Terminate(t) => self.terminate(&t),
+            Command::GetSetting(s) => Ok(self.get_setting(s)),
+            Command::SetSetting(s, v) => Ok(self.set_setting(s, v)),
         };
         result.unwrap_or_else(|e| Reply::error(&e))
     }

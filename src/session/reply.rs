@@ -27,6 +27,24 @@ pub enum Reply {
     Error(String),
     /// `result: load limit` for clients that sent `supports: [load limit]`.
     LoadLimit(String),
+    /// `sessions`: every call, oldest first.
+    Sessions(Vec<SessionSummary>),
+    /// `terminate`: how many calls ended.
+    Terminated(usize),
+    /// `get`: the setting's value (seconds for timeouts, `-1` for no limit).
+    Setting(i64),
+}
+
+/// One call as the operator's session list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub call_id: String,
+    /// `delete` was received; the call lingers for its delete-delay.
+    pub deleted: bool,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// Being recorded.
+    pub recording: bool,
 }
 
 impl Reply {
@@ -46,7 +64,10 @@ impl Reply {
             | Reply::Sdp(_)
             | Reply::Call(_)
             | Reply::List(_)
-            | Reply::Statistics(_) => "ok",
+            | Reply::Statistics(_)
+            | Reply::Sessions(_)
+            | Reply::Terminated(_)
+            | Reply::Setting(_) => "ok",
         }
     }
 
