@@ -133,6 +133,9 @@ impl Dispatcher {
         };
         let name = cmd.name();
         *self.counts.entry(name).or_default() += 1;
+        // Everything the command logs, here and in the session layer, carries its call.
+        let span = cmd.span();
+        let _in_call = span.enter();
         tracing::debug!(command = name, call_id = ?call_id, "NG request");
         let reply = exec(cmd);
         if reply.is_error() {

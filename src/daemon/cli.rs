@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::control::cli::{self, CliRequest, MAX_LINE};
+use crate::control::cli::{self, CliRequest, TerminateScope, MAX_LINE};
 use crate::control::transport::Listener;
 use crate::daemon::control::Control;
 
@@ -77,7 +77,17 @@ fn serve(mut stream: TcpStream, peer: SocketAddr, control: &Control) {
         return;
     };
     let req = cli::parse(&line);
-    tracing::debug!(%peer, request = ?req, "CLI command");
+    {
+        // A command about one call is logged in that call's span (the engine's own lines are too).
+        let span = match &req {
+            CliRequest::Session(id) | CliRequest::Terminate(TerminateScope::Call(id)) => {
+                crate::session::log::call_span(id, None)
+            }
+            _ => tracing::Span::none(),
+        };
+        let _in_call = span.enter();
+        tracing::debug!(%peer, request = ?req, "CLI command");
+    }
     let answer = execute(&req, control);
     let _ = stream.set_write_timeout(Some(READ_DEADLINE));
     let _ = stream.write_all(answer.as_bytes());

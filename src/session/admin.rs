@@ -7,6 +7,7 @@ use crate::session::command::{Setting, Terminate};
 use crate::session::engine::Engine;
 use crate::session::error::SessionError;
 use crate::session::reply::{Reply, SessionSummary};
+use crate::time::Now;
 
 impl Engine {
     /// Every call, oldest first.
@@ -27,7 +28,7 @@ impl Engine {
     }
 
     /// Ends the calls now: no delete-delay, their ports and flows go at once.
-    pub(crate) fn terminate(&mut self, which: &Terminate) -> Result<Reply, SessionError> {
+    pub(crate) fn terminate(&mut self, now: Now, which: &Terminate) -> Result<Reply, SessionError> {
         let ids: Vec<String> = match which {
             Terminate::All => self.calls.keys().cloned().collect(),
             Terminate::Call(id) if self.calls.contains_key(id) => vec![id.clone()],
@@ -37,7 +38,7 @@ impl Engine {
             self.totals.calls_terminated += 1;
             let _span = crate::session::log::call_span(id, None).entered();
             tracing::info!("call terminated by operator");
-            self.destroy(id);
+            self.destroy(now, id);
         }
         Ok(Reply::Terminated(ids.len()))
     }

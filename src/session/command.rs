@@ -88,6 +88,38 @@ pub enum Setting {
     DeleteDelay,
 }
 
+impl Command {
+    /// The call this command is about, if it names one (its log lines carry the call-id).
+    pub fn call_ref(&self) -> Option<&CallRef> {
+        match self {
+            Command::Offer(p) | Command::Answer(p) => Some(&p.call),
+            Command::Delete(d) => Some(&d.call),
+            Command::Query(c)
+            | Command::StartRecording(c)
+            | Command::StopRecording(c)
+            | Command::PauseRecording(c) => Some(c),
+            Command::BlockMedia(m) | Command::UnblockMedia(m) => Some(&m.call),
+            Command::Ping
+            | Command::List { .. }
+            | Command::Statistics
+            | Command::Sessions
+            | Command::Terminate(_)
+            | Command::GetSetting(_)
+            | Command::SetSetting(..) => None,
+        }
+    }
+
+    /// The tracing span for this command's work: the call's, or none.
+    pub fn span(&self) -> tracing::Span {
+        match self.call_ref() {
+            Some(c) if !c.call_id.is_empty() => {
+                crate::session::log::call_span(&c.call_id, c.from_tag.as_deref())
+            }
+            _ => tracing::Span::none(),
+        }
+    }
+}
+
 /// Identifies a call and optionally a side of it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallRef {

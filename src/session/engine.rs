@@ -120,7 +120,7 @@ impl Engine {
             Command::BlockMedia(m) => self.block_media(&m, true),
             Command::UnblockMedia(m) => self.block_media(&m, false),
             Command::Sessions => Ok(self.sessions()),
-            Command::Terminate(t) => self.terminate(&t),
+            Command::Terminate(t) => self.terminate(now, &t),
             Command::GetSetting(s) => Ok(self.get_setting(s)),
             Command::SetSetting(s, v) => Ok(self.set_setting(s, v)),
         };
@@ -172,6 +172,8 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&r.call) else {
             return;
         };
+        let _in_call = crate::session::log::call_span(&call.id, None).entered();
+        tracing::debug!(flow = flow.0, kind = ?r.kind, %addr, "media source learned");
         let Some(slot) = call
             .legs
             .get_mut(r.leg)
@@ -243,7 +245,7 @@ impl Engine {
             .map(|r| Reply::Call(Box::new(r)));
         self.totals.calls_deleted += 1;
         if delay.is_zero() {
-            self.destroy(&d.call.call_id);
+            self.destroy(now, &d.call.call_id);
         }
         reply
     }
@@ -254,7 +256,10 @@ impl Engine {
     }
 
     /// Removes a call now: closes its flows and frees its ports.
-    pub(crate) fn destroy(&mut self, call_id: &str) {
+    pub(crate) fn destroy(&mut self, now: Now, call_id: &str) {
+        if let Some(call) = self.calls.get(call_id) {
+            crate::session::log::end_of_call(now, call);
+        }
         if self.remove(call_id) {
             tracing::info!(call_id = ?call_id, "call destroyed");
         }

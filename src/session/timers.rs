@@ -48,11 +48,12 @@ impl Engine {
             }
         }
         for (id, why) in ended {
+            let _in_call = crate::session::log::call_span(&id, None).entered();
             if why != "deleted" {
                 self.totals.calls_timed_out += 1;
                 tracing::info!(call_id = ?id, reason = why, "call timed out");
             }
-            self.destroy(&id);
+            self.destroy(now, &id);
         }
     }
 }
