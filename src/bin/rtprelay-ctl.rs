@@ -1,6 +1,9 @@
 //! `rtprelay-ctl`: sends one command to a relay's `--listen-cli` port and prints the answer, with
 //! the same arguments as rtpengine's `rtpengine-ctl` (`-ip IP[:PORT]`, `-port PORT`, then the
-//! command words), so it also drives rtpengine and `rtpengine-ctl` drives rtprelay.
+//! command words), so it also drives rtpengine and `rtpengine-ctl` drives rtprelay. Like
+//! rtpengine-ctl, it takes the address from the `listen-cli` key of the relay's config file
+//! (`--config-file`, else /etc/rtprelay/rtprelay.conf or /etc/rtpengine/rtpengine.conf) when the
+//! arguments do not give it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -8,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: rtprelay-ctl [ -ip <ipaddress>[:<port>] -port <port> ] <command>
+usage: rtprelay-ctl [ -ip <ipaddress>[:<port>] -port <port> -config-file <file> ] <command>
 
 commands (as rtpengine-ctl's):
     list numsessions              number of calls
@@ -32,6 +35,7 @@ struct Args {
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut ip: Option<String> = None;
     let mut port: Option<u16> = None;
+    let mut config: Option<String> = None;
     let mut words = Vec::new();
     while let Some(a) = argv.next() {
         if !words.is_empty() {
@@ -45,7 +49,17 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 let p = argv.next().ok_or("-port needs a number")?;
                 port = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?);
             }
+            "-config-file" | "--config-file" => {
+                config = Some(argv.next().ok_or("-config-file needs a file")?)
+            }
             _ => words.push(a),
+        }
+    }
+    // The config file's `listen-cli` fills in what the arguments leave out.
+    if let Some(listen) = configured_listen(config.as_deref()) {
+        match listen.parse::<u16>() {
+            Ok(p) => port = port.or(Some(p)),
+            Err(_) => ip = ip.or(Some(listen)),
         }
     }
     let mut ip = ip.unwrap_or_else(|| "127.0.0.1".into());
@@ -69,6 +83,43 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         0 => Err("port must be 1-65535".into()),
         port => Ok(Args { ip, port, command }),
     }
+}
+
+/// Config files looked at when `-config-file` is not given.
+const DEFAULT_CONFIGS: &[&str] = &[
+    "/etc/rtprelay/rtprelay.conf",
+    "/etc/rtpengine/rtpengine.conf",
+];
+
+/// The first `listen-cli` value of the `[rtprelay]` or `[rtpengine]` section of `file` (or of the
+/// first default config file that exists).
+fn configured_listen(file: Option<&str>) -> Option<String> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f).ok()?,
+        None => DEFAULT_CONFIGS
+            .iter()
+            .find_map(|f| std::fs::read_to_string(f).ok())?,
+    };
+    listen_cli_in(&text)
+}
+
+fn listen_cli_in(text: &str) -> Option<String> {
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = matches!(name.trim(), "rtprelay" | "rtpengine");
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_section && key.trim() == "listen-cli" {
+            // Several addresses are `;`-separated: the first one is used.
+            let first = value.split(';').next().unwrap_or("").trim();
+            return (!first.is_empty()).then(|| first.to_owned());
+        }
+    }
+    None
 }
 
 fn target(args: &Args) -> Result<SocketAddr, String> {
@@ -127,8 +178,10 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// `s` as arguments, with no config file (the host's must not matter).
     fn args(s: &str) -> Result<Args, String> {
-        parse_args(s.split(' ').map(str::to_owned))
+        let no_config = ["-config-file", "/nonexistent"].map(str::to_owned);
+        parse_args(no_config.into_iter().chain(s.split(' ').map(str::to_owned)))
     }
 
     #[test]
@@ -151,5 +204,16 @@ mod tests {
         assert_eq!((a.ip.as_str(), a.port), ("::1", 7));
         assert!(args("-ip 1.2.3.4").is_err());
         assert!(args("-port x list totals").is_err());
+    }
+
+    #[test]
+    fn listen_cli_from_a_config_file() {
+        let conf = "[other]\nlisten-cli = 1\n[rtpengine]\n# listen-cli = 2\nlisten-cli = 127.0.0.2:9911; 9912\n";
+        assert_eq!(listen_cli_in(conf).as_deref(), Some("127.0.0.2:9911"));
+        assert_eq!(
+            listen_cli_in("[rtprelay]\nlisten-cli=9901\n").as_deref(),
+            Some("9901")
+        );
+        assert_eq!(listen_cli_in("[rtprelay]\nlisten-ng=1\n"), None);
     }
 }
