@@ -58,7 +58,10 @@ impl Control {
             workers,
             recorder,
         } = &mut *guard;
-        let reply = dispatcher.handle(now.mono, peer.key(), msg, &mut |cmd| {
+        let reply = dispatcher.handle(now.mono, peer.key(), msg, &mut |mut cmd| {
+            if let crate::session::Command::Offer(p) = &mut cmd {
+                p.proxy = peer.addr();
+            }
             // The engine binds nothing: the pairs the command may take are bound here first.
             engine.plan_ports(&cmd);
             engine.sync_ports(binder);

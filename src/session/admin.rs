@@ -22,6 +22,7 @@ impl Engine {
                     deleted: c.destroy_at.is_some(),
                     created: c.created.unix_us / 1_000_000,
                     recording: c.recording,
+                    proxy: c.created_from,
                 })
                 .collect(),
         )

@@ -182,6 +182,9 @@ pub struct OfferAnswer {
     /// `endpoint learning` / `endpoint-learning`: this call's learning mode instead of the
     /// daemon's `--endpoint-learning`.
     pub endpoint_learning: Option<crate::flow::latch::EndpointLearning>,
+    /// The NG client the message came from (set by the daemon, not by the message): a call
+    /// remembers who created it, for the operator's session list.
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 /// Boolean flags from the `flags` list (and their key forms).

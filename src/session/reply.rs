@@ -45,6 +45,8 @@ pub struct SessionSummary {
     pub created: u64,
     /// Being recorded.
     pub recording: bool,
+    /// The NG client whose offer created the call, when known.
+    pub proxy: Option<SocketAddr>,
 }
 
 impl Reply {
@@ -83,6 +85,8 @@ pub struct CallReport {
     /// Microseconds part of the creation time.
     pub created_us: u64,
     pub last_signal: u64,
+    /// The NG client whose offer created the call, when known.
+    pub proxy: Option<SocketAddr>,
     /// One entry per participant, in the call's order (rendered as a dict keyed by tag).
     pub tags: Vec<TagReport>,
     pub totals: MediaTotals,

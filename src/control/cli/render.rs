@@ -150,11 +150,12 @@ fn sessions(filter: SessionFilter, list: &[SessionSummary]) -> String {
     for c in list {
         let _ = writeln!(
             o,
-            // rtprelay does not keep the NG peer that created a call (`proxy`), nor redis state.
-            "callid: {:>60} | deletionmark:{:>4} | created:{:>12} | proxy: | redis_keyspace:0 | foreign:no",
+            // rtprelay keeps no redis state.
+            "callid: {:>60} | deletionmark:{:>4} | created:{:>12} | proxy:{} | redis_keyspace:0 | foreign:no",
             c.call_id,
             if c.deleted { "yes" } else { "no" },
             c.created,
+            proxy(c.proxy),
         );
     }
     o
@@ -162,9 +163,11 @@ fn sessions(filter: SessionFilter, list: &[SessionSummary]) -> String {
 
 fn session(id: &str, c: &CallReport) -> String {
     let mut o = format!(
-        "\ncallid: {id}\ndeletionmark: no\ncreated: {}\nproxy: \ntos: 0\nlast_signal: {}\n\
+        "\ncallid: {id}\ndeletionmark: no\ncreated: {}\nproxy: {}\ntos: 0\nlast_signal: {}\n\
          redis_keyspace: 0\nforeign: no\n\n",
-        c.created, c.last_signal
+        c.created,
+        proxy(c.proxy),
+        c.last_signal
     );
     for (n, t) in c.tags.iter().enumerate() {
         let kind = match (t.tag.is_empty(), n) {
@@ -210,6 +213,11 @@ fn session(id: &str, c: &CallReport) -> String {
     }
     o.push('\n');
     o
+}
+
+/// The NG client as rtpengine prints it (`IP:PORT`), or nothing.
+fn proxy(p: Option<std::net::SocketAddr>) -> String {
+    p.map(|a| a.to_string()).unwrap_or_default()
 }
 
 fn get(s: Setting, v: i64) -> String {
@@ -300,11 +308,12 @@ mod tests {
             deleted: false,
             created: 1796623801,
             recording: false,
+            proxy: Some("127.0.0.1:56138".parse().expect("addr")),
         }];
         assert_eq!(
             render(&parse(b"list sessions all"), &Reply::Sessions(list)),
             format!(
-                "callid: {:>60} | deletionmark:  no | created:  1796623801 | proxy: | redis_keyspace:0 | foreign:no\n",
+                "callid: {:>60} | deletionmark:  no | created:  1796623801 | proxy:127.0.0.1:56138 | redis_keyspace:0 | foreign:no\n",
                 "call-one-abc"
             )
         );
