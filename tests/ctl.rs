@@ -195,8 +195,18 @@ fn every_verb_against_a_running_relay() {
         "All calls terminated by operator.\n"
     );
     assert!(ctl(cli, "list numsessions").starts_with("Current sessions own: 0\n"));
-    assert!(ctl(cli, "list totals")
-        .contains(&format!(" {:<48}:3\n", "Total forced terminated sessions")));
+    let totals = ctl(cli, "list totals");
+    assert!(
+        totals.contains(&format!(" {:<48}:3\n", "Total forced terminated sessions")),
+        "{totals}"
+    );
+    assert!(
+        !totals.contains(&format!(
+            " {:<48}:0.000000 seconds\n",
+            "Total calls duration"
+        )),
+        "three calls ended, their durations add up: {totals}"
+    );
 
     // Refusals in rtpengine's words.
     assert_eq!(ctl(cli, "list"), "More parameters required.\n");

@@ -36,6 +36,11 @@ pub struct Totals {
     pub rejected_session_limit: u64,
     /// Calls an operator ended (`terminate`).
     pub calls_terminated: u64,
+    /// Calls that ended (destroyed after their delete-delay, timed out or terminated), with the
+    /// sum of their durations and of the squares, in seconds.
+    pub calls_ended: u64,
+    pub calls_duration_secs: f64,
+    pub calls_duration_squared: f64,
     /// Media counters of calls that have ended.
     pub ended_media: crate::session::reports::MediaTotals,
     /// SDP endpoints refused as media targets, per [`Refusal`](crate::guard::Refusal) index.
@@ -259,6 +264,10 @@ impl Engine {
     pub(crate) fn destroy(&mut self, now: Now, call_id: &str) {
         if let Some(call) = self.calls.get(call_id) {
             crate::session::log::end_of_call(now, call);
+            let secs = now.mono.since(call.created.mono).as_secs_f64();
+            self.totals.calls_ended += 1;
+            self.totals.calls_duration_secs += secs;
+            self.totals.calls_duration_squared += secs * secs;
         }
         if self.remove(call_id) {
             tracing::info!(call_id = ?call_id, "call destroyed");

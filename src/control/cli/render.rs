@@ -1,6 +1,6 @@
 //! Typed replies → rtpengine-ctl's text, line for line as rtpengine 10.5 prints them (labels,
 //! padding, blank lines), so scripts that read `rtpengine-ctl` output read ours. Figures rtprelay
-//! does not keep (per-second rates, transcoding, redis, call durations) print as zero.
+//! does not keep (per-second rates, transcoding, redis, kernel-only streams) print as zero.
 
 use std::fmt::Write;
 
@@ -122,17 +122,30 @@ fn totals(s: &Snapshot) -> String {
     line(&mut o, "Total relayed bytes", bytes);
     line(&mut o, "Total number of streams with no relayed packets", 0);
     line(&mut o, "Total number of 1-way streams", 0);
-    line(&mut o, "Average call duration", "0.000000 seconds");
-    line(&mut o, "Total calls duration", "0.000000 seconds");
+    let n = t.calls_ended.max(1) as f64;
+    let average = t.calls_duration_secs / n;
+    let deviation = (t.calls_duration_squared / n - average * average)
+        .max(0.0)
+        .sqrt();
+    line(
+        &mut o,
+        "Average call duration",
+        format!("{average:.6} seconds"),
+    );
+    line(
+        &mut o,
+        "Total calls duration",
+        format!("{:.6} seconds", t.calls_duration_secs),
+    );
     line(
         &mut o,
         "Total calls duration squared",
-        "0.000000 seconds squared",
+        format!("{:.6} seconds squared", t.calls_duration_squared),
     );
     line(
         &mut o,
         "Total calls duration standard deviation",
-        "0.000000 seconds",
+        format!("{deviation:.6} seconds"),
     );
     o.push('\n');
     o
