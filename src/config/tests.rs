@@ -633,4 +633,15 @@ fn log_format_and_listen_cli() {
     let c = run("--config-file=none -i 192.0.2.1 -n 2223", None);
     assert_eq!(c.log_format, crate::config::LogFormat::Text);
     assert!(c.listen_cli.is_empty(), "the CLI is off unless configured");
+    let c = run(
+        "",
+        Some("[rtprelay]\ninterface=192.0.2.1\nlisten-ng=1\nlog-format=json\nlisten-cli=9900\n"),
+    );
+    assert_eq!(c.log_format, crate::config::LogFormat::Json);
+    assert_eq!(c.listen_cli, vec![sa("127.0.0.1:9900")]);
+    let e = err(
+        "--config-file=none -i 192.0.2.1 -n 2223 --log-format=xml",
+        None,
+    );
+    assert!(e.contains("--log-format"), "{e}");
 }
