@@ -21,8 +21,8 @@ esac
 
 export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
 
-# Core tools of the integration and end-to-end tests.
-TEST_PKGS=(kamailio sip-tester rtpengine-daemon redis-server tcpdump iproute2 ethtool procps python3 perl)
+# Core tools of the integration and end-to-end tests (rtpengine-utils: rtpengine-ctl, for tests/ctl.rs).
+TEST_PKGS=(kamailio sip-tester rtpengine-daemon rtpengine-utils redis-server tcpdump iproute2 ethtool procps python3 perl)
 
 # Build toolchain (BPF program via clang, libelf/zlib for libbpf).
 BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make gcc libc6-dev)

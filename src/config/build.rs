@@ -275,6 +275,13 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
                 out.extend(listen::parse(&v).map_err(|r| ConfigError::value(label, &v, &r))?);
             }
         }
+        Opt::ListenCli => {
+            for v in list(&s.value) {
+                cfg.listen_cli
+                    .push(listen::parse_cli(&v).map_err(|r| ConfigError::value(label, &v, &r))?);
+            }
+        }
+        Opt::LogFormat => cfg.log_format = values::log_format(label, &raw)?,
         Opt::PortMin => ports.0 = values::int_in(label, &raw, 1, 65535)?,
         Opt::PortMax => ports.1 = values::int_in(label, &raw, 1, 65535)?,
         Opt::Table => {

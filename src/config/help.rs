@@ -31,6 +31,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "listen-tcp-ng" => ("[IP:]PORT", "NG control over TCP"),
         "listen-http" => ("[IP:]PORT", "NG control over HTTP, and metrics"),
+        "listen-cli" => (
+            "[IP:]PORT",
+            "rtpengine-ctl's CLI over TCP; a bare port listens on 127.0.0.1 only",
+        ),
         "http-allow-host" => (
             "NAME;...",
             "Host names HTTP requests may use besides addresses, localhost and the hostname",
@@ -92,6 +96,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "Syslog-style level: 7 debug, 6 info (default), 4 warning, 3 error",
         ),
         "log-stderr" => ("", "Log to stderr (rtprelay always does)"),
+        "log-format" => (
+            "text|json",
+            "Log lines as text (default) or one JSON object each",
+        ),
         "foreground" => ("", "Do not fork to the background"),
         "pidfile" => ("FILE", "Write the process id to FILE"),
         "recording-dir" => ("DIR", "Where recordings go"),

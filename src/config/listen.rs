@@ -15,6 +15,19 @@ fn parse_port(s: &str) -> Result<u16, String> {
     }
 }
 
+/// Parses one `--listen-cli` value: like [`parse`], except that a bare port is 127.0.0.1's. The
+/// CLI has no authentication and can end every call, so it is not opened to the network unless
+/// an address says so.
+pub fn parse_cli(value: &str) -> Result<SocketAddr, String> {
+    let addrs = parse(value)?;
+    let first = addrs.first().copied().ok_or("no address")?;
+    Ok(if addrs.len() > 1 {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), first.port())
+    } else {
+        first
+    })
+}
+
 /// Parses one listener value into one or two socket addresses. The error is a reason.
 pub fn parse(value: &str) -> Result<Vec<SocketAddr>, String> {
     let s = value.trim();

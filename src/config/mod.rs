@@ -27,6 +27,7 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 pub use interface::{Interface, InterfaceAddress, InterfaceSpec};
+pub use logging::LogFormat;
 
 use crate::dataplane::DataplaneRequest;
 use crate::flow::latch::EndpointLearning;
@@ -67,6 +68,9 @@ pub struct Config {
     pub listen_tcp_ng: Vec<SocketAddr>,
     /// NG over HTTP (and metrics).
     pub listen_http: Vec<SocketAddr>,
+    /// rtpengine's CLI over TCP (`--listen-cli`); off unless given. A bare port is 127.0.0.1's:
+    /// the CLI has no authentication and ends calls.
+    pub listen_cli: Vec<SocketAddr>,
     /// Media port range, inclusive; holds at least one even/odd pair.
     pub port_min: u16,
     pub port_max: u16,
@@ -96,6 +100,8 @@ pub struct Config {
     /// Syslog level 0-7 (`-L`); 6 (info) by default as in rtpengine.
     pub log_level: u8,
     pub log_stderr: bool,
+    /// `--log-format`: text lines or JSON objects.
+    pub log_format: LogFormat,
     pub foreground: bool,
     pub pidfile: Option<PathBuf>,
     pub endpoint_learning: EndpointLearning,
@@ -129,6 +135,7 @@ impl Default for Config {
             listen_ng: Vec::new(),
             listen_tcp_ng: Vec::new(),
             listen_http: Vec::new(),
+            listen_cli: Vec::new(),
             port_min: 30000,
             port_max: 40000,
             table: -1,
@@ -144,6 +151,7 @@ impl Default for Config {
             delete_delay: Duration::from_secs(30),
             log_level: 6,
             log_stderr: false,
+            log_format: LogFormat::Text,
             foreground: false,
             pidfile: None,
             endpoint_learning: EndpointLearning::Heuristic,

@@ -65,12 +65,13 @@ fn rtpengine_test_harness_command_line() {
         ]
     );
     assert_eq!(c.listen_ng, vec![sa("0.0.0.0:2223"), sa("[::]:2223")]);
+    // A bare CLI port stays on loopback: the CLI ends calls and has no authentication.
+    assert_eq!(c.listen_cli, vec![sa("127.0.0.1:12345")]);
     assert!(c.foreground && c.log_stderr);
     assert_eq!(c.log_level, 7);
     assert_eq!(
         c.warnings,
         vec![
-            "option --listen-cli is not supported yet and is ignored",
             "option --listen-udp is not supported yet and is ignored",
             "option --silence-detect is not supported yet and is ignored",
         ]
@@ -380,12 +381,10 @@ fn rtpengine_like_file() {
     assert_eq!(c.recording_dir, Some(PathBuf::from("/var/spool/rtpengine")));
     assert_eq!(c.recording_method.as_deref(), Some("proc"));
     assert_eq!(c.log_level, 5);
+    assert_eq!(c.listen_cli, vec![sa("127.0.0.1:2224")]);
     assert_eq!(
         c.warnings,
-        vec![
-            "config key 'listen-cli' is not supported yet and is ignored",
-            "config key 'tos' is not supported yet and is ignored",
-        ]
+        vec!["config key 'tos' is not supported yet and is ignored",]
     );
 }
 
@@ -622,4 +621,28 @@ fn list_control_sockets_prints_what_the_config_resolves_to() {
         Some("[rtprelay]\ninterface = 192.0.2.1\nlisten-ng = 1\nlist-control-sockets = true\n"),
     );
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn log_format_and_listen_cli() {
+    let c = run(
+        "--config-file=none -i 192.0.2.1 -n 2223 --log-format=json --listen-cli=[::1]:9900",
+        None,
+    );
+    assert_eq!(c.log_format, crate::config::LogFormat::Json);
+    assert_eq!(c.listen_cli, vec![sa("[::1]:9900")]);
+    let c = run("--config-file=none -i 192.0.2.1 -n 2223", None);
+    assert_eq!(c.log_format, crate::config::LogFormat::Text);
+    assert!(c.listen_cli.is_empty(), "the CLI is off unless configured");
+    let c = run(
+        "",
+        Some("[rtprelay]\ninterface=192.0.2.1\nlisten-ng=1\nlog-format=json\nlisten-cli=9900\n"),
+    );
+    assert_eq!(c.log_format, crate::config::LogFormat::Json);
+    assert_eq!(c.listen_cli, vec![sa("127.0.0.1:9900")]);
+    let e = err(
+        "--config-file=none -i 192.0.2.1 -n 2223 --log-format=xml",
+        None,
+    );
+    assert!(e.contains("--log-format"), "{e}");
 }

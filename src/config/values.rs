@@ -70,6 +70,19 @@ pub(crate) fn endpoint_learning(label: &str, raw: &str) -> Result<EndpointLearni
     }
 }
 
+/// `--log-format`: `text` or `json`; rtpengine's `default` and `parsable` are read as text.
+pub(crate) fn log_format(label: &str, raw: &str) -> Result<super::LogFormat, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "text" | "default" | "parsable" => Ok(super::LogFormat::Text),
+        "json" => Ok(super::LogFormat::Json),
+        _ => Err(ConfigError::value(
+            label,
+            raw,
+            "expected text or json (or rtpengine's default or parsable)",
+        )),
+    }
+}
+
 pub(crate) fn dataplane(label: &str, raw: &str) -> Result<DataplaneRequest, ConfigError> {
     raw.trim()
         .parse::<DataplaneRequest>()

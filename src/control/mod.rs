@@ -10,6 +10,7 @@
 //! from here.
 
 pub mod bencode;
+pub mod cli;
 pub mod cookie_cache;
 pub mod dispatch;
 pub mod error;

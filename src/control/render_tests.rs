@@ -103,6 +103,7 @@ fn call_reply() {
         created: 5,
         created_us: 6,
         last_signal: 8,
+        proxy: None,
         tags: vec![
             TagReport {
                 tag: "A".into(),

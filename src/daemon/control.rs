@@ -58,10 +58,16 @@ impl Control {
             workers,
             recorder,
         } = &mut *guard;
-        let (cmd, pending) = match dispatcher.begin(now.mono, peer.key(), msg) {
+        let (mut cmd, pending) = match dispatcher.begin(now.mono, peer.key(), msg) {
             Step::Answer(out) => return out,
             Step::Run(cmd, pending) => (*cmd, pending),
         };
+        if let crate::session::Command::Offer(p) = &mut cmd {
+            p.proxy = peer.addr();
+        }
+        // Everything the command logs, in the session layer and on its media, carries its call.
+        let span = cmd.span();
+        let _in_call = span.enter();
         // The engine binds nothing: the pairs the command may take are bound here first.
         engine.plan_ports(&cmd);
         engine.sync_ports(binder);
@@ -70,6 +76,26 @@ impl Control {
         // After the flows took their sockets: close what was freed, parked or not taken.
         engine.sync_ports(binder);
         Some(dispatcher.finish(now.mono, pending, &reply))
+    }
+
+    /// Runs one operator command (from the CLI) through the engine, like an NG command: the
+    /// media actions it queues (closing terminated calls' flows) go to the workers at once.
+    pub fn handle_admin(&self, cmd: crate::session::Command) -> crate::session::Reply {
+        let now = self.clock.now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ControlState {
+            engine,
+            binder,
+            workers,
+            recorder,
+            ..
+        } = &mut *guard;
+        engine.plan_ports(&cmd);
+        engine.sync_ports(binder);
+        let reply = engine.handle(now, cmd);
+        apply_actions(engine, binder, workers, recorder.as_ref());
+        engine.sync_ports(binder);
+        reply
     }
 
     /// The Prometheus text for `GET /metrics`.

@@ -2,6 +2,7 @@
 //! and the NG transports together, and stops them cleanly on SIGTERM/SIGINT.
 
 pub mod binder;
+pub mod cli;
 pub mod control;
 pub mod guard;
 pub mod recorder;
@@ -200,6 +201,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 }
             })?,
         );
+    }
+    for addr in &cfg.listen_cli {
+        listeners.push(cli::spawn(*addr, control.clone()).map_err(|source| {
+            DaemonError::Listen {
+                addr: format!("cli {addr}"),
+                source: transport::TransportError::Bind {
+                    addr: *addr,
+                    source,
+                },
+            }
+        })?);
     }
     let ifaces: Vec<String> = cfg.interfaces.iter().map(describe_interface).collect();
     tracing::info!(interfaces = %ifaces.join(", "), ng = ?cfg.listen_ng, "rtprelay ready");

@@ -30,6 +30,8 @@ pub struct Call {
     pub target_refused: bool,
     /// `endpoint learning` given for this call (else the daemon's `--endpoint-learning`).
     pub learning: Option<crate::flow::latch::EndpointLearning>,
+    /// The NG client whose offer created the call, when known.
+    pub created_from: Option<SocketAddr>,
 }
 
 /// One side of a call: a SIP tag (or, before the answer, a branch that has no tag yet).

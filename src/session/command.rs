@@ -27,6 +27,15 @@ pub enum Command {
     BlockMedia(MediaSelect),
     /// `unblock media`: relay it again.
     UnblockMedia(MediaSelect),
+    /// Operator: every call with its creation time (rtpengine-ctl's `list sessions`).
+    Sessions,
+    /// Operator: end calls now, without a delete-delay (rtpengine-ctl's `terminate`).
+    Terminate(Terminate),
+    /// Operator: read a runtime setting (rtpengine-ctl's `get`).
+    GetSetting(Setting),
+    /// Operator: change a runtime setting; the value was checked by the caller (rtpengine-ctl's
+    /// `set`). Seconds for the timeouts, `-1` for no session limit.
+    SetSetting(Setting, i64),
 }
 
 impl Command {
@@ -45,6 +54,68 @@ impl Command {
             Command::PauseRecording(_) => "pause recording",
             Command::BlockMedia(_) => "block media",
             Command::UnblockMedia(_) => "unblock media",
+            Command::Sessions => "sessions",
+            Command::Terminate(_) => "terminate",
+            Command::GetSetting(_) => "get",
+            Command::SetSetting(..) => "set",
+        }
+    }
+}
+
+/// Which calls `terminate` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminate {
+    /// Every call.
+    All,
+    /// The call with this call-id.
+    Call(String),
+}
+
+/// A session setting operators change at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Concurrent calls allowed (`-1`: unlimited).
+    MaxSessions,
+    /// Seconds without media before an answered call ends.
+    Timeout,
+    /// Like `Timeout`, for calls on hold.
+    SilentTimeout,
+    /// Seconds an unanswered offer waits.
+    OfferTimeout,
+    /// Absolute limit of a call's life in seconds (`0`: none).
+    FinalTimeout,
+    /// Seconds a deleted call lingers.
+    DeleteDelay,
+}
+
+impl Command {
+    /// The call this command is about, if it names one (its log lines carry the call-id).
+    pub fn call_ref(&self) -> Option<&CallRef> {
+        match self {
+            Command::Offer(p) | Command::Answer(p) => Some(&p.call),
+            Command::Delete(d) => Some(&d.call),
+            Command::Query(c)
+            | Command::StartRecording(c)
+            | Command::StopRecording(c)
+            | Command::PauseRecording(c) => Some(c),
+            Command::BlockMedia(m) | Command::UnblockMedia(m) => Some(&m.call),
+            Command::Ping
+            | Command::List { .. }
+            | Command::Statistics
+            | Command::Sessions
+            | Command::Terminate(_)
+            | Command::GetSetting(_)
+            | Command::SetSetting(..) => None,
+        }
+    }
+
+    /// The tracing span for this command's work: the call's, or none.
+    pub fn span(&self) -> tracing::Span {
+        match self.call_ref() {
+            Some(c) if !c.call_id.is_empty() => {
+                crate::session::log::call_span(&c.call_id, c.from_tag.as_deref())
+            }
+            _ => tracing::Span::none(),
         }
     }
 }
@@ -111,6 +182,9 @@ pub struct OfferAnswer {
     /// `endpoint learning` / `endpoint-learning`: this call's learning mode instead of the
     /// daemon's `--endpoint-learning`.
     pub endpoint_learning: Option<crate::flow::latch::EndpointLearning>,
+    /// The NG client the message came from (set by the daemon, not by the message): a call
+    /// remembers who created it, for the operator's session list.
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 /// Boolean flags from the `flags` list (and their key forms).

@@ -34,6 +34,13 @@ pub struct Totals {
     pub calls_deleted: u64,
     pub calls_timed_out: u64,
     pub rejected_session_limit: u64,
+    /// Calls an operator ended (`terminate`).
+    pub calls_terminated: u64,
+    /// Calls that ended (destroyed after their delete-delay, timed out or terminated), with the
+    /// sum of their durations and of the squares, in seconds.
+    pub calls_ended: u64,
+    pub calls_duration_secs: f64,
+    pub calls_duration_squared: f64,
     /// Media counters of calls that have ended.
     pub ended_media: crate::session::reports::MediaTotals,
     /// SDP endpoints refused as media targets, per [`Refusal`](crate::guard::Refusal) index.
@@ -117,6 +124,10 @@ impl Engine {
             Command::PauseRecording(c) => self.recording_command(&c, RecordOp::Pause),
             Command::BlockMedia(m) => self.block_media(&m, true),
             Command::UnblockMedia(m) => self.block_media(&m, false),
+            Command::Sessions => Ok(self.sessions()),
+            Command::Terminate(t) => self.terminate(now, &t),
+            Command::GetSetting(s) => Ok(self.get_setting(s)),
+            Command::SetSetting(s, v) => Ok(self.set_setting(s, v)),
         };
         result.unwrap_or_else(|e| Reply::error(&e))
     }
@@ -166,6 +177,8 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&r.call) else {
             return;
         };
+        let _in_call = crate::session::log::call_span(&call.id, None).entered();
+        tracing::debug!(flow = flow.0, kind = ?r.kind, %addr, "media source learned");
         let Some(slot) = call
             .legs
             .get_mut(r.leg)
@@ -237,7 +250,7 @@ impl Engine {
             .map(|r| Reply::Call(Box::new(r)));
         self.totals.calls_deleted += 1;
         if delay.is_zero() {
-            self.destroy(&d.call.call_id);
+            self.destroy(now, &d.call.call_id);
         }
         reply
     }
@@ -248,7 +261,14 @@ impl Engine {
     }
 
     /// Removes a call now: closes its flows and frees its ports.
-    pub(crate) fn destroy(&mut self, call_id: &str) {
+    pub(crate) fn destroy(&mut self, now: Now, call_id: &str) {
+        if let Some(call) = self.calls.get(call_id) {
+            crate::session::log::end_of_call(now, call);
+            let secs = now.mono.since(call.created.mono).as_secs_f64();
+            self.totals.calls_ended += 1;
+            self.totals.calls_duration_secs += secs;
+            self.totals.calls_duration_squared += secs * secs;
+        }
         if self.remove(call_id) {
             tracing::info!(call_id = ?call_id, "call destroyed");
         }

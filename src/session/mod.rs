@@ -7,6 +7,7 @@
 //! touches a socket.
 
 pub mod actions;
+mod admin;
 pub(crate) mod block;
 pub mod call;
 pub mod command;
@@ -16,6 +17,7 @@ pub mod error;
 mod follow;
 mod interfaces;
 pub mod limits;
+pub mod log;
 mod media_state;
 mod negotiate;
 mod origin;

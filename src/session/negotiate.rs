@@ -47,7 +47,9 @@ impl Engine {
                 self.totals.rejected_session_limit += 1;
                 return Err(SessionError::SessionLimit);
             }
-            self.calls.insert(call_id.clone(), new_call(&call_id, now));
+            let mut call = new_call(&call_id, now);
+            call.created_from = p.proxy;
+            self.calls.insert(call_id.clone(), call);
         }
         let call = self
             .calls
@@ -676,6 +678,7 @@ fn new_call(call_id: &str, now: Now) -> Call {
         metadata: None,
         target_refused: false,
         learning: None,
+        created_from: None,
     }
 }
 

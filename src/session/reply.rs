@@ -27,6 +27,26 @@ pub enum Reply {
     Error(String),
     /// `result: load limit` for clients that sent `supports: [load limit]`.
     LoadLimit(String),
+    /// `sessions`: every call, oldest first.
+    Sessions(Vec<SessionSummary>),
+    /// `terminate`: how many calls ended.
+    Terminated(usize),
+    /// `get`: the setting's value (seconds for timeouts, `-1` for no limit).
+    Setting(i64),
+}
+
+/// One call as the operator's session list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub call_id: String,
+    /// `delete` was received; the call lingers for its delete-delay.
+    pub deleted: bool,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// Being recorded.
+    pub recording: bool,
+    /// The NG client whose offer created the call, when known.
+    pub proxy: Option<SocketAddr>,
 }
 
 impl Reply {
@@ -46,7 +66,10 @@ impl Reply {
             | Reply::Sdp(_)
             | Reply::Call(_)
             | Reply::List(_)
-            | Reply::Statistics(_) => "ok",
+            | Reply::Statistics(_)
+            | Reply::Sessions(_)
+            | Reply::Terminated(_)
+            | Reply::Setting(_) => "ok",
         }
     }
 
@@ -62,6 +85,8 @@ pub struct CallReport {
     /// Microseconds part of the creation time.
     pub created_us: u64,
     pub last_signal: u64,
+    /// The NG client whose offer created the call, when known.
+    pub proxy: Option<SocketAddr>,
     /// One entry per participant, in the call's order (rendered as a dict keyed by tag).
     pub tags: Vec<TagReport>,
     pub totals: MediaTotals,

@@ -37,6 +37,7 @@ impl Engine {
             created: now_secs(call.created),
             created_us: call.created.unix_us % 1_000_000,
             last_signal: now_secs(call.last_signal),
+            proxy: call.created_from,
             tags,
             totals,
         })

@@ -11,6 +11,8 @@ impl Engine {
     /// Ends calls whose time is up. Call it as often as convenient: it looks at the calls at most
     /// once per [`SCAN_INTERVAL`].
     pub fn tick(&mut self, now: Now) {
+        // The daemon ticks from its start: uptime counts from there, not from the first command.
+        self.started.get_or_insert(now);
         if self.next_scan.is_some_and(|at| now.mono < at) {
             return;
         }
@@ -48,11 +50,12 @@ impl Engine {
             }
         }
         for (id, why) in ended {
+            let _in_call = crate::session::log::call_span(&id, None).entered();
             if why != "deleted" {
                 self.totals.calls_timed_out += 1;
                 tracing::info!(call_id = ?id, reason = why, "call timed out");
             }
-            self.destroy(&id);
+            self.destroy(now, &id);
         }
     }
 }

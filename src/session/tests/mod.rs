@@ -1,6 +1,7 @@
 //! Scenario tests of the session engine, one file per group of scenarios; the shared helpers are
 //! in `common.rs` (and used by the unit tests of limits.rs and targets.rs too).
 
+mod admin;
 mod block;
 mod common;
 mod egress_and_learning;

@@ -1,0 +1,86 @@
+//! The tracing span every log line about a call runs in: its call-id (and from-tag when the
+//! command names one), so text and JSON logs tie each line to its call.
+
+/// The span for work on `call_id` (on behalf of `from_tag`, if known).
+pub fn call_span(call_id: &str, from_tag: Option<&str>) -> tracing::Span {
+    match from_tag {
+        Some(tag) => {
+            tracing::info_span!("call", call_id = %Clean(call_id), from_tag = %Clean(tag))
+        }
+        None => tracing::info_span!("call", call_id = %Clean(call_id)),
+    }
+}
+
+/// A peer-given string as a log field: control characters escaped, so that a call-id with a
+/// line break cannot forge log lines in text logs.
+pub struct Clean<'a>(pub &'a str);
+
+impl std::fmt::Display for Clean<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                for e in c.escape_default() {
+                    f.write_char(e)?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::session::call::Call;
+use crate::time::Now;
+
+/// The end-of-call record, at info level: how long the call lasted, the RTP packets, bytes and
+/// errors of the whole call and, per participant, what it sent through the relay (RTP packets
+/// and bytes, errors, packets not forwarded, RTCP packets). Loss and MOS need RTCP report
+/// parsing the data plane does not do yet, so they are not in the record.
+pub fn end_of_call(now: Now, call: &Call) {
+    let duration_ms = now.mono.since(call.created.mono).as_millis();
+    let mut sides = Vec::with_capacity(call.legs.len());
+    let mut total = (0u64, 0u64, 0u64);
+    for leg in &call.legs {
+        let (mut packets, mut bytes, mut errors, mut dropped, mut rtcp) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        for m in &leg.medias {
+            let (r, c) = (&m.rtp.counters, &m.rtcp.counters);
+            packets += r.packets.load(Relaxed);
+            bytes += r.bytes.load(Relaxed);
+            errors += r.errors.load(Relaxed) + c.errors.load(Relaxed);
+            dropped += r.dropped.load(Relaxed) + c.dropped.load(Relaxed);
+            // RTCP multiplexed on the RTP port, and on its own port.
+            rtcp += r.rtcp_packets.load(Relaxed) + c.rtcp_packets.load(Relaxed);
+        }
+        total = (total.0 + packets, total.1 + bytes, total.2 + errors);
+        sides.push(format!(
+            "{}: {packets} packets, {bytes} bytes, {errors} errors, {dropped} not forwarded, {rtcp} rtcp",
+            Clean(leg.tag.as_deref().unwrap_or("-"))
+        ));
+    }
+    // The callers (NG command, timer, operator) run this in the call's span.
+    tracing::info!(
+        duration_secs = duration_ms as f64 / 1000.0,
+        participants = call.legs.len(),
+        packets = total.0,
+        bytes = total.1,
+        errors = total.2,
+        sent = %sides.join("; "),
+        "call ended"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clean;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(Clean("a\nb\r\u{1b}c").to_string(), "a\\nb\\r\\u{1b}c");
+        assert_eq!(Clean("plain@host").to_string(), "plain@host");
+    }
+}
