@@ -170,7 +170,9 @@ impl Dispatcher {
         };
         let name = cmd.name();
         *self.counts.entry(name).or_default() += 1;
-        tracing::debug!(command = name, call_id = ?call_id, "NG request");
+        // In the command's call span, as everything the command logs (the daemon enters it too).
+        cmd.span()
+            .in_scope(|| tracing::debug!(command = name, call_id = ?call_id, "NG request"));
         Ok((cmd, format))
     }
 
