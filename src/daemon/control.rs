@@ -68,13 +68,7 @@ impl Control {
         // Everything the command logs, in the session layer and on its media, carries its call.
         let span = cmd.span();
         let _in_call = span.enter();
-        // The engine binds nothing: the pairs the command may take are bound here first.
-        engine.plan_ports(&cmd);
-        engine.sync_ports(binder);
-        let reply = engine.handle(now, cmd);
-        apply_actions(engine, binder, workers, recorder.as_ref());
-        // After the flows took their sockets: close what was freed, parked or not taken.
-        engine.sync_ports(binder);
+        let reply = run(engine, binder, workers, recorder.as_ref(), now, cmd);
         Some(dispatcher.finish(now.mono, pending, &reply))
     }
 
@@ -90,12 +84,7 @@ impl Control {
             recorder,
             ..
         } = &mut *guard;
-        engine.plan_ports(&cmd);
-        engine.sync_ports(binder);
-        let reply = engine.handle(now, cmd);
-        apply_actions(engine, binder, workers, recorder.as_ref());
-        engine.sync_ports(binder);
-        reply
+        run(engine, binder, workers, recorder.as_ref(), now, cmd)
     }
 
     /// The Prometheus text for `GET /metrics`.
@@ -164,6 +153,25 @@ impl Control {
             drop(state.recorder);
         }
     }
+}
+
+/// Runs one command on the engine and carries out what it asked for. The engine binds nothing:
+/// the pairs the command may take are bound first; after the flows took their sockets, what was
+/// freed, parked or not taken is closed.
+fn run(
+    engine: &mut Engine,
+    binder: &mut SocketBinder,
+    workers: &Workers,
+    recorder: Option<&Recorder>,
+    now: crate::time::Now,
+    cmd: crate::session::Command,
+) -> crate::session::Reply {
+    engine.plan_ports(&cmd);
+    engine.sync_ports(binder);
+    let reply = engine.handle(now, cmd);
+    apply_actions(engine, binder, workers, recorder);
+    engine.sync_ports(binder);
+    reply
 }
 
 /// Hands the engine's queued media actions to the workers, one batch per worker, so that all

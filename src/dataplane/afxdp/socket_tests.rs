@@ -5,9 +5,9 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::plane::XskState;
 use super::AfxdpPlane;
@@ -16,12 +16,8 @@ use crate::dataplane::{Batch, FlowSocket, Forwarder, Plane};
 use crate::flow::StreamCounters;
 use crate::sys::eventfd::EventFd;
 use crate::sys::netns::run_in;
-use crate::sys::xdp::tests::{can_load, foreign_pass_program, ip, veth_pair, xdp_attach_raw};
-use crate::sys::xdp::{ifindex, XdpProgram};
-use crate::sys::xsk::XskSocket;
-
-const RELAY: &str = "192.0.2.1:30000";
-const PEER: &str = "192.0.2.2:4000";
+use crate::sys::xdp::tests::can_load;
+use crate::sys::xsk::test_topology::{peer_caller, relay_afxdp, topology, wait_for, PEER, RELAY};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -56,10 +52,8 @@ impl Forwarder for Echo {
 
 /// Waits until socket 0 of the plane holds a frame.
 fn wait_for_frame(p: &AfxdpPlane) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while p.xsk.sockets.first().is_some_and(|s| s.rx_available() == 0) && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    if let Some(s) = p.xsk.sockets.first() {
+        wait_for(s, 1, Duration::from_secs(2));
     }
 }
 
@@ -68,30 +62,10 @@ fn a_panic_while_forwarding_keeps_the_workers_afxdp_socket() {
     if !can_load() {
         return;
     }
-    let (relay, peer) = veth_pair("rtprelay-xskp");
-    ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
-    ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);
-    let (program, xsk, flow) = run_in(&relay.0, || {
-        let veth0 = ifindex("veth0").unwrap();
-        let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
-        let xsk = XskSocket::bind(veth0, 0, 64, 2048).unwrap();
-        let table = program.table();
-        table.set_port_range(30000, 30099).unwrap();
-        table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
-        table.set_afxdp(true).unwrap();
-        (program, xsk, UdpSocket::bind(RELAY).unwrap())
-    })
-    .unwrap();
-    let (caller, _pass) = run_in(&peer.0, || {
-        let pass = foreign_pass_program();
-        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
-        let caller = UdpSocket::bind(PEER).unwrap();
-        caller
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        (caller, pass)
-    })
-    .unwrap();
+    let (relay, peer) = topology("rtprelay-xskp");
+    let (program, xsk) = relay_afxdp(&relay);
+    let flow = run_in(&relay.0, || UdpSocket::bind(RELAY).unwrap()).unwrap();
+    let (caller, _pass) = peer_caller(&peer);
 
     let wake = Arc::new(EventFd::new().unwrap());
     let state = XskState::new(0, wake.clone(), vec![xsk], Arc::default(), None);

@@ -17,6 +17,8 @@ mod socket;
 #[cfg(not(rtprelay_xdp))]
 mod stub;
 #[cfg(all(test, rtprelay_xdp))]
+pub(crate) mod test_topology;
+#[cfg(all(test, rtprelay_xdp))]
 mod tests;
 
 #[cfg(rtprelay_xdp)]

@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::sys::netns::run_in;
-use crate::sys::xdp::tests::{can_load, foreign_pass_program, with_skel, xdp_attach_raw};
+use crate::sys::xdp::tests::{can_load, with_skel};
 use crate::sys::xdp::{ifindex, XdpError, XdpProgram};
 use crate::testkit::checksum::{fold, sum16};
-use crate::testkit::netns::{ip, veth_pair, NsGuard};
+use crate::testkit::netns::ip;
 use crate::wire::frame::at;
 use crate::wire::frame::field::{eth, ipv4, udp};
 
-const RELAY: &str = "192.0.2.1:30000";
-const PEER: &str = "192.0.2.2:4000";
+use super::test_topology::{peer_caller, topology, PEER, RELAY};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -68,56 +67,6 @@ fn receive(xsk: &mut XskSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
-/// relay ns: veth0 192.0.2.1, 2001:db8:1::1; peer ns: veth1 192.0.2.2, 2001:db8:1::2; static
-/// neighbours both ways. Both namespaces are deleted on drop.
-fn topology() -> (NsGuard, NsGuard) {
-    let (relay, peer) = veth_pair("rtprelay-xsk");
-    ip(&[
-        "-n",
-        &relay.0,
-        "addr",
-        "add",
-        "2001:db8:1::1/64",
-        "dev",
-        "veth0",
-        "nodad",
-    ]);
-    ip(&[
-        "-n",
-        &peer.0,
-        "addr",
-        "add",
-        "2001:db8:1::2/64",
-        "dev",
-        "veth1",
-        "nodad",
-    ]);
-    ip(&["-n", &peer.0, "addr", "add", "192.0.2.2/24", "dev", "veth1"]);
-    ip(&["-n", &peer.0, "link", "set", "veth1", "up"]);
-    for (ns, addr, mac, dev) in [
-        (&relay.0, "192.0.2.2", "02:00:00:00:01:02", "veth0"),
-        (&peer.0, "192.0.2.1", "02:00:00:00:01:01", "veth1"),
-        (&relay.0, "2001:db8:1::2", "02:00:00:00:01:02", "veth0"),
-        (&peer.0, "2001:db8:1::1", "02:00:00:00:01:01", "veth1"),
-    ] {
-        ip(&[
-            "-n",
-            ns,
-            "neigh",
-            "add",
-            addr,
-            "lladdr",
-            mac,
-            "dev",
-            dev,
-            "nud",
-            "permanent",
-        ]);
-    }
-
-    (relay, peer)
-}
-
 /// The XDP program and the AF_XDP socket on the relay's veth0; an XDP_PASS program on the
 /// peer's veth1, so frames sent into the pair are not dropped.
 #[test]
@@ -125,7 +74,7 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     if !can_load() {
         return;
     }
-    let (relay, peer) = topology();
+    let (relay, peer) = topology("rtprelay-xsk");
     let (program, mut xsk, relay_udp, veth0) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
@@ -149,16 +98,7 @@ fn relay_ports_reach_the_xsk_only_with_the_flag_and_it_transmits() {
     table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
     table.set_afxdp(true).unwrap();
 
-    let (caller, _pass) = run_in(&peer.0, || {
-        let pass = foreign_pass_program();
-        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
-        let caller = UdpSocket::bind(PEER).unwrap();
-        caller
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        (caller, pass)
-    })
-    .unwrap();
+    let (caller, _pass) = peer_caller(&peer);
     let mut buf = [0u8; 2048];
 
     // 1: to the XSK, not the UDP socket; sent back as a copy.
@@ -259,7 +199,7 @@ fn the_kernel_counts_what_a_full_socket_drops() {
     if !can_load() {
         return;
     }
-    let (relay, peer) = topology();
+    let (relay, peer) = topology("rtprelay-xsk");
     let (program, mut xsk, veth0) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
@@ -272,12 +212,7 @@ fn the_kernel_counts_what_a_full_socket_drops() {
     table.set_port_range(30000, 30099).unwrap();
     table.register_xsk(veth0, 0, xsk.as_fd()).unwrap();
     table.set_afxdp(true).unwrap();
-    let (caller, _pass) = run_in(&peer.0, || {
-        let pass = foreign_pass_program();
-        xdp_attach_raw(ifindex("veth1").unwrap(), pass.as_raw_fd());
-        (UdpSocket::bind(PEER).unwrap(), pass)
-    })
-    .unwrap();
+    let (caller, _pass) = peer_caller(&peer);
     for _ in 0..300 {
         caller.send_to(b"unread", RELAY).unwrap();
     }
@@ -342,7 +277,7 @@ fn ipv6_relay_ports_reach_the_xsk() {
     if !can_load() {
         return;
     }
-    let (relay, peer) = topology();
+    let (relay, peer) = topology("rtprelay-xsk");
     let (program, mut xsk, relay_udp, veth0) = run_in(&relay.0, || {
         let veth0 = ifindex("veth0").unwrap();
         let program = XdpProgram::load_and_attach(&[veth0]).unwrap();
@@ -387,7 +322,7 @@ fn each_device_reaches_its_own_sockets() {
     if !can_load() {
         return;
     }
-    let (relay, peer) = topology();
+    let (relay, peer) = topology("rtprelay-xsk");
     // A second link between the same namespaces: veth2 (relay) <-> veth3 (peer).
     ip(&[
         "-n", &relay.0, "link", "add", "veth2", "type", "veth", "peer", "name", "veth3", "netns",
