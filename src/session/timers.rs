@@ -9,7 +9,7 @@ pub const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 
 impl Engine {
     /// Ends calls whose time is up. Call it as often as convenient: it looks at the calls at most
-    /// once per [`SCAN_INTERVAL`].
+    /// once per `SCAN_INTERVAL`.
     pub fn tick(&mut self, now: Now) {
         // The daemon ticks from its start: uptime counts from there, not from the first command.
         self.started.get_or_insert(now);

@@ -196,7 +196,7 @@ pub struct WorkersConfig {
     /// `j % n`); with several workers each hands the frames of other workers' flows over.
     /// Empty without the AF_XDP plane.
     pub xsks: Vec<crate::sys::xsk::XskSocket>,
-    /// What new packet sources are checked against (see [`Guard`]).
+    /// What new packet sources are checked against (see `Guard`).
     pub policy: SharedPolicy,
 }
 

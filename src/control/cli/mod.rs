@@ -1,8 +1,8 @@
 //! rtpengine's command-line interface (`--listen-cli`, spoken by `rtpengine-ctl` and
 //! `rtprelay-ctl`): one text line in, a text answer out, the connection closed after it.
 //!
-//! [`parse`] turns the line into a [`CliRequest`]; what needs the call table becomes a session
-//! [`Command`] ([`CliRequest::command`]) that the daemon hands to the engine, and [`render`] lays
+//! [`parse()`] turns the line into a [`CliRequest`]; what needs the call table becomes a session
+//! [`Command`] ([`CliRequest::command`]) that the daemon hands to the engine, and [`render()`] lays
 //! the typed reply out in rtpengine-ctl's text shapes. Log levels live with the daemon's logger
 //! ([`render_local`]). No I/O here.
 
