@@ -46,6 +46,11 @@ impl Clock {
     pub fn mono(&self) -> Millis {
         Millis(self.start.elapsed().as_millis() as u64)
     }
+    /// Monotonic microseconds since the start: for timing work shorter than a millisecond
+    /// (NG request latency).
+    pub fn mono_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
     pub fn now(&self) -> Now {
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -31,6 +31,8 @@ pub struct Control {
     state: Arc<Mutex<ControlState>>,
     clock: Clock,
     events: Receiver<FlowEvent>,
+    /// NG request counts and latency for `/metrics`.
+    ng_stats: crate::metrics::ng::NgStats,
 }
 
 impl Control {
@@ -39,6 +41,7 @@ impl Control {
             state: Arc::new(Mutex::new(state)),
             clock,
             events,
+            ng_stats: Default::default(),
         }
     }
 
@@ -49,7 +52,9 @@ impl Control {
         peer: &crate::control::transport::NgPeer,
         msg: &[u8],
     ) -> Option<Vec<u8>> {
+        let started_us = self.clock.mono_us();
         let now = self.clock.now();
+        let proxy = peer.addr().map(|a| a.ip());
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ControlState {
             dispatcher,
@@ -58,10 +63,17 @@ impl Control {
             workers,
             recorder,
         } = &mut *guard;
+        let errors_before = dispatcher.error_count();
         let (mut cmd, pending) = match dispatcher.begin(now.mono, peer.key(), msg) {
-            Step::Answer(out) => return out,
+            Step::Answer(out) => {
+                if dispatcher.error_count() > errors_before {
+                    self.ng_stats.error(proxy);
+                }
+                return out;
+            }
             Step::Run(cmd, pending) => (*cmd, pending),
         };
+        let name = cmd.name();
         if let crate::session::Command::Offer(p) = &mut cmd {
             p.proxy = peer.addr();
         }
@@ -69,7 +81,14 @@ impl Control {
         let span = cmd.span();
         let _in_call = span.enter();
         let reply = run(engine, binder, workers, recorder.as_ref(), now, cmd);
-        Some(dispatcher.finish(now.mono, pending, &reply))
+        let out = dispatcher.finish(now.mono, pending, &reply);
+        // From the message's arrival at the control side (lock wait included) to its answer.
+        let secs = self.clock.mono_us().saturating_sub(started_us) as f64 / 1e6;
+        self.ng_stats.request(proxy, name, secs);
+        if dispatcher.error_count() > errors_before {
+            self.ng_stats.error(proxy);
+        }
+        Some(out)
     }
 
     /// Runs one operator command (from the CLI) through the engine, like an NG command: the
@@ -87,25 +106,27 @@ impl Control {
         run(engine, binder, workers, recorder.as_ref(), now, cmd)
     }
 
-    /// The Prometheus text for `GET /metrics`.
+    /// The Prometheus text for `GET /metrics`: ours, then rtpengine's names, then the NG
+    /// request families.
     pub fn metrics(&self) -> String {
         let now = self.clock.now();
         let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let snap = guard.engine.snapshot(now);
+        let plane = guard.workers.counters();
         let mut text = crate::metrics::render(
             &snap,
             guard.dispatcher.command_counts(),
             guard.dispatcher.error_count(),
         );
-        text.push_str(&crate::metrics::render_plane(&guard.workers.counters()));
+        text.push_str(&crate::metrics::render_plane(&plane));
         if let Some(r) = &guard.recorder {
-            text.push_str(&format!(
-                "# HELP rtprelay_recording_dropped_total Recording packets dropped because the spool writer fell behind.\n\
-                 # TYPE rtprelay_recording_dropped_total counter\n\
-                 rtprelay_recording_dropped_total {}\n",
-                r.dropped()
-            ));
+            text.push_str(&crate::metrics::render_recording(r.dropped()));
         }
+        drop(guard);
+        text.push_str(&crate::metrics::rtpengine::render(&snap, &plane));
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.ng_stats.register(&mut registry);
+        text.push_str(&crate::metrics::sheet::encode(&registry));
         text
     }
 

@@ -307,6 +307,14 @@ impl<S, E: Copy> Run<'_, S, E> {
         if rtcp {
             c.rtcp_packets.fetch_add(1, Relaxed);
             c.rtcp_bytes.fetch_add(len, Relaxed);
+            // The peer's reception report, for loss, jitter and MOS (RTCP only: about one
+            // packet in a hundred; the RTP path does nothing more).
+            if let Some(block) = rtcp::Packet::new_checked(pkt)
+                .ok()
+                .and_then(|p| p.first_report_block())
+            {
+                c.record_report(&block);
+            }
         } else {
             c.packets.fetch_add(1, Relaxed);
             c.bytes.fetch_add(len, Relaxed);

@@ -1,92 +1,78 @@
-//! Prometheus text exposition of the relay's figures, served at `GET /metrics` on the HTTP
-//! listener. Pure formatting: the caller takes the snapshot.
+//! `GET /metrics`: the relay's figures in the Prometheus text format, written with
+//! prometheus-client. Two sets side by side from the same data: ours (`rtprelay_*`) and
+//! rtpengine's names and labels (`rtpengine_*`, see [`rtpengine`]), so dashboards built for
+//! rtpengine keep working. The caller takes the snapshot; this module only formats.
+
+pub mod ng;
+pub mod quality;
+pub mod rtpengine;
+pub mod sheet;
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use crate::session::Snapshot;
+use sheet::{label, Labels, Sheet};
 
-/// Renders the snapshot and the NG command counters in Prometheus' text format.
+fn one(v: u64) -> Vec<(Labels, u64)> {
+    vec![(Vec::new(), v)]
+}
+
+/// Our figures from the snapshot and the NG command counters.
 pub fn render(s: &Snapshot, commands: &BTreeMap<&'static str, u64>, ng_errors: u64) -> String {
-    let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP rtprelay_{name} {help}");
-        let _ = writeln!(out, "# TYPE rtprelay_{name} {kind}");
-        for (labels, v) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(out, "rtprelay_{name} {v}");
-            } else {
-                let _ = writeln!(out, "rtprelay_{name}{{{labels}}} {v}");
-            }
-        }
-    };
-    metric(
-        "calls",
-        "gauge",
-        "Calls in the call table.",
-        &[("", s.calls)],
-    );
-    metric(
-        "media_streams",
-        "gauge",
-        "Media streams with allocated ports.",
-        &[("", s.streams)],
-    );
-    metric(
-        "uptime_seconds",
-        "counter",
-        "Seconds since the first control message.",
-        &[("", s.uptime_secs)],
-    );
-    metric(
-        "calls_created_total",
-        "counter",
-        "Calls created.",
-        &[("", s.totals.calls_created)],
-    );
-    metric(
-        "calls_deleted_total",
-        "counter",
-        "Calls deleted over NG.",
-        &[("", s.totals.calls_deleted)],
-    );
-    metric(
-        "calls_timed_out_total",
-        "counter",
-        "Calls ended by a timeout.",
-        &[("", s.totals.calls_timed_out)],
-    );
-    metric(
-        "calls_rejected_total",
-        "counter",
-        "Offers refused by --max-sessions.",
-        &[("", s.totals.rejected_session_limit)],
-    );
-    metric(
-        "packets_total",
-        "counter",
-        "Packets received and relayed.",
-        &[
-            ("kind=\"rtp\"", s.rtp.packets),
-            ("kind=\"rtcp\"", s.rtcp.packets),
-        ],
-    );
-    metric(
-        "bytes_total",
-        "counter",
-        "Bytes received and relayed.",
-        &[
-            ("kind=\"rtp\"", s.rtp.bytes),
-            ("kind=\"rtcp\"", s.rtcp.bytes),
-        ],
-    );
-    metric(
-        "packet_errors_total",
-        "counter",
-        "Packets dropped: malformed, or from a source strict source refused.",
-        &[("", s.rtp.errors + s.rtcp.errors)],
-    );
-    let reasons: Vec<(String, u64)> = crate::guard::Refusal::ALL
+    let mut m = Sheet::default();
+    m.gauge("rtprelay_calls", "Calls in the call table.", one(s.calls))
+        .gauge(
+            "rtprelay_media_streams",
+            "Media streams with allocated ports.",
+            one(s.streams),
+        )
+        .gauge(
+            "rtprelay_uptime_seconds",
+            "Seconds since the first control message.",
+            one(s.uptime_secs),
+        )
+        .counter(
+            "rtprelay_calls_created_total",
+            "Calls created.",
+            one(s.totals.calls_created),
+        )
+        .counter(
+            "rtprelay_calls_deleted_total",
+            "Calls deleted over NG.",
+            one(s.totals.calls_deleted),
+        )
+        .counter(
+            "rtprelay_calls_timed_out_total",
+            "Calls ended by a timeout.",
+            one(s.totals.calls_timed_out),
+        )
+        .counter(
+            "rtprelay_calls_rejected_total",
+            "Offers refused by --max-sessions.",
+            one(s.totals.rejected_session_limit),
+        )
+        .counter(
+            "rtprelay_packets_total",
+            "Packets received and relayed.",
+            vec![
+                (label("kind", "rtp"), s.rtp.packets),
+                (label("kind", "rtcp"), s.rtcp.packets),
+            ],
+        )
+        .counter(
+            "rtprelay_bytes_total",
+            "Bytes received and relayed.",
+            vec![
+                (label("kind", "rtp"), s.rtp.bytes),
+                (label("kind", "rtcp"), s.rtcp.bytes),
+            ],
+        )
+        .counter(
+            "rtprelay_packet_errors_total",
+            "Packets dropped: malformed, or from a source strict source refused.",
+            one(s.rtp.errors + s.rtcp.errors),
+        );
+    let refused = crate::guard::Refusal::ALL
         .iter()
         .map(|r| {
             let n = s
@@ -95,167 +81,130 @@ pub fn render(s: &Snapshot, commands: &BTreeMap<&'static str, u64>, ng_errors: u
                 .get(r.index())
                 .copied()
                 .unwrap_or(0);
-            (format!("reason=\"{}\"", r.label()), n)
+            (label("reason", r.label()), n)
         })
         .collect();
-    let samples: Vec<(&str, u64)> = reasons.iter().map(|(l, n)| (l.as_str(), *n)).collect();
-    metric(
-        "media_target_refused_total",
-        "counter",
+    m.counter(
+        "rtprelay_media_target_refused_total",
         "SDP endpoints refused as media targets (the peer is learnt from its packets instead), by reason.",
-        &samples,
-    );
-    let plane = format!("plane=\"{}\"", s.plane);
-    metric(
-        "dataplane_info",
-        "gauge",
+        refused,
+    )
+    .gauge(
+        "rtprelay_dataplane_info",
         "The data plane in use.",
-        &[(plane.as_str(), 1)],
-    );
-    let labels: Vec<(String, u64)> = commands
-        .iter()
-        .map(|(c, n)| (format!("command=\"{c}\""), *n))
-        .collect();
-    let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
-    metric(
-        "ng_commands_total",
-        "counter",
+        vec![(label("plane", s.plane), 1)],
+    )
+    .counter(
+        "rtprelay_ng_commands_total",
         "NG commands handled, by command.",
-        &samples,
-    );
-    metric(
-        "ng_errors_total",
-        "counter",
+        commands
+            .iter()
+            .map(|(c, n)| (label("command", *c), *n))
+            .collect(),
+    )
+    .counter(
+        "rtprelay_ng_errors_total",
         "NG messages answered with an error.",
-        &[("", ng_errors)],
+        one(ng_errors),
     );
-    out
+    let q = &s.totals.quality;
+    m.histogram(
+        "rtprelay_stream_jitter_seconds",
+        "Interarrival jitter the peer last reported in RTCP, per stream of ended calls (timestamp units read at 8 kHz).",
+        &q.jitter,
+    )
+    .histogram(
+        "rtprelay_stream_fraction_lost",
+        "Fraction lost the peer last reported in RTCP, per stream of ended calls (0..1).",
+        &q.loss,
+    );
+    m.render()
 }
 
 /// The data plane's own counters: what the workers' userspace path accepted and, with the
 /// XDP plane, what the kernel program forwarded, passed up and dropped. Comparing the two shows
 /// whether calls are really offloaded.
 pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
-    let mut out = String::with_capacity(1024);
-    let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP rtprelay_{name} {help}");
-        let _ = writeln!(out, "# TYPE rtprelay_{name} {kind}");
-        let _ = writeln!(out, "rtprelay_{name} {v}");
-    };
-    metric(
-        "userspace_packets_total",
-        "counter",
+    let mut m = Sheet::default();
+    m.counter(
+        "rtprelay_userspace_packets_total",
         "Packets accepted on the workers' userspace path.",
-        c.userspace_packets,
-    );
-    metric(
-        "worker_panics_total",
-        "counter",
+        one(c.userspace_packets),
+    )
+    .counter(
+        "rtprelay_worker_panics_total",
         "Panics caught in the forwarding workers (each worker is restarted with its flows).",
-        c.worker_panics,
-    );
-    metric(
-        "media_source_refused_total",
-        "counter",
+        one(c.worker_panics),
+    )
+    .counter(
+        "rtprelay_media_source_refused_total",
         "Packets dropped because their source is never a peer: one of the relay's own ports (a loop), its host, a denied network.",
-        c.refused_sources,
+        one(c.refused_sources),
     );
     if let Some(a) = c.afxdp {
-        metric(
-            "afxdp_transmitted_packets_total",
-            "counter",
-            "Packets the AF_XDP path rewrote and sent back out of its sockets.",
-            a.transmitted,
-        );
-        metric(
-            "afxdp_handed_off_packets_total",
-            "counter",
-            "AF_XDP frames one worker handed to another: for the other's call, or to send from its socket.",
-            a.handed_off,
-        );
-        metric(
-            "afxdp_handoff_dropped_packets_total",
-            "counter",
-            "AF_XDP frames dropped because the receiving worker's hand-off queue was full (frames for its calls, and frames to send from its socket).",
-            a.handoff_dropped,
-        );
-        metric(
-            "afxdp_unmatched_dropped_packets_total",
-            "counter",
-            "AF_XDP frames dropped because the worker that took them had no flow on their port.",
-            a.unmatched,
-        );
-        metric(
-            "afxdp_tx_dropped_packets_total",
-            "counter",
-            "AF_XDP frames forwarded but not sent (no free frame, no socket on the device); also counted as their stream's drops.",
-            a.tx_dropped,
-        );
         let k = a.kernel;
-        metric(
-            "afxdp_rx_dropped_total",
-            "counter",
-            "Frames the kernel dropped before an AF_XDP socket got them (no room, rx ring full included).",
-            k.rx_dropped,
-        );
-        metric(
-            "afxdp_rx_ring_full_total",
-            "counter",
-            "Frames the kernel dropped because an AF_XDP socket's rx ring was full.",
-            k.rx_ring_full,
-        );
-        metric(
-            "afxdp_rx_fill_ring_empty_descs_total",
-            "counter",
-            "Times the kernel found an AF_XDP socket's fill ring empty.",
-            k.rx_fill_ring_empty_descs,
-        );
-        metric(
-            "afxdp_tx_invalid_descs_total",
-            "counter",
-            "Invalid descriptors on AF_XDP tx rings.",
-            k.tx_invalid_descs,
-        );
+        for (name, help, v) in [
+            ("rtprelay_afxdp_transmitted_packets_total", "Packets the AF_XDP path rewrote and sent back out of its sockets.", a.transmitted),
+            ("rtprelay_afxdp_handed_off_packets_total", "AF_XDP frames one worker handed to another: for the other's call, or to send from its socket.", a.handed_off),
+            ("rtprelay_afxdp_handoff_dropped_packets_total", "AF_XDP frames dropped because the receiving worker's hand-off queue was full (frames for its calls, and frames to send from its socket).", a.handoff_dropped),
+            ("rtprelay_afxdp_unmatched_dropped_packets_total", "AF_XDP frames dropped because the worker that took them had no flow on their port.", a.unmatched),
+            ("rtprelay_afxdp_tx_dropped_packets_total", "AF_XDP frames forwarded but not sent (no free frame, no socket on the device); also counted as their stream's drops.", a.tx_dropped),
+            ("rtprelay_afxdp_rx_dropped_total", "Frames the kernel dropped before an AF_XDP socket got them (no room, rx ring full included).", k.rx_dropped),
+            ("rtprelay_afxdp_rx_ring_full_total", "Frames the kernel dropped because an AF_XDP socket's rx ring was full.", k.rx_ring_full),
+            ("rtprelay_afxdp_rx_fill_ring_empty_descs_total", "Times the kernel found an AF_XDP socket's fill ring empty.", k.rx_fill_ring_empty_descs),
+            ("rtprelay_afxdp_tx_invalid_descs_total", "Invalid descriptors on AF_XDP tx rings.", k.tx_invalid_descs),
+        ] {
+            m.counter(name, help, one(v));
+        }
     }
     if let Some((x, installed)) = c.xdp {
-        metric(
-            "xdp_forwarded_packets_total",
-            "counter",
-            "Packets the XDP program rewrote and sent on.",
-            x.forwarded,
-        );
-        metric(
-            "xdp_passed_packets_total",
-            "counter",
-            "Packets the XDP program handed to the socket path.",
-            x.passed,
-        );
-        metric(
-            "xdp_dropped_packets_total",
-            "counter",
-            "Packets the XDP program dropped (strict source, block media).",
-            x.dropped,
-        );
-        metric(
-            "xdp_redirected_packets_total",
-            "counter",
-            "Packets the XDP program handed to AF_XDP sockets (afxdp plane).",
-            x.redirected,
-        );
-        metric(
-            "xdp_aborted_packets_total",
-            "counter",
-            "Packets the XDP program could not send (redirect failures).",
-            x.aborted,
-        );
-        metric(
-            "xdp_offloaded_flows",
-            "gauge",
+        for (name, help, v) in [
+            (
+                "rtprelay_xdp_forwarded_packets_total",
+                "Packets the XDP program rewrote and sent on.",
+                x.forwarded,
+            ),
+            (
+                "rtprelay_xdp_passed_packets_total",
+                "Packets the XDP program handed to the socket path.",
+                x.passed,
+            ),
+            (
+                "rtprelay_xdp_dropped_packets_total",
+                "Packets the XDP program dropped (strict source, block media).",
+                x.dropped,
+            ),
+            (
+                "rtprelay_xdp_redirected_packets_total",
+                "Packets the XDP program handed to AF_XDP sockets (afxdp plane).",
+                x.redirected,
+            ),
+            (
+                "rtprelay_xdp_aborted_packets_total",
+                "Packets the XDP program could not send (redirect failures).",
+                x.aborted,
+            ),
+        ] {
+            m.counter(name, help, one(v));
+        }
+        m.gauge(
+            "rtprelay_xdp_offloaded_flows",
             "Flows forwarded in the kernel now.",
-            installed as u64,
+            one(installed as u64),
         );
     }
-    out
+    m.render()
+}
+
+/// The spool writer's drops, with `--recording-dir`.
+pub fn render_recording(dropped: u64) -> String {
+    let mut m = Sheet::default();
+    m.counter(
+        "rtprelay_recording_dropped_total",
+        "Recording packets dropped because the spool writer fell behind.",
+        one(dropped),
+    );
+    m.render()
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct Totals {
     pub ended_media: crate::session::reports::MediaTotals,
     /// SDP endpoints refused as media targets, per [`Refusal`](crate::guard::Refusal) index.
     pub targets_refused: [u64; crate::guard::Refusal::ALL.len()],
+    /// RTCP quality of the streams of ended calls (jitter, loss, MOS estimate).
+    pub quality: crate::metrics::quality::EndedQuality,
 }
 
 /// The call table and everything that changes it.
@@ -263,7 +265,9 @@ impl Engine {
     /// Removes a call now: closes its flows and frees its ports.
     pub(crate) fn destroy(&mut self, now: Now, call_id: &str) {
         if let Some(call) = self.calls.get(call_id) {
-            crate::session::log::end_of_call(now, call);
+            for q in crate::session::log::end_of_call(now, call) {
+                self.totals.quality.observe(&q);
+            }
             let secs = now.mono.since(call.created.mono).as_secs_f64();
             self.totals.calls_ended += 1;
             self.totals.calls_duration_secs += secs;

@@ -33,20 +33,25 @@ impl std::fmt::Display for Clean<'_> {
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::metrics::quality::StreamQuality;
 use crate::session::call::Call;
 use crate::time::Now;
 
 /// The end-of-call record, at info level: how long the call lasted, the RTP packets, bytes and
 /// errors of the whole call and, per participant, what it sent through the relay (RTP packets
-/// and bytes, errors, packets not forwarded, RTCP packets). Loss and MOS need RTCP report
-/// parsing the data plane does not do yet, so they are not in the record.
-pub fn end_of_call(now: Now, call: &Call) {
+/// and bytes, errors, packets not forwarded, RTCP packets) and, when its peer sent RTCP
+/// reception reports, what they said: loss, jitter and a MOS estimate
+/// ([`crate::metrics::quality`]). The call's loss and MOS are the worst of its streams'.
+/// Returns the quality of each stream that had reports.
+pub fn end_of_call(now: Now, call: &Call) -> Vec<StreamQuality> {
     let duration_ms = now.mono.since(call.created.mono).as_millis();
     let mut sides = Vec::with_capacity(call.legs.len());
     let mut total = (0u64, 0u64, 0u64);
+    let mut qualities = Vec::new();
     for leg in &call.legs {
         let (mut packets, mut bytes, mut errors, mut dropped, mut rtcp) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut side_quality: Option<StreamQuality> = None;
         for m in &leg.medias {
             let (r, c) = (&m.rtp.counters, &m.rtcp.counters);
             packets += r.packets.load(Relaxed);
@@ -55,23 +60,64 @@ pub fn end_of_call(now: Now, call: &Call) {
             dropped += r.dropped.load(Relaxed) + c.dropped.load(Relaxed);
             // RTCP multiplexed on the RTP port, and on its own port.
             rtcp += r.rtcp_packets.load(Relaxed) + c.rtcp_packets.load(Relaxed);
+            // The peer's reports arrive on the RTCP port, or the RTP port when muxed: the
+            // latest of the two.
+            let report = match (r.rtcp_report(), c.rtcp_report()) {
+                (Some(a), Some(b)) => Some(if a.reports >= b.reports { a } else { b }),
+                (a, b) => a.or(b),
+            };
+            if let Some(q) = report.map(|r| StreamQuality::from_report(&r)) {
+                qualities.push(q);
+                side_quality = Some(match side_quality {
+                    Some(w) if w.mos <= q.mos => w,
+                    _ => q,
+                });
+            }
         }
         total = (total.0 + packets, total.1 + bytes, total.2 + errors);
+        let quality = side_quality.map_or(String::new(), |q| {
+            format!(
+                ", reports loss {:.1}% (lost {}), jitter {:.1} ms, MOS {:.2}",
+                q.loss_ratio * 100.0,
+                q.cumulative_lost,
+                q.jitter_secs * 1000.0,
+                q.mos
+            )
+        });
         sides.push(format!(
-            "{}: {packets} packets, {bytes} bytes, {errors} errors, {dropped} not forwarded, {rtcp} rtcp",
+            "{}: {packets} packets, {bytes} bytes, {errors} errors, {dropped} not forwarded, {rtcp} rtcp{quality}",
             Clean(leg.tag.as_deref().unwrap_or("-"))
         ));
     }
+    let worst = qualities
+        .iter()
+        .copied()
+        .min_by(|a, b| a.mos.total_cmp(&b.mos));
     // The callers (NG command, timer, operator) run this in the call's span.
-    tracing::info!(
-        duration_secs = duration_ms as f64 / 1000.0,
-        participants = call.legs.len(),
-        packets = total.0,
-        bytes = total.1,
-        errors = total.2,
-        sent = %sides.join("; "),
-        "call ended"
-    );
+    match worst {
+        Some(w) => tracing::info!(
+            duration_secs = duration_ms as f64 / 1000.0,
+            participants = call.legs.len(),
+            packets = total.0,
+            bytes = total.1,
+            errors = total.2,
+            loss_percent = (w.loss_ratio * 1000.0).round() / 10.0,
+            jitter_ms = (w.jitter_secs * 10_000.0).round() / 10.0,
+            mos = (w.mos * 100.0).round() / 100.0,
+            sent = %sides.join("; "),
+            "call ended"
+        ),
+        None => tracing::info!(
+            duration_secs = duration_ms as f64 / 1000.0,
+            participants = call.legs.len(),
+            packets = total.0,
+            bytes = total.1,
+            errors = total.2,
+            sent = %sides.join("; "),
+            "call ended"
+        ),
+    }
+    qualities
 }
 
 #[cfg(test)]

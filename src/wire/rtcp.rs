@@ -131,6 +131,69 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// The reception figures of one report block (RFC 3550 §6.4.1), as an SR or RR carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlock {
+    /// The source the block is about.
+    pub ssrc: u32,
+    /// Fraction of packets lost since the previous report, in 1/256 units.
+    pub fraction_lost: u8,
+    /// Packets lost since reception began (24-bit signed: duplicates can make it negative).
+    pub cumulative_lost: i32,
+    /// Extended highest sequence number received.
+    pub highest_seq: u32,
+    /// Interarrival jitter, in RTP timestamp units.
+    pub jitter: u32,
+}
+
+/// Report block layout: fixed sizes from RFC 3550 §6.4.
+const REPORT_BLOCK_LEN: usize = 24;
+const SENDER_INFO_LEN: usize = 20;
+const PT_SR: u8 = 200;
+const PT_RR: u8 = 201;
+
+impl Packet<'_> {
+    /// The first report block of the first SR or RR in the compound, if any. Only plain RTCP
+    /// is read: with SRTCP the blocks are encrypted, and the compound is not exact.
+    pub fn first_report_block(&self) -> Option<ReportBlock> {
+        if !self.is_exact_compound() {
+            return None;
+        }
+        let mut at = 0usize;
+        for h in self.iter() {
+            let h = h.ok()?;
+            let blocks_at = match h.packet_type {
+                PT_SR => 8 + SENDER_INFO_LEN,
+                PT_RR => 8,
+                _ => {
+                    at += h.len;
+                    continue;
+                }
+            };
+            if h.count == 0 {
+                at += h.len;
+                continue;
+            }
+            let start = at + blocks_at;
+            let b = self.buf.get(start..start + REPORT_BLOCK_LEN)?;
+            if start + REPORT_BLOCK_LEN > at + h.len {
+                return None;
+            }
+            let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            // Sign-extend the 24-bit count.
+            let lost = (u32::from_be_bytes([b[5], b[6], b[7], 0]) as i32) >> 8;
+            return Some(ReportBlock {
+                ssrc: word(0),
+                fraction_lost: b[4],
+                cumulative_lost: lost,
+                highest_seq: word(8),
+                jitter: word(12),
+            });
+        }
+        None
+    }
+}
+
 /// Iterator over the packets of a compound.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
@@ -266,5 +329,40 @@ mod tests {
                 let _ = is_rtcp(&buf[..len]);
             }
         }
+    }
+
+    #[test]
+    fn reads_the_first_report_block() {
+        let b = rr_sdes();
+        let p = Packet::new_checked(&b).expect("valid");
+        let rb = p.first_report_block().expect("an RR block");
+        assert_eq!(rb.ssrc, 0xcafebabe);
+        assert_eq!(rb.fraction_lost, 0);
+        assert_eq!(rb.cumulative_lost, 0);
+        assert_eq!(rb.highest_seq, 1000);
+        assert_eq!(rb.jitter, 5);
+        // An SR: sender info first, then the block; negative cumulative loss is sign-extended.
+        let mut sr = vec![0x81, 200, 0, 12, 0, 0, 0, 9];
+        sr.extend([0u8; 20]);
+        sr.extend([0, 0, 0, 7, 64, 0xff, 0xff, 0xfe, 0, 0, 0, 50, 0, 0, 0, 80]);
+        sr.extend([0u8; 8]);
+        let rb = Packet::new_checked(&sr)
+            .expect("valid")
+            .first_report_block()
+            .expect("an SR block");
+        assert_eq!((rb.ssrc, rb.fraction_lost, rb.cumulative_lost), (7, 64, -2));
+        assert_eq!(rb.jitter, 80);
+        // No block (RR count 0), or SRTCP (not an exact compound): nothing.
+        let empty = [0x80, 201, 0, 1, 0, 0, 0, 1];
+        assert_eq!(
+            Packet::new_checked(&empty).unwrap().first_report_block(),
+            None
+        );
+        let mut srtcp = rr_sdes();
+        srtcp.extend([0x80, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(
+            Packet::new_checked(&srtcp).unwrap().first_report_block(),
+            None
+        );
     }
 }

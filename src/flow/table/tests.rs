@@ -364,3 +364,46 @@ fn settling_asks_for_the_kernel_rule_once() {
     let (_, o) = one(&mut t, 1, &rtp(0), PEER_A, clock.now(), &p);
     assert!(!o.offload);
 }
+
+/// An RR with one report block: `fraction` lost (1/256), `cumulative` lost, `jitter` units.
+fn rr_with(fraction: u8, cumulative: u32, jitter: u32) -> Vec<u8> {
+    let mut v = vec![0x81, 201, 0, 7, 0, 0, 0, 9, 0, 0, 0, 1, fraction];
+    v.extend(&cumulative.to_be_bytes()[1..]);
+    v.extend([0, 0, 0x03, 0xe8]);
+    v.extend(jitter.to_be_bytes());
+    v.extend([0u8; 8]);
+    v
+}
+
+#[test]
+fn rtcp_reports_keep_the_latest_loss_and_jitter() {
+    let clock = FakeClock(5);
+    let p = permissive();
+    let mut t = call(EndpointLearning::Off, true, clock.now());
+    // RTP and report-less RTCP record nothing.
+    one(&mut t, 1, &rtp(0), PEER_A, clock.now(), &p);
+    let mut no_block = rtcp_rr();
+    no_block[0] = 0x80;
+    no_block[3] = 1;
+    no_block.truncate(8);
+    one(&mut t, 1, &no_block, PEER_A, clock.now(), &p);
+    assert_eq!(t.get(1).expect("flow").counters().rtcp_report(), None);
+    one(&mut t, 1, &rr_with(0, 0, 40), PEER_A, clock.now(), &p);
+    one(&mut t, 1, &rr_with(64, 12, 160), PEER_A, clock.now(), &p);
+    let r = t
+        .get(1)
+        .expect("flow")
+        .counters()
+        .rtcp_report()
+        .expect("a report");
+    assert_eq!(
+        (r.reports, r.fraction_lost, r.cumulative_lost, r.jitter),
+        (2, 64, 12, 160)
+    );
+    assert!((r.loss_ratio() - 0.25).abs() < 1e-9);
+    assert!((r.jitter_secs(8000) - 0.02).abs() < 1e-9);
+    // The other flow heard nothing.
+    assert_eq!(t.get(2).expect("flow").counters().rtcp_report(), None);
+    // RTCP multiplexed on the RTP port is read too; its packets still count as RTCP.
+    assert_eq!(counters(&t, 1), (1, 3, 0, 0));
+}

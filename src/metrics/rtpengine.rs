@@ -1,0 +1,226 @@
+//! rtpengine's metric families (as rtpengine 10.5 exposes them at `/metrics`), computed from our
+//! snapshot so that Grafana dashboards written for rtpengine read the same figures.
+//!
+//! Mapping: `sessions{type="own"}` is the call table (`foreign` is always 0: no redis);
+//! `sessions_total` counts calls that ended; `closed_sessions_total{reason}`: `terminated` for
+//! NG deletes, `force_terminated` for operator `terminate`, `timeout` for timed-out calls,
+//! `rejected` for offers refused by `--max-sessions` (the `silent_timeout`, `final_timeout` and
+//! `offer_timeout` reasons are listed as 0). Traffic forwarded by the XDP program is
+//! `type="kernel"` (its bytes estimated from the mean packet size, as the program counts packets
+//! only); the rest is `type="userspace"`. `mediastreams{type="kernel"}` is the number of flows
+//! offloaded now (at most the streams). `mos_*` are sums of the estimate of
+//! [`crate::metrics::quality`] over ended streams with RTCP reports.
+
+use crate::metrics::sheet::{label, Labels, Sheet};
+use crate::session::Snapshot;
+use crate::worker::PlaneCounters;
+
+fn one<T>(v: T) -> Vec<(Labels, T)> {
+    vec![(Vec::new(), v)]
+}
+
+/// rtpengine's families from the snapshot and the data plane's counters.
+pub fn render(s: &Snapshot, plane: &PlaneCounters) -> String {
+    let t = &s.totals;
+    let mut m = Sheet::default();
+    m.gauge(
+        "rtpengine_sessions",
+        "Current sessions (own: in this relay's call table; foreign: always 0).",
+        vec![
+            (label("type", "own"), s.calls),
+            (label("type", "foreign"), 0),
+        ],
+    )
+    .gauge(
+        "rtpengine_transcoded_media",
+        "Transcoded media (always 0: the relay does not transcode).",
+        one(0),
+    );
+    let (kernel_flows, kernel_packets) = plane
+        .xdp
+        .map_or((0, 0), |(x, installed)| (installed as u64, x.forwarded));
+    let kernel_streams = kernel_flows.min(s.streams);
+    m.gauge(
+        "rtpengine_mediastreams",
+        "Current media streams, by where they are forwarded.",
+        vec![
+            (label("type", "userspace"), s.streams - kernel_streams),
+            (label("type", "kernel"), kernel_streams),
+            (label("type", "mixed"), 0),
+        ],
+    )
+    .gauge(
+        "rtpengine_uptime_seconds",
+        "Seconds since the relay took its first control message.",
+        one(s.uptime_secs),
+    )
+    .counter(
+        "rtpengine_sessions_total",
+        "Sessions that ended.",
+        one(t.calls_ended),
+    );
+    let closed = [
+        ("rejected", t.rejected_session_limit),
+        ("timeout", t.calls_timed_out),
+        ("silent_timeout", 0),
+        ("final_timeout", 0),
+        ("offer_timeout", 0),
+        ("terminated", t.calls_deleted),
+        ("force_terminated", t.calls_terminated),
+    ];
+    m.counter(
+        "rtpengine_closed_sessions_total",
+        "Sessions closed or refused, by reason.",
+        closed
+            .iter()
+            .map(|(r, n)| (label("reason", *r), *n))
+            .collect(),
+    );
+    let packets = s.rtp.packets + s.rtcp.packets;
+    let bytes = s.rtp.bytes + s.rtcp.bytes;
+    let errors = s.rtp.errors + s.rtcp.errors;
+    // The stream counters include offloaded traffic (synced from the kernel's per-flow
+    // figures); the program's own counter can run ahead of that sync.
+    let kernel_packets = kernel_packets.min(packets);
+    let kernel_bytes = if packets == 0 {
+        0
+    } else {
+        (bytes as u128 * kernel_packets as u128 / packets as u128) as u64
+    };
+    let kernel_errors = plane.xdp.map_or(0, |(x, _)| x.aborted);
+    let split = |user: u64, kernel: u64| {
+        vec![
+            (label("type", "userspace"), user),
+            (label("type", "kernel"), kernel),
+        ]
+    };
+    m.counter(
+        "rtpengine_packets_total",
+        "Relayed packets, by path (kernel: forwarded by the XDP program).",
+        split(packets - kernel_packets, kernel_packets),
+    )
+    .counter(
+        "rtpengine_bytes_total",
+        "Relayed bytes, by path (kernel: estimated from the XDP program's packets).",
+        split(bytes - kernel_bytes, kernel_bytes),
+    )
+    .counter(
+        "rtpengine_packet_errors_total",
+        "Packet errors, by path (userspace: malformed or refused; kernel: sends the XDP program could not make).",
+        split(errors, kernel_errors),
+    );
+    let ended = t.calls_ended as f64;
+    m.gauge_f64(
+        "rtpengine_call_duration_avg",
+        "Mean duration of ended calls, seconds.",
+        one(if ended > 0.0 {
+            t.calls_duration_secs / ended
+        } else {
+            0.0
+        }),
+    )
+    .counter_f64(
+        "rtpengine_call_duration_total",
+        "Sum of the durations of ended calls, seconds.",
+        one(t.calls_duration_secs),
+    )
+    .counter_f64(
+        "rtpengine_call_duration2_total",
+        "Sum of the squared durations of ended calls, seconds squared.",
+        one(t.calls_duration_squared),
+    );
+    let q = &t.quality;
+    m.counter_f64(
+        "rtpengine_mos_total",
+        "Sum of the MOS estimates of ended streams with RTCP reports.",
+        one(q.mos_sum),
+    )
+    .counter_f64(
+        "rtpengine_mos2_total",
+        "Sum of the squared MOS estimates of ended streams with RTCP reports.",
+        one(q.mos_squared_sum),
+    )
+    .counter(
+        "rtpengine_mos_samples_total",
+        "Ended streams with RTCP reports (MOS samples).",
+        one(q.mos_samples),
+    );
+    m.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::reports::Counts;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            calls: 3,
+            streams: 4,
+            uptime_secs: 9,
+            totals: crate::session::engine::Totals {
+                calls_deleted: 2,
+                calls_timed_out: 1,
+                calls_terminated: 1,
+                rejected_session_limit: 5,
+                calls_ended: 4,
+                calls_duration_secs: 20.0,
+                ..Default::default()
+            },
+            rtp: Counts {
+                packets: 100,
+                bytes: 17200,
+                errors: 2,
+            },
+            rtcp: Counts {
+                packets: 0,
+                bytes: 0,
+                errors: 0,
+            },
+            plane: "xdp",
+        }
+    }
+
+    #[test]
+    fn rtpengine_names_labels_and_values() {
+        let plane = PlaneCounters {
+            userspace_packets: 40,
+            refused_sources: 0,
+            worker_panics: 0,
+            xdp: Some((
+                crate::sys::xdp::XdpStats {
+                    forwarded: 60,
+                    passed: 40,
+                    dropped: 0,
+                    aborted: 1,
+                    redirected: 0,
+                },
+                2,
+            )),
+            afxdp: None,
+        };
+        let t = render(&snapshot(), &plane);
+        for line in [
+            "rtpengine_sessions{type=\"own\"} 3\n",
+            "rtpengine_sessions{type=\"foreign\"} 0\n",
+            "rtpengine_mediastreams{type=\"userspace\"} 2\n",
+            "rtpengine_mediastreams{type=\"kernel\"} 2\n",
+            "rtpengine_sessions_total 4\n",
+            "rtpengine_closed_sessions_total{reason=\"terminated\"} 2\n",
+            "rtpengine_closed_sessions_total{reason=\"force_terminated\"} 1\n",
+            "rtpengine_closed_sessions_total{reason=\"timeout\"} 1\n",
+            "rtpengine_closed_sessions_total{reason=\"rejected\"} 5\n",
+            "rtpengine_packets_total{type=\"userspace\"} 40\n",
+            "rtpengine_packets_total{type=\"kernel\"} 60\n",
+            "rtpengine_bytes_total{type=\"kernel\"} 10320\n",
+            "rtpengine_bytes_total{type=\"userspace\"} 6880\n",
+            "rtpengine_packet_errors_total{type=\"userspace\"} 2\n",
+            "rtpengine_call_duration_avg 5.0\n",
+            "# TYPE rtpengine_packets_total counter\n",
+            "# TYPE rtpengine_sessions gauge\n",
+            "rtpengine_mos_samples_total 0\n",
+        ] {
+            assert!(t.contains(line), "{line} missing in\n{t}");
+        }
+    }
+}
