@@ -68,18 +68,13 @@ fn rtcp_port(rtp: SocketAddr) -> SocketAddr {
     SocketAddr::new(rtp.ip(), rtp.port() + 1)
 }
 
-#[test]
-fn a_call_shows_in_rtpengines_metrics_and_the_dashboard_queries_exist() {
-    let ports = PortBlock::acquire();
+/// A call through `kind` with media and one RR each way, then a ping: the relay, its HTTP
+/// address and the call.
+fn call_with_reports(kind: RelayKind, ports: &PortBlock) -> (Relay, SocketAddr, Call) {
     let web = SocketAddr::from((LO, ports.port(15)));
-    let relay = Relay::start(
-        RelayKind::Rtprelay,
-        &ports,
-        &["--listen-http", &web.to_string()],
-    );
+    let relay = Relay::start(kind, ports, &["--listen-http", &web.to_string()]);
     let ng = relay.client();
-    let call = Call::setup(&ng, &ports, &[]);
-
+    let call = Call::setup(&ng, ports, &[]);
     // Media both ways, then one receiver report each way.
     call.a
         .rtp
@@ -103,6 +98,28 @@ fn a_call_shows_in_rtpengines_metrics_and_the_dashboard_queries_exist() {
     assert!(call.a.rtcp.recv_timeout(Duration::from_secs(3)).is_some());
     ng.ping().expect("ping");
 
+    (relay, web, call)
+}
+
+/// Deletes the call and waits until it has ended (no delete delay): the scrape then.
+fn delete_and_scrape(relay: &Relay, web: SocketAddr, call: &Call) -> String {
+    expect_ok(relay.client().delete(&call.id, &call.a.tag), "delete");
+    let mut last = String::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            last = get(web, "/metrics");
+            samples(&last).get("rtpengine_sessions_total") == Some(&1.0)
+        }),
+        "{} never ended the call: {last}",
+        relay.name()
+    );
+    last
+}
+
+#[test]
+fn a_call_shows_in_rtpengines_metrics_and_the_dashboard_queries_exist() {
+    let ports = PortBlock::acquire();
+    let (relay, web, call) = call_with_reports(RelayKind::Rtprelay, &ports);
     let text = get(web, "/metrics");
     let s = samples(&text);
     assert_eq!(value(&s, "rtpengine_sessions{type=\"own\"}"), 1.0, "{text}");
@@ -154,15 +171,7 @@ fn a_call_shows_in_rtpengines_metrics_and_the_dashboard_queries_exist() {
     );
 
     // Delete: the call ends (no delete delay), closed as rtpengine's "terminated".
-    expect_ok(ng.delete(&call.id, &call.a.tag), "delete");
-    let mut last = String::new();
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            last = get(web, "/metrics");
-            samples(&last).get("rtpengine_sessions_total") == Some(&1.0)
-        }),
-        "the call never ended: {last}"
-    );
+    let last = delete_and_scrape(&relay, web, &call);
     let s = samples(&last);
     assert_eq!(value(&s, "rtpengine_sessions{type=\"own\"}"), 0.0);
     assert_eq!(
@@ -282,4 +291,43 @@ fn metric_names(expr: &str) -> Vec<String> {
         .filter(|w| w.starts_with("rtpengine_") || w.starts_with("rtprelay_"))
         .map(str::to_owned)
         .collect()
+}
+
+/// The rtpengine_* samples we serve after a call are ones Debian's rtpengine 10.5 serves after
+/// the same call (same names, same labels), and the figures both relays know agree.
+#[test]
+fn rtpengine_names_and_labels_match_debians_rtpengine() {
+    if !require_or_skip("rtpengine") {
+        return;
+    }
+    let mut after = Vec::new();
+    for kind in [RelayKind::Rtprelay, RelayKind::Rtpengine] {
+        let ports = PortBlock::acquire();
+        let (relay, web, call) = call_with_reports(kind, &ports);
+        after.push(samples(&delete_and_scrape(&relay, web, &call)));
+    }
+    let (ours, theirs) = (&after[0], &after[1]);
+    // The reference is really rtpengine: it serves families we do not.
+    assert!(theirs.keys().any(|k| k.starts_with("rtpengine_ports_used")));
+    for key in ours.keys().filter(|k| k.starts_with("rtpengine_")) {
+        assert!(
+            theirs.contains_key(key),
+            "{key} is not what rtpengine serves: {:#?}",
+            theirs.keys().collect::<Vec<_>>()
+        );
+    }
+    for key in [
+        "rtpengine_sessions{type=\"own\"}",
+        "rtpengine_sessions_total",
+        "rtpengine_closed_sessions_total{reason=\"terminated\"}",
+        "rtpengine_closed_sessions_total{reason=\"timeout\"}",
+        "rtpengine_requests_total{proxy=\"127.0.0.1\",request=\"offer\"}",
+        "rtpengine_requests_total{proxy=\"127.0.0.1\",request=\"answer\"}",
+        "rtpengine_requests_total{proxy=\"127.0.0.1\",request=\"delete\"}",
+        "rtpengine_errors_total{proxy=\"127.0.0.1\"}",
+        "rtpengine_packets_total{type=\"userspace\"}",
+        "rtpengine_packet_errors_total{type=\"userspace\"}",
+    ] {
+        assert_eq!(value(ours, key), value(theirs, key), "{key}");
+    }
 }
