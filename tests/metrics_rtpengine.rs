@@ -124,10 +124,8 @@ fn a_call_shows_in_rtpengines_metrics_and_the_dashboard_queries_exist() {
     let s = samples(&text);
     assert_eq!(value(&s, "rtpengine_sessions{type=\"own\"}"), 1.0, "{text}");
     assert_eq!(value(&s, "rtpengine_sessions{type=\"foreign\"}"), 0.0);
-    assert_eq!(
-        value(&s, "rtpengine_mediastreams{type=\"userspace\"}"),
-        value(&s, "rtprelay_media_streams")
-    );
+    // Both sides sent RTP in the last two seconds.
+    assert_eq!(value(&s, "rtpengine_mediastreams{type=\"userspace\"}"), 2.0);
     assert_eq!(value(&s, "rtpengine_mediastreams{type=\"kernel\"}"), 0.0);
     // 40 RTP and 2 RTCP packets, all on the userspace path; the same figures as ours.
     assert_eq!(
@@ -300,11 +298,20 @@ fn rtpengine_names_and_labels_match_debians_rtpengine() {
     if !require_or_skip("rtpengine") {
         return;
     }
-    let mut after = Vec::new();
+    let (mut during, mut after) = (Vec::new(), Vec::new());
     for kind in [RelayKind::Rtprelay, RelayKind::Rtpengine] {
         let ports = PortBlock::acquire();
         let (relay, web, call) = call_with_reports(kind, &ports);
+        during.push(samples(&get(web, "/metrics")));
         after.push(samples(&delete_and_scrape(&relay, web, &call)));
+    }
+    for key in [
+        "rtpengine_sessions{type=\"own\"}",
+        "rtpengine_mediastreams{type=\"userspace\"}",
+        "rtpengine_mediastreams{type=\"kernel\"}",
+        "rtpengine_packets_total{type=\"userspace\"}",
+    ] {
+        assert_eq!(value(&during[0], key), value(&during[1], key), "{key}");
     }
     let (ours, theirs) = (&after[0], &after[1]);
     // The reference is really rtpengine: it serves families we do not.

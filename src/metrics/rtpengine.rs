@@ -8,19 +8,46 @@
 //! `offer_timeout` reasons are listed as 0). Traffic forwarded by the XDP program is
 //! `type="kernel"` (its bytes estimated from the mean packet size, as the program counts packets
 //! only); the rest is `type="userspace"`. `mediastreams{type="kernel"}` is the number of flows
-//! offloaded now (at most the streams). `mos_*` are sums of the estimate of
+//! offloaded now (at most the active streams); like rtpengine, a stream counts while it received
+//! RTP in the last two seconds ([`active_streams`]). `mos_*` are sums of the estimate of
 //! [`crate::metrics::quality`] over ended streams with RTCP reports.
 
 use crate::metrics::sheet::{label, Labels, Sheet};
-use crate::session::Snapshot;
+use crate::session::{Engine, Snapshot};
+use crate::time::Millis;
 use crate::worker::PlaneCounters;
+
+/// How recent a stream's last packet must be for rtpengine to count it in `mediastreams`.
+const ACTIVE_MS: u64 = 2000;
+
+/// RTP streams (one per participant and medium) that received a packet in the last two
+/// seconds: what rtpengine counts in `mediastreams`.
+pub fn active_streams(engine: &Engine, now: Millis) -> u64 {
+    let mut n = 0;
+    for call in engine.calls.values() {
+        for leg in &call.legs {
+            for m in &leg.medias {
+                let last = m
+                    .rtp
+                    .counters
+                    .last_packet_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if m.local.is_some() && last != 0 && now.0.saturating_sub(last) < ACTIVE_MS {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
 
 fn one<T>(v: T) -> Vec<(Labels, T)> {
     vec![(Vec::new(), v)]
 }
 
-/// rtpengine's families from the snapshot and the data plane's counters.
-pub fn render(s: &Snapshot, plane: &PlaneCounters) -> String {
+/// rtpengine's families from the snapshot, the data plane's counters and the number of
+/// [`active_streams`].
+pub fn render(s: &Snapshot, plane: &PlaneCounters, active: u64) -> String {
     let t = &s.totals;
     let mut m = Sheet::default();
     m.gauge(
@@ -39,12 +66,12 @@ pub fn render(s: &Snapshot, plane: &PlaneCounters) -> String {
     let (kernel_flows, kernel_packets) = plane
         .xdp
         .map_or((0, 0), |(x, installed)| (installed as u64, x.forwarded));
-    let kernel_streams = kernel_flows.min(s.streams);
+    let kernel_streams = kernel_flows.min(active);
     m.gauge(
         "rtpengine_mediastreams",
-        "Current media streams, by where they are forwarded.",
+        "Media streams with RTP in the last two seconds, by where they are forwarded.",
         vec![
-            (label("type", "userspace"), s.streams - kernel_streams),
+            (label("type", "userspace"), active - kernel_streams),
             (label("type", "kernel"), kernel_streams),
             (label("type", "mixed"), 0),
         ],
@@ -199,7 +226,7 @@ mod tests {
             )),
             afxdp: None,
         };
-        let t = render(&snapshot(), &plane);
+        let t = render(&snapshot(), &plane, 4);
         for line in [
             "rtpengine_sessions{type=\"own\"} 3\n",
             "rtpengine_sessions{type=\"foreign\"} 0\n",
