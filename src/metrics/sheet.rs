@@ -138,7 +138,7 @@ impl Collector for Sheet {
                             (MetricType::Counter, Value::Float(v)) => {
                                 ConstCounter::new(*v).encode(m)?
                             }
-                            (_, Value::Int(v)) => ConstGauge::new(*v as i64).encode(m)?,
+                            (_, Value::Int(v)) => ConstGauge::new(*v).encode(m)?,
                             (_, Value::Float(v)) => ConstGauge::new(*v).encode(m)?,
                         }
                     }
