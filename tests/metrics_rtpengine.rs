@@ -310,12 +310,16 @@ fn rtpengine_names_and_labels_match_debians_rtpengine() {
         "rtpengine_mediastreams{type=\"userspace\"}",
         "rtpengine_mediastreams{type=\"kernel\"}",
         "rtpengine_packets_total{type=\"userspace\"}",
+        "rtpengine_ports_used{name=\"default\",address=\"127.0.0.1\"}",
+        "rtpengine_ports{name=\"default\",address=\"127.0.0.1\"}",
     ] {
         assert_eq!(value(&during[0], key), value(&during[1], key), "{key}");
     }
     let (ours, theirs) = (&after[0], &after[1]);
     // The reference is really rtpengine: it serves families we do not.
-    assert!(theirs.keys().any(|k| k.starts_with("rtpengine_ports_used")));
+    assert!(theirs
+        .keys()
+        .any(|k| k.starts_with("rtpengine_zero_packet_streams_total")));
     for key in ours.keys().filter(|k| k.starts_with("rtpengine_")) {
         assert!(
             theirs.contains_key(key),

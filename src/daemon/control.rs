@@ -113,7 +113,7 @@ impl Control {
         let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let snap = guard.engine.snapshot(now);
         let plane = guard.workers.counters();
-        let active = crate::metrics::rtpengine::active_streams(&guard.engine, now.mono);
+        let table = crate::metrics::rtpengine::table_figures(&guard.engine, now.mono);
         let mut text = crate::metrics::render(
             &snap,
             guard.dispatcher.command_counts(),
@@ -124,7 +124,7 @@ impl Control {
             text.push_str(&crate::metrics::render_recording(r.dropped()));
         }
         drop(guard);
-        text.push_str(&crate::metrics::rtpengine::render(&snap, &plane, active));
+        text.push_str(&crate::metrics::rtpengine::render(&snap, &plane, &table));
         let mut registry = prometheus_client::registry::Registry::default();
         self.ng_stats.register(&mut registry);
         text.push_str(&crate::metrics::sheet::encode(&registry));

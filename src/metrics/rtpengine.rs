@@ -9,7 +9,8 @@
 //! `type="kernel"` (its bytes estimated from the mean packet size, as the program counts packets
 //! only); the rest is `type="userspace"`. `mediastreams{type="kernel"}` is the number of flows
 //! offloaded now (at most the active streams); like rtpengine, a stream counts while it received
-//! RTP in the last two seconds ([`active_streams`]). `mos_*` are sums of the estimate of
+//! RTP in the last two seconds ([`TableFigures`]). `ports*{name,address}` count single ports
+//! of the media range per interface, two per pair held. `mos_*` are sums of the estimate of
 //! [`crate::metrics::quality`] over ended streams with RTCP reports.
 
 use crate::metrics::sheet::{label, Labels, Sheet};
@@ -20,10 +21,19 @@ use crate::worker::PlaneCounters;
 /// How recent a stream's last packet must be for rtpengine to count it in `mediastreams`.
 const ACTIVE_MS: u64 = 2000;
 
-/// RTP streams (one per participant and medium) that received a packet in the last two
-/// seconds: what rtpengine counts in `mediastreams`.
-pub fn active_streams(engine: &Engine, now: Millis) -> u64 {
-    let mut n = 0;
+/// What rtpengine's families need from the call table beyond the snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableFigures {
+    /// RTP streams (one per participant and medium) that received a packet in the last two
+    /// seconds: what rtpengine counts in `mediastreams`.
+    pub active_streams: u64,
+    /// Per interface: its name, local address, ports in the range and ports held by calls.
+    pub ports: Vec<(String, std::net::IpAddr, u64, u64)>,
+}
+
+/// Reads [`TableFigures`] from the call table at `now`.
+pub fn table_figures(engine: &Engine, now: Millis) -> TableFigures {
+    let mut active_streams = 0;
     for call in engine.calls.values() {
         for leg in &call.legs {
             for m in &leg.medias {
@@ -33,21 +43,36 @@ pub fn active_streams(engine: &Engine, now: Millis) -> u64 {
                     .last_packet_ms
                     .load(std::sync::atomic::Ordering::Relaxed);
                 if m.local.is_some() && last != 0 && now.0.saturating_sub(last) < ACTIVE_MS {
-                    n += 1;
+                    active_streams += 1;
                 }
             }
         }
     }
-    n
+    let cfg = &engine.cfg;
+    let total = u64::from(cfg.port_max.saturating_sub(cfg.port_min)) + 1;
+    let ports = cfg
+        .interfaces
+        .iter()
+        .map(|i| {
+            // Pairs: an RTP port and its RTCP port.
+            let used = engine.ports.in_use(i.local) as u64 * 2;
+            (i.name.clone(), i.local, total, used.min(total))
+        })
+        .collect();
+    TableFigures {
+        active_streams,
+        ports,
+    }
 }
 
 fn one<T>(v: T) -> Vec<(Labels, T)> {
     vec![(Vec::new(), v)]
 }
 
-/// rtpengine's families from the snapshot, the data plane's counters and the number of
-/// [`active_streams`].
-pub fn render(s: &Snapshot, plane: &PlaneCounters, active: u64) -> String {
+/// rtpengine's families from the snapshot, the data plane's counters and the call table's
+/// [`TableFigures`].
+pub fn render(s: &Snapshot, plane: &PlaneCounters, table: &TableFigures) -> String {
+    let active = table.active_streams;
     let t = &s.totals;
     let mut m = Sheet::default();
     m.gauge(
@@ -172,6 +197,31 @@ pub fn render(s: &Snapshot, plane: &PlaneCounters, active: u64) -> String {
         "Ended streams with RTCP reports (MOS samples).",
         one(q.mos_samples),
     );
+    let by_interface = |f: fn(u64, u64) -> u64| {
+        table
+            .ports
+            .iter()
+            .map(|(name, address, total, used)| {
+                let labels = vec![("name", name.clone()), ("address", address.to_string())];
+                (labels, f(*total, *used))
+            })
+            .collect::<Vec<_>>()
+    };
+    m.gauge(
+        "rtpengine_ports_used",
+        "Media ports held by calls, per interface.",
+        by_interface(|_, used| used),
+    )
+    .gauge(
+        "rtpengine_ports_free",
+        "Media ports not held by calls, per interface.",
+        by_interface(|total, used| total - used),
+    )
+    .gauge(
+        "rtpengine_ports",
+        "Media ports in the range, per interface.",
+        by_interface(|total, _| total),
+    );
     m.render()
 }
 
@@ -226,7 +276,11 @@ mod tests {
             )),
             afxdp: None,
         };
-        let t = render(&snapshot(), &plane, 4);
+        let table = TableFigures {
+            active_streams: 4,
+            ports: vec![("default".into(), [10, 0, 0, 1].into(), 100, 8)],
+        };
+        let t = render(&snapshot(), &plane, &table);
         for line in [
             "rtpengine_sessions{type=\"own\"} 3\n",
             "rtpengine_sessions{type=\"foreign\"} 0\n",
@@ -246,6 +300,9 @@ mod tests {
             "# TYPE rtpengine_packets_total counter\n",
             "# TYPE rtpengine_sessions gauge\n",
             "rtpengine_mos_samples_total 0\n",
+            "rtpengine_ports_used{name=\"default\",address=\"10.0.0.1\"} 8\n",
+            "rtpengine_ports_free{name=\"default\",address=\"10.0.0.1\"} 92\n",
+            "rtpengine_ports{name=\"default\",address=\"10.0.0.1\"} 100\n",
         ] {
             assert!(t.contains(line), "{line} missing in\n{t}");
         }
