@@ -298,13 +298,45 @@ fn rtpengine_names_and_labels_match_debians_rtpengine() {
     if !require_or_skip("rtpengine") {
         return;
     }
-    let (mut during, mut after) = (Vec::new(), Vec::new());
+    let (mut during, mut after, mut later) = (Vec::new(), Vec::new(), Vec::new());
     for kind in [RelayKind::Rtprelay, RelayKind::Rtpengine] {
         let ports = PortBlock::acquire();
         let (relay, web, call) = call_with_reports(kind, &ports);
         during.push(samples(&get(web, "/metrics")));
         after.push(samples(&delete_and_scrape(&relay, web, &call)));
+        // A one-way call (only A speaks) and a silent one, then both end.
+        let ng = relay.client();
+        let one_way = Call::setup_at(&ng, &ports, 4, &[]);
+        one_way
+            .a
+            .rtp
+            .send_rtp(one_way.a_to, 0xc, 5, Duration::ZERO)
+            .expect("send");
+        assert_eq!(one_way.b.rtp.collect(5, Duration::from_secs(3)).len(), 5);
+        let silent = Call::setup_at(&ng, &ports, 8, &[]);
+        for c in [&one_way, &silent] {
+            expect_ok(ng.delete(&c.id, &c.a.tag), "delete");
+        }
+        let mut last = BTreeMap::new();
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                last = samples(&get(web, "/metrics"));
+                last.get("rtpengine_sessions_total") == Some(&3.0)
+            }),
+            "{} never ended the calls",
+            relay.name()
+        );
+        later.push(last);
     }
+    for key in [
+        "rtpengine_one_way_sessions_total",
+        "rtpengine_zero_packet_streams_total",
+        "rtpengine_closed_sessions_total{reason=\"terminated\"}",
+    ] {
+        assert_eq!(value(&later[0], key), value(&later[1], key), "{key}");
+    }
+    assert_eq!(value(&later[0], "rtpengine_one_way_sessions_total"), 1.0);
+    assert_eq!(value(&later[0], "rtpengine_zero_packet_streams_total"), 1.0);
     for key in [
         "rtpengine_sessions{type=\"own\"}",
         "rtpengine_mediastreams{type=\"userspace\"}",
@@ -316,10 +348,8 @@ fn rtpengine_names_and_labels_match_debians_rtpengine() {
         assert_eq!(value(&during[0], key), value(&during[1], key), "{key}");
     }
     let (ours, theirs) = (&after[0], &after[1]);
-    // The reference is really rtpengine: it serves families we do not.
-    assert!(theirs
-        .keys()
-        .any(|k| k.starts_with("rtpengine_zero_packet_streams_total")));
+    // The reference is really rtpengine: it lists commands never sent.
+    assert!(theirs.contains_key("rtpengine_requests_total{proxy=\"127.0.0.1\",request=\"list\"}"));
     for key in ours.keys().filter(|k| k.starts_with("rtpengine_")) {
         assert!(
             theirs.contains_key(key),

@@ -99,6 +99,19 @@ impl Histogram {
     }
 }
 
+/// What an ended call adds to [`EndedQuality`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallEnd {
+    /// Each RTP stream whose peer sent reception reports.
+    pub qualities: Vec<StreamQuality>,
+    /// RTP streams that received packets while the stream they feed received none (rtpengine's
+    /// one-way count).
+    pub one_way_streams: u64,
+    /// Pairs of RTP streams where neither received a packet (rtpengine halves its count of
+    /// such streams per call).
+    pub zero_packet_streams: u64,
+}
+
 /// Quality of the streams of calls that ended (those whose peer sent RTCP reports), observed
 /// once per stream at call end: a scrape never changes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +122,9 @@ pub struct EndedQuality {
     pub mos_sum: f64,
     pub mos_squared_sum: f64,
     pub mos_samples: u64,
+    /// rtpengine's `one_way_sessions_total` and `zero_packet_streams_total`.
+    pub one_way_streams: u64,
+    pub zero_packet_streams: u64,
 }
 
 impl Default for EndedQuality {
@@ -119,11 +135,21 @@ impl Default for EndedQuality {
             mos_sum: 0.0,
             mos_squared_sum: 0.0,
             mos_samples: 0,
+            one_way_streams: 0,
+            zero_packet_streams: 0,
         }
     }
 }
 
 impl EndedQuality {
+    pub fn observe_call(&mut self, c: &CallEnd) {
+        for q in &c.qualities {
+            self.observe(q);
+        }
+        self.one_way_streams += c.one_way_streams;
+        self.zero_packet_streams += c.zero_packet_streams;
+    }
+
     pub fn observe(&mut self, q: &StreamQuality) {
         self.jitter.observe(q.jitter_secs);
         self.loss.observe(q.loss_ratio);

@@ -161,6 +161,16 @@ pub fn render(s: &Snapshot, plane: &PlaneCounters, table: &TableFigures) -> Stri
         "Packet errors, by path (userspace: malformed or refused; kernel: sends the XDP program could not make).",
         split(errors, kernel_errors),
     );
+    m.counter(
+        "rtpengine_zero_packet_streams_total",
+        "Pairs of RTP streams of ended calls where neither side received a packet.",
+        one(t.quality.zero_packet_streams),
+    )
+    .counter(
+        "rtpengine_one_way_sessions_total",
+        "RTP streams of ended calls that received packets while their peer's received none.",
+        one(t.quality.one_way_streams),
+    );
     let ended = t.calls_ended as f64;
     m.gauge_f64(
         "rtpengine_call_duration_avg",

@@ -265,9 +265,8 @@ impl Engine {
     /// Removes a call now: closes its flows and frees its ports.
     pub(crate) fn destroy(&mut self, now: Now, call_id: &str) {
         if let Some(call) = self.calls.get(call_id) {
-            for q in crate::session::log::end_of_call(now, call) {
-                self.totals.quality.observe(&q);
-            }
+            let ended = crate::session::log::end_of_call(now, call);
+            self.totals.quality.observe_call(&ended);
             let secs = now.mono.since(call.created.mono).as_secs_f64();
             self.totals.calls_ended += 1;
             self.totals.calls_duration_secs += secs;

@@ -33,7 +33,7 @@ impl std::fmt::Display for Clean<'_> {
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::metrics::quality::StreamQuality;
+use crate::metrics::quality::{CallEnd, StreamQuality};
 use crate::session::call::Call;
 use crate::time::Now;
 
@@ -42,8 +42,8 @@ use crate::time::Now;
 /// and bytes, errors, packets not forwarded, RTCP packets) and, when its peer sent RTCP
 /// reception reports, what they said: loss, jitter and a MOS estimate
 /// ([`crate::metrics::quality`]). The call's loss and MOS are the worst of its streams'.
-/// Returns the quality of each stream that had reports.
-pub fn end_of_call(now: Now, call: &Call) -> Vec<StreamQuality> {
+/// Returns what the call adds to the ended calls' figures ([`CallEnd`]).
+pub fn end_of_call(now: Now, call: &Call) -> CallEnd {
     let duration_ms = now.mono.since(call.created.mono).as_millis();
     let mut sides = Vec::with_capacity(call.legs.len());
     let mut total = (0u64, 0u64, 0u64);
@@ -117,7 +117,36 @@ pub fn end_of_call(now: Now, call: &Call) -> Vec<StreamQuality> {
             "call ended"
         ),
     }
-    qualities
+    let (one_way_streams, silent) = stream_activity(call);
+    CallEnd {
+        qualities,
+        one_way_streams,
+        zero_packet_streams: silent / 2,
+    }
+}
+
+/// RTP streams that received packets while the stream they feed (the same medium of the peer
+/// leg) received none, and streams where neither did, as rtpengine counts them at call end.
+fn stream_activity(call: &Call) -> (u64, u64) {
+    let (mut one_way, mut silent) = (0u64, 0u64);
+    for leg in &call.legs {
+        let Some(peer) = leg.peer.and_then(|p| call.legs.get(p)) else {
+            continue;
+        };
+        for (m, sink) in leg.medias.iter().zip(&peer.medias) {
+            if m.local.is_none() || !m.is_rtp || sink.local.is_none() {
+                continue;
+            }
+            if sink.rtp.counters.packets.load(Relaxed) == 0 {
+                if m.rtp.counters.packets.load(Relaxed) != 0 {
+                    one_way += 1;
+                } else {
+                    silent += 1;
+                }
+            }
+        }
+    }
+    (one_way, silent)
 }
 
 #[cfg(test)]
