@@ -333,7 +333,7 @@ drop_root() {
         DROP+=(--)
         return 0
     fi
-    local prm bnd eff spec name bit keep= shown=
+    local prm bnd eff spec name bit keep='' shown=''
     prm=$(awk '/^CapPrm:/ { print $2 }' /proc/self/status)
     bnd=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
     eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
