@@ -80,8 +80,8 @@ has_option() { # has_option NAME... -- ARGS: is any long/short option NAME among
 # whether NAME_N is a numbered form of NAME (a repeatable option) or a name of its own.
 declare -A VARS=()
 STEMS=()
-env_settings() { # env_settings IS_LIST_FUNCTION
-    local is_list=$1 var rest key stem index rank lines=() line
+env_settings() {
+    local is_list=$1 var rest key stem index rank lines=()
     VARS=()
     STEMS=()
     for var in $(compgen -e); do
