@@ -115,7 +115,7 @@ else
     tar --exclude=./target --exclude=./.git --exclude=./docker --exclude='./fuzz/target' -cf - . \
         | tar -xf - -C "$CTX/source"
 fi
-for f in Dockerfile rtprelay.conf docker-entrypoint.sh rtprelay-healthcheck; do
+for f in Dockerfile rtprelay.conf rtprelay-recording.conf docker-entrypoint.sh rtprelay-healthcheck; do
     cp -p "$HERE/$f" "$CTX/$f"
 done
 

@@ -2,45 +2,46 @@
 # Entry point of the rtprelay image: turns RTPENGINE_* / RTPRELAY_* variables into command-line options, then
 # execs the daemon so that it is PID 1 and receives SIGTERM itself (graceful stop, exit 0).
 #
-#   (no command) or options only   -> rtprelay [env options] [options]
-#   rtprelay [options]             -> the same
-#   rtprelay-recording [options]   -> the recording daemon, with the recording variables
-#   anything else                  -> exec'd as given (e.g. bash)
+#   (no command) or options only          -> rtprelay [env options] [options]
+#   rtprelay | rtpengine [options]        -> the same (rtpengine is an alias of rtprelay)
+#   rtprelay-recording | rtpengine-recording [options]
+#                                         -> the recording daemon, with the RTPENGINE_RECORDING_* variables
+#   anything else                         -> exec'd as given (e.g. bash, rtprelay-ctl, rtpengine-ctl)
+#
+# The mapping is generic: RTPENGINE_<OPTION>=VALUE (or RTPRELAY_<OPTION>) becomes --<option>=VALUE, the option
+# name in lower case with '-' for '_', checked against the relay's own option list (`rtprelay --list-options`):
+# a name the relay does not know is warned about and left out. A flag takes yes/no (true/false, 1/0, on/off). A
+# repeatable option takes several values separated by ';' (or ',' or spaces), or numbered variables
+# (RTPENGINE_INTERFACE_1, RTPENGINE_INTERFACE_2, ...: after the plain one, in number order). For one option,
+# RTPRELAY_ variables win over RTPENGINE_ ones. Options after the image name come after these, so they win too.
+# Then the relay itself checks the whole configuration (`--list-control-sockets`, a dry run): a bad value stops the
+# container before the daemon starts, with the relay's message, the variable it came from, and exit code 2.
+#
+# Nothing overrides a config file with a default: the entrypoint adds only --config-file (RTPENGINE_CONFIG_FILE,
+# else /etc/rtpengine/rtpengine.conf when present, else the image's /etc/rtprelay/rtprelay.conf) and, when neither
+# the variables, the command line nor that file names a media interface, --interface=<the container's first
+# address> (with RTPENGINE_PUBLIC_IP as its advertised address).
 #
 # Started as root (`docker run --user 0`, needed for the XDP plane: Docker gives a non-root user no capabilities),
 # it switches the daemons to the rtprelay user and hands over only the capabilities XDP needs, as ambient
 # capabilities: see drop_root below. Either way the daemons run with no_new_privs set (`setpriv --no-new-privs`):
 # nothing they exec can gain privileges through setuid/setgid bits or file capabilities.
-#
-# Every variable has an RTPRELAY_ alias; when both are set, RTPRELAY_ wins. A bad value stops the container before
-# the daemon starts, with a message naming the variable, and exit code 2.
 set -euo pipefail
 
+# The image's binaries: the option lists and the dry run come from them, whatever command runs.
+RELAY_BIN=/usr/local/bin/rtprelay
+RECORDER_BIN=/usr/local/bin/rtprelay-recording
 CONFIG_DEFAULT=/etc/rtprelay/rtprelay.conf
+CONFIG_RTPENGINE=/etc/rtpengine/rtpengine.conf
+RECORDING_CONFIG_DEFAULT=/etc/rtprelay/rtprelay-recording.conf
+RECORDING_CONFIG_RTPENGINE=/etc/rtpengine/rtpengine-recording.conf
 
 die() {
     printf 'docker-entrypoint: %s\n' "$*" >&2
     exit 2
 }
+warn() { printf 'docker-entrypoint: warning: %s\n' "$*" >&2; }
 
-# env NAME -> prints the value of RTPRELAY_NAME or RTPENGINE_NAME and sets SOURCE to the variable used.
-SOURCE=
-env_value() {
-    local relay="RTPRELAY_$1" engine="RTPENGINE_$1"
-    if [ -n "${!relay:-}" ]; then
-        SOURCE=$relay
-        VALUE=${!relay}
-    elif [ -n "${!engine:-}" ]; then
-        SOURCE=$engine
-        VALUE=${!engine}
-    else
-        SOURCE=
-        VALUE=
-    fi
-}
-
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && [ ${#1} -le 9 ]; }
-is_int() { [[ $1 =~ ^-?[0-9]+$ ]] && [ ${#1} -le 10 ]; }
 is_ipv4() {
     [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
     local o
@@ -48,32 +49,8 @@ is_ipv4() {
 }
 is_ipv6() { [[ $1 =~ ^[0-9A-Fa-f:.]+$ ]] && [[ $1 == *:*:* || $1 == *::* ]]; }
 is_ip() { is_ipv4 "$1" || is_ipv6 "$1"; }
-is_port() { is_uint "$1" && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
-
-# IP:PORT, [IPv6]:PORT or PORT.
-is_listen_addr() {
-    local v=$1
-    if is_port "$v"; then return 0; fi
-    local ip port
-    if [[ $v =~ ^\[([^]]+)\]:([0-9]+)$ ]]; then
-        ip=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
-        is_ipv6 "$ip" && is_port "$port"
-        return
-    fi
-    [[ $v =~ ^([^:]+):([0-9]+)$ ]] || return 1
-    ip=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
-    is_ipv4 "$ip" && is_port "$port"
-}
-
-# [NAME/]ADDRESS[!ADVERTISED], where ADDRESS is an IP or a network interface name (as rtpengine accepts).
-is_interface_spec() {
-    local v=$1 name addr adv
-    [[ $v =~ ^(([A-Za-z0-9_.:-]+)/)?([^/!]+)(!([^/!]+))?$ ]] || return 1
-    addr=${BASH_REMATCH[3]}
-    adv=${BASH_REMATCH[5]}
-    is_ip "$addr" || [[ $addr =~ ^[A-Za-z][A-Za-z0-9_.-]{0,14}$ ]] || return 1
-    [ -z "$adv" ] || is_ip "$adv"
-}
+is_true() { [[ ${1,,} =~ ^(1|yes|true|on)$ ]]; }
+is_false() { [[ ${1,,} =~ ^(0|no|false|off)$ ]]; }
 
 # The container's first non-loopback address: IPv4 first, else IPv6.
 first_address() {
@@ -83,9 +60,6 @@ first_address() {
     for a in $addrs; do is_ipv6 "$a" && { echo "$a"; return; }; done
     return 1
 }
-
-is_bool() { [[ ${1,,} =~ ^(1|0|yes|no|true|false|on|off)$ ]]; }
-is_true() { [[ ${1,,} =~ ^(1|yes|true|on)$ ]]; }
 
 has_option() { # has_option NAME... -- ARGS: is any long/short option NAME among ARGS?
     local names=() a n
@@ -99,138 +73,239 @@ has_option() { # has_option NAME... -- ARGS: is any long/short option NAME among
     return 1
 }
 
+# --- the variables -------------------------------------------------------------------------------------------
+# env_settings IS_LIST: every RTPENGINE_* / RTPRELAY_* variable with a value, grouped by option name. Sets STEMS
+# (option names, sorted) and, per name, VARS[name] (the variables that count, space-separated, in order: the plain
+# one, then the numbered ones by number; only the RTPRELAY_ ones when there are any). The function IS_LIST decides
+# whether NAME_N is a numbered form of NAME (a repeatable option) or a name of its own.
+declare -A VARS=()
+STEMS=()
+env_settings() {
+    local is_list=$1 var rest key stem index rank lines=()
+    VARS=()
+    STEMS=()
+    for var in $(compgen -e); do
+        [[ $var =~ ^(RTPENGINE|RTPRELAY)_([A-Za-z0-9_]+)$ ]] || continue
+        [ -n "${!var}" ] || continue
+        [ "${BASH_REMATCH[1]}" = RTPRELAY ] && rank=0 || rank=1
+        rest=${BASH_REMATCH[2]}
+        key=${rest,,}
+        key=${key//_/-}
+        stem=$key index=0
+        if [[ $key =~ ^(.+)-([0-9]+)$ ]]; then
+            local base=${BASH_REMATCH[1]} number=${BASH_REMATCH[2]}
+            if "$is_list" "$base"; then stem=$base index=$((10#$number + 1)); fi
+        fi
+        lines+=("$stem $rank $index $var")
+    done
+    [ ${#lines[@]} -gt 0 ] || return 0
+    local cur='' cur_rank=''
+    while read -r stem rank index var; do
+        if [ "$stem" != "$cur" ]; then
+            cur=$stem cur_rank=$rank
+            STEMS+=("$stem")
+            VARS[$stem]=$var
+        elif [ "$rank" = "$cur_rank" ]; then
+            VARS[$stem]+=" $var"
+        fi
+    done < <(printf '%s\n' "${lines[@]}" | LC_ALL=C sort -k1,1 -k2,2n -k3,3n)
+}
+
+# The relay's options: KIND[name] = flag|value|list, USE[name] = run|ignored|exit (`rtprelay --list-options`).
+declare -A KIND=() USE=()
+load_relay_options() {
+    local name kind use listing
+    listing=$("$RELAY_BIN" --list-options) || die "$RELAY_BIN --list-options failed"
+    while read -r name kind use; do
+        [ -n "$name" ] || continue
+        KIND[$name]=$kind USE[$name]=$use
+    done <<<"$listing"
+    [ -n "${KIND[interface]:-}" ] || die "$RELAY_BIN --list-options listed no options"
+}
+relay_is_list() { [ "${KIND[$1]:-}" = list ]; }
+
+# The recording daemon's options, from its --help (clap): RKIND[name] = flag|value.
+declare -A RKIND=()
+load_recorder_options() {
+    local line re='^[[:space:]]+(-[A-Za-z],[[:space:]]+)?--([a-z0-9-]+)([[:space:]]+<[^>]*>)?'
+    while IFS= read -r line; do
+        [[ $line =~ $re ]] || continue
+        case ${BASH_REMATCH[2]} in help | version) continue ;; esac
+        if [ -n "${BASH_REMATCH[3]}" ]; then RKIND[${BASH_REMATCH[2]}]=value; else RKIND[${BASH_REMATCH[2]}]=flag; fi
+    done < <("$RECORDER_BIN" --help 2>/dev/null || true)
+}
+# The recorder's option a RECORDING_* name stands for: recording-dir is its spool, recording-X its --X.
+recorder_option() {
+    case $1 in
+        recording-dir) echo spool-dir ;;
+        recording-*) [ -n "${RKIND[${1#recording-}]:-}" ] && echo "${1#recording-}" ;;
+        *) return 1 ;;
+    esac
+}
+no_list() { return 1; }
+
+# Names the entrypoint reads itself.
+OWN_NAMES=" public-ip "
+
+# Values the relay accepts as they are, but the recording chain does not.
+extra_check() { # extra_check NAME VALUE VAR
+    case $1 in
+        recording-method) [[ $2 == pcap || $2 == proc ]] || die "$3=$2: expected pcap or proc" ;;
+        recording-format) [[ $2 == raw || $2 == eth ]] || die "$3=$2: expected raw or eth" ;;
+        recording-dir) [[ $2 == /* ]] || die "$3=$2: expected an absolute path" ;;
+    esac
+}
+
+# --- the relay -----------------------------------------------------------------------------------------------
+# relay_args ARGS: OPTS = the options from the variables; FROM[--name] = "VAR=VALUE" for the messages.
+declare -A FROM=()
 relay_args() {
     OPTS=()
-    if ! has_option --config-file -- "$@"; then
-        env_value CONFIG_FILE
-        local config=${VALUE:-$CONFIG_DEFAULT}
-        if [ "$config" != none ] && [ ! -r "$config" ]; then
-            die "${SOURCE:-config file}=$config: file not found or not readable"
+    FROM=()
+    load_relay_options
+    load_recorder_options
+    env_settings relay_is_list
+
+    local public='' public_src='' ifaces=() iface_src='' stem var value item items
+    for stem in "${STEMS[@]}"; do
+        if [[ $OWN_NAMES == *" $stem "* ]]; then
+            var=${VARS[$stem]%% *}
+            public=${!var} public_src=$var
+            continue
         fi
-        OPTS+=("--config-file=$config")
-    fi
+        if [ -z "${KIND[$stem]:-}" ]; then
+            # The recorder's variables share the environment (one env file for both containers).
+            recorder_option "$stem" >/dev/null && continue
+            warn "${VARS[$stem]// /, }: --$stem is not an option of rtprelay: ignored"
+            continue
+        fi
+        if [ "${USE[$stem]}" = exit ]; then
+            warn "${VARS[$stem]// /, }: --$stem only prints something and exits: ignored"
+            continue
+        fi
+        for var in ${VARS[$stem]}; do
+            value=${!var}
+            case ${KIND[$stem]} in
+                flag)
+                    if is_true "$value"; then
+                        OPTS+=("--$stem")
+                    elif is_false "$value"; then
+                        OPTS+=("--$stem=false")
+                    else
+                        die "$var=$value: expected yes or no"
+                    fi
+                    ;;
+                value)
+                    extra_check "$stem" "$value" "$var"
+                    OPTS+=("--$stem=$value")
+                    ;;
+                list)
+                    IFS=$' \t\n,;' read -r -a items <<<"$value"
+                    [ ${#items[@]} -gt 0 ] || die "$var=$value: no value in it"
+                    for item in "${items[@]}"; do
+                        if [ "$stem" = interface ]; then
+                            ifaces+=("$item")
+                            iface_src=$var
+                        else
+                            OPTS+=("--$stem=$item")
+                        fi
+                    done
+                    ;;
+            esac
+            FROM[--$stem]+="${FROM[--$stem]:+, }$var=$value"
+        done
+    done
 
-    env_value TABLE
-    if [ -n "$VALUE" ]; then
-        { is_int "$VALUE" && [ "$VALUE" -ge -1 ]; } || die "$SOURCE=$VALUE: expected -1 (userspace) or a table number >= 0"
-        OPTS+=("--table=$VALUE")
-    fi
-    env_value DATAPLANE
-    if [ -n "$VALUE" ]; then
-        [[ ${VALUE,,} =~ ^(auto|mmsg|uring|io_uring|io-uring|xdp|afxdp|af_xdp|af-xdp)$ ]] \
-            || die "$SOURCE=$VALUE: expected auto, mmsg, uring, xdp or afxdp"
-        OPTS+=("--dataplane=$VALUE")
-    fi
-    env_value NO_FALLBACK
-    if [ -n "$VALUE" ]; then
-        is_bool "$VALUE" || die "$SOURCE=$VALUE: expected yes or no"
-        is_true "$VALUE" && OPTS+=("--no-fallback")
-    fi
-
-    env_value PUBLIC_IP
-    local public=$VALUE public_src=$SOURCE
     if [ -n "$public" ] && ! is_ip "$public"; then
         die "$public_src=$public: expected an IPv4 or IPv6 address"
     fi
+    if [ ${#ifaces[@]} -gt 0 ] && [ -n "$public" ]; then
+        [ ${#ifaces[@]} -eq 1 ] \
+            || die "$public_src needs a single interface; give each advertised address in $iface_src as NAME/IP!ADVERTISED"
+        [[ ${ifaces[0]} != *'!'* ]] || die "$public_src is set but $iface_src=${ifaces[0]} already has an advertised address"
+        ifaces[0]="${ifaces[0]}!$public"
+    fi
+    for item in "${ifaces[@]}"; do OPTS+=("--interface=$item"); done
 
-    env_value INTERFACE
-    local specs=() spec
-    if [ -n "$VALUE" ]; then
-        local iface_src=$SOURCE
-        # Several interfaces: separated by spaces, commas or semicolons.
-        IFS=' ,;' read -r -a specs <<<"$VALUE"
-        [ ${#specs[@]} -gt 0 ] || die "$iface_src is empty"
-        for spec in "${specs[@]}"; do
-            is_interface_spec "$spec" || die "$iface_src=$VALUE: '$spec' is not [NAME/]ADDRESS[!ADVERTISED]"
-        done
-        if [ -n "$public" ]; then
-            [ ${#specs[@]} -eq 1 ] || die "$public_src needs a single interface; give each advertised address in $iface_src as NAME/IP!ADVERTISED"
-            [[ ${specs[0]} != *'!'* ]] || die "$public_src is set but $iface_src=${specs[0]} already has an advertised address"
-            specs[0]="${specs[0]}!$public"
+    # The config file: the variable's (mapped above), the command line's, else rtpengine's when mounted, else the
+    # image's.
+    if [ -z "${FROM[--config-file]:-}" ] && ! has_option --config-file -- "$@"; then
+        if [ -r "$CONFIG_RTPENGINE" ]; then
+            OPTS=("--config-file=$CONFIG_RTPENGINE" "${OPTS[@]}")
+        else
+            OPTS=("--config-file=$CONFIG_DEFAULT" "${OPTS[@]}")
         fi
-    elif ! has_option -i --interface -- "$@"; then
-        local addr
-        addr=$(first_address) || die "no non-loopback address in this container: set RTPENGINE_INTERFACE"
-        specs=("$addr${public:+!$public}")
-    fi
-    for spec in "${specs[@]}"; do OPTS+=("--interface=$spec"); done
-
-    env_value LISTEN_NG
-    if [ -n "$VALUE" ]; then
-        is_listen_addr "$VALUE" || die "$SOURCE=$VALUE: expected IP:PORT or PORT"
-        OPTS+=("--listen-ng=$VALUE")
-    fi
-    env_value LISTEN_HTTP
-    if [ -n "$VALUE" ]; then
-        is_listen_addr "$VALUE" || die "$SOURCE=$VALUE: expected IP:PORT or PORT"
-        OPTS+=("--listen-http=$VALUE")
     fi
 
-    env_value PORT_MIN
-    local min=$VALUE min_src=$SOURCE
-    env_value PORT_MAX
-    local max=$VALUE max_src=$SOURCE
-    if [ -n "$min" ]; then
-        is_port "$min" || die "$min_src=$min: expected a port number 1-65535"
-        OPTS+=("--port-min=$min")
-    fi
-    if [ -n "$max" ]; then
-        is_port "$max" || die "$max_src=$max: expected a port number 1-65535"
-        OPTS+=("--port-max=$max")
-    fi
-    if [ -n "$min" ] && [ -n "$max" ] && [ "$((10#$min))" -ge "$((10#$max))" ]; then
-        die "$min_src=$min must be below $max_src=$max"
-    fi
-
-    env_value LOG_LEVEL
-    if [ -n "$VALUE" ]; then
-        { is_uint "$VALUE" && [ "$VALUE" -le 7 ]; } || die "$SOURCE=$VALUE: expected a log level 0-7"
-        OPTS+=("--log-level=$VALUE")
-    fi
-    env_value NUM_THREADS
-    if [ -n "$VALUE" ]; then
-        { is_uint "$VALUE" && [ "$VALUE" -ge 1 ]; } || die "$SOURCE=$VALUE: expected a positive number of threads"
-        OPTS+=("--num-threads=$VALUE")
-    fi
-
-    env_value RECORDING_DIR
-    if [ -n "$VALUE" ]; then
-        [[ $VALUE == /* ]] || die "$SOURCE=$VALUE: expected an absolute path"
-        OPTS+=("--recording-dir=$VALUE")
-    fi
-    env_value RECORDING_METHOD
-    if [ -n "$VALUE" ]; then
-        [[ $VALUE == pcap || $VALUE == proc ]] || die "$SOURCE=$VALUE: expected pcap or proc"
-        OPTS+=("--recording-method=$VALUE")
-    fi
-    env_value RECORDING_FORMAT
-    if [ -n "$VALUE" ]; then
-        [[ $VALUE == raw || $VALUE == eth ]] || die "$SOURCE=$VALUE: expected raw or eth"
-        OPTS+=("--recording-format=$VALUE")
+    # The relay checks everything, the config file included. With no interface anywhere, the container's first
+    # address is the default; an advertised address for an interface that the config file names goes in the file.
+    local out
+    if ! out=$(relay_dry_run "$@"); then
+        if [[ $out == *'no media interface configured'* ]]; then
+            local addr
+            addr=$(first_address) || die "no non-loopback address in this container: set RTPENGINE_INTERFACE"
+            OPTS+=("--interface=$addr${public:+!$public}")
+            out=$(relay_dry_run "$@") || relay_failed "$out"
+        else
+            relay_failed "$out"
+        fi
+    elif [ -n "$public" ] && [ ${#ifaces[@]} -eq 0 ]; then
+        if has_option -i --interface -- "$@"; then
+            die "$public_src is set but the interface comes from the command line: write it as IP!$public there"
+        fi
+        die "$public_src is set but the config file names the interface: write it as IP!$public there, or set RTPENGINE_INTERFACE"
     fi
 }
 
+# relay_dry_run ARGS: the relay loads and checks the configuration the daemon will get, and exits.
+relay_dry_run() {
+    "${DROP[@]}" "$RELAY_BIN" --list-control-sockets "${OPTS[@]}" "$@" 2>&1
+}
+
+# relay_failed MESSAGE: stops with the relay's message, naming the variables of the options it names.
+relay_failed() {
+    local msg=$1 sources='' opt
+    while read -r opt; do
+        [ -n "${FROM[$opt]:-}" ] && sources+="${sources:+; }${FROM[$opt]}"
+    done < <(grep -oE -- '--[a-z0-9-]+' <<<"$msg" | sort -u)
+    die "${sources:+$sources: }$(tr '\n' ' ' <<<"$msg" | sed 's/ *$//')"
+}
+
+# --- the recording daemon ------------------------------------------------------------------------------------
 recording_args() {
     OPTS=()
-    env_value RECORDING_DIR
-    local spool=${VALUE:-/var/spool/rtprelay}
-    [[ $spool == /* ]] || die "$SOURCE=$spool: expected an absolute path"
-    has_option --spool-dir -- "$@" || OPTS+=("--spool-dir=$spool")
-
-    env_value RECORDING_OUTPUT_DIR
-    local out=${VALUE:-/var/lib/rtprelay-recording}
-    [[ $out == /* ]] || die "$SOURCE=$out: expected an absolute path"
-    has_option --output-dir -- "$@" || OPTS+=("--output-dir=$out")
-
-    env_value RECORDING_OUTPUT_FORMAT
-    if [ -n "$VALUE" ]; then
-        [[ $VALUE == wav ]] || die "$SOURCE=$VALUE: expected wav"
-        OPTS+=("--output-format=$VALUE")
-    fi
-    env_value RECORDING_NUM_THREADS
-    if [ -n "$VALUE" ]; then
-        { is_uint "$VALUE" && [ "$VALUE" -ge 1 ]; } || die "$SOURCE=$VALUE: expected a positive number of threads"
-        OPTS+=("--num-threads=$VALUE")
+    load_relay_options
+    load_recorder_options
+    env_settings no_list
+    local stem opt var value
+    for stem in "${STEMS[@]}"; do
+        var=${VARS[$stem]%% *}
+        value=${!var}
+        if ! opt=$(recorder_option "$stem"); then
+            # The relay's variables share the environment; anything else is a mistake.
+            [ -n "${KIND[$stem]:-}" ] || [[ $OWN_NAMES == *" $stem "* ]] \
+                || warn "$var: neither rtprelay nor rtprelay-recording has an option --$stem: ignored"
+            continue
+        fi
+        case $opt in spool-dir | output-dir | config-file)
+            [[ $value == /* || $value == none ]] || die "$var=$value: expected an absolute path" ;;
+        esac
+        if [ "${RKIND[$opt]}" = flag ]; then
+            if is_true "$value"; then
+                OPTS+=("--$opt")
+            elif ! is_false "$value"; then
+                die "$var=$value: expected yes or no"
+            fi
+        else
+            OPTS+=("--$opt=$value")
+        fi
+    done
+    if ! has_option --config-file -- "${OPTS[@]}" "$@"; then
+        if [ -r "$RECORDING_CONFIG_RTPENGINE" ]; then
+            OPTS=("--config-file=$RECORDING_CONFIG_RTPENGINE" "${OPTS[@]}")
+        else
+            OPTS=("--config-file=$RECORDING_CONFIG_DEFAULT" "${OPTS[@]}")
+        fi
     fi
     has_option --foreground -f -- "$@" || OPTS+=("--foreground")
 }
@@ -258,7 +333,7 @@ drop_root() {
         DROP+=(--)
         return 0
     fi
-    local prm bnd eff spec name bit keep= shown=
+    local prm bnd eff spec name bit keep='' shown=''
     prm=$(awk '/^CapPrm:/ { print $2 }' /proc/self/status)
     bnd=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
     eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
@@ -290,17 +365,20 @@ if [ $# -eq 0 ] || [[ $1 == -* ]]; then
 fi
 
 case "$1" in
-    rtprelay | */rtprelay)
+    rtprelay | */rtprelay | rtpengine | */rtpengine)
+        # rtpengine runs rtprelay under its own name, so that the process is found as the relay.
         cmd=$1
+        [[ $cmd == rtpengine || $cmd == */rtpengine ]] && cmd=rtprelay
         shift
-        # --version/--help need no configuration.
-        if has_option --version -v -V --help -h -- "$@"; then exec "$cmd" "$@"; fi
-        relay_args "$@"
+        # --version/--help and the listings need no configuration.
+        if has_option --version -v -V --help -h --list-options -- "$@"; then exec "$cmd" "$@"; fi
         drop_root "$cmd" $RELAY_CAPS
+        relay_args "$@"
         exec "${DROP[@]}" "$cmd" "${OPTS[@]}" "$@"
         ;;
-    rtprelay-recording | */rtprelay-recording)
+    rtprelay-recording | */rtprelay-recording | rtpengine-recording | */rtpengine-recording)
         cmd=$1
+        [[ $cmd == rtpengine-recording || $cmd == */rtpengine-recording ]] && cmd=rtprelay-recording
         shift
         if has_option --version -v -V --help -h -- "$@"; then exec "$cmd" "$@"; fi
         recording_args "$@"

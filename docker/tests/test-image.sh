@@ -137,6 +137,23 @@ check_version() { # check_version BINARY
 check version-rtprelay check_version rtprelay
 check version-rtprelay-recording check_version rtprelay-recording
 
+# rtprelay-ctl is in the image, and rtpengine's names are the same binaries.
+check_ctl_and_aliases() {
+    local name target out
+    [ "$(in_image bash -c 'command -v rtprelay-ctl')" = /usr/local/bin/rtprelay-ctl ] || { echo "no rtprelay-ctl"; return 1; }
+    # Its usage (exit status 1, as rtpengine-ctl's).
+    out=$(in_image rtprelay-ctl --help 2>&1)
+    grep -q '^usage: rtprelay-ctl' <<<"$out" || { echo "rtprelay-ctl --help: $out"; return 1; }
+    for name in rtpengine:rtprelay rtpengine-recording:rtprelay-recording rtpengine-ctl:rtprelay-ctl; do
+        target=$(in_image readlink -f "/usr/local/bin/${name%%:*}") || { echo "no ${name%%:*}"; return 1; }
+        [ "$target" = "/usr/local/bin/${name#*:}" ] || { echo "${name%%:*} -> $target"; return 1; }
+    done
+    $DOCKER run --rm "$IMAGE" rtpengine --version | grep -q '^rtprelay ' || { echo "rtpengine --version"; return 1; }
+    $DOCKER run --rm "$IMAGE" rtpengine-recording --version | grep -q 'rtprelay-recording' \
+        || { echo "rtpengine-recording --version"; return 1; }
+}
+check ctl-and-rtpengine-aliases check_ctl_and_aliases
+
 check_libs() {
     local out
     out=$(in_image ldd /usr/local/bin/rtprelay /usr/local/bin/rtprelay-recording 2>&1) || { echo "$out"; return 1; }
@@ -211,15 +228,16 @@ check_env_mapping() {
     out=$(fake_run -e RTPENGINE_TABLE=-1 -e RTPENGINE_LISTEN_NG=127.0.0.1:2223 -e RTPENGINE_PORT_MIN=32000 \
         -e RTPENGINE_PORT_MAX=32100 -e RTPENGINE_LOG_LEVEL=7 -e RTPENGINE_NUM_THREADS=2 -e RTPENGINE_PUBLIC_IP=203.0.113.7 \
         -e RTPRELAY_INTERFACE=192.0.2.10 -e RTPENGINE_INTERFACE=198.51.100.1 -e RTPENGINE_RECORDING_METHOD=pcap \
-        -e RTPRELAY_DATAPLANE=xdp -e RTPRELAY_NO_FALLBACK=yes -- --extra-arg) || { echo "$out"; return 1; }
+        -e RTPRELAY_DATAPLANE=xdp -e RTPRELAY_NO_FALLBACK=yes -- --xdp-no-offload) || { echo "$out"; return 1; }
     for want in --config-file=/etc/rtprelay/rtprelay.conf --table=-1 --listen-ng=127.0.0.1:2223 --port-min=32000 \
         --port-max=32100 --log-level=7 --num-threads=2 '--interface=192.0.2.10!203.0.113.7' \
-        --recording-method=pcap --dataplane=xdp --no-fallback --extra-arg; do
+        --recording-method=pcap --dataplane=xdp --no-fallback --xdp-no-offload; do
         grep -qF -- " $want" <<<"$out" || { echo "missing $want in: $out"; return 1; }
     done
     ! grep -q 198.51.100.1 <<<"$out" || { echo "RTPRELAY_ alias did not win: $out"; return 1; }
+    # The recorder: its defaults are in its config file, not on the command line.
     out=$(fake_run -e RTPENGINE_RECORDING_DIR=/rec -- rtprelay-recording --x) || return 1
-    for want in --spool-dir=/rec --output-dir=/var/lib/rtprelay-recording --foreground --x; do
+    for want in --config-file=/etc/rtprelay/rtprelay-recording.conf --spool-dir=/rec --foreground --x; do
         grep -qF -- " $want" <<<"$out" || { echo "missing $want in: $out"; return 1; }
     done
 }
@@ -254,6 +272,56 @@ check_bad_env() {
     [ $? = 2 ] && grep -q RTPENGINE_PORT_MIN <<<"$out" || { echo "min > max: $out"; return 1; }
 }
 check bad-env-fails-fast check_bad_env
+
+# Every RTPENGINE_<OPTION> maps to --<option>, checked against `rtprelay --list-options`: options the old
+# entrypoint never listed, a list given as 'a;b' and as numbered variables, a flag switched off, an rtpengine option
+# rtprelay ignores (passed on: the relay warns itself), and names that are not options (warned about, left out).
+check_generic_env_mapping() {
+    local out want
+    out=$(fake_run -e RTPENGINE_TIMEOUT=77 -e RTPENGINE_DELETE_DELAY=13 -e RTPENGINE_MAX_SESSIONS=42 \
+        -e RTPENGINE_LISTEN_TCP_NG=127.0.0.1:2224 -e RTPENGINE_LISTEN_CLI=127.0.0.1:9900 \
+        -e 'RTPENGINE_INTERFACE=192.0.2.1;192.0.2.2' -e RTPENGINE_INTERFACE_2=192.0.2.4 \
+        -e RTPENGINE_INTERFACE_1=192.0.2.3 -e RTPENGINE_XDP_NO_OFFLOAD=no -e RTPENGINE_JB_CLOCK_DRIFT=yes \
+        -e RTPENGINE_NO_SUCH_OPTION=1 -e RTPENGINE_CODECS=yes -e RTPRELAY_SILENT_TIMEOUT=600 \
+        -e RTPENGINE_SILENT_TIMEOUT=700 -e RTPENGINE_RECORDING_OUTPUT_PATTERN=%c 2>&1) || { echo "$out"; return 1; }
+    echo "$out"
+    for want in --timeout=77 --delete-delay=13 --max-sessions=42 --listen-tcp-ng=127.0.0.1:2224 \
+        --listen-cli=127.0.0.1:9900 '--interface=192.0.2.1 --interface=192.0.2.2 --interface=192.0.2.3 --interface=192.0.2.4' \
+        --xdp-no-offload=false --jb-clock-drift --silent-timeout=600; do
+        grep -qF -- " $want" <<<"$out" || { echo "missing $want"; return 1; }
+    done
+    grep -q 'warning: RTPENGINE_NO_SUCH_OPTION: --no-such-option is not an option of rtprelay' <<<"$out" \
+        || { echo "no warning about RTPENGINE_NO_SUCH_OPTION"; return 1; }
+    grep -q 'warning: RTPENGINE_CODECS: ' <<<"$out" || { echo "no warning about RTPENGINE_CODECS"; return 1; }
+    ! grep '^rtprelay ' <<<"$out" | grep -qE -- '--no-such-option|--codecs|silent-timeout=700|output-pattern' \
+        || { echo "passed on what it should not"; return 1; }
+    # The recording variables are the recorder's: not warned about by the relay, mapped for the recorder.
+    ! grep -q 'RECORDING_OUTPUT_PATTERN' <<<"$out" || { echo "the relay warned about a recorder variable"; return 1; }
+    out=$(fake_run -e RTPENGINE_RECORDING_OUTPUT_PATTERN=%c -e RTPENGINE_RECORDING_OUTPUT_MIXED=yes \
+        -e RTPENGINE_TIMEOUT=77 -- rtpengine-recording 2>&1) || { echo "$out"; return 1; }
+    echo "$out"
+    grep -q '^rtprelay-recording .* --output-pattern=%c' <<<"$out" && grep -q ' --output-mixed' <<<"$out" || return 1
+    ! grep -q -- 'timeout\|warning' <<<"$out"
+}
+check entrypoint-generic-env-mapping check_generic_env_mapping
+
+# A config file's interface is not replaced by the container's address; RTPENGINE_PUBLIC_IP cannot be bolted onto
+# an interface that the file names (the container stops and says so).
+mkdir -p "$TMP/envconf"
+printf '[rtprelay]\ninterface = 192.0.2.99\nlisten-ng = 127.0.0.1:22222\n' >"$TMP/envconf/iface.conf"
+chmod 755 "$TMP/envconf"
+chmod 644 "$TMP/envconf/iface.conf"
+check_config_interface_kept() {
+    local out rc
+    out=$(fake_run -v "$TMP/envconf/iface.conf:/etc/rtprelay/rtprelay.conf:ro") || { echo "$out"; return 1; }
+    echo "$out"
+    ! grep -q -- '--interface' <<<"$out" || { echo "an --interface was added"; return 1; }
+    out=$(fake_run -v "$TMP/envconf/iface.conf:/etc/rtprelay/rtprelay.conf:ro" -e RTPENGINE_PUBLIC_IP=203.0.113.9 2>&1)
+    rc=$?
+    echo "exit $rc: $out"
+    [ "$rc" = 2 ] && grep -q 'RTPENGINE_PUBLIC_IP is set but the config file names the interface' <<<"$out"
+}
+check entrypoint-keeps-config-interface check_config_interface_kept
 
 # Started as root, the entrypoint runs the daemons as rtprelay, keeping only the XDP capabilities it was given.
 mkdir -p "$TMP/fakecaps"
@@ -618,6 +686,89 @@ $DOCKER stop -t 5 "$HO_ID" >/dev/null
 TO_ID=$(run_bg "${CONF_RUN[@]}" -v "$TMP/conf/tcp-only.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
 check healthcheck-tcp-ng-only healthy_on "$TO_ID" "tcp 127.0.0.1:23459"
 $DOCKER stop -t 5 "$TO_ID" >/dev/null
+
+# --- image fidelity with the real relay --------------------------------------------------------------------------
+# relay_sockets_of CONTAINER: the relay's own `--list-control-sockets` with its running arguments.
+relay_sockets_of() {
+    # shellcheck disable=SC2016 # expanded by the container's bash
+    $DOCKER exec "$1" bash -c 'mapfile -d "" -t a </proc/1/cmdline; rtprelay --list-control-sockets "${a[@]:1}"'
+}
+# ctl_get CONTAINER ADDRESS WHAT [CTL]: `rtprelay-ctl -ip ADDRESS get WHAT` inside the container.
+ctl_get() { $DOCKER exec "$1" "${4:-rtprelay-ctl}" -ip "$2" get "$3"; }
+
+# Variables the old entrypoint ignored reach the relay: its CLI reports the values (also through rtpengine-ctl), and
+# numbered list variables add control sockets.
+ENV_ID=$(run_bg "${CONF_RUN[@]}" -e RTPENGINE_TIMEOUT=77 -e RTPENGINE_DELETE_DELAY=13 -e RTPENGINE_MAX_SESSIONS=42 \
+    -e RTPENGINE_LISTEN_CLI=127.0.0.1:9900 -e RTPENGINE_LISTEN_TCP_NG=127.0.0.1:23460 \
+    -e RTPENGINE_LISTEN_TCP_NG_1=127.0.0.1:23461 "$IMAGE")
+check_env_effective() {
+    local out
+    wait_healthy "$ENV_ID" || return 1
+    out=$(ctl_get "$ENV_ID" 127.0.0.1:9900 timeout) && echo "timeout: $out" && [ "$out" = TIMEOUT=77 ] || return 1
+    out=$(ctl_get "$ENV_ID" 127.0.0.1:9900 deletedelay) && echo "deletedelay: $out" && [ "$out" = 13 ] || return 1
+    out=$(ctl_get "$ENV_ID" 127.0.0.1:9900 maxsessions rtpengine-ctl) && echo "maxsessions: $out" \
+        && [ "$out" = 'Maximum sessions configured on rtpengine: 42' ] || return 1
+    out=$(relay_sockets_of "$ENV_ID") || { echo "$out"; return 1; }
+    echo "$out" | tr '\n' ' '
+    grep -qx 'tcp 127.0.0.1:23460' <<<"$out" && grep -qx 'tcp 127.0.0.1:23461' <<<"$out"
+}
+check env-timeout-delete-delay-max-sessions-effective check_env_effective
+$DOCKER stop -t 5 "$ENV_ID" >/dev/null
+
+# A mounted config's interface is kept: with no network but loopback the container has no address of its own, so
+# the relay starts only with the file's interface (the old entrypoint stopped, or replaced it).
+write_conf loopback-iface.conf 'interface = 127.0.0.1' 'listen-ng = 127.0.0.1:23462'
+KI_ID=$(run_bg --network none "${HEALTH_FAST[@]}" -v "$TMP/conf/loopback-iface.conf:/etc/rtprelay/rtprelay.conf:ro" "$IMAGE")
+check_config_kept_real() {
+    local args
+    healthy_on "$KI_ID" "udp 127.0.0.1:23462" || return 1
+    args=$($DOCKER exec "$KI_ID" bash -c 'tr "\0" " " </proc/1/cmdline') || return 1
+    echo "relay: $args"
+    [[ $args != *--interface* ]]
+}
+check mounted-config-interface-kept check_config_kept_real
+$DOCKER stop -t 5 "$KI_ID" >/dev/null
+
+# `rtpengine` as the command runs the relay with the variables and the options given.
+AL_ID=$(run_bg "${CONF_RUN[@]}" -e RTPENGINE_TIMEOUT=55 -e RTPENGINE_LISTEN_CLI=127.0.0.1:9900 "$IMAGE" \
+    rtpengine --listen-ng=127.0.0.1:23463)
+check_rtpengine_alias() {
+    local comm out
+    healthy_on "$AL_ID" "udp 127.0.0.1:23463" || return 1
+    comm=$($DOCKER exec "$AL_ID" cat /proc/1/comm) && echo "pid 1: $comm" && [ "$comm" = rtprelay ] || return 1
+    out=$(ctl_get "$AL_ID" 127.0.0.1:9900 timeout) && echo "timeout: $out" && [ "$out" = TIMEOUT=55 ]
+}
+check rtpengine-alias-runs check_rtpengine_alias
+$DOCKER stop -t 5 "$AL_ID" >/dev/null
+# And `rtpengine-recording`, as a compose file written for rtpengine would start it.
+check_rtpengine_recording_alias() {
+    local id comm
+    id=$(run_bg --network none "$IMAGE" rtpengine-recording) || return 1
+    sleep 3
+    comm=$($DOCKER exec "$id" cat /proc/1/comm) || { $DOCKER logs "$id" 2>&1 | tail -3; return 1; }
+    echo "pid 1: $comm"
+    [ "$comm" = rtprelay-record ] || return 1
+    $DOCKER exec "$id" rtprelay-healthcheck || return 1
+    stop_exit0 "$id"
+}
+check rtpengine-recording-alias-runs check_rtpengine_recording_alias
+
+# rtpengine's own config file, mounted where rtpengine has it, is read (its [rtpengine] section, with a key rtprelay
+# ignores): the healthcheck finds NG where that file moved it, and the CLI reports its timeout.
+mkdir -p "$TMP/rtpengine"
+printf '[rtpengine]\ninterface = 127.0.0.1\nlisten-ng = 127.0.0.1:23464\nlisten-cli = 127.0.0.1:9901\ntimeout = 91\nlog-facility = daemon\nport-min = 30000\nport-max = 30099\n' \
+    >"$TMP/rtpengine/rtpengine.conf"
+chmod 755 "$TMP/rtpengine"
+chmod 644 "$TMP/rtpengine/rtpengine.conf"
+RE_ID=$(run_bg --network none "${HEALTH_FAST[@]}" -v "$TMP/rtpengine/rtpengine.conf:/etc/rtpengine/rtpengine.conf:ro" \
+    "$IMAGE")
+check_rtpengine_conf() {
+    local out
+    healthy_on "$RE_ID" "udp 127.0.0.1:23464" || return 1
+    out=$(ctl_get "$RE_ID" 127.0.0.1:9901 timeout rtpengine-ctl) && echo "timeout: $out" && [ "$out" = TIMEOUT=91 ]
+}
+check etc-rtpengine-conf-read-healthcheck-follows check_rtpengine_conf
+$DOCKER stop -t 5 "$RE_ID" >/dev/null
 
 # --- XDP plane -------------------------------------------------------------------------------------------------
 # The relay on its own eth0 (default bridge) with the XDP capabilities and RTPENGINE_TABLE=0, called from the host

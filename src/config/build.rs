@@ -38,6 +38,7 @@ pub(crate) fn exit_request(given: &[Given]) -> Option<LoadOutcome> {
         let message = match g.spec.id {
             Opt::Help => help::text(),
             Opt::Version => format!("rtprelay {}", env!("CARGO_PKG_VERSION")),
+            Opt::ListOptions => options::listing(),
             Opt::ExitAction if g.spec.name == "codecs" => {
                 "rtprelay does no transcoding: it has no codecs to list".to_string()
             }
@@ -135,6 +136,7 @@ fn file_settings(
             Opt::Help
                 | Opt::Version
                 | Opt::ListControlSockets
+                | Opt::ListOptions
                 | Opt::ConfigFile
                 | Opt::ConfigSection
                 | Opt::ExitAction
@@ -367,6 +369,7 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::Help
         | Opt::Version
         | Opt::ListControlSockets
+        | Opt::ListOptions
         | Opt::ConfigFile
         | Opt::ConfigSection
         | Opt::ExitAction

@@ -13,6 +13,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "",
             "Print the NG/HTTP sockets this configuration listens on, and exit",
         ),
+        "list-options" => (
+            "",
+            "Print every option as NAME flag|value|list run|ignored|exit, and exit",
+        ),
         "config-file" => (
             "FILE|none",
             "Config file (default /etc/rtprelay/rtprelay.conf, else built-in)",

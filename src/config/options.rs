@@ -21,6 +21,9 @@ pub(crate) enum Opt {
     Version,
     /// Print the control sockets the configuration resolves to, and exit (rtprelay extension).
     ListControlSockets,
+    /// Print every option name with what it takes, and exit (rtprelay extension; the container
+    /// entrypoint maps `RTPENGINE_*` variables with it).
+    ListOptions,
     ConfigFile,
     ConfigSection,
     LogLevel,
@@ -107,6 +110,7 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
         Arg::Flag,
         Opt::ListControlSockets,
     ),
+    o("list-options", None, Arg::Flag, Opt::ListOptions),
     o("config-file", None, Arg::Value, Opt::ConfigFile),
     o("config-section", None, Arg::Value, Opt::ConfigSection),
     o("interface", Some('i'), Arg::List, Opt::Interface),
@@ -354,6 +358,32 @@ fn all() -> impl Iterator<Item = &'static OptSpec> {
         .chain(UNSUPPORTED.iter())
 }
 
+/// `--list-options`: one line per option, `NAME KIND USE`, where KIND is `flag`, `value` or `list`
+/// (repeatable) and USE is `run` (rtprelay acts on it), `ignored` (an rtpengine option rtprelay
+/// accepts and ignores) or `exit` (it prints something and exits: `--help`, `--codecs`...). Lets
+/// scripts map settings to options without a copy of this table.
+pub(crate) fn listing() -> String {
+    let mut lines = Vec::new();
+    for s in all().filter(|s| s.name != "{") {
+        let kind = match s.arg {
+            Arg::Flag => "flag",
+            Arg::Value => "value",
+            Arg::List => "list",
+        };
+        let usage = match s.id {
+            Opt::Unsupported => "ignored",
+            Opt::Help
+            | Opt::Version
+            | Opt::ListControlSockets
+            | Opt::ListOptions
+            | Opt::ExitAction => "exit",
+            _ => "run",
+        };
+        lines.push(format!("{} {kind} {usage}", s.name));
+    }
+    lines.join("\n")
+}
+
 /// The option with this long name (without dashes).
 pub(crate) fn by_name(name: &str) -> Option<&'static OptSpec> {
     all().find(|s| s.name == name)
@@ -396,5 +426,23 @@ mod tests {
         assert_eq!(by_name("codecs").map(|s| s.id), Some(Opt::ExitAction));
         assert!(by_name("no-such-option").is_none());
         assert!(by_short('Z').is_none());
+    }
+
+    #[test]
+    fn listing_names_every_option_with_its_kind_and_use() {
+        let text = listing();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            all().count() - 1,
+            "every option but '{{' is listed"
+        );
+        assert!(lines.contains(&"interface list run"));
+        assert!(lines.contains(&"timeout value run"));
+        assert!(lines.contains(&"no-fallback flag run"));
+        assert!(lines.contains(&"jb-clock-drift flag ignored"));
+        assert!(lines.contains(&"codecs flag exit"));
+        assert!(lines.contains(&"list-options flag exit"));
+        assert!(lines.iter().all(|l| l.split(' ').count() == 3));
     }
 }
