@@ -432,9 +432,16 @@ free_udp_ports() {
     python3 - "$1" "${2:-127.0.0.1}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
+# Outside the kernel's ephemeral range (32768-60999 by default): a port found free there can be taken by
+# any process's next outgoing socket before Docker publishes it.
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+span = (hi + 1, 65500 - n) if 65500 - n > hi + 1 else (10000, lo - n)
 for _ in range(200):
-    # Up to 65500: above the kernel's ephemeral range (32768-60999 by default), which busy hosts fill.
-    base = random.randrange(42000, 65500 - n) & ~1
+    base = random.randrange(*span) & ~1
     socks = []
     try:
         for p in range(base, base + n):
