@@ -106,6 +106,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "foreground" => ("", "Do not fork to the background"),
         "pidfile" => ("FILE", "Write the process id to FILE"),
+        "drain-grace" => (
+            "SECS",
+            "On SIGTERM, drain (refuse new calls) for up to SECS before exiting; 0 exits at once",
+        ),
         "recording-dir" => ("DIR", "Where recordings go"),
         "recording-method" => ("pcap|proc", "Recording method"),
         "recording-format" => ("raw|eth", "Recording file format"),

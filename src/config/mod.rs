@@ -104,6 +104,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub foreground: bool,
     pub pidfile: Option<PathBuf>,
+    /// `--drain-grace`: on SIGTERM, refuse new calls and wait this long at most for the others
+    /// to end (zero: exit at once).
+    pub drain_grace: Duration,
     pub endpoint_learning: EndpointLearning,
     /// Drop media from other sources once a stream has locked on its peer (rtprelay default: on).
     pub strict_source_default: bool,
@@ -154,6 +157,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             foreground: false,
             pidfile: None,
+            drain_grace: Duration::ZERO,
             endpoint_learning: EndpointLearning::Heuristic,
             strict_source_default: true,
             max_sessions: -1,

@@ -13,9 +13,12 @@ pub fn render(reply: &Reply) -> Value {
     let d = DictBuilder::new().put("result", reply.result());
     match reply {
         // Operator replies never come from NG; NG sees them as a plain `ok`.
-        Reply::Pong | Reply::Ok | Reply::Sessions(_) | Reply::Terminated(_) | Reply::Setting(_) => {
-            d
-        }
+        Reply::Pong
+        | Reply::Ok
+        | Reply::Drain(_)
+        | Reply::Sessions(_)
+        | Reply::Terminated(_)
+        | Reply::Setting(_) => d,
         Reply::Warning(text) => d.put("warning", text.as_str()),
         Reply::Sdp(sdp) => d.put("sdp", sdp.as_str()),
         Reply::Call(report) => call(d, report),

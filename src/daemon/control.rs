@@ -120,6 +120,7 @@ impl Control {
             guard.dispatcher.error_count(),
         );
         text.push_str(&crate::metrics::render_plane(&plane));
+        text.push_str(&crate::metrics::render_draining(guard.engine.is_draining()));
         if let Some(r) = &guard.recorder {
             text.push_str(&crate::metrics::render_recording(r.dropped()));
         }
@@ -131,12 +132,27 @@ impl Control {
         text
     }
 
-    /// `/ready`: every worker alive.
+    /// `/ready`: every worker alive, and not draining (a draining relay takes no new calls).
     pub fn ready(&self) -> Result<(), String> {
-        match self.dead_worker() {
-            Some(w) => Err(format!("worker {w} stopped after too many panics")),
-            None => Ok(()),
+        if let Some(w) = self.dead_worker() {
+            return Err(format!("worker {w} stopped after too many panics"));
         }
+        match self.drain_state() {
+            (true, calls) => Err(format!("draining, {calls} calls left")),
+            (false, _) => Ok(()),
+        }
+    }
+
+    /// Starts draining (SIGTERM with a grace period; the CLI's `drain` goes through the engine).
+    pub fn start_drain(&self) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.engine.start_drain();
+    }
+
+    /// Whether the relay drains, and the calls not deleted yet.
+    pub fn drain_state(&self) -> (bool, usize) {
+        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.engine.is_draining(), guard.engine.live_calls())
     }
 
     /// The first worker that gave up after too many panics, if any.

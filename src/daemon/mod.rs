@@ -4,6 +4,7 @@
 pub mod binder;
 pub mod cli;
 pub mod control;
+pub mod drain;
 pub mod guard;
 pub mod recorder;
 
@@ -55,10 +56,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if cfg.interfaces.is_empty() {
         return Err(DaemonError::NoInterface);
     }
+    // SIGINT stops at once; SIGTERM drains first when `--drain-grace` is set (see drain.rs).
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
-    }
+    let term = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
+        .map_err(DaemonError::Signals)?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())
+        .map_err(DaemonError::Signals)?;
+    let mut drain = drain::DrainWatch::new(cfg.drain_grace);
     if let Some(path) = &cfg.pidfile {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
             DaemonError::Pidfile {
@@ -223,6 +228,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         control.tick();
         if let Some(w) = control.dead_worker() {
             died = Some(w);
+            break;
+        }
+        if drain.should_stop(
+            term.swap(false, Ordering::Relaxed),
+            &control,
+            std::time::Instant::now(),
+        ) {
             break;
         }
         if std::time::Instant::now() >= next_refresh {

@@ -207,6 +207,17 @@ pub fn render_recording(dropped: u64) -> String {
     m.render()
 }
 
+/// 1 while the relay drains (refuses new calls, waits for the others to end), else 0.
+pub fn render_draining(draining: bool) -> String {
+    let mut m = Sheet::default();
+    m.gauge(
+        "rtprelay_draining",
+        "1 while the relay drains: ping fails and new calls are refused.",
+        one(u64::from(draining)),
+    );
+    m.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

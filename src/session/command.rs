@@ -36,6 +36,17 @@ pub enum Command {
     /// Operator: change a runtime setting; the value was checked by the caller (rtpengine-ctl's
     /// `set`). Seconds for the timeouts, `-1` for no session limit.
     SetSetting(Setting, i64),
+    /// Operator: `drain` (stop taking new calls, keep the others) or `drain status`.
+    Drain(DrainOp),
+}
+
+/// What the operator's `drain` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOp {
+    /// Start draining (again is harmless).
+    Start,
+    /// Only report.
+    Status,
 }
 
 impl Command {
@@ -58,6 +69,7 @@ impl Command {
             Command::Terminate(_) => "terminate",
             Command::GetSetting(_) => "get",
             Command::SetSetting(..) => "set",
+            Command::Drain(_) => "drain",
         }
     }
 }
@@ -105,7 +117,8 @@ impl Command {
             | Command::Sessions
             | Command::Terminate(_)
             | Command::GetSetting(_)
-            | Command::SetSetting(..) => None,
+            | Command::SetSetting(..)
+            | Command::Drain(_) => None,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Engine {
     pub(crate) refusal_log: crate::session::targets::LogLimit,
     /// Limits the log lines of interface names the relay does not have.
     pub(crate) interface_log: crate::session::targets::LogLimit,
+    /// Set by a drain (see drain.rs): `ping` fails and new calls are refused.
+    pub(crate) draining: bool,
 }
 
 impl Engine {
@@ -89,6 +91,7 @@ impl Engine {
             next_scan: None,
             refusal_log: Default::default(),
             interface_log: Default::default(),
+            draining: false,
         }
     }
 
@@ -103,6 +106,9 @@ impl Engine {
     fn execute(&mut self, now: Now, cmd: Command) -> Reply {
         self.started.get_or_insert(now);
         let result = match cmd {
+            // Kamailio's rtpengine module takes anything but `pong` as a failed ping and stops
+            // sending new calls here.
+            Command::Ping if self.draining => Err(SessionError::Draining),
             Command::Ping => Ok(Reply::Pong),
             Command::Offer(p) => {
                 let load_limit = p.supports_load_limit;
@@ -130,6 +136,7 @@ impl Engine {
             Command::Terminate(t) => self.terminate(now, &t),
             Command::GetSetting(s) => Ok(self.get_setting(s)),
             Command::SetSetting(s, v) => Ok(self.set_setting(s, v)),
+            Command::Drain(op) => Ok(self.drain_command(op)),
         };
         result.unwrap_or_else(|e| Reply::error(&e))
     }

@@ -31,6 +31,9 @@ pub enum SessionError {
     /// `--max-sessions` reached.
     #[error("Parallel session limit reached")]
     SessionLimit,
+    /// The relay is draining: no new calls, and `ping` fails.
+    #[error("Relay is draining, not accepting new calls")]
+    Draining,
     /// `delete` with `fatal` for a call that does not exist.
     #[error("Call-ID not found or tags didn't match")]
     DeleteNotFound,

@@ -11,6 +11,7 @@ mod admin;
 pub(crate) mod block;
 pub mod call;
 pub mod command;
+mod drain;
 pub mod engine;
 pub mod engine_config;
 pub mod error;

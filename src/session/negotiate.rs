@@ -43,6 +43,9 @@ impl Engine {
         self.note_unknown_interface(now, &call_id, &to_if);
         let is_new = !self.calls.contains_key(&call_id);
         if is_new {
+            if self.draining {
+                return Err(SessionError::Draining);
+            }
             if self.cfg.max_sessions >= 0 && self.calls.len() as i64 >= self.cfg.max_sessions {
                 self.totals.rejected_session_limit += 1;
                 return Err(SessionError::SessionLimit);

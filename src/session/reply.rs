@@ -27,6 +27,8 @@ pub enum Reply {
     Error(String),
     /// `result: load limit` for clients that sent `supports: [load limit]`.
     LoadLimit(String),
+    /// The operator's `drain`: where the drain stands.
+    Drain(DrainStatus),
     /// `sessions`: every call, oldest first.
     Sessions(Vec<SessionSummary>),
     /// `terminate`: how many calls ended.
@@ -69,13 +71,22 @@ impl Reply {
             | Reply::Statistics(_)
             | Reply::Sessions(_)
             | Reply::Terminated(_)
-            | Reply::Setting(_) => "ok",
+            | Reply::Setting(_)
+            | Reply::Drain(_) => "ok",
         }
     }
 
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
+}
+
+/// Where a drain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainStatus {
+    pub draining: bool,
+    /// Calls not deleted yet.
+    pub calls: usize,
 }
 
 /// A call as `query` reports it (rtpengine's layout; times in wall-clock seconds).

@@ -12,7 +12,7 @@ pub mod render;
 pub use parse::{parse, MAX_LINE};
 pub use render::{render, render_local};
 
-use crate::session::command::{CallRef, Command, Setting, Terminate};
+use crate::session::command::{CallRef, Command, DrainOp, Setting, Terminate};
 
 /// Which calls `list sessions` shows. rtprelay has no foreign (redis-replicated) calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub enum CliRequest {
     LogLevels,
     /// `set loglevel [SUBSYSTEM] N`
     SetLogLevel(i64),
+    /// `drain` / `drain status` (rtprelay's own: rtpengine has no drain).
+    Drain(DrainOp),
     /// Answered without looking at anything: errors and refusals, rtpengine's words.
     Answer(String),
 }
@@ -77,6 +79,7 @@ impl CliRequest {
             CliRequest::Terminate(TerminateScope::Call(id)) => {
                 Command::Terminate(Terminate::Call(id.clone()))
             }
+            CliRequest::Drain(op) => Command::Drain(*op),
             CliRequest::Terminate(TerminateScope::Foreign)
             | CliRequest::GetLogLevel(_)
             | CliRequest::LogLevels

@@ -3,7 +3,7 @@
 //! rtpengine gives for it. Never panics, whatever the bytes.
 
 use crate::control::cli::{CliRequest, SessionFilter, TerminateScope};
-use crate::session::command::Setting;
+use crate::session::command::{DrainOp, Setting};
 
 /// Longest command line accepted (rtpengine's own limit is of this order).
 pub const MAX_LINE: usize = 4096;
@@ -20,6 +20,11 @@ pub fn parse(line: &[u8]) -> CliRequest {
         "list" | "get" => parse_list(rest),
         "set" => parse_set(rest),
         "terminate" => parse_terminate(rest),
+        "drain" => match rest {
+            "" => CliRequest::Drain(DrainOp::Start),
+            "status" => CliRequest::Drain(DrainOp::Status),
+            _ => unknown(line),
+        },
         _ => unknown(line),
     }
 }
@@ -249,6 +254,9 @@ mod tests {
             parse(b"terminate x y"),
             CliRequest::Terminate(TerminateScope::Call("x y".into()))
         );
+        assert_eq!(parse(b"drain\n"), CliRequest::Drain(DrainOp::Start));
+        assert_eq!(parse(b"drain status"), CliRequest::Drain(DrainOp::Status));
+        assert!(matches!(parse(b"drain now"), CliRequest::Answer(_)));
         assert_eq!(parse(b"set loglevel 6"), CliRequest::SetLogLevel(6));
         assert_eq!(parse(b"set loglevel core 5"), CliRequest::SetLogLevel(5));
         assert_eq!(

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::control::cli::{CliRequest, SessionFilter, TerminateScope};
 use crate::session::command::Setting;
-use crate::session::reply::{CallReport, Reply, SessionSummary};
+use crate::session::reply::{CallReport, DrainStatus, Reply, SessionSummary};
 use crate::session::reports::Snapshot;
 
 /// The answer to `req`, whose session command answered `reply`.
@@ -23,8 +23,17 @@ pub fn render(req: &CliRequest, reply: &Reply) -> String {
         (CliRequest::Terminate(TerminateScope::Call(id)), _) => {
             format!("\nCall Id not found ({id}).\n\n")
         }
+        (CliRequest::Drain(_), Reply::Drain(d)) => drain(d),
         (_, Reply::Error(e)) => format!("{e}\n"),
         (req, _) => render_local(req, 0),
+    }
+}
+
+/// `drain` / `drain status`: one line scripts can read.
+fn drain(d: &DrainStatus) -> String {
+    match d.draining {
+        true => format!("Draining: {} calls left.\n", d.calls),
+        false => format!("Not draining: {} calls.\n", d.calls),
     }
 }
 
@@ -358,5 +367,19 @@ mod tests {
             "\nStatistics over currently running sessions:\n\n Owned sessions                                  :0\n"
         ));
         assert!(text.contains(" Total relayed bytes                             :0\n"));
+    }
+
+    #[test]
+    fn drain_answers() {
+        use crate::session::command::DrainOp;
+        let d = |draining, calls| Reply::Drain(DrainStatus { draining, calls });
+        assert_eq!(
+            render(&parse(b"drain"), &d(true, 3)),
+            "Draining: 3 calls left.\n"
+        );
+        assert_eq!(
+            render(&CliRequest::Drain(DrainOp::Status), &d(false, 2)),
+            "Not draining: 2 calls.\n"
+        );
     }
 }

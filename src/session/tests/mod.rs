@@ -4,6 +4,7 @@
 mod admin;
 mod block;
 mod common;
+mod drain;
 mod egress_and_learning;
 mod far_end;
 mod fidelity_errors;
