@@ -21,6 +21,10 @@ commands (as rtpengine-ctl's):
     get|set timeout [SECONDS]     also silenttimeout, offertimeout, finaltimeout, deletedelay
     get loglevel / set loglevel N syslog-style level 0-7
     terminate CALLID|all          end calls now
+
+rtprelay's own:
+    drain                         refuse new calls (ping fails), exit when the last call ends
+    drain status                  whether the relay drains, and the calls left
 ";
 
 /// How long to wait for the relay to connect, and then for each piece of its answer.
