@@ -114,8 +114,12 @@ impl Engine {
                 let load_limit = p.supports_load_limit;
                 match self.offer(now, p) {
                     // Clients that said `supports: [load limit]` get rtpengine's soft refusal.
-                    Err(SessionError::SessionLimit) if load_limit => {
-                        return Reply::LoadLimit(SessionError::SessionLimit.to_string())
+                    // A draining relay refuses the same way: Kamailio's rtpengine module then
+                    // tries the next relay of the set with this very offer.
+                    Err(e @ (SessionError::SessionLimit | SessionError::Draining))
+                        if load_limit =>
+                    {
+                        return Reply::LoadLimit(e.to_string())
                     }
                     other => other,
                 }

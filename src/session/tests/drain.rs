@@ -114,3 +114,19 @@ fn drain_status_does_not_start_a_drain() {
     assert!(!e.is_drained());
     assert_eq!(e.command(at(0), Command::Ping, &mut b), Reply::Pong);
 }
+
+#[test]
+fn clients_that_support_load_limit_get_a_load_limit_reply_for_a_new_call() {
+    // Kamailio sends `supports: [load limit]` and tries the next relay on that answer.
+    let mut e = engine();
+    let mut b = AcceptAll::default();
+    e.start_drain();
+    let mut p = oa("new", "A", None, None, sdp("192.0.2.10", 4000));
+    p.supports_load_limit = true;
+    let r = offer(&mut e, &mut b, at(0), p);
+    assert_eq!(text(&r, "result"), "load limit");
+    assert_eq!(
+        text(&r, "message"),
+        "Relay is draining, not accepting new calls"
+    );
+}
