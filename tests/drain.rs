@@ -2,8 +2,12 @@
 //! `--drain-grace`. While draining, `ping` fails (Kamailio's rtpengine module then disables the
 //! node), new calls are refused, the calls already up go on, `/ready` answers 503 and
 //! `rtprelay_draining` is 1; the relay exits 0 once its last call is deleted or the grace is over.
+//! Then the real thing: SIPp calls through Kamailio with an rtpengine set of two relays, one drained
+//! mid-run: no call fails, new calls land on the other relay, the drained one exits 0 when empty.
 
 mod common;
+#[path = "drain/kamailio.rs"]
+mod kamailio;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -175,4 +179,136 @@ fn without_a_grace_sigterm_exits_at_once() {
     relay.signal("TERM");
     let status = relay.wait_timeout(Duration::from_secs(3));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// Calls the relay at `web` has created so far.
+fn calls_created(web: SocketAddr) -> Option<f64> {
+    let (_, text) = http_get(web, "/metrics").ok()?;
+    metric_sum(&text, "rtprelay_calls_created_total")
+}
+
+const KAM_CALLS: usize = 24;
+/// Calls started a second (each lasts ~3 s of media, see tests/e2e/uac.xml).
+const KAM_RATE: usize = 4;
+
+#[test]
+fn kamailio_two_relays_one_drained_mid_run_no_call_fails() {
+    use kamailio::*;
+    if !["kamailio", "sipp"].iter().all(|t| require_or_skip(t))
+        || !require_root_or_skip("SIPp's pcap play")
+    {
+        return;
+    }
+    let Some(pcap) = g711a_pcap() else {
+        skip_unless(false, "sip-tester's g711a.pcap was not found");
+        return;
+    };
+    let (ports_a, ports_b) = (PortBlock::acquire(), PortBlock::acquire());
+    let dir = scratch_dir("drain-kamailio");
+    prepare_scenarios(&dir, &pcap);
+    let (mut relay_a, cli_a, web_a) = start(&ports_a, &[]);
+    let (relay_b, _cli_b, web_b) = start(&ports_b, &[]);
+    let sip = |i| ports_b.port(i);
+    let (uac_sip, proxy_sip, uas_sip, uac_media, uas_media) =
+        (sip(5), sip(6), sip(7), sip(8), sip(10));
+    let socks = format!(
+        "NG_SOCKS=\"udp:{} udp:{}\"",
+        relay_a.ng_addr(),
+        relay_b.ng_addr()
+    );
+    let mut kam = start_kamailio(
+        &dir,
+        "kamailio-two-relays.cfg",
+        proxy_sip,
+        uas_sip,
+        &[socks],
+    );
+
+    let mut uas = Proc::spawn(
+        "sipp-uas",
+        sipp(&dir, "uas", CALLEE, uas_sip, uas_media).args(["-timeout", "60s"]),
+        &dir.join("uas.log"),
+    )
+    .expect("start SIPp callee");
+    wait_bound(&mut uas, SocketAddr::from((CALLEE, uas_sip)));
+    let mut uac = Proc::spawn(
+        "sipp-uac",
+        sipp(&dir, "uac", CALLER, uac_sip, uac_media)
+            .args(["-m", &KAM_CALLS.to_string(), "-r", &KAM_RATE.to_string()])
+            .args([
+                "-l",
+                "20",
+                "-trace_stat",
+                "-stf",
+                "uac_stat.csv",
+                "-fd",
+                "1",
+            ])
+            .args(["-timeout", "40s", "-timeout_error"])
+            .args(["-s", "callee", &format!("{PROXY}:{proxy_sip}")]),
+        &dir.join("uac.log"),
+    )
+    .expect("start SIPp caller");
+    let here = format!("(logs in {})", dir.display());
+
+    // Drain A once it carries calls (Call-ID hashing spreads them over both relays).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while calls_created(web_a).unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "relay A got no call {here}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let drained = ctl(cli_a, "drain");
+    assert!(drained.starts_with("Draining: "), "{drained}");
+    let a_at_drain = calls_created(web_a).expect("A's metrics");
+    let b_at_drain = calls_created(web_b).expect("B's metrics");
+
+    // A takes no new call and exits 0 once its calls have ended.
+    let mut a_last = a_at_drain;
+    let a_deadline = Instant::now() + Duration::from_secs(30);
+    let a_status = loop {
+        if let Some(s) = relay_a.wait_timeout(Duration::from_millis(200)) {
+            break Some(s);
+        }
+        if let Some(n) = calls_created(web_a) {
+            a_last = n;
+        }
+        if Instant::now() >= a_deadline {
+            break None;
+        }
+    };
+    let uac_status = uac.wait_timeout(Duration::from_secs(45));
+    let b_total = calls_created(web_b).expect("B's metrics");
+    uas.stop(Duration::from_secs(2));
+    kam.stop(Duration::from_secs(3));
+
+    let stats = uac_stats(&dir.join("uac_stat.csv"));
+    let ok = stats.get("SuccessfulCall(C)").cloned().unwrap_or_default();
+    let failed = stats.get("FailedCall(C)").cloned().unwrap_or_default();
+    assert!(
+        uac_status.is_some_and(|s| s.success()) && ok == KAM_CALLS.to_string() && failed == "0",
+        "SIPp caller: exit {uac_status:?}, {ok:?} successful / {failed:?} failed of {KAM_CALLS} {here}\n\
+         kamailio log tail:\n{}",
+        kam.log_tail(20)
+    );
+    assert!(
+        a_status.is_some_and(|s| s.success()),
+        "drained relay A: {a_status:?} {here}\n{}",
+        relay_a.log_tail(20)
+    );
+    assert_eq!(
+        a_last, a_at_drain,
+        "relay A created calls after the drain {here}"
+    );
+    assert!(b_total > b_at_drain, "no new call landed on relay B {here}");
+    assert_eq!(
+        a_at_drain + b_total,
+        KAM_CALLS as f64,
+        "every call on exactly one relay {here}"
+    );
+    eprintln!(
+        "{KAM_CALLS} calls: relay A {a_at_drain} (all before its drain), relay B {b_total} \
+         ({} after the drain)",
+        b_total - b_at_drain
+    );
 }
