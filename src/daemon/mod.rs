@@ -6,6 +6,7 @@ pub mod cli;
 pub mod control;
 pub mod guard;
 pub mod recorder;
+pub mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -138,7 +139,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         },
         clock,
         ev_rx,
-    );
+    )
+    .with_store(store::CallStore::start(&cfg, clock.now().unix_us));
 
     let handler: transport::NgHandler = {
         let control = control.clone();

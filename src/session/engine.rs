@@ -166,6 +166,11 @@ impl Engine {
         self.ports.sync(binder);
     }
 
+    /// One call as it is now (read only: the call store copies it after each command).
+    pub fn call(&self, call_id: &str) -> Option<&Call> {
+        self.calls.get(call_id)
+    }
+
     /// The next media action to carry out, in order.
     pub fn poll_action(&mut self) -> Option<MediaAction> {
         self.actions.pop_front()
