@@ -262,3 +262,37 @@ fn ng_answers_at_once_with_redis_gone() {
     );
     assert!(ng.ping().is_ok(), "the relay still answers");
 }
+
+#[test]
+fn a_call_that_times_out_leaves_redis_and_the_index() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut con = redis.connection().expect("redis connection");
+    let ports = PortBlock::acquire();
+    let redis_arg = format!("--redis={}", redis.url());
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &[&redis_arg, "--timeout=1"]);
+    let ng = relay.client();
+    let c = Call::setup(&ng, &ports, &[]);
+    let n = node();
+    let key = keys::call(&n, &c.id);
+    let exists = |con: &mut redis::Connection| {
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query::<bool>(con)
+            .unwrap_or(false)
+    };
+    assert!(wait_until(WAIT, || exists(&mut con)), "no record at {key}");
+    // No media: the call ends after its timeout, and its record goes with it.
+    assert!(
+        wait_until(Duration::from_secs(10), || !exists(&mut con)),
+        "the record outlived the call's timeout; relay log: {}",
+        relay.log_tail(30)
+    );
+    let indexed: bool = redis::cmd("SISMEMBER")
+        .arg(keys::index(&n))
+        .arg(&key)
+        .query(&mut con)
+        .expect("SISMEMBER");
+    assert!(!indexed, "the ended call left the index");
+}

@@ -174,14 +174,23 @@ impl Control {
             recorder,
             ..
         } = &mut *guard;
+        let mut latched = Vec::new();
         for ev in self.events.try_iter() {
             match ev {
-                FlowEvent::Learned { id, addr } => engine.on_learned(id, addr),
+                FlowEvent::Learned { id, addr } => {
+                    engine.on_learned(id, addr);
+                    if self.store.is_some() {
+                        latched.extend(engine.call_of_flow(id).map(String::from));
+                    }
+                }
             }
         }
         engine.tick(now);
         apply_actions(engine, binder, workers, recorder.as_ref());
         engine.sync_ports(binder);
+        if let Some(store) = &self.store {
+            store.after_tick(engine, &latched, now.mono);
+        }
     }
 
     /// Stops the workers (after the transports have stopped).
