@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::coalesce::{Coalescer, StoreOp};
+use super::pause::{AfterError, Pause};
 use super::script;
 use crate::config::{RedisConfig, RedisEndpoint};
 use crate::metrics::store::StoreStats;
@@ -48,14 +49,11 @@ pub fn spawn(
         url: url(endpoint),
         node,
         ttl_secs: cfg.expires.as_secs(),
-        allowed_errors: cfg.allowed_errors,
-        disable_time: cfg.disable_time,
+        pause: Pause::new(cfg.allowed_errors, cfg.disable_time),
         cmd_timeout: cfg.cmd_timeout,
         connect_timeout: cfg.connect_timeout,
         stats: stats.clone(),
         conn: None,
-        consecutive_errors: 0,
-        disabled_until: None,
     };
     let handle = std::thread::Builder::new()
         .name("redis-writer".into())
@@ -88,15 +86,12 @@ struct Writer {
     url: String,
     node: String,
     ttl_secs: u64,
-    allowed_errors: Option<u32>,
-    disable_time: Duration,
+    pause: Pause,
     cmd_timeout: Option<Duration>,
     connect_timeout: Duration,
     stats: StoreStats,
     /// The connection and the loaded script's SHA.
     conn: Option<(redis::Connection, String)>,
-    consecutive_errors: u32,
-    disabled_until: Option<Instant>,
 }
 
 impl Writer {
@@ -123,36 +118,27 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
-        if let Some(until) = self.disabled_until {
-            if Instant::now() < until {
-                self.stats.dropped(pending.drain().len() as u64);
-                return;
-            }
-            self.disabled_until = None;
-            self.consecutive_errors = 0;
+        let was_paused = self.pause.is_paused();
+        if !self.pause.may_write(Instant::now()) {
+            self.stats.dropped(pending.drain().len() as u64);
+            return;
+        }
+        if was_paused {
             tracing::info!("Redis writes resume");
         }
         let ops = pending.drain();
         match self.send(&ops) {
             Ok(()) => {
-                self.consecutive_errors = 0;
+                self.pause.on_success();
                 self.stats.written(ops.len() as u64);
             }
             Err(e) => {
                 self.conn = None;
                 self.stats.error();
                 self.stats.dropped(ops.len() as u64);
-                self.consecutive_errors = self.consecutive_errors.saturating_add(1);
                 tracing::warn!(error = %e, ops = ops.len(), "Redis write failed");
-                if self
-                    .allowed_errors
-                    .is_some_and(|n| self.consecutive_errors > n)
-                {
-                    tracing::warn!(
-                        secs = self.disable_time.as_secs(),
-                        "too many Redis errors: writes pause"
-                    );
-                    self.disabled_until = Some(Instant::now() + self.disable_time);
+                if self.pause.on_error(Instant::now()) == AfterError::Paused {
+                    tracing::warn!("too many Redis errors: writes pause");
                 }
             }
         }
