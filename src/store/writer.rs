@@ -128,9 +128,9 @@ impl Writer {
         }
         let ops = pending.drain();
         match self.send(&ops) {
-            Ok(()) => {
+            Ok(applied) => {
                 self.pause.on_success();
-                self.stats.written(ops.len() as u64);
+                self.stats.written(applied);
             }
             Err(e) => {
                 self.conn = None;
@@ -165,7 +165,8 @@ impl Writer {
         }
     }
 
-    fn send(&mut self, ops: &[StoreOp]) -> redis::RedisResult<()> {
+    /// Sends `ops` as one pipeline; how many Redis applied (the rest were stale and refused).
+    fn send(&mut self, ops: &[StoreOp]) -> redis::RedisResult<u64> {
         let node = self.node.clone();
         let ttl = self.ttl_secs;
         let (con, sha) = self.connect()?;
@@ -179,8 +180,8 @@ impl Writer {
                 .arg(&args);
         }
         // 0 is a refused stale operation: expected, not an error.
-        let _applied: Vec<i64> = pipe.query(con)?;
-        Ok(())
+        let results: Vec<i64> = pipe.query(con)?;
+        Ok(results.iter().filter(|&&r| r == 1).count() as u64)
     }
 }
 
