@@ -18,6 +18,7 @@ pub mod guard;
 pub mod metrics;
 pub mod sdp;
 pub mod session;
+pub mod store;
 pub mod sys;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]

@@ -11,7 +11,7 @@ use super::error::ConfigError;
 use super::interface::{self, ParsedInterface};
 use super::keyfile::{self, KeyFile};
 use super::options::{self, Arg, Opt, OptSpec};
-use super::{help, listen, values};
+use super::{help, listen, redis, values};
 use super::{Config, ConfigSource, FileChoice, LoadOutcome};
 
 /// Most worker threads `--num-threads` accepts.
@@ -352,6 +352,15 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::RecordingDir => cfg.recording_dir = non_empty(&raw).map(PathBuf::from),
         Opt::RecordingMethod => cfg.recording_method = non_empty(&raw).map(String::from),
         Opt::RecordingFormat => cfg.recording_format = non_empty(&raw).map(String::from),
+        Opt::Redis => cfg.redis.read = Some(redis::RedisEndpoint::parse(label, &raw)?),
+        Opt::RedisWrite => cfg.redis.write = Some(redis::RedisEndpoint::parse(label, &raw)?),
+        Opt::RedisExpires => cfg.redis.expires = redis::expires(label, &raw)?,
+        Opt::RedisAllowedErrors => cfg.redis.allowed_errors = redis::allowed_errors(label, &raw)?,
+        Opt::RedisDisableTime => cfg.redis.disable_time = redis::disable_time(label, &raw)?,
+        Opt::RedisCmdTimeout => cfg.redis.cmd_timeout = redis::cmd_timeout(label, &raw)?,
+        Opt::RedisConnectTimeout => {
+            cfg.redis.connect_timeout = redis::connect_timeout(label, &raw)?
+        }
         Opt::Unsupported => {
             if s.value != Value::Flag(false) {
                 cfg.warnings.push(if s.from_file {

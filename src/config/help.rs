@@ -95,6 +95,19 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "CIDR;...",
             "Send media to these networks even if they are loopback, link-local or the host's",
         ),
+        "redis" => (
+            "[PW@]IP:PORT/DB",
+            "Write every call to this Redis database (off the NG reply path)",
+        ),
+        "redis-write" => ("[PW@]IP:PORT/DB", "Write calls here instead of --redis"),
+        "redis-expires" => ("SECS", "TTL of a call's Redis key (default 86400)"),
+        "redis-allowed-errors" => (
+            "N",
+            "Consecutive Redis errors before writes pause (default -1: never)",
+        ),
+        "redis-disable-time" => ("SECS", "How long Redis writes pause (default 10)"),
+        "redis-cmd-timeout" => ("MS", "Timeout of one Redis command (default 0: none)"),
+        "redis-connect-timeout" => ("MS", "Timeout of a Redis connect (default 1000)"),
         "log-level" => (
             "0-7",
             "Syslog-style level: 7 debug, 6 info (default), 4 warning, 3 error",

@@ -16,6 +16,7 @@ mod keyfile;
 pub mod listen;
 pub mod logging;
 mod options;
+pub mod redis;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use interface::{Interface, InterfaceAddress, InterfaceSpec};
 pub use logging::LogFormat;
+pub use redis::{RedisConfig, RedisEndpoint};
 
 use crate::dataplane::DataplaneRequest;
 use crate::flow::latch::EndpointLearning;
@@ -121,6 +123,8 @@ pub struct Config {
     pub recording_dir: Option<PathBuf>,
     pub recording_method: Option<String>,
     pub recording_format: Option<String>,
+    /// `--redis` and its companions: the call store.
+    pub redis: RedisConfig,
     /// One line per option that was accepted but does nothing; main logs them at startup.
     pub warnings: Vec<String>,
     /// Which file the settings came from.
@@ -167,6 +171,7 @@ impl Default for Config {
             recording_dir: None,
             recording_method: None,
             recording_format: None,
+            redis: RedisConfig::default(),
             warnings: Vec::new(),
             config_source: ConfigSource::None,
             config_section: None,

@@ -243,7 +243,7 @@ fn help_version_and_one_shot_actions_exit() {
 fn unsupported_flags_and_values_are_told_apart() {
     // -T takes a value (184); -F is a flag, so -i after it is still an option.
     let c = run(
-        "-T 184 -F -i 192.0.2.1 -n 1 --jb-clock-drift --redis=127.0.0.1:6379/1",
+        "-T 184 -F -i 192.0.2.1 -n 1 --jb-clock-drift --redis-num-threads=4",
         None,
     );
     assert_eq!(c.interfaces.len(), 1);
@@ -253,7 +253,7 @@ fn unsupported_flags_and_values_are_told_apart() {
         vec![
             "option --tos is not supported yet and is ignored",
             "option --jb-clock-drift is not supported yet and is ignored",
-            "option --redis is not supported yet and is ignored",
+            "option --redis-num-threads is not supported yet and is ignored",
         ]
     );
 }
@@ -645,4 +645,87 @@ fn log_format_and_listen_cli() {
         None,
     );
     assert!(e.contains("--log-format"), "{e}");
+}
+
+#[test]
+fn redis_is_off_by_default_with_rtpengines_defaults() {
+    let c = run("-i 192.0.2.1 -n 1", None);
+    assert_eq!(c.redis, RedisConfig::default());
+    assert!(c.redis.write_endpoint().is_none());
+    assert_eq!(c.redis.expires, Duration::from_secs(86400));
+    assert_eq!(c.redis.allowed_errors, None);
+    assert_eq!(c.redis.disable_time, Duration::from_secs(10));
+    assert_eq!(c.redis.cmd_timeout, None);
+    assert_eq!(c.redis.connect_timeout, Duration::from_millis(1000));
+}
+
+#[test]
+fn redis_options_are_parsed() {
+    let c = run(
+        "-i 192.0.2.1 -n 1 -r 127.0.0.1:6379/2 --redis-write=s3cr@t@[::1]:6380/0 \
+         --redis-expires=600 --redis-allowed-errors=5 --redis-disable-time=3 \
+         --redis-cmd-timeout=250 --redis-connect-timeout=500 -k 1",
+        None,
+    );
+    let read = c.redis.read.clone().unwrap();
+    assert_eq!(read.addr, "127.0.0.1:6379".parse::<SocketAddr>().unwrap());
+    assert_eq!((read.db, read.password), (2, None));
+    let write = c.redis.write_endpoint().unwrap();
+    assert_eq!(write.addr, "[::1]:6380".parse::<SocketAddr>().unwrap());
+    assert_eq!(write.password.as_deref(), Some("s3cr@t"));
+    assert!(
+        !format!("{write:?}").contains("s3cr"),
+        "Debug hides the password"
+    );
+    assert_eq!(c.redis.expires, Duration::from_secs(600));
+    assert_eq!(c.redis.allowed_errors, Some(5));
+    assert_eq!(c.redis.disable_time, Duration::from_secs(3));
+    assert_eq!(c.redis.cmd_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(c.redis.connect_timeout, Duration::from_millis(500));
+    assert_eq!(
+        c.warnings,
+        vec!["option --subscribe-keyspace is not supported yet and is ignored"]
+    );
+    let c = run("-i 192.0.2.1 -n 1 --redis-allowed-errors=-1", None);
+    assert_eq!(c.redis.allowed_errors, None);
+}
+
+#[test]
+fn redis_options_from_the_config_file() {
+    let file = "[rtpengine]\ninterface = 192.0.2.1\nlisten-ng = 1\nredis = 10.0.0.1:6379/1\nredis-expires = 60\n";
+    let c = run("", Some(file));
+    assert_eq!(c.redis.read.unwrap().db, 1);
+    assert_eq!(c.redis.expires, Duration::from_secs(60));
+}
+
+#[test]
+fn bad_redis_values_name_the_option() {
+    for (line, message) in [
+        (
+            "--redis=localhost:6379/0",
+            "--redis: invalid value 'localhost:6379/0': expected [PASSWORD@]IP:PORT/DB",
+        ),
+        (
+            "--redis-write=127.0.0.1:6379",
+            "--redis-write: invalid value '127.0.0.1:6379': expected [PASSWORD@]IP:PORT/DB",
+        ),
+        (
+            "--redis=127.0.0.1:0/0",
+            "--redis: invalid value '127.0.0.1:0/0': expected [PASSWORD@]IP:PORT/DB",
+        ),
+        (
+            "--redis-expires=0",
+            "--redis-expires: invalid value '0': expected a number 1-2147483647",
+        ),
+        (
+            "--redis-connect-timeout=x",
+            "--redis-connect-timeout: invalid value 'x': expected a number 1-2147483647",
+        ),
+        (
+            "--redis-cmd-timeout=-5",
+            "--redis-cmd-timeout: invalid value '-5': expected a number 0-2147483647",
+        ),
+    ] {
+        assert_eq!(err(&format!("-i 192.0.2.1 -n 1 {line}"), None), message);
+    }
 }

@@ -33,6 +33,8 @@ pub struct Control {
     events: Receiver<FlowEvent>,
     /// NG request counts and latency for `/metrics`.
     ng_stats: crate::metrics::ng::NgStats,
+    /// The Redis call store, when `--redis` is given.
+    store: Option<Arc<crate::daemon::store::CallStore>>,
 }
 
 impl Control {
@@ -42,7 +44,14 @@ impl Control {
             clock,
             events,
             ng_stats: Default::default(),
+            store: None,
         }
+    }
+
+    /// Writes calls to `store` after each command that changes them.
+    pub fn with_store(mut self, store: Option<crate::daemon::store::CallStore>) -> Control {
+        self.store = store.map(Arc::new);
+        self
     }
 
     /// Answers one NG message (`<cookie> <body>`) from `peer`; `None` means no reply is due.
@@ -80,7 +89,13 @@ impl Control {
         // Everything the command logs, in the session layer and on its media, carries its call.
         let span = cmd.span();
         let _in_call = span.enter();
+        let stored = (self.store.as_ref())
+            .and_then(|_| cmd.call_ref())
+            .map(|c| c.call_id.clone());
         let reply = run(engine, binder, workers, recorder.as_ref(), now, cmd);
+        if let (Some(store), Some(call_id)) = (&self.store, stored) {
+            store.after(engine, name, &call_id);
+        }
         let out = dispatcher.finish(now.mono, pending, &reply);
         // From the message's arrival at the control side (lock wait included) to its answer.
         let secs = self.clock.mono_us().saturating_sub(started_us) as f64 / 1e6;
@@ -128,6 +143,9 @@ impl Control {
         text.push_str(&crate::metrics::rtpengine::render(&snap, &plane, &table));
         let mut registry = prometheus_client::registry::Registry::default();
         self.ng_stats.register(&mut registry);
+        if let Some(store) = &self.store {
+            store.stats().register(&mut registry);
+        }
         text.push_str(&crate::metrics::sheet::encode(&registry));
         text
     }
@@ -172,14 +190,23 @@ impl Control {
             recorder,
             ..
         } = &mut *guard;
+        let mut latched = Vec::new();
         for ev in self.events.try_iter() {
             match ev {
-                FlowEvent::Learned { id, addr } => engine.on_learned(id, addr),
+                FlowEvent::Learned { id, addr } => {
+                    engine.on_learned(id, addr);
+                    if self.store.is_some() {
+                        latched.extend(engine.call_of_flow(id).map(String::from));
+                    }
+                }
             }
         }
         engine.tick(now);
         apply_actions(engine, binder, workers, recorder.as_ref());
         engine.sync_ports(binder);
+        if let Some(store) = &self.store {
+            store.after_tick(engine, &latched, now.mono);
+        }
     }
 
     /// Stops the workers (after the transports have stopped).

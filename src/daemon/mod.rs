@@ -7,6 +7,7 @@ pub mod control;
 pub mod drain;
 pub mod guard;
 pub mod recorder;
+pub mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -143,7 +144,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         },
         clock,
         ev_rx,
-    );
+    )
+    .with_store(store::CallStore::start(&cfg, clock.now().unix_us));
 
     let handler: transport::NgHandler = {
         let control = control.clone();

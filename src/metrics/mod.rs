@@ -7,6 +7,7 @@ pub mod ng;
 pub mod quality;
 pub mod rtpengine;
 pub mod sheet;
+pub mod store;
 
 use std::collections::BTreeMap;
 

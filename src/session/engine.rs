@@ -177,6 +177,16 @@ impl Engine {
         self.ports.sync(binder);
     }
 
+    /// One call as it is now (read only: the call store copies it after each command).
+    pub fn call(&self, call_id: &str) -> Option<&Call> {
+        self.calls.get(call_id)
+    }
+
+    /// The call a flow belongs to (read only: the call store rewrites a call whose flow latched).
+    pub fn call_of_flow(&self, flow: FlowId) -> Option<&str> {
+        self.flows.get(&flow).map(|r| r.call.as_str())
+    }
+
     /// The next media action to carry out, in order.
     pub fn poll_action(&mut self) -> Option<MediaAction> {
         self.actions.pop_front()

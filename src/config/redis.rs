@@ -1,0 +1,125 @@
+//! The Redis options (`--redis`, `--redis-write`, `--redis-expires`...), with rtpengine's names and
+//! units: where the call store writes, and how it behaves when Redis fails.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::values;
+
+/// `[PW@]IP:PORT/DB`, as rtpengine takes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisEndpoint {
+    pub password: Option<String>,
+    pub addr: SocketAddr,
+    pub db: u32,
+}
+
+impl fmt::Debug for RedisEndpoint {
+    /// Never prints the password (the config is logged at startup).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEndpoint")
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("addr", &self.addr)
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl RedisEndpoint {
+    /// Parses `[PW@]IP:PORT/DB`; the password may itself hold `@` (the last one splits).
+    pub(crate) fn parse(label: &str, raw: &str) -> Result<RedisEndpoint, ConfigError> {
+        let expected = "expected [PASSWORD@]IP:PORT/DB";
+        let raw = raw.trim();
+        let (password, rest) = match raw.rsplit_once('@') {
+            Some((pw, rest)) => (Some(pw.to_string()), rest),
+            None => (None, raw),
+        };
+        let (addr, db) = rest
+            .rsplit_once('/')
+            .ok_or_else(|| ConfigError::value(label, raw, expected))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| ConfigError::value(label, raw, expected))?;
+        let db: u32 = db
+            .parse()
+            .map_err(|_| ConfigError::value(label, raw, expected))?;
+        if addr.port() == 0 {
+            return Err(ConfigError::value(label, raw, expected));
+        }
+        Ok(RedisEndpoint { password, addr, db })
+    }
+}
+
+/// Where and how calls are written to Redis. Off unless `--redis` or `--redis-write` is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `--redis`: the database calls are read from (and written to without `--redis-write`).
+    pub read: Option<RedisEndpoint>,
+    /// `--redis-write`: a separate database for writes.
+    pub write: Option<RedisEndpoint>,
+    /// `--redis-expires`: a call key's TTL, refreshed on each write (rtpengine: 86400 s).
+    pub expires: Duration,
+    /// `--redis-allowed-errors`: consecutive errors before writes pause; `None` never pauses
+    /// (rtpengine's -1).
+    pub allowed_errors: Option<u32>,
+    /// `--redis-disable-time`: how long writes pause after too many errors.
+    pub disable_time: Duration,
+    /// `--redis-cmd-timeout`: per-command timeout; `None` waits as long as the socket does.
+    pub cmd_timeout: Option<Duration>,
+    /// `--redis-connect-timeout`.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    /// rtpengine's defaults.
+    fn default() -> RedisConfig {
+        RedisConfig {
+            read: None,
+            write: None,
+            expires: Duration::from_secs(86400),
+            allowed_errors: None,
+            disable_time: Duration::from_secs(10),
+            cmd_timeout: None,
+            connect_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The database the call store writes to, if any.
+    pub fn write_endpoint(&self) -> Option<&RedisEndpoint> {
+        self.write.as_ref().or(self.read.as_ref())
+    }
+}
+
+/// `--redis-expires`: seconds, at least 1.
+pub(crate) fn expires(label: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let v = values::int_in(label, raw, 1, i64::from(i32::MAX))?;
+    Ok(Duration::from_secs(v.unsigned_abs()))
+}
+
+/// `--redis-allowed-errors`: -1 (or any negative) means never pause, as in rtpengine.
+pub(crate) fn allowed_errors(label: &str, raw: &str) -> Result<Option<u32>, ConfigError> {
+    let v = values::int(label, raw, "expected a number (-1 = no limit)")?;
+    Ok(u32::try_from(v).ok())
+}
+
+/// `--redis-disable-time`: seconds, 0 or more.
+pub(crate) fn disable_time(label: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let v = values::int_in(label, raw, 0, i64::from(i32::MAX))?;
+    Ok(Duration::from_secs(v.unsigned_abs()))
+}
+
+/// `--redis-cmd-timeout`: milliseconds; 0 means none.
+pub(crate) fn cmd_timeout(label: &str, raw: &str) -> Result<Option<Duration>, ConfigError> {
+    let v = values::int_in(label, raw, 0, i64::from(i32::MAX))?;
+    Ok((v > 0).then(|| Duration::from_millis(v.unsigned_abs())))
+}
+
+/// `--redis-connect-timeout`: milliseconds, at least 1.
+pub(crate) fn connect_timeout(label: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let v = values::int_in(label, raw, 1, i64::from(i32::MAX))?;
+    Ok(Duration::from_millis(v.unsigned_abs()))
+}

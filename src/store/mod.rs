@@ -1,0 +1,16 @@
+//! The call store: each call as a versioned record in Redis, written off the NG reply path.
+//!
+//! Sans-IO parts ([`record`], [`keys`], [`coalesce`], [`script`], [`pause`]) say what to write; only
+//! [`writer`] talks to Redis, on its own thread, fed through a bounded channel so that a slow or
+//! dead Redis never holds up NG or forwarding. Restore on restart reads the same records (a later
+//! step).
+
+pub mod coalesce;
+pub mod keys;
+pub mod pause;
+pub mod record;
+pub mod script;
+pub mod writer;
+
+pub use coalesce::{Coalescer, StoreOp};
+pub use record::CallRecord;

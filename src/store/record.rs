@@ -1,0 +1,210 @@
+//! The versioned call record: what a relay needs to restore a call (its legs, tags, SDP
+//! endpoints, local ports, flags, latched peers), and nothing that changes per packet.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::call::{Call, Leg, MediaSlot};
+
+/// Bumped when a field changes meaning; a reader refuses records of a newer schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One call as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub schema: u32,
+    /// The node that owns the call (its key's hash tag).
+    pub owner: String,
+    /// Grows with every change of the call; a write with a lower one is stale.
+    pub generation: u64,
+    pub call_id: String,
+    /// Unix microseconds.
+    pub created_us: u64,
+    pub last_signal_us: u64,
+    pub recording: bool,
+    pub block_media: bool,
+    pub metadata: Option<String>,
+    pub legs: Vec<LegRecord>,
+}
+
+/// One leg (SIP tag) of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegRecord {
+    pub tag: Option<String>,
+    pub label: Option<String>,
+    pub branch: Option<String>,
+    /// Index of the leg this one exchanges media with.
+    pub peer: Option<usize>,
+    pub created_by: Option<usize>,
+    pub interface: String,
+    pub asymmetric: bool,
+    pub strict: bool,
+    pub on_hold: bool,
+    pub block_media: bool,
+    pub received_from: Option<IpAddr>,
+    /// The last SDP this leg sent (the answer to a re-INVITE is cut down against it).
+    pub last_sdp: Option<String>,
+    pub medias: Vec<MediaRecord>,
+}
+
+/// One m= section of a leg: its local ports and where media goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub kind: String,
+    pub proto: String,
+    /// Local address the pair is bound on, the address advertised in SDP, and the RTP port
+    /// (RTCP is the next one).
+    pub local: Option<(IpAddr, IpAddr, u16)>,
+    pub far_end: Option<SocketAddr>,
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+    pub rejected: bool,
+    pub is_rtp: bool,
+    pub ptime: Option<u32>,
+    pub mid: Option<String>,
+    /// The sources the relay latched on (RTP, RTCP).
+    pub learned_rtp: Option<SocketAddr>,
+    pub learned_rtcp: Option<SocketAddr>,
+}
+
+impl CallRecord {
+    /// The record of `call` as it is now, owned by `owner`, at `generation`.
+    pub fn from_call(call: &Call, owner: &str, generation: u64) -> CallRecord {
+        CallRecord {
+            schema: SCHEMA_VERSION,
+            owner: owner.to_string(),
+            generation,
+            call_id: call.id.clone(),
+            created_us: call.created.unix_us,
+            last_signal_us: call.last_signal.unix_us,
+            recording: call.recording,
+            block_media: call.block_media,
+            metadata: call.metadata.clone(),
+            legs: call.legs.iter().map(LegRecord::from_leg).collect(),
+        }
+    }
+
+    /// The stable encoding (JSON; the schema field versions it).
+    pub fn encode(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a record back; `None` for text that is not one, or of a newer schema.
+    pub fn decode(text: &str) -> Option<CallRecord> {
+        serde_json::from_str::<CallRecord>(text)
+            .ok()
+            .filter(|r| r.schema <= SCHEMA_VERSION)
+    }
+}
+
+impl LegRecord {
+    fn from_leg(leg: &Leg) -> LegRecord {
+        LegRecord {
+            tag: leg.tag.clone(),
+            label: leg.label.clone(),
+            branch: leg.branch.clone(),
+            peer: leg.peer,
+            created_by: leg.created_by,
+            interface: leg.interface.clone(),
+            asymmetric: leg.asymmetric,
+            strict: leg.strict,
+            on_hold: leg.on_hold,
+            block_media: leg.block_media,
+            received_from: leg.received_from,
+            last_sdp: leg.last_sdp.as_deref().map(String::from),
+            medias: leg.medias.iter().map(MediaRecord::from_slot).collect(),
+        }
+    }
+}
+
+impl MediaRecord {
+    fn from_slot(m: &MediaSlot) -> MediaRecord {
+        MediaRecord {
+            kind: m.kind.clone(),
+            proto: m.proto.clone(),
+            local: m.local.map(|p| (p.local, p.advertised, p.rtp_port)),
+            far_end: m.far_end,
+            remote_rtp: m.remote_rtp,
+            remote_rtcp: m.remote_rtcp,
+            rtcp_mux: m.rtcp_mux,
+            rejected: m.rejected,
+            is_rtp: m.is_rtp,
+            ptime: m.ptime,
+            mid: m.mid.clone(),
+            learned_rtp: m.rtp.learned,
+            learned_rtcp: m.rtcp.learned,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(generation: u64) -> CallRecord {
+        CallRecord {
+            schema: SCHEMA_VERSION,
+            owner: "node-a".into(),
+            generation,
+            call_id: "c1@example".into(),
+            created_us: 1,
+            last_signal_us: 2,
+            recording: false,
+            block_media: false,
+            metadata: None,
+            legs: vec![LegRecord {
+                tag: Some("from".into()),
+                label: None,
+                branch: None,
+                peer: Some(1),
+                created_by: None,
+                interface: "default".into(),
+                asymmetric: false,
+                strict: true,
+                on_hold: false,
+                block_media: false,
+                received_from: None,
+                last_sdp: Some("v=0\r\n".into()),
+                medias: vec![MediaRecord {
+                    kind: "audio".into(),
+                    proto: "RTP/AVP".into(),
+                    local: Some((
+                        "192.0.2.1".parse().unwrap(),
+                        "192.0.2.1".parse().unwrap(),
+                        30000,
+                    )),
+                    far_end: Some("198.51.100.7:4000".parse().unwrap()),
+                    remote_rtp: Some("198.51.100.7:4000".parse().unwrap()),
+                    remote_rtcp: None,
+                    rtcp_mux: false,
+                    rejected: false,
+                    is_rtp: true,
+                    ptime: Some(20),
+                    mid: None,
+                    learned_rtp: Some("198.51.100.7:4002".parse().unwrap()),
+                    learned_rtcp: None,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_record_survives_its_encoding() {
+        let r = sample(7);
+        let text = r.encode();
+        assert!(text.starts_with("{\"schema\":1,"), "{text}");
+        assert_eq!(CallRecord::decode(&text), Some(r));
+    }
+
+    #[test]
+    fn a_newer_schema_or_garbage_is_refused() {
+        let mut r = sample(1);
+        r.schema = SCHEMA_VERSION + 1;
+        assert_eq!(CallRecord::decode(&r.encode()), None);
+        assert_eq!(CallRecord::decode("not json"), None);
+    }
+}

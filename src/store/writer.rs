@@ -1,0 +1,207 @@
+//! The Redis writer thread: takes store operations from a bounded channel, coalesces what
+//! arrived since the last flush, and sends it as one pipeline of script calls. After
+//! `--redis-allowed-errors` consecutive failures it pauses for `--redis-disable-time`, dropping
+//! (and counting) what arrives meanwhile, then tries again. The sync client on a dedicated thread
+//! keeps an async runtime out of the relay.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::coalesce::{Coalescer, StoreOp};
+use super::pause::{AfterError, Pause};
+use super::script;
+use crate::config::{RedisConfig, RedisEndpoint};
+use crate::metrics::store::StoreStats;
+
+/// Operations waiting for the writer; beyond this the daemon drops them (and counts them).
+pub const QUEUE: usize = 65536;
+
+/// The daemon's end: never blocks.
+#[derive(Debug, Clone)]
+pub struct StoreSender {
+    tx: Sender<StoreOp>,
+    stats: StoreStats,
+}
+
+impl StoreSender {
+    /// Queues `op`; a full queue (Redis far behind) drops it and counts it.
+    pub fn send(&self, op: StoreOp) {
+        match self.tx.try_send(op) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped(1)
+            }
+        }
+    }
+}
+
+/// Starts the writer for `node`'s calls; it ends when every [`StoreSender`] is dropped.
+pub fn spawn(
+    cfg: &RedisConfig,
+    endpoint: &RedisEndpoint,
+    node: String,
+    stats: StoreStats,
+) -> std::io::Result<(StoreSender, JoinHandle<()>)> {
+    let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+    let writer = Writer {
+        url: url(endpoint),
+        node,
+        ttl_secs: cfg.expires.as_secs(),
+        pause: Pause::new(cfg.allowed_errors, cfg.disable_time),
+        cmd_timeout: cfg.cmd_timeout,
+        connect_timeout: cfg.connect_timeout,
+        stats: stats.clone(),
+        conn: None,
+    };
+    let handle = std::thread::Builder::new()
+        .name("redis-writer".into())
+        .spawn(move || writer.run(rx))?;
+    Ok((StoreSender { tx, stats }, handle))
+}
+
+/// `redis://[:PW@]IP:PORT/DB`, the password percent-encoded.
+fn url(e: &RedisEndpoint) -> String {
+    let auth = match &e.password {
+        Some(pw) => {
+            let enc: String = pw
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!(":{enc}@")
+        }
+        None => String::new(),
+    };
+    format!("redis://{auth}{}/{}", e.addr, e.db)
+}
+
+struct Writer {
+    url: String,
+    node: String,
+    ttl_secs: u64,
+    pause: Pause,
+    cmd_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    stats: StoreStats,
+    /// The connection and the loaded script's SHA.
+    conn: Option<(redis::Connection, String)>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<StoreOp>) {
+        let mut pending = Coalescer::default();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(op) => pending.push(op),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush(&mut pending);
+                    return;
+                }
+            }
+            // Everything already queued joins this flush.
+            for op in rx.try_iter().take(QUEUE) {
+                pending.push(op);
+            }
+            self.flush(&mut pending);
+        }
+    }
+
+    fn flush(&mut self, pending: &mut Coalescer) {
+        if pending.is_empty() {
+            return;
+        }
+        let was_paused = self.pause.is_paused();
+        if !self.pause.may_write(Instant::now()) {
+            self.stats.dropped(pending.drain().len() as u64);
+            return;
+        }
+        if was_paused {
+            tracing::info!("Redis writes resume");
+        }
+        let ops = pending.drain();
+        match self.send(&ops) {
+            Ok(applied) => {
+                self.pause.on_success();
+                self.stats.written(applied);
+            }
+            Err(e) => {
+                self.conn = None;
+                self.stats.error();
+                self.stats.dropped(ops.len() as u64);
+                tracing::warn!(error = %e, ops = ops.len(), "Redis write failed");
+                if self.pause.on_error(Instant::now()) == AfterError::Paused {
+                    tracing::warn!("too many Redis errors: writes pause");
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self) -> redis::RedisResult<&mut (redis::Connection, String)> {
+        if self.conn.is_none() {
+            let client = redis::Client::open(self.url.as_str())?;
+            let mut con = client.get_connection_with_timeout(self.connect_timeout)?;
+            con.set_read_timeout(self.cmd_timeout)?;
+            con.set_write_timeout(self.cmd_timeout)?;
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script::SOURCE)
+                .query(&mut con)?;
+            self.conn = Some((con, sha));
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection",
+            ))),
+        }
+    }
+
+    /// Sends `ops` as one pipeline; how many Redis applied (the rest were stale and refused).
+    fn send(&mut self, ops: &[StoreOp]) -> redis::RedisResult<u64> {
+        let node = self.node.clone();
+        let ttl = self.ttl_secs;
+        let (con, sha) = self.connect()?;
+        let mut pipe = redis::pipe();
+        for op in ops {
+            let (keys, args) = script::invocation(&node, op, ttl);
+            pipe.cmd("EVALSHA")
+                .arg(sha.as_str())
+                .arg(3)
+                .arg(&keys)
+                .arg(&args);
+        }
+        // 0 is a refused stale operation: expected, not an error.
+        let results: Vec<i64> = pipe.query(con)?;
+        Ok(results.iter().filter(|&&r| r == 1).count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_the_password() {
+        let e = RedisEndpoint {
+            password: Some("p@ss word".into()),
+            addr: "127.0.0.1:6379".parse().expect("addr"),
+            db: 3,
+        };
+        assert_eq!(url(&e), "redis://:p%40ss%20word@127.0.0.1:6379/3");
+        let e = RedisEndpoint {
+            password: None,
+            addr: "[::1]:6380".parse().expect("addr"),
+            db: 0,
+        };
+        assert_eq!(url(&e), "redis://[::1]:6380/0");
+    }
+}
