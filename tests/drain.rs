@@ -6,8 +6,6 @@
 //! mid-run: no call fails, new calls land on the other relay, the drained one exits 0 when empty.
 
 mod common;
-#[path = "drain/kamailio.rs"]
-mod kamailio;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -15,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::call::{Call, LO};
+use common::kamailio;
 use common::ns_relay::{http_get, metric_sum};
 use common::*;
 

@@ -7,6 +7,7 @@
 //! - `call`: a two-party call through the relay (`Call`, `Party`), `query` readers, RTCP builders;
 //! - `sdp`, `media`: a simple PCMU offer/answer, RTP packets, a UDP media endpoint (`MediaEndpoint`);
 //! - `netns`, `ns_relay`, `ns_call`: a network-namespace topology (`Topology`) with the relay and a call in it;
+//! - `kamailio`: Kamailio and SIPp on loopback, the scenarios and their statistics;
 //! - `attack`: the adversarial suite's stage (relay under attack, victim call, Kamailio-like NG);
 //! - here: `require_or_skip` (missing tools fail under `RTPRELAY_E2E=1`, skip otherwise) and scratch dirs.
 //!
@@ -16,6 +17,7 @@
 pub mod attack;
 pub mod bencode;
 pub mod call;
+pub mod kamailio;
 pub mod media;
 pub mod netns;
 pub mod ng;

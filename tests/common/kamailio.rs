@@ -1,6 +1,5 @@
-//! Kamailio + SIPp on loopback for the drain test through two relays (tests/drain.rs); the
-//! same facts as tests/e2e_kamailio.rs: caller, proxy and callee on 127.0.0.1/2/3, SIPp plays sip-tester's
-//! g711a.pcap (root), Kamailio in the foreground stopped by PID.
+//! Kamailio + SIPp on loopback (tests/e2e_kamailio.rs, tests/drain.rs): caller, proxy and callee on
+//! 127.0.0.1/2/3, SIPp plays sip-tester's g711a.pcap (root), Kamailio in the foreground stopped by PID.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -8,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::process::Proc;
+use super::process::Proc;
 
 pub const CALLER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 pub const PROXY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -41,7 +40,8 @@ pub fn prepare_scenarios(dir: &Path, pcap: &Path) {
         .unwrap_or_else(|e| panic!("linking pcap: {e}"));
 }
 
-/// A SIPp command for scenario `name` on `ip:port`, media on `ip:media`, run in `dir`.
+/// A SIPp command for scenario `name` on `ip:port`, media on `ip:media`, run and traced in `dir`
+/// (messages in `NAME_msg.log`, errors in `NAME_err.log`).
 pub fn sipp(dir: &Path, name: &str, ip: Ipv4Addr, port: u16, media: u16) -> Command {
     let mut c = Command::new("sipp");
     c.current_dir(dir)
@@ -54,6 +54,7 @@ pub fn sipp(dir: &Path, name: &str, ip: Ipv4Addr, port: u16, media: u16) -> Comm
             &media.to_string(),
             "-nostdin",
         ])
+        .args(["-trace_msg", "-message_file", &format!("{name}_msg.log")])
         .args(["-trace_err", "-error_file", &format!("{name}_err.log")]);
     c
 }
