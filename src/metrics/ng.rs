@@ -1,8 +1,10 @@
 //! NG request figures the daemon records around each command: rtpengine's per-proxy request
 //! counts, seconds and errors, and a latency histogram per command that rtpengine lacks.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -35,7 +37,14 @@ pub struct NgStats {
     seconds: Family<Request, Counter<f64, AtomicU64>>,
     errors: Family<Proxy, Counter>,
     latency: LatencyFamily,
+    /// The client addresses that have a `proxy` label of their own (see [`MAX_PROXIES`]).
+    proxies: Arc<Mutex<HashSet<IpAddr>>>,
 }
+
+/// Client addresses named in the `proxy` label. A datagram's source is the sender's to choose
+/// (and to spoof, over UDP): past this many, new addresses are counted as `proxy="other"`, so
+/// garbage from many sources cannot grow the series without bound.
+pub const MAX_PROXIES: usize = 256;
 
 /// 50 µs to about 0.8 s.
 fn latency_histogram() -> Histogram {
@@ -49,20 +58,30 @@ impl Default for NgStats {
             seconds: Family::default(),
             errors: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            proxies: Arc::default(),
         }
     }
 }
 
-/// rtpengine's `proxy` label: the client's address without its port.
-fn proxy(peer: Option<IpAddr>) -> String {
-    peer.map_or_else(|| "local".to_string(), |ip| ip.to_string())
-}
-
 impl NgStats {
+    /// rtpengine's `proxy` label: the client's address without its port; `other` once
+    /// [`MAX_PROXIES`] addresses have a label.
+    fn proxy(&self, peer: Option<IpAddr>) -> String {
+        let Some(ip) = peer else {
+            return "local".to_string();
+        };
+        let mut known = self.proxies.lock().unwrap_or_else(|p| p.into_inner());
+        if known.contains(&ip) || (known.len() < MAX_PROXIES && known.insert(ip)) {
+            ip.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
+
     /// One command `name` from `peer`, answered after `secs` seconds.
     pub fn request(&self, peer: Option<IpAddr>, name: &'static str, secs: f64) {
         let key = Request {
-            proxy: proxy(peer),
+            proxy: self.proxy(peer),
             request: name,
         };
         // rtpengine lists each proxy's error count, 0 included.
@@ -79,7 +98,9 @@ impl NgStats {
     /// A message from `peer` answered with an error.
     pub fn error(&self, peer: Option<IpAddr>) {
         self.errors
-            .get_or_create(&Proxy { proxy: proxy(peer) })
+            .get_or_create(&Proxy {
+                proxy: self.proxy(peer),
+            })
             .inc();
     }
 
@@ -139,6 +160,34 @@ mod tests {
         assert!(t.contains("rtpengine_request_seconds_total{proxy=\"local\",request=\"ping\"}"));
         assert!(
             t.contains("rtpengine_errors_total{proxy=\"local\"} 0\n"),
+            "{t}"
+        );
+    }
+
+    /// Messages from more source addresses than [`MAX_PROXIES`] (spoofable over UDP) add no
+    /// series past the limit: the rest are counted under `proxy="other"`.
+    #[test]
+    fn many_sources_cannot_grow_the_proxy_labels_without_bound() {
+        let s = NgStats::default();
+        for i in 0..(MAX_PROXIES as u32 + 100) {
+            s.error(Some(IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000u32 + i,
+            ))));
+        }
+        let mut r = Registry::default();
+        s.register(&mut r);
+        let t = crate::metrics::sheet::encode(&r);
+        let series = t
+            .lines()
+            .filter(|l| l.starts_with("rtpengine_errors_total{"))
+            .count();
+        assert_eq!(series, MAX_PROXIES + 1, "{t}");
+        assert!(
+            t.contains("rtpengine_errors_total{proxy=\"other\"} 100\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtpengine_errors_total{proxy=\"10.0.0.0\"} 1\n"),
             "{t}"
         );
     }
