@@ -6,71 +6,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
 use std::time::Duration;
 
 use common::call::{wait_until, Call, LO};
+use common::redis_server::{node, RedisServer};
 use common::*;
 use rtprelay::store::{keys, script};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A `redis-server` child on a free loopback port, without persistence; stopped by PID on drop.
-struct RedisServer {
-    proc: Proc,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        if !require_or_skip("redis-server") {
-            return None;
-        }
-        let port = TcpListener::bind((LO, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free TCP port");
-        Some(RedisServer::on(port))
-    }
-
-    /// A server on `port` (again, after one was stopped there).
-    fn on(port: u16) -> RedisServer {
-        let dir = scratch_dir("redis");
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .current_dir(&dir);
-        let proc = Proc::spawn("redis-server", &mut cmd, &dir.join("redis.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let server = RedisServer { proc, port };
-        assert!(
-            wait_until(WAIT, || server.connection().is_some()),
-            "redis-server did not come up: {}",
-            server.proc.log_tail(20)
-        );
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("127.0.0.1:{}/0", self.port)
-    }
-
-    fn connection(&self) -> Option<redis::Connection> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", self.port)).ok()?;
-        let mut con = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        redis::cmd("PING").query::<String>(&mut con).ok()?;
-        Some(con)
-    }
-}
-
-/// The node name the relay uses in its keys: the host name.
-fn node() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
 
 /// GET /metrics; the body.
 fn metrics(addr: SocketAddr) -> String {

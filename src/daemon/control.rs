@@ -161,6 +161,28 @@ impl Control {
         }
     }
 
+    /// Makes stored calls live again (at start, before NG is served), as one batch of flow
+    /// updates per worker.
+    pub fn restore(&self, records: &[crate::store::CallRecord]) -> crate::session::Restored {
+        let now = self.clock.now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ControlState {
+            engine,
+            binder,
+            workers,
+            recorder,
+            ..
+        } = &mut *guard;
+        let restored = engine.restore(now, records, binder);
+        apply_actions(engine, binder, workers, recorder.as_ref());
+        engine.sync_ports(binder);
+        if let Some(store) = &self.store {
+            let ids: Vec<&str> = records.iter().map(|r| r.call_id.as_str()).collect();
+            store.after_restore(engine, &restored, &ids);
+        }
+        restored
+    }
+
     /// Starts draining (SIGTERM with a grace period; the CLI's `drain` goes through the engine).
     pub fn start_drain(&self) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,6 +233,9 @@ impl Control {
 
     /// Stops the workers (after the transports have stopped).
     pub fn shutdown(self) {
+        if let Some(store) = &self.store {
+            store.finish();
+        }
         if let Ok(m) = Arc::try_unwrap(self.state) {
             let state = m.into_inner().unwrap_or_else(|p| p.into_inner());
             state.workers.shutdown();

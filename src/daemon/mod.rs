@@ -146,6 +146,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ev_rx,
     )
     .with_store(store::CallStore::start(&cfg, clock.now().unix_us));
+    // Before NG is served: a client's first command after a restart finds its call.
+    store::restore_at_start(&cfg, &control, clock);
 
     let handler: transport::NgHandler = {
         let control = control.clone();

@@ -6,12 +6,15 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::config::Config;
+use crate::config::{Config, RedisEndpoint};
+use crate::daemon::control::Control;
 use crate::metrics::store::StoreStats;
-use crate::session::Engine;
+use crate::session::engine::shard_of;
+use crate::session::{Engine, Restored};
+use crate::store::load;
 use crate::store::writer::{self, StoreSender};
 use crate::store::{CallRecord, StoreOp};
-use crate::time::Millis;
+use crate::time::{Clock, Millis};
 
 /// Commands that change nothing worth storing.
 const READ_ONLY: [&str; 6] = ["ping", "query", "list", "statistics", "sessions", "get"];
@@ -30,8 +33,15 @@ pub struct CallStore {
     /// Calls written and not deleted since: the sweep deletes those the engine no longer has.
     live: Mutex<HashSet<String>>,
     next_sweep: AtomicU64,
+    /// Counts sweeps: each one rewrites the calls of one refresh round (see [`COUNTERS_REFRESH`]).
+    sweeps: AtomicU64,
     stats: StoreStats,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// Every live call is written again at least this often, in rounds spread over the sweeps, so
+/// that the counters a restored call counts on from are at most this old.
+pub const COUNTERS_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl CallStore {
     /// Starts the writer when `--redis` or `--redis-write` is given.
@@ -40,7 +50,7 @@ impl CallStore {
         let node = node_id();
         let stats = StoreStats::default();
         match writer::spawn(&cfg.redis, endpoint, node.clone(), stats.clone()) {
-            Ok((sender, _thread)) => {
+            Ok((sender, thread)) => {
                 tracing::info!(redis = %endpoint.addr, db = endpoint.db, %node, "calls are written to Redis");
                 Some(CallStore {
                     sender,
@@ -48,7 +58,9 @@ impl CallStore {
                     generation: AtomicU64::new(unix_us),
                     live: Mutex::new(HashSet::new()),
                     next_sweep: AtomicU64::new(0),
+                    sweeps: AtomicU64::new(0),
                     stats,
+                    thread: Mutex::new(Some(thread)),
                 })
             }
             Err(e) => {
@@ -76,15 +88,31 @@ impl CallStore {
             return;
         }
         self.next_sweep.store(now.0 + SWEEP_MS, Ordering::Relaxed);
-        let ended: Vec<String> = {
+        let rounds = COUNTERS_REFRESH.as_millis() as u64 / SWEEP_MS;
+        let round = self.sweeps.fetch_add(1, Ordering::Relaxed) % rounds;
+        let (ended, refresh): (Vec<String>, Vec<String>) = {
             let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
             live.iter()
-                .filter(|id| engine.call(id).is_none_or(|c| c.destroy_at.is_some()))
+                .filter(|id| {
+                    engine.call(id).is_none_or(|c| c.destroy_at.is_some())
+                        || shard_of(id) % rounds == round
+                })
                 .cloned()
-                .collect()
+                .partition(|id| engine.call(id).is_none_or(|c| c.destroy_at.is_some()))
         };
         for call_id in ended {
             self.store(engine, &call_id, true);
+        }
+        for call_id in refresh {
+            self.store(engine, &call_id, false);
+        }
+    }
+
+    /// At exit: what is queued reaches Redis (within a bound) before the process ends.
+    pub fn finish(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            writer::finish(&self.sender, t, std::time::Duration::from_secs(2));
         }
     }
 
@@ -113,13 +141,70 @@ impl CallStore {
         }
     }
 
+    /// After a restore: the restored calls are written again (under this node, with a new
+    /// generation), and those that could not be restored are deleted: nobody will end them.
+    pub fn after_restore(&self, engine: &Engine, restored: &Restored, ids: &[&str]) {
+        for id in ids {
+            self.store(engine, id, false);
+        }
+        for (id, _) in &restored.failed {
+            self.store(engine, id, true);
+        }
+    }
+
     pub fn stats(&self) -> &StoreStats {
         &self.stats
     }
 }
 
+/// Reads this node's calls from `--redis` and makes them live again, before NG is served: a
+/// restarted relay forwards its calls on the same ports. Redis down or slow only costs the
+/// calls (within `--redis-connect-timeout`/`--redis-cmd-timeout`); the relay starts anyway.
+pub fn restore_at_start(cfg: &Config, control: &Control, clock: Clock) -> Option<Restored> {
+    let endpoint = cfg.redis.read.as_ref()?;
+    let started = clock.mono_us();
+    let node = node_id();
+    let loaded = open(cfg, endpoint).and_then(|mut con| load::load(&mut con, &node));
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read this node's calls from Redis: none restored");
+            return None;
+        }
+    };
+    let read_ms = clock.mono_us().saturating_sub(started) / 1000;
+    let restored = control.restore(&loaded.records);
+    tracing::info!(
+        %node,
+        restored = restored.calls,
+        failed = restored.failed.len(),
+        expired = loaded.expired,
+        unreadable = loaded.unreadable,
+        read_ms,
+        total_ms = clock.mono_us().saturating_sub(started) / 1000,
+        "calls restored from Redis"
+    );
+    Some(restored)
+}
+
+/// How long a restore waits for the connection (at most), and for each reply when
+/// `--redis-cmd-timeout` is not set: NG is not served until the restore ends, so a Redis that
+/// accepts and never answers must not hold the relay's start for ever.
+const RESTORE_CMD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A connection for reading, with the configured timeouts.
+fn open(cfg: &Config, endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(writer::url(endpoint).as_str())?;
+    let con =
+        client.get_connection_with_timeout(cfg.redis.connect_timeout.min(RESTORE_CMD_TIMEOUT))?;
+    let timeout = Some(cfg.redis.cmd_timeout.unwrap_or(RESTORE_CMD_TIMEOUT));
+    con.set_read_timeout(timeout)?;
+    con.set_write_timeout(timeout)?;
+    Ok(con)
+}
+
 /// This node's name in key hash tags: the host name.
-fn node_id() -> String {
+pub(crate) fn node_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

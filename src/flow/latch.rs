@@ -74,6 +74,11 @@ pub struct LatchConfig {
     /// advertises a public one (a phone behind NAT). Under `heuristic`, an unexpected source may
     /// then become the peer once the window has closed, as rtpengine learns.
     pub sdp_unreachable: bool,
+    /// The source this stream had latched on before a restart or a takeover (from the call
+    /// store): the stream starts fixed on it, as an expected source, instead of learning
+    /// again for a window in which a NAT'd peer's media would go to its unreachable SDP address.
+    /// Only an open reads it; signalling that changes the stream later learns as usual.
+    pub restored: Option<SocketAddr>,
 }
 
 impl Default for LatchConfig {
@@ -86,6 +91,7 @@ impl Default for LatchConfig {
             window: DEFAULT_WINDOW,
             signalled_from: None,
             sdp_unreachable: false,
+            restored: None,
         }
     }
 }
@@ -165,6 +171,9 @@ impl Latch {
         self.fixed = false;
         if let (EndpointLearning::Off, Some(exp)) = (self.cfg.learning, self.cfg.expected) {
             self.current = Some((exp, 3));
+            self.fixed = true;
+        } else if let Some(src) = self.cfg.restored {
+            self.current = Some((src, self.cfg.rank(src).max(EXPECTED)));
             self.fixed = true;
         }
     }
@@ -347,6 +356,7 @@ mod tests {
             window: Duration::from_millis(3000),
             signalled_from: None,
             sdp_unreachable: false,
+            restored: None,
         }
     }
 
@@ -576,6 +586,26 @@ mod tests {
         );
         assert_eq!(l.target(), Some(a(PORT)));
         assert_eq!(l.learned(), Some(a(PORT)));
+    }
+
+    #[test]
+    fn a_restored_stream_starts_fixed_on_its_source() {
+        // After a restart: the NAT'd peer it had latched on is the target from the first
+        // moment, and strict source keeps others out; no window to learn in again.
+        const NAT: &str = "198.51.100.77:61002";
+        let mut c = cfg_nat(Heuristic, true, Some("192.168.1.10:2012"));
+        c.restored = Some(a(NAT));
+        let mut l = Latch::new(c, Millis(0));
+        assert_eq!(l.target(), Some(a(NAT)));
+        assert!(l.is_settled());
+        assert_eq!(l.on_packet(a(EVIL), Millis(0)), D);
+        assert_eq!(l.on_packet(a(NAT), Millis(20)), F);
+        assert_eq!(l.target(), Some(a(NAT)));
+        // New signalling that changes the endpoint learns as usual.
+        let mut moved = cfg_nat(Heuristic, true, Some("192.168.1.10:2014"));
+        moved.restored = None;
+        l.update(moved, Millis(100));
+        assert!(!l.is_fixed());
     }
 
     #[test]

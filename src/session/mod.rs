@@ -26,6 +26,7 @@ pub mod ports;
 mod recording;
 pub mod reply;
 pub mod reports;
+mod restore;
 mod targets;
 mod timers;
 
@@ -37,5 +38,6 @@ pub use error::SessionError;
 pub use ports::{PortAllocator, PortBinder};
 pub use reply::Reply;
 pub use reports::Snapshot;
+pub use restore::{RestoreError, Restored};
 #[cfg(test)]
 mod tests;

@@ -526,7 +526,7 @@ impl Engine {
     }
 
     /// Tells the workers about every flow of the two legs' first `n` media.
-    fn sync_flows(&mut self, call_id: &str, a: usize, b: usize, n: usize) {
+    pub(crate) fn sync_flows(&mut self, call_id: &str, a: usize, b: usize, n: usize) {
         let window = self.cfg.learning_window;
         let mut out = Vec::new();
         let Some(call) = self.calls.get_mut(call_id) else {
@@ -610,6 +610,8 @@ impl Engine {
                         sdp_unreachable: expected.is_some_and(|e| {
                             crate::guard::unreachable_from(e.ip(), local.advertised)
                         }),
+                        // A stream opened with a source already learnt is a restored one.
+                        restored: if stream.opened { None } else { stream.learned },
                     };
                     if stream.opened {
                         out.push(MediaAction::Update {

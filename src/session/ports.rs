@@ -211,6 +211,35 @@ impl PortAllocator {
             .is_some_and(|pool| pool.rebound.remove(&rtp_port))
     }
 
+    /// Takes the given pairs for restored calls (a restart or a takeover), binding each at once.
+    /// Returns the pairs taken; a pair is left out when its address has no pool, it is outside
+    /// the range or held already, or the binder refuses it. One pass over each pool, however
+    /// many pairs: a takeover restores thousands of calls at once.
+    pub fn adopt(
+        &mut self,
+        wanted: &[(IpAddr, u16)],
+        binder: &mut dyn PortBinder,
+    ) -> BTreeSet<(IpAddr, u16)> {
+        let mut taken = BTreeSet::new();
+        for (&local, pool) in &mut self.pools {
+            let mut want: BTreeSet<u16> = wanted
+                .iter()
+                .filter(|(l, _)| *l == local)
+                .map(|&(_, p)| p)
+                .collect();
+            pool.free.retain(|&port| {
+                if !want.remove(&port) || !binder.bind_pair(local, port) {
+                    return true;
+                }
+                pool.used.insert(port);
+                self.published.mark_pair(local, port);
+                taken.insert((local, port));
+                false
+            });
+        }
+        taken
+    }
+
     /// After a command: what it bound and did not take goes back (the next sync closes it).
     pub fn done(&mut self) {
         self.demand = 0;
@@ -285,6 +314,39 @@ mod tests {
             Some(p) != self.port
         }
         fn release_pair(&mut self, _: IpAddr, _: u16) {}
+    }
+
+    #[test]
+    fn restored_pairs_are_bound_and_held_once() {
+        let mut a = alloc(10000, 10019);
+        let mut b = AcceptAll::default();
+        let ip = A;
+        let other: IpAddr = "192.0.2.99".parse().expect("ip");
+        // 10004 twice, 10005 odd (not a pair), 20000 outside, an unknown address.
+        let wanted = [
+            (ip, 10004),
+            (ip, 10004),
+            (ip, 10005),
+            (ip, 20000),
+            (ip, 10010),
+            (other, 10006),
+        ];
+        let taken = a.adopt(&wanted, &mut b);
+        assert_eq!(
+            taken.into_iter().collect::<Vec<_>>(),
+            vec![(ip, 10004), (ip, 10010)]
+        );
+        assert_eq!(a.in_use(ip), 2);
+        assert_eq!(b.bound.len(), 2);
+        // Held: neither a second restore nor a new command gets them.
+        assert!(a.adopt(&[(ip, 10004)], &mut b).is_empty());
+        bind_for(&mut a, 8, &mut b);
+        let mut got = Vec::new();
+        while let Some(p) = a.take(ip) {
+            got.push(p);
+        }
+        assert_eq!(got.len(), 8);
+        assert!(!got.contains(&10004) && !got.contains(&10010));
     }
 
     #[test]

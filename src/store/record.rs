@@ -2,9 +2,11 @@
 //! endpoints, local ports, flags, latched peers), and nothing that changes per packet.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flow::StreamCounters;
 use crate::session::call::{Call, Leg, MediaSlot};
 
 /// Bumped when a field changes meaning; a reader refuses records of a newer schema.
@@ -60,6 +62,9 @@ pub struct MediaRecord {
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
     pub rtcp_mux: bool,
+    /// The relay muxes towards the offerer and demuxes towards this leg (`rtcp-mux: demux`).
+    #[serde(default)]
+    pub demuxed: bool,
     pub rejected: bool,
     pub is_rtp: bool,
     pub ptime: Option<u32>,
@@ -67,6 +72,37 @@ pub struct MediaRecord {
     /// The sources the relay latched on (RTP, RTCP).
     pub learned_rtp: Option<SocketAddr>,
     pub learned_rtcp: Option<SocketAddr>,
+    /// The counters of the RTP and the RTCP socket when the record was written: a restored
+    /// call counts on from them.
+    #[serde(default)]
+    pub rtp_totals: StreamTotals,
+    #[serde(default)]
+    pub rtcp_totals: StreamTotals,
+}
+
+/// A stream's counters, as stored (refreshed with every write of the call, and at least every
+/// [`COUNTERS_REFRESH`](crate::daemon::store::COUNTERS_REFRESH) while it has media).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTotals {
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub rtcp_packets: u64,
+    pub rtcp_bytes: u64,
+}
+
+impl StreamTotals {
+    fn of(c: &StreamCounters) -> StreamTotals {
+        StreamTotals {
+            packets: c.packets.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            rtcp_packets: c.rtcp_packets.load(Relaxed),
+            rtcp_bytes: c.rtcp_bytes.load(Relaxed),
+        }
+    }
 }
 
 impl CallRecord {
@@ -130,19 +166,22 @@ impl MediaRecord {
             remote_rtp: m.remote_rtp,
             remote_rtcp: m.remote_rtcp,
             rtcp_mux: m.rtcp_mux,
+            demuxed: m.demuxed,
             rejected: m.rejected,
             is_rtp: m.is_rtp,
             ptime: m.ptime,
             mid: m.mid.clone(),
             learned_rtp: m.rtp.learned,
             learned_rtcp: m.rtcp.learned,
+            rtp_totals: StreamTotals::of(&m.rtp.counters),
+            rtcp_totals: StreamTotals::of(&m.rtcp.counters),
         }
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample(generation: u64) -> CallRecord {
@@ -181,12 +220,15 @@ mod tests {
                     remote_rtp: Some("198.51.100.7:4000".parse().unwrap()),
                     remote_rtcp: None,
                     rtcp_mux: false,
+                    demuxed: false,
                     rejected: false,
                     is_rtp: true,
                     ptime: Some(20),
                     mid: None,
                     learned_rtp: Some("198.51.100.7:4002".parse().unwrap()),
                     learned_rtcp: None,
+                    rtp_totals: StreamTotals::default(),
+                    rtcp_totals: StreamTotals::default(),
                 }],
             }],
         }

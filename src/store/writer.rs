@@ -4,6 +4,8 @@
 //! (and counting) what arrives meanwhile, then tries again. The sync client on a dedicated thread
 //! keeps an async runtime out of the relay.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,8 @@ pub const QUEUE: usize = 65536;
 pub struct StoreSender {
     tx: Sender<StoreOp>,
     stats: StoreStats,
+    /// Set at shutdown: the writer flushes what is queued and ends.
+    closing: Arc<AtomicBool>,
 }
 
 impl StoreSender {
@@ -35,6 +39,26 @@ impl StoreSender {
             }
         }
     }
+
+    /// Asks the writer to write what is queued and end (see [`finish`]).
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+/// At shutdown: closes the writer and waits up to `within` for its last flush, so that the
+/// calls' final state (deletes included) reaches Redis before the process exits.
+pub fn finish(sender: &StoreSender, thread: JoinHandle<()>, within: Duration) {
+    sender.close();
+    let deadline = Instant::now() + within;
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    } else {
+        tracing::warn!("Redis writer still busy at exit: its last writes are lost");
+    }
 }
 
 /// Starts the writer for `node`'s calls; it ends when every [`StoreSender`] is dropped.
@@ -45,7 +69,9 @@ pub fn spawn(
     stats: StoreStats,
 ) -> std::io::Result<(StoreSender, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+    let closing = Arc::new(AtomicBool::new(false));
     let writer = Writer {
+        closing: closing.clone(),
         url: url(endpoint),
         node,
         ttl_secs: cfg.expires.as_secs(),
@@ -58,11 +84,11 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("redis-writer".into())
         .spawn(move || writer.run(rx))?;
-    Ok((StoreSender { tx, stats }, handle))
+    Ok((StoreSender { tx, stats, closing }, handle))
 }
 
 /// `redis://[:PW@]IP:PORT/DB`, the password percent-encoded.
-fn url(e: &RedisEndpoint) -> String {
+pub(crate) fn url(e: &RedisEndpoint) -> String {
     let auth = match &e.password {
         Some(pw) => {
             let enc: String = pw
@@ -83,6 +109,7 @@ fn url(e: &RedisEndpoint) -> String {
 }
 
 struct Writer {
+    closing: Arc<AtomicBool>,
     url: String,
     node: String,
     ttl_secs: u64,
@@ -111,6 +138,9 @@ impl Writer {
                 pending.push(op);
             }
             self.flush(&mut pending);
+            if self.closing.load(Ordering::Relaxed) && rx.is_empty() {
+                return;
+            }
         }
     }
 

@@ -306,6 +306,7 @@ mod tests {
                 window: DEFAULT_WINDOW,
                 signalled_from: None,
                 sdp_unreachable: false,
+                restored: None,
             },
             Millis(0),
         )

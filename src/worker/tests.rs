@@ -86,6 +86,7 @@ fn latch(expected: SocketAddr) -> LatchConfig {
         window: Duration::from_millis(200),
         signalled_from: None,
         sdp_unreachable: false,
+        restored: None,
     }
 }
 

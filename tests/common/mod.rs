@@ -25,6 +25,7 @@ pub mod ns_call;
 pub mod ns_relay;
 pub mod ports;
 pub mod process;
+pub mod redis_server;
 pub mod relay;
 pub mod sdp;
 

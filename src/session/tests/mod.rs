@@ -16,5 +16,6 @@ mod limits;
 mod offer_answer;
 mod recording;
 mod reports;
+mod restore;
 
 pub(crate) use common::*;
