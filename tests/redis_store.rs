@@ -40,11 +40,14 @@ fn apply(con: &mut redis::Connection, op: &[&str; 5], call_id: &str) -> i64 {
     let n = node();
     redis::cmd("EVAL")
         .arg(script::SOURCE)
-        .arg(3)
+        .arg(4)
         .arg(keys::call(&n, call_id))
         .arg(keys::tombstone(&n, call_id))
         .arg(keys::index(&n))
+        .arg(keys::changes(&n))
         .arg(&op[..])
+        .arg(call_id)
+        .arg(100)
         .query(con)
         .expect("EVAL")
 }

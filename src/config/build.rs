@@ -358,6 +358,19 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::RedisAllowedErrors => cfg.redis.allowed_errors = redis::allowed_errors(label, &raw)?,
         Opt::RedisDisableTime => cfg.redis.disable_time = redis::disable_time(label, &raw)?,
         Opt::RedisCmdTimeout => cfg.redis.cmd_timeout = redis::cmd_timeout(label, &raw)?,
+        Opt::RedisNode => {
+            cfg.redis.node = non_empty(&raw)
+                .map(|n| redis::node_name(label, n))
+                .transpose()?
+        }
+        Opt::RedisFollow => {
+            cfg.redis.follow = list(&s.value)
+                .iter()
+                .flat_map(|n| n.split([';', ',']))
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| redis::node_name(label, n.trim()))
+                .collect::<Result<_, _>>()?
+        }
         Opt::RedisConnectTimeout => {
             cfg.redis.connect_timeout = redis::connect_timeout(label, &raw)?
         }

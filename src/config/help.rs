@@ -107,6 +107,14 @@ fn describe(name: &str) -> (&'static str, &'static str) {
         ),
         "redis-disable-time" => ("SECS", "How long Redis writes pause (default 10)"),
         "redis-cmd-timeout" => ("MS", "Timeout of one Redis command (default 0: none)"),
+        "redis-node" => (
+            "NAME",
+            "This relay's name in Redis keys (default: the host name)",
+        ),
+        "redis-follow" => (
+            "NODE;...",
+            "Hot standby: mirror these nodes' calls and take them over",
+        ),
         "redis-connect-timeout" => ("MS", "Timeout of a Redis connect (default 1000)"),
         "log-level" => (
             "0-7",

@@ -58,6 +58,8 @@ pub(crate) enum Opt {
     RedisExpires,
     RedisAllowedErrors,
     RedisDisableTime,
+    RedisNode,
+    RedisFollow,
     RedisCmdTimeout,
     RedisConnectTimeout,
     // rtprelay extensions
@@ -162,6 +164,8 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
         Opt::RedisDisableTime,
     ),
     o("redis-cmd-timeout", None, Arg::Value, Opt::RedisCmdTimeout),
+    o("redis-node", None, Arg::Value, Opt::RedisNode),
+    o("redis-follow", None, Arg::List, Opt::RedisFollow),
     o(
         "redis-connect-timeout",
         None,

@@ -70,6 +70,11 @@ pub struct RedisConfig {
     pub cmd_timeout: Option<Duration>,
     /// `--redis-connect-timeout`.
     pub connect_timeout: Duration,
+    /// `--redis-node`: this relay's name in its keys' hash tag; `None` takes the host name.
+    pub node: Option<String>,
+    /// `--redis-follow`: the nodes this relay mirrors as a hot standby, to take their calls
+    /// over.
+    pub follow: Vec<String>,
 }
 
 impl Default for RedisConfig {
@@ -83,6 +88,8 @@ impl Default for RedisConfig {
             disable_time: Duration::from_secs(10),
             cmd_timeout: None,
             connect_timeout: Duration::from_millis(1000),
+            node: None,
+            follow: Vec::new(),
         }
     }
 }
@@ -91,6 +98,24 @@ impl RedisConfig {
     /// The database the call store writes to, if any.
     pub fn write_endpoint(&self) -> Option<&RedisEndpoint> {
         self.write.as_ref().or(self.read.as_ref())
+    }
+}
+
+/// A node name: it goes into every key's hash tag, so only letters, digits, `.`, `_` and `-`,
+/// 1 to 64 of them.
+pub(crate) fn node_name(label: &str, raw: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ConfigError::value(
+            label,
+            raw,
+            "expected 1 to 64 letters, digits, '.', '_' or '-'",
+        ))
     }
 }
 

@@ -691,6 +691,16 @@ fn redis_options_are_parsed() {
 }
 
 #[test]
+fn node_name_and_followed_nodes() {
+    let c = run(
+        "-i 192.0.2.1 -n 1 --redis-node=relay-b --redis-follow=relay-a;relay-c",
+        None,
+    );
+    assert_eq!(c.redis.node.as_deref(), Some("relay-b"));
+    assert_eq!(c.redis.follow, vec!["relay-a", "relay-c"]);
+}
+
+#[test]
 fn redis_options_from_the_config_file() {
     let file = "[rtpengine]\ninterface = 192.0.2.1\nlisten-ng = 1\nredis = 10.0.0.1:6379/1\nredis-expires = 60\n";
     let c = run("", Some(file));
@@ -724,6 +734,14 @@ fn bad_redis_values_name_the_option() {
         (
             "--redis-cmd-timeout=-5",
             "--redis-cmd-timeout: invalid value '-5': expected a number 0-2147483647",
+        ),
+        (
+            "--redis-node=a}b",
+            "--redis-node: invalid value 'a}b': expected 1 to 64 letters, digits, '.', '_' or '-'",
+        ),
+        (
+            "--redis-follow=ok;{x",
+            "--redis-follow: invalid value '{x': expected 1 to 64 letters, digits, '.', '_' or '-'",
         ),
     ] {
         assert_eq!(err(&format!("-i 192.0.2.1 -n 1 {line}"), None), message);

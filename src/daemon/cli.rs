@@ -99,6 +99,12 @@ pub fn execute(req: &CliRequest, control: &Control) -> String {
     if let Some(cmd) = req.command() {
         return cli::render(req, &control.handle_admin(cmd));
     }
+    if let CliRequest::Takeover = req {
+        return match control.request_takeover() {
+            true => "Takeover requested.\n".into(),
+            false => "Not a standby (no --redis-follow): nothing to take over.\n".into(),
+        };
+    }
     if let CliRequest::SetLogLevel(n) = req {
         crate::config::logging::set_level(*n);
         tracing::info!(level = n, "log level changed by operator");

@@ -35,6 +35,8 @@ pub struct Control {
     ng_stats: crate::metrics::ng::NgStats,
     /// The Redis call store, when `--redis` is given.
     store: Option<Arc<crate::daemon::store::CallStore>>,
+    /// A hot standby's takeover flag (`--redis-follow`): the CLI's `takeover` sets it.
+    takeover: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Control {
@@ -45,6 +47,24 @@ impl Control {
             events,
             ng_stats: Default::default(),
             store: None,
+            takeover: None,
+        }
+    }
+
+    /// Lets the CLI's `takeover` set `flag` (a hot standby's).
+    pub fn with_takeover(mut self, flag: Option<Arc<std::sync::atomic::AtomicBool>>) -> Control {
+        self.takeover = flag;
+        self
+    }
+
+    /// `takeover`: `false` when this relay is no standby.
+    pub fn request_takeover(&self) -> bool {
+        match &self.takeover {
+            Some(f) => {
+                f.store(true, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
         }
     }
 

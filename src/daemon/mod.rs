@@ -7,6 +7,7 @@ pub mod control;
 pub mod drain;
 pub mod guard;
 pub mod recorder;
+pub mod standby;
 pub mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,6 +149,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     .with_store(store::CallStore::start(&cfg, clock.now().unix_us));
     // Before NG is served: a client's first command after a restart finds its call.
     store::restore_at_start(&cfg, &control, clock);
+    // A hot standby takes over on the CLI's `takeover`, on SIGUSR1, or when its address appears.
+    let takeover = Arc::new(AtomicBool::new(false));
+    let mut standby = standby::Standby::start(&cfg, takeover.clone());
+    let control = if standby.is_some() {
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, takeover.clone())
+            .map_err(DaemonError::Signals)?;
+        control.with_takeover(Some(takeover))
+    } else {
+        control
+    };
 
     let handler: transport::NgHandler = {
         let control = control.clone();
@@ -230,6 +241,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         control.tick();
+        if let Some(s) = standby.as_mut() {
+            s.poll(&control, &cfg);
+        }
         if let Some(w) = control.dead_worker() {
             died = Some(w);
             break;
@@ -249,6 +263,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(worker_died = ?died, "shutting down");
     for l in listeners {
         l.stop();
+    }
+    if let Some(s) = standby {
+        s.shutdown();
     }
     control.shutdown();
     // Dropping the program detaches it from the interfaces.

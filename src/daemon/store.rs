@@ -47,7 +47,7 @@ impl CallStore {
     /// Starts the writer when `--redis` or `--redis-write` is given.
     pub fn start(cfg: &Config, unix_us: u64) -> Option<CallStore> {
         let endpoint = cfg.redis.write_endpoint()?;
-        let node = node_id();
+        let node = node_id(cfg);
         let stats = StoreStats::default();
         match writer::spawn(&cfg.redis, endpoint, node.clone(), stats.clone()) {
             Ok((sender, thread)) => {
@@ -163,7 +163,7 @@ impl CallStore {
 pub fn restore_at_start(cfg: &Config, control: &Control, clock: Clock) -> Option<Restored> {
     let endpoint = cfg.redis.read.as_ref()?;
     let started = clock.mono_us();
-    let node = node_id();
+    let node = node_id(cfg);
     let loaded = open(cfg, endpoint).and_then(|mut con| load::load(&mut con, &node));
     let loaded = match loaded {
         Ok(l) => l,
@@ -203,8 +203,11 @@ fn open(cfg: &Config, endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Con
     Ok(con)
 }
 
-/// This node's name in key hash tags: the host name.
-pub(crate) fn node_id() -> String {
+/// This node's name in key hash tags: `--redis-node`, else the host name.
+pub(crate) fn node_id(cfg: &Config) -> String {
+    if let Some(n) = &cfg.redis.node {
+        return n.clone();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

@@ -17,6 +17,11 @@ pub fn index(node: &str) -> String {
     format!("{{rtprelay:{node}}}:calls")
 }
 
+/// The node's change stream: one entry per applied write or delete, for hot standbys.
+pub fn changes(node: &str) -> String {
+    format!("{{rtprelay:{node}}}:changes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +31,6 @@ mod tests {
         assert_eq!(call("a", "x@y"), "{rtprelay:a}:call:x@y");
         assert_eq!(tombstone("a", "x@y"), "{rtprelay:a}:gone:x@y");
         assert_eq!(index("a"), "{rtprelay:a}:calls");
+        assert_eq!(changes("a"), "{rtprelay:a}:changes");
     }
 }

@@ -6,8 +6,10 @@
 //! (the session layer's `Engine::restore` makes them live calls again).
 
 pub mod coalesce;
+pub mod follow;
 pub mod keys;
 pub mod load;
+pub mod mirror;
 pub mod pause;
 pub mod record;
 pub mod script;

@@ -205,7 +205,7 @@ impl Writer {
             let (keys, args) = script::invocation(&node, op, ttl);
             pipe.cmd("EVALSHA")
                 .arg(sha.as_str())
-                .arg(3)
+                .arg(keys.len())
                 .arg(&keys)
                 .arg(&args);
         }

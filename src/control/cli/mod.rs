@@ -56,6 +56,8 @@ pub enum CliRequest {
     SetLogLevel(i64),
     /// `drain` / `drain status` (rtprelay's own: rtpengine has no drain).
     Drain(DrainOp),
+    /// `takeover`: a hot standby takes the calls of the nodes it follows (rtprelay's own).
+    Takeover,
     /// Answered without looking at anything: errors and refusals, rtpengine's words.
     Answer(String),
 }
@@ -84,6 +86,7 @@ impl CliRequest {
             | CliRequest::GetLogLevel(_)
             | CliRequest::LogLevels
             | CliRequest::SetLogLevel(_)
+            | CliRequest::Takeover
             | CliRequest::Answer(_) => return None,
         })
     }

@@ -20,6 +20,7 @@ pub fn parse(line: &[u8]) -> CliRequest {
         "list" | "get" => parse_list(rest),
         "set" => parse_set(rest),
         "terminate" => parse_terminate(rest),
+        "takeover" if rest.is_empty() => CliRequest::Takeover,
         "drain" => match rest {
             "" => CliRequest::Drain(DrainOp::Start),
             "status" => CliRequest::Drain(DrainOp::Status),
@@ -257,6 +258,8 @@ mod tests {
         assert_eq!(parse(b"drain\n"), CliRequest::Drain(DrainOp::Start));
         assert_eq!(parse(b"drain status"), CliRequest::Drain(DrainOp::Status));
         assert!(matches!(parse(b"drain now"), CliRequest::Answer(_)));
+        assert_eq!(parse(b"takeover\n"), CliRequest::Takeover);
+        assert!(matches!(parse(b"takeover all"), CliRequest::Answer(_)));
         assert_eq!(parse(b"set loglevel 6"), CliRequest::SetLogLevel(6));
         assert_eq!(parse(b"set loglevel core 5"), CliRequest::SetLogLevel(5));
         assert_eq!(
