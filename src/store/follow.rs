@@ -307,7 +307,7 @@ mod tests {
         let e = entries(&reply);
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].0, StreamId(5, 1));
-        assert_eq!(e[0].1[2], ("id".to_string(), "c".to_string()));
+        assert_eq!(e[0].1[1], ("id".to_string(), "c".to_string()));
         assert!(e[1].1.is_empty());
         assert!(entries(&Value::Nil).is_empty());
     }
