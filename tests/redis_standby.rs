@@ -391,3 +391,83 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
     standby.stop(Duration::from_secs(3));
     drop(redis);
 }
+
+/// On loopback: an active relay and a standby on the same address; the active relay dies and
+/// the operator runs `rtprelay-ctl takeover` on the standby, whose calls then flow. A relay that
+/// follows nothing answers that it has nothing to take over.
+#[test]
+fn the_cli_takeover_moves_the_calls_to_the_standby() {
+    use common::call::{Call, LO};
+    use common::redis_server::RedisServer;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let ports = PortBlock::acquire();
+    let cli = SocketAddr::from((LO, ports.port(16)));
+    let redis_arg = format!("--redis={}", redis.url());
+    let mut active = Relay::start(
+        RelayKind::Rtprelay,
+        &ports,
+        &[
+            &redis_arg,
+            "--redis-node=cli-active",
+            "--listen-cli",
+            &cli.to_string(),
+        ],
+    );
+    let c = Call::setup(&active.client(), &ports, &[]);
+    assert_eq!(
+        ctl(cli, "takeover"),
+        "Not a standby (no --redis-follow): nothing to take over.\n"
+    );
+    // The standby's NG on another spare port (the block's NG port is the active relay's).
+    let ng_b = SocketAddr::from((LO, ports.port(17)));
+    let mut args = relay_args(&ports, &[]);
+    let at = args.iter().position(|a| a == "-n").expect("-n") + 1;
+    args[at] = ng_b.to_string();
+    let cli_b = SocketAddr::from((LO, ports.port(15)));
+    args.extend(
+        [
+            redis_arg.as_str(),
+            "--redis-node=cli-standby",
+            "--redis-follow=cli-active",
+            "--listen-cli",
+            &cli_b.to_string(),
+        ]
+        .map(String::from),
+    );
+    let program = RelayKind::Rtprelay.program();
+    let mut standby =
+        Relay::spawn("standby", &program, &args, ng_b).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(1500));
+    active.signal("KILL");
+    active
+        .wait_timeout(Duration::from_secs(5))
+        .expect("the active relay died");
+    assert_eq!(ctl(cli_b, "takeover"), "Takeover requested.\n");
+    let pkt = RtpPacket::pcmu(7, 1).to_bytes();
+    let got = wait_until(Duration::from_secs(5), || {
+        let _ = c.a.rtp.send_to(&pkt, c.a_to);
+        c.b.rtp.recv_timeout(Duration::from_millis(50)).is_some()
+    });
+    assert!(
+        got,
+        "no media through the standby: {}",
+        standby.log_tail(30)
+    );
+    standby.stop(Duration::from_secs(3));
+}
+
+fn ctl(cli: SocketAddr, command: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtprelay-ctl"))
+        .args([
+            "-ip",
+            &cli.ip().to_string(),
+            "-port",
+            &cli.port().to_string(),
+            command,
+        ])
+        .output()
+        .expect("rtprelay-ctl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
