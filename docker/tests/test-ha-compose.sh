@@ -14,10 +14,11 @@
 # ways (sip-tester's g711a.pcap, which needs root) from this host through Kamailio, and checks that every relay
 # carried calls (its index {rtprelay:HOST}:calls in Redis held their keys while they were up, and its
 # `rtprelay-ctl list totals` counts them and their packets), that the keys are gone once the calls ended, that
-# the Redis replica and the three sentinels follow the master, and that a drained relay exits 0, stays down and
-# gets no new call while the other two take them all. The containers, network and volumes it created are removed
-# at the end; the Kamailio and Redis images (rtprelay-ha-kamailio:local, rtprelay-ha-redis:local) are kept as a
-# build cache, like the relay image.
+# the Redis replica and the three sentinels follow the master, that a relay drained with `rtprelay-ctl drain` exits
+# 0, stays down and gets no new call while the other two take them all, and that `docker stop` of a relay with
+# calls up drains it (every call succeeds, it exits 0 once they ended). The containers, network and volumes it made
+# are removed at the end; the Kamailio and Redis images (rtprelay-ha-kamailio:local, rtprelay-ha-redis:local) are
+# kept as a build cache, like the relay image.
 #
 # Needs a Docker engine, docker compose (v2 plugin or docker-compose v1, installed when missing and run as root),
 # and on the host sipp (sip-tester), python3 and root. Without them it fails when CI=true and skips otherwise.
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --calls) CALLS=${2:?--calls needs a number}; shift ;;
         --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 64 ;;
     esac
     shift
@@ -69,7 +70,7 @@ cleanup() {
     if [ "$UP" = 1 ]; then
         if [ "$FAILED" -gt 0 ]; then
             echo "  .. logs of $PROJECT (last lines of each container):"
-            compose logs --no-color --tail 15 2>&1 | sed 's/^/  | /'
+            compose logs --no-color --tail 8 2>&1 | sed 's/^/  | /'
             for f in "$TMP"/*_err.log "$TMP"/uac.out; do
                 [ -s "$f" ] && { echo "  .. $(basename "$f"):"; tail -n 10 "$f" | sed 's/^/  | /'; }
             done
@@ -307,11 +308,14 @@ sipp_cmd uas "$UAS_PORT" 16000 -timeout 120s >"$TMP/uas.out" 2>&1 &
 PIDS+=($!)
 wait_for 5 bash -c "ss -Hlun 'sport = :$UAS_PORT' | grep -q '$HOST_IP'" || { fail "sipp uas" "did not bind"; summary; }
 
-# run_calls N RATE: N calls from the caller, all up at once; polls the indexes while they run. Sets MAX_SIZES and
-# RECORDS (relay -> a call key seen with its record), returns SIPp's status.
+# run_calls N RATE [STOP]: N calls from the caller, all up at once; polls the indexes while they run. Sets MAX_SIZE
+# and RECORD (relay -> a call key seen with its record), returns SIPp's status. With STOP=stop, the first relay seen
+# with calls in its index gets a `docker stop` (SIGTERM: it drains) while they are up: STOPPED is that relay, and
+# $TMP/stop.took how long docker stop took.
 declare -A MAX_SIZE RECORD
+STOPPED=
 run_calls() {
-    local n=$1 rate=$2 pid sizes i s
+    local n=$1 rate=$2 stop=${3:-} pid sizes i s
     for s in "${RELAYS[@]}"; do MAX_SIZE[$s]=0; RECORD[$s]=; done
     sipp_cmd uac "$UAC_PORT" 16100 -s callee -m "$n" -r "$rate" -l "$n" -timeout 60s -timeout_error \
         -trace_stat -stf uac_stat.csv -fd 1 "$KAMAILIO:5060" >"$TMP/uac.out" 2>&1 &
@@ -323,6 +327,13 @@ run_calls() {
             s=${RELAYS[$i]}
             [ "${sizes[$i]:-0}" -gt "${MAX_SIZE[$s]}" ] 2>/dev/null && MAX_SIZE[$s]=${sizes[$i]}
             [ -z "${RECORD[$s]}" ] && [ "${sizes[$i]:-0}" -gt 0 ] 2>/dev/null && RECORD[$s]=$(record_of "$s")
+            if [ "$stop" = stop ] && [ -z "$STOPPED" ] && [ "${sizes[$i]:-0}" -gt 0 ] 2>/dev/null; then
+                STOPPED=$s
+                info "docker stop $s with ${sizes[$i]} calls up"
+                (t0=$(date +%s%N); $DOCKER stop -t 70 "$(cid "$s")" >/dev/null 2>&1
+                    echo $((($(date +%s%N) - t0) / 1000000)) >"$TMP/stop.took") &
+                PIDS+=($!)
+            fi
         done
         sleep 0.3
     done
@@ -395,6 +406,28 @@ if [ "$((a1 - b1 + a2 - b2))" = 6 ] && [ "${MAX_SIZE[$DRAINED]}" = 0 ]; then
 else
     fail "the other relays took every new call" "rtprelay1 $b1 -> $a1, rtprelay2 $b2 -> $a2, $DRAINED index ${MAX_SIZE[$DRAINED]}"
 fi
+
+# docker stop of a relay with calls up: SIGTERM drains it (RTPRELAY_DRAIN_GRACE=60): its calls go on to their
+# end, new ones go to the relay left, and it exits 0 once its last call is deleted, long before the grace is over.
+run_calls 10 10 stop
+rc=$?
+ok=$(uac_successful)
+if [ "$rc" = 0 ] && [ "$ok" = 10 ] && [ -n "$STOPPED" ]; then pass "calls while a relay stops (sigterm drain)"; else
+    fail "calls while a relay stops (sigterm drain)" "sipp exit $rc, $ok of 10 successful, stopped '$STOPPED': $(tail -n 3 "$TMP/uac.out")"; fi
+stopped_cleanly() {
+    local state took
+    [ -n "$STOPPED" ] || { echo "no relay had calls to stop"; return 1; }
+    wait_for 20 test -s "$TMP/stop.took" || { echo "docker stop still running"; return 1; }
+    took=$(cat "$TMP/stop.took")
+    state=$($DOCKER inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(cid "$STOPPED")")
+    [ "$state" = "exited 0" ] || { echo "$STOPPED: $state"; return 1; }
+    [ "$took" -lt 20000 ] || { echo "docker stop took $took ms: the relay waited for the grace, not for its calls"; return 1; }
+    # It drained (a relay without a grace would exit at once, cutting its calls' media, and SIP would not notice).
+    $DOCKER logs "$(cid "$STOPPED")" 2>&1 | grep -q 'drained: no calls left' \
+        || { echo "no 'drained: no calls left' in its log: $($DOCKER logs --tail 3 "$(cid "$STOPPED")" 2>&1)"; return 1; }
+}
+check "stopped relay drained its calls and exited 0" stopped_cleanly
+[ -s "$TMP/stop.took" ] && info "docker stop $STOPPED took $(cat "$TMP/stop.took") ms"
 
 info "test took $((SECONDS - START)) s"
 summary
