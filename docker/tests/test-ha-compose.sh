@@ -7,7 +7,7 @@
 #
 #   --image TAG   relay image (default rtprelay:test), built with docker/build.sh unless --no-build (a cached
 #                 build takes seconds: test-image.sh builds the same tag just before in scripts/test-all.sh)
-#   --calls N     SIPp calls through Kamailio (default 30; each relay must carry at least one)
+#   --calls N     SIPp calls through Kamailio (default 40; each relay must carry at least one)
 #   --keep        leave the compose project running at the end (for a look; `docker compose -p NAME down -v`)
 #
 # It starts the example under a project name of its own on a free 172.30.N.0/24, sends SIPp calls with RTP both
@@ -31,7 +31,7 @@ HA_DIR=$DOCKER_DIR/examples/ha
 DOCKER=${DOCKER:-docker}
 IMAGE=rtprelay:test
 BUILD=1
-CALLS=30
+CALLS=40
 KEEP=0
 RELAYS=(rtprelay1 rtprelay2 rtprelay3)
 
@@ -138,14 +138,22 @@ PCAP=$(dpkg -L sip-tester 2>/dev/null | grep '/g711a\.pcap$' | head -n 1)
 [ -f "$PCAP" ] || missing pcap "sip-tester's g711a.pcap not found"
 cp "$ROOT/tests/e2e/uac.xml" "$ROOT/tests/e2e/uas.xml" "$TMP/" && ln -s "$PCAP" "$TMP/g711a.pcap"
 
-# A /24 no route and no Docker network uses.
-taken=$( { ip -4 route 2>/dev/null | awk '{print $1}'
+# A /24 that overlaps no route of this host and no Docker network.
+HA_NET=$( { ip -4 route 2>/dev/null | awk '{print $1}'
     $DOCKER network ls -q | xargs -r $DOCKER network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}'; } \
-    | tr ' ' '\n' | grep -o '^172\.30\.[0-9]*\.' | sort -u)
-HA_NET=
-for n in $(shuf -i 100-250); do
-    grep -qx "172\.30\.$n\." <<<"$taken" || grep -q '^172\.30\.0\.0/16' <<<"$taken" || { HA_NET=172.30.$n; break; }
-done
+    | tr ' ' '\n' | python3 -c '
+import ipaddress, random, sys
+taken = []
+for word in sys.stdin.read().split():
+    try:
+        taken.append(ipaddress.ip_network(word, strict=False))
+    except ValueError:
+        pass  # "default" and the like
+free = [n for n in range(100, 251)
+        if not any(net.overlaps(ipaddress.ip_network(f"172.30.{n}.0/24")) for net in taken if net.version == 4)]
+if free:
+    print(f"172.30.{random.choice(free)}")
+')
 [ -n "$HA_NET" ] || { fail network "no free 172.30.N.0/24"; summary; }
 HOST_IP=$HA_NET.1
 KAMAILIO=$HA_NET.10
@@ -246,7 +254,7 @@ check_ng_private() {
 }
 check ng-not-published check_ng_private
 
-replica_online() { rcli info replication | tr -d '\r' | grep -q '^slave0:ip='"$HA_NET"'\.21,.*state=online'; }
+replica_online() { rcli info replication | tr -d '\r' | grep '^slave0:ip='"$HA_NET"'\.21,.*state=online' >/dev/null; }
 check redis-replica-online wait_for 20 replica_online
 
 sentinels_agree() {
@@ -306,7 +314,7 @@ sipp_cmd() { # sipp_cmd NAME PORT MEDIA-PORT ARGS...
 }
 sipp_cmd uas "$UAS_PORT" 16000 -timeout 120s >"$TMP/uas.out" 2>&1 &
 PIDS+=($!)
-wait_for 5 bash -c "ss -Hlun 'sport = :$UAS_PORT' | grep -q '$HOST_IP'" || { fail "sipp uas" "did not bind"; summary; }
+wait_for 5 bash -c "ss -Hlun 'sport = :$UAS_PORT' | grep -F '$HOST_IP:' >/dev/null" || { fail "sipp uas" "did not bind"; summary; }
 
 # run_calls N RATE [STOP]: N calls from the caller, all up at once; polls the indexes while they run. Sets MAX_SIZE
 # and RECORD (relay -> a call key seen with its record), returns SIPp's status. With STOP=stop, the first relay seen
@@ -423,7 +431,8 @@ stopped_cleanly() {
     [ "$state" = "exited 0" ] || { echo "$STOPPED: $state"; return 1; }
     [ "$took" -lt 20000 ] || { echo "docker stop took $took ms: the relay waited for the grace, not for its calls"; return 1; }
     # It drained (a relay without a grace would exit at once, cutting its calls' media, and SIP would not notice).
-    $DOCKER logs "$(cid "$STOPPED")" 2>&1 | grep -q 'drained: no calls left' \
+    # (The log whole, then grep: `docker logs | grep -q` fails under pipefail when grep stops reading early.)
+    grep -q 'drained: no calls left' <<<"$($DOCKER logs "$(cid "$STOPPED")" 2>&1)" \
         || { echo "no 'drained: no calls left' in its log: $($DOCKER logs --tail 3 "$(cid "$STOPPED")" 2>&1)"; return 1; }
 }
 check "stopped relay drained its calls and exited 0" stopped_cleanly
