@@ -6,7 +6,8 @@
 # skipping when Kamailio, SIPp or rtpengine are missing), the Kamailio end-to-end test again against Debian's
 # rtpengine as a reference, the differential test against rtpengine with its report, then the later suites when
 # their scripts exist
-# (tests/upstream/run.sh; docker/tests/test-image.sh when a Docker engine answers). Every stage runs even after
+# (tests/upstream/run.sh; docker/tests/test-image.sh and docker/tests/test-ha-compose.sh when a Docker engine
+# answers, the latter also in CI without one, where it fails). Every stage runs even after
 # a failure; the script exits non-zero if any stage failed. Cargo's own output stays visible; the last line is
 # the stage summary `N passed, N failed`.
 set -uo pipefail
@@ -106,8 +107,14 @@ fi
 if [ -f docker/tests/test-image.sh ]; then
   if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then
     run_stage "docker image" bash docker/tests/test-image.sh
+    # The HA compose example (Kamailio, three relays, Redis with Sentinel) with SIPp calls; after the image
+    # stage, never beside it (one Docker suite at a time). Its build of rtprelay:test is a cache hit by now.
+    run_stage "docker ha compose" bash docker/tests/test-ha-compose.sh
+  elif [ "${CI:-}" = true ]; then
+    # In CI a missing engine is a failure: the HA test says so and fails.
+    run_stage "docker ha compose" bash docker/tests/test-ha-compose.sh
   else
-    echo "note: no Docker engine answers, skipping docker/tests/test-image.sh"
+    echo "note: no Docker engine answers, skipping docker/tests/test-image.sh and test-ha-compose.sh"
   fi
 fi
 

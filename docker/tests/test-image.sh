@@ -35,17 +35,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-PASSED=0 FAILED=0 SKIPPED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $(printf '%s' "$2" | tr '\n' ' ')"; }
-skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
-info() { echo "  .. $*"; }
-# check NAME CONDITION-COMMAND... -> PASS/FAIL with the command's output as the reason.
-check() {
-    local name=$1 out
-    shift
-    if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(tail -n 5 <<<"$out" | tr '\n' ' ')"; fi
-}
+# pass, fail, skip, info, check and summary.
+# shellcheck source=docker/tests/lib.sh
+. "$HERE/lib.sh"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rtprelay-image-test.XXXXXX")
 DOCKERD_PID=
@@ -69,13 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-summary() {
-    [ "$SKIPPED" -gt 0 ] && echo "($SKIPPED skipped)"
-    echo "$PASSED passed, $FAILED failed"
-    [ "$FAILED" -eq 0 ]
-    exit
-}
 
 # run_bg ARGS...: docker run -d, remembered for cleanup; prints the container id.
 run_bg() {
