@@ -26,6 +26,7 @@ mod fallback;
 mod harness;
 mod hostile;
 mod offload;
+mod restore;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
