@@ -283,7 +283,8 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
     for gone in &first[..2] {
         expect_ok(ng.delete(&gone.id, "tag-a"), "delete");
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // Longer than the follower's read timeout: its connection is given up and made again.
+    std::thread::sleep(Duration::from_millis(4000));
     net.run(
         Role::Injector,
         &["ip", "route", "del", "blackhole", &redis_host],

@@ -157,7 +157,15 @@ impl Writer {
             tracing::info!("Redis writes resume");
         }
         let ops = pending.drain();
-        match self.send(&ops) {
+        // A connection that Redis closed (a restart) fails the first write on it: one more try
+        // on a new connection before the operations are given up.
+        let had_connection = self.conn.is_some();
+        let mut result = self.send(&ops);
+        if result.is_err() && had_connection {
+            self.conn = None;
+            result = self.send(&ops);
+        }
+        match result {
             Ok(applied) => {
                 self.pause.on_success();
                 self.stats.written(applied);
