@@ -326,7 +326,17 @@ def main():
     ap.add_argument("--latency-calls", type=int, default=5000)
     ap.add_argument("--only", choices=["restore", "takeover", "latency"], action="append")
     args = ap.parse_args()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, 1 << 20))
+    # Four sockets per call: raise the soft limit to the hard one (raising the hard one needs
+    # CAP_SYS_RESOURCE; without it, the hard limit caps the calls a relay can hold).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, 1 << 20))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit < 4 * args.calls + 100:
+        sys.exit("open-files limit %d is too low for %d calls (4 sockets each); use --calls %d"
+                 % (limit, args.calls, (limit - 100) // 4))
     results = {"restore": [], "takeover": [], "latency_off": [], "latency_on": []}
     only = set(args.only or ["restore", "takeover", "latency"])
     for run in range(args.runs):
