@@ -20,6 +20,11 @@ use crate::metrics::store::StoreStats;
 /// Operations waiting for the writer; beyond this the daemon drops them (and counts them).
 pub const QUEUE: usize = 65536;
 
+/// How long the writer gathers operations after the first one before it writes them.
+const LINGER: Duration = Duration::from_millis(5);
+/// Calls per pipeline before the writer stops gathering.
+const BATCH: usize = 512;
+
 /// The daemon's end: never blocks.
 #[derive(Debug, Clone)]
 pub struct StoreSender {
@@ -126,7 +131,20 @@ impl Writer {
         let mut pending = Coalescer::default();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(op) => pending.push(op),
+                Ok(op) => {
+                    pending.push(op);
+                    // What arrives within LINGER joins this flush: one round trip for a burst
+                    // of commands instead of one each, and no Redis work between an offer and
+                    // the answer right behind it.
+                    let until = Instant::now() + LINGER;
+                    while pending.len() < BATCH {
+                        let left = until.saturating_duration_since(Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(op) => pending.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.flush(&mut pending);
