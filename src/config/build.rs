@@ -374,6 +374,11 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::RedisConnectTimeout => {
             cfg.redis.connect_timeout = redis::connect_timeout(label, &raw)?
         }
+        Opt::RedisSentinel => cfg.redis.sentinels = redis::sentinels(label, &raw)?,
+        Opt::RedisSentinelService => {
+            cfg.redis.sentinel_service = redis::sentinel_service(label, &raw)?
+        }
+        Opt::RedisCluster => cfg.redis.cluster = flag,
         Opt::Unsupported => {
             if s.value != Value::Flag(false) {
                 cfg.warnings.push(if s.from_file {
@@ -440,6 +445,7 @@ fn check(cfg: &mut Config, (min, max): (i64, i64)) -> Result<(), ConfigError> {
             "no media interface configured: give -i ADDRESS (or interface = ... in the config file)",
         ));
     }
+    cfg.redis.check()?;
     if cfg.listen_ng.is_empty() && cfg.listen_tcp_ng.is_empty() && cfg.listen_http.is_empty() {
         return Err(ConfigError::invalid(
             "--listen-ng",

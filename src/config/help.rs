@@ -116,6 +116,12 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "Hot standby: mirror these nodes' calls and take them over",
         ),
         "redis-connect-timeout" => ("MS", "Timeout of a Redis connect (default 1000)"),
+        "redis-sentinel" => (
+            "[PW@]IP:PORT;...",
+            "Ask these Sentinels for the Redis master (IP:PORT of --redis is then unused)",
+        ),
+        "redis-sentinel-service" => ("NAME", "The master's name in the Sentinels"),
+        "redis-cluster" => ("", "--redis is a Redis Cluster node (DB must be 0)"),
         "log-level" => (
             "0-7",
             "Syslog-style level: 7 debug, 6 info (default), 4 warning, 3 error",

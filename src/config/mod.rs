@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use interface::{Interface, InterfaceAddress, InterfaceSpec};
 pub use logging::LogFormat;
-pub use redis::{RedisConfig, RedisEndpoint};
+pub use redis::{RedisConfig, RedisEndpoint, SentinelAddr};
 
 use crate::dataplane::DataplaneRequest;
 use crate::flow::latch::EndpointLearning;

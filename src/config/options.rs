@@ -62,6 +62,11 @@ pub(crate) enum Opt {
     RedisFollow,
     RedisCmdTimeout,
     RedisConnectTimeout,
+    /// Sentinels that name the Redis master (rtprelay extension).
+    RedisSentinel,
+    RedisSentinelService,
+    /// The Redis endpoints are Redis Cluster nodes (rtprelay extension).
+    RedisCluster,
     // rtprelay extensions
     Dataplane,
     CpuAffinity,
@@ -172,6 +177,14 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
         Arg::Value,
         Opt::RedisConnectTimeout,
     ),
+    o("redis-sentinel", None, Arg::Value, Opt::RedisSentinel),
+    o(
+        "redis-sentinel-service",
+        None,
+        Arg::Value,
+        Opt::RedisSentinelService,
+    ),
+    o("redis-cluster", None, Arg::Flag, Opt::RedisCluster),
     o("log-level", Some('L'), Arg::Value, Opt::LogLevel),
     o("log-stderr", Some('E'), Arg::Flag, Opt::LogStderr),
     o("log-format", None, Arg::Value, Opt::LogFormat),

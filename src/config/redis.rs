@@ -1,5 +1,7 @@
 //! The Redis options (`--redis`, `--redis-write`, `--redis-expires`...), with rtpengine's names and
-//! units: where the call store writes, and how it behaves when Redis fails.
+//! units: where the call store writes, and how it behaves when Redis fails. rtpengine talks to one
+//! Redis server; `--redis-sentinel` (with `--redis-sentinel-service`) and `--redis-cluster` are
+//! rtprelay's own, for a Redis that survives the loss of a server.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -75,6 +77,32 @@ pub struct RedisConfig {
     /// `--redis-follow`: the nodes this relay mirrors as a hot standby, to take their calls
     /// over.
     pub follow: Vec<String>,
+    /// `--redis-sentinel`: Sentinels asked, in this order, for the master of
+    /// `--redis-sentinel-service`; the address of `--redis`/`--redis-write` is then not used (their
+    /// password and DB are).
+    pub sentinels: Vec<SentinelAddr>,
+    /// `--redis-sentinel-service`: the master's name in the Sentinels' configuration.
+    pub sentinel_service: Option<String>,
+    /// `--redis-cluster`: the `--redis`/`--redis-write` address is a Redis Cluster node, from which
+    /// the client learns the others.
+    pub cluster: bool,
+}
+
+/// One Sentinel of `--redis-sentinel`: `[PW@]IP:PORT`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelAddr {
+    pub password: Option<String>,
+    pub addr: SocketAddr,
+}
+
+impl fmt::Debug for SentinelAddr {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelAddr")
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("addr", &self.addr)
+            .finish()
+    }
 }
 
 impl Default for RedisConfig {
@@ -90,6 +118,9 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_millis(1000),
             node: None,
             follow: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_service: None,
+            cluster: false,
         }
     }
 }
@@ -99,6 +130,99 @@ impl RedisConfig {
     pub fn write_endpoint(&self) -> Option<&RedisEndpoint> {
         self.write.as_ref().or(self.read.as_ref())
     }
+
+    /// What stands behind the endpoints, for the logs: `single`, `sentinel` or `cluster`.
+    pub fn topology(&self) -> &'static str {
+        if self.cluster {
+            "cluster"
+        } else if !self.sentinels.is_empty() {
+            "sentinel"
+        } else {
+            "single"
+        }
+    }
+
+    /// The checks that need several Redis options at once: a Sentinel list needs the service's
+    /// name (and the other way round), Sentinel and Cluster exclude each other, and Redis Cluster
+    /// has only DB 0.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        match (self.sentinels.is_empty(), &self.sentinel_service) {
+            (false, None) => {
+                return Err(ConfigError::invalid(
+                    "--redis-sentinel",
+                    "needs --redis-sentinel-service=NAME (the master's name in the Sentinels)",
+                ))
+            }
+            (true, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "--redis-sentinel-service",
+                    "needs --redis-sentinel=IP:PORT[;IP:PORT...]",
+                ))
+            }
+            _ => {}
+        }
+        if self.cluster && !self.sentinels.is_empty() {
+            return Err(ConfigError::invalid(
+                "--redis-cluster",
+                "cannot be combined with --redis-sentinel (a Redis Cluster fails over by itself)",
+            ));
+        }
+        if self.cluster {
+            for (label, e) in [("--redis", &self.read), ("--redis-write", &self.write)] {
+                if let Some(e) = e.as_ref().filter(|e| e.db != 0) {
+                    return Err(ConfigError::invalid(
+                        label,
+                        format!(
+                            "database {} with --redis-cluster: Redis Cluster has only database 0",
+                            e.db
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--redis-sentinel`: `[PW@]IP:PORT`, several separated by `;` or `,` (a password holding one of
+/// those cannot be given here).
+pub(crate) fn sentinels(label: &str, raw: &str) -> Result<Vec<SentinelAddr>, ConfigError> {
+    let expected = "expected [PASSWORD@]IP:PORT[;[PASSWORD@]IP:PORT...]";
+    let mut out = Vec::new();
+    for item in raw
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let (password, addr) = match item.rsplit_once('@') {
+            Some((pw, addr)) => (Some(pw.to_string()), addr),
+            None => (None, item),
+        };
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| ConfigError::value(label, item, expected))?;
+        if addr.port() == 0 {
+            return Err(ConfigError::value(label, item, expected));
+        }
+        out.push(SentinelAddr { password, addr });
+    }
+    if out.is_empty() {
+        return Err(ConfigError::value(label, raw, expected));
+    }
+    Ok(out)
+}
+
+/// `--redis-sentinel-service`: a non-empty name without spaces.
+pub(crate) fn sentinel_service(label: &str, raw: &str) -> Result<Option<String>, ConfigError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::value(
+            label,
+            raw,
+            "expected the master's name, as in the Sentinels' configuration",
+        ));
+    }
+    Ok(Some(name.to_string()))
 }
 
 /// A node name: it goes into every key's hash tag, so only letters, digits, `.`, `_` and `-`,

@@ -747,3 +747,92 @@ fn bad_redis_values_name_the_option() {
         assert_eq!(err(&format!("-i 192.0.2.1 -n 1 {line}"), None), message);
     }
 }
+
+#[test]
+fn redis_sentinel_and_cluster_options_are_parsed() {
+    let c = run(
+        "-i 192.0.2.1 -n 1 -r pw@127.0.0.1:6379/2 \
+         --redis-sentinel=127.0.0.1:26379;s3cr@t@[::1]:26380,10.0.0.3:26379 \
+         --redis-sentinel-service=mymaster",
+        None,
+    );
+    let addrs: Vec<SocketAddr> = c.redis.sentinels.iter().map(|s| s.addr).collect();
+    assert_eq!(
+        addrs,
+        ["127.0.0.1:26379", "[::1]:26380", "10.0.0.3:26379"].map(sa)
+    );
+    assert_eq!(c.redis.sentinels[0].password, None);
+    assert_eq!(c.redis.sentinels[1].password.as_deref(), Some("s3cr@t"));
+    assert!(
+        !format!("{:?}", c.redis.sentinels[1]).contains("s3cr"),
+        "Debug hides the password"
+    );
+    assert_eq!(c.redis.sentinel_service.as_deref(), Some("mymaster"));
+    assert!(!c.redis.cluster);
+
+    let c = run(
+        "-i 192.0.2.1 -n 1 -r 127.0.0.1:7000/0 --redis-cluster",
+        None,
+    );
+    assert!(c.redis.cluster);
+    assert!(c.redis.sentinels.is_empty());
+    let file = "[rtpengine]\ninterface = 192.0.2.1\nlisten-ng = 1\nredis = 10.0.0.1:6379/0\n\
+                redis-sentinel = 10.0.0.5:26379;10.0.0.6:26379\nredis-sentinel-service = calls\n";
+    let c = run("", Some(file));
+    assert_eq!(c.redis.sentinels.len(), 2);
+    assert_eq!(c.redis.sentinel_service.as_deref(), Some("calls"));
+    let file = "[rtpengine]\ninterface = 192.0.2.1\nlisten-ng = 1\nredis = 10.0.0.1:7000/0\n\
+                redis-cluster = true\n";
+    assert!(run("", Some(file)).redis.cluster);
+}
+
+#[test]
+fn bad_redis_sentinel_and_cluster_combinations_are_refused() {
+    for (line, message) in [
+        (
+            "--redis-sentinel=127.0.0.1:26379",
+            "--redis-sentinel: needs --redis-sentinel-service=NAME (the master's name in the \
+             Sentinels)",
+        ),
+        (
+            "--redis-sentinel-service=mymaster",
+            "--redis-sentinel-service: needs --redis-sentinel=IP:PORT[;IP:PORT...]",
+        ),
+        (
+            "--redis-sentinel=sentinel1:26379 --redis-sentinel-service=m",
+            "--redis-sentinel: invalid value 'sentinel1:26379': expected \
+             [PASSWORD@]IP:PORT[;[PASSWORD@]IP:PORT...]",
+        ),
+        (
+            "--redis-sentinel=127.0.0.1:0 --redis-sentinel-service=m",
+            "--redis-sentinel: invalid value '127.0.0.1:0': expected \
+             [PASSWORD@]IP:PORT[;[PASSWORD@]IP:PORT...]",
+        ),
+        (
+            "--redis-sentinel=; --redis-sentinel-service=m",
+            "--redis-sentinel: invalid value ';': expected \
+             [PASSWORD@]IP:PORT[;[PASSWORD@]IP:PORT...]",
+        ),
+        (
+            "--redis-sentinel=127.0.0.1:26379 --redis-sentinel-service=",
+            "--redis-sentinel-service: invalid value '': expected the master's name, as in the \
+             Sentinels' configuration",
+        ),
+        (
+            "-r 127.0.0.1:7000/0 --redis-cluster --redis-sentinel=127.0.0.1:26379 \
+             --redis-sentinel-service=m",
+            "--redis-cluster: cannot be combined with --redis-sentinel (a Redis Cluster fails \
+             over by itself)",
+        ),
+        (
+            "-r 127.0.0.1:7000/1 --redis-cluster",
+            "--redis: database 1 with --redis-cluster: Redis Cluster has only database 0",
+        ),
+        (
+            "-r 127.0.0.1:7000/0 -w 127.0.0.1:7001/5 --redis-cluster",
+            "--redis-write: database 5 with --redis-cluster: Redis Cluster has only database 0",
+        ),
+    ] {
+        assert_eq!(err(&format!("-i 192.0.2.1 -n 1 {line}"), None), message);
+    }
+}
