@@ -51,7 +51,13 @@ impl CallStore {
         let stats = StoreStats::default();
         match writer::spawn(&cfg.redis, endpoint, node.clone(), stats.clone()) {
             Ok((sender, thread)) => {
-                tracing::info!(redis = %endpoint.addr, db = endpoint.db, %node, "calls are written to Redis");
+                tracing::info!(
+                    redis = %endpoint.addr,
+                    db = endpoint.db,
+                    topology = cfg.redis.topology(),
+                    %node,
+                    "calls are written to Redis"
+                );
                 Some(CallStore {
                     sender,
                     node,

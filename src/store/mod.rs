@@ -6,6 +6,7 @@
 //! (the session layer's `Engine::restore` makes them live calls again).
 
 pub mod coalesce;
+pub mod connection;
 pub mod follow;
 pub mod keys;
 pub mod load;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::coalesce::{Coalescer, StoreOp};
+use super::connection::{self, StoreConnection};
 use super::pause::{AfterError, Pause};
 use super::script;
 use crate::config::{RedisConfig, RedisEndpoint};
@@ -77,12 +78,11 @@ pub fn spawn(
     let closing = Arc::new(AtomicBool::new(false));
     let writer = Writer {
         closing: closing.clone(),
-        url: url(endpoint),
+        cfg: cfg.clone(),
+        endpoint: endpoint.clone(),
         node,
         ttl_secs: cfg.expires.as_secs(),
         pause: Pause::new(cfg.allowed_errors, cfg.disable_time),
-        cmd_timeout: cfg.cmd_timeout,
-        connect_timeout: cfg.connect_timeout,
         stats: stats.clone(),
         conn: None,
     };
@@ -115,15 +115,15 @@ pub(crate) fn url(e: &RedisEndpoint) -> String {
 
 struct Writer {
     closing: Arc<AtomicBool>,
-    url: String,
+    /// Where and how to connect (`--redis-sentinel`, `--redis-cluster`, the timeouts).
+    cfg: RedisConfig,
+    endpoint: RedisEndpoint,
     node: String,
     ttl_secs: u64,
     pause: Pause,
-    cmd_timeout: Option<Duration>,
-    connect_timeout: Duration,
     stats: StoreStats,
     /// The connection and the loaded script's SHA.
-    conn: Option<(redis::Connection, String)>,
+    conn: Option<(StoreConnection, String)>,
 }
 
 impl Writer {
@@ -200,12 +200,11 @@ impl Writer {
         }
     }
 
-    fn connect(&mut self) -> redis::RedisResult<&mut (redis::Connection, String)> {
+    fn connect(&mut self) -> redis::RedisResult<&mut (StoreConnection, String)> {
         if self.conn.is_none() {
-            let client = redis::Client::open(self.url.as_str())?;
-            let mut con = client.get_connection_with_timeout(self.connect_timeout)?;
-            con.set_read_timeout(self.cmd_timeout)?;
-            con.set_write_timeout(self.cmd_timeout)?;
+            // Plain, through Sentinel (asked again after each error: a failover is followed)
+            // or Redis Cluster.
+            let mut con = connection::open(&self.cfg, &self.endpoint)?;
             let sha: String = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(script::SOURCE)
