@@ -3,8 +3,8 @@
 # end-to-end calls, Debian's rtpengine as the reference relay, tcpdump to count media, the Perl modules of
 # the upstream runner, and the C toolchain for the BPF program. Idempotent: packages already installed are
 # skipped (checked with `dpkg -s`), and `apt-get update` runs at most once, only when something is missing.
-# Services that a package starts on install (rtpengine, Kamailio, Redis) are stopped again through their init
-# scripts, so nothing holds the ports the tests use.
+# Services that a package starts on install (rtpengine, Kamailio, Redis, Redis Sentinel) are stopped again through
+# their init scripts, so nothing holds the ports the tests use.
 #
 #   scripts/install-deps.sh               everything the test suite needs
 #   scripts/install-deps.sh --build-only  only what building the relay needs (scripts/run.sh uses it)
@@ -21,8 +21,9 @@ esac
 
 export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
 
-# Core tools of the integration and end-to-end tests (rtpengine-utils: rtpengine-ctl, for tests/ctl.rs).
-TEST_PKGS=(kamailio sip-tester rtpengine-daemon rtpengine-utils redis-server tcpdump iproute2 ethtool procps python3 perl)
+# Core tools of the integration and end-to-end tests (rtpengine-utils: rtpengine-ctl, for tests/ctl.rs;
+# redis-sentinel and redis-tools' redis-cli: Sentinel and Cluster in tests/redis_ha.rs).
+TEST_PKGS=(kamailio sip-tester rtpengine-daemon rtpengine-utils redis-server redis-sentinel redis-tools tcpdump iproute2 ethtool procps python3 perl)
 
 # Build toolchain (BPF program via clang, libelf/zlib for libbpf).
 BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make gcc libc6-dev)
@@ -47,6 +48,7 @@ SERVICES=(
   "rtpengine-daemon /run/rtpengine/rtpengine-daemon.pid"
   "kamailio /run/kamailio/kamailio.pid"
   "redis-server /run/redis/redis-server.pid"
+  "redis-sentinel /run/sentinel/redis-sentinel.pid"
 )
 
 if [ "$MODE" = all ]; then
