@@ -314,6 +314,9 @@ fn calls_are_stored_on_a_redis_cluster() {
                     &ports.port(10 + 2 * i).to_string(),
                     "--cluster-node-timeout",
                     "2000",
+                    // The slots of a lost node stop; the others go on.
+                    "--cluster-require-full-coverage",
+                    "no",
                 ],
             )
         })
@@ -401,6 +404,25 @@ fn calls_are_stored_on_a_redis_cluster() {
         "the record outlived the delete"
     );
     assert!(exists(&mut on_owner, &keys::tombstone(&n, &c.id)));
+
+    // The seed goes away, and the writer must reconnect (the script is flushed: NOSCRIPT): it
+    // reaches the cluster through the nodes it learnt from the seed.
+    let mut nodes = nodes;
+    let at = nodes.iter().position(|s| s.port == seed).expect("the seed");
+    let mut gone = nodes.remove(at);
+    gone.proc.signal("KILL");
+    assert!(gone.proc.wait_timeout(WAIT).is_some(), "the seed stopped");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut on_owner)
+        .expect("SCRIPT FLUSH");
+    assert!(
+        offer_until(&ng, &ports, "seed-gone", Duration::from_secs(8), |id| {
+            exists(&mut on_owner, &keys::call(&n, id))
+        }),
+        "writes stopped with the seed node; relay log: {}",
+        relay.log_tail(30)
+    );
 }
 
 /// A TCP proxy to `upstream` that holds every reply `delay` before passing it on.

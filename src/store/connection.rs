@@ -13,9 +13,12 @@
 //! blocking client connects to the Sentinels and checks the master's role with no timeout at all,
 //! so one unreachable Sentinel could hold the writer thread for minutes.
 
+use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClientBuilder, ClusterConnection};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{
     Cmd, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo,
     RedisConnectionInfo, RedisError, RedisResult, Value,
@@ -111,6 +114,15 @@ impl ConnectionLike for StoreConnection {
                 c.check()?;
                 c.conn.req_command(cmd)
             }
+            // Loaded on every master that answers (the same SHA everywhere): redis-rs's default
+            // for SCRIPT LOAD fails when one master is down, even one not holding our slot.
+            StoreConnection::Cluster(c) if is_script_load(cmd) => c.route_command(
+                cmd,
+                RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::OneSucceeded),
+                )),
+            ),
             StoreConnection::Cluster(c) => c.req_command(cmd),
         }
     }
@@ -145,6 +157,18 @@ impl ConnectionLike for StoreConnection {
             StoreConnection::Cluster(c) => c.is_open(),
         }
     }
+}
+
+/// Whether `cmd` is `SCRIPT LOAD ...`.
+fn is_script_load(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(b) => b,
+        _ => b"",
+    });
+    matches!(
+        (args.next(), args.next()),
+        (Some(a), Some(b)) if a.eq_ignore_ascii_case(b"SCRIPT") && b.eq_ignore_ascii_case(b"LOAD")
+    )
 }
 
 /// Opens a connection to `endpoint` (one of `cfg`'s), in the mode `cfg` says, with its timeouts.
@@ -185,16 +209,86 @@ fn single(info: &ConnectionInfo, connect_timeout: Duration) -> RedisResult<redis
     redis::Client::open(info.clone())?.get_connection_with_timeout(connect_timeout)
 }
 
+/// The nodes each `--redis-cluster` seed led to, as `CLUSTER SLOTS` listed them: a reconnect
+/// tries them after the seed, so that losing the seed node does not cut the relay off its cluster.
+static CLUSTER_NODES: Mutex<Vec<(SocketAddr, Vec<HostPort>)>> = Mutex::new(Vec::new());
+
+/// A node's host (as Redis gives it) and port.
+type HostPort = (String, u16);
+
 fn cluster(cfg: &RedisConfig, endpoint: &RedisEndpoint) -> RedisResult<ClusterConnection> {
-    let seed = node_info(endpoint, tcp(endpoint.addr))?;
-    let mut builder = ClusterClientBuilder::new(vec![seed])
+    let mut seeds = vec![node_info(endpoint, tcp(endpoint.addr))?];
+    let seed = (endpoint.addr.ip().to_string(), endpoint.addr.port());
+    for (host, port) in known_nodes(endpoint.addr)
+        .into_iter()
+        .filter(|n| *n != seed)
+    {
+        seeds.push(node_info(endpoint, ConnectionAddr::Tcp(host, port))?);
+    }
+    let mut builder = ClusterClientBuilder::new(seeds)
         .connection_timeout(cfg.connect_timeout)
         .retries(CLUSTER_RETRIES)
         .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
     if let Some(t) = cfg.cmd_timeout {
         builder = builder.response_timeout(t);
     }
-    builder.build()?.get_connection()
+    let mut conn = builder.build()?.get_connection()?;
+    match redis::cmd("CLUSTER").arg("SLOTS").query::<Value>(&mut conn) {
+        Ok(slots) => remember_nodes(endpoint.addr, slot_nodes(&slots)),
+        Err(e) => tracing::debug!(error = %e, "CLUSTER SLOTS failed: the known nodes stay"),
+    }
+    Ok(conn)
+}
+
+fn known_nodes(seed: SocketAddr) -> Vec<HostPort> {
+    let known = CLUSTER_NODES.lock().unwrap_or_else(|p| p.into_inner());
+    known
+        .iter()
+        .find(|(s, _)| *s == seed)
+        .map(|(_, nodes)| nodes.clone())
+        .unwrap_or_default()
+}
+
+fn remember_nodes(seed: SocketAddr, nodes: Vec<HostPort>) {
+    if nodes.is_empty() {
+        return;
+    }
+    let mut known = CLUSTER_NODES.lock().unwrap_or_else(|p| p.into_inner());
+    match known.iter_mut().find(|(s, _)| *s == seed) {
+        Some((_, old)) => *old = nodes,
+        None => known.push((seed, nodes)),
+    }
+}
+
+/// Every node (masters and replicas) of a `CLUSTER SLOTS` reply: `[[first, last, [host, port,
+/// id, ...], [host, port, id, ...]...]...]`, each once, in the order met; hosts a node does not
+/// know (empty, `?`) are left out.
+fn slot_nodes(reply: &Value) -> Vec<HostPort> {
+    let mut out: Vec<HostPort> = Vec::new();
+    let Value::Array(ranges) = reply else {
+        return out;
+    };
+    for range in ranges {
+        let Value::Array(range) = range else { continue };
+        for node in range.iter().skip(2) {
+            let Value::Array(node) = node else { continue };
+            let host = match node.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            let port = match node.get(1) {
+                Some(Value::Int(p)) => u16::try_from(*p).ok().filter(|&p| p != 0),
+                _ => None,
+            };
+            if let Some(port) = port.filter(|_| !host.is_empty() && host != "?") {
+                if !out.iter().any(|(h, p)| *h == host && *p == port) {
+                    out.push((host, port));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The Sentinels of `--redis-sentinel`, asked in order for the master of the service; the one
@@ -389,6 +483,63 @@ mod tests {
         let info = node_info(&e, tcp(e.addr)).expect("info");
         assert_eq!(info.addr(), &ConnectionAddr::Tcp("::1".into(), 6380));
         assert_eq!(info.redis_settings().password(), None);
+    }
+
+    #[test]
+    fn cluster_slots_name_every_node_once() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("10.0.0.1", 7000),
+                node("10.0.0.4", 7003),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("10.0.0.2", 7001),
+                node("10.0.0.1", 7000),
+                node("", 7009),
+                node("?", 7010),
+                node("10.0.0.9", 0),
+            ]),
+            Value::Int(3),
+        ]);
+        assert_eq!(
+            slot_nodes(&reply),
+            [("10.0.0.1", 7000), ("10.0.0.4", 7003), ("10.0.0.2", 7001)]
+                .map(|(h, p)| (h.to_string(), p))
+        );
+        assert!(slot_nodes(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn known_nodes_are_kept_per_seed() {
+        let seed: SocketAddr = "192.0.2.1:7000".parse().expect("addr");
+        let other: SocketAddr = "192.0.2.1:7001".parse().expect("addr");
+        assert!(known_nodes(seed).is_empty());
+        remember_nodes(seed, vec![("192.0.2.2".into(), 7002)]);
+        remember_nodes(seed, vec![]);
+        assert_eq!(known_nodes(seed), [("192.0.2.2".to_string(), 7002)]);
+        assert!(known_nodes(other).is_empty());
+    }
+
+    #[test]
+    fn script_load_is_recognised() {
+        assert!(is_script_load(
+            redis::cmd("SCRIPT").arg("LOAD").arg("return 1")
+        ));
+        assert!(is_script_load(redis::cmd("script").arg("load").arg("x")));
+        assert!(!is_script_load(redis::cmd("SCRIPT").arg("FLUSH")));
+        assert!(!is_script_load(redis::cmd("EVALSHA").arg("LOAD")));
+        assert!(!is_script_load(&redis::cmd("SCRIPT")));
     }
 
     #[test]
