@@ -1,6 +1,7 @@
-//! The call store on a Redis that fails, against real servers: through Redis Sentinel (a failover
-//! is followed while NG keeps answering), on a Redis Cluster (records and index in the slot of the
-//! node's hash tag, reached from a seed that does not hold it), behind a slow link with
+//! The call store on a Redis that fails, against real servers: through Redis Sentinel (a failover,
+//! ordered or after the master died, is followed while NG keeps answering), on a Redis Cluster (records and index in the slot of the
+//! node's hash tag, reached from a seed that does not hold it, and still written once the seed is
+//! gone), behind a slow link with
 //! `--redis-cmd-timeout` (NG answered, media forwarded), and with Redis down at start (writes
 //! begin when it comes up).
 //!
@@ -165,14 +166,26 @@ fn offer_until(
     })
 }
 
-#[test]
-fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
+/// How the master goes away in [`sentinel_failover`].
+#[derive(PartialEq)]
+enum Failover {
+    /// `SENTINEL FAILOVER`: the old master lives on, and takes writes until the Sentinel next
+    /// looks at it.
+    Ordered,
+    /// The master is killed: the Sentinel notices (1 s) and promotes the replica.
+    MasterKilled,
+}
+
+/// A master, its replica and a Sentinel; the relay writes through the Sentinel; the master goes
+/// away as `how` says; new calls must land on the promoted replica while every offer and ping is
+/// answered.
+fn sentinel_failover(how: Failover) {
     if !need(&["redis-server", "redis-sentinel"]) {
         return;
     }
     let ports = PortBlock::acquire();
     let (m_port, r_port, s_port) = (ports.port(10), ports.port(11), ports.port(12));
-    let master = Server::redis(m_port, &[]);
+    let mut master = Server::redis(m_port, &[]);
     let replica = Server::redis(r_port, &["--replicaof", "127.0.0.1", &m_port.to_string()]);
     let sentinel = Server::sentinel(s_port, m_port);
     let relay = Relay::start(
@@ -199,7 +212,7 @@ fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
         relay.log_tail(30)
     );
 
-    // The replica is in sync and the Sentinel knows it, then the Sentinel fails over.
+    // The replica is in sync and the Sentinel knows it.
     let mut s_con = sentinel.connection().expect("sentinel connection");
     assert!(
         wait_until(Duration::from_secs(10), || {
@@ -217,11 +230,22 @@ fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
         "the replica did not sync or the Sentinel does not know it: {}",
         sentinel.proc.log_tail(20)
     );
-    let _: () = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("svc")
-        .query(&mut s_con)
-        .expect("SENTINEL FAILOVER");
+    match how {
+        Failover::Ordered => {
+            let _: () = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg("svc")
+                .query(&mut s_con)
+                .expect("SENTINEL FAILOVER");
+        }
+        Failover::MasterKilled => {
+            master.proc.signal("KILL");
+            assert!(
+                master.proc.wait_timeout(WAIT).is_some(),
+                "the master stopped"
+            );
+        }
+    }
     assert!(
         wait_until(Duration::from_secs(10), || role(r_port) == "master"),
         "the replica was not promoted: {}",
@@ -248,7 +272,7 @@ fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
     );
     // The old master is still a master until the Sentinel next looks at it (up to 10 s): the
     // relay left it because the Sentinel names another, not because it refused writes.
-    if role(m_port) == "master" {
+    if how == Failover::Ordered && role(m_port) == "master" {
         let id = format!("{last}-next");
         let sdp = sdp_offer(LO, ports.port(4));
         expect_ok(ng.offer(&id, "tag-a", &sdp, &[]), "offer");
@@ -263,7 +287,16 @@ fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
     }
     // The first call's record survived the failover on the new master.
     assert!(exists(&mut on_new, &keys::call(&n, &c.id)));
-    drop(master);
+}
+
+#[test]
+fn writes_follow_a_sentinel_failover_and_ng_keeps_answering() {
+    sentinel_failover(Failover::Ordered);
+}
+
+#[test]
+fn writes_follow_the_sentinel_when_the_master_dies() {
+    sentinel_failover(Failover::MasterKilled);
 }
 
 /// The slot `key` hashes to, and the port of the node that serves it, from `CLUSTER SLOTS`.
