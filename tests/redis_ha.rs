@@ -1,9 +1,8 @@
-//! The call store on a Redis that fails, against real servers: through Redis Sentinel (a failover,
-//! ordered or after the master died, is followed while NG keeps answering), on a Redis Cluster (records and index in the slot of the
-//! node's hash tag, reached from a seed that does not hold it, and still written once the seed is
-//! gone), behind a slow link with
-//! `--redis-cmd-timeout` (NG answered, media forwarded), and with Redis down at start (writes
-//! begin when it comes up).
+//! The call store on a Redis that fails, against real servers: through Redis Sentinel (a
+//! failover, ordered or after the master died, is followed while NG keeps answering), on a Redis
+//! Cluster (records and index in the slot of the node's hash tag, reached from a seed that does not
+//! hold it, and still written once the seed is gone), behind a slow link with `--redis-cmd-timeout`
+//! (NG answered, media forwarded), and with Redis down at start (writes begin when it comes up).
 //!
 //! A missing `redis-server`/`redis-sentinel`/`redis-cli` fails the test under `RTPRELAY_E2E=1` or
 //! `CI=true`, and skips it otherwise.
