@@ -185,7 +185,7 @@ pub fn open(cfg: &RedisConfig, endpoint: &RedisEndpoint) -> RedisResult<StoreCon
     Ok(conn)
 }
 
-fn tcp(addr: std::net::SocketAddr) -> ConnectionAddr {
+fn tcp(addr: SocketAddr) -> ConnectionAddr {
     ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
 }
 

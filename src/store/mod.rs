@@ -2,8 +2,9 @@
 //!
 //! Sans-IO parts ([`record`], [`keys`], [`coalesce`], [`script`], [`pause`]) say what to write; only
 //! [`writer`] talks to Redis, on its own thread, fed through a bounded channel so that a slow or
-//! dead Redis never holds up NG or forwarding. [`load`] reads a node's records back for a restore
-//! (the session layer's `Engine::restore` makes them live calls again).
+//! dead Redis never holds up NG or forwarding; [`connection`] opens its connection (one server,
+//! Sentinel or Cluster). [`load`] reads a node's records back for a restore (the session layer's
+//! `Engine::restore` makes them live calls again).
 
 pub mod coalesce;
 pub mod connection;
