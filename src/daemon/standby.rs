@@ -39,7 +39,11 @@ pub struct Standby {
     /// Media addresses of this relay that the host does not have (yet).
     missing: BTreeSet<IpAddr>,
     next_poll: Instant,
-    cleanup: Option<(String, crate::config::RedisEndpoint, Duration)>,
+    cleanup: Option<(
+        String,
+        crate::config::RedisEndpoint,
+        crate::config::RedisConfig,
+    )>,
 }
 
 impl Standby {
@@ -83,11 +87,7 @@ impl Standby {
             asked,
             missing,
             next_poll: Instant::now(),
-            cleanup: Some((
-                crate::daemon::store::node_id(cfg),
-                write,
-                cfg.redis.connect_timeout,
-            )),
+            cleanup: Some((crate::daemon::store::node_id(cfg), write, cfg.redis.clone())),
         })
     }
 
@@ -145,10 +145,10 @@ impl Standby {
             "takeover done"
         );
         self.missing.clear();
-        if let Some((node, endpoint, timeout)) = self.cleanup.take() {
+        if let Some((node, endpoint, redis)) = self.cleanup.take() {
             let _ = std::thread::Builder::new()
                 .name("takeover-cleanup".into())
-                .spawn(move || tombstone_taken(&node, &endpoint, timeout, &taken));
+                .spawn(move || tombstone_taken(&node, &endpoint, &redis, &taken));
         }
     }
 
@@ -175,26 +175,26 @@ fn missing_addresses(cfg: &Config) -> BTreeSet<IpAddr> {
 }
 
 /// Deletes the taken calls under the nodes they came from (with a tombstone one generation
-/// newer than the record taken), so that a node that comes back does not restore them.
+/// newer than the record taken), so that a node that comes back does not restore them. One
+/// pipeline per node: a node's keys share a slot, different nodes' need not (Redis Cluster).
 fn tombstone_taken(
     us: &str,
     endpoint: &crate::config::RedisEndpoint,
-    timeout: Duration,
+    redis: &crate::config::RedisConfig,
     taken: &[(String, Vec<CallRecord>)],
 ) {
     let run = || -> redis::RedisResult<usize> {
-        let client = redis::Client::open(crate::store::writer::url(endpoint).as_str())?;
-        let mut con = client.get_connection_with_timeout(timeout)?;
+        let mut con = crate::store::connection::open(redis, endpoint)?;
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(script::SOURCE)
             .query(&mut con)?;
-        let mut pipe = redis::pipe();
         let mut n = 0;
         for (node, records) in taken {
-            if node == us {
+            if node == us || records.is_empty() {
                 continue;
             }
+            let mut pipe = redis::pipe();
             for r in records {
                 let op = crate::store::StoreOp::Delete {
                     call_id: r.call_id.clone(),
@@ -204,8 +204,6 @@ fn tombstone_taken(
                 pipe.cmd("EVALSHA").arg(&sha).arg(k.len()).arg(&k).arg(&a);
                 n += 1;
             }
-        }
-        if n > 0 {
             let _: Vec<i64> = pipe.query(&mut con)?;
         }
         Ok(n)

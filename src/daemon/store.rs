@@ -11,6 +11,7 @@ use crate::daemon::control::Control;
 use crate::metrics::store::StoreStats;
 use crate::session::engine::shard_of;
 use crate::session::{Engine, Restored};
+use crate::store::connection::{self, StoreConnection};
 use crate::store::load;
 use crate::store::writer::{self, StoreSender};
 use crate::store::{CallRecord, StoreOp};
@@ -199,14 +200,11 @@ pub fn restore_at_start(cfg: &Config, control: &Control, clock: Clock) -> Option
 const RESTORE_CMD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A connection for reading, with the configured timeouts.
-fn open(cfg: &Config, endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(writer::url(endpoint).as_str())?;
-    let con =
-        client.get_connection_with_timeout(cfg.redis.connect_timeout.min(RESTORE_CMD_TIMEOUT))?;
-    let timeout = Some(cfg.redis.cmd_timeout.unwrap_or(RESTORE_CMD_TIMEOUT));
-    con.set_read_timeout(timeout)?;
-    con.set_write_timeout(timeout)?;
-    Ok(con)
+fn open(cfg: &Config, endpoint: &RedisEndpoint) -> redis::RedisResult<StoreConnection> {
+    let mut redis = cfg.redis.clone();
+    redis.connect_timeout = redis.connect_timeout.min(RESTORE_CMD_TIMEOUT);
+    redis.cmd_timeout = Some(redis.cmd_timeout.unwrap_or(RESTORE_CMD_TIMEOUT));
+    connection::open(&redis, endpoint)
 }
 
 /// This node's name in key hash tags: `--redis-node`, else the host name.

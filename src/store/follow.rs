@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use redis::{ConnectionLike, Value};
 
+use super::connection::{self, StoreConnection};
 use super::keys;
 use super::load;
 use super::mirror::{Change, Mirror, StreamId};
@@ -45,9 +46,13 @@ pub fn spawn(
         mirror: Arc::new(Mutex::new(Mirror::default())),
         synced: Arc::new(AtomicBool::new(false)),
     };
+    // Requests are small and answered at once, but for XREAD's BLOCK (the read timeout is
+    // raised for it in `connect`).
+    let mut redis = cfg.clone();
+    redis.cmd_timeout = Some(Duration::from_secs(2));
     let reader = Reader {
-        url: super::writer::url(endpoint),
-        connect_timeout: cfg.connect_timeout,
+        redis,
+        endpoint: endpoint.clone(),
         followed: followed.clone(),
         stop,
     };
@@ -58,8 +63,9 @@ pub fn spawn(
 }
 
 struct Reader {
-    url: String,
-    connect_timeout: Duration,
+    /// Where and how to connect (one server, Sentinel or Cluster).
+    redis: RedisConfig,
+    endpoint: RedisEndpoint,
     followed: Followed,
     stop: Arc<AtomicBool>,
 }
@@ -98,18 +104,16 @@ impl Reader {
         }
     }
 
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let con = client.get_connection_with_timeout(self.connect_timeout)?;
+    fn connect(&self) -> redis::RedisResult<StoreConnection> {
+        let con = connection::open(&self.redis, &self.endpoint)?;
         // A blocked XREAD answers within BLOCK; anything much later is a dead connection.
         con.set_read_timeout(Some(BLOCK + Duration::from_secs(2)))?;
-        con.set_write_timeout(Some(Duration::from_secs(2)))?;
         Ok(con)
     }
 
     /// After a (re)connect: a full read of the index when this is the first one, or when the
     /// stream no longer holds the entry after the last one taken in.
-    fn catch_up(&self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+    fn catch_up(&self, con: &mut StoreConnection) -> redis::RedisResult<()> {
         let stream = keys::changes(&self.followed.node);
         let last = self.lock().last;
         let first: Value = redis::cmd("XRANGE")
@@ -151,7 +155,7 @@ impl Reader {
     }
 
     /// One blocking read of the stream, and what it says.
-    fn step(&self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+    fn step(&self, con: &mut StoreConnection) -> redis::RedisResult<()> {
         let stream = keys::changes(&self.followed.node);
         let from = self.lock().last.unwrap_or_default();
         let reply: Value = redis::cmd("XREAD")
@@ -207,7 +211,7 @@ impl Reader {
     /// has none).
     fn read_records(
         &self,
-        con: &mut redis::Connection,
+        con: &mut StoreConnection,
         changes: &[Change],
     ) -> redis::RedisResult<Vec<CallRecord>> {
         let mut ids: Vec<&str> = changes

@@ -92,27 +92,6 @@ pub fn spawn(
     Ok((StoreSender { tx, stats, closing }, handle))
 }
 
-/// `redis://[:PW@]IP:PORT/DB`, the password percent-encoded.
-pub(crate) fn url(e: &RedisEndpoint) -> String {
-    let auth = match &e.password {
-        Some(pw) => {
-            let enc: String = pw
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            format!(":{enc}@")
-        }
-        None => String::new(),
-    };
-    format!("redis://{auth}{}/{}", e.addr, e.db)
-}
-
 struct Writer {
     closing: Arc<AtomicBool>,
     /// Where and how to connect (`--redis-sentinel`, `--redis-cluster`, the timeouts).
@@ -237,26 +216,5 @@ impl Writer {
         // 0 is a refused stale operation: expected, not an error.
         let results: Vec<i64> = pipe.query(con)?;
         Ok(results.iter().filter(|&&r| r == 1).count() as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_encode_the_password() {
-        let e = RedisEndpoint {
-            password: Some("p@ss word".into()),
-            addr: "127.0.0.1:6379".parse().expect("addr"),
-            db: 3,
-        };
-        assert_eq!(url(&e), "redis://:p%40ss%20word@127.0.0.1:6379/3");
-        let e = RedisEndpoint {
-            password: None,
-            addr: "[::1]:6380".parse().expect("addr"),
-            db: 0,
-        };
-        assert_eq!(url(&e), "redis://[::1]:6380/0");
     }
 }
