@@ -1,8 +1,9 @@
 //! The call store on a Redis that fails, against real servers: through Redis Sentinel (a
 //! failover, ordered or after the master died, is followed while NG keeps answering), on a Redis
 //! Cluster (records and index in the slot of the node's hash tag, reached from a seed that does not
-//! hold it, and still written once the seed is gone), behind a slow link with `--redis-cmd-timeout`
-//! (NG answered, media forwarded), and with Redis down at start (writes begin when it comes up).
+//! hold it, read back by a restarted relay, and still written once the seed is gone), behind a
+//! slow link with `--redis-cmd-timeout` (NG answered, media forwarded), and with Redis down at
+//! start (writes begin when it comes up).
 //!
 //! A missing `redis-server`/`redis-sentinel`/`redis-cli` fails the test under `RTPRELAY_E2E=1` or
 //! `CI=true`, and skips it otherwise.
@@ -400,15 +401,13 @@ fn calls_are_stored_on_a_redis_cluster() {
         .map(|s| s.port)
         .find(|&p| p != owner)
         .expect("a node without the slot");
-    let relay = Relay::start(
-        RelayKind::Rtprelay,
-        &ports,
-        &[
-            &format!("--redis=127.0.0.1:{seed}/0"),
-            "--redis-cluster",
-            "--redis-cmd-timeout=1000",
-        ],
-    );
+    let redis_arg = format!("--redis=127.0.0.1:{seed}/0");
+    let args = [
+        redis_arg.as_str(),
+        "--redis-cluster",
+        "--redis-cmd-timeout=1000",
+    ];
+    let mut relay = Relay::start(RelayKind::Rtprelay, &ports, &args);
     let ng = relay.client();
     let c = Call::setup(&ng, &ports, &[]);
     let key = keys::call(&n, &c.id);
@@ -436,6 +435,13 @@ fn calls_are_stored_on_a_redis_cluster() {
         .expect("HGET");
     let rec = rtprelay::store::CallRecord::decode(&rec.expect("a record")).expect("decodes");
     assert_eq!(rec.call_id, c.id);
+
+    // A relay killed and started again reads its calls back through the cluster.
+    relay.signal("KILL");
+    assert!(relay.wait_timeout(WAIT).is_some(), "the relay stopped");
+    let relay = Relay::start(RelayKind::Rtprelay, &ports, &args);
+    let ng = relay.client();
+    expect_ok(ng.query(&c.id), "query of the restored call");
 
     expect_ok(ng.delete(&c.id, &c.a.tag), "delete");
     assert!(
