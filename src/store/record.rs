@@ -12,6 +12,10 @@ use crate::session::call::{Call, Leg, MediaSlot};
 /// Bumped when a field changes meaning; a reader refuses records of a newer schema.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Longest record text read back: a call holds at most 32 legs of a few KiB of SDP, so anything
+/// longer was not written by a relay (whoever can write to Redis can write anything).
+pub const MAX_RECORD_BYTES: usize = 512 * 1024;
+
 /// One call as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -128,8 +132,11 @@ impl CallRecord {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Reads a record back; `None` for text that is not one, or of a newer schema.
+    /// Reads a record back; `None` for text that is not one, of a newer schema, or too long.
     pub fn decode(text: &str) -> Option<CallRecord> {
+        if text.len() > MAX_RECORD_BYTES {
+            return None;
+        }
         serde_json::from_str::<CallRecord>(text)
             .ok()
             .filter(|r| r.schema <= SCHEMA_VERSION)
@@ -248,5 +255,8 @@ pub(crate) mod tests {
         r.schema = SCHEMA_VERSION + 1;
         assert_eq!(CallRecord::decode(&r.encode()), None);
         assert_eq!(CallRecord::decode("not json"), None);
+        let mut big = sample(1);
+        big.legs[0].last_sdp = Some("x".repeat(MAX_RECORD_BYTES));
+        assert_eq!(CallRecord::decode(&big.encode()), None);
     }
 }
