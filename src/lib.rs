@@ -5,8 +5,8 @@
 //! ports and keeps call state; streams are handed to per-core workers ([`worker`]) that own their
 //! sockets and forward packets through a data plane ([`dataplane`]).
 //!
-//! The core (`config` parsing, `control` codec, `sdp`, `session`, `wire`) does no I/O and reads no
-//! clock: time comes in as [`time::Now`]. Only [`sys`] contains `unsafe`.
+//! The core (`config` parsing, `control` codec, `sdp`, `session`, `srtp`, `wire`) does no I/O and
+//! reads no clock: time comes in as [`time::Now`]. Only [`sys`] contains `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod config;
@@ -18,6 +18,7 @@ pub mod guard;
 pub mod metrics;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod store;
 pub mod sys;
 #[cfg(any(test, feature = "testkit"))]

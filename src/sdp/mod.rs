@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod body;
 pub mod codec;
+pub mod crypto;
 pub mod error;
 pub mod family;
 pub mod model;
@@ -17,6 +18,7 @@ mod tests;
 pub use answer::{align_answer_codecs, supplementals_after_touch};
 pub use body::Body;
 pub use codec::{CodecFilter, Touched};
+pub use crypto::{crypto_attributes, Crypto, CryptoError};
 pub use error::SdpError;
 pub use family::Family;
 pub use model::{
