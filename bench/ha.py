@@ -11,7 +11,7 @@ takeover: N calls on an active relay; a standby (--redis-follow) mirrors them; t
           killed and the standby told to take over (SIGUSR1): time until the probe forwards
           again through the standby, and the standby's own figure.
 latency:  offer+answer round trips at a fixed call rate, with and without --redis (medians and
-          p99 of each command, client side).
+          p99 of each command, client side); each call is deleted 2000 calls later.
 
 Runs on loopback as root (the relay needs an open-files limit above 4 sockets per call).
 Redis is a local redis-server without persistence. Figures are printed as JSON and a table.
@@ -34,6 +34,8 @@ import time
 RELAY_IP = "127.0.0.71"
 PARTY_IP = "127.0.0.72"
 PROBE_IP = "127.0.0.73"
+# Calls alive at a time in the latency run.
+LIVE = 2000
 
 
 # --- bencode and NG -------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def redis_cli(port, *args):
 
 
 def start_relay(binary, ng_port, redis_port, log, extra=()):
-    args = [binary, "--config-file=none", "--table=-1", "-f", "-E", "-L", "6",
+    args = [binary, "--config-file=none", "--table=-1", "-f", "-E", "-L", os.environ.get("HA_LOG_LEVEL", "6"),
             "--delete-delay=0", "-i", RELAY_IP, "-n", "127.0.0.1:%d" % ng_port,
             "-m", "10000", "-M", "59999", "--timeout=600", *extra]
     if redis_port is not None:
@@ -304,6 +306,9 @@ def latency_run(args, tmp, with_redis):
                 rtt[cmd].append((time.monotonic() - t) * 1e6)
                 if r.get("result") != b"ok":
                     raise RuntimeError(r)
+            # Calls end as they come: about LIVE calls at a time (the open-files limit).
+            if i >= LIVE:
+                ng(command="delete", **{"call-id": "l-%d" % (i - LIVE), "from-tag": "a"})
             t_next += gap
             time.sleep(max(0, t_next - time.monotonic()))
         out = {}
@@ -325,6 +330,7 @@ def main():
     ap.add_argument("--rate", type=int, default=500, help="calls per second in the latency run")
     ap.add_argument("--latency-calls", type=int, default=5000)
     ap.add_argument("--only", choices=["restore", "takeover", "latency"], action="append")
+    ap.add_argument("--logs", help="keep the relays' logs in this directory")
     args = ap.parse_args()
     # Four sockets per call: raise the soft limit to the hard one (raising the hard one needs
     # CAP_SYS_RESOURCE; without it, the hard limit caps the calls a relay can hold).
@@ -341,6 +347,9 @@ def main():
     only = set(args.only or ["restore", "takeover", "latency"])
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
+            if args.logs:
+                tmp = os.path.join(args.logs, "run%d" % (run + 1))
+                os.makedirs(tmp, exist_ok=True)
             if "restore" in only:
                 results["restore"].append(restore_run(args, tmp))
             if "takeover" in only:

@@ -15,6 +15,11 @@ use crate::session::{Engine, MediaAction};
 use crate::time::Clock;
 use crate::worker::{FlowEvent, FlowUpdate, Workers};
 
+/// Passes over calls whose ports are still held (see [`Control::restore`]), and the pause
+/// between them.
+const RESTORE_ATTEMPTS: usize = 10;
+const RESTORE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Everything the control plane changes, behind one lock.
 pub struct ControlState {
     pub dispatcher: Dispatcher,
@@ -181,9 +186,42 @@ impl Control {
         }
     }
 
-    /// Makes stored calls live again (at start, before NG is served), as one batch of flow
-    /// updates per worker.
+    /// Makes stored calls live again (at start, before NG is served, or at a takeover), as one
+    /// batch of flow updates per worker. Calls whose ports cannot be bound yet are tried again
+    /// for a moment: the sockets of a relay that was just killed close a little after it exits
+    /// (io_uring tears its ring down in the background). Then the restored calls are written
+    /// under this node, and the ones that still failed are deleted.
     pub fn restore(&self, records: &[crate::store::CallRecord]) -> crate::session::Restored {
+        let mut total = crate::session::Restored::default();
+        let mut pending: Vec<crate::store::CallRecord> = records.to_vec();
+        for attempt in 1..=RESTORE_ATTEMPTS {
+            let r = self.restore_once(&pending);
+            total.calls += r.calls;
+            total.present += r.present;
+            let (retry, failed): (Vec<_>, Vec<_>) = r.failed.into_iter().partition(|(_, e)| {
+                matches!(e, crate::session::RestoreError::Unbound(..)) && attempt < RESTORE_ATTEMPTS
+            });
+            total.failed.extend(failed);
+            if retry.is_empty() {
+                break;
+            }
+            let ids: std::collections::HashSet<String> =
+                retry.into_iter().map(|(id, _)| id).collect();
+            pending.retain(|r| ids.contains(&r.call_id));
+            std::thread::sleep(RESTORE_RETRY);
+        }
+        for (call_id, why) in &total.failed {
+            tracing::warn!(call_id = ?call_id, error = %why, "stored call not restored");
+        }
+        if let Some(store) = &self.store {
+            let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<&str> = records.iter().map(|r| r.call_id.as_str()).collect();
+            store.after_restore(&guard.engine, &total, &ids);
+        }
+        total
+    }
+
+    fn restore_once(&self, records: &[crate::store::CallRecord]) -> crate::session::Restored {
         let now = self.clock.now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ControlState {
@@ -193,13 +231,18 @@ impl Control {
             recorder,
             ..
         } = &mut *guard;
+        let t0 = self.clock.mono_us();
         let restored = engine.restore(now, records, binder);
+        let t1 = self.clock.mono_us();
         apply_actions(engine, binder, workers, recorder.as_ref());
         engine.sync_ports(binder);
-        if let Some(store) = &self.store {
-            let ids: Vec<&str> = records.iter().map(|r| r.call_id.as_str()).collect();
-            store.after_restore(engine, &restored, &ids);
-        }
+        tracing::debug!(
+            calls = restored.calls,
+            failed = restored.failed.len(),
+            bind_us = t1 - t0,
+            open_us = self.clock.mono_us() - t1,
+            "restore pass"
+        );
         restored
     }
 

@@ -105,7 +105,7 @@ impl Engine {
             }
         }
         for (call_id, why) in &out.failed {
-            tracing::warn!(call_id = ?call_id, error = %why, "stored call not restored");
+            tracing::debug!(call_id = ?call_id, error = %why, "stored call not restored (this pass)");
         }
         out
     }
