@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::call::{relay_and_expect, wait_until, Call, LO};
+use common::metrics::{counter, metrics};
 use common::*;
 use rtprelay::store::keys;
 
@@ -125,26 +126,6 @@ fn role(port: u16) -> String {
             _ => None,
         })
         .unwrap_or_default()
-}
-
-/// GET /metrics; the body.
-fn metrics(addr: SocketAddr) -> String {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let _ = s.write_all(req.as_bytes());
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    String::from_utf8_lossy(&resp).into_owned()
-}
-
-fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 /// Offers new calls `prefix-N` until `cond` holds (each offer must be answered); whether it did.

@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::call::wait_until;
 use common::redis_server::{node, RedisServer};
+use common::rtp_streams::Streams;
 use common::*;
 use rtprelay::store::keys;
 
@@ -22,7 +22,6 @@ const CALLS: usize = 100;
 const RELAY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 61);
 /// Where the calls' parties live.
 const PARTY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 62);
-const PTIME: Duration = Duration::from_millis(20);
 
 fn relay_args(ports: &PortBlock, redis: &RedisServer) -> Vec<String> {
     [
@@ -59,14 +58,6 @@ fn start(ports: &PortBlock, redis: &RedisServer) -> Relay {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One direction of one call: who sends, to which relay port, and when packets arrived.
-struct Stream {
-    from: UdpSocket,
-    to: SocketAddr,
-    ssrc: u32,
-    arrivals: Vec<Instant>,
-}
-
 struct Party {
     sock: UdpSocket,
     tag: &'static str,
@@ -76,37 +67,6 @@ fn party(tag: &'static str) -> Party {
     let sock = UdpSocket::bind((PARTY_IP, 0)).expect("bind a party");
     sock.set_nonblocking(true).expect("nonblocking");
     Party { sock, tag }
-}
-
-/// Sends one packet per stream each packet time and takes in what arrives, until `stop`.
-fn stream_media(
-    streams: Arc<Mutex<Vec<Stream>>>,
-    receivers: Vec<(UdpSocket, usize)>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut seq: u16 = 0;
-    let mut buf = [0u8; 1500];
-    let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        {
-            let mut streams = streams.lock().expect("streams");
-            for s in streams.iter() {
-                let _ = s
-                    .from
-                    .send_to(&RtpPacket::pcmu(s.ssrc, seq).to_bytes(), s.to);
-            }
-            for (sock, stream) in &receivers {
-                while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                    if n >= 12 {
-                        streams[*stream].arrivals.push(Instant::now());
-                    }
-                }
-            }
-        }
-        seq = seq.wrapping_add(1);
-        next += PTIME;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
 }
 
 #[test]
@@ -120,8 +80,7 @@ fn calls_survive_a_kill_and_restart_of_the_relay() {
     let ng = relay.client();
 
     // 100 answered calls; stream i*2 is A -> B, i*2+1 is B -> A.
-    let mut streams = Vec::new();
-    let mut receivers = Vec::new();
+    let media = Streams::default();
     let mut ids = Vec::new();
     for i in 0..CALLS {
         let (a, b) = (party("tag-a"), party("tag-b"));
@@ -138,41 +97,20 @@ fn calls_survive_a_kill_and_restart_of_the_relay() {
             "answer",
         );
         let a_to = sdp_media_endpoint(get_str(&r, "sdp").expect("sdp")).expect("endpoint");
-        let n = streams.len();
-        receivers.push((b.sock.try_clone().expect("clone"), n));
-        receivers.push((a.sock.try_clone().expect("clone"), n + 1));
-        streams.push(Stream {
-            from: a.sock,
-            to: a_to,
-            ssrc: 2 * i as u32 + 1,
-            arrivals: Vec::new(),
-        });
-        streams.push(Stream {
-            from: b.sock,
-            to: b_to,
-            ssrc: 2 * i as u32 + 2,
-            arrivals: Vec::new(),
-        });
+        let (a_rx, b_rx) = (
+            a.sock.try_clone().expect("clone"),
+            b.sock.try_clone().expect("clone"),
+        );
+        media.add(a.sock, a_to, b_rx);
+        media.add(b.sock, b_to, a_rx);
         ids.push(id);
     }
-    let streams = Arc::new(Mutex::new(streams));
-    let stop = Arc::new(AtomicBool::new(false));
-    let media = {
-        let (streams, stop) = (streams.clone(), stop.clone());
-        std::thread::spawn(move || stream_media(streams, receivers, stop))
-    };
-    let all_flow = |min: usize, after: Option<Instant>| {
-        let s = streams.lock().expect("streams");
-        s.iter().all(|s| {
-            s.arrivals
-                .iter()
-                .filter(|t| after.is_none_or(|a| **t > a))
-                .count()
-                >= min
-        })
-    };
+    let (stop, sender) = media.start();
+    let all_flow =
+        |min: usize, after: Instant| (0..2 * CALLS).all(|i| media.count_after(i, after) >= min);
+    let t0 = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(10), || all_flow(10, None)),
+        wait_until(Duration::from_secs(10), || all_flow(10, t0)),
         "media did not flow on every stream before the restart"
     );
     let node = node();
@@ -196,15 +134,16 @@ fn calls_survive_a_kill_and_restart_of_the_relay() {
     let mut relay = start(&ports, &redis);
     let up = killed.elapsed();
     assert!(
-        wait_until(Duration::from_secs(10), || all_flow(25, Some(killed))),
+        wait_until(Duration::from_secs(10), || all_flow(25, killed)),
         "media did not come back on every stream; relay log: {}",
         relay.log_tail(30)
     );
     stop.store(true, Ordering::Relaxed);
-    media.join().expect("media thread");
+    sender.join().expect("media thread");
 
     // The gap per stream: the longest time without a packet around the restart.
-    let mut gaps: Vec<u128> = streams
+    let mut gaps: Vec<u128> = media
+        .streams
         .lock()
         .expect("streams")
         .iter()

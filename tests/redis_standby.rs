@@ -8,57 +8,17 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::call::wait_until;
 use common::netns::{in_ns, Role, Topology};
+use common::rtp_streams::Streams;
 use common::*;
 
 const NG: u16 = 2223;
-const PTIME: Duration = Duration::from_millis(20);
-
-struct Stream {
-    from: UdpSocket,
-    to: SocketAddr,
-    ssrc: u32,
-    arrivals: Vec<Instant>,
-}
-
-/// Sends one packet per stream each packet time, takes in what arrives, until `stop`.
-fn stream_media(
-    streams: Arc<Mutex<Vec<Stream>>>,
-    receivers: Arc<Mutex<Vec<(UdpSocket, usize)>>>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut seq: u16 = 0;
-    let mut buf = [0u8; 1500];
-    let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        {
-            let mut streams = streams.lock().expect("streams");
-            for s in streams.iter() {
-                let _ = s
-                    .from
-                    .send_to(&RtpPacket::pcmu(s.ssrc, seq).to_bytes(), s.to);
-            }
-            for (sock, i) in receivers.lock().expect("receivers").iter() {
-                while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                    if n >= 12 {
-                        streams[*i].arrivals.push(Instant::now());
-                    }
-                }
-            }
-        }
-        seq = seq.wrapping_add(1);
-        next += PTIME;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-}
-
 struct Net {
     topo: Topology,
     vip: Ipv4Addr,
@@ -189,8 +149,7 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
     let mut standby = net.relay(Role::Injector, "standby", &["--redis-follow=active"]);
     let ng = net.ng(Role::Relay);
 
-    let streams = Arc::new(Mutex::new(Vec::<Stream>::new()));
-    let receivers = Arc::new(Mutex::new(Vec::<(UdpSocket, usize)>::new()));
+    let media = Streams::default();
     let mut next_port = 40000u16;
     let mut place = |n: usize, tag: &str| -> Vec<Placed> {
         let mut out = Vec::new();
@@ -224,24 +183,12 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
                 "answer",
             );
             let a_to = sdp_media_endpoint(get_str(&r, "sdp").expect("sdp")).expect("endpoint");
-            let mut s = streams.lock().expect("streams");
-            let n = s.len();
-            receivers.lock().expect("receivers").extend([
-                (callee.try_clone().expect("clone"), n),
-                (caller.try_clone().expect("clone"), n + 1),
-            ]);
-            s.push(Stream {
-                from: caller,
-                to: a_to,
-                ssrc: n as u32 + 1,
-                arrivals: Vec::new(),
-            });
-            s.push(Stream {
-                from: callee,
-                to: b_to,
-                ssrc: n as u32 + 2,
-                arrivals: Vec::new(),
-            });
+            let (callee_rx, caller_rx) = (
+                callee.try_clone().expect("clone"),
+                caller.try_clone().expect("clone"),
+            );
+            let n = media.add(caller, a_to, callee_rx);
+            media.add(callee, b_to, caller_rx);
             out.push(Placed {
                 id,
                 streams: [n, n + 1],
@@ -251,18 +198,8 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
     };
 
     let first = place(10, "first");
-    let stop = Arc::new(AtomicBool::new(false));
-    let media = {
-        let (s, r, stop) = (streams.clone(), receivers.clone(), stop.clone());
-        std::thread::spawn(move || stream_media(s, r, stop))
-    };
-    let count_after = |i: usize, t: Instant| {
-        streams.lock().expect("streams")[i]
-            .arrivals
-            .iter()
-            .filter(|a| **a > t)
-            .count()
-    };
+    let (stop, sender) = media.start();
+    let count_after = |i: usize, t: Instant| media.count_after(i, t);
     let t0 = Instant::now();
     assert!(
         wait_until(Duration::from_secs(10), || first
@@ -327,7 +264,7 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
     });
     let took = moved.elapsed();
     stop.store(true, Ordering::Relaxed);
-    media.join().expect("media thread");
+    sender.join().expect("media thread");
     let log = standby.log_text();
     let missing: Vec<(String, usize)> = live
         .iter()
@@ -375,7 +312,7 @@ fn the_standby_takes_every_live_call_when_the_address_moves() {
         .iter()
         .flat_map(|p| p.streams)
         .filter_map(|i| {
-            let s = streams.lock().expect("streams");
+            let s = media.streams.lock().expect("streams");
             s[i].arrivals
                 .iter()
                 .find(|a| **a > moved)

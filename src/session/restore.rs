@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 
 use thiserror::Error;
 
@@ -263,12 +262,6 @@ fn stream_of(
     totals: &StreamTotals,
 ) -> Stream {
     let s = Stream::new(flow);
-    let c = &s.counters;
-    c.packets.store(totals.packets, Relaxed);
-    c.bytes.store(totals.bytes, Relaxed);
-    c.errors.store(totals.errors, Relaxed);
-    c.dropped.store(totals.dropped, Relaxed);
-    c.rtcp_packets.store(totals.rtcp_packets, Relaxed);
-    c.rtcp_bytes.store(totals.rtcp_bytes, Relaxed);
+    totals.seed(&s.counters);
     Stream { learned, ..s }
 }

@@ -97,6 +97,16 @@ pub struct StreamTotals {
 }
 
 impl StreamTotals {
+    /// Sets `c` to these figures (a restored stream counts on from them).
+    pub fn seed(&self, c: &StreamCounters) {
+        c.packets.store(self.packets, Relaxed);
+        c.bytes.store(self.bytes, Relaxed);
+        c.errors.store(self.errors, Relaxed);
+        c.dropped.store(self.dropped, Relaxed);
+        c.rtcp_packets.store(self.rtcp_packets, Relaxed);
+        c.rtcp_bytes.store(self.rtcp_bytes, Relaxed);
+    }
+
     fn of(c: &StreamCounters) -> StreamTotals {
         StreamTotals {
             packets: c.packets.load(Relaxed),

@@ -19,6 +19,7 @@ pub mod bencode;
 pub mod call;
 pub mod kamailio;
 pub mod media;
+pub mod metrics;
 pub mod netns;
 pub mod ng;
 pub mod ns_call;
@@ -27,6 +28,7 @@ pub mod ports;
 pub mod process;
 pub mod redis_server;
 pub mod relay;
+pub mod rtp_streams;
 pub mod sdp;
 
 pub use bencode::{dict, get_str, str_list, Dict, Value};
