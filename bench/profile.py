@@ -144,7 +144,7 @@ def main():
         rs = [r for r in runs if r["label"] == label]
         m = {k: statistics.median(r[k] for r in rs) for k in rs[0]
              if isinstance(rs[0][k], (int, float)) and all(r.get(k) is not None for r in rs)}
-        m.update(label=label, conntrack_entries=rs[-1]["conntrack_entries"])
+        m.update(label=label, calls=rs[0]["calls"], conntrack_entries=rs[-1]["conntrack_entries"])
         rows.append(m)
     table = ["| relay | calls | forwarded pps in the window | CPU µs/packet (perf task-clock) | user µs | kernel µs | of which netfilter µs | kernel share | "
              "syscalls/packet | context switches per 1000 packets | conntrack entries | loss |",
