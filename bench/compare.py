@@ -11,11 +11,15 @@ than 95 % of the nominal rate is marked generator-bound: it measured the generat
   bench/compare.py --workers 2 --calls 2000            # relay on 2 pinned workers
   bench/compare.py --max-rate --calls 500 --seconds 3  # highest forwarded rate with loss <= 0.1 %
   bench/compare.py --netns --relays rtprelay-xdp,rtprelay-uring,rtpengine   # over a veth pair (root)
+  bench/compare.py --notrack both --relays rtprelay-uring,rtpengine   # conntrack on, then media exempted (root)
 
 A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto).
 With --netns the relay and the generator run in two network namespaces joined by a veth pair
 (bench/netns.py), so that the xdp plane has a device to attach to; its cost is the relay's CPU
 plus the XDP program's run time (kernel.bpf_stats_enabled), which runs outside the relay's threads.
+With --notrack on|both the relay's namespace (a fresh one on loopback, bench/netns.py's LoopbackNetns)
+has a stateful firewall rule, so conntrack tracks its packets, and scripts/notrack.sh exempts the media
+range for the "+notrack" runs; "both" alternates off and on within each run.
 """
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, time
 
@@ -54,8 +58,9 @@ def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1"
     return [binary, "--config-file=none", f"--num-threads={workers}", f"--cpu-affinity={relay_cpu}"] + plane + common + extra
 
 
-def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
+def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None, label=None):
     port = args.ng_port
+    label = label or name
     pps = pps or args.pps
     topo = getattr(args, "topo", None)
     ip, local = (topo.RELAY_IP, topo.GEN_IP) if topo else ("127.0.0.1", "127.0.0.1")
@@ -63,6 +68,10 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
     wrap_gen = topo.in_gen if topo else (lambda c: c)
     cmd = relay_cmd(name, port, args.port_min, args.port_max, binary, args.workers, relay_cpu, ip,
                     args.rtprelay_args.split() if args.rtprelay_args else ())
+    if getattr(args, "notrack", "off") != "off" and shutil.which("conntrack"):
+        # Each run starts from an empty table: entries of the run before would otherwise linger (UDP
+        # streams stay 120 s) and both add to the count and keep their flows tracked.
+        subprocess.run(["ip", "netns", "exec", topo.relay_ns(), "conntrack", "-F"], capture_output=True)
     proc = subprocess.Popen(wrap_relay(["taskset", "-c", relay_cpu] + cmd),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -74,13 +83,15 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
             raise RuntimeError(f"{name} exited at start (NG port {port} taken?), exit code {proc.returncode}")
         out = subprocess.run(wrap_gen(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"{ip}:{port}", "--local", local,
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
-                              "--pps", str(pps), "--warmup", str(args.warmup), "--label", name,
+                              "--pps", str(pps), "--warmup", str(args.warmup), "--label", label,
                               "--threads", str(args.threads)] + (["--connected"] if args.connected else [])),
                              capture_output=True, text=True, timeout=args.seconds + 180)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
         r = json.loads(out.stdout)
         r["relay_workers"] = args.workers
+        if getattr(args, "notrack", "off") != "off":
+            r["conntrack_entries"] = conntrack_count(topo)
         return r
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -89,6 +100,19 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def conntrack_count(topo):
+    """Entries in the relay namespace's conntrack table right after a run (None without the tool):
+    with the media range exempted only the NG exchange's few remain."""
+    if not shutil.which("conntrack"):
+        return None
+    out = subprocess.run(["ip", "netns", "exec", topo.relay_ns(), "conntrack", "-C"],
+                         capture_output=True, text=True)
+    try:
+        return int(out.stdout.strip())
+    except ValueError:
+        return None
 
 
 CROWDED = 10.0  # % of the window a process waited for a CPU above which a run is marked crowded
@@ -109,7 +133,8 @@ def fmt_run(r):
             f"sent={r['sent_pps']:.0f}/{r['nominal_pps']:.0f}pps loss={r['loss_ratio']:.5f} "
             f"p99={r['latency_us']['p99']}us relay_cpu={r['relay_cpu_percent']:.0f}% "
             f"gen_cpu={r['generator_cpu_percent']:.0f}% rss={r['relay_rss_kib']}KiB "
-            f"setup={r['setup_seconds']:.1f}s{note}")
+            f"setup={r['setup_seconds']:.1f}s"
+            + (f" conntrack={r['conntrack_entries']}" if r.get("conntrack_entries") is not None else "") + note)
 
 
 def parse_args():
@@ -143,6 +168,10 @@ def parse_args():
                     help="extra options for the rtprelay relays, e.g. --xdp-no-offload to measure the afxdp path alone")
     ap.add_argument("--netns", action="store_true",
                     help="run relay and generator in two network namespaces over a veth pair (needs root; for xdp)")
+    ap.add_argument("--notrack", choices=("off", "on", "both"), default="off",
+                    help="on: exempt the media range from conntrack (scripts/notrack.sh) in the relay's namespace, "
+                         "which has a stateful firewall rule so that conntrack runs; both: each run without, then "
+                         "with (labels +notrack); needs root and nft. Loopback runs then use a fresh namespace")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if any run lost packets, left a stream silent, or delivered a packet twice or "
                          "to the wrong socket or from the wrong source (a correctness smoke test)")
@@ -170,12 +199,41 @@ def main():
     ports = args.port_max - args.port_min + 1
     if 4 * max(counts) > ports:
         sys.exit(f"{max(counts)} calls need {4 * max(counts)} relay ports; --port-min/--port-max give {ports}")
+    if args.max_rate and args.notrack == "both":
+        sys.exit("--max-rate takes --notrack on or off, not both")
     if args.netns:
         import netns
         with netns.Topology() as topo:
             args.topo = topo
+            if args.notrack != "off":
+                netns.add_stateful_firewall(topo.relay_ns())
+            return measure(args, relays, counts, relay_cpu, gen_cpu)
+    if args.notrack != "off":
+        import netns
+        with netns.LoopbackNetns(stateful=True) as topo:
+            args.topo = topo
             return measure(args, relays, counts, relay_cpu, gen_cpu)
     return measure(args, relays, counts, relay_cpu, gen_cpu)
+
+
+NOTRACK_SUFFIX = "+notrack"
+
+
+def modes(args):
+    """The conntrack modes to measure: False (tracked), True (media range exempted)."""
+    return {"off": [False], "on": [True], "both": [False, True]}[args.notrack]
+
+
+def set_notrack(args, on):
+    if args.notrack == "off":
+        return
+    import netns
+    netns.notrack(args.topo.relay_ns(), args.port_min, args.port_max, on)
+
+
+def base_of(label):
+    """The rtpengine run a relay's label is compared with: the one in the same conntrack mode."""
+    return "rtpengine" + (NOTRACK_SUFFIX if label.endswith(NOTRACK_SUFFIX) else "")
 
 
 def cost(r):
@@ -185,15 +243,29 @@ def cost(r):
 
 def measure(args, relays, counts, relay_cpu, gen_cpu):
     if args.max_rate:
-        return max_rate(args, relays, counts[0], relay_cpu, gen_cpu)
+        set_notrack(args, args.notrack == "on")
+        try:
+            return max_rate(args, relays, counts[0], relay_cpu, gen_cpu)
+        finally:
+            set_notrack(args, False)
     results = []
-    for calls in counts:
-        for run in range(args.runs):
-            for name in relays:  # interleaved, so both see the same machine conditions
-                r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args, relay_cpu, gen_cpu, args.bench)
-                r["run"] = run
-                results.append(r)
-                print(fmt_run(r), flush=True)
+    labels = [n + (NOTRACK_SUFFIX if on else "") for on in modes(args) for n in relays]
+    try:
+        for calls in counts:
+            for run in range(args.runs):
+                for on in modes(args):  # interleaved, so every relay and mode sees the same machine conditions
+                    set_notrack(args, on)
+                    for name in relays:
+                        label = name + (NOTRACK_SUFFIX if on else "")
+                        r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args,
+                                    relay_cpu, gen_cpu, args.bench, label=label)
+                        r["run"] = run
+                        r["notrack"] = on
+                        results.append(r)
+                        print(fmt_run(r), flush=True)
+    finally:
+        set_notrack(args, False)
+    relays = labels
     table = ["| calls | relay | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for calls in sorted({r["calls"] for r in results}):
@@ -211,8 +283,9 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
         for name in relays:
             m = med[name]
             ratio = ""
-            if name != "rtpengine" and "rtpengine" in med and med["rtpengine"]["relay_cpu_us_per_packet"]:
-                ratio = f"{m['relay_cpu_us_per_packet'] / med['rtpengine']['relay_cpu_us_per_packet']:.2f}"
+            base = base_of(name)
+            if name != base and base in med and med[base]["relay_cpu_us_per_packet"]:
+                ratio = f"{m['relay_cpu_us_per_packet'] / med[base]['relay_cpu_us_per_packet']:.2f}"
             gen = f"{m['send_ratio'] * 100:.0f} %"
             if m["bound"]:
                 gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
@@ -220,6 +293,18 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
                 gen += f" crowded ({m['crowded']}/{args.runs} runs)"
             table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['bpf']} | {m['forwarded_pps']:.0f} | "
                          f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} |")
+    if args.notrack == "both":
+        # What the exemption saves per relay: median CPU per packet with notrack over without.
+        table += ["", "| calls | relay | CPU µs/packet tracked | with notrack | notrack / tracked | conntrack entries after a run (tracked / notrack) |",
+                  "|---|---|---|---|---|---|"]
+        for calls in sorted({r["calls"] for r in results}):
+            for name in [n for n in relays if not n.endswith(NOTRACK_SUFFIX)]:
+                off = [r for r in results if r["calls"] == calls and r["label"] == name]
+                on = [r for r in results if r["calls"] == calls and r["label"] == name + NOTRACK_SUFFIX]
+                c_off, c_on = statistics.median(cost(x) for x in off), statistics.median(cost(x) for x in on)
+                ent = lambda rs: statistics.median(x["conntrack_entries"] for x in rs) \
+                    if all(x.get("conntrack_entries") is not None for x in rs) else "?"
+                table.append(f"| {calls} | {name} | {c_off:.2f} | {c_on:.2f} | {c_on / c_off:.2f} | {ent(off)} / {ent(on)} |")
     print("\n".join(table))
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -65,3 +65,65 @@ class Topology:
 
     def in_gen(self, cmd):
         return ["ip", "netns", "exec", self.gen] + cmd
+
+    def relay_ns(self):
+        return self.relay
+
+
+class LoopbackNetns:
+    """One fresh network namespace for a loopback run: relay and generator on its 127.0.0.1.
+
+    With `stateful` its input chain holds one stateful-firewall rule (`ct state established,related
+    accept`, policy accept), which makes the kernel track every packet in the namespace, as on a host
+    whose firewall or Docker rules load conntrack. A fresh namespace tracks nothing until such a rule
+    asks for it, so without it notrack would have nothing to save. Deleted on exit."""
+    RELAY_IP = "127.0.0.1"
+    GEN_IP = "127.0.0.1"
+
+    def __init__(self, stateful=True):
+        self.ns = f"rpb-lo-{os.getpid() % 100000}"
+        self.stateful = stateful
+        self.made = False
+
+    def __enter__(self):
+        try:
+            sh("ip", "netns", "add", self.ns)
+            self.made = True
+            sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            if self.stateful:
+                add_stateful_firewall(self.ns)
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.made:
+            sh("ip", "netns", "del", self.ns, check=False)
+
+    def in_relay(self, cmd):
+        return ["ip", "netns", "exec", self.ns] + cmd
+
+    in_gen = in_relay
+
+    def relay_ns(self):
+        return self.ns
+
+
+def add_stateful_firewall(ns):
+    """A typical stateful input chain in `ns` (accepting everything), which turns conntrack on there."""
+    rules = ("table inet rpb_fw {\n chain input {\n  type filter hook input priority filter; policy accept;\n"
+             "  ct state established,related accept\n }\n}\n")
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True, check=True,
+                   capture_output=True)
+
+
+NOTRACK = os.path.join(ROOT, "scripts", "notrack.sh")
+
+
+def notrack(ns, pmin, pmax, on):
+    """Adds (on) or removes the media range's notrack rules in `ns` (None: this namespace)."""
+    cmd = [NOTRACK] + ([str(pmin), str(pmax)] if on else ["--remove"])
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
