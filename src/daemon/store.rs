@@ -171,7 +171,19 @@ pub fn restore_at_start(cfg: &Config, control: &Control, clock: Clock) -> Option
     let endpoint = cfg.redis.read.as_ref()?;
     let started = clock.mono_us();
     let node = node_id(cfg);
-    let loaded = open(cfg, endpoint).and_then(|mut con| load::load(&mut con, &node));
+    // A read cut short by a signal (EINTR: a socket with a timeout is not restarted) or a
+    // dropped connection is tried again; a timeout or a refusal is not.
+    let mut loaded = open(cfg, endpoint).and_then(|mut con| load::load(&mut con, &node));
+    for _ in 1..LOAD_ATTEMPTS {
+        match &loaded {
+            Err(e) if e.is_io_error() && !e.is_timeout() && !e.is_connection_refusal() => {
+                tracing::info!(error = %e, "reading this node's calls again");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                loaded = open(cfg, endpoint).and_then(|mut con| load::load(&mut con, &node));
+            }
+            _ => break,
+        }
+    }
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
@@ -193,6 +205,9 @@ pub fn restore_at_start(cfg: &Config, control: &Control, clock: Clock) -> Option
     );
     Some(restored)
 }
+
+/// Reads of this node's calls at start, when one is cut short.
+const LOAD_ATTEMPTS: usize = 3;
 
 /// How long a restore waits for the connection (at most), and for each reply when
 /// `--redis-cmd-timeout` is not set: NG is not served until the restore ends, so a Redis that
