@@ -151,13 +151,21 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     store::restore_at_start(&cfg, &control, clock);
     // A hot standby takes over on the CLI's `takeover`, on SIGUSR1, or when its address appears.
     let takeover = Arc::new(AtomicBool::new(false));
-    let mut standby = standby::Standby::start(&cfg, takeover.clone());
+    let standby = standby::Standby::start(&cfg, takeover.clone());
     let control = if standby.is_some() {
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, takeover.clone())
             .map_err(DaemonError::Signals)?;
         control.with_takeover(Some(takeover))
     } else {
         control
+    };
+    let standby = match standby.map(|s| s.spawn_watch(control.clone())) {
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot start the standby's watcher: no takeover");
+            None
+        }
+        None => None,
     };
 
     let handler: transport::NgHandler = {
@@ -241,9 +249,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         control.tick();
-        if let Some(s) = standby.as_mut() {
-            s.poll(&control, &cfg);
-        }
         if let Some(w) = control.dead_worker() {
             died = Some(w);
             break;

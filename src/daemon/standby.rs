@@ -17,8 +17,10 @@ use crate::daemon::control::Control;
 use crate::store::follow::{self, Followed};
 use crate::store::{script, CallRecord};
 
-/// How often the host's addresses are looked at.
-const ADDRESS_POLL: Duration = Duration::from_millis(100);
+/// How often the watcher looks at the trigger flag and the host's addresses: a takeover's
+/// media gap starts with this (a call's packets every 20 ms). `getifaddrs` costs tens of
+/// microseconds, and only a standby that has not taken over yet runs it.
+const WATCH: Duration = Duration::from_millis(5);
 
 /// Why a takeover happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +40,8 @@ pub struct Standby {
     asked: Arc<AtomicBool>,
     /// Media addresses of this relay that the host does not have (yet).
     missing: BTreeSet<IpAddr>,
-    next_poll: Instant,
+    /// This relay's media addresses.
+    locals: Vec<IpAddr>,
     cleanup: Option<(
         String,
         crate::config::RedisEndpoint,
@@ -69,7 +72,8 @@ impl Standby {
                 Err(e) => tracing::warn!(%node, error = %e, "cannot follow node"),
             }
         }
-        let missing = missing_addresses(cfg);
+        let locals: Vec<IpAddr> = cfg.interfaces.iter().map(|i| i.local).collect();
+        let missing = missing_addresses(&locals);
         tracing::info!(
             follow = ?cfg.redis.follow,
             waiting_for = ?missing,
@@ -86,18 +90,35 @@ impl Standby {
             stop,
             asked,
             missing,
-            next_poll: Instant::now(),
+            locals,
             cleanup: Some((crate::daemon::store::node_id(cfg), write, cfg.redis.clone())),
         })
     }
 
-    /// Called from the daemon's loop: takes over when it is time. Returns the trigger once.
-    pub fn poll(&mut self, control: &Control, cfg: &Config) -> Option<Trigger> {
+    /// Watches for the trigger on a thread of its own (the daemon's loop ticks only every
+    /// 100 ms), and takes over when it comes.
+    pub fn spawn_watch(mut self, control: Control) -> std::io::Result<Watch> {
+        let stop = self.stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("standby-watch".into())
+            .spawn(move || {
+                while !self.stop.load(Ordering::Relaxed) {
+                    if self.poll(&control).is_some() {
+                        break;
+                    }
+                    std::thread::sleep(WATCH);
+                }
+                self.shutdown();
+            })?;
+        Ok(Watch { stop, thread })
+    }
+
+    /// Takes over when it is time; the trigger, once.
+    fn poll(&mut self, control: &Control) -> Option<Trigger> {
         let trigger = if self.asked.swap(false, Ordering::Relaxed) {
             Some(Trigger::Asked)
-        } else if Instant::now() >= self.next_poll && !self.missing.is_empty() {
-            self.next_poll = Instant::now() + ADDRESS_POLL;
-            let now = missing_addresses(cfg);
+        } else if !self.missing.is_empty() {
+            let now = missing_addresses(&self.locals);
             let appeared = self.missing.difference(&now).next().copied();
             appeared.map(Trigger::Address)
         } else {
@@ -152,8 +173,8 @@ impl Standby {
         }
     }
 
-    /// Stops the followers (at exit).
-    pub fn shutdown(self) {
+    /// Stops the followers.
+    fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
@@ -161,15 +182,29 @@ impl Standby {
     }
 }
 
-/// This relay's media addresses the host does not have now.
-fn missing_addresses(cfg: &Config) -> BTreeSet<IpAddr> {
+/// The running watcher (see [`Standby::spawn_watch`]).
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Watch {
+    /// Stops the watcher and the followers (at exit).
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Those of `locals` the host does not have now.
+fn missing_addresses(locals: &[IpAddr]) -> BTreeSet<IpAddr> {
     let host: BTreeSet<IpAddr> = match crate::sys::ifaddrs::host_addresses() {
         Ok(h) => h.into_iter().map(|a| a.addr).collect(),
         Err(_) => return BTreeSet::new(),
     };
-    cfg.interfaces
+    locals
         .iter()
-        .map(|i| i.local)
+        .copied()
         .filter(|ip| !ip.is_unspecified() && !host.contains(ip))
         .collect()
 }
