@@ -6,7 +6,7 @@
 //! by two records goes to neither.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
@@ -170,7 +170,17 @@ impl Engine {
         for (l, leg) in rec.legs.iter().enumerate() {
             for (i, m) in leg.medias.iter().enumerate() {
                 let (rtp, rtcp) = self.new_stream_flows(&rec.call_id, l, i);
-                let slot = slot_of(m, self.advertised(m), rtp, rtcp);
+                let mut slot = slot_of(m, self.advertised(m), rtp, rtcp);
+                // Whoever can write to Redis wrote these: they pass the checks an SDP's
+                // endpoints pass (never the relay's own sockets, host services...).
+                let via = slot.local.map(|p| p.local);
+                let mut admit = |a: Option<SocketAddr>| {
+                    a.and_then(|a| self.admit_target(now, &rec.call_id, a, via))
+                };
+                slot.remote_rtp = admit(slot.remote_rtp);
+                slot.remote_rtcp = admit(slot.remote_rtcp);
+                slot.rtp.learned = admit(slot.rtp.learned);
+                slot.rtcp.learned = admit(slot.rtcp.learned);
                 if let Some(leg) = self
                     .calls
                     .get_mut(&rec.call_id)

@@ -86,36 +86,10 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
     use crate::session::actions::MediaAction;
     use crate::session::ports::AcceptAll;
-    use crate::session::tests::{at, oa, offer, sdp, text};
-    use crate::session::{Engine, EngineConfig};
-    use std::sync::Arc;
-
-    /// An engine on 203.0.113.1 (ports 30000-30099) whose policy knows its NG socket
-    /// 127.0.0.1:22222 and its host (203.0.113.1, 127.0.0.1).
-    fn production() -> Engine {
-        let local: IpAddr = "203.0.113.1".parse().expect("ip");
-        let policy = TargetPolicy::new(
-            &PolicyInputs {
-                control: vec!["127.0.0.1:22222".parse().expect("addr")],
-                locals: vec![local],
-                port_min: 30000,
-                port_max: 30099,
-                host: vec![local, "127.0.0.1".parse().expect("ip")],
-                ..PolicyInputs::default()
-            },
-            Arc::new(RelayPorts::new([local])),
-        );
-        let mut e = crate::session::tests::engine();
-        e = Engine::new(EngineConfig {
-            policy: crate::guard::share(policy),
-            ..e.cfg.clone()
-        });
-        e.poll_action();
-        e
-    }
+    use crate::session::tests::{at, oa, offer, production, sdp, text};
+    use crate::session::Engine;
 
     /// The SDP endpoints the workers were told to send A's media to (latch `expected` of every
     /// flow opened or updated).

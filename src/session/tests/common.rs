@@ -131,3 +131,27 @@ pub(crate) fn answer(e: &mut Engine, b: &mut AcceptAll, now: Now, p: OfferAnswer
 pub(crate) fn actions(e: &mut Engine) -> Vec<MediaAction> {
     std::iter::from_fn(|| e.poll_action()).collect()
 }
+
+/// An engine as [`engine`] makes it, whose target policy is a production one: it knows its NG
+/// socket 127.0.0.1:22222, its host (203.0.113.1, 127.0.0.1) and the pairs it holds.
+pub(crate) fn production() -> Engine {
+    use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
+    let local: std::net::IpAddr = "203.0.113.1".parse().expect("ip");
+    let policy = TargetPolicy::new(
+        &PolicyInputs {
+            control: vec!["127.0.0.1:22222".parse().expect("addr")],
+            locals: vec![local],
+            port_min: 30000,
+            port_max: 30099,
+            host: vec![local, "127.0.0.1".parse().expect("ip")],
+            ..PolicyInputs::default()
+        },
+        std::sync::Arc::new(RelayPorts::new([local])),
+    );
+    let mut e = Engine::new(EngineConfig {
+        policy: crate::guard::share(policy),
+        ..engine().cfg.clone()
+    });
+    e.poll_action();
+    e
+}

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::common::{actions, answer, at, engine, media_port, oa, offer, sdp, Drive};
+use super::common::{actions, answer, at, engine, media_port, oa, offer, production, sdp, Drive};
 use crate::session::actions::MediaAction;
 use crate::session::command::{CallRef, Command};
 use crate::session::ports::AcceptAll;
@@ -213,4 +213,28 @@ fn a_call_the_relay_has_is_left_alone() {
     let r = e.restore(at(5), &[rec], &mut b);
     assert_eq!((r.calls, r.present), (0, 1));
     assert!(actions(&mut e).is_empty());
+}
+
+#[test]
+fn a_record_aimed_at_the_relays_own_sockets_is_learnt_instead() {
+    let (mut old, mut b) = (engine(), AcceptAll::default());
+    let (to_b, to_a) = answered_call(&mut old, &mut b, "c1");
+    let mut rec = record(&old, "c1");
+    // A forged record: A's media to go to B's relay port (a loop), and "learnt" there too.
+    let own: SocketAddr = SocketAddr::new("203.0.113.1".parse().unwrap(), to_b);
+    let m = &mut rec.legs[0].medias[0];
+    m.remote_rtp = Some(own);
+    m.learned_rtp = Some(own);
+    let (mut new, mut b2) = (production(), AcceptAll::default());
+    assert_eq!(new.restore(at(100), &[rec], &mut b2).calls, 1);
+    let a_local = SocketAddr::new("203.0.113.1".parse().unwrap(), to_a);
+    let opened: Vec<_> = actions(&mut new)
+        .into_iter()
+        .filter_map(|a| match a {
+            MediaAction::Open { local, latch, .. } if local == a_local => Some(latch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 1);
+    assert_eq!((opened[0].expected, opened[0].restored), (None, None));
 }
