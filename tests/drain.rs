@@ -8,11 +8,10 @@
 mod common;
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::call::{Call, LO};
+use common::ctl::ctl;
 use common::kamailio;
 use common::ns_relay::{http_get, metric_sum};
 use common::*;
@@ -34,38 +33,6 @@ fn start(ports: &PortBlock, extra: &[&str]) -> (Relay, SocketAddr, SocketAddr) {
         std::thread::sleep(Duration::from_millis(20));
     }
     (relay, cli, web)
-}
-
-/// `rtprelay-ctl COMMAND` against `cli`, bounded.
-fn ctl(cli: SocketAddr, command: &str) -> String {
-    let mut child = Command::new(Path::new(env!("CARGO_BIN_EXE_rtprelay-ctl")))
-        .args([
-            "-ip",
-            &cli.ip().to_string(),
-            "-port",
-            &cli.port().to_string(),
-        ])
-        .args(command.split(' '))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rtprelay-ctl");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("rtprelay-ctl {command} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "rtprelay-ctl {command}: {}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn result_of(reply: &Dict) -> (String, String) {

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::call::wait_until;
+use common::ctl::ctl;
 use common::netns::{in_ns, Role, Topology};
 use common::rtp_streams::Streams;
 use common::*;
@@ -395,18 +396,4 @@ fn the_cli_takeover_moves_the_calls_to_the_standby() {
         standby.log_tail(30)
     );
     standby.stop(Duration::from_secs(3));
-}
-
-fn ctl(cli: SocketAddr, command: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtprelay-ctl"))
-        .args([
-            "-ip",
-            &cli.ip().to_string(),
-            "-port",
-            &cli.port().to_string(),
-            command,
-        ])
-        .output()
-        .expect("rtprelay-ctl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

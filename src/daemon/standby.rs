@@ -129,17 +129,6 @@ impl Standby {
         Some(trigger)
     }
 
-    /// Mirrored calls per followed node (for `/metrics` and logs).
-    pub fn mirrored(&self) -> Vec<(String, usize)> {
-        self.followed
-            .iter()
-            .map(|f| {
-                let m = f.mirror.lock().unwrap_or_else(|p| p.into_inner());
-                (f.node.clone(), m.len())
-            })
-            .collect()
-    }
-
     fn takeover(&mut self, control: &Control, trigger: Trigger) {
         let started = Instant::now();
         // Followers stop first: nothing changes the mirrors while the calls are taken.

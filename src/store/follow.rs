@@ -30,8 +30,6 @@ const RETRY: Duration = Duration::from_millis(500);
 pub struct Followed {
     pub node: String,
     pub mirror: Arc<Mutex<Mirror>>,
-    /// Set when the connection to Redis works and the first full read is done.
-    pub synced: Arc<AtomicBool>,
 }
 
 /// Starts following `node`; the thread ends when `stop` is set.
@@ -44,7 +42,6 @@ pub fn spawn(
     let followed = Followed {
         node: node.clone(),
         mirror: Arc::new(Mutex::new(Mirror::default())),
-        synced: Arc::new(AtomicBool::new(false)),
     };
     // Requests are small and answered at once, but for XREAD's BLOCK (the read timeout is
     // raised for it in `connect`).
@@ -150,7 +147,6 @@ impl Reader {
             m.last = Some(last.map_or(tail, |l| l.max(tail)));
             tracing::info!(node = %self.followed.node, calls = n, mirrored = m.len(), "standby read the node's calls");
         }
-        self.followed.synced.store(true, Ordering::Relaxed);
         Ok(())
     }
 

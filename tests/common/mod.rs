@@ -17,6 +17,7 @@
 pub mod attack;
 pub mod bencode;
 pub mod call;
+pub mod ctl;
 pub mod kamailio;
 pub mod media;
 pub mod metrics;

@@ -264,6 +264,17 @@ fn wait_growth(relay: &NsRelay, metric: &str, from: f64, by: f64) -> f64 {
     relay.metric(metric) - from
 }
 
+/// Sends a round both ways on `call` and asserts that the kernel forwarded every packet of it.
+fn assert_kernel_forwards(relay: &NsRelay, call: &NsCall, what: &str) {
+    let f0 = relay.metric(FORWARDED);
+    let sent = exchange(call, 1, 10, 10, 1).packets() as f64;
+    assert_eq!(
+        wait_growth(relay, FORWARDED, f0, sent),
+        sent,
+        "{FORWARDED} {what}"
+    );
+}
+
 /// RTP and RTCP both ways over `family`; with XDP, once learned, the packets are forwarded by the
 /// kernel: the userspace counter stands still while the XDP one grows by exactly what was sent.
 fn forwards_both_ways(mode: &Mode, family: Family) {
