@@ -351,6 +351,7 @@ fn apply_actions(
                 latch,
                 counters,
                 record,
+                crypto,
             } => {
                 let Some(socket) = binder.take(local) else {
                     tracing::warn!(%local, "no bound socket for a new flow");
@@ -364,6 +365,7 @@ fn apply_actions(
                     latch,
                     counters,
                     record: tap(flow, record),
+                    crypto,
                 };
                 (shard, open)
             }
@@ -374,6 +376,7 @@ fn apply_actions(
                 egress,
                 latch,
                 record,
+                crypto,
             } => (
                 shard,
                 FlowUpdate::Update {
@@ -382,6 +385,7 @@ fn apply_actions(
                     egress,
                     latch,
                     record: tap(flow, record),
+                    crypto,
                 },
             ),
             MediaAction::Tap {

@@ -3,10 +3,12 @@
 //! layer decides flows; workers relay them; neither imports the other, they meet here.
 
 pub mod counters;
+pub mod crypto;
 pub mod ids;
 pub mod latch;
 pub mod table;
 pub mod tap;
 
 pub use counters::StreamCounters;
+pub use crypto::FlowCrypto;
 pub use ids::{FlowId, FlowKind};

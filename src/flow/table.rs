@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use super::latch::{Latch, LatchConfig, Verdict};
 use super::tap::RecordTap;
-use super::{FlowId, FlowKind, StreamCounters};
+use super::{FlowCrypto, FlowId, FlowKind, StreamCounters};
 use crate::guard::TargetPolicy;
 use crate::time::Millis;
 use crate::wire::{is_rtcp, rtcp, rtp};
@@ -35,6 +35,21 @@ pub struct FlowSpec {
     /// The flow socket's own address: the source the policy checks are made for, and the key of
     /// the flow's kernel rule.
     pub local: Option<SocketAddr>,
+    /// SRTP to remove from what arrives and to add to what leaves.
+    pub crypto: FlowCrypto,
+}
+
+/// New signalling for an open flow (answer, re-INVITE): what [`FlowSpec`] says, less what
+/// stays with the flow (its counters and socket).
+#[derive(Debug)]
+pub struct FlowChange {
+    /// A re-INVITE may turn audio into T.38 (or back) on the same ports.
+    pub kind: FlowKind,
+    pub egress: Option<FlowId>,
+    pub latch: LatchConfig,
+    pub record: Option<RecordTap>,
+    /// Unchanged keys keep the flow's SRTP state.
+    pub crypto: FlowCrypto,
 }
 
 /// One receiving socket of a call, as its worker relays it.
@@ -51,6 +66,8 @@ pub struct Flow<S> {
     /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
     /// the RTP payload types in the mask (DTMF events).
     blocked: Option<u128>,
+    /// SRTP as negotiated (not applied yet).
+    crypto: FlowCrypto,
     /// The I/O side: opaque to the table.
     pub io: S,
 }
@@ -76,6 +93,9 @@ impl<S> Flow<S> {
     }
     pub fn blocked(&self) -> Option<u128> {
         self.blocked
+    }
+    pub fn crypto(&self) -> &FlowCrypto {
+        &self.crypto
     }
     /// The I/O side to change, with the counters to account what it did.
     pub fn io_and_counters(&mut self) -> (&mut S, &StreamCounters) {
@@ -186,28 +206,22 @@ impl<S> FlowTable<S> {
             record: spec.record,
             local: spec.local,
             blocked: None,
+            crypto: spec.crypto,
             io,
         };
         self.flows.insert(id.0, flow);
     }
 
     /// New signalling for flow `id`. False when there is no such flow.
-    pub fn update(
-        &mut self,
-        id: FlowId,
-        kind: FlowKind,
-        egress: Option<FlowId>,
-        latch: LatchConfig,
-        record: Option<RecordTap>,
-        now: Millis,
-    ) -> bool {
+    pub fn update(&mut self, id: FlowId, change: FlowChange, now: Millis) -> bool {
         let Some(f) = self.flows.get_mut(&id.0) else {
             return false;
         };
-        f.kind = kind;
-        f.egress = egress;
-        f.latch.update(latch, now);
-        f.record = record;
+        f.kind = change.kind;
+        f.egress = change.egress;
+        f.latch.update(change.latch, now);
+        f.record = change.record;
+        f.crypto = change.crypto;
         true
     }
 

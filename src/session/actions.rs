@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::flow::latch::LatchConfig;
-use crate::flow::{FlowId, FlowKind, StreamCounters};
+use crate::flow::{FlowCrypto, FlowId, FlowKind, StreamCounters};
 pub use rtprelay_recording::spool::{CodecInfo, StreamInfo};
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub enum MediaAction {
         counters: Arc<StreamCounters>,
         /// Copy accepted RTP of this flow to the recorder (the flow is a stream of a recorded call).
         record: bool,
+        /// SRTP to remove from what arrives and to add to what leaves.
+        crypto: FlowCrypto,
     },
     /// New peer information for a flow that is already open.
     Update {
@@ -31,6 +33,7 @@ pub enum MediaAction {
         egress: Option<FlowId>,
         latch: LatchConfig,
         record: bool,
+        crypto: FlowCrypto,
     },
     /// Start or stop copying a flow's packets to the recorder.
     Tap {

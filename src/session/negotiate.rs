@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::flow::latch::LatchConfig;
-use crate::flow::FlowKind;
+use crate::flow::{FlowCrypto, FlowKind};
 use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
@@ -621,6 +621,7 @@ impl Engine {
                             egress,
                             latch,
                             record,
+                            crypto: FlowCrypto::default(),
                         });
                     } else {
                         stream.opened = true;
@@ -633,6 +634,7 @@ impl Engine {
                             latch,
                             counters: stream.counters.clone(),
                             record,
+                            crypto: FlowCrypto::default(),
                         });
                     }
                     if block.is_some() {

@@ -33,7 +33,7 @@ use crate::dataplane::mmsg::Readiness;
 use crate::dataplane::PlaneKind;
 use crate::flow::latch::LatchConfig;
 pub use crate::flow::tap::{RecordTap, TapPacket};
-use crate::flow::{FlowId, FlowKind, StreamCounters};
+use crate::flow::{FlowCrypto, FlowId, FlowKind, StreamCounters};
 use crate::guard::SharedPolicy;
 use crate::sys::eventfd::EventFd;
 use crate::sys::xdp::{XdpStats, XdpTable};
@@ -55,6 +55,8 @@ pub enum FlowUpdate {
         counters: Arc<StreamCounters>,
         /// Set when the flow's packets are recorded.
         record: Option<RecordTap>,
+        /// SRTP to remove from what arrives and to add to what leaves.
+        crypto: FlowCrypto,
     },
     /// New peer endpoint / flags (answer, re-INVITE) or new egress pairing.
     Update {
@@ -64,6 +66,8 @@ pub enum FlowUpdate {
         egress: Option<FlowId>,
         latch: LatchConfig,
         record: Option<RecordTap>,
+        /// Unchanged keys keep the flow's SRTP state (rollover counters, replay windows).
+        crypto: FlowCrypto,
     },
     /// Start (`Some`) or stop recording a flow.
     Tap {

@@ -106,6 +106,7 @@ fn open(
     counters: &Arc<StreamCounters>,
 ) -> FlowUpdate {
     FlowUpdate::Open {
+        crypto: FlowCrypto::default(),
         id: FlowId(id),
         kind,
         socket,
@@ -309,6 +310,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
     w.send(
         worker,
         FlowUpdate::Update {
+            crypto: FlowCrypto::default(),
             id: FlowId(1),
             kind: FlowKind::Rtp,
             egress: None,

@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use super::run::{FlowIo, Worker};
 use super::FlowUpdate;
 use crate::dataplane::{FlowSocket, Plane};
-use crate::flow::table::FlowSpec;
+use crate::flow::table::{FlowChange, FlowSpec};
 use crate::flow::FlowId;
 
 impl Worker {
@@ -23,6 +23,7 @@ impl Worker {
                         latch,
                         counters,
                         record,
+                        crypto,
                     } => {
                         self.close(id, plane);
                         let local = socket.local_addr().ok();
@@ -43,6 +44,7 @@ impl Worker {
                             counters,
                             record,
                             local,
+                            crypto,
                         };
                         let io = FlowIo {
                             socket,
@@ -57,8 +59,16 @@ impl Worker {
                         egress,
                         latch,
                         record,
+                        crypto,
                     } => {
-                        if self.flows.update(id, kind, egress, latch, record, now) {
+                        let change = FlowChange {
+                            kind,
+                            egress,
+                            latch,
+                            record,
+                            crypto,
+                        };
+                        if self.flows.update(id, change, now) {
                             self.mark(id.0);
                         } else {
                             tracing::debug!(flow = id.0, "update for unknown flow");

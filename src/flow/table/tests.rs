@@ -50,6 +50,16 @@ fn latch(expected: &str, learning: EndpointLearning, strict: bool) -> LatchConfi
     }
 }
 
+fn change(egress: Option<FlowId>, latch: LatchConfig) -> FlowChange {
+    FlowChange {
+        kind: FlowKind::Rtp,
+        egress,
+        latch,
+        record: None,
+        crypto: FlowCrypto::default(),
+    }
+}
+
 fn spec(egress: u64, latch: LatchConfig, local: &str) -> FlowSpec {
     FlowSpec {
         kind: FlowKind::Rtp,
@@ -58,6 +68,7 @@ fn spec(egress: u64, latch: LatchConfig, local: &str) -> FlowSpec {
         counters: Arc::default(),
         record: None,
         local: Some(a(local)),
+        crypto: FlowCrypto::default(),
     }
 }
 
@@ -117,14 +128,7 @@ fn learns_a_natted_peer_then_forwards_both_ways() {
         sdp_unreachable: true,
         ..latch(PEER_A, EndpointLearning::Heuristic, false)
     };
-    assert!(t.update(
-        FlowId(1),
-        FlowKind::Rtp,
-        Some(FlowId(2)),
-        cfg,
-        None,
-        clock.now()
-    ));
+    assert!(t.update(FlowId(1), change(Some(FlowId(2)), cfg), clock.now()));
     // A speaks from its NAT address: relayed to B at once, learnt once the window closes.
     let (d, o) = one(&mut t, 1, &rtp(0), NAT_A, clock.now(), &p);
     assert_eq!(
@@ -327,14 +331,7 @@ fn an_update_moves_the_peer_and_learning_starts_over() {
     // A re-INVITE moves A: the new address is learnt, and B's media follows it.
     clock.advance(Duration::from_millis(50));
     let cfg = latch(moved, EndpointLearning::Immediate, true);
-    assert!(t.update(
-        FlowId(1),
-        FlowKind::Rtp,
-        Some(FlowId(2)),
-        cfg,
-        None,
-        clock.now()
-    ));
+    assert!(t.update(FlowId(1), change(Some(FlowId(2)), cfg), clock.now()));
     let (d, o) = one(&mut t, 1, &rtp(0), moved, clock.now(), &p);
     assert!(matches!(d, Decision::Forward { .. }));
     assert!(o.offload);
@@ -346,7 +343,7 @@ fn an_update_moves_the_peer_and_learning_starts_over() {
             dst: a(moved)
         }
     );
-    assert!(!t.update(FlowId(9), FlowKind::Rtp, None, cfg, None, clock.now()));
+    assert!(!t.update(FlowId(9), change(None, cfg), clock.now()));
 }
 
 #[test]

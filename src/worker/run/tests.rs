@@ -9,7 +9,7 @@ use super::*;
 use crate::dataplane::loopback::{LoopbackPlane, Sent};
 use crate::dataplane::PlaneKind;
 use crate::flow::latch::{EndpointLearning, LatchConfig};
-use crate::flow::{FlowId, FlowKind, StreamCounters};
+use crate::flow::{FlowCrypto, FlowId, FlowKind, StreamCounters};
 
 /// A worker with no flows, its update queue, and nothing started.
 pub(in crate::worker) fn idle_worker() -> (Worker, Sender<Vec<FlowUpdate>>) {
@@ -91,6 +91,7 @@ fn open_call(
         let fd = socket.as_raw_fd();
         let counters = Arc::new(StreamCounters::default());
         let update = FlowUpdate::Open {
+            crypto: FlowCrypto::default(),
             id: FlowId(id),
             kind: FlowKind::Rtp,
             socket,
@@ -226,6 +227,7 @@ fn a_flow_the_plane_refuses_is_not_opened() {
     let (mut w, tx) = idle_worker();
     let mut plane = LoopbackPlane::default();
     let open = FlowUpdate::Open {
+        crypto: FlowCrypto::default(),
         id: FlowId(crate::dataplane::TOKEN_MAX + 1), // reserved: refused
         kind: FlowKind::Rtp,
         socket: handle(),
