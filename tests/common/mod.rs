@@ -8,6 +8,7 @@
 //! - `sdp`, `media`: a simple PCMU offer/answer, RTP packets, a UDP media endpoint (`MediaEndpoint`);
 //! - `netns`, `ns_relay`, `ns_call`: a network-namespace topology (`Topology`) with the relay and a call in it;
 //! - `kamailio`: Kamailio and SIPp on loopback, the scenarios and their statistics;
+//! - `baresip`, `pcap`: baresip as a headless SIP client and a loopback capture read as pcap (real clients);
 //! - `attack`: the adversarial suite's stage (relay under attack, victim call, Kamailio-like NG);
 //! - here: `require_or_skip` (missing tools fail under `RTPRELAY_E2E=1`, skip otherwise) and scratch dirs.
 //!
@@ -15,6 +16,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod attack;
+pub mod baresip;
 pub mod bencode;
 pub mod call;
 pub mod ctl;
@@ -25,6 +27,7 @@ pub mod netns;
 pub mod ng;
 pub mod ns_call;
 pub mod ns_relay;
+pub mod pcap;
 pub mod ports;
 pub mod process;
 pub mod redis_server;
