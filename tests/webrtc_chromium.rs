@@ -175,6 +175,9 @@ fn start_chromium(dir: &Path, url: &str) -> Proc {
                 "--disable-extensions",
                 "--disable-domain-reliability",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                // No mDNS (its multicast join goes out on every interface): the candidates carry plain
+                // addresses, and no local-network discovery.
+                "--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,DialMediaRouteProvider",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(url),
