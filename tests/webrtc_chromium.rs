@@ -1,7 +1,8 @@
 //! A real WebRTC client through the relay: headless Chromium (Debian's `chromium`, fake microphone) loads
-//! tests/e2e/webrtc/call.html from this test's HTTP server on 127.0.0.1 and makes an audio-only call. Its
-//! offer (ICE, DTLS-SRTP, rtcp-mux, `UDP/TLS/RTP/SAVPF`) goes to the relay as an NG `offer` with the flags
-//! that turn it into plain RTP toward the other side (`ICE=remove`, `DTLS=off`, `transport-protocol=RTP/AVP`,
+//! tests/e2e/webrtc/call.html from this test's HTTP server and makes an audio-only call. Its offer (ICE,
+//! DTLS-SRTP, rtcp-mux, `UDP/TLS/RTP/SAVPF`; sent without candidates, so the relay learns the browser's
+//! address from its connectivity checks) goes to the relay as an NG `offer` with the flags that turn it into
+//! plain RTP toward the other side (`ICE=remove`, `DTLS=off`, `transport-protocol=RTP/AVP`,
 //! `rtcp-mux=demux`); the other side is a plain-RTP endpoint in this test that answers PCMU and sends a
 //! 20 ms PCMU stream; its answer goes through the NG `answer` with the flags toward the browser
 //! (`ICE=force`, `DTLS=passive`, `transport-protocol=UDP/TLS/RTP/SAVPF`, `rtcp-mux=require`), and the page
@@ -15,9 +16,12 @@
 //! `webrtc_chromium_call_through_rtpengine` runs it against Debian's rtpengine (the reference) and always
 //! runs; `webrtc_chromium_call_through_relay_under_test` runs it against the relay `RTPRELAY_E2E_RELAY`
 //! names (rtprelay by default) and is ignored until rtprelay does DTLS-SRTP and ICE (issue 15): run it with
-//! `cargo test --test webrtc_chromium -- --ignored`. Chromium runs as root with `--no-sandbox`, its host
-//! lookups mapped to nothing and its background networking off, so it talks to 127.0.0.1 only. Logs (the
-//! page's progress, Chromium's output, both SDPs) stay in the scratch dir named in a failure message.
+//! `cargo test --test webrtc_chromium -- --ignored`; once they land, delete its `#[ignore]` and CI's
+//! `cargo test` stage runs it. The relay, the HTTP server, the plain endpoint and Chromium all live in a
+//! fresh network namespace with only a loopback interface (Chromium allowed to use it for WebRTC), so the
+//! call runs on 127.0.0.1 and nothing can leave; Chromium runs as root with `--no-sandbox`, its host lookups
+//! mapped to nothing and its background networking off. Needs root. Logs (the page's progress, Chromium's
+//! output, the three SDPs, the relay's log) stay in the scratch dirs named in a failure message.
 
 mod common;
 
@@ -30,8 +34,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use rtprelay::testkit::netns::{fresh_name, in_ns, sweep_stale, try_ip, NsGuard};
 use serde_json::Value as Json;
 
+/// Prefix of the namespaces this test makes (stale ones of killed runs are swept).
+const NS_PREFIX: &str = "rpwc";
 /// Audio packets each way the page and the plain endpoint must count (20 ms each: 4 s of audio).
 const WANT: u64 = 200;
 /// Bound on the whole call, from Chromium's start to the page's result.
@@ -51,35 +58,49 @@ fn webrtc_chromium_call_through_relay_under_test() {
 }
 
 fn webrtc_call(kind: RelayKind) {
-    let mut tools = vec!["chromium"];
+    let mut tools = vec!["chromium", "ip"];
     if kind == RelayKind::Rtpengine {
         tools.push("rtpengine");
     }
-    if !tools.iter().all(|t| require_or_skip(t)) {
+    if !tools.iter().all(|t| require_or_skip(t))
+        || !require_root_or_skip("a network namespace and Chromium as root")
+    {
         return;
     }
     let started = Instant::now();
     let ports = PortBlock::acquire();
     let dir = scratch_dir("webrtc-chromium");
-    let here = format!("(logs in {})", dir.display());
-    let relay = Relay::start(kind, &ports, &[]);
+    // Everything lives in a fresh namespace with only a loopback interface: the browser's one candidate is
+    // 127.0.0.1, and nothing of the call can leave it.
+    sweep_stale(NS_PREFIX);
+    let ns = NsGuard(fresh_name(NS_PREFIX, ""));
+    ns_ip(&["netns", "add", &ns.0]);
+    ns_ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    let relay = NsRelay::start(&ns.0, kind, &ports);
+    let here = format!(
+        "(logs in {}, relay log {})",
+        dir.display(),
+        relay.proc.log_path().display()
+    );
 
     // The plain-RTP side: sends PCMU to the relay once the offer tells where, counts what comes back.
-    let peer = PlainPeer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(10))));
+    let peer_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(10)));
+    let peer = PlainPeer::start(in_ns_or_panic(&ns.0, move || UdpSocket::bind(peer_addr)));
 
     // Signalling: the page's HTTP server, which drives the relay over NG.
-    let http = TcpListener::bind((Ipv4Addr::LOCALHOST, ports.port(0))).expect("bind HTTP");
-    let url = format!("http://127.0.0.1:{}/?want={WANT}", ports.port(0));
+    let http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(0)));
+    let http = in_ns_or_panic(&ns.0, move || TcpListener::bind(http_addr));
+    let url = format!("http://{http_addr}/?want={WANT}");
     let (result_tx, result_rx) = mpsc::channel();
     let signalling = Signalling {
         ng: relay.client(),
         dir: dir.clone(),
-        peer_addr: peer.addr,
+        peer_addr,
         peer_target: peer.target.clone(),
     };
     std::thread::spawn(move || serve(http, &signalling, &result_tx));
 
-    let chromium = start_chromium(&dir, &url);
+    let chromium = start_chromium(&ns.0, &dir, &url);
     let result = result_rx.recv_timeout(CALL_TIMEOUT);
     drop(chromium);
     let (peer_rx, peer_tx) = peer.stop();
@@ -154,18 +175,21 @@ fn webrtc_call(kind: RelayKind) {
     );
 }
 
-/// Headless Chromium on `url`, as root, fake audio device, no network but loopback.
-fn start_chromium(dir: &Path, url: &str) -> Proc {
+/// Headless Chromium on `url` in namespace `ns`, as root, fake audio device, loopback candidates allowed.
+fn start_chromium(ns: &str, dir: &Path, url: &str) -> Proc {
     let profile = dir.join("chromium-profile");
     Proc::spawn(
         "chromium",
-        Command::new("chromium")
+        Command::new("ip")
+            .args(["netns", "exec", ns, "chromium"])
             .args([
                 "--headless=new",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--use-fake-device-for-media-stream",
                 "--use-fake-ui-for-media-stream",
+                // The namespace has loopback only, which WebRTC leaves out of its networks by default.
+                "--allow-loopback-in-peer-connection",
                 "--no-first-run",
                 "--no-default-browser-check",
                 "--disable-background-networking",
@@ -175,8 +199,7 @@ fn start_chromium(dir: &Path, url: &str) -> Proc {
                 "--disable-extensions",
                 "--disable-domain-reliability",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                // No mDNS (its multicast join goes out on every interface): the candidates carry plain
-                // addresses, and no local-network discovery.
+                // No mDNS candidates and no local-network discovery.
                 "--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,DialMediaRouteProvider",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
@@ -184,6 +207,96 @@ fn start_chromium(dir: &Path, url: &str) -> Proc {
         &dir.join("chromium.log"),
     )
     .expect("start chromium")
+}
+
+/// Runs `f` (which makes a socket) inside namespace `ns`; the socket stays there.
+fn in_ns_or_panic<T, F>(ns: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+{
+    in_ns(ns, f)
+        .and_then(|r| r)
+        .unwrap_or_else(|e| panic!("socket in namespace {ns}: {e}"))
+}
+
+/// `ip ARGS`, panicking with its error.
+fn ns_ip(args: &[&str]) {
+    if let Err(e) = try_ip(args) {
+        panic!("{e}");
+    }
+}
+
+/// The relay under test started inside a namespace (`ip netns exec` execs it, so the PID is the relay's),
+/// with NG clients whose sockets are in that namespace too.
+struct NsRelay {
+    proc: Proc,
+    ns: String,
+    ng: SocketAddr,
+    name: &'static str,
+}
+
+impl NsRelay {
+    fn start(ns: &str, kind: RelayKind, ports: &PortBlock) -> NsRelay {
+        let log = scratch_dir(kind.name()).join("relay.log");
+        let mut proc = Proc::spawn(
+            kind.name(),
+            Command::new("ip")
+                .args(["netns", "exec", ns])
+                .arg(kind.program())
+                .args(relay_args(ports, &[])),
+            &log,
+        )
+        .expect("start relay");
+        let ng = ports.ng_addr();
+        let mut client = in_ns_or_panic(ns, move || NgClient::new(ng));
+        client.timeout = Duration::from_millis(200);
+        client.retries = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(
+                proc.try_wait().is_none(),
+                "{} exited before answering ping; log {}:\n{}",
+                kind.name(),
+                log.display(),
+                proc.log_tail(30)
+            );
+            if client
+                .ping()
+                .is_ok_and(|r| get_str(&r, "result") == Some("pong"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not answer ping; log {}:\n{}",
+                kind.name(),
+                log.display(),
+                proc.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        NsRelay {
+            proc,
+            ns: ns.to_owned(),
+            ng,
+            name: kind.name(),
+        }
+    }
+
+    /// An NG client (1 s timeout, 2 retries) with its socket in the relay's namespace.
+    fn client(&self) -> NgClient {
+        let ng = self.ng;
+        in_ns_or_panic(&self.ns, move || NgClient::new(ng))
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        self.proc.log_tail(n)
+    }
 }
 
 /// What the signalling server needs: the relay, where to log, and the plain endpoint.
@@ -340,7 +453,6 @@ fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &str) {
 /// The plain-RTP peer: one UDP socket that sends a PCMU stream (20 ms) to `target` once it is known and
 /// counts the plain PCMU packets (RTP version 2, payload type 0, 160 bytes of audio) it receives.
 struct PlainPeer {
-    addr: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
     stop: Arc<AtomicBool>,
     received: Arc<AtomicU64>,
@@ -349,8 +461,7 @@ struct PlainPeer {
 }
 
 impl PlainPeer {
-    fn start(addr: SocketAddr) -> PlainPeer {
-        let sock = UdpSocket::bind(addr).expect("bind plain peer");
+    fn start(sock: UdpSocket) -> PlainPeer {
         sock.set_read_timeout(Some(Duration::from_millis(5)))
             .expect("peer timeout");
         let target = Arc::new(Mutex::new(None::<SocketAddr>));
@@ -386,7 +497,6 @@ impl PlainPeer {
             }
         });
         PlainPeer {
-            addr,
             target,
             stop,
             received,
