@@ -103,6 +103,8 @@ fn webrtc_call(kind: RelayKind) {
     let chromium = start_chromium(&ns.0, &dir, &url);
     let result = result_rx.recv_timeout(CALL_TIMEOUT);
     drop(chromium);
+    // The profile (a few MB a run) is of no use afterwards.
+    let _ = std::fs::remove_dir_all(dir.join("chromium-profile"));
     let (peer_rx, peer_tx) = peer.stop();
     let delete = relay.client().delete(CALL_ID, "browser");
     let calls_left = relay.client().list_calls();
@@ -186,6 +188,8 @@ fn start_chromium(ns: &str, dir: &Path, url: &str) -> Proc {
                 "--headless=new",
                 "--no-sandbox",
                 "--disable-gpu",
+                // A container's /dev/shm can be too small for Chromium's shared memory.
+                "--disable-dev-shm-usage",
                 "--use-fake-device-for-media-stream",
                 "--use-fake-ui-for-media-stream",
                 // The namespace has loopback only, which WebRTC leaves out of its networks by default.
