@@ -160,6 +160,9 @@ pub struct RunOutcome {
     pub accepted: u64,
     /// Packets dropped for their source by the policy (the worker's refused-sources count).
     pub refused: u64,
+    /// SRTP/SRTCP packets that did not authenticate, and replays (the workers' totals).
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
     /// The latch moved or fixed its endpoint: the flow's kernel rule (and its partner's) may
     /// have to change.
     pub offload: bool,
@@ -465,10 +468,12 @@ impl<S, E: Copy> Run<'_, S, E> {
         Decision::Drop(match failure {
             InboundFailure::Unauthenticated => {
                 c.srtp_auth_failures.fetch_add(1, Relaxed);
+                self.outcome.srtp_auth_failures += 1;
                 DropReason::Unauthenticated
             }
             InboundFailure::Replay => {
                 c.srtp_replays.fetch_add(1, Relaxed);
+                self.outcome.srtp_replays += 1;
                 DropReason::Replay
             }
             InboundFailure::Malformed => DropReason::Malformed,

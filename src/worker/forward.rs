@@ -59,6 +59,16 @@ impl Forwarder for Worker {
         if outcome.refused > 0 {
             self.guard.refused.fetch_add(outcome.refused, Relaxed);
         }
+        if outcome.srtp_auth_failures > 0 {
+            let n = outcome.srtp_auth_failures;
+            self.guard.srtp.auth_failures.fetch_add(n, Relaxed);
+        }
+        if outcome.srtp_replays > 0 {
+            self.guard
+                .srtp
+                .replays
+                .fetch_add(outcome.srtp_replays, Relaxed);
+        }
         if outcome.offload {
             self.mark(token);
         }

@@ -126,6 +126,8 @@ fn bridges_srtp_on(plane: PlaneKind) {
     assert_eq!(a_counters.packets.load(Relaxed), 3);
     assert_eq!(a_counters.rtcp_packets.load(Relaxed), 1);
     assert_eq!(a_counters.errors.load(Relaxed), 2);
+    let totals = w.counters();
+    assert_eq!((totals.srtp_auth_failures, totals.srtp_replays), (1, 1));
     // Good media goes on.
     let clear = rtp(103, 0xa);
     ca.send_to(&protect(&mut a_tx, &clear, false), to_a)
