@@ -657,21 +657,14 @@ impl Ring {
         Some(self.recv.get(rx.slot as usize)?.token)
     }
 
-    /// Token, payload and source of packet `i` of the current batch; `None` when unusable
-    /// (truncated, or from a non-IP source).
+    /// Token, payload and source of packet `i` of the current batch (as rewritten, if it was);
+    /// `None` when unusable (truncated, or from a non-IP source).
     pub fn packet(&self, i: usize) -> Option<(u64, &[u8], SocketAddr)> {
         let rx = self.rx.get(i)?;
         let token = self.recv.get(rx.slot as usize)?.token;
-        let buf = self.bufs.data(rx.bid, rx.len as usize)?;
-        let out = io_uring::types::RecvMsgOut::parse(buf, &self.recv_hdr).ok()?;
-        if out.is_payload_truncated() || out.is_name_data_truncated() {
-            return None;
-        }
-        let src = addr_from_name(out.name_data())?;
-        // The payload is the tail of `buf`; slice it from `buf` so it borrows `self`.
-        let payload = out.payload_data();
-        let start = (payload.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-        Some((token, buf.get(start..start + payload.len())?, src))
+        let (bid, start, len, src) = self.payload_at(i)?;
+        let buf = self.bufs.data(bid, BUF_SIZE)?;
+        Some((token, buf.get(start..start + len)?, src))
     }
 
     /// Where packet `i`'s payload starts in its buffer, how long it is now, and its source;
