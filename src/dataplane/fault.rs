@@ -63,6 +63,17 @@ impl<B: Batch + ?Sized> Batch for FaultBatch<'_, B> {
         self.inner.packet(i)
     }
 
+    fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        if hits(i + 1, self.faults.lose_every) {
+            return None;
+        }
+        self.inner.packet_mut(i)
+    }
+
+    fn set_len(&mut self, i: usize, len: usize) {
+        self.inner.set_len(i, len);
+    }
+
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         *self.forwards += 1;
         if hits(*self.forwards, self.faults.refuse_every) {

@@ -22,6 +22,8 @@ pub struct Sent {
 
 /// Receive slots per batch, as the real planes have.
 const BATCH: usize = 32;
+/// Bytes of a slot, as the mmsg plane's.
+const SLOT_SIZE: usize = crate::sys::mmsg::SLOT_SIZE;
 
 #[derive(Default)]
 struct LoopbackBatch {
@@ -34,6 +36,20 @@ struct LoopbackBatch {
 impl Batch for LoopbackBatch {
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         self.packets.get(i).map(|(p, s)| (p.as_slice(), *s))
+    }
+
+    fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        let (p, s) = self.packets.get_mut(i)?;
+        // A slot as the real planes have: the packet, then room to grow.
+        let len = p.len();
+        p.resize(len.max(SLOT_SIZE), 0);
+        Some((p.as_mut_slice(), len, *s))
+    }
+
+    fn set_len(&mut self, i: usize, len: usize) {
+        if let Some((p, _)) = self.packets.get_mut(i) {
+            p.truncate(len);
+        }
     }
 
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {

@@ -127,6 +127,14 @@ impl Batch for MmsgIo {
         self.rx.packet(i)
     }
 
+    fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        self.rx.packet_mut(i)
+    }
+
+    fn set_len(&mut self, i: usize, len: usize) {
+        self.rx.set_len(i, len);
+    }
+
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         self.make_room();
         match self.rx.packet(i) {

@@ -108,11 +108,22 @@ pub struct FlowSocket<'a> {
     pub counters: &'a Arc<StreamCounters>,
 }
 
+/// Bytes a receive slot keeps past the largest packet of a 1500-byte MTU, for what SRTP adds
+/// (a 16-byte tag, an MKI, the SRTCP index): every plane's slots are 2048 bytes or more.
+pub const SLOT_ROOM: usize = 2048 - 1500;
+
 /// The packets of one receive, as the worker's forwarding logic sees them.
 pub trait Batch {
     /// Packet `i` with its source; `None` when it is unusable (larger than a slot, or from a
     /// non-IP address).
     fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)>;
+    /// Packet `i`'s slot to rewrite in place (SRTP): the whole slot (its length is the room
+    /// the packet may grow into, at least [`SLOT_ROOM`] past a 1500-byte packet), the packet's
+    /// length in it, and its source; `None` as for [`Batch::packet`]. Only flows with SRTP ask.
+    fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)>;
+    /// Packet `i` is now the first `len` bytes of its slot (after [`Batch::packet_mut`]):
+    /// what [`Batch::forward`] sends.
+    fn set_len(&mut self, i: usize, len: usize);
     /// Queue packet `i`, unchanged, to leave socket `sock` towards `dst`. `sock` must stay
     /// open until the next `flush` (the worker closes flows only after flushing). `tag` comes
     /// back through `flush` if the send fails. False when it could not be queued.

@@ -110,6 +110,14 @@ impl Batch for RingBatch<'_> {
         self.0.packet(i).map(|(_, pkt, src)| (pkt, src))
     }
 
+    fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        self.0.packet_mut(i)
+    }
+
+    fn set_len(&mut self, i: usize, len: usize) {
+        self.0.set_len(i, len);
+    }
+
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         self.0.forward(i, sock, dst, tag)
     }

@@ -19,6 +19,11 @@ pub struct StreamCounters {
     pub last_packet_ms: AtomicU64,
     pub rtcp_packets: AtomicU64,
     pub rtcp_bytes: AtomicU64,
+    /// SRTP/SRTCP packets that did not authenticate under the peer's key (wrong key, forged,
+    /// damaged, unknown MKI); also counted in `errors`.
+    pub srtp_auth_failures: AtomicU64,
+    /// SRTP/SRTCP packets replayed or older than the replay window; also counted in `errors`.
+    pub srtp_replays: AtomicU64,
     /// What the peer on this flow last reported (the first report block of its latest SR/RR)
     /// about the media it receives: see [`StreamCounters::rtcp_report`].
     pub rtcp: RtcpFigures,

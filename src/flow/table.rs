@@ -9,6 +9,13 @@
 //! Each flow carries an opaque `S` for the I/O side that owns it (the worker's socket and
 //! kernel rule; nothing in tests). [`FlowTable::run`] looks the egress flow up once per batch
 //! and hands back a [`Run`] that decides each packet of the batch.
+//!
+//! SRTP ([`FlowCrypto`]): what arrives on a flow with an inbound key is authenticated and
+//! decrypted in the plane's slot before anything else looks at it (so a packet that fails
+//! never moves the latch, is never counted as media, recorded or forwarded); what leaves by a
+//! flow with an outbound key is encrypted in the slot, growing into the slot's room. Those runs
+//! go through [`Run::packet_mut`]; plain runs ([`Run::transforms`] false) stay on the
+//! read-only [`Run::packet`], zero-copy as before.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,10 +23,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use self::srtp::{Cipher, InboundFailure};
 use super::latch::{Latch, LatchConfig, Verdict};
 use super::tap::RecordTap;
 use super::{FlowCrypto, FlowId, FlowKind, StreamCounters};
 use crate::guard::TargetPolicy;
+use crate::srtp::SrtpContext;
 use crate::time::Millis;
 use crate::wire::{is_rtcp, rtcp, rtp};
 
@@ -66,8 +75,11 @@ pub struct Flow<S> {
     /// `block media`: media that passes the checks is dropped, not forwarded, except RTCP and
     /// the RTP payload types in the mask (DTMF events).
     blocked: Option<u128>,
-    /// SRTP as negotiated (not applied yet).
+    /// SRTP as negotiated.
     crypto: FlowCrypto,
+    /// The context what arrives is unprotected with (the outbound one is in the table, as the
+    /// flows forwarding here need it while their own flow is borrowed).
+    srtp_in: Option<Cipher>,
     /// The I/O side: opaque to the table.
     pub io: S,
 }
@@ -116,16 +128,27 @@ pub enum DropReason {
     Blocked,
     /// Accepted, but the egress flow or its peer is not known yet.
     NoEgress,
+    /// SRTP/SRTCP that did not authenticate under the peer's key (counted in the flow's
+    /// errors and SRTP auth failures).
+    Unauthenticated,
+    /// SRTP/SRTCP replayed or older than the replay window (errors and SRTP replays).
+    Replay,
+    /// Refused by SRTP for other reasons: too many SSRCs on a context, no room in the slot for
+    /// the tag, the key's packet index space exhausted, or a transforming flow's packet given
+    /// without a writable slot.
+    Srtp,
 }
 
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision<E> {
-    /// Send it unchanged out of the egress flow's socket (`via`, as the caller's lookup gave
-    /// it) to `dst`. If the plane cannot queue it, report [`Run::not_sent`].
+    /// Send the first `len` bytes of the packet's slot (the packet as it arrived, or as SRTP
+    /// transformed it in place) out of the egress flow's socket (`via`, as the caller's lookup
+    /// gave it) to `dst`. If the plane cannot queue it, report [`Run::not_sent`].
     Forward {
         via: E,
         dst: SocketAddr,
+        len: usize,
     },
     Drop(DropReason),
 }
@@ -137,6 +160,9 @@ pub struct RunOutcome {
     pub accepted: u64,
     /// Packets dropped for their source by the policy (the worker's refused-sources count).
     pub refused: u64,
+    /// SRTP/SRTCP packets that did not authenticate, and replays (the workers' totals).
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
     /// The latch moved or fixed its endpoint: the flow's kernel rule (and its partner's) may
     /// have to change.
     pub offload: bool,
@@ -147,6 +173,9 @@ pub struct RunOutcome {
 /// The flows of one worker, by id.
 pub struct FlowTable<S> {
     flows: HashMap<u64, Flow<S>>,
+    /// The outbound SRTP context of each flow that has one: what leaves by the flow's socket is
+    /// protected with it, in the run of the flow that forwards there.
+    srtp_out: HashMap<u64, Cipher>,
     /// Stamps the copies of recorded packets (called for those only).
     wall: fn() -> SystemTime,
 }
@@ -163,6 +192,7 @@ impl<S> FlowTable<S> {
     pub fn with_wall_clock(wall: fn() -> SystemTime) -> Self {
         FlowTable {
             flows: HashMap::new(),
+            srtp_out: HashMap::new(),
             wall,
         }
     }
@@ -197,6 +227,7 @@ impl<S> FlowTable<S> {
 
     /// Start relaying flow `id`; the caller closes a flow with the same id first.
     pub fn open(&mut self, id: FlowId, spec: FlowSpec, io: S, now: Millis) {
+        self.set_outbound(id.0, spec.crypto.outbound.as_ref());
         let flow = Flow {
             kind: spec.kind,
             egress: spec.egress,
@@ -206,6 +237,11 @@ impl<S> FlowTable<S> {
             record: spec.record,
             local: spec.local,
             blocked: None,
+            srtp_in: spec
+                .crypto
+                .inbound
+                .as_ref()
+                .map(|p| Cipher::build(p, id.0, "inbound")),
             crypto: spec.crypto,
             io,
         };
@@ -221,8 +257,52 @@ impl<S> FlowTable<S> {
         f.egress = change.egress;
         f.latch.update(change.latch, now);
         f.record = change.record;
+        // Equal keys keep their contexts: the rollover counters and replay windows go on.
+        if f.crypto.inbound != change.crypto.inbound {
+            f.srtp_in = change
+                .crypto
+                .inbound
+                .as_ref()
+                .map(|p| Cipher::build(p, id.0, "inbound"));
+        }
+        let outbound_changed = f.crypto.outbound != change.crypto.outbound;
         f.crypto = change.crypto;
+        if outbound_changed {
+            let params = f.crypto.outbound.clone();
+            self.set_outbound(id.0, params.as_ref());
+        }
         true
+    }
+
+    /// (Re)builds or drops flow `id`'s outbound context.
+    fn set_outbound(&mut self, id: u64, params: Option<&crate::srtp::Params>) {
+        match params {
+            Some(p) => {
+                self.srtp_out.insert(id, Cipher::build(p, id, "outbound"));
+            }
+            None => {
+                self.srtp_out.remove(&id);
+            }
+        }
+    }
+
+    /// Whether flow `id`'s packets go through SRTP: it unprotects what arrives, or its egress
+    /// protects what leaves. Such a flow stays in userspace (the kernel path cannot do AES).
+    pub fn transforms(&self, id: u64) -> bool {
+        self.flows.get(&id).is_some_and(|f| {
+            f.crypto.inbound.is_some() || f.egress.is_some_and(|e| self.srtp_out.contains_key(&e.0))
+        })
+    }
+
+    /// Flow `id`'s SRTP contexts (inbound, outbound), as built: for `query` and tests.
+    pub fn srtp_contexts(&self, id: u64) -> (Option<&SrtpContext>, Option<&SrtpContext>) {
+        let inbound = self
+            .flows
+            .get(&id)
+            .and_then(|f| f.srtp_in.as_ref())
+            .and_then(Cipher::context);
+        let outbound = self.srtp_out.get(&id).and_then(Cipher::context);
+        (inbound, outbound)
     }
 
     /// Start or stop recording flow `id`. False when there is no such flow.
@@ -247,6 +327,7 @@ impl<S> FlowTable<S> {
 
     /// Stop relaying flow `id`; its I/O side comes back for the caller to close.
     pub fn close(&mut self, id: FlowId) -> Option<Flow<S>> {
+        self.srtp_out.remove(&id.0);
         self.flows.remove(&id.0)
     }
 
@@ -261,19 +342,23 @@ impl<S> FlowTable<S> {
         out: impl FnOnce(&S) -> E,
     ) -> Option<Run<'a, S, E>> {
         // The egress side cannot change while this batch is processed: look it up once.
-        let egress = self
-            .flows
-            .get(&token)?
-            .egress
+        let egress_id = self.flows.get(&token)?.egress;
+        let egress = egress_id
             .and_then(|e| self.flows.get(&e.0))
             .map(|e| (out(&e.io), e.latch.target()));
+        let protect = match egress_id {
+            Some(e) if egress.is_some() => self.srtp_out.get_mut(&e.0),
+            _ => None,
+        };
         let flow = self.flows.get_mut(&token)?;
         let before = (flow.latch.is_fixed(), flow.latch.source());
         Some(Run {
             token,
             via: flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip()),
+            transforms: flow.srtp_in.is_some() || protect.is_some(),
             flow,
             egress,
+            protect,
             policy,
             now,
             wall: self.wall,
@@ -288,6 +373,10 @@ pub struct Run<'a, S, E> {
     token: u64,
     flow: &'a mut Flow<S>,
     egress: Option<(E, Option<SocketAddr>)>,
+    /// The egress flow's outbound SRTP context.
+    protect: Option<&'a mut Cipher>,
+    /// Packets need a writable slot: the flow unprotects, or the egress protects.
+    transforms: bool,
     via: IpAddr,
     policy: &'a TargetPolicy,
     now: Millis,
@@ -297,25 +386,120 @@ pub struct Run<'a, S, E> {
 }
 
 impl<S, E: Copy> Run<'_, S, E> {
+    /// Whether this run's packets go through SRTP: then each must be given writable, with room
+    /// to grow, through [`Run::packet_mut`]. One branch per batch for plain flows.
+    pub fn transforms(&self) -> bool {
+        self.transforms
+    }
+
     /// Classify `pkt` from `src`, check its source (latching), count it, tap it, and say where
-    /// it goes.
+    /// it goes. For runs that do not [transform](Run::transforms): a packet of a run that does
+    /// is dropped (it could be neither authenticated nor protected here).
     pub fn packet(&mut self, pkt: &[u8], src: SocketAddr) -> Decision<E> {
+        if self.transforms {
+            self.flow.counters.errors.fetch_add(1, Relaxed);
+            return Decision::Drop(DropReason::Srtp);
+        }
+        match self.accept(pkt, src) {
+            Ok(_) => self.target(pkt.len()),
+            Err(reason) => Decision::Drop(reason),
+        }
+    }
+
+    /// [`Run::packet`] for the packet `buf[..len]` in a slot the plane lets the table rewrite:
+    /// with an inbound key it is authenticated and decrypted in place first (what fails is
+    /// dropped and counted before the latch sees it), with an outbound key on the egress it is
+    /// protected in place, growing into `buf` (a packet without the room is dropped). The
+    /// forward says how many bytes of `buf` to send.
+    pub fn packet_mut(&mut self, buf: &mut [u8], len: usize, src: SocketAddr) -> Decision<E> {
+        if !self.transforms {
+            return match buf.get(..len) {
+                Some(pkt) => self.packet(pkt, src),
+                None => self.malformed(),
+            };
+        }
+        let mut len = len;
+        let kind = self.flow.kind;
+        if let Some(cipher) = self.flow.srtp_in.as_mut() {
+            // SRTP keeps the RTP header and the first RTCP header in clear: rtcp-mux is told
+            // apart on them, as for plain packets.
+            let rtcp = match kind {
+                FlowKind::Rtcp => true,
+                FlowKind::Rtp => buf.get(..len).is_some_and(is_rtcp),
+                FlowKind::Opaque => false,
+            };
+            match cipher.unprotect(rtcp, buf, len) {
+                Ok(n) => len = n,
+                Err(e) => return self.refuse(InboundFailure::from(e)),
+            }
+        }
+        let Some(pkt) = buf.get(..len) else {
+            return self.malformed();
+        };
+        let rtcp = match self.accept(pkt, src) {
+            Ok(rtcp) => rtcp,
+            Err(reason) => return Decision::Drop(reason),
+        };
+        let Decision::Forward { via, dst, .. } = self.target(len) else {
+            return Decision::Drop(DropReason::NoEgress);
+        };
+        if let Some(cipher) = self.protect.as_deref_mut() {
+            match cipher.protect(rtcp, buf, len) {
+                Ok(n) => len = n,
+                Err(error) => {
+                    tracing::trace!(flow = self.token, %error, "SRTP protect failed");
+                    self.flow.counters.dropped.fetch_add(1, Relaxed);
+                    return Decision::Drop(DropReason::Srtp);
+                }
+            }
+        }
+        Decision::Forward { via, dst, len }
+    }
+
+    fn malformed(&mut self) -> Decision<E> {
+        self.flow.counters.errors.fetch_add(1, Relaxed);
+        Decision::Drop(DropReason::Malformed)
+    }
+
+    /// A packet that failed to unprotect: counted, and dropped before anything else sees it.
+    fn refuse(&mut self, failure: InboundFailure) -> Decision<E> {
+        let c = &self.flow.counters;
+        c.errors.fetch_add(1, Relaxed);
+        Decision::Drop(match failure {
+            InboundFailure::Unauthenticated => {
+                c.srtp_auth_failures.fetch_add(1, Relaxed);
+                self.outcome.srtp_auth_failures += 1;
+                DropReason::Unauthenticated
+            }
+            InboundFailure::Replay => {
+                c.srtp_replays.fetch_add(1, Relaxed);
+                self.outcome.srtp_replays += 1;
+                DropReason::Replay
+            }
+            InboundFailure::Malformed => DropReason::Malformed,
+            InboundFailure::Refused => DropReason::Srtp,
+        })
+    }
+
+    /// The checks and accounting of a (clear) packet: `Ok(is RTCP)` when it is accepted and
+    /// not blocked; every refusal is counted before it is returned.
+    fn accept(&mut self, pkt: &[u8], src: SocketAddr) -> Result<bool, DropReason> {
         let flow = &mut *self.flow;
         let c = &flow.counters;
         let Some(rtcp) = classify(flow.kind, pkt) else {
             c.errors.fetch_add(1, Relaxed);
-            return Decision::Drop(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         // A source other than the one the stream accepts now could become its peer: the
         // relay's own ports (a loop) and the addresses it never sends to are refused.
         if flow.latch.source() != Some(src) && self.policy.check(src, self.via).is_err() {
             c.errors.fetch_add(1, Relaxed);
             self.outcome.refused += 1;
-            return Decision::Drop(DropReason::RefusedSource);
+            return Err(DropReason::RefusedSource);
         }
         if flow.latch.on_packet(src, self.now) == Verdict::Drop {
             c.errors.fetch_add(1, Relaxed);
-            return Decision::Drop(DropReason::Latch);
+            return Err(DropReason::Latch);
         }
         let len = pkt.len() as u64;
         if rtcp {
@@ -335,7 +519,8 @@ impl<S, E: Copy> Run<'_, S, E> {
         }
         c.last_packet_ms.store(self.now.0.max(1), Relaxed);
         self.outcome.accepted += 1;
-        // Recorded flows only (one branch for the others): a copy into a bounded queue.
+        // Recorded flows only (one branch for the others): a copy into a bounded queue, of
+        // the clear packet.
         if let Some(tap) = &flow.record {
             if !rtcp {
                 tap.offer_at(self.token, src, pkt, (self.wall)());
@@ -343,12 +528,17 @@ impl<S, E: Copy> Run<'_, S, E> {
         }
         if blocks(flow.blocked, flow.kind, rtcp, pkt) {
             c.dropped.fetch_add(1, Relaxed);
-            return Decision::Drop(DropReason::Blocked);
+            return Err(DropReason::Blocked);
         }
+        Ok(rtcp)
+    }
+
+    /// Where an accepted packet of `len` bytes goes.
+    fn target(&mut self, len: usize) -> Decision<E> {
         match self.egress {
-            Some((via, Some(dst))) => Decision::Forward { via, dst },
+            Some((via, Some(dst))) => Decision::Forward { via, dst, len },
             _ => {
-                c.dropped.fetch_add(1, Relaxed);
+                self.flow.counters.dropped.fetch_add(1, Relaxed);
                 Decision::Drop(DropReason::NoEgress)
             }
         }
@@ -401,5 +591,8 @@ fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
     }
 }
 
+mod srtp;
+#[cfg(test)]
+mod srtp_tests;
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,16 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         one(c.worker_panics),
     )
     .counter(
+        "rtprelay_srtp_auth_failures_total",
+        "SRTP/SRTCP packets dropped because they did not authenticate under the peer's key (wrong key, forged, damaged, unknown MKI).",
+        one(c.srtp_auth_failures),
+    )
+    .counter(
+        "rtprelay_srtp_replays_total",
+        "SRTP/SRTCP packets dropped as replayed or older than the replay window.",
+        one(c.srtp_replays),
+    )
+    .counter(
         "rtprelay_media_source_refused_total",
         "Packets dropped because their source is never a peer: one of the relay's own ports (a loop), its host, a denied network.",
         one(c.refused_sources),
@@ -270,6 +280,8 @@ mod tests {
             userspace_packets: 7,
             refused_sources: 2,
             worker_panics: 0,
+            srtp_auth_failures: 3,
+            srtp_replays: 1,
             xdp: None,
             afxdp: None,
         };
@@ -277,6 +289,8 @@ mod tests {
         assert!(t.contains("rtprelay_userspace_packets_total 7\n"), "{t}");
         assert!(t.contains("rtprelay_media_source_refused_total 2\n"), "{t}");
         assert!(t.contains("rtprelay_worker_panics_total 0\n"), "{t}");
+        assert!(t.contains("rtprelay_srtp_auth_failures_total 3\n"), "{t}");
+        assert!(t.contains("rtprelay_srtp_replays_total 1\n"), "{t}");
         assert!(!t.contains("xdp"), "{t}");
         let stats = crate::sys::xdp::XdpStats {
             forwarded: 100,
@@ -289,6 +303,8 @@ mod tests {
             userspace_packets: 7,
             refused_sources: 0,
             worker_panics: 1,
+            srtp_auth_failures: 0,
+            srtp_replays: 0,
             xdp: Some((stats, 4)),
             afxdp: None,
         });
@@ -303,6 +319,8 @@ mod tests {
             userspace_packets: 7,
             refused_sources: 0,
             worker_panics: 0,
+            srtp_auth_failures: 0,
+            srtp_replays: 0,
             xdp: Some((stats, 4)),
             afxdp: Some(crate::worker::AfxdpCounters {
                 transmitted: 50,

@@ -274,6 +274,8 @@ mod tests {
             userspace_packets: 40,
             refused_sources: 0,
             worker_panics: 0,
+            srtp_auth_failures: 0,
+            srtp_replays: 0,
             xdp: Some((
                 crate::sys::xdp::XdpStats {
                     forwarded: 60,

@@ -147,6 +147,29 @@ impl MmsgBuffers {
     }
 }
 
+impl MmsgBuffers {
+    /// Packet `i`'s whole slot to rewrite in place (SRTP), the packet's length in it, and its
+    /// source; `None` as for [`MmsgBuffers::packet`].
+    pub fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        if i >= self.count {
+            return None;
+        }
+        let (len, src, truncated) = *self.meta.get(i)?;
+        if truncated {
+            return None;
+        }
+        let start = i * SLOT_SIZE;
+        Some((self.data.get_mut(start..start + SLOT_SIZE)?, len, src?))
+    }
+
+    /// Packet `i` is now the first `len` bytes of its slot.
+    pub fn set_len(&mut self, i: usize, len: usize) {
+        if let Some(m) = self.meta.get_mut(i) {
+            m.0 = len.min(SLOT_SIZE);
+        }
+    }
+}
+
 /// Receive up to `bufs.slots()` datagrams without blocking. Returns how many; 0 when none
 /// were waiting.
 pub fn recv_batch(fd: RawFd, bufs: &mut MmsgBuffers) -> io::Result<usize> {

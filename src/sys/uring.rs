@@ -276,6 +276,22 @@ impl BufRing {
         tail.store(self.tail, Ordering::Release);
     }
 
+    /// Buffer `bid`, whole, to rewrite a packet in place (SRTP).
+    fn data_mut(&mut self, bid: u16) -> Option<&mut [u8]> {
+        if bid >= self.count {
+            return None;
+        }
+        // SAFETY: in bounds (checked above); the caller holds `bid` from a completion and has
+        // not pushed it back yet, so the kernel is not touching it, and `&mut self` makes this
+        // the only view of it.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(
+                self.bufs.ptr.as_ptr().add(usize::from(bid) * self.size),
+                self.size,
+            )
+        })
+    }
+
     /// The first `len` bytes of buffer `bid`.
     fn data(&self, bid: u16, len: usize) -> Option<&[u8]> {
         if bid >= self.count || len > self.size {
@@ -324,6 +340,8 @@ struct Rx {
     slot: u32,
     bid: u16,
     len: u32,
+    /// The payload's length once rewritten in place (SRTP), if it was.
+    rewritten: Option<u16>,
 }
 
 /// One worker's ring with its receive registrations and send pool. Not `Send`: make it on the
@@ -564,6 +582,7 @@ impl Ring {
                             slot,
                             bid,
                             len: res as u32,
+                            rewritten: None,
                         }),
                         (Some(bid), _) => self.bufs.push(bid),
                         (None, _) => {}
@@ -638,21 +657,46 @@ impl Ring {
         Some(self.recv.get(rx.slot as usize)?.token)
     }
 
-    /// Token, payload and source of packet `i` of the current batch; `None` when unusable
-    /// (truncated, or from a non-IP source).
+    /// Token, payload and source of packet `i` of the current batch (as rewritten, if it was);
+    /// `None` when unusable (truncated, or from a non-IP source).
     pub fn packet(&self, i: usize) -> Option<(u64, &[u8], SocketAddr)> {
         let rx = self.rx.get(i)?;
         let token = self.recv.get(rx.slot as usize)?.token;
+        let (bid, start, len, src) = self.payload_at(i)?;
+        let buf = self.bufs.data(bid, BUF_SIZE)?;
+        Some((token, buf.get(start..start + len)?, src))
+    }
+
+    /// Where packet `i`'s payload starts in its buffer, how long it is now, and its source;
+    /// `None` when unusable.
+    fn payload_at(&self, i: usize) -> Option<(u16, usize, usize, SocketAddr)> {
+        let rx = self.rx.get(i)?;
         let buf = self.bufs.data(rx.bid, rx.len as usize)?;
         let out = io_uring::types::RecvMsgOut::parse(buf, &self.recv_hdr).ok()?;
         if out.is_payload_truncated() || out.is_name_data_truncated() {
             return None;
         }
         let src = addr_from_name(out.name_data())?;
-        // The payload is the tail of `buf`; slice it from `buf` so it borrows `self`.
         let payload = out.payload_data();
         let start = (payload.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
-        Some((token, buf.get(start..start + payload.len())?, src))
+        let len = rx.rewritten.map_or(payload.len(), usize::from);
+        Some((rx.bid, start, len, src))
+    }
+
+    /// Packet `i`'s payload to rewrite in place: the rest of its buffer from the payload on
+    /// (at least [`SLOT_SIZE`] bytes), the payload's length, its source.
+    pub fn packet_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, SocketAddr)> {
+        let (bid, start, len, src) = self.payload_at(i)?;
+        Some((self.bufs.data_mut(bid)?.get_mut(start..)?, len, src))
+    }
+
+    /// Packet `i`'s payload is now `len` bytes (after [`Ring::packet_mut`]).
+    pub fn set_len(&mut self, i: usize, len: usize) {
+        if let Some(rx) = self.rx.get_mut(i) {
+            rx.rewritten = u16::try_from(len)
+                .ok()
+                .filter(|&l| usize::from(l) <= SLOT_SIZE);
+        }
     }
 
     /// Queue a copy of packet `i` to leave `fd` towards `dst`. False when it could not be
@@ -673,9 +717,23 @@ impl Ring {
         let Ok(out) = io_uring::types::RecvMsgOut::parse(buf, &self.recv_hdr) else {
             return false;
         };
-        let payload = out.payload_data();
+        let mut payload = out.payload_data();
+        if out.is_payload_truncated() {
+            return false;
+        }
+        if let Some(n) = rx.rewritten {
+            // Rewritten in place (SRTP): the payload runs on into the buffer's room.
+            let start = (payload.as_ptr() as usize).checked_sub(buf.as_ptr() as usize);
+            let Some(p) = start.and_then(|start| {
+                let b = self.bufs.data(rx.bid, BUF_SIZE)?;
+                b.get(start..start + usize::from(n))
+            }) else {
+                return false;
+            };
+            payload = p;
+        }
         let len = payload.len();
-        if out.is_payload_truncated() || len > SLOT_SIZE {
+        if len > SLOT_SIZE {
             return false;
         }
         // Copy the payload into a send slot: the receive buffer goes back to the kernel on the

@@ -24,15 +24,31 @@ impl Forwarder for Worker {
         else {
             return;
         };
+        // SRTP on either side: each packet is transformed in its slot; plain flows stay on
+        // the read-only, zero-copy path (one branch per batch).
+        let transforms = run.transforms();
         for i in idx {
-            let Some((pkt, src)) = plane.packet(i) else {
-                run.unusable();
-                continue;
+            let decision = if transforms {
+                let Some((buf, len, src)) = plane.packet_mut(i) else {
+                    run.unusable();
+                    continue;
+                };
+                let d = run.packet_mut(buf, len, src);
+                if let Decision::Forward { len, .. } = d {
+                    plane.set_len(i, len);
+                }
+                d
+            } else {
+                let Some((pkt, src)) = plane.packet(i) else {
+                    run.unusable();
+                    continue;
+                };
+                if self.fault_inject && pkt.starts_with(FAULT_PANIC) {
+                    panic!("fault injection: worker {} panics on request", self.index);
+                }
+                run.packet(pkt, src)
             };
-            if self.fault_inject && pkt.starts_with(FAULT_PANIC) {
-                panic!("fault injection: worker {} panics on request", self.index);
-            }
-            if let Decision::Forward { via, dst } = run.packet(pkt, src) {
+            if let Decision::Forward { via, dst, .. } = decision {
                 if !plane.forward(i, via, dst, token) {
                     run.not_sent();
                 }
@@ -42,6 +58,16 @@ impl Forwarder for Worker {
         self.userspace.fetch_add(outcome.accepted, Relaxed);
         if outcome.refused > 0 {
             self.guard.refused.fetch_add(outcome.refused, Relaxed);
+        }
+        if outcome.srtp_auth_failures > 0 {
+            let n = outcome.srtp_auth_failures;
+            self.guard.srtp.auth_failures.fetch_add(n, Relaxed);
+        }
+        if outcome.srtp_replays > 0 {
+            self.guard
+                .srtp
+                .replays
+                .fetch_add(outcome.srtp_replays, Relaxed);
         }
         if outcome.offload {
             self.mark(token);

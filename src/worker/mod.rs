@@ -120,6 +120,8 @@ pub struct Workers {
     refused_sources: Vec<Arc<AtomicU64>>,
     /// Per worker: panics caught, dead or alive.
     health: Vec<Arc<WorkerHealth>>,
+    /// All workers' SRTP drops.
+    srtp: Arc<SrtpDrops>,
     /// Per worker, with the `afxdp` plane: its AF_XDP counters.
     afxdp: Vec<Arc<XskCounters>>,
     /// With the `afxdp` plane and more than one worker: who owns the flow on each relay port,
@@ -146,6 +148,10 @@ pub struct PlaneCounters {
     pub refused_sources: u64,
     /// Panics caught in the workers.
     pub worker_panics: u64,
+    /// SRTP/SRTCP packets that did not authenticate.
+    pub srtp_auth_failures: u64,
+    /// SRTP/SRTCP packets replayed or too old.
+    pub srtp_replays: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
     /// The AF_XDP path's counters, with the afxdp plane.
@@ -172,6 +178,15 @@ pub struct AfxdpCounters {
     pub kernel: crate::sys::xsk::XskStats,
 }
 
+/// SRTP/SRTCP packets the workers dropped, for `/metrics` (per stream in the flows' counters).
+#[derive(Debug, Default)]
+pub struct SrtpDrops {
+    /// Not authenticated under the peer's key.
+    pub auth_failures: AtomicU64,
+    /// Replayed, or older than the replay window.
+    pub replays: AtomicU64,
+}
+
 /// What a worker shares with the daemon beyond its flows.
 pub(crate) struct Guard {
     /// What a new packet source is checked against before a stream may learn it: a source the
@@ -180,6 +195,8 @@ pub(crate) struct Guard {
     pub policy: SharedPolicy,
     /// This worker's count of refused sources.
     pub refused: Arc<AtomicU64>,
+    /// SRTP drops of all the workers (rare: written only when a packet fails).
+    pub srtp: Arc<SrtpDrops>,
     /// Panics caught, and whether the worker gave up (see `health.rs`).
     pub health: Arc<WorkerHealth>,
 }
@@ -233,6 +250,7 @@ impl Workers {
             userspace: Vec::with_capacity(n),
             refused_sources: Vec::with_capacity(n),
             health: Vec::with_capacity(n),
+            srtp: Arc::default(),
             afxdp: Vec::new(),
             owners: (afxdp && n > 1).then(|| Arc::new(PortOwners::default())),
         };
@@ -289,6 +307,7 @@ impl Workers {
                 guard: Guard {
                     policy: policy.clone(),
                     refused,
+                    srtp: workers.srtp.clone(),
                     health,
                 },
             });
@@ -374,6 +393,8 @@ impl Workers {
                 .map(|u| u.load(Ordering::Relaxed))
                 .sum(),
             worker_panics: self.panics(),
+            srtp_auth_failures: self.srtp.auth_failures.load(Ordering::Relaxed),
+            srtp_replays: self.srtp.replays.load(Ordering::Relaxed),
             xdp: self.offload.as_ref().map(|Offloading { table: t, .. }| {
                 (
                     t.stats().unwrap_or_else(|e| {

@@ -50,9 +50,10 @@ pub(super) struct EgressView {
 
 /// The rule a flow should have in the kernel now, or `None` while it must stay in userspace.
 ///
-/// Stays in userspace: a flow still learning (the latch needs every packet), a recorded flow
-/// (the recorder copies packets), a flow with no egress peer yet, and a flow that bridges
-/// address families (the program rewrites headers in place).
+/// Stays in userspace: a flow still learning (the latch needs every packet), a flow the caller
+/// keeps there (`userspace`: recorded, as the recorder copies packets; SRTP, as BPF cannot do
+/// AES), a flow with no egress peer yet, and a flow that bridges address families (the program
+/// rewrites headers in place).
 ///
 /// A `blocked` flow (`block media`; the payload types that still pass) is offloaded like any
 /// other, with a rule that has the kernel drop its media (counted as received) and forward only
@@ -62,11 +63,11 @@ pub(super) fn desired_rule(
     kind: FlowKind,
     local: SocketAddr,
     latch: &Latch,
-    recorded: bool,
+    userspace: bool,
     blocked: Option<u128>,
     egress: Option<EgressView>,
 ) -> Option<Rule> {
-    if recorded || !latch.is_settled() {
+    if userspace || !latch.is_settled() {
         return None;
     }
     let egress = egress?;

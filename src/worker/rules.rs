@@ -66,7 +66,8 @@ impl Worker {
                 flow.kind(),
                 l,
                 flow.latch(),
-                flow.recorded(),
+                // The recorder copies packets; SRTP needs AES: both stay in userspace.
+                flow.recorded() || self.flows.transforms(id),
                 flow.blocked(),
                 egress,
             )

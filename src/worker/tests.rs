@@ -626,3 +626,5 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
     ca.send_to(&rtp(9, 0x1234), to_a).expect("send");
     assert!(recv(&cb, Duration::from_secs(2)).is_some());
 }
+
+mod srtp;

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::counters::XskCounters;
-use super::frames::{run_end, FrameRun, Frames, Todo};
+use super::frames::{run_end, FrameRun, Frames, Rewrites, Todo};
 use super::handoff::{Handoff, HANDOFF_MAX};
 use super::hops::Hops;
 use super::owners::unspecified;
@@ -95,6 +95,8 @@ pub struct XskState {
     decided: Vec<Option<(RawFd, SocketAddr)>>,
     /// For each frame of the batch: the socket to send it from once rewritten, with its flow.
     outcomes: Vec<Option<(usize, SocketAddr)>>,
+    /// Payloads SRTP rewrote, sent through the socket layer.
+    rewrites: Rewrites,
     /// When the sockets' kernel counters were last read.
     stats_read: Option<Millis>,
     /// For next hops' lifetimes.
@@ -124,6 +126,7 @@ impl XskState {
             todo: Vec::with_capacity(FRAMES_PER_PASS as usize),
             decided: Vec::with_capacity(FRAMES_PER_PASS as usize),
             outcomes: Vec::with_capacity(FRAMES_PER_PASS as usize),
+            rewrites: Rewrites::default(),
             stats_read: None,
             clock: Clock::new(),
         }
@@ -409,6 +412,8 @@ impl XskState {
         }
         decided.clear();
         decided.resize(todo.len(), None);
+        let mut rewrites = std::mem::take(&mut self.rewrites);
+        rewrites.reset(todo.len());
         let mut start = 0;
         while start < todo.len() {
             let end = run_end(&todo, start);
@@ -416,9 +421,24 @@ impl XskState {
                 frames: &*frames,
                 todo: &todo,
                 out: &mut decided,
+                rewrites: &mut rewrites,
             };
             fwd.forward_run(todo[start].token, start..end, &mut run);
-            for (t, out) in todo[start..end].iter().zip(&decided[start..end]) {
+            for (k, (t, out)) in todo[start..end]
+                .iter()
+                .zip(&decided[start..end])
+                .enumerate()
+            {
+                if let (Some((fd, dst)), Some(pkt)) = (*out, rewrites.get(start + k)) {
+                    // SRTP rewrote it (maybe longer than the frame): the socket layer sends
+                    // the copy; the frame is let go.
+                    if !io.send(fd, dst, pkt, t.token) {
+                        if let Some((_, c)) = self.by_local.get(&t.key) {
+                            c.dropped.fetch_add(1, Relaxed);
+                        }
+                    }
+                    continue;
+                }
                 if let (Some((fd, dst)), Some(f)) = (*out, frames.frame_mut(t.frame)) {
                     let sent = self.send_forwarded(f, t, fd, dst, arrival, io);
                     if let Some(o) = self.outcomes.get_mut(t.frame) {
@@ -430,6 +450,7 @@ impl XskState {
         }
         self.todo = todo;
         self.decided = decided;
+        self.rewrites = rewrites;
     }
 
     /// A frame's flow (its token, the address it is indexed by) and where its parts are; None

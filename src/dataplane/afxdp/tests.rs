@@ -319,3 +319,70 @@ fn a_batch_is_forwarded_in_runs_and_each_frame_gets_its_verdict() {
     assert_eq!(p.xsk.counters.transmitted.load(Relaxed), 4);
     assert_eq!(ca.dropped.load(Relaxed) + cb.dropped.load(Relaxed), 0);
 }
+
+/// Grows every packet it is given writable by a trailer (as SRTP protect does) and forwards
+/// it out of `via` to `dst`.
+struct Grow {
+    via: RawFd,
+    dst: SocketAddr,
+}
+
+impl Forwarder for Grow {
+    fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, b: &mut B) {
+        for i in idx {
+            let Some((buf, len, _)) = b.packet_mut(i) else {
+                continue;
+            };
+            let Some(tail) = buf.get_mut(len..len + 10) else {
+                continue;
+            };
+            tail.copy_from_slice(b"0123456789");
+            b.set_len(i, len + 10);
+            b.forward(i, self.via, self.dst, token);
+        }
+    }
+
+    fn recv_failed(&mut self, _token: u64, _error: &std::io::Error) {}
+}
+
+/// A payload SRTP rewrote (longer than its frame) is not sent in place: the rewritten copy
+/// goes out through the socket layer, and the frame is let go.
+#[test]
+fn a_rewritten_payload_goes_out_through_the_socket_layer() {
+    use crate::wire::frame::tests::frame;
+
+    let wake = Arc::new(EventFd::new().expect("eventfd"));
+    let (xsk, _) = deal(Vec::new(), &[wake], None).pop().expect("worker 0");
+    let mut p = plane(xsk);
+    let peer: SocketAddr = "10.9.0.2:4000".parse().expect("addr");
+    let (a, b, callee) = (
+        UdpSocket::bind("127.0.0.1:0").expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").expect("bind"),
+    );
+    callee
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    let (ca, cb) = (Arc::default(), Arc::default());
+    register(&mut p, 1, &a, &ca);
+    register(&mut p, 2, &b, &cb);
+    let la = a.local_addr().expect("local");
+    let frames = vec![frame(peer, la, b"abc"), frame(peer, la, b"defg")];
+    let mut batch = FakeBatch {
+        verdicts: vec![Verdict::Recycle; frames.len()],
+        frames,
+    };
+    let mut fwd = Grow {
+        via: b.as_raw_fd(),
+        dst: callee.local_addr().expect("local"),
+    };
+    p.xsk
+        .forward_batch(0, 7, &mut batch, &mut fwd, &mut p.mmsg.io);
+    assert_eq!(batch.verdicts, vec![Verdict::Recycle, Verdict::Recycle]);
+    assert_eq!(p.flush(&mut |_| {}), 2);
+    let mut buf = [0u8; 64];
+    for want in [&b"abc0123456789"[..], b"defg0123456789"] {
+        let (n, from) = callee.recv_from(&mut buf).expect("the rewritten copy");
+        assert_eq!((&buf[..n], from), (want, b.local_addr().expect("local")));
+    }
+}

@@ -135,7 +135,8 @@ fn learns_a_natted_peer_then_forwards_both_ways() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 14
         }
     );
     assert_eq!(o.learned, None);
@@ -145,7 +146,8 @@ fn learns_a_natted_peer_then_forwards_both_ways() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 14
         }
     );
     assert_eq!(o.learned, Some(a(NAT_A)));
@@ -159,7 +161,8 @@ fn learns_a_natted_peer_then_forwards_both_ways() {
         d,
         Decision::Forward {
             via: 1,
-            dst: a(NAT_A)
+            dst: a(NAT_A),
+            len: 14
         }
     );
     assert_eq!(counters(&t, 1), (3, 0, 0, 0));
@@ -179,7 +182,8 @@ fn strict_source_drops_others_and_counts_them() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 14
         }
     );
     assert_eq!(o.accepted, 1);
@@ -215,7 +219,8 @@ fn block_drops_media_but_passes_dtmf_and_rtcp() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 14
         }
     );
     let (d, _) = one(&mut t, 1, &rtcp_rr(), PEER_A, clock.now(), &p);
@@ -223,7 +228,8 @@ fn block_drops_media_but_passes_dtmf_and_rtcp() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 32
         }
     );
     // Blocked media is still counted as received, then as dropped.
@@ -243,7 +249,8 @@ fn rtcp_passes_and_counts_apart_from_rtp() {
         d,
         Decision::Forward {
             via: 2,
-            dst: a(PEER_B)
+            dst: a(PEER_B),
+            len: 32
         }
     );
     let c = t.get(1).expect("flow").counters();
@@ -340,7 +347,8 @@ fn an_update_moves_the_peer_and_learning_starts_over() {
         d,
         Decision::Forward {
             via: 1,
-            dst: a(moved)
+            dst: a(moved),
+            len: 14
         }
     );
     assert!(!t.update(FlowId(9), change(None, cfg), clock.now()));

@@ -30,6 +30,7 @@ fn idle_worker_with_events() -> ((Worker, Sender<Vec<FlowUpdate>>), Receiver<Flo
         offload: None,
         userspace: Arc::new(AtomicU64::new(0)),
         guard: Guard {
+            srtp: Arc::default(),
             policy: crate::guard::share(crate::guard::TargetPolicy::permissive()),
             refused: Arc::default(),
             health: Arc::default(),
