@@ -420,7 +420,8 @@ impl<S, E: Copy> Run<'_, S, E> {
         }
         let mut len = len;
         let kind = self.flow.kind;
-        if let Some(cipher) = self.flow.srtp_in.as_mut() {
+        let mut received = None;
+        if let Some(cipher) = self.flow.srtp_in.as_ref() {
             // SRTP keeps the RTP header and the first RTCP header in clear: rtcp-mux is told
             // apart on them, as for plain packets.
             let rtcp = match kind {
@@ -429,14 +430,23 @@ impl<S, E: Copy> Run<'_, S, E> {
                 FlowKind::Opaque => false,
             };
             match cipher.unprotect(rtcp, buf, len) {
-                Ok(n) => len = n,
+                Ok((n, r)) => (len, received) = (n, Some(r)),
                 Err(e) => return self.refuse(InboundFailure::from(e)),
             }
         }
         let Some(pkt) = buf.get(..len) else {
             return self.malformed();
         };
-        let rtcp = match self.accept(pkt, src) {
+        let accepted = self.accept(pkt, src);
+        // The index is taken only for a packet whose source passed too (and, blocked, it was
+        // still received): a genuine packet replayed from elsewhere first must not make the
+        // genuine copy a replay.
+        if let (Some(r), Ok(_) | Err(DropReason::Blocked)) = (received, &accepted) {
+            if let Some(cipher) = self.flow.srtp_in.as_mut() {
+                cipher.commit(r);
+            }
+        }
+        let rtcp = match accepted {
             Ok(rtcp) => rtcp,
             Err(reason) => return Decision::Drop(reason),
         };

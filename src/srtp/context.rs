@@ -74,6 +74,15 @@ impl Params {
     }
 }
 
+/// A packet that authenticated and was decrypted, whose index is not taken yet (see
+/// [`SrtpContext::commit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    ssrc: u32,
+    index: u64,
+    rtcp: bool,
+}
+
 /// Per-SSRC state of one context.
 #[derive(Debug, Clone)]
 struct SsrcState {
@@ -258,6 +267,16 @@ impl SrtpContext {
     /// Checks and decrypts the SRTP packet `buf` in place and returns the RTP length. Nothing
     /// changes (no state, no replay entry) unless the packet authenticates.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let (len, received) = self.open_rtp(buf)?;
+        self.commit(received);
+        Ok(len)
+    }
+
+    /// [`Self::unprotect_rtp`] without taking the packet's index: nothing changes until
+    /// [`Self::commit`]. A relay checks the packet's source after it authenticated; a genuine
+    /// packet an attacker replays from another address is then refused there, and must not
+    /// take the replay-window entry the genuine copy needs.
+    pub fn open_rtp(&self, buf: &mut [u8]) -> Result<(usize, Received), SrtpError> {
         let layout = self.layout();
         let too_short = SrtpError::TooShort { len: buf.len() };
         let parts = transform::rtp_parts(&self.rtp, &layout, buf.len()).ok_or(too_short)?;
@@ -279,12 +298,39 @@ impl SrtpContext {
             s.rtp_window.check(index)?;
         }
         let len = transform::rtp_unprotect(&self.rtp, &layout, buf, parts, hdr, ssrc, index)?;
+        Ok((
+            len,
+            Received {
+                ssrc,
+                index,
+                rtcp: false,
+            },
+        ))
+    }
+
+    /// Takes the index of a packet [`Self::open_rtp`] or [`Self::open_rtcp`] let through: the
+    /// rollover counter moves on and a replay of it is refused from now on.
+    pub fn commit(&mut self, received: Received) {
+        let Received { ssrc, index, rtcp } = received;
+        if self.has_room_for(ssrc).is_err() {
+            return;
+        }
         let state = self.state(ssrc);
-        let mut tracker = tracker;
+        if rtcp {
+            state.rtcp_window.accept(index);
+            return;
+        }
+        // Estimated from this state when the packet was opened: the same as it is now, as
+        // nothing but a commit changes it.
+        let mut tracker = state.received.unwrap_or_else(|| {
+            RocTracker::new(
+                u32::try_from(index >> 16).unwrap_or(u32::MAX),
+                (index & 0xffff) as u16,
+            )
+        });
         tracker.update(index);
         state.received = Some(tracker);
         state.rtp_window.accept(index);
-        Ok(len)
     }
 
     /// Protects the RTCP compound packet `buf[..len]` in place and returns the SRTCP length;
@@ -322,6 +368,13 @@ impl SrtpContext {
 
     /// Checks and decrypts the SRTCP packet `buf` in place and returns the RTCP length.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let (len, received) = self.open_rtcp(buf)?;
+        self.commit(received);
+        Ok(len)
+    }
+
+    /// [`Self::unprotect_rtcp`] without taking the packet's index (see [`Self::open_rtp`]).
+    pub fn open_rtcp(&self, buf: &mut [u8]) -> Result<(usize, Received), SrtpError> {
         let layout = self.layout();
         let parts = transform::rtcp_parts(&self.rtcp, &layout, buf)
             .ok_or(SrtpError::TooShort { len: buf.len() })?;
@@ -338,8 +391,14 @@ impl SrtpContext {
             s.rtcp_window.check(index)?;
         }
         let len = transform::rtcp_unprotect(&self.rtcp, &layout, buf, parts, ssrc)?;
-        self.state(ssrc).rtcp_window.accept(index);
-        Ok(len)
+        Ok((
+            len,
+            Received {
+                ssrc,
+                index,
+                rtcp: true,
+            },
+        ))
     }
 
     /// Sets the next SRTCP index sent for `ssrc` (tests start mid-stream, as the RFC vectors do).

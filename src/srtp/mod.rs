@@ -46,6 +46,6 @@ mod transform;
 #[cfg(test)]
 mod tests;
 
-pub use context::{Params, SrtpContext};
+pub use context::{Params, Received, SrtpContext};
 pub use error::SrtpError;
 pub use suite::{CipherKind, Suite};

@@ -2,7 +2,7 @@
 //! the flow opens or its keys change (never per packet), and the per-packet calls in the
 //! caller's slot, with each failure mapped to the drop it is counted as.
 
-use crate::srtp::{Params, SrtpContext, SrtpError};
+use crate::srtp::{Params, Received, SrtpContext, SrtpError};
 
 /// One direction's SRTP context. Keys that could not be built (a key of the wrong length, a
 /// parameter the suite cannot honour) leave no context: every packet of that direction is then
@@ -26,20 +26,29 @@ impl Cipher {
         self.0.as_deref()
     }
 
-    /// Authenticates and decrypts `buf[..len]` (SRTCP when `rtcp`) in place: the clear length.
+    /// Authenticates and decrypts `buf[..len]` (SRTCP when `rtcp`) in place: the clear length,
+    /// and the packet's index to [`Cipher::commit`] once its source is accepted too.
     pub(super) fn unprotect(
-        &mut self,
+        &self,
         rtcp: bool,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<usize, SrtpError> {
-        let ctx = self.0.as_deref_mut().ok_or(SrtpError::AuthFailed)?;
+    ) -> Result<(usize, Received), SrtpError> {
+        let ctx = self.0.as_deref().ok_or(SrtpError::AuthFailed)?;
         let cap = buf.len();
         let pkt = buf.get_mut(..len).ok_or(SrtpError::TooShort { len: cap })?;
         if rtcp {
-            ctx.unprotect_rtcp(pkt)
+            ctx.open_rtcp(pkt)
         } else {
-            ctx.unprotect_rtp(pkt)
+            ctx.open_rtp(pkt)
+        }
+    }
+
+    /// Takes the index of a packet [`Cipher::unprotect`] let through, once the latch accepted
+    /// its source: a copy replayed from elsewhere and refused there takes nothing.
+    pub(super) fn commit(&mut self, received: Received) {
+        if let Some(ctx) = self.0.as_deref_mut() {
+            ctx.commit(received);
         }
     }
 

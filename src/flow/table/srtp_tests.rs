@@ -272,6 +272,49 @@ fn a_replayed_packet_is_dropped_and_counted() {
 }
 
 #[test]
+fn a_genuine_packet_replayed_from_elsewhere_first_does_not_cost_the_peer_its_packet() {
+    let ka = key(CM, 1);
+    let mut t = call(inbound(&ka), FlowCrypto::default(), EndpointLearning::Off);
+    let strict = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        latch: LatchConfig {
+            strict: true,
+            ..latch(PEER_A, EndpointLearning::Off)
+        },
+        record: None,
+        crypto: inbound(&ka),
+    };
+    assert!(t.update(FlowId(1), strict, Millis(0)));
+    let mut peer_a = ctx(&ka);
+    let (d, _) = send(&mut t, 1, &protect(&mut peer_a, &rtp(1), false), PEER_A);
+    assert!(matches!(d, Decision::Forward { .. }));
+    // An on-path attacker copies A's next packet and gets it to the relay first, from its own
+    // address: it authenticates, the latch refuses it, and its index is not taken.
+    let next = protect(&mut peer_a, &rtp(2), false);
+    let (d, _) = send(&mut t, 1, &next, EVIL);
+    assert_eq!(d, Decision::Drop(DropReason::Latch));
+    let (d, out) = send(&mut t, 1, &next, PEER_A);
+    assert!(matches!(d, Decision::Forward { .. }), "{d:?}");
+    assert_eq!(out, rtp(2));
+    // The same for SRTCP.
+    let rr = protect(&mut peer_a, &rtcp_rr(), true);
+    assert_eq!(
+        send(&mut t, 1, &rr, EVIL).0,
+        Decision::Drop(DropReason::Latch)
+    );
+    assert!(matches!(
+        send(&mut t, 1, &rr, PEER_A).0,
+        Decision::Forward { .. }
+    ));
+    // A real replay from A's own address is still refused.
+    assert_eq!(
+        send(&mut t, 1, &next, PEER_A).0,
+        Decision::Drop(DropReason::Replay)
+    );
+}
+
+#[test]
 fn rtcp_mux_carries_srtcp_both_ways() {
     let (ka, ka2) = (key(CM, 1), key(CM, 2));
     let both = FlowCrypto {
