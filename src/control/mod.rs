@@ -16,7 +16,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ng;
 pub mod parse;
-mod parse_srtp;
+pub(crate) mod parse_srtp;
 pub mod render;
 pub mod transport;
 

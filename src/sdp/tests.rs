@@ -69,6 +69,8 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 ptime: m.ptime(),
                 mid: m.mid().map(str::to_owned),
                 codecs: CodecFilter::default(),
+                proto: None,
+                crypto: None,
             }
         })
         .collect();
