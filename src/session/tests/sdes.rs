@@ -669,3 +669,42 @@ fn plain_calls_stay_plain_and_without_a_key_source_nothing_is_generated() {
     );
     assert!(lines.is_empty());
 }
+
+#[test]
+fn query_reports_the_suite_per_stream() {
+    let (mut e, mut b) = (sdes_engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_savp(oa("c", "a", None, None, sdp_a("RTP/AVP", &[]))),
+    );
+    let ans = format!("a=crypto:8 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}");
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    let q = e.command(
+        at(2),
+        crate::session::Command::Query(crate::session::command::CallRef {
+            call_id: "c".into(),
+            ..Default::default()
+        }),
+        &mut b,
+    );
+    let Reply::Call(q) = q else { panic!("{q:?}") };
+    let tag = |t: &str| q.tags.iter().find(|x| x.tag == t).expect("tag").medias[0].clone();
+    let (a, bm) = (tag("a"), tag("b"));
+    assert!(a.streams.iter().all(|s| s.crypto_suite.is_none()));
+    assert!(!a.flags.contains(&"SDES"));
+    assert!(bm
+        .streams
+        .iter()
+        .all(|s| s.crypto_suite == Some("AES_CM_128_HMAC_SHA1_32")));
+    assert!(bm.flags.contains(&"SDES"));
+    let rendered = crate::control::render::render(&Reply::Call(q)).encode();
+    let needle = b"12:crypto suite23:AES_CM_128_HMAC_SHA1_32";
+    assert!(rendered.windows(needle.len()).any(|w| w == needle));
+}
