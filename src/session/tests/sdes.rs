@@ -708,3 +708,52 @@ fn query_reports_the_suite_per_stream() {
     let needle = b"12:crypto suite23:AES_CM_128_HMAC_SHA1_32";
     assert!(rendered.windows(needle.len()).any(|w| w == needle));
 }
+
+#[test]
+fn a_restored_call_decrypts_with_the_same_keys() {
+    let (mut old, mut b, mut f) = (sdes_engine(), AcceptAll::default(), Flows::default());
+    let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}");
+    let r = offer(
+        &mut old,
+        &mut b,
+        at(0),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &[&line])),
+    );
+    let port_b = media_port(&r);
+    let ans = format!("a=crypto:8 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}");
+    let r = answer(
+        &mut old,
+        &mut b,
+        at(1),
+        oa("c", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    let port_a = media_port(&r);
+    f.take(&mut old);
+    let rec = crate::store::CallRecord::from_call(old.call("c").expect("call"), "n", 1);
+    assert_eq!(rec.schema, crate::store::record::SCHEMA_VERSION);
+    let text = rec.encode();
+
+    let (mut new, mut b2, mut g) = (sdes_engine(), AcceptAll::default(), Flows::default());
+    let rec = crate::store::CallRecord::decode(&text).expect("decodes");
+    let r = new.restore(at(100), &[rec], &mut b2);
+    assert_eq!(r.calls, 1);
+    g.take(&mut new);
+    for port in [port_a, port_a + 1, port_b, port_b + 1] {
+        assert_eq!(g.last(port), f.last(port), "port {port}");
+        assert!(!g.last(port).is_plain());
+    }
+    // A re-INVITE after the restore offers the same relay keys as before.
+    let again = crypto_lines(&offer(
+        &mut new,
+        &mut b2,
+        at(101),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &[&line])),
+    ));
+    let first = crypto_lines(&offer(
+        &mut old,
+        &mut b,
+        at(101),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &[&line])),
+    ));
+    assert_eq!(again, first);
+}
