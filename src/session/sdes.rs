@@ -144,14 +144,33 @@ fn key_for(slot: &mut SdesSlot, suite: Suite, keys: &mut dyn KeySource) -> Optio
 /// lifetime 2^31 with `SDES-lifetime`.
 fn inline_key(key_salt: &[u8], s: &Sdes) -> KeyParam {
     let mut k = KeyParam::inline(key_salt);
-    if !s.pad {
-        let trimmed = k.key_text.trim_end_matches('=').len();
-        k.key_text.truncate(trimmed);
-    }
+    k.key_text = key_text(key_salt, s.pad);
     if s.lifetime {
         k.lifetime = Some(Lifetime::PowerOfTwo(LIFETIME_EXPONENT));
     }
     k
+}
+
+/// Base64 of key and salt, `=` padding only when asked for.
+fn key_text(key_salt: &[u8], pad: bool) -> String {
+    let mut t = KeyParam::inline(key_salt).key_text;
+    if !pad {
+        let trimmed = t.trim_end_matches('=').len();
+        t.truncate(trimmed);
+    }
+    t
+}
+
+/// A key parameter passed on: the same key, written as the relay writes its own (rtpengine
+/// decodes and re-encodes it, so padding follows `SDES-pad`), lifetime and MKI kept.
+fn reencoded(k: &KeyParam, s: &Sdes) -> KeyParam {
+    match k.key_salt() {
+        Ok(key_salt) => KeyParam {
+            key_text: key_text(&key_salt, s.pad),
+            ..k.clone()
+        },
+        Err(_) => k.clone(),
+    }
 }
 
 fn profile_of(m: &Media) -> Option<Profile> {
@@ -207,10 +226,28 @@ pub fn offer(
     let mut lines: Vec<Crypto> = filtered
         .iter()
         .map(|c| Crypto {
+            keys: c.keys.iter().map(|k| reencoded(k, s)).collect(),
             session_params: session_params(&c.session_params, s),
             ..c.clone()
         })
         .collect();
+    // A re-offer: the line negotiated with the receiver comes first, same tag and key.
+    if let Some(neg) = receiver
+        .our_key
+        .clone()
+        .filter(|c| allowed(s, &c.suite_name))
+    {
+        match lines
+            .iter()
+            .position(|c| c.suite_name.eq_ignore_ascii_case(&neg.suite_name))
+        {
+            Some(at) => {
+                let c = lines.remove(at);
+                lines.insert(0, c);
+            }
+            None => lines.insert(0, neg),
+        }
+    }
     if !s.nonew {
         let mut next_tag = lines.iter().map(|c| c.tag).max().unwrap_or(0);
         for suite in Suite::ALL {

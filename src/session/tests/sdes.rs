@@ -757,3 +757,60 @@ fn a_restored_call_decrypts_with_the_same_keys() {
     ));
     assert_eq!(again, first);
 }
+
+#[test]
+fn a_passed_on_key_is_written_unpadded_unless_pad() {
+    let padded = "8AbZePWwsKhLGX3GlXA+yHYPQ3cgraer/9DkFJYCOPZZy3o9wC0NIbIFYZfyHw==";
+    let line = format!("a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:{padded}|2^20");
+    let mut e = sdes_engine();
+    let lines = offer_lines(
+        &mut e,
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &[&line])),
+    );
+    assert_eq!(lines[0].keys[0].key_text, padded.trim_end_matches('='));
+    assert_eq!(
+        lines[0].keys[0].lifetime,
+        Some(crate::sdp::crypto::Lifetime::PowerOfTwo(20))
+    );
+    let mut p = oa("d", "a", None, None, sdp_a("RTP/SAVP", &[&line]));
+    p.sdes.pad = true;
+    let lines = offer_lines(&mut e, p);
+    assert_eq!(lines[0].keys[0].key_text, padded);
+}
+
+#[test]
+fn a_reoffer_puts_the_negotiated_line_first() {
+    let (mut e, mut b) = (sdes_engine(), AcceptAll::default());
+    let first = crypto_lines(&offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_savp(oa("c", "a", None, None, sdp_a("RTP/AVP", &[]))),
+    ));
+    let ans = format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}");
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    let again = crypto_lines(&offer(
+        &mut e,
+        &mut b,
+        at(2),
+        to_savp(oa("c", "a", None, None, sdp_a("RTP/AVP", &[]))),
+    ));
+    assert_eq!(again[0], first[6], "tag 7, same key");
+    let rest: Vec<(u32, &str)> = suite_names(&again[1..]);
+    assert_eq!(rest[0], (8, "AEAD_AES_256_GCM"));
+    assert_eq!(rest[6], (14, "AES_CM_128_HMAC_SHA1_32"));
+    assert_eq!(again.len(), Suite::ALL.len());
+    // Same suites, same keys as before.
+    for c in &again[1..] {
+        let before = first
+            .iter()
+            .find(|f| f.suite_name == c.suite_name)
+            .expect("suite");
+        assert_eq!(c.keys, before.keys);
+    }
+}
