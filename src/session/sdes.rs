@@ -84,7 +84,7 @@ pub fn usable_lines(m: &Media) -> Vec<Crypto> {
         .filter_map(|c| match c.and_then(|c| c.srtp_params().map(|_| c)) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::info!(error = %e, "a=crypto line skipped");
+                tracing::debug!(error = %e, "a=crypto line skipped");
                 None
             }
         })
