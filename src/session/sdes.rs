@@ -26,13 +26,14 @@ use crate::sdp::crypto::{crypto_attributes, Crypto, KeyParam, Lifetime};
 use crate::sdp::model::{Attribute, Media};
 use crate::session::command::{OfferAnswer, Profile, Sdes, TransportProtocol};
 use crate::session::keys::KeySource;
-use crate::srtp::{Params, Suite};
+use crate::srtp::Suite;
 
 /// The `SDES-lifetime` value: 2^31 packets.
 const LIFETIME_EXPONENT: u8 = 31;
 
-/// The SDES state of one media of one leg.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The SDES state of one media of one leg. Its `Debug` shows no key material (the lines' own
+/// `Debug` hides theirs; generated keys show as their suites).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SdesSlot {
     /// This side's usable `a=crypto` lines (its sending keys) from its last SDP, after the
     /// offer's suite filters.
@@ -48,6 +49,22 @@ pub struct SdesSlot {
     pub our_key: Option<Crypto>,
     /// `SDES-offerer_pref` of the offer this side made, for the answer towards it.
     pub offerer_pref: Vec<String>,
+}
+
+impl std::fmt::Debug for SdesSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdesSlot")
+            .field("theirs", &self.theirs)
+            .field("ours", &self.ours)
+            .field(
+                "generated",
+                &self.generated.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
+            .field("their_key", &self.their_key)
+            .field("our_key", &self.our_key)
+            .field("offerer_pref", &self.offerer_pref)
+            .finish()
+    }
 }
 
 impl SdesSlot {
@@ -397,9 +414,4 @@ pub fn answer(
         proto,
         crypto: Some(offerer.ours.iter().map(Crypto::to_attribute).collect()),
     }
-}
-
-/// The parameters of a line, for callers that hold one (tests, restore checks).
-pub fn params(c: &Crypto) -> Option<Params> {
-    c.srtp_params().ok()
 }

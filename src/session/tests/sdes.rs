@@ -814,3 +814,47 @@ fn a_reoffer_puts_the_negotiated_line_first() {
         assert_eq!(c.keys, before.keys);
     }
 }
+
+#[test]
+fn no_key_material_in_debug_output() {
+    let (mut e, mut b) = (sdes_engine(), AcceptAll::default());
+    let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}");
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &[&line])),
+    );
+    let ours = crypto_lines(&r);
+    let ans = format!("a=crypto:8 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}");
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    // The media actions (to the workers) and the SDES state; a leg's stored SDP text holds the
+    // peers' lines as they came, as the SDP itself does.
+    let acts = format!("{:?}", actions(&mut e));
+    let call = e.call("c").expect("call");
+    let slots: Vec<String> = call
+        .legs
+        .iter()
+        .flat_map(|l| l.medias.iter().map(|m| format!("{:?}", m.sdes)))
+        .collect();
+    let dump = format!("{slots:?} {acts}");
+    assert!(dump.contains("AesCm128HmacSha1_32"), "{dump}");
+    let key_hex = |k: &[u8]| format!("{:?}", &k[..8]).trim_end_matches(']').to_owned();
+    for secret in [KEY_A.to_owned(), KEY_B.to_owned()]
+        .into_iter()
+        .chain(ours.iter().map(|c| c.keys[0].key_text.clone()))
+    {
+        assert!(!dump.contains(&secret), "a key in Debug output");
+    }
+    for c in &ours {
+        assert!(
+            !dump.contains(&key_hex(&key_of(c))),
+            "key bytes in Debug output"
+        );
+    }
+}
