@@ -1,4 +1,5 @@
-//! A whole NG datagram through the dispatcher and the session engine: never panics.
+//! A whole NG datagram through the dispatcher and the session engine (SDES included): never
+//! panics.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rtprelay::config::Interface;
@@ -12,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         interfaces: vec![Interface { name: "default".into(), local: [203, 0, 113, 1].into(), advertised: None }],
         ..EngineConfig::default()
     });
+    // Keys of its own, so that SDES offers and answers (transport-protocol, SDES, OSRTP) run.
+    engine.set_key_source(Box::new(rtprelay::session::keys::CountingKeys::default()));
     let mut binder = AcceptAll::default();
     let mut dispatcher = Dispatcher::default();
     let now = Now { mono: Millis(1000), unix_us: 1 };

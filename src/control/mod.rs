@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ng;
 pub mod parse;
+pub(crate) mod parse_srtp;
 pub mod render;
 pub mod transport;
 

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 
 use crate::control::bencode::{Dict, Value};
 use crate::control::error::NgError;
+use crate::control::parse_srtp;
 use crate::sdp::Family;
 use crate::session::command::{
     CallRef, CodecOps, Command, Delete, Flags, IceMode, MediaEcho, MediaSelect, OfferAnswer,
@@ -249,6 +250,21 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
             "endpoint-learning" => {
                 oa.endpoint_learning = text(v).and_then(|t| endpoint_learning(&t));
             }
+            "transport-protocol" => {
+                if let Some(t) = text(v).and_then(|t| parse_srtp::transport_protocol(&t)) {
+                    oa.transport_protocol = Some(t);
+                }
+            }
+            "sdes" => {
+                for w in strings(v) {
+                    parse_srtp::apply_sdes(&mut oa.sdes, &w);
+                }
+            }
+            "osrtp" => {
+                for w in strings(v) {
+                    parse_srtp::apply_osrtp(&mut oa.osrtp, &w);
+                }
+            }
             "media-echo" => {
                 if let Some(mode) = text(v).and_then(|t| media_echo(&t)) {
                     oa.media_echo = Some(mode);
@@ -355,6 +371,18 @@ fn apply_flag(oa: &mut OfferAnswer, flag: &str, op: Op) {
     }
     if let Some(rest) = rest_after("rtcp-mux-") {
         apply_rtcp_mux(&mut oa.rtcp_mux, rest);
+        return;
+    }
+    if let Some(rest) = rest_after("sdes-") {
+        parse_srtp::apply_sdes(&mut oa.sdes, rest);
+        return;
+    }
+    if let Some(rest) = rest_after("osrtp-") {
+        parse_srtp::apply_osrtp(&mut oa.osrtp, rest);
+        return;
+    }
+    if norm == "pad-crypto" {
+        oa.sdes.pad = true;
         return;
     }
     oa.flags.unknown.push(flag.to_owned());

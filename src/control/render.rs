@@ -89,6 +89,7 @@ fn stream(s: &StreamReport) -> Value {
         .put("advertised endpoint", endpoint(s.advertised))
         .put("last packet", s.last_packet)
         .put("flags", words(&s.flags))
+        .put_opt("crypto suite", s.crypto_suite)
         .put("stats", stats)
         .build()
 }

@@ -95,6 +95,7 @@ fn call_reply() {
         advertised: None,
         last_packet: 7,
         flags: vec!["RTP"],
+        crypto_suite: None,
         packets: 1,
         bytes: 2,
         errors: 3,

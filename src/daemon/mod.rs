@@ -6,6 +6,7 @@ pub mod cli;
 pub mod control;
 pub mod drain;
 pub mod guard;
+pub mod keys;
 pub mod recorder;
 pub mod standby;
 pub mod store;
@@ -115,7 +116,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
-    let engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));
+    let mut engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));
+    engine.set_key_source(Box::new(keys::OsKeys));
     let recorder = match &cfg.recording_dir {
         Some(dir) => match recorder::Recorder::start(
             dir,

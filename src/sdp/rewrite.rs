@@ -56,6 +56,11 @@ pub struct MediaPlan {
     /// The `a=mid` to write (the input's go).
     pub mid: Option<String>,
     pub codecs: CodecFilter,
+    /// `Some(p)`: write `p` as the m= line's protocol (`transport-protocol`, SRTP bridging).
+    pub proto: Option<String>,
+    /// `Some(lines)`: the input's `a=crypto` lines go and these (the relay's own, see
+    /// `session/sdes.rs`) are written after the RTCP attributes; `None` leaves them alone.
+    pub crypto: Option<Vec<Attribute>>,
 }
 
 impl MediaPlan {
@@ -169,6 +174,7 @@ fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewriteP
         // `a=rtcp-fb:*` applies to all payload types and is passed through.
         "rtcp-fb" => m_is_rtp && a.value_trimmed().split_whitespace().next() != Some("*"),
         "ptime" => mp.ptime.is_some(),
+        "crypto" => mp.crypto.is_some(),
         "extmap" => plan.strip_extmap,
         n => plan.strip_ice && ICE_ATTRS.contains(&n),
     }
@@ -196,6 +202,9 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
 
     if active {
         m.port = mp.port;
+    }
+    if let Some(proto) = &mp.proto {
+        m.proto.clone_from(proto);
     }
     if let Some(c) = &mut m.connection {
         c.readdress(mp.connection_ip());
@@ -225,6 +234,9 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
             }
             if mp.rtcp_mux {
                 push("rtcp-mux", None);
+            }
+            for a in mp.crypto.iter().flatten() {
+                push(a.name.as_str(), a.value.clone());
             }
             if let Some(p) = mp.ptime {
                 push("ptime", Some(p.to_string()));

@@ -69,6 +69,8 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 ptime: m.ptime(),
                 mid: m.mid().map(str::to_owned),
                 codecs: CodecFilter::default(),
+                proto: None,
+                crypto: None,
             }
         })
         .collect();
@@ -829,4 +831,43 @@ a=fmtp:101 0-16
     );
     let got = rewritten(&input, |_, _| {});
     assert!(got.contains("a=fmtp:101 0-16 \r\n"), "{got}");
+}
+
+#[test]
+fn crypto_lines_replace_the_input_ones_after_rtcp_mux_and_before_ptime() {
+    let input = crlf(
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n\
+         m=audio 4000 RTP/AVP 0\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUJD\na=rtcp-mux\n\
+         a=ptime:20\na=x-other\n",
+    );
+    let out = rewritten(&input, |_, plan| {
+        plan.media[0].proto = Some("RTP/SAVP".into());
+        plan.media[0].crypto = Some(vec![
+            crate::sdp::Attribute::new("crypto", Some("2 AEAD_AES_256_GCM inline:AAAA".into())),
+            crate::sdp::Attribute::new("crypto", Some("3 NULL_HMAC_SHA1_32 inline:BBBB".into())),
+        ]);
+    });
+    let media: Vec<&str> = out
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("m="))
+        .collect();
+    assert_eq!(
+        media,
+        vec![
+            "m=audio 30000 RTP/SAVP 0",
+            "a=x-other",
+            "a=rtpmap:0 PCMU/8000",
+            "a=sendrecv",
+            "a=rtcp:30001",
+            "a=rtcp-mux",
+            "a=crypto:2 AEAD_AES_256_GCM inline:AAAA",
+            "a=crypto:3 NULL_HMAC_SHA1_32 inline:BBBB",
+            "a=ptime:20",
+            "",
+        ]
+    );
+    // No plan for crypto: the input's lines and protocol stay.
+    let out = rewritten(&input, |_, _| {});
+    assert!(out.contains("m=audio 30000 RTP/AVP 0\r\n"));
+    assert!(out.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUJD\r\n"));
 }

@@ -144,6 +144,8 @@ pub struct MediaSlot {
     /// the sender's own, updated by each offer it sends that has one; the receiver's, copied
     /// from the sender's by the first offer that reaches it and kept from then on.
     pub mid: Option<String>,
+    /// SDES keys with this leg (see `sdes.rs`).
+    pub sdes: crate::session::sdes::SdesSlot,
     pub rtp: Stream,
     pub rtcp: Stream,
 }

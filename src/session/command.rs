@@ -198,6 +198,12 @@ pub struct OfferAnswer {
     /// The NG client the message came from (set by the daemon, not by the message): a call
     /// remembers who created it, for the operator's session list.
     pub proxy: Option<std::net::SocketAddr>,
+    /// `transport-protocol` / `transport protocol`.
+    pub transport_protocol: Option<TransportProtocol>,
+    /// `SDES` list and `SDES-...` flags.
+    pub sdes: Sdes,
+    /// `OSRTP` list and `OSRTP-...` flags.
+    pub osrtp: Osrtp,
 }
 
 /// Boolean flags from the `flags` list (and their key forms).
@@ -285,4 +291,113 @@ pub enum MediaEcho {
     Backwards,
     /// `both`: each side gets its own media back.
     Both,
+}
+
+/// `transport-protocol` (`transport protocol`): the RTP profile towards the receiver of the
+/// message, or (`accept`, in answers) the answerer's own profile passed on to the offerer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportProtocol {
+    /// Write this profile into the outgoing SDP and translate (SRTP ↔ RTP) as needed.
+    Set(Profile),
+    /// Answers: go along with a profile the answerer changed instead of restoring the offered one.
+    Accept,
+}
+
+/// The RTP profiles `transport-protocol` names (rtpengine's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    RtpAvp,
+    RtpAvpf,
+    RtpSavp,
+    RtpSavpf,
+    UdpTlsRtpSavp,
+    UdpTlsRtpSavpf,
+}
+
+impl Profile {
+    /// Every profile, for lookups.
+    pub const ALL: [Profile; 6] = [
+        Profile::RtpAvp,
+        Profile::RtpAvpf,
+        Profile::RtpSavp,
+        Profile::RtpSavpf,
+        Profile::UdpTlsRtpSavp,
+        Profile::UdpTlsRtpSavpf,
+    ];
+
+    /// The m= line spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::RtpAvp => "RTP/AVP",
+            Profile::RtpAvpf => "RTP/AVPF",
+            Profile::RtpSavp => "RTP/SAVP",
+            Profile::RtpSavpf => "RTP/SAVPF",
+            Profile::UdpTlsRtpSavp => "UDP/TLS/RTP/SAVP",
+            Profile::UdpTlsRtpSavpf => "UDP/TLS/RTP/SAVPF",
+        }
+    }
+
+    /// The profile of this m= protocol (ASCII case ignored), if it is one of ours.
+    pub fn from_name(s: &str) -> Option<Profile> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// SRTP profiles (`SAVP`/`SAVPF`, with or without DTLS).
+    pub fn is_srtp(self) -> bool {
+        !matches!(self, Profile::RtpAvp | Profile::RtpAvpf)
+    }
+
+    /// The DTLS forms (`UDP/TLS/...`).
+    pub fn is_dtls(self) -> bool {
+        matches!(self, Profile::UdpTlsRtpSavp | Profile::UdpTlsRtpSavpf)
+    }
+}
+
+/// The `SDES` list (and the `SDES-...` flag words): how the relay offers and answers
+/// `a=crypto`. Suite names are kept as given (uppercased) so that a suite we do not implement
+/// still restricts (`only-F8_128_HMAC_SHA1_80` leaves nothing of ours to offer).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sdes {
+    /// `off`, `no`, `disable`: no SDES is offered.
+    pub off: bool,
+    /// `no-SUITE`: neither passed on nor added.
+    pub no: Vec<String>,
+    /// `only-SUITE`: only these are passed on or added (wins over `no-`).
+    pub only: Vec<String>,
+    /// `nonew`: only the offerer's suites are offered on (wins over `no-` and `only-`).
+    pub nonew: bool,
+    /// `pad`: keep base64 `=` padding in generated keys (omitted by default).
+    pub pad: bool,
+    /// `lifetime`: generated keys carry the lifetime `2^31`.
+    pub lifetime: bool,
+    /// `static`: a re-answer keeps the suite negotiated before.
+    pub static_keys: bool,
+    /// `unencrypted_srtp` / `encrypted_srtp`: force the session parameter on or off; `None`
+    /// copies the offerer's.
+    pub unencrypted_srtp: Option<bool>,
+    /// `unencrypted_srtcp` / `encrypted_srtcp`.
+    pub unencrypted_srtcp: Option<bool>,
+    /// `unauthenticated_srtp` / `authenticated_srtp`.
+    pub unauthenticated_srtp: Option<bool>,
+    /// `order:A;B;...`: these suites first, in this order (tags unchanged).
+    pub order: Vec<String>,
+    /// `offerer_pref:A;B;...`: the suite answered to the offerer is the first of these it
+    /// offered.
+    pub offerer_pref: Vec<String>,
+}
+
+/// The `OSRTP` list (opportunistic SRTP, RFC 8643: `RTP/AVP` with `a=crypto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Osrtp {
+    /// `offer`, `offer-RFC`: turn a plain offer into an OSRTP one.
+    pub offer: bool,
+    /// `offer-legacy`: accepted; duplicated (best-effort) media sections are not generated.
+    pub offer_legacy: bool,
+    /// `accept-RFC` (and `accept`): an answer without `a=crypto` to an OSRTP offer still gets
+    /// SRTP towards the offerer.
+    pub accept_rfc: bool,
+    /// `accept-legacy` (and `accept`): accepted; legacy duplicated sections are not merged.
+    pub accept_legacy: bool,
 }

@@ -68,6 +68,8 @@ pub struct Engine {
     pub(crate) interface_log: crate::session::targets::LogLimit,
     /// Set by a drain (see drain.rs): `ping` fails and new calls are refused.
     pub(crate) draining: bool,
+    /// Where SDES keys of the relay's own come from (none until the daemon sets a source).
+    pub(crate) keys: Box<dyn crate::session::keys::KeySource>,
 }
 
 impl Engine {
@@ -92,7 +94,13 @@ impl Engine {
             refusal_log: Default::default(),
             interface_log: Default::default(),
             draining: false,
+            keys: Box::new(crate::session::keys::NoKeys),
         }
+    }
+
+    /// Sets where the relay's SDES keys come from: the daemon's reads the OS random generator.
+    pub fn set_key_source(&mut self, keys: Box<dyn crate::session::keys::KeySource>) {
+        self.keys = keys;
     }
 
     /// Executes one command and returns its reply. No I/O: the port pairs it takes were bound

@@ -17,6 +17,7 @@ pub mod engine_config;
 pub mod error;
 mod follow;
 mod interfaces;
+pub mod keys;
 pub mod limits;
 pub mod log;
 mod media_state;
@@ -27,6 +28,7 @@ mod recording;
 pub mod reply;
 pub mod reports;
 mod restore;
+pub mod sdes;
 mod targets;
 mod timers;
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::flow::latch::LatchConfig;
-use crate::flow::{FlowCrypto, FlowKind};
+use crate::flow::FlowKind;
 use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
@@ -17,9 +17,11 @@ use crate::session::command::OfferAnswer;
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
+use crate::session::keys::KeySource;
 use crate::session::limits;
 use crate::session::media_state;
 use crate::session::reply::Reply;
+use crate::session::sdes::{self, MediaOut};
 use crate::time::Now;
 
 /// The session attribute `loop-protect` adds (`a=rtpengine:<instance id>`, as rtpengine does).
@@ -374,6 +376,7 @@ impl Engine {
                 let demuxed = call.legs[sender].medias[i].demuxed;
                 offered && (sender_mux || demuxed || p.rtcp_mux.accept) && !p.rtcp_mux.demux
             };
+            let srtp = sdes_media(call, sender, receiver, i, m, p, is_offer, &mut *self.keys);
             let rtp_port = local.map_or(0, |l| l.rtp_port);
             let rtcp_port = m.is_rtp().then(|| {
                 if mux_out && !is_offer {
@@ -397,6 +400,8 @@ impl Engine {
                     mask: p.codec.mask.clone(),
                     except: p.codec.except.clone(),
                 },
+                proto: srtp.proto,
+                crypto: srtp.crypto,
             });
             if !is_offer {
                 // The offerer asked for mux and the answer confirms it: the offerer muxes.
@@ -469,6 +474,7 @@ impl Engine {
                 offered: None,
                 echo: Echo::Relay,
                 mid: None,
+                sdes: Default::default(),
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
@@ -577,6 +583,8 @@ impl Engine {
                     FlowKind::Opaque
                 };
                 let record_rtp = recording && slot.is_rtp;
+                // RTP and RTCP (muxed or not) share the media's SRTP keys.
+                let crypto = slot.sdes.flow_crypto();
                 // Block state lives in the worker's flow: a flow of a blocked participant
                 // learns it (again: the DTMF payload types may have changed) right after its
                 // open or update, in the same batch.
@@ -621,7 +629,7 @@ impl Engine {
                             egress,
                             latch,
                             record,
-                            crypto: FlowCrypto::default(),
+                            crypto: crypto.clone(),
                         });
                     } else {
                         stream.opened = true;
@@ -634,7 +642,7 @@ impl Engine {
                             latch,
                             counters: stream.counters.clone(),
                             record,
-                            crypto: FlowCrypto::default(),
+                            crypto: crypto.clone(),
                         });
                     }
                     if block.is_some() {
@@ -651,6 +659,50 @@ impl Engine {
             self.push(a);
         }
     }
+}
+
+/// The SDES part of one media section (see `sdes.rs`): both legs' slots are updated, the
+/// outgoing m= line gets the protocol and `a=crypto` lines returned.
+#[allow(clippy::too_many_arguments)]
+fn sdes_media(
+    call: &mut Call,
+    sender: usize,
+    receiver: usize,
+    i: usize,
+    m: &sdp::Media,
+    p: &OfferAnswer,
+    is_offer: bool,
+    keys: &mut dyn KeySource,
+) -> MediaOut {
+    if sender == receiver {
+        return MediaOut::default();
+    }
+    let take = |call: &mut Call, leg: usize| {
+        call.legs
+            .get_mut(leg)
+            .and_then(|l| l.medias.get_mut(i))
+            .map(|s| std::mem::take(&mut s.sdes))
+    };
+    let (Some(mut from), Some(mut to)) = (take(call, sender), take(call, receiver)) else {
+        return MediaOut::default();
+    };
+    let out = if is_offer {
+        sdes::offer(p, m, &mut from, &mut to, keys)
+    } else {
+        let offered = call
+            .legs
+            .get(receiver)
+            .and_then(|l| l.medias.get(i))
+            .map(|s| s.proto.clone())
+            .unwrap_or_default();
+        sdes::answer(p, m, &offered, &mut from, &mut to, keys)
+    };
+    for (leg, slot) in [(sender, from), (receiver, to)] {
+        if let Some(s) = call.legs.get_mut(leg).and_then(|l| l.medias.get_mut(i)) {
+            s.sdes = slot;
+        }
+    }
+    out
 }
 
 fn parse_sdp(p: &OfferAnswer) -> Result<Body, SessionError> {

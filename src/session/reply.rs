@@ -137,6 +137,9 @@ pub struct StreamReport {
     pub advertised: Option<SocketAddr>,
     pub last_packet: u64,
     pub flags: Vec<&'static str>,
+    /// The SRTP suite in effect with this participant (`crypto suite`), when SDES was
+    /// negotiated.
+    pub crypto_suite: Option<&'static str>,
     pub packets: u64,
     pub bytes: u64,
     pub errors: u64,

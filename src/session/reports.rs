@@ -134,10 +134,13 @@ pub struct MediaTotals {
 fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals) -> MediaReport {
     let mut streams = Vec::new();
     if let Some(local) = m.local {
+        let suite = m.sdes.suite().map(crate::srtp::Suite::name);
         let rtp = stream_report(created, &m.rtp, local.rtp(), m.remote_rtp, "RTP");
         let rtcp = stream_report(created, &m.rtcp, local.rtcp(), m.remote_rtcp, "RTCP");
-        streams.push(rtp);
-        streams.push(rtcp);
+        for mut s in [rtp, rtcp] {
+            s.crypto_suite = suite;
+            streams.push(s);
+        }
         add(&mut totals.rtp, &m.rtp, Part::Rtp);
         add(&mut totals.rtcp, &m.rtp, Part::MuxedRtcp);
         add(&mut totals.rtcp, &m.rtcp, Part::Rtcp);
@@ -145,6 +148,9 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
     let mut flags = vec!["initialized"];
     if m.rejected {
         flags.clear();
+    }
+    if m.sdes.suite().is_some() {
+        flags.push("SDES");
     }
     if m.rtcp_mux {
         flags.push("rtcp-mux");
@@ -211,6 +217,7 @@ fn stream_report(
             unix_secs_of(created, Millis(last))
         },
         flags,
+        crypto_suite: None,
         packets: k.packets.load(Relaxed) + k.rtcp_packets.load(Relaxed),
         bytes: k.bytes.load(Relaxed) + k.rtcp_bytes.load(Relaxed),
         errors: k.errors.load(Relaxed),

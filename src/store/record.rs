@@ -7,10 +7,18 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::StreamCounters;
+use crate::sdp::crypto::{Crypto, KeyParam};
 use crate::session::call::{Call, Leg, MediaSlot};
+use crate::session::sdes::SdesSlot;
+use crate::srtp::Suite;
 
 /// Bumped when a field changes meaning; a reader refuses records of a newer schema.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema of records without SDES keys: written as before, so that a relay of the previous
+/// version still restores plain calls during a rolling upgrade (and refuses calls whose keys it
+/// could not use).
+pub const PLAIN_SCHEMA_VERSION: u32 = 1;
 
 /// Longest record text read back: a call holds at most 32 legs of a few KiB of SDP, so anything
 /// longer was not written by a relay (whoever can write to Redis can write anything).
@@ -82,6 +90,71 @@ pub struct MediaRecord {
     pub rtp_totals: StreamTotals,
     #[serde(default)]
     pub rtcp_totals: StreamTotals,
+    /// SDES keys (schema 2). Secret: whoever reads the store can decrypt the call's media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdes: Option<SdesRecord>,
+}
+
+/// The SDES state of one media of one leg, its `a=crypto` lines as text (see
+/// `session/sdes.rs`); restored lines are parsed and checked like received ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdesRecord {
+    pub theirs: Vec<String>,
+    pub ours: Vec<String>,
+    /// (suite name, base64 key and salt) the relay generated towards this side.
+    pub generated: Vec<(String, String)>,
+    pub their_key: Option<String>,
+    pub our_key: Option<String>,
+    pub offerer_pref: Vec<String>,
+}
+
+impl SdesRecord {
+    fn of(s: &SdesSlot) -> Option<SdesRecord> {
+        if *s == SdesSlot::default() {
+            return None;
+        }
+        let text = |v: &[Crypto]| v.iter().map(ToString::to_string).collect();
+        Some(SdesRecord {
+            theirs: text(&s.theirs),
+            ours: text(&s.ours),
+            generated: s
+                .generated
+                .iter()
+                .map(|(suite, k)| (suite.name().to_owned(), KeyParam::inline(k).key_text))
+                .collect(),
+            their_key: s.their_key.as_ref().map(ToString::to_string),
+            our_key: s.our_key.as_ref().map(ToString::to_string),
+            offerer_pref: s.offerer_pref.clone(),
+        })
+    }
+
+    /// The slot back; lines that do not parse or cannot be used are dropped.
+    pub fn slot(&self) -> SdesSlot {
+        let line = |t: &String| t.parse::<Crypto>().ok().filter(|c| c.srtp_params().is_ok());
+        let lines = |v: &[String]| v.iter().filter_map(line).collect();
+        SdesSlot {
+            theirs: lines(&self.theirs),
+            ours: lines(&self.ours),
+            generated: self
+                .generated
+                .iter()
+                .filter_map(|(name, key)| {
+                    let suite = Suite::from_name(name)?;
+                    let k = KeyParam {
+                        key_text: key.clone(),
+                        lifetime: None,
+                        mki: None,
+                    }
+                    .key_salt()
+                    .ok()?;
+                    (k.len() == suite.inline_key_len()).then_some((suite, k))
+                })
+                .collect(),
+            their_key: self.their_key.as_ref().and_then(line),
+            our_key: self.our_key.as_ref().and_then(line),
+            offerer_pref: self.offerer_pref.clone(),
+        }
+    }
 }
 
 /// A stream's counters, as stored (refreshed with every write of the call, and at least every
@@ -123,7 +196,15 @@ impl CallRecord {
     /// The record of `call` as it is now, owned by `owner`, at `generation`.
     pub fn from_call(call: &Call, owner: &str, generation: u64) -> CallRecord {
         CallRecord {
-            schema: SCHEMA_VERSION,
+            schema: if call
+                .legs
+                .iter()
+                .any(|l| l.medias.iter().any(|m| m.sdes != SdesSlot::default()))
+            {
+                SCHEMA_VERSION
+            } else {
+                PLAIN_SCHEMA_VERSION
+            },
             owner: owner.to_string(),
             generation,
             call_id: call.id.clone(),
@@ -192,6 +273,7 @@ impl MediaRecord {
             learned_rtcp: m.rtcp.learned,
             rtp_totals: StreamTotals::of(&m.rtp.counters),
             rtcp_totals: StreamTotals::of(&m.rtcp.counters),
+            sdes: SdesRecord::of(&m.sdes),
         }
     }
 }
@@ -203,7 +285,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample(generation: u64) -> CallRecord {
         CallRecord {
-            schema: SCHEMA_VERSION,
+            schema: PLAIN_SCHEMA_VERSION,
             owner: "node-a".into(),
             generation,
             call_id: "c1@example".into(),
@@ -246,6 +328,7 @@ pub(crate) mod tests {
                     learned_rtcp: None,
                     rtp_totals: StreamTotals::default(),
                     rtcp_totals: StreamTotals::default(),
+                    sdes: None,
                 }],
             }],
         }
@@ -257,6 +340,37 @@ pub(crate) mod tests {
         let text = r.encode();
         assert!(text.starts_with("{\"schema\":1,"), "{text}");
         assert_eq!(CallRecord::decode(&text), Some(r));
+    }
+
+    #[test]
+    fn sdes_keys_survive_and_bad_stored_lines_are_dropped() {
+        let line = "1 AES_CM_128_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa";
+        let mut r = sample(3);
+        r.schema = SCHEMA_VERSION;
+        r.legs[0].medias[0].sdes = Some(SdesRecord {
+            theirs: vec![line.into(), "2 F8_128_HMAC_SHA1_80 inline:QUJD".into()],
+            ours: vec![line.into()],
+            generated: vec![
+                ("AEAD_AES_128_GCM".into(), "A".repeat(38)),
+                ("AEAD_AES_256_GCM".into(), "short".into()),
+            ],
+            their_key: Some(line.into()),
+            our_key: Some("garbage".into()),
+            offerer_pref: vec!["AES_CM_128_HMAC_SHA1_80".into()],
+        });
+        let text = r.encode();
+        assert!(text.starts_with("{\"schema\":2,"), "{text}");
+        let back = CallRecord::decode(&text).unwrap();
+        assert_eq!(back, r);
+        let slot = back.legs[0].medias[0].sdes.as_ref().unwrap().slot();
+        assert_eq!(slot.theirs.len(), 1);
+        assert_eq!(slot.generated.len(), 1);
+        assert_eq!(slot.generated[0].0, Suite::AeadAes128Gcm);
+        assert!(slot.their_key.is_some() && slot.our_key.is_none());
+        // A record of the plain schema (no sdes field) still loads.
+        let plain = sample(4).encode();
+        assert!(!plain.contains("sdes"));
+        assert_eq!(CallRecord::decode(&plain), Some(sample(4)));
     }
 
     #[test]

@@ -61,6 +61,27 @@ class Split(unittest.TestCase):
     def test_bundle_key_is_excluded(self):
         self.assertEqual(self.reasons(case("{ bundle => ['accept'] }")), ["bundle"])
 
+    def sdes_case(self, opts, out, tail=""):
+        sdp = ("<<SDP);\nv=0\nm=audio 4000 RTP/AVP 0\n----\nv=0\nm=audio PORT RTP/SAVP 0\n"
+               + out + "SDP\n")
+        return self.reasons(f"new_call;\noffer('t', {opts}, {sdp}{tail}\n")
+
+    def test_sdes_signalling_only_is_selected(self):
+        opts = "{ 'transport-protocol' => 'RTP/SAVP', DTLS => 'off', SDES => ['no-X'] }"
+        out = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:CRYPTO128\n"
+        self.assertEqual(self.sdes_case(opts, out), [])
+
+    def test_sdes_with_packets_dtls_or_f8_is_not(self):
+        crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:CRYPTO128\n"
+        f8 = "a=crypto:9 F8_128_HMAC_SHA1_80 inline:CRYPTO128\n"
+        off = "{ DTLS => 'off' }"
+        self.assertIn("srtp", self.sdes_case(off, crypto, "srtp_snd($a, 1, 2, 3);"))
+        self.assertIn("srtp", self.sdes_case("{ DTLS => 'passive' }", crypto))
+        self.assertIn("srtp", self.sdes_case(off, crypto + f8))
+        self.assertIn("srtp", self.sdes_case(off, crypto + "a=setup:actpass\n"))
+        # Other reasons still count.
+        self.assertIn("dtmf", self.sdes_case("{ DTLS => 'off', DTMF => 1 }", crypto))
+
     def test_create_helper_is_a_command(self):
         body = "new_call;\ncreate('t', { }, " + SDP_PLAIN
         self.assertEqual(self.reasons(body), ["command"])

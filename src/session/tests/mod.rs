@@ -17,5 +17,6 @@ mod offer_answer;
 mod recording;
 mod reports;
 mod restore;
+mod sdes;
 
 pub(crate) use common::*;
