@@ -18,9 +18,7 @@
 //!
 //! `baresip_srtp_call_through_rtpengine` runs it against Debian's rtpengine, the reference, and always runs.
 //! `baresip_srtp_call_through_relay_under_test` runs it against the relay `RTPRELAY_E2E_RELAY` names
-//! (rtprelay by default); it is ignored until rtprelay does SDES (issue 15): run it with
-//! `cargo test --test srtp_baresip -- --ignored`; once SDES lands, delete its `#[ignore]` and CI's
-//! `cargo test` stage runs it. Needs root (SIPp's pcap play, tcpdump); logs, the capture
+//! (rtprelay by default). Needs root (SIPp's pcap play, tcpdump); logs, the capture
 //! and baresip's config stay in the scratch dir named in a failure message.
 
 mod common;
@@ -46,8 +44,6 @@ fn baresip_srtp_call_through_rtpengine() {
 }
 
 #[test]
-#[ignore = "needs SDES (RTP/SAVP with a=crypto, SRTP<->RTP bridging) in rtprelay, issue 15; \
-            run with --ignored once it lands"]
 fn baresip_srtp_call_through_relay_under_test() {
     srtp_call(RelayKind::from_env());
 }
