@@ -112,6 +112,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         offload,
         xsks,
         policy: policy.clone(),
+        connect_latched: cfg.connect_latched,
     })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");

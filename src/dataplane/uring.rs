@@ -113,4 +113,8 @@ impl Batch for RingBatch<'_> {
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         self.0.forward(i, sock, dst, tag)
     }
+
+    fn forward_connected(&mut self, i: usize, sock: RawFd, _dst: SocketAddr, tag: u64) -> bool {
+        self.0.forward_connected(i, sock, tag)
+    }
 }

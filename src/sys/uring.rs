@@ -98,6 +98,7 @@ pub fn probe() -> Result<Support, UringError> {
     for (code, name) in [
         (opcode::RecvMsg::CODE, "RECVMSG"),
         (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Send::CODE, "SEND"),
         (opcode::PollAdd::CODE, "POLL_ADD"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     ] {
@@ -358,6 +359,22 @@ fn zeroed_send_slot() -> SendSlot {
     unsafe { mem::zeroed() }
 }
 
+/// An error a `connect()`ed UDP socket reports once when an ICMP error came back for what it
+/// sent (the peer's port closed, its host unreachable): about the peer, not the socket, so the
+/// receive is armed again. Unconnected sockets never see these (no `IP_RECVERR`).
+pub fn is_peer_error(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::ENETDOWN
+            | libc::EPROTO
+            | libc::EMSGSIZE
+    )
+}
+
 fn zeroed_msghdr() -> libc::msghdr {
     // SAFETY: msghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
     unsafe { mem::zeroed() }
@@ -579,6 +596,7 @@ impl Ring {
                                     || res == -libc::EINTR
                                     || res == -libc::EAGAIN
                                     || res == -libc::ECANCELED
+                                    || is_peer_error(-res)
                                 {
                                     self.rearm.push(slot);
                                 } else if let Some(s) = self.recv.get_mut(slot as usize) {
@@ -658,6 +676,17 @@ impl Ring {
     /// Queue a copy of packet `i` to leave `fd` towards `dst`. False when it could not be
     /// queued (no free send slot even after reaping, or an unusable packet).
     pub fn forward(&mut self, i: usize, fd: RawFd, dst: SocketAddr, tag: u64) -> bool {
+        self.forward_to(i, fd, Some(dst), tag)
+    }
+
+    /// As [`forward`](Self::forward), out of a socket `connect()`ed to its peer: a plain `Send`
+    /// without a destination, so the kernel uses the socket's cached route (it looks one up for
+    /// every packet that names an address) and copies no `msghdr` in.
+    pub fn forward_connected(&mut self, i: usize, fd: RawFd, tag: u64) -> bool {
+        self.forward_to(i, fd, None, tag)
+    }
+
+    fn forward_to(&mut self, i: usize, fd: RawFd, dst: Option<SocketAddr>, tag: u64) -> bool {
         if self.free_send.is_empty() {
             // UDP sends complete at submission: submit, then collect their slots.
             let _ = self.ring.submit();
@@ -692,17 +721,21 @@ impl Ring {
         };
         dst_buf.copy_from_slice(payload);
         s.tag = tag;
-        let alen = from_socket_addr(dst, &mut s.addr);
-        s.iov.iov_base = s.buf.as_mut_ptr().cast();
-        s.iov.iov_len = len;
-        s.hdr = zeroed_msghdr();
-        s.hdr.msg_name = (&mut s.addr as *mut libc::sockaddr_storage).cast();
-        s.hdr.msg_namelen = alen;
-        s.hdr.msg_iov = &mut s.iov;
-        s.hdr.msg_iovlen = 1;
-        let e = opcode::SendMsg::new(Fd(fd), &s.hdr)
-            .build()
-            .user_data(user_data(SEND, 0, idx));
+        let e = match dst {
+            Some(dst) => {
+                let alen = from_socket_addr(dst, &mut s.addr);
+                s.iov.iov_base = s.buf.as_mut_ptr().cast();
+                s.iov.iov_len = len;
+                s.hdr = zeroed_msghdr();
+                s.hdr.msg_name = (&mut s.addr as *mut libc::sockaddr_storage).cast();
+                s.hdr.msg_namelen = alen;
+                s.hdr.msg_iov = &mut s.iov;
+                s.hdr.msg_iovlen = 1;
+                opcode::SendMsg::new(Fd(fd), &s.hdr).build()
+            }
+            None => opcode::Send::new(Fd(fd), s.buf.as_ptr(), len as u32).build(),
+        }
+        .user_data(user_data(SEND, 0, idx));
         if self.push(&e) {
             self.sends_in_flight += 1;
             self.queued += 1;

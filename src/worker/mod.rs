@@ -11,6 +11,7 @@
 //! A worker runs one loop (`run`) over whichever [`Plane`](crate::dataplane::Plane) it was
 //! given; the per-packet decisions are the flow table's ([`crate::flow::table`]).
 
+mod connect;
 mod forward;
 mod health;
 mod offload;
@@ -202,6 +203,9 @@ pub struct WorkersConfig {
     pub xsks: Vec<crate::sys::xsk::XskSocket>,
     /// What new packet sources are checked against (see `Guard`).
     pub policy: SharedPolicy,
+    /// `--connect-latched`: connect a flow's socket to its peer once latched (socket planes
+    /// only; see `connect`).
+    pub connect_latched: bool,
 }
 
 /// Receive slots per socket read.
@@ -219,6 +223,7 @@ impl Workers {
             offload,
             xsks,
             policy,
+            connect_latched,
         } = cfg;
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -291,6 +296,7 @@ impl Workers {
                     refused,
                     health,
                 },
+                connect: connect_latched && workers.offload.is_none(),
             });
             let join = std::thread::Builder::new()
                 .name(format!("rtprelay-w{index}"))

@@ -34,6 +34,7 @@ fn idle_worker_with_events() -> ((Worker, Sender<Vec<FlowUpdate>>), Receiver<Flo
             refused: Arc::default(),
             health: Arc::default(),
         },
+        connect: false,
     });
     ((w, tx), erx)
 }
