@@ -14,7 +14,8 @@ than 95 % of the nominal rate is marked generator-bound: it measured the generat
   bench/compare.py --notrack both --relays rtprelay-uring,rtpengine   # conntrack on, then media exempted (root)
 
 A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto);
-a suffix adds a variant's options: rtprelay-uring+connect (--connect-latched=yes), +noconnect.
+a suffix adds a variant's options: rtprelay-uring+connect (--connect-latched=yes), +noconnect,
++fixed (--uring-fixed-files=yes); they combine: rtprelay-uring+connect+fixed.
 With --netns the relay and the generator run in two network namespaces joined by a veth pair
 (bench/netns.py), so that the xdp plane has a device to attach to; its cost is the relay's CPU
 plus the XDP program's run time (kernel.bpf_stats_enabled), which runs outside the relay's threads.
@@ -69,6 +70,7 @@ def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1"
 VARIANTS = {
     "connect": ["--connect-latched=yes"],
     "noconnect": ["--connect-latched=no"],
+    "fixed": ["--uring-fixed-files=yes"],
 }
 
 

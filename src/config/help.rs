@@ -63,6 +63,10 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "yes|no",
             "Socket planes: connect a media socket to its peer once latched (default no)",
         ),
+        "uring-fixed-files" => (
+            "yes|no",
+            "uring plane: register the media sockets as fixed files (default no)",
+        ),
         "xdp-no-offload" => (
             "",
             "Attach XDP but forward nothing in the kernel (debugging)",

@@ -93,6 +93,8 @@ pub struct Config {
     /// the peer is fixed for good (strict, symmetric), so the kernel caches its route and drops
     /// other sources itself.
     pub connect_latched: bool,
+    /// `--uring-fixed-files`: the uring plane registers its sockets in a fixed-file table.
+    pub uring_fixed_files: bool,
     /// No media for this long ends a call.
     pub timeout: Duration,
     /// No media for this long on a call on hold ends it.
@@ -156,6 +158,7 @@ impl Default for Config {
             no_fallback: false,
             xdp_no_offload: false,
             connect_latched: false,
+            uring_fixed_files: false,
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,

@@ -81,6 +81,7 @@ pub(crate) enum Opt {
     NoFallback,
     XdpNoOffload,
     ConnectLatched,
+    UringFixedFiles,
     /// An rtpengine option that makes rtpengine do something and exit (`--codecs`, nftables).
     ExitAction,
     /// An rtpengine option rtprelay accepts and ignores.
@@ -144,6 +145,7 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("no-fallback", Some('F'), Arg::Flag, Opt::NoFallback),
     o("xdp-no-offload", None, Arg::Flag, Opt::XdpNoOffload),
     o("connect-latched", None, Arg::Value, Opt::ConnectLatched),
+    o("uring-fixed-files", None, Arg::Value, Opt::UringFixedFiles),
     o("timeout", Some('o'), Arg::Value, Opt::Timeout),
     o("silent-timeout", Some('s'), Arg::Value, Opt::SilentTimeout),
     o("final-timeout", Some('a'), Arg::Value, Opt::FinalTimeout),

@@ -38,8 +38,9 @@ pub(super) struct FlowIo {
 /// is single-issuer), from what was set up where it was spawned.
 pub(super) enum PlaneStart {
     Mmsg(Readiness),
-    /// io_uring; the mmsg plane on this epoll set when the ring cannot be made.
-    Uring(Readiness),
+    /// io_uring (with fixed files or not); the mmsg plane on this epoll set when the ring
+    /// cannot be made.
+    Uring(Readiness, bool),
     Afxdp(Readiness, Box<XskState>),
 }
 
@@ -109,7 +110,7 @@ impl Worker {
     pub(super) fn run(mut self, start: PlaneStart) {
         match start {
             PlaneStart::Mmsg(ready) => self.run_on(MmsgPlane::new(ready, BATCH)),
-            PlaneStart::Uring(ready) => match UringPlane::new(self.wake.clone()) {
+            PlaneStart::Uring(ready, fixed) => match UringPlane::new(self.wake.clone(), fixed) {
                 Ok(ring) => self.run_on(ring),
                 Err(e) => {
                     tracing::error!(worker = self.index, error = %e,

@@ -173,7 +173,7 @@ fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
@@ -282,7 +282,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let worker = w.worker_for(0xfeed);
@@ -347,7 +347,7 @@ fn spawn_rejects_zero_and_shards_stably() {
             offload: None,
             xsks: Vec::new(),
             policy: permissive(),
-            connect_latched: false,
+            tuning: SocketTuning::default(),
         }),
         Err(WorkerError::NoWorkers)
     ));
@@ -360,7 +360,7 @@ fn spawn_rejects_zero_and_shards_stably() {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     assert_eq!(w.len(), 3);
@@ -385,7 +385,7 @@ fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -463,7 +463,7 @@ fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -612,7 +612,7 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
         offload: None,
         xsks: Vec::new(),
         policy,
-        connect_latched: false,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -653,7 +653,7 @@ fn kernel_refuses(from: &UdpSocket, to: SocketAddr) -> bool {
 
 #[test]
 fn connected_sockets_keep_latching_semantics() {
-    connected_sockets_keep_latching_semantics_on(PlaneKind::Mmsg);
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Mmsg, false);
 }
 
 #[test]
@@ -661,14 +661,23 @@ fn connected_sockets_keep_latching_semantics_uring() {
     if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
-    connected_sockets_keep_latching_semantics_on(PlaneKind::Uring);
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Uring, false);
+}
+
+/// The same with the ring's sockets in its fixed-file table.
+#[test]
+fn connected_sockets_keep_latching_semantics_uring_fixed_files() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
+    }
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Uring, true);
 }
 
 /// With `--connect-latched`: a latched strict flow's socket is connected (the kernel refuses
 /// other sources), media flows both ways on connected sockets, a re-INVITE that moves a peer
 /// behind NAT opens learning again (the socket takes the new source, which is relayed, counted
 /// and learnt, then connected to after the window), and a re-INVITE to a new target works.
-fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind) {
+fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind, fixed_files: bool) {
     let (etx, erx) = crossbeam_channel::unbounded();
     let w = Workers::spawn(WorkersConfig {
         workers: 1,
@@ -679,7 +688,10 @@ fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
-        connect_latched: true,
+        tuning: SocketTuning {
+            connect_latched: true,
+            uring_fixed_files: fixed_files,
+        },
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());

@@ -44,7 +44,7 @@ pub(in crate::worker) fn plane_start(plane: PlaneKind, w: &Worker) -> PlaneStart
     let ready = Readiness::new(&w.wake).expect("epoll");
     match plane {
         PlaneKind::Mmsg => PlaneStart::Mmsg(ready),
-        PlaneKind::Uring => PlaneStart::Uring(ready),
+        PlaneKind::Uring => PlaneStart::Uring(ready, false),
     }
 }
 
