@@ -188,6 +188,9 @@ mod tests {
             DataplaneRequest::Xdp
         );
         assert!(dataplane("--dataplane", "dpdk").is_err());
+        assert!(yes_no("--connect-latched", "Yes").unwrap());
+        assert!(!yes_no("--connect-latched", "no").unwrap());
+        assert!(yes_no("--connect-latched", "maybe").is_err());
     }
 
     #[test]
