@@ -13,7 +13,9 @@ than 95 % of the nominal rate is marked generator-bound: it measured the generat
   bench/compare.py --netns --relays rtprelay-xdp,rtprelay-uring,rtpengine   # over a veth pair (root)
   bench/compare.py --notrack both --relays rtprelay-uring,rtpengine   # conntrack on, then media exempted (root)
 
-A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto).
+A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto);
+a suffix adds a variant's options: rtprelay-uring+connect (--connect-latched=yes), +noconnect,
++fixed (--uring-fixed-files=yes); they combine: rtprelay-uring+connect+fixed.
 With --netns the relay and the generator run in two network namespaces joined by a veth pair
 (bench/netns.py), so that the xdp plane has a device to attach to; its cost is the relay's CPU
 plus the XDP program's run time (kernel.bpf_stats_enabled), which runs outside the relay's threads.
@@ -54,8 +56,22 @@ def relay_cmd(name, port, pmin, pmax, binary, workers, relay_cpu, ip="127.0.0.1"
     if name == "rtpengine":
         # rtpengine's media threads; its control and timer threads come on top.
         return [binary or "rtpengine", "--config-file=none", f"--num-threads={max(2, workers)}"] + common
-    plane = ["--dataplane=" + name.split("-", 1)[1]] if name.startswith("rtprelay-") else []
+    base, *variants = name.split("+")
+    plane = ["--dataplane=" + base.split("-", 1)[1]] if base.startswith("rtprelay-") else []
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"unknown relay variant +{v} in {name} (known: {', '.join(VARIANTS)})")
+        extra += VARIANTS[v]
     return [binary, "--config-file=none", f"--num-threads={workers}", f"--cpu-affinity={relay_cpu}"] + plane + common + extra
+
+
+# Variants of an rtprelay relay, named by suffixes (rtprelay-uring+connect): the options they add,
+# so that a feature is measured on and off in the same run.
+VARIANTS = {
+    "connect": ["--connect-latched=yes"],
+    "noconnect": ["--connect-latched=no"],
+    "fixed": ["--uring-fixed-files=yes"],
+}
 
 
 def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None, label=None):

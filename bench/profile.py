@@ -21,6 +21,19 @@ NETFILTER = re.compile(r"^(nf_|nft_|__nf_|ipt_|ip6t_|ipv4_conntrack|ipv6_conntra
                        r"__nft_|nf_ct_|__nf_ct_|nf_conntrack|hash_conntrack|resolve_normal_ct|init_conntrack|"
                        r"udp_packet|nf_nat)")
 
+# Kernel work a socket plane's options target, as shares of the relay's samples (profile.json): the
+# route lookup of an addressed send (--connect-latched), the file lookup of an io_uring request
+# (--uring-fixed-files), the UDP socket lookup of a received packet.
+GROUPS = {
+    "route_lookup": re.compile(r"^(ip_route_output_key_hash|ip_route_output_key_hash_rcu|ip_route_output_flow|"
+                               r"fib_table_lookup|fib_lookup|__fib_lookup|fib_rules_lookup|ip_route_output_key|"
+                               r"__ip_route_output_key|fib4_rule_action|fib_select_path)$"),
+    "file_lookup": re.compile(r"^(fget|__fget_light|__fget_files|fdget|io_file_get_normal|sock_from_file|fput|"
+                              r"__fget|io_file_get_fixed)$"),
+    "udp_lookup": re.compile(r"^(__udp4_lib_lookup|udp4_lib_lookup2|udp_lib_lookup2|__udp4_lib_lookup_skb|"
+                             r"udp4_lib_lookup_skb|compute_score|udp4_csum_init)$"),
+}
+
 
 def udp_in(ns):
     """UDP datagrams received in namespace `ns` so far (/proc/net/snmp, Udp InDatagrams)."""
@@ -48,6 +61,7 @@ def perf_record(pid, seconds, data):
                           "--percent-limit", "0", "-q"], capture_output=True, text=True).stdout
     kernel = netfilter = total = 0.0
     nf_syms = []
+    groups = dict.fromkeys(GROUPS, 0.0)
     for line in rep.splitlines():
         m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(\S+)", line)
         if not m:
@@ -56,12 +70,16 @@ def perf_record(pid, seconds, data):
         total += pct
         if kind == "k" or dso.startswith("[kernel"):
             kernel += pct
+            for g, rx in GROUPS.items():
+                if rx.match(sym):
+                    groups[g] += pct
             if NETFILTER.match(sym):
                 netfilter += pct
                 nf_syms.append((sym, pct))
     total = total or 100.0
     top = sorted(nf_syms, key=lambda x: -x[1])[:8]
     return {"kernel_share": kernel / total, "netfilter_share": netfilter / total,
+            "groups": {g: v / total for g, v in groups.items()},
             "netfilter_top": [f"{sym} {pct / total * 100:.1f}%" for sym, pct in top]}
 
 
@@ -112,7 +130,8 @@ def profile_one(name, args, on):
             "syscalls_per_packet": stat.get("raw_syscalls:sys_enter", 0) / pkts,
             "context_switches_per_1k_packets": stat.get("context-switches", 0) * 1000 / pkts,
             "loss_ratio": r["loss_ratio"], "conntrack_entries": conntrack, "nominal_pps": r["nominal_pps"],
-            "netfilter_top": shares["netfilter_top"]}
+            "netfilter_top": shares["netfilter_top"],
+            **{f"{g}_share": v for g, v in shares["groups"].items()}}
 
 
 def main():

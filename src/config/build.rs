@@ -314,6 +314,8 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::StrictSource => cfg.strict_source_default = flag,
         Opt::NoFallback => cfg.no_fallback = flag,
         Opt::XdpNoOffload => cfg.xdp_no_offload = flag,
+        Opt::ConnectLatched => cfg.connect_latched = values::yes_no(label, &raw)?,
+        Opt::UringFixedFiles => cfg.uring_fixed_files = values::yes_no(label, &raw)?,
         Opt::DrainGrace => cfg.drain_grace = values::secs_non_negative(label, &raw)?,
         Opt::Pidfile => cfg.pidfile = non_empty(&raw).map(PathBuf::from),
         Opt::EndpointLearning => cfg.endpoint_learning = values::endpoint_learning(label, &raw)?,

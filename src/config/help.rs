@@ -59,6 +59,14 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "",
             "Exit if the XDP plane cannot run (no userspace fallback)",
         ),
+        "connect-latched" => (
+            "yes|no",
+            "Socket planes: connect a media socket to its peer once latched (default no)",
+        ),
+        "uring-fixed-files" => (
+            "yes|no",
+            "uring plane: register the media sockets as fixed files (default no)",
+        ),
         "xdp-no-offload" => (
             "",
             "Attach XDP but forward nothing in the kernel (debugging)",

@@ -89,6 +89,12 @@ pub struct Config {
     /// `--xdp-no-offload`: attach the program but forward nothing in the kernel (with afxdp, every
     /// packet takes the AF_XDP path): for measuring and debugging.
     pub xdp_no_offload: bool,
+    /// `--connect-latched`: on the socket planes, `connect()` a flow's socket to its peer once
+    /// the peer is fixed for good (strict, symmetric), so the kernel caches its route and drops
+    /// other sources itself.
+    pub connect_latched: bool,
+    /// `--uring-fixed-files`: the uring plane registers its sockets in a fixed-file table.
+    pub uring_fixed_files: bool,
     /// No media for this long ends a call.
     pub timeout: Duration,
     /// No media for this long on a call on hold ends it.
@@ -151,6 +157,8 @@ impl Default for Config {
             dataplane: DataplaneRequest::Auto,
             no_fallback: false,
             xdp_no_offload: false,
+            connect_latched: false,
+            uring_fixed_files: false,
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,

@@ -80,6 +80,8 @@ pub(crate) enum Opt {
     /// `-F`: exit when the kernel (XDP) plane cannot run instead of falling back.
     NoFallback,
     XdpNoOffload,
+    ConnectLatched,
+    UringFixedFiles,
     /// An rtpengine option that makes rtpengine do something and exit (`--codecs`, nftables).
     ExitAction,
     /// An rtpengine option rtprelay accepts and ignores.
@@ -142,6 +144,8 @@ pub(crate) const SUPPORTED: &[OptSpec] = &[
     o("dataplane", None, Arg::Value, Opt::Dataplane),
     o("no-fallback", Some('F'), Arg::Flag, Opt::NoFallback),
     o("xdp-no-offload", None, Arg::Flag, Opt::XdpNoOffload),
+    o("connect-latched", None, Arg::Value, Opt::ConnectLatched),
+    o("uring-fixed-files", None, Arg::Value, Opt::UringFixedFiles),
     o("timeout", Some('o'), Arg::Value, Opt::Timeout),
     o("silent-timeout", Some('s'), Arg::Value, Opt::SilentTimeout),
     o("final-timeout", Some('a'), Arg::Value, Opt::FinalTimeout),

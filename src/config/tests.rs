@@ -110,6 +110,7 @@ fn defaults() {
     assert_eq!(c.endpoint_learning, EndpointLearning::Heuristic);
     assert!(c.strict_source_default);
     assert_eq!(c.max_sessions, -1);
+    assert!(!c.connect_latched && !c.uring_fixed_files);
 }
 
 #[test]
@@ -124,7 +125,8 @@ fn every_supported_option_long_form() {
          --max-sessions 500 --recording-dir /var/spool/rec --recording-method pcap \
          --recording-format eth --media-target-deny 10.0.0.0/8;192.168.1.7 \
          --media-target-deny=[fd00::]/8 --media-target-allow 127.0.0.1,::1 \
-         --http-allow-host Prometheus.internal;relay-1",
+         --http-allow-host Prometheus.internal;relay-1 --connect-latched=yes \
+         --uring-fixed-files yes",
         None,
     );
     assert_eq!(
@@ -150,6 +152,7 @@ fn every_supported_option_long_form() {
     assert_eq!(c.num_threads, 4);
     assert_eq!(c.cpus, Some(vec![0, 2, 3]));
     assert_eq!(c.dataplane, DataplaneRequest::Mmsg);
+    assert!(c.connect_latched && c.uring_fixed_files);
     assert_eq!(c.timeout, Duration::from_secs(30));
     assert_eq!(c.silent_timeout, Duration::from_secs(600));
     assert_eq!(c.final_timeout, Some(Duration::from_secs(7200)));

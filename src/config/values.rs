@@ -70,6 +70,15 @@ pub(crate) fn endpoint_learning(label: &str, raw: &str) -> Result<EndpointLearni
     }
 }
 
+/// A yes/no switch that takes a value (`--connect-latched=no`).
+pub(crate) fn yes_no(label: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(ConfigError::value(label, raw, "expected yes or no")),
+    }
+}
+
 /// `--log-format`: `text` or `json`; rtpengine's `default` and `parsable` are read as text.
 pub(crate) fn log_format(label: &str, raw: &str) -> Result<super::LogFormat, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
@@ -179,6 +188,9 @@ mod tests {
             DataplaneRequest::Xdp
         );
         assert!(dataplane("--dataplane", "dpdk").is_err());
+        assert!(yes_no("--connect-latched", "Yes").unwrap());
+        assert!(!yes_no("--connect-latched", "no").unwrap());
+        assert!(yes_no("--connect-latched", "maybe").is_err());
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         offload,
         xsks,
         policy: policy.clone(),
+        tuning: crate::worker::SocketTuning {
+            connect_latched: cfg.connect_latched,
+            uring_fixed_files: cfg.uring_fixed_files,
+        },
     })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");

@@ -142,6 +142,14 @@ impl Batch for MmsgIo {
             None => false,
         }
     }
+
+    fn forward_connected(&mut self, i: usize, sock: RawFd, _dst: SocketAddr, tag: u64) -> bool {
+        self.make_room();
+        match self.rx.packet(i) {
+            Some((pkt, _)) => self.tx.push_connected(sock, pkt, tag),
+            None => false,
+        }
+    }
 }
 
 /// The readiness-driven plane.

@@ -128,6 +128,12 @@ pub trait Batch {
     /// open until the next `flush` (the worker closes flows only after flushing). `tag` comes
     /// back through `flush` if the send fails. False when it could not be queued.
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool;
+    /// As [`forward`](Batch::forward), out of a socket `connect()`ed to `dst`: a plane that can
+    /// sends it without a destination address (the kernel then skips its per-packet route
+    /// lookup); the others send it to `dst` as usual, which a connected socket accepts too.
+    fn forward_connected(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
+        self.forward(i, sock, dst, tag)
+    }
 }
 
 /// What a plane hands its packets to: the worker, with its flow table.

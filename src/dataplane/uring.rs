@@ -16,6 +16,8 @@ pub struct UringPlane {
     wake: Arc<EventFd>,
     /// Completions of the last wait.
     polled: usize,
+    /// The sockets go in the ring's fixed-file table (`--uring-fixed-files`).
+    fixed_files: bool,
 }
 
 /// The ring as the forwarding logic sees a batch.
@@ -24,13 +26,19 @@ struct RingBatch<'a>(&'a mut Ring);
 impl UringPlane {
     /// Make the worker's ring, reporting `wake` from `wait`. Call it on the worker thread: the
     /// ring is single-issuer.
-    pub fn new(wake: Arc<EventFd>) -> Result<UringPlane, UringError> {
+    /// With `fixed_files`, its sockets go in a fixed-file table (the kernel then skips a file
+    /// lookup per receive and send), or in none when the kernel refuses one.
+    pub fn new(wake: Arc<EventFd>, fixed_files: bool) -> Result<UringPlane, UringError> {
         let mut ring = Ring::new()?;
+        if fixed_files && !ring.use_fixed_files() {
+            tracing::warn!("io_uring fixed-file table refused; sockets are named by descriptor");
+        }
         ring.watch_wake(wake.as_raw_fd());
         Ok(UringPlane {
             ring,
             wake,
             polled: 0,
+            fixed_files,
         })
     }
 
@@ -87,7 +95,8 @@ impl Plane for UringPlane {
     /// A fresh ring: the old one's state at the panic is not trusted. It goes first (its
     /// receives are cancelled), then the flows are armed on the new one.
     fn reset(&mut self, flows: &mut dyn Iterator<Item = FlowSocket<'_>>) -> io::Result<()> {
-        let fresh = UringPlane::new(self.wake.clone()).map_err(io::Error::other)?;
+        let fresh =
+            UringPlane::new(self.wake.clone(), self.fixed_files).map_err(io::Error::other)?;
         *self = fresh;
         for f in flows {
             self.ring.register(f.token, f.fd);
@@ -120,5 +129,9 @@ impl Batch for RingBatch<'_> {
 
     fn forward(&mut self, i: usize, sock: RawFd, dst: SocketAddr, tag: u64) -> bool {
         self.0.forward(i, sock, dst, tag)
+    }
+
+    fn forward_connected(&mut self, i: usize, sock: RawFd, _dst: SocketAddr, tag: u64) -> bool {
+        self.0.forward_connected(i, sock, tag)
     }
 }

@@ -92,6 +92,27 @@ pub fn send_to(fd: BorrowedFd<'_>, data: &[u8], peer: &PeerAddr) -> io::Result<u
     Ok(n as usize)
 }
 
+/// Undo a datagram socket's `connect()` (`connect` to `AF_UNSPEC`): it receives from any source
+/// again and sends only where each packet says. A socket bound to an explicit port (as the
+/// relay's media sockets are) keeps its address and port; one bound to port 0 loses the port
+/// the kernel picked.
+pub fn disconnect(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is the AF_UNSPEC address.
+    let storage: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: `storage` lives across the call and the length given is within its size.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::UdpSocket;
@@ -114,5 +135,33 @@ mod tests {
             (&buf[..n], from),
             (&b"back"[..], server.local_addr().unwrap())
         );
+    }
+
+    #[test]
+    fn disconnect_takes_other_sources_again() {
+        // An explicit port, as the relay binds its media sockets.
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        let me = server.local_addr().unwrap();
+        server.connect(a.local_addr().unwrap()).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        b.send_to(b"b", me).unwrap();
+        assert!(server.recv_from(&mut buf).is_err(), "connected: only a");
+        super::disconnect(server.as_fd()).unwrap();
+        assert_eq!(server.local_addr().unwrap(), me, "still bound where it was");
+        b.send_to(b"b2", me).unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"b2"[..], b.local_addr().unwrap()));
     }
 }

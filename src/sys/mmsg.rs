@@ -290,6 +290,17 @@ impl SendBatch {
     /// Queue a copy of `pkt` to go out of socket `fd` to `dst`. `tag` is handed back for
     /// packets that fail. Returns false (nothing queued) when full or `pkt` exceeds a slot.
     pub fn push(&mut self, fd: RawFd, dst: SocketAddr, pkt: &[u8], tag: u64) -> bool {
+        self.queue(fd, Some(dst), pkt, tag)
+    }
+
+    /// As [`push`](Self::push), for a socket `connect()`ed to its peer: the packet goes without
+    /// a destination address, so the kernel sends on the socket's cached route instead of
+    /// looking one up for every packet (Linux only does so when `msg_name` is null).
+    pub fn push_connected(&mut self, fd: RawFd, pkt: &[u8], tag: u64) -> bool {
+        self.queue(fd, None, pkt, tag)
+    }
+
+    fn queue(&mut self, fd: RawFd, dst: Option<SocketAddr>, pkt: &[u8], tag: u64) -> bool {
         let i = self.count;
         if pkt.len() > SLOT_SIZE {
             return false;
@@ -302,7 +313,7 @@ impl SendBatch {
             return false;
         };
         slot.copy_from_slice(pkt);
-        let alen = from_socket_addr(dst, addr);
+        let alen = dst.map_or(0, |d| from_socket_addr(d, addr));
         if let (Some(l), Some(al), Some(f), Some(t)) = (
             self.lens.get_mut(i),
             self.addr_lens.get_mut(i),
@@ -356,7 +367,12 @@ impl SendBatch {
                 iov_len: len,
             };
             *hdr = zero_mmsghdr();
-            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            // No address (length 0): the socket's connected peer.
+            hdr.msg_hdr.msg_name = if alen == 0 {
+                ptr::null_mut()
+            } else {
+                (addr as *mut libc::sockaddr_storage).cast()
+            };
             hdr.msg_hdr.msg_namelen = alen;
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;

@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
+use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
 
 use super::mmsg::{from_socket_addr, SLOT_SIZE};
@@ -31,6 +31,11 @@ const BGID: u16 = 7;
 /// Sends in flight at once, per worker.
 const SEND_SLOTS: usize = 1024;
 const SQ_ENTRIES: u32 = 2048;
+/// Slots of the fixed-file table (sparse) a ring registers for its flows' sockets: receive
+/// slot `i` uses file slot `i`, so this many flows per worker get fixed files (4 per call).
+const FIXED_FILES: u32 = 1 << 16;
+/// No fixed file for this descriptor.
+const NOT_FIXED: u32 = u32::MAX;
 
 const RECV: u64 = 0;
 const SEND: u64 = 1;
@@ -98,6 +103,7 @@ pub fn probe() -> Result<Support, UringError> {
     for (code, name) in [
         (opcode::RecvMsg::CODE, "RECVMSG"),
         (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Send::CODE, "SEND"),
         (opcode::PollAdd::CODE, "POLL_ADD"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     ] {
@@ -322,6 +328,8 @@ struct RecvSlot {
     fd: RawFd,
     generation: u32,
     state: RecvState,
+    /// The socket is in the ring's fixed-file table at this slot's index.
+    fixed: bool,
 }
 
 /// One send in flight: everything its `SendMsg` points at.
@@ -369,11 +377,31 @@ pub struct Ring {
     woke: bool,
     pub enobufs: u64,
     pub defer_taskrun: bool,
+    /// Size of the registered fixed-file table, 0 without one (see [`Ring::use_fixed_files`]).
+    fixed_cap: u32,
+    /// Socket descriptor -> its fixed-file index ([`NOT_FIXED`]: none), for the sends.
+    fixed_of_fd: Vec<u32>,
 }
 
 fn zeroed_send_slot() -> SendSlot {
     // SAFETY: SendSlot is plain old data (integers, arrays and raw pointers); zero is valid.
     unsafe { mem::zeroed() }
+}
+
+/// An error a `connect()`ed UDP socket reports once when an ICMP error came back for what it
+/// sent (the peer's port closed, its host unreachable): about the peer, not the socket, so the
+/// receive is armed again. Unconnected sockets never see these (no `IP_RECVERR`).
+pub fn is_peer_error(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::ENETDOWN
+            | libc::EPROTO
+            | libc::EMSGSIZE
+    )
 }
 
 fn zeroed_msghdr() -> libc::msghdr {
@@ -432,7 +460,73 @@ impl Ring {
             woke: false,
             enobufs: 0,
             defer_taskrun,
+            fixed_cap: 0,
+            fixed_of_fd: Vec::new(),
         })
+    }
+
+    /// Register a (sparse) fixed-file table, before any socket is registered: sockets then go
+    /// in it, and their receives and sends name the table index instead of the descriptor,
+    /// which saves the kernel a file lookup and reference per request. False when the kernel
+    /// refused it (the ring then works with descriptors, as before).
+    pub fn use_fixed_files(&mut self) -> bool {
+        if !self.tokens.is_empty() {
+            return false;
+        }
+        for cap in [FIXED_FILES, 4096] {
+            match self.ring.submitter().register_files_sparse(cap) {
+                Ok(()) => {
+                    self.fixed_cap = cap;
+                    return true;
+                }
+                Err(e) => tracing::debug!(cap, error = %e, "io_uring fixed-file table refused"),
+            }
+        }
+        false
+    }
+
+    /// Put `fd` in the fixed-file table at `slot`, when there is one and room.
+    fn fix_file(&mut self, slot: u32, fd: RawFd) -> bool {
+        let Ok(i) = usize::try_from(fd) else {
+            return false;
+        };
+        if slot >= self.fixed_cap || i >= 1 << 22 {
+            return false;
+        }
+        if let Err(e) = self.ring.submitter().register_files_update(slot, &[fd]) {
+            tracing::debug!(fd, error = %e, "socket not put in the fixed-file table");
+            return false;
+        }
+        if self.fixed_of_fd.len() <= i {
+            self.fixed_of_fd.resize(i + 1, NOT_FIXED);
+        }
+        if let Some(f) = self.fixed_of_fd.get_mut(i) {
+            *f = slot;
+        }
+        true
+    }
+
+    /// Take `fd` out of the fixed-file table (slot `slot`): the table's reference would keep
+    /// the socket, and its port, open after the caller closes it. A request still using it
+    /// keeps the file until it completes.
+    fn unfix_file(&mut self, slot: u32, fd: RawFd) {
+        if let Some(f) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fixed_of_fd.get_mut(i))
+        {
+            *f = NOT_FIXED;
+        }
+        if let Err(e) = self.ring.submitter().register_files_update(slot, &[-1]) {
+            tracing::warn!(fd, error = %e, "cannot take a socket out of the fixed-file table");
+        }
+    }
+
+    /// The fixed-file index of `fd`, if it has one.
+    fn fixed_index(&self, fd: RawFd) -> Option<u32> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fixed_of_fd.get(i).copied())
+            .filter(|&f| f != NOT_FIXED)
     }
 
     /// Queue an SQE, submitting first if the queue is full.
@@ -449,13 +543,19 @@ impl Ring {
     }
 
     fn arm_recv(&mut self, slot: u32) {
-        let Some((fd, generation)) = self.recv.get(slot as usize).map(|s| (s.fd, s.generation))
+        let Some((fd, generation, fixed)) = self
+            .recv
+            .get(slot as usize)
+            .map(|s| (s.fd, s.generation, s.fixed))
         else {
             return;
         };
-        let e = opcode::RecvMsgMulti::new(Fd(fd), &*self.recv_hdr, BGID)
-            .build()
-            .user_data(user_data(RECV, generation, slot));
+        let e = if fixed {
+            opcode::RecvMsgMulti::new(Fixed(slot), &*self.recv_hdr, BGID).build()
+        } else {
+            opcode::RecvMsgMulti::new(Fd(fd), &*self.recv_hdr, BGID).build()
+        }
+        .user_data(user_data(RECV, generation, slot));
         if !self.push(&e) {
             tracing::error!(fd, "io_uring submission queue full; socket not armed");
         }
@@ -489,15 +589,18 @@ impl Ring {
                     fd,
                     generation: 0,
                     state: RecvState::Free,
+                    fixed: false,
                 });
                 (self.recv.len() - 1) as u32
             }
         };
+        let fixed = self.fix_file(slot, fd);
         if let Some(s) = self.recv.get_mut(slot as usize) {
             s.token = token;
             s.fd = fd;
             s.generation = s.generation.wrapping_add(1) & 0x3fff_ffff;
             s.state = RecvState::Armed;
+            s.fixed = fixed;
         }
         self.tokens.insert(token, slot);
         self.arm_recv(slot);
@@ -512,9 +615,13 @@ impl Ring {
         let Some(s) = self.recv.get_mut(slot as usize) else {
             return;
         };
+        let (fd, fixed) = (s.fd, mem::take(&mut s.fixed));
         if s.state == RecvState::Dead {
             s.state = RecvState::Free;
             self.free_recv.push(slot);
+            if fixed {
+                self.unfix_file(slot, fd);
+            }
             return;
         }
         s.state = RecvState::Cancelling;
@@ -528,6 +635,9 @@ impl Ring {
         let ts = Timespec::new();
         let args = SubmitArgs::new().timespec(&ts);
         let _ = self.ring.submitter().submit_with_args(1, &args);
+        if fixed {
+            self.unfix_file(slot, fd);
+        }
     }
 
     /// Return the current batch's buffers, submit what is queued, wait up to `timeout_ms` for a
@@ -598,6 +708,7 @@ impl Ring {
                                     || res == -libc::EINTR
                                     || res == -libc::EAGAIN
                                     || res == -libc::ECANCELED
+                                    || is_peer_error(-res)
                                 {
                                     self.rearm.push(slot);
                                 } else if let Some(s) = self.recv.get_mut(slot as usize) {
@@ -702,6 +813,18 @@ impl Ring {
     /// Queue a copy of packet `i` to leave `fd` towards `dst`. False when it could not be
     /// queued (no free send slot even after reaping, or an unusable packet).
     pub fn forward(&mut self, i: usize, fd: RawFd, dst: SocketAddr, tag: u64) -> bool {
+        self.forward_to(i, fd, Some(dst), tag)
+    }
+
+    /// As [`forward`](Self::forward), out of a socket `connect()`ed to its peer: a plain `Send`
+    /// without a destination, so the kernel uses the socket's cached route (it looks one up for
+    /// every packet that names an address) and copies no `msghdr` in.
+    pub fn forward_connected(&mut self, i: usize, fd: RawFd, tag: u64) -> bool {
+        self.forward_to(i, fd, None, tag)
+    }
+
+    fn forward_to(&mut self, i: usize, fd: RawFd, dst: Option<SocketAddr>, tag: u64) -> bool {
+        let fixed = self.fixed_index(fd);
         if self.free_send.is_empty() {
             // UDP sends complete at submission: submit, then collect their slots.
             let _ = self.ring.submit();
@@ -750,17 +873,27 @@ impl Ring {
         };
         dst_buf.copy_from_slice(payload);
         s.tag = tag;
-        let alen = from_socket_addr(dst, &mut s.addr);
-        s.iov.iov_base = s.buf.as_mut_ptr().cast();
-        s.iov.iov_len = len;
-        s.hdr = zeroed_msghdr();
-        s.hdr.msg_name = (&mut s.addr as *mut libc::sockaddr_storage).cast();
-        s.hdr.msg_namelen = alen;
-        s.hdr.msg_iov = &mut s.iov;
-        s.hdr.msg_iovlen = 1;
-        let e = opcode::SendMsg::new(Fd(fd), &s.hdr)
-            .build()
-            .user_data(user_data(SEND, 0, idx));
+        let e = match dst {
+            Some(dst) => {
+                let alen = from_socket_addr(dst, &mut s.addr);
+                s.iov.iov_base = s.buf.as_mut_ptr().cast();
+                s.iov.iov_len = len;
+                s.hdr = zeroed_msghdr();
+                s.hdr.msg_name = (&mut s.addr as *mut libc::sockaddr_storage).cast();
+                s.hdr.msg_namelen = alen;
+                s.hdr.msg_iov = &mut s.iov;
+                s.hdr.msg_iovlen = 1;
+                match fixed {
+                    Some(f) => opcode::SendMsg::new(Fixed(f), &s.hdr).build(),
+                    None => opcode::SendMsg::new(Fd(fd), &s.hdr).build(),
+                }
+            }
+            None => match fixed {
+                Some(f) => opcode::Send::new(Fixed(f), s.buf.as_ptr(), len as u32).build(),
+                None => opcode::Send::new(Fd(fd), s.buf.as_ptr(), len as u32).build(),
+            },
+        }
+        .user_data(user_data(SEND, 0, idx));
         if self.push(&e) {
             self.sends_in_flight += 1;
             self.queued += 1;
@@ -842,16 +975,45 @@ mod tests {
     /// Receive through the ring and forward back out, when io_uring is available here.
     #[test]
     fn receives_and_forwards() {
+        receives_and_forwards_with(false, false);
+    }
+
+    /// The same with the socket in the fixed-file table: receives and sends name its index.
+    #[test]
+    fn receives_and_forwards_with_fixed_files() {
+        receives_and_forwards_with(true, false);
+    }
+
+    /// Out of a socket connected to its peer, without a destination (and with fixed files).
+    #[test]
+    fn forwards_on_a_connected_socket() {
+        receives_and_forwards_with(false, true);
+        receives_and_forwards_with(true, true);
+    }
+
+    fn receives_and_forwards_with(fixed: bool, connected: bool) {
         // Refused here (seccomp) or too old: the fallback is tested elsewhere.
         if !crate::testkit::skip_unless(probe().is_ok(), "io_uring is refused here") {
             return;
         }
         let mut ring = Ring::new().expect("ring");
+        if fixed {
+            assert!(ring.use_fixed_files(), "fixed-file table");
+        }
         let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let relay = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        // A connected relay socket only hears its peer: it sends back to `a`.
+        let b = if connected {
+            relay
+                .connect(a.local_addr().expect("addr"))
+                .expect("connect");
+            a.try_clone().expect("clone")
+        } else {
+            UdpSocket::bind("127.0.0.1:0").expect("bind")
+        };
         relay.set_nonblocking(true).expect("nb");
         ring.register(42, relay.as_raw_fd());
+        assert_eq!(ring.fixed_index(relay.as_raw_fd()).is_some(), fixed);
         ring.flush(&mut |_| {});
         for k in 0..100u8 {
             a.send_to(&[k; 172], relay.local_addr().expect("addr"))
@@ -866,7 +1028,12 @@ mod tests {
                 assert_eq!(token, 42);
                 assert_eq!(pkt, &[got as u8; 172][..]);
                 assert_eq!(src, a.local_addr().expect("addr"));
-                assert!(ring.forward(i, relay.as_raw_fd(), b.local_addr().expect("a"), 1));
+                let fd = relay.as_raw_fd();
+                if connected {
+                    assert!(ring.forward_connected(i, fd, 1));
+                } else {
+                    assert!(ring.forward(i, fd, b.local_addr().expect("a"), 1));
+                }
                 got += 1;
             }
             ring.flush(&mut |_| panic!("send failed"));
@@ -885,6 +1052,7 @@ mod tests {
         // come a moment later; a ring that kept the socket would hold the port for good.
         let port = relay.local_addr().expect("addr").port();
         ring.deregister(42);
+        assert_eq!(ring.fixed_index(relay.as_raw_fd()), None);
         drop(relay);
         let deadline = Instant::now() + Duration::from_secs(2);
         let rebound = loop {

@@ -18,10 +18,9 @@ impl Forwarder for Worker {
     fn forward_run<B: Batch + ?Sized>(&mut self, token: u64, idx: Range<usize>, plane: &mut B) {
         let now = self.clock.mono();
         let policy = self.guard.policy.load();
-        let Some(mut run) = self
-            .flows
-            .run(token, now, &policy, |io| io.socket.as_raw_fd())
-        else {
+        let Some(mut run) = self.flows.run(token, now, &policy, |io| {
+            (io.socket.as_raw_fd(), io.connected)
+        }) else {
             return;
         };
         // SRTP on either side: each packet is transformed in its slot; plain flows stay on
@@ -48,8 +47,19 @@ impl Forwarder for Worker {
                 }
                 run.packet(pkt, src)
             };
-            if let Decision::Forward { via, dst, .. } = decision {
-                if !plane.forward(i, via, dst, token) {
+            if let Decision::Forward {
+                via: (sock, connected),
+                dst,
+                ..
+            } = decision
+            {
+                // A socket connected to the target sends without naming it (cached route).
+                let queued = if connected == Some(dst) {
+                    plane.forward_connected(i, sock, dst, token)
+                } else {
+                    plane.forward(i, sock, dst, token)
+                };
+                if !queued {
                     run.not_sent();
                 }
             }
@@ -85,6 +95,13 @@ impl Forwarder for Worker {
 
     fn recv_failed(&mut self, token: u64, error: &io::Error) {
         tracing::debug!(flow = token, %error, "receive failed");
+        // An ICMP error for what a connected socket sent: about the peer, not this flow's input.
+        if error
+            .raw_os_error()
+            .is_some_and(crate::sys::uring::is_peer_error)
+        {
+            return;
+        }
         if let Some(f) = self.flows.get(token) {
             f.counters().errors.fetch_add(1, Relaxed);
         }

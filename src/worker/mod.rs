@@ -11,6 +11,7 @@
 //! A worker runs one loop (`run`) over whichever [`Plane`](crate::dataplane::Plane) it was
 //! given; the per-packet decisions are the flow table's ([`crate::flow::table`]).
 
+mod connect;
 mod forward;
 mod health;
 mod offload;
@@ -219,6 +220,18 @@ pub struct WorkersConfig {
     pub xsks: Vec<crate::sys::xsk::XskSocket>,
     /// What new packet sources are checked against (see `Guard`).
     pub policy: SharedPolicy,
+    /// Options of the socket planes.
+    pub tuning: SocketTuning,
+}
+
+/// Options of the socket planes that cut the kernel's share of a forward, each measured on and
+/// off (bench/README.md, "Connected sockets and fixed files").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketTuning {
+    /// `--connect-latched`: connect a flow's socket to its peer once latched (see `connect`).
+    pub connect_latched: bool,
+    /// `--uring-fixed-files`: the uring plane puts its sockets in a fixed-file table.
+    pub uring_fixed_files: bool,
 }
 
 /// Receive slots per socket read.
@@ -236,6 +249,7 @@ impl Workers {
             offload,
             xsks,
             policy,
+            tuning,
         } = cfg;
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -280,7 +294,7 @@ impl Workers {
                     xsk.watch(&ready).map_err(setup)?;
                     PlaneStart::Afxdp(ready, Box::new(xsk))
                 }
-                (None, PlaneKind::Uring) => PlaneStart::Uring(ready),
+                (None, PlaneKind::Uring) => PlaneStart::Uring(ready, tuning.uring_fixed_files),
                 (None, PlaneKind::Mmsg) => PlaneStart::Mmsg(ready),
             };
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -310,6 +324,7 @@ impl Workers {
                     srtp: workers.srtp.clone(),
                     health,
                 },
+                connect: tuning.connect_latched && workers.offload.is_none(),
             });
             let join = std::thread::Builder::new()
                 .name(format!("rtprelay-w{index}"))

@@ -10,6 +10,9 @@ impl Worker {
         if let Some(off) = self.offload.as_mut() {
             off.mark(id);
         }
+        if self.connect {
+            self.connect_dirty.push(id);
+        }
     }
 
     /// After a pass: bring the kernel rules of changed flows up to date, and once a second

@@ -30,14 +30,17 @@ pub const FAULT_PANIC: &[u8] = b"RTPRELAY-FAULT-PANIC";
 pub(super) struct FlowIo {
     pub(super) socket: std::net::UdpSocket,
     pub(super) offloaded: Option<Installed>,
+    /// The peer the socket is `connect()`ed to (see `connect`).
+    pub(super) connected: Option<std::net::SocketAddr>,
 }
 
 /// The plane a worker makes on its thread (the planes' buffers hold raw pointers, and a ring
 /// is single-issuer), from what was set up where it was spawned.
 pub(super) enum PlaneStart {
     Mmsg(Readiness),
-    /// io_uring; the mmsg plane on this epoll set when the ring cannot be made.
-    Uring(Readiness),
+    /// io_uring (with fixed files or not); the mmsg plane on this epoll set when the ring
+    /// cannot be made.
+    Uring(Readiness, bool),
     Afxdp(Readiness, Box<XskState>),
 }
 
@@ -54,6 +57,8 @@ pub(super) struct WorkerConfig {
     /// Packets accepted on this worker's userspace path.
     pub userspace: Arc<AtomicU64>,
     pub guard: Guard,
+    /// Connect the sockets of latched flows (`--connect-latched`, socket planes only).
+    pub connect: bool,
 }
 
 pub(super) struct Worker {
@@ -73,6 +78,9 @@ pub(super) struct Worker {
     /// Debug builds only, with `RTPRELAY_FAULT_INJECT=1`: a packet starting with [`FAULT_PANIC`]
     /// panics the worker, so tests can check that a panic is survived.
     pub(super) fault_inject: bool,
+    /// Connect the sockets of latched flows (see `connect`), and the flows to look at.
+    pub(super) connect: bool,
+    pub(super) connect_dirty: Vec<u64>,
 }
 
 impl Worker {
@@ -93,14 +101,16 @@ impl Worker {
             guard: cfg.guard,
             fault_inject: cfg!(debug_assertions)
                 && std::env::var_os("RTPRELAY_FAULT_INJECT").is_some_and(|v| v == "1"),
+            connect: cfg.connect,
+            connect_dirty: Vec::new(),
         }
     }
 
     /// Make the plane and run until stopped.
-    pub(super) fn run(self, start: PlaneStart) {
+    pub(super) fn run(mut self, start: PlaneStart) {
         match start {
             PlaneStart::Mmsg(ready) => self.run_on(MmsgPlane::new(ready, BATCH)),
-            PlaneStart::Uring(ready) => match UringPlane::new(self.wake.clone()) {
+            PlaneStart::Uring(ready, fixed) => match UringPlane::new(self.wake.clone(), fixed) {
                 Ok(ring) => self.run_on(ring),
                 Err(e) => {
                     tracing::error!(worker = self.index, error = %e,
@@ -109,6 +119,7 @@ impl Worker {
                 }
             },
             PlaneStart::Afxdp(ready, xsk) => {
+                self.connect = false;
                 self.run_on(AfxdpPlane::new(MmsgPlane::new(ready, BATCH), *xsk))
             }
         }
@@ -182,6 +193,7 @@ impl Worker {
                 f.counters().dropped.fetch_add(1, Relaxed);
             }
         });
+        self.sync_connect();
         self.sync_offload();
         plane.after_pass(self.clock.mono());
     }

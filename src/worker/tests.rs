@@ -173,6 +173,7 @@ fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
@@ -281,6 +282,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let worker = w.worker_for(0xfeed);
@@ -344,7 +346,8 @@ fn spawn_rejects_zero_and_shards_stably() {
             events: etx.clone(),
             offload: None,
             xsks: Vec::new(),
-            policy: permissive()
+            policy: permissive(),
+            tuning: SocketTuning::default(),
         }),
         Err(WorkerError::NoWorkers)
     ));
@@ -357,6 +360,7 @@ fn spawn_rejects_zero_and_shards_stably() {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     assert_eq!(w.len(), 3);
@@ -381,6 +385,7 @@ fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -458,6 +463,7 @@ fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -606,6 +612,7 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
         offload: None,
         xsks: Vec::new(),
         policy,
+        tuning: SocketTuning::default(),
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -625,6 +632,163 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
     // The real peer is still learnt and relayed.
     ca.send_to(&rtp(9, 0x1234), to_a).expect("send");
     assert!(recv(&cb, Duration::from_secs(2)).is_some());
+}
+
+/// Whether the kernel turns away a packet to `to` from `from` (a socket that may be connected
+/// to `to` already): it answers with ICMP port unreachable, which a connected sender sees as
+/// "connection refused". A relay socket that takes the packet (unconnected, or connected to
+/// `from`) sends no such answer.
+fn kernel_refuses(from: &UdpSocket, to: SocketAddr) -> bool {
+    from.connect(to).expect("connect the probe");
+    let mut buf = [0u8; 2048];
+    for seq in 0..5u16 {
+        let _ = from.send(&rtp(60000 + seq, 0xbad));
+        match from.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[test]
+fn connected_sockets_keep_latching_semantics() {
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Mmsg, false);
+}
+
+#[test]
+fn connected_sockets_keep_latching_semantics_uring() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
+    }
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Uring, false);
+}
+
+/// The same with the ring's sockets in its fixed-file table.
+#[test]
+fn connected_sockets_keep_latching_semantics_uring_fixed_files() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
+    }
+    connected_sockets_keep_latching_semantics_on(PlaneKind::Uring, true);
+}
+
+/// With `--connect-latched`: a latched strict flow's socket is connected (the kernel refuses
+/// other sources), media flows both ways on connected sockets, a re-INVITE that moves a peer
+/// behind NAT opens learning again (the socket takes the new source, which is relayed, counted
+/// and learnt, then connected to after the window), and a re-INVITE to a new target works.
+fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind, fixed_files: bool) {
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let w = Workers::spawn(WorkersConfig {
+        workers: 1,
+        cpus: None,
+        plane,
+        clock: Clock::new(),
+        events: etx,
+        offload: None,
+        xsks: Vec::new(),
+        policy: permissive(),
+        tuning: SocketTuning {
+            connect_latched: true,
+            uring_fixed_files: fixed_files,
+        },
+    })
+    .expect("spawn");
+    let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
+    let (a, b) = open_call(&w, 0, (addr(&ca), addr(&ca_c)), (addr(&cb), addr(&cb_c)));
+    let to_a = SocketAddr::new(LO, a.port);
+    let to_b = SocketAddr::new(LO, b.port);
+
+    // Both peers send from their SDP address: latched at once, then connected.
+    ca.send_to(&rtp(1, 1), to_a).expect("send");
+    assert!(recv(&cb, Duration::from_secs(2)).is_some());
+    cb.send_to(&rtp(1, 2), to_b).expect("send");
+    assert!(recv(&ca, Duration::from_secs(2)).is_some());
+    // Both ways on the connected sockets, byte-identical, from the relay's ports.
+    for seq in 2..6u16 {
+        let p = rtp(seq, 1);
+        ca.send_to(&p, to_a).expect("send");
+        assert_eq!(recv(&cb, Duration::from_secs(2)), Some((p, to_b)));
+        let p = rtp(seq, 2);
+        cb.send_to(&p, to_b).expect("send");
+        assert_eq!(recv(&ca, Duration::from_secs(2)), Some((p, to_a)));
+    }
+
+    // Strict source: the kernel refuses an injector on the connected socket; nothing reaches
+    // the callee.
+    let evil = client();
+    assert!(kernel_refuses(&evil, to_a), "A's socket is connected");
+    assert!(recv(&cb, Duration::from_millis(100)).is_none());
+    assert_eq!(a.rtp.packets.load(Relaxed), 5);
+    // The kernel dropped them: the latch never saw them (a probe that raced the connect in
+    // the steps below may still reach a latch, which refuses it as before).
+    assert_eq!(a.rtp.errors.load(Relaxed), 0);
+
+    // The caller moves behind a NAT (re-INVITE: its SDP port is one nobody listens on). Learning
+    // starts again: the socket takes the new source, which is relayed, counted and learnt.
+    let ca2 = client();
+    let sdp_a = SocketAddr::new(LO, 9);
+    w.send(
+        0,
+        FlowUpdate::Update {
+            crypto: FlowCrypto::default(),
+            id: FlowId(1),
+            kind: FlowKind::Rtp,
+            egress: Some(FlowId(2)),
+            latch: latch(sdp_a),
+            record: None,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    let p = rtp(100, 3);
+    ca2.send_to(&p, to_a).expect("send");
+    assert_eq!(
+        recv(&cb, Duration::from_secs(2)).map(|x| x.0),
+        Some(p),
+        "the new source is heard while learning"
+    );
+    eventually("new source counted", || a.rtp.packets.load(Relaxed) == 6);
+    match erx.recv_timeout(Duration::from_secs(2)) {
+        Ok(FlowEvent::Learned { id, addr: learned }) => {
+            assert_eq!((id, learned), (FlowId(1), addr(&ca2)));
+        }
+        other => panic!("expected a Learned event, got {other:?}"),
+    }
+    // The callee's media follows the new source.
+    let p = rtp(100, 4);
+    cb.send_to(&p, to_b).expect("send");
+    assert_eq!(recv(&ca2, Duration::from_secs(2)), Some((p, to_a)));
+    // After the window (200 ms) the new source is fixed and connected to: the old address is
+    // refused by the kernel now.
+    std::thread::sleep(Duration::from_millis(250));
+    ca2.send_to(&rtp(101, 3), to_a).expect("send");
+    assert!(recv(&cb, Duration::from_secs(2)).is_some());
+    eventually("connected to the new source", || kernel_refuses(&ca, to_a));
+    assert!(recv(&cb, Duration::from_millis(100)).is_none());
+
+    // A re-INVITE sends the callee's side to a new address: media goes there, and its answer
+    // comes back in (the socket left its old peer at once).
+    let cb2 = client();
+    w.send(
+        0,
+        FlowUpdate::Update {
+            crypto: FlowCrypto::default(),
+            id: FlowId(2),
+            kind: FlowKind::Rtp,
+            egress: Some(FlowId(1)),
+            latch: latch(addr(&cb2)),
+            record: None,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    let p = rtp(200, 3);
+    ca2.send_to(&p, to_a).expect("send");
+    assert_eq!(recv(&cb2, Duration::from_secs(2)), Some((p, to_b)));
+    let p = rtp(200, 5);
+    cb2.send_to(&p, to_b).expect("send");
+    assert_eq!(recv(&ca2, Duration::from_secs(2)), Some((p, to_a)));
+    eventually("B connected to its new peer", || kernel_refuses(&cb, to_b));
+    w.shutdown();
 }
 
 mod srtp;

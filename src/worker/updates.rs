@@ -49,6 +49,7 @@ impl Worker {
                         let io = FlowIo {
                             socket,
                             offloaded: None,
+                            connected: None,
                         };
                         self.flows.open(id, spec, io, now);
                         self.mark(id.0);
@@ -90,6 +91,9 @@ impl Worker {
                 }
             }
         }
+        // Before this pass's packets: a flow that learns again takes every source from now on.
+        // The send queue is empty here.
+        self.sync_connect();
     }
 
     fn close<P: Plane>(&mut self, id: FlowId, plane: &mut P) {

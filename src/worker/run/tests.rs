@@ -35,6 +35,7 @@ fn idle_worker_with_events() -> ((Worker, Sender<Vec<FlowUpdate>>), Receiver<Flo
             refused: Arc::default(),
             health: Arc::default(),
         },
+        connect: false,
     });
     ((w, tx), erx)
 }
@@ -44,7 +45,7 @@ pub(in crate::worker) fn plane_start(plane: PlaneKind, w: &Worker) -> PlaneStart
     let ready = Readiness::new(&w.wake).expect("epoll");
     match plane {
         PlaneKind::Mmsg => PlaneStart::Mmsg(ready),
-        PlaneKind::Uring => PlaneStart::Uring(ready),
+        PlaneKind::Uring => PlaneStart::Uring(ready, false),
     }
 }
 

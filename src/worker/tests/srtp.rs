@@ -32,7 +32,29 @@ fn protect(c: &mut SrtpContext, pkt: &[u8], rtcp: bool) -> Vec<u8> {
 
 #[test]
 fn bridges_srtp_to_rtp_and_drops_forgeries_and_replays() {
-    bridges_srtp_on(PlaneKind::Mmsg);
+    bridges_srtp_on(PlaneKind::Mmsg, SocketTuning::default());
+}
+
+/// The rewritten (longer or shorter) packets go out of connected sockets too.
+#[test]
+fn bridges_srtp_on_connected_sockets() {
+    let connected = SocketTuning {
+        connect_latched: true,
+        uring_fixed_files: false,
+    };
+    bridges_srtp_on(PlaneKind::Mmsg, connected);
+}
+
+#[test]
+fn bridges_srtp_on_connected_sockets_uring_fixed_files() {
+    if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
+        return;
+    }
+    let tuning = SocketTuning {
+        connect_latched: true,
+        uring_fixed_files: true,
+    };
+    bridges_srtp_on(PlaneKind::Uring, tuning);
 }
 
 #[test]
@@ -40,10 +62,10 @@ fn bridges_srtp_to_rtp_and_drops_forgeries_and_replays_uring() {
     if !skip_unless(crate::sys::uring::probe().is_ok(), "io_uring refused here") {
         return;
     }
-    bridges_srtp_on(PlaneKind::Uring);
+    bridges_srtp_on(PlaneKind::Uring, SocketTuning::default());
 }
 
-fn bridges_srtp_on(plane: PlaneKind) {
+fn bridges_srtp_on(plane: PlaneKind, tuning: SocketTuning) {
     let (etx, _erx) = crossbeam_channel::unbounded();
     let w = Workers::spawn(WorkersConfig {
         workers: 1,
@@ -54,6 +76,7 @@ fn bridges_srtp_on(plane: PlaneKind) {
         offload: None,
         xsks: Vec::new(),
         policy: permissive(),
+        tuning,
     })
     .expect("spawn");
     let (ca, cb) = (client(), client());
