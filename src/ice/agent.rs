@@ -467,7 +467,11 @@ impl IceAgent {
             }
             if self.role == Role::Controlling {
                 for (c, first) in &self.first_valid {
-                    if self.nomination_open(*c) {
+                    let candidate = self
+                        .pairs
+                        .iter()
+                        .any(|p| p.component == *c && p.state == PairState::Succeeded);
+                    if candidate && self.nomination_open(*c) {
                         at(first.plus(self.config.nomination_delay));
                     }
                 }
@@ -545,6 +549,7 @@ impl IceAgent {
         !self.triggered.is_empty()
             || self.pairs.iter().any(|p| {
                 matches!(p.state, PairState::Waiting | PairState::Frozen)
+                    && p.tx.is_none()
                     && !self.component_done(p.component)
             })
     }
@@ -992,6 +997,8 @@ impl IceAgent {
                         Role::Controlled => Role::Controlling,
                     };
                     self.set_role(other);
+                    // RFC 8445 §16.1: after a 487 the tie breaker MUST change.
+                    self.tie_breaker = self.rng.next_u64();
                 }
             } else {
                 // Any other error fails the pair, a nomination check's too (else the

@@ -117,6 +117,13 @@ impl Net {
             for i in 0..2 {
                 if agents[i].poll_timeout().is_some_and(|t| t <= now) {
                     agents[i].handle_timeout(now);
+                    // The timer contract: handled now, the next wake-up is later (no busy loop).
+                    if let Some(t) = agents[i].poll_timeout() {
+                        assert!(
+                            t > now,
+                            "agent {i} wants a wake-up at {t:?} again at {now:?}"
+                        );
+                    }
                 }
                 while let Some(t) = agents[i].poll_transmit() {
                     let src = public(agents[i], t.local);
@@ -633,7 +640,8 @@ fn a_487_answer_switches_role_and_checks_again() {
     a.handle_timeout(Millis(60));
     let again = a.poll_transmit().expect("checked again");
     let m2 = Message::parse(&again.bytes).expect("parses");
-    assert_eq!(m2.ice_controlled(), Some(1), "now as the controlled side");
+    let tie = m2.ice_controlled().expect("now as the controlled side");
+    assert_ne!(tie, 1, "a new tie breaker after a 487");
     assert_eq!(m2.ice_controlling(), None);
 }
 
@@ -735,6 +743,7 @@ fn an_error_answer_to_a_nomination_fails_that_pair_once() {
         a.handle_timeout(Millis(now));
     }
     assert!(a.poll_transmit().is_none(), "no retry loop");
+    assert_eq!(a.poll_timeout(), None, "nothing left to wake up for");
     assert_eq!(a.state(), IceState::Checking, "the peer may still trickle");
     a.end_of_remote_candidates();
     assert_eq!(a.state(), IceState::Failed);
