@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::sdp::ice::{Candidate, CandidateType, Transport};
+use crate::sdp::ice::{Candidate, CandidateType, IceAttributes, Transport};
 use crate::sdp::Attribute;
 use crate::stun::{
     Class, Message, MessageBuilder, StunError, TransactionId, BINDING, ERROR_ROLE_CONFLICT,
@@ -330,6 +330,31 @@ impl IceAgent {
             ufrag: ufrag.to_owned(),
             pwd: pwd.to_owned(),
         });
+    }
+
+    /// Takes what the peer's SDP says for this stream: credentials, candidates, and whether more
+    /// may trickle (without `a=ice-options:trickle`, or after `a=end-of-candidates`, none will).
+    /// Returns how many candidates were refused (each logged with its reason); `None`, and
+    /// nothing changed, without a ufrag and password.
+    pub fn apply_remote_sdp(&mut self, ice: &IceAttributes) -> Option<usize> {
+        let (Some(ufrag), Some(pwd)) = (&ice.ufrag, &ice.pwd) else {
+            return None;
+        };
+        self.set_remote_credentials(ufrag, pwd);
+        let mut refused = 0;
+        for c in &ice.candidates {
+            match self.add_remote_candidate(c) {
+                Ok(()) | Err(CandidateRefused::Duplicate) => {}
+                Err(e) => {
+                    refused += 1;
+                    tracing::debug!(candidate = %c, reason = %e, "remote ICE candidate refused");
+                }
+            }
+        }
+        if !ice.trickle() || ice.end_of_candidates {
+            self.end_of_remote_candidates();
+        }
+        Some(refused)
     }
 
     /// The peer will send no more candidates (its SDP without trickle, or `a=end-of-candidates`).

@@ -18,6 +18,20 @@
 //! (`!ADVERTISED` in the interface configuration) is what goes in the SDP, the bound address
 //! (the base) is what the agent is told packets arrive on.
 
+//! Checks run in RFC 8445 §7.3's order: FINGERPRINT, then MESSAGE-INTEGRITY with our password,
+//! then USERNAME `our-ufrag:their-ufrag` (the second half only once the peer's SDP is known). A
+//! request that fails is dropped and counted ([`IceStats`]), never answered: no 400/401 for a
+//! stranger to reflect off the relay, and no state change.
+//!
+//! Deliberate simplifications, to revisit when wiring:
+//! - the valid pair is the pair checked: our candidates are host candidates on the relay's own
+//!   sockets, so a peer-reflexive *local* candidate from XOR-MAPPED-ADDRESS is not learnt;
+//! - a triggered check on a pair with a check in flight lets that check run instead of
+//!   cancelling it (RFC 8445 §7.3.1.4 cancels and re-sends);
+//! - no ICE restart (a new ufrag means a new agent), no ICE-TCP, no aggressive nomination
+//!   or renomination of our own, no consent freshness (RFC 7675) beyond answering the peer's;
+//! - a full agent keeps a nominated pair alive with Binding indications (RFC 8445 §11).
+
 mod agent;
 mod candidate;
 mod checklist;

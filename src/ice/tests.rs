@@ -748,3 +748,48 @@ fn an_error_answer_to_a_nomination_fails_that_pair_once() {
     a.end_of_remote_candidates();
     assert_eq!(a.state(), IceState::Failed);
 }
+
+#[test]
+fn the_peers_sdp_sets_credentials_candidates_and_completeness() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nt=0 0\r\n\
+               m=audio 50000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 198.51.100.9\r\n\
+               a=ice-ufrag:brws\r\na=ice-pwd:brwspassword0123456789abcdef\r\n\
+               a=candidate:1 1 udp 2122260223 198.51.100.9 50000 typ host generation 0\r\n\
+               a=candidate:2 1 udp 2122260223 abc.local 50001 typ host\r\n\
+               a=candidate:3 1 tcp 1518280447 198.51.100.9 9 typ host tcptype active\r\n";
+    let s = crate::sdp::parse(sdp.as_bytes()).expect("sdp");
+    let ice = crate::sdp::ice::IceAttributes::from_media(Some(&s), &s.media[0]);
+    let mut relay = agent(IceMode::Lite, Role::Controlled, "rely", 1);
+    relay.add_local_host(1, sa("10.0.0.1:30000"), ip("203.0.113.1"));
+    assert_eq!(
+        relay.apply_remote_sdp(&ice),
+        Some(2),
+        "mDNS and TCP refused"
+    );
+    assert_eq!(relay.remote_candidates().len(), 1);
+    assert_eq!(relay.remote_candidates()[0].addr, sa("198.51.100.9:50000"));
+    // The username's second half is now checked.
+    let req = request("rely", "othr", RELAY_PWD, |_| {});
+    let r = relay.handle_packet(
+        Millis(0),
+        sa("198.51.100.9:50000"),
+        sa("10.0.0.1:30000"),
+        &req,
+    );
+    assert_eq!(r, Err(IceDrop::UnknownUsername));
+    let req = request("rely", "brws", RELAY_PWD, |_| {});
+    let r = relay.handle_packet(
+        Millis(0),
+        sa("198.51.100.9:50000"),
+        sa("10.0.0.1:30000"),
+        &req,
+    );
+    assert_eq!(r, Ok(()));
+
+    let mut none = ice.clone();
+    none.pwd = None;
+    let mut other = agent(IceMode::Lite, Role::Controlled, "rely", 1);
+    other.add_local_host(1, sa("10.0.0.1:30000"), ip("203.0.113.1"));
+    assert_eq!(other.apply_remote_sdp(&none), None);
+    assert!(other.remote_candidates().is_empty());
+}
