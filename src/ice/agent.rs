@@ -850,7 +850,7 @@ impl IceAgent {
                 }
                 self.mark_verified(pi);
                 if use_candidate {
-                    self.nominate(pi);
+                    self.nominate(pi, now);
                 }
             }
             IceMode::Full => {
@@ -863,7 +863,7 @@ impl IceAgent {
                 match p.state {
                     PairState::Succeeded => {
                         if use_candidate {
-                            self.nominate(pi);
+                            self.nominate(pi, now);
                         }
                     }
                     // A check of ours is out on it; its answer settles the pair.
@@ -1054,7 +1054,7 @@ impl IceAgent {
         }
         self.mark_verified(pi);
         if nominate {
-            self.nominate(pi);
+            self.nominate(pi, now);
         }
         Ok(())
     }
@@ -1085,7 +1085,10 @@ impl IceAgent {
         }
     }
 
-    fn nominate(&mut self, pi: usize) {
+    fn nominate(&mut self, pi: usize, now: Millis) {
+        if self.config.mode == IceMode::Full && self.next_keepalive.is_none() {
+            self.next_keepalive = Some(now.plus(self.config.keepalive));
+        }
         let Some(p) = self.pairs.get_mut(pi) else {
             return;
         };

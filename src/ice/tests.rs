@@ -240,6 +240,21 @@ fn full_against_full_settles_a_role_conflict_and_nominates() {
         );
         assert_eq!(a.state(), IceState::Completed);
         assert_eq!(b.state(), IceState::Completed);
+        // Both keep the nominated pair alive with Binding indications (RFC 8445 §11).
+        let t = a.poll_timeout().expect("a keepalive is due");
+        assert!(t <= Millis(20_000 + 15_000), "{t:?}");
+        a.handle_timeout(t);
+        let k = a.poll_transmit().expect("a keepalive");
+        assert_eq!(
+            (k.local, k.remote),
+            (sa("192.0.2.1:4000"), sa("192.0.2.2:5000"))
+        );
+        let m = Message::parse(&k.bytes).expect("parses");
+        assert_eq!(m.class(), Class::Indication);
+        assert_eq!(
+            b.handle_packet(t, sa("192.0.2.1:4000"), sa("192.0.2.2:5000"), &k.bytes),
+            Ok(())
+        );
     }
 }
 
