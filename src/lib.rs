@@ -15,11 +15,13 @@ pub mod daemon;
 pub mod dataplane;
 pub mod flow;
 pub mod guard;
+pub mod ice;
 pub mod metrics;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod store;
+pub mod stun;
 pub mod sys;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod family;
+pub mod ice;
 pub mod model;
 pub mod parse;
 pub mod query;
