@@ -17,6 +17,13 @@
 //! and dropped before the library sees them; the library keeps at most its receive queue of
 //! records; a handshake that does not finish fails after `max_retransmits` retransmissions of a
 //! flight or `handshake_timeout`, whichever comes first.
+//!
+//! Known limit (dimpl 0.7): while the handshake runs, a protected (epoch 1) record that does not
+//! decrypt ends it (`DtlsError::Handshake("crypto error: decryption failed")`) instead of being
+//! discarded as RFC 6347 §4.1.2.7 suggests; after the handshake such records are discarded.
+//! Someone who can send from the peer's address can thus break a handshake in progress, so the
+//! worker should feed an endpoint only datagrams from the peer address it checked (ICE) or
+//! latched, and may start a new passive endpoint when a fresh ClientHello arrives.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -342,3 +342,50 @@ fn options_are_checked() {
     };
     assert!(DtlsContext::new(cert, none, Instant::now()).is_err());
 }
+
+#[test]
+fn injected_junk_does_not_break_a_handshake() {
+    // An off-path sender that knows the addresses can inject datagrams; well-framed plaintext
+    // (epoch 0) records with garbage inside are discarded, not the end of the handshake. (An
+    // undecryptable epoch-1 record during the handshake is fatal in dimpl: see the endpoint's
+    // module doc.)
+    let (ca, cb) = (ctx(), ctx());
+    let (mut client, mut server) = pair(&ca, &cb, Millis(0));
+    let mut seed = 0x9e37_79b9u32;
+    let mut junk = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let len = 13 + (seed % 200) as usize;
+        let mut d: Vec<u8> = (0..len).map(|i| (seed >> (i % 24)) as u8).collect();
+        d[0] = [20, 21, 22, 23][(seed % 4) as usize];
+        d[1] = 0xfe;
+        d[2] = 0xfd;
+        d[3] = 0;
+        d[4] = 0; // epoch 0
+        let body = (len - 13) as u16;
+        d[11..13].copy_from_slice(&body.to_be_bytes());
+        d
+    };
+    for _ in 0..20 {
+        let _ = server.handle_datagram(&junk(), Millis(0));
+        let _ = client.handle_datagram(&junk(), Millis(0));
+        let mut moved = false;
+        while let Some(d) = client.poll_transmit() {
+            moved = true;
+            let _ = server.handle_datagram(&d, Millis(0));
+            let _ = server.handle_datagram(&junk(), Millis(0));
+        }
+        while let Some(d) = server.poll_transmit() {
+            moved = true;
+            let _ = client.handle_datagram(&d, Millis(0));
+            let _ = client.handle_datagram(&junk(), Millis(0));
+        }
+        if !moved {
+            break;
+        }
+    }
+    run(&mut client, &mut server, Millis(0), &mut |_| false);
+    assert_eq!(client.state(), DtlsState::Connected);
+    assert_eq!(server.state(), DtlsState::Connected);
+}
