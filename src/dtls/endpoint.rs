@@ -26,6 +26,7 @@
 //! latched, and may start a new passive endpoint when a fresh ClientHello arrives.
 
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::time::Millis;
@@ -137,9 +138,8 @@ impl DtlsEndpoint {
         };
         if role == Role::Active {
             // The library sends the ClientHello on its first timer tick.
-            let r = ep.dtls.handle_timeout(start);
             // A failure is kept in the state; the caller sees it there.
-            let _ = ep.after(r);
+            let _ = ep.call(|d| d.handle_timeout(start));
         } else {
             ep.drain();
         }
@@ -187,10 +187,8 @@ impl DtlsEndpoint {
         // Bring the library's notion of time forward first, so the flight this datagram may
         // trigger has its retransmission timer counted from now.
         let t = self.ctx.instant(now);
-        let r = self.dtls.handle_timeout(t);
-        self.after(r)?;
-        let r = self.dtls.handle_packet(datagram);
-        self.after(r)
+        self.call(|d| d.handle_timeout(t))?;
+        self.call(|d| d.handle_packet(datagram))
     }
 
     /// The next datagram to send to the peer.
@@ -213,8 +211,8 @@ impl DtlsEndpoint {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let r = self.dtls.handle_timeout(self.ctx.instant(now));
-        self.after(r)
+        let t = self.ctx.instant(now);
+        self.call(|d| d.handle_timeout(t))
     }
 
     /// The peer's `a=fingerprint`, when it arrives after the endpoint was made (or changes with
@@ -226,6 +224,27 @@ impl DtlsEndpoint {
         self.remote_fingerprint = Some(fp);
         let r = self.try_finish();
         self.fail_on(r)
+    }
+
+    /// Call into the library, then collect its output. A panic inside the library (dimpl 0.7
+    /// has reachable asserts on peer input; the fuzz target found one) fails this endpoint
+    /// instead of unwinding into the worker; the library object is never used again after it.
+    fn call(
+        &mut self,
+        f: impl FnOnce(&mut dimpl::Dtls) -> Result<(), dimpl::Error>,
+    ) -> Result<(), DtlsError> {
+        let dtls = &mut self.dtls;
+        match panic::catch_unwind(AssertUnwindSafe(|| f(dtls))) {
+            Ok(r) => self.after(r),
+            Err(_) => Err(self.library_panicked()),
+        }
+    }
+
+    fn library_panicked(&mut self) -> DtlsError {
+        let err = DtlsError::Handshake("DTLS library panicked on peer input".into());
+        tracing::warn!(role = ?self.role, "DTLS library panicked on peer input; endpoint failed");
+        self.failed = Some(err.clone());
+        err
     }
 
     /// Record a library result, then collect its output.
@@ -254,6 +273,12 @@ impl DtlsEndpoint {
 
     /// Take everything the library has to say until it asks to wait for a timer.
     fn drain(&mut self) {
+        if panic::catch_unwind(AssertUnwindSafe(|| self.drain_unguarded())).is_err() {
+            self.library_panicked();
+        }
+    }
+
+    fn drain_unguarded(&mut self) {
         loop {
             match self.dtls.poll_output(&mut self.buf) {
                 dimpl::Output::Packet(p) => {

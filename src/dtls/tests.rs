@@ -389,3 +389,32 @@ fn injected_junk_does_not_break_a_handshake() {
     assert_eq!(client.state(), DtlsState::Connected);
     assert_eq!(server.state(), DtlsState::Connected);
 }
+
+#[test]
+fn a_panic_inside_the_library_fails_the_endpoint_only() {
+    // Found by the dtls_endpoint fuzz target: a ClientHello, then records that make dimpl 0.7
+    // reach an `assert_eq!` on a duplicate record sequence. Datagrams are 2-byte length-prefixed.
+    let input = include_bytes!("../../fuzz/seeds/dtls_endpoint/dimpl_duplicate_record_assert");
+    let mut ep = DtlsEndpoint::new(ctx(), Role::Passive, None, Millis(0));
+    let mut rest = &input[..];
+    let mut now = 0;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let (d, r) = rest[2..].split_at(len.min(rest.len() - 2));
+        rest = r;
+        now += 7;
+        let _ = ep.handle_datagram(d, Millis(now));
+        if len % 3 == 0 {
+            if let Some(t) = ep.poll_timeout() {
+                let _ = ep.handle_timeout(t);
+            }
+        }
+        while ep.poll_transmit().is_some() {}
+    }
+    assert!(
+        matches!(ep.state(), DtlsState::Failed(_)),
+        "{:?}",
+        ep.state()
+    );
+    assert_eq!(ep.poll_timeout(), None);
+}
