@@ -24,9 +24,10 @@ export DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}"
 # Core tools of the integration and end-to-end tests (rtpengine-utils: rtpengine-ctl, for tests/ctl.rs;
 # redis-sentinel and redis-tools' redis-cli: Sentinel and Cluster in tests/redis_ha.rs; nftables, iptables and
 # conntrack: scripts/notrack.sh and its test, tests/notrack.rs; baresip-core: the SRTP client of
-# tests/srtp_baresip.rs; chromium: the WebRTC client of tests/webrtc_chromium.rs).
+# tests/srtp_baresip.rs; chromium: the WebRTC client of tests/webrtc_chromium.rs; openssl: the
+# DTLS-SRTP peer of tests/dtls_openssl.rs).
 TEST_PKGS=(kamailio sip-tester rtpengine-daemon rtpengine-utils redis-server redis-sentinel redis-tools tcpdump iproute2 ethtool procps python3 perl
-  nftables iptables conntrack baresip-core chromium)
+  nftables iptables conntrack baresip-core chromium openssl)
 
 # Build toolchain (BPF program via clang, libelf/zlib for libbpf).
 BUILD_PKGS=(clang libelf-dev zlib1g-dev pkg-config m4 make gcc libc6-dev)

@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod dtls;
 pub mod flow;
 pub mod guard;
 pub mod ice;

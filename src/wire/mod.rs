@@ -1,8 +1,11 @@
-//! Zero-copy views of packets the relay looks at (RTP, RTCP).
+//! Zero-copy views of packets the relay looks at (RTP, RTCP, DTLS records), and the RFC 7983
+//! first-byte demultiplexer that picks which view applies.
 //!
 //! Each view wraps a borrowed byte slice. `new_checked` validates once, so accessors never panic
 //! on untrusted input: every byte range they read was proven to be in bounds.
 
+pub mod demux;
+pub mod dtls;
 pub mod frame;
 pub mod rtcp;
 pub mod rtp;
