@@ -355,7 +355,7 @@ fn bad_lines_are_skipped_never_fatal() {
                 "RTP/SAVP",
                 &[
                     "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64",
-                    "a=crypto:2 F8_128_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
+                    "a=crypto:2 SEED_128_CTR_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
                     "a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
                     "a=crypto:garbage",
                     &good,
