@@ -7,7 +7,8 @@ use super::kdf::{derive, prf, SessionKeys};
 use super::primitive::{AesKey, F8Key};
 use super::suite::Suite;
 use super::transform::{
-    cm_iv, f8_rtcp_iv, f8_rtp_iv, rtp_parts, rtp_protect, rtp_unprotect, Layout, Transform,
+    cm_iv, f8_rtcp_iv, f8_rtp_iv, rtcp_protect, rtp_parts, rtp_protect, rtp_unprotect, Layout,
+    Transform,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -191,6 +192,48 @@ fn rfc3711_aes_f8_rtp_packet() {
     let parts = rtp_parts(&t, &l, end).expect("parts");
     let len = rtp_unprotect(&t, &l, &mut buf, parts, 12, 0x5c62_1599, index).expect("auth");
     assert_eq!(buf[..len], plain);
+}
+
+/// SRTP and SRTCP under F8_128_HMAC_SHA1_80 from master key and salt, as rtpengine's Perl test
+/// client (NGCP::Rtpclient::SRTP, an implementation of its own) protects them: key derivation,
+/// both IVs, the E flag and the tags together.
+#[test]
+fn f8_packets_match_rtpengines_test_client() {
+    let (rtp, rtcp) = derive(
+        Suite::F8_128HmacSha1_80,
+        &hex("000102030405060708090a0b0c0d0e0f"),
+        &hex("101112131415161718191a1b1c1d"),
+    )
+    .expect("keys");
+    let l = Layout {
+        mki: &[],
+        rtp_tag: 10,
+        rtcp_tag: 10,
+        encrypt_rtp: true,
+        encrypt_rtcp: true,
+    };
+    let t = Transform::new(Suite::F8_128HmacSha1_80, &rtp).expect("transform");
+    let mut buf = hex("800003e8 00027100 12345678");
+    buf.extend((0..50u8).map(|i| i.wrapping_mul(7)));
+    let len = buf.len();
+    buf.resize(len + 10, 0);
+    let end = rtp_protect(&t, &l, &mut buf, 12, len, 0x1234_5678, 1000);
+    assert_eq!(
+        buf[..end],
+        hex(
+            "800003e80002710012345678c574e7768336c09e85f8453776e3654260c908b1d9bdd9ff2315
+             9726840279049c566600df63613353e6f6c0bc7386ab69f3eeebee55689700edb218"
+        )
+    );
+    let t = Transform::new(Suite::F8_128HmacSha1_80, &rtcp).expect("transform");
+    let mut buf = hex("80c90001 12345678 81ca0002 01020304 01036162");
+    let len = buf.len();
+    buf.resize(len + 14, 0);
+    let end = rtcp_protect(&t, &l, &mut buf, len, 0x1234_5678, 5);
+    assert_eq!(
+        buf[..end],
+        hex("80c9000112345678f1e0cb2a41c9d00cf1571ee98000000585c96ec00cbb9e328f60")
+    );
 }
 
 #[test]
