@@ -68,14 +68,16 @@ fn a_plain_offer_to_savp_gets_fresh_keys_and_the_answer_suite_shows_in_query() {
             "AES_192_CM_HMAC_SHA1_32",
             "AES_CM_128_HMAC_SHA1_80",
             "AES_CM_128_HMAC_SHA1_32",
+            "F8_128_HMAC_SHA1_80",
+            "F8_128_HMAC_SHA1_32",
             "NULL_HMAC_SHA1_80",
         ]
     );
     let tags: Vec<u32> = lines.iter().map(|(t, _, _)| *t).collect();
-    assert_eq!(tags, (1..=9).collect::<Vec<u32>>());
-    // Unpadded base64 of key and salt: 59, 38, 62, 62, 51, 51, 40, 40, 40 characters.
+    assert_eq!(tags, (1..=11).collect::<Vec<u32>>());
+    // Unpadded base64 of key and salt: 59, 38, 62, 62, 51, 51, then 40 characters.
     let lens: Vec<usize> = lines.iter().map(|(_, _, k)| k.len()).collect();
-    assert_eq!(lens, [59, 38, 62, 62, 51, 51, 40, 40, 40]);
+    assert_eq!(lens, [59, 38, 62, 62, 51, 51, 40, 40, 40, 40, 40]);
     let mut keys: Vec<&str> = lines.iter().map(|(_, _, k)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();

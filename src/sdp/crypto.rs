@@ -449,6 +449,7 @@ mod tests {
         "5 NULL_HMAC_SHA1_32 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 1:2",
         "6 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm|1048576|5:1",
         "7 AES_CM_128_HMAC_SHA1_80 inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkQ==",
+        "8 SEED_128_CTR_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm",
     ];
 
     #[test]
@@ -479,7 +480,7 @@ mod tests {
         let c: Crypto = LINES[5].parse().expect("parses");
         assert_eq!(c.session_params, vec!["1:2".to_owned()]);
         let c: Crypto = LINES[6].parse().expect("parses");
-        assert_eq!(c.suite(), None);
+        assert_eq!(c.suite(), Some(Suite::F8_128HmacSha1_80));
         assert_eq!(c.keys[0].lifetime, Some(Lifetime::Packets(1_048_576)));
         assert_eq!(c.keys[0].mki.map(Mki::bytes), Some(vec![5]));
         // Padding or not, the key decodes.
@@ -507,6 +508,15 @@ mod tests {
             Err(CryptoError::Unsupported("1".to_owned()))
         );
         let c: Crypto = LINES[6].parse().expect("parses");
+        let p = c.srtp_params().expect("usable");
+        assert_eq!(p.suite, Suite::F8_128HmacSha1_80);
+        assert_eq!(
+            (p.master_key.len(), p.master_salt.len(), p.mki.len()),
+            (16, 14, 1)
+        );
+        assert!(crate::srtp::SrtpContext::new(&p).is_ok());
+        let c: Crypto = LINES[8].parse().expect("parses");
+        assert_eq!(c.suite(), None);
         assert!(matches!(c.srtp_params(), Err(CryptoError::UnknownSuite(_))));
         // 46 bytes of key for a suite that needs 30.
         let c: Crypto = LINES[7].parse().expect("parses");

@@ -357,7 +357,7 @@ impl Profile {
 
 /// The `SDES` list (and the `SDES-...` flag words): how the relay offers and answers
 /// `a=crypto`. Suite names are kept as given (uppercased) so that a suite we do not implement
-/// still restricts (`only-F8_128_HMAC_SHA1_80` leaves nothing of ours to offer).
+/// still restricts (`only-SEED_128_CTR_HMAC_SHA1_80` leaves nothing of ours to offer).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sdes {
     /// `off`, `no`, `disable`: no SDES is offered.

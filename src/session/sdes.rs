@@ -248,21 +248,18 @@ pub fn offer(
             ..c.clone()
         })
         .collect();
-    // A re-offer: the line negotiated with the receiver comes first, same tag and key.
+    // A re-offer: the line negotiated with the receiver comes first, same tag and key, unless
+    // the offerer offers that suite itself (its lines keep their order then, as in rtpengine).
     if let Some(neg) = receiver
         .our_key
         .clone()
         .filter(|c| allowed(s, &c.suite_name))
     {
-        match lines
+        if !lines
             .iter()
-            .position(|c| c.suite_name.eq_ignore_ascii_case(&neg.suite_name))
+            .any(|c| c.suite_name.eq_ignore_ascii_case(&neg.suite_name))
         {
-            Some(at) => {
-                let c = lines.remove(at);
-                lines.insert(0, c);
-            }
-            None => lines.insert(0, neg),
+            lines.insert(0, neg);
         }
     }
     if !s.nonew {

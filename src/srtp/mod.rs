@@ -4,7 +4,8 @@
 //!
 //! Suites ([`Suite`]): `AES_CM_128_HMAC_SHA1_80/32`, `AES_192_CM_HMAC_SHA1_80/32` and
 //! `AES_256_CM_HMAC_SHA1_80/32` (RFC 6188), `AEAD_AES_128_GCM` and `AEAD_AES_256_GCM` (RFC 7714),
-//! and `NULL_HMAC_SHA1_80/32` as rtpengine treats them (see [`suite`]).
+//! `F8_128_HMAC_SHA1_80/32` (AES-128 in f8-mode, RFC 3711 §4.1.2), and `NULL_HMAC_SHA1_80/32` as
+//! rtpengine treats them (see [`suite`]).
 //!
 //! # Crypto stack
 //!

@@ -1,7 +1,7 @@
-//! The crypto primitives, built once per key: AES-CTR keystream (AES-NI when the CPU has it), HMAC-SHA1
-//! and AES-GCM, all from RustCrypto. Nothing here knows packet layouts; `transform` does.
+//! The crypto primitives, built once per key: AES-CTR keystream (AES-NI when the CPU has it), AES
+//! in f8-mode, HMAC-SHA1 and AES-GCM, all from RustCrypto. Nothing here knows packet layouts; `transform` does.
 
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::{BlockEncrypt, InnerIvInit, KeyInit, StreamCipher};
 use aes_gcm::aead::AeadInPlace;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -48,6 +48,54 @@ impl AesKey {
             AesKey::A128(k) => ctr_xor!(aes::Aes128Enc, k, iv, data),
             AesKey::A192(k) => ctr_xor!(aes::Aes192Enc, k, iv, data),
             AesKey::A256(k) => ctr_xor!(aes::Aes256Enc, k, iv, data),
+        }
+    }
+}
+
+/// AES-128 in f8-mode (RFC 3711 §4.1.2.1): the session key for the keystream, and the session
+/// key XOR the mask m (the session salt padded with 0x55 octets to the key's length) that
+/// encrypts the IV into IV'.
+#[derive(Clone)]
+pub(crate) struct F8Key {
+    aes: aes::Aes128Enc,
+    masked: aes::Aes128Enc,
+}
+
+impl F8Key {
+    pub(crate) fn new(key: &[u8], salt: &[u8]) -> Result<F8Key, SrtpError> {
+        let bad = |what, want: usize, got: usize| SrtpError::BadKeyLength { what, want, got };
+        let key: [u8; 16] = key
+            .try_into()
+            .map_err(|_| bad("AES-f8 key", 16, key.len()))?;
+        if salt.len() > key.len() {
+            return Err(bad("AES-f8 salt", 14, salt.len()));
+        }
+        let mut masked = [0x55u8; 16];
+        masked[..salt.len()].copy_from_slice(salt);
+        for (m, k) in masked.iter_mut().zip(key) {
+            *m ^= k;
+        }
+        Ok(F8Key {
+            aes: aes::Aes128Enc::new(&key.into()),
+            masked: aes::Aes128Enc::new(&masked.into()),
+        })
+    }
+
+    /// XORs `data` with the f8 keystream of `iv`: IV' = E(k_e XOR m, IV), S(-1) = 0,
+    /// S(j) = E(k_e, IV' XOR j XOR S(j-1)), j counting 128-bit blocks from 0.
+    pub(crate) fn xor(&self, iv: &[u8; 16], data: &mut [u8]) {
+        let mut iv_prime = aes::Block::from(*iv);
+        self.masked.encrypt_block(&mut iv_prime);
+        let mut s = aes::Block::default();
+        for (j, chunk) in data.chunks_mut(16).enumerate() {
+            let j = (j as u128).to_be_bytes();
+            for ((s, v), j) in s.iter_mut().zip(iv_prime.iter()).zip(j) {
+                *s ^= v ^ j;
+            }
+            self.aes.encrypt_block(&mut s);
+            for (d, k) in chunk.iter_mut().zip(s.iter()) {
+                *d ^= k;
+            }
         }
     }
 }

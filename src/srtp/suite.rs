@@ -1,6 +1,9 @@
 //! The crypto suites rtpengine offers over SDES (RFC 4568, RFC 6188, RFC 7714), with the lengths
 //! each one needs.
 //!
+//! The F8 suites (RFC 4568 §6.2.2) are AES-128 in f8-mode (RFC 3711 §4.1.2) with the lengths,
+//! key derivation and HMAC-SHA1 tags of `AES_CM_128_HMAC_SHA1_80/32`.
+//!
 //! The NULL suites are treated as rtpengine treats them: a 16-byte master key and a 14-byte master
 //! salt (as `AES_CM_128`), the auth keys derived with the AES-128 PRF, the payload left in clear,
 //! HMAC-SHA1 tags of 10 (`_80`) or 4 (`_32`) bytes on SRTP and always 10 on SRTCP, and the SRTCP
@@ -15,6 +18,8 @@ pub enum CipherKind {
     AesCm,
     /// AES-GCM (RFC 7714): encryption and tag in one.
     AesGcm,
+    /// AES-128 in f8-mode (RFC 3711 §4.1.2) with an HMAC-SHA1 tag.
+    AesF8,
     /// No encryption, HMAC-SHA1 tag only.
     Null,
 }
@@ -30,13 +35,16 @@ pub enum Suite {
     Aes192CmHmacSha1_32,
     AesCm128HmacSha1_80,
     AesCm128HmacSha1_32,
+    F8_128HmacSha1_80,
+    F8_128HmacSha1_32,
     NullHmacSha1_80,
     NullHmacSha1_32,
 }
 
 impl Suite {
-    /// Every suite, in rtpengine's order of preference (strongest first).
-    pub const ALL: [Suite; 10] = [
+    /// Every suite, in rtpengine's order of preference (strongest first; the F8 suites between
+    /// the AES-CM and the NULL ones, as rtpengine 10.5 offers them).
+    pub const ALL: [Suite; 12] = [
         Suite::AeadAes256Gcm,
         Suite::AeadAes128Gcm,
         Suite::Aes256CmHmacSha1_80,
@@ -45,6 +53,8 @@ impl Suite {
         Suite::Aes192CmHmacSha1_32,
         Suite::AesCm128HmacSha1_80,
         Suite::AesCm128HmacSha1_32,
+        Suite::F8_128HmacSha1_80,
+        Suite::F8_128HmacSha1_32,
         Suite::NullHmacSha1_80,
         Suite::NullHmacSha1_32,
     ];
@@ -60,6 +70,8 @@ impl Suite {
             Suite::Aes192CmHmacSha1_32 => "AES_192_CM_HMAC_SHA1_32",
             Suite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             Suite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            Suite::F8_128HmacSha1_80 => "F8_128_HMAC_SHA1_80",
+            Suite::F8_128HmacSha1_32 => "F8_128_HMAC_SHA1_32",
             Suite::NullHmacSha1_80 => "NULL_HMAC_SHA1_80",
             Suite::NullHmacSha1_32 => "NULL_HMAC_SHA1_32",
         }
@@ -76,6 +88,7 @@ impl Suite {
         match self {
             Suite::AeadAes256Gcm | Suite::AeadAes128Gcm => CipherKind::AesGcm,
             Suite::NullHmacSha1_80 | Suite::NullHmacSha1_32 => CipherKind::Null,
+            Suite::F8_128HmacSha1_80 | Suite::F8_128HmacSha1_32 => CipherKind::AesF8,
             _ => CipherKind::AesCm,
         }
     }
@@ -133,6 +146,7 @@ impl Suite {
             Suite::Aes256CmHmacSha1_32
             | Suite::Aes192CmHmacSha1_32
             | Suite::AesCm128HmacSha1_32
+            | Suite::F8_128HmacSha1_32
             | Suite::NullHmacSha1_32 => 4,
             _ => 10,
         }
@@ -164,7 +178,7 @@ mod tests {
             assert_eq!(Suite::from_name(s.name()), Some(s));
             assert_eq!(Suite::from_name(&s.name().to_ascii_lowercase()), Some(s));
         }
-        assert_eq!(Suite::from_name("F8_128_HMAC_SHA1_80"), None);
+        assert_eq!(Suite::from_name("AES_CM_256_HMAC_SHA1_80"), None);
         assert_eq!(Suite::from_name(""), None);
     }
 
@@ -181,5 +195,10 @@ mod tests {
         assert_eq!(Suite::NullHmacSha1_32.rtcp_tag_len(), 10);
         assert_eq!(Suite::AeadAes256Gcm.rtcp_tag_len(), 16);
         assert_eq!(Suite::NullHmacSha1_80.session_key_len(), 0);
+        assert_eq!(Suite::F8_128HmacSha1_80.inline_key_len(), 30);
+        assert_eq!(Suite::F8_128HmacSha1_80.session_salt_len(), 14);
+        assert_eq!(Suite::F8_128HmacSha1_80.rtp_tag_len(), 10);
+        assert_eq!(Suite::F8_128HmacSha1_32.rtp_tag_len(), 4);
+        assert_eq!(Suite::F8_128HmacSha1_32.rtcp_tag_len(), 10);
     }
 }

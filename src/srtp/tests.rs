@@ -1,12 +1,15 @@
-//! Known-answer vectors (RFC 3711 Appendix B, RFC 6188 §7, RFC 7714 §16 and §17, libsrtp's
+//! Known-answer vectors (RFC 3711 Appendix B including the AES-f8 one, RFC 6188 §7, RFC 7714 §16 and §17, libsrtp's
 //! validation packet), round trips over every suite, and hostile input.
 
 use super::context::{Params, SrtpContext};
 use super::error::SrtpError;
 use super::kdf::{derive, prf, SessionKeys};
-use super::primitive::AesKey;
+use super::primitive::{AesKey, F8Key};
 use super::suite::Suite;
-use super::transform::cm_iv;
+use super::transform::{
+    cm_iv, f8_rtcp_iv, f8_rtp_iv, rtcp_protect, rtp_parts, rtp_protect, rtp_unprotect, Layout,
+    Transform,
+};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -130,6 +133,130 @@ fn rfc6188_7_2_and_7_4_key_derivation_with_aes_256_and_192() {
 
 const CM_MASTER_KEY: &str = "E1F97A0D3E018BE0D64FA32C06DE4139";
 const CM_MASTER_SALT: &str = "0EC675AD498AFEEBB6960B3AABE6";
+
+/// RFC 3711 Appendix B.1, the AES-f8 vector: its salt is 4 octets, padded with 0x55 into the
+/// mask m like the 14-octet session salt of the suites.
+const F8_KEY: &str = "234829008467be186c3de14aae72d62c";
+const F8_SALT: &str = "32f2870d";
+const F8_HEADER: &str = "806e5cba50681de55c621599";
+const F8_PLAIN: &str =
+    "70736575646f72616e646f6d6e657373 20697320746865206e65787420626573 74207468696e67";
+const F8_CIPHER: &str =
+    "019ce7a26e7854014a6366aa95d4eefd 1ad4172a14f9faf455b7f1d4b62bd08f 562c0eef7c4802";
+
+#[test]
+fn rfc3711_aes_f8_keystream() {
+    let k = F8Key::new(&hex(F8_KEY), &hex(F8_SALT)).expect("key");
+    let iv: [u8; 16] = hex("006e5cba50681de55c621599d462564a")
+        .try_into()
+        .expect("16");
+    let mut data = hex(F8_PLAIN);
+    k.xor(&iv, &mut data);
+    assert_eq!(data, hex(F8_CIPHER));
+    k.xor(&iv, &mut data);
+    assert_eq!(data, hex(F8_PLAIN));
+    assert!(F8Key::new(&hex(F8_KEY)[..15], &hex(F8_SALT)).is_err());
+    assert!(F8Key::new(&hex(F8_KEY), &[0; 17]).is_err());
+}
+
+#[test]
+fn rfc3711_aes_f8_rtp_packet() {
+    let header: [u8; 12] = hex(F8_HEADER).try_into().expect("12");
+    let index = (0xd462_564a_u64 << 16) | 0x5cba;
+    assert_eq!(
+        f8_rtp_iv(&header, index).to_vec(),
+        hex("006e5cba50681de55c621599d462564a")
+    );
+    let keys = SessionKeys {
+        encryption: hex(F8_KEY),
+        salt: hex(F8_SALT),
+        auth: vec![7; 20],
+    };
+    let t = Transform::new(Suite::F8_128HmacSha1_80, &keys).expect("transform");
+    let l = Layout {
+        mki: &[],
+        rtp_tag: 10,
+        rtcp_tag: 10,
+        encrypt_rtp: true,
+        encrypt_rtcp: true,
+    };
+    let plain = [hex(F8_HEADER), hex(F8_PLAIN)].concat();
+    let mut buf = plain.clone();
+    buf.resize(plain.len() + 10, 0);
+    let end = rtp_protect(&t, &l, &mut buf, 12, plain.len(), 0x5c62_1599, index);
+    assert_eq!(end, plain.len() + 10);
+    assert_eq!(
+        buf[..plain.len()],
+        [hex(F8_HEADER), hex(F8_CIPHER)].concat()
+    );
+    let parts = rtp_parts(&t, &l, end).expect("parts");
+    let len = rtp_unprotect(&t, &l, &mut buf, parts, 12, 0x5c62_1599, index).expect("auth");
+    assert_eq!(buf[..len], plain);
+}
+
+/// SRTP and SRTCP under F8_128_HMAC_SHA1_80 from master key and salt, as rtpengine's Perl test
+/// client (NGCP::Rtpclient::SRTP, an implementation of its own) protects them: key derivation,
+/// both IVs, the E flag and the tags together.
+#[test]
+fn f8_packets_match_rtpengines_test_client() {
+    let (rtp, rtcp) = derive(
+        Suite::F8_128HmacSha1_80,
+        &hex("000102030405060708090a0b0c0d0e0f"),
+        &hex("101112131415161718191a1b1c1d"),
+    )
+    .expect("keys");
+    let l = Layout {
+        mki: &[],
+        rtp_tag: 10,
+        rtcp_tag: 10,
+        encrypt_rtp: true,
+        encrypt_rtcp: true,
+    };
+    let t = Transform::new(Suite::F8_128HmacSha1_80, &rtp).expect("transform");
+    let mut buf = hex("800003e8 00027100 12345678");
+    buf.extend((0..50u8).map(|i| i.wrapping_mul(7)));
+    let len = buf.len();
+    buf.resize(len + 10, 0);
+    let end = rtp_protect(&t, &l, &mut buf, 12, len, 0x1234_5678, 1000);
+    assert_eq!(
+        buf[..end],
+        hex(
+            "800003e80002710012345678c574e7768336c09e85f8453776e3654260c908b1d9bdd9ff2315
+             9726840279049c566600df63613353e6f6c0bc7386ab69f3eeebee55689700edb218"
+        )
+    );
+    let t = Transform::new(Suite::F8_128HmacSha1_80, &rtcp).expect("transform");
+    let mut buf = hex("80c90001 12345678 81ca0002 01020304 01036162");
+    let len = buf.len();
+    buf.resize(len + 14, 0);
+    let end = rtcp_protect(&t, &l, &mut buf, len, 0x1234_5678, 5);
+    assert_eq!(
+        buf[..end],
+        hex("80c9000112345678f1e0cb2a41c9d00cf1571ee98000000585c96ec00cbb9e328f60")
+    );
+}
+
+#[test]
+fn the_f8_srtcp_iv_is_the_index_word_with_e_then_the_rtcp_header() {
+    let header: [u8; 8] = hex("80c80006 deadbeef").try_into().expect("8");
+    assert_eq!(
+        f8_rtcp_iv(&header, 0x0123_4567).to_vec(),
+        hex("00000000 81234567 80c80006 deadbeef")
+    );
+}
+
+#[test]
+fn f8_and_cm_with_the_same_keys_encrypt_differently() {
+    let plain = rtp_packet(5, 6, 64);
+    let mut cm = SrtpContext::new(&material(Suite::AesCm128HmacSha1_80, 4)).expect("ctx");
+    let mut f8 = SrtpContext::new(&material(Suite::F8_128HmacSha1_80, 4)).expect("ctx");
+    let a = protect_rtp(&mut cm, &plain).expect("protect");
+    let b = protect_rtp(&mut f8, &plain).expect("protect");
+    assert_eq!(a[..12], b[..12]);
+    assert_ne!(a[12..76], b[12..76]);
+    // The first keystream block differs too (f8's IV' is not CM's counter block).
+    assert_ne!(a[12..28], b[12..28]);
+}
 
 fn cm_context() -> SrtpContext {
     SrtpContext::new(&Params::new(

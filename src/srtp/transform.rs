@@ -1,10 +1,10 @@
 //! Packet layouts: where the IV comes from, what is encrypted, what is authenticated, where the
-//! tag, MKI and SRTCP index go, for AES-CM + HMAC-SHA1 (RFC 3711), NULL + HMAC-SHA1 and AES-GCM
-//! (RFC 7714). No per-stream state: the index comes in, the caller checks replay.
+//! tag, MKI and SRTCP index go, for AES-CM and AES-f8 + HMAC-SHA1 (RFC 3711), NULL + HMAC-SHA1
+//! and AES-GCM (RFC 7714). No per-stream state: the index comes in, the caller checks replay.
 
 use super::error::SrtpError;
 use super::kdf::SessionKeys;
-use super::primitive::{tags_equal, AesKey, Gcm, HmacSha1};
+use super::primitive::{tags_equal, AesKey, F8Key, Gcm, HmacSha1};
 use super::suite::{CipherKind, Suite};
 
 /// SRTCP's E flag in the word before the tag.
@@ -21,6 +21,10 @@ pub(crate) enum Transform {
     Cm {
         aes: Box<AesKey>,
         salt: [u8; 14],
+        mac: HmacSha1,
+    },
+    F8 {
+        f8: Box<F8Key>,
         mac: HmacSha1,
     },
     Null {
@@ -42,6 +46,25 @@ pub(crate) fn cm_iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
     for (b, s) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
         *b ^= s;
     }
+    iv
+}
+
+/// RFC 3711 §4.1.2.2: IV = 0x00 || M || PT || SEQ || TS || SSRC || ROC, i.e. the fixed RTP header
+/// with its first octet zeroed, then the ROC.
+pub(crate) fn f8_rtp_iv(header: &[u8; 12], index: u64) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[1..12].copy_from_slice(&header[1..]);
+    iv[12..].copy_from_slice(&((index >> 16) as u32).to_be_bytes());
+    iv
+}
+
+/// RFC 3711 §4.1.2.3: IV = 0..0 (32 bits) || E || SRTCP index || V || P || RC || PT || length ||
+/// SSRC, i.e. the E flag / index word and the first 8 octets of the RTCP header. E is set: the
+/// IV is only used when the packet is encrypted.
+pub(crate) fn f8_rtcp_iv(header: &[u8; RTCP_HEADER_LEN], index: u32) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[4..8].copy_from_slice(&(SRTCP_E_FLAG | index).to_be_bytes());
+    iv[8..].copy_from_slice(header);
     iv
 }
 
@@ -83,6 +106,10 @@ impl Transform {
                 salt: array(&keys.salt)?,
                 mac: HmacSha1::new(&keys.auth),
             },
+            CipherKind::AesF8 => Transform::F8 {
+                f8: Box::new(F8Key::new(&keys.encryption, &keys.salt)?),
+                mac: HmacSha1::new(&keys.auth),
+            },
             CipherKind::Null => Transform::Null {
                 mac: HmacSha1::new(&keys.auth),
             },
@@ -95,8 +122,45 @@ impl Transform {
 
     fn mac(&self) -> Option<&HmacSha1> {
         match self {
-            Transform::Cm { mac, .. } | Transform::Null { mac } => Some(mac),
+            Transform::Cm { mac, .. } | Transform::F8 { mac, .. } | Transform::Null { mac } => {
+                Some(mac)
+            }
             Transform::Gcm { .. } => None,
+        }
+    }
+
+    /// Encrypts or decrypts the RTP payload `buf[hdr..end]` in place (AES-CM and AES-f8; NULL
+    /// and GCM do nothing here).
+    fn rtp_xor(&self, buf: &mut [u8], hdr: usize, end: usize, ssrc: u32, index: u64) {
+        match self {
+            Transform::Cm { aes, salt, .. } => {
+                aes.ctr_xor(&cm_iv(salt, ssrc, index), &mut buf[hdr..end]);
+            }
+            Transform::F8 { f8, .. } => {
+                let mut header = [0u8; 12];
+                header.copy_from_slice(&buf[..12]);
+                f8.xor(&f8_rtp_iv(&header, index), &mut buf[hdr..end]);
+            }
+            Transform::Null { .. } | Transform::Gcm { .. } => {}
+        }
+    }
+
+    /// Encrypts or decrypts the RTCP packet `buf[RTCP_HEADER_LEN..end]` in place (AES-CM and
+    /// AES-f8; NULL and GCM do nothing here).
+    fn rtcp_xor(&self, buf: &mut [u8], end: usize, ssrc: u32, index: u32) {
+        match self {
+            Transform::Cm { aes, salt, .. } => {
+                aes.ctr_xor(
+                    &cm_iv(salt, ssrc, u64::from(index)),
+                    &mut buf[RTCP_HEADER_LEN..end],
+                );
+            }
+            Transform::F8 { f8, .. } => {
+                let mut header = [0u8; RTCP_HEADER_LEN];
+                header.copy_from_slice(&buf[..RTCP_HEADER_LEN]);
+                f8.xor(&f8_rtcp_iv(&header, index), &mut buf[RTCP_HEADER_LEN..end]);
+            }
+            Transform::Null { .. } | Transform::Gcm { .. } => {}
         }
     }
 }
@@ -141,9 +205,9 @@ pub(crate) fn rtp_protect(
             buf[len + GCM_TAG..len + GCM_TAG + l.mki.len()].copy_from_slice(l.mki);
             len + GCM_TAG + l.mki.len()
         }
-        Transform::Cm { .. } | Transform::Null { .. } => {
-            if let (Transform::Cm { aes, salt, .. }, true) = (t, l.encrypt_rtp) {
-                aes.ctr_xor(&cm_iv(salt, ssrc, index), &mut buf[hdr..len]);
+        Transform::Cm { .. } | Transform::F8 { .. } | Transform::Null { .. } => {
+            if l.encrypt_rtp {
+                t.rtp_xor(buf, hdr, len, ssrc, index);
             }
             let mut end = len;
             buf[end..end + l.mki.len()].copy_from_slice(l.mki);
@@ -205,7 +269,7 @@ pub(crate) fn rtp_unprotect(
             let tag = rest.get(..GCM_TAG).ok_or(SrtpError::AuthFailed)?;
             gcm.open(&gcm_rtp_iv(salt, ssrc, index), head, payload, tag)?;
         }
-        Transform::Cm { .. } | Transform::Null { .. } => {
+        Transform::Cm { .. } | Transform::F8 { .. } | Transform::Null { .. } => {
             if let (Some(mac), true) = (t.mac(), l.rtp_tag > 0) {
                 let roc = ((index >> 16) as u32).to_be_bytes();
                 let want = mac.tag(&[&buf[..end], &roc]);
@@ -217,8 +281,8 @@ pub(crate) fn rtp_unprotect(
                     return Err(SrtpError::AuthFailed);
                 }
             }
-            if let (Transform::Cm { aes, salt, .. }, true) = (t, l.encrypt_rtp) {
-                aes.ctr_xor(&cm_iv(salt, ssrc, index), &mut buf[hdr..end]);
+            if l.encrypt_rtp {
+                t.rtp_xor(buf, hdr, end, ssrc, index);
             }
         }
     }
@@ -261,12 +325,9 @@ pub(crate) fn rtcp_protect(
             buf[end..end + l.mki.len()].copy_from_slice(l.mki);
             end + l.mki.len()
         }
-        Transform::Cm { .. } | Transform::Null { .. } => {
-            if let (Transform::Cm { aes, salt, .. }, true) = (t, l.encrypt_rtcp) {
-                aes.ctr_xor(
-                    &cm_iv(salt, ssrc, u64::from(index)),
-                    &mut buf[RTCP_HEADER_LEN..len],
-                );
+        Transform::Cm { .. } | Transform::F8 { .. } | Transform::Null { .. } => {
+            if l.encrypt_rtcp {
+                t.rtcp_xor(buf, len, ssrc, index);
             }
             buf[len..len + 4].copy_from_slice(&word);
             let mut end = len + 4;
@@ -353,7 +414,7 @@ pub(crate) fn rtcp_unprotect(
                 r?;
             }
         }
-        Transform::Cm { .. } | Transform::Null { .. } => {
+        Transform::Cm { .. } | Transform::F8 { .. } | Transform::Null { .. } => {
             if let Some(mac) = t.mac() {
                 let want = mac.tag(&[&buf[..p.word_at + 4]]);
                 let tag_at = p.mki_at + l.mki.len();
@@ -364,11 +425,8 @@ pub(crate) fn rtcp_unprotect(
                     return Err(SrtpError::AuthFailed);
                 }
             }
-            if let (Transform::Cm { aes, salt, .. }, true) = (t, p.encrypted) {
-                aes.ctr_xor(
-                    &cm_iv(salt, ssrc, u64::from(p.index)),
-                    &mut buf[RTCP_HEADER_LEN..p.body_end],
-                );
+            if p.encrypted {
+                t.rtcp_xor(buf, p.body_end, ssrc, p.index);
             }
         }
     }

@@ -71,16 +71,33 @@ class Split(unittest.TestCase):
         out = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:CRYPTO128\n"
         self.assertEqual(self.sdes_case(opts, out), [])
 
-    def test_sdes_with_packets_dtls_or_f8_is_not(self):
+    def test_sdes_with_packets_or_dtls_is_not(self):
         crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:CRYPTO128\n"
         f8 = "a=crypto:9 F8_128_HMAC_SHA1_80 inline:CRYPTO128\n"
         off = "{ DTLS => 'off' }"
         self.assertIn("srtp", self.sdes_case(off, crypto, "srtp_snd($a, 1, 2, 3);"))
         self.assertIn("srtp", self.sdes_case("{ DTLS => 'passive' }", crypto))
-        self.assertIn("srtp", self.sdes_case(off, crypto + f8))
+        # The relay offers the F8 suites as rtpengine does.
+        self.assertEqual(self.sdes_case(off, crypto + f8), [])
         self.assertIn("srtp", self.sdes_case(off, crypto + "a=setup:actpass\n"))
         # Other reasons still count.
         self.assertIn("dtmf", self.sdes_case("{ DTLS => 'off', DTMF => 1 }", crypto))
+
+    def test_srtp_packet_cases_are_selected_by_title(self):
+        srtp = "srtp_snd($a, 1, 2, 3);\n"
+        listed = "new_call;\noffer('reg SRTP offer, accept, diff suite', { }, " + SDP_PLAIN + srtp
+        other = "new_call;\noffer('another SRTP case', { }, " + SDP_PLAIN + srtp
+        with tempfile.TemporaryDirectory() as tmp:
+            os.makedirs(os.path.join(tmp, "src", "t"))
+            with open(os.path.join(tmp, "src", "t", "auto-daemon-tests.pl"), "w") as fh:
+                fh.write(PREAMBLE + listed + other)
+            out = os.path.join(tmp, "out")
+            subprocess.run([sys.executable, split_cases.__file__, "--src", os.path.join(tmp, "src"),
+                            "--out", out], check=True, capture_output=True)
+            with open(os.path.join(out, "manifest.tsv")) as fh:
+                rows = [line.rstrip("\n").split("\t") for line in fh]
+        self.assertEqual([(r[0], r[1], r[4]) for r in rows],
+                         [("main-001", "1", ""), ("main-002", "0", "srtp")])
 
     def test_create_helper_is_a_command(self):
         body = "new_call;\ncreate('t', { }, " + SDP_PLAIN

@@ -355,7 +355,7 @@ fn bad_lines_are_skipped_never_fatal() {
                 "RTP/SAVP",
                 &[
                     "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64",
-                    "a=crypto:2 F8_128_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
+                    "a=crypto:2 SEED_128_CTR_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
                     "a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa",
                     "a=crypto:garbage",
                     &good,
@@ -813,6 +813,46 @@ fn a_reoffer_puts_the_negotiated_line_first() {
             .expect("suite");
         assert_eq!(c.keys, before.keys);
     }
+}
+
+#[test]
+fn a_reoffer_keeps_the_offerers_order_when_it_offers_the_negotiated_suite() {
+    // rtpengine 10.5's SDES=static control case: the offerer's own lines are passed on in its
+    // order, even when the suite negotiated with the receiver is not its first.
+    let (mut e, mut b) = (sdes_engine(), AcceptAll::default());
+    let mine = [
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_A}"),
+        format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}"),
+    ];
+    let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+    let first = crypto_lines(&offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &mine)),
+    ));
+    let ans = format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}");
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("c", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    let again = crypto_lines(&offer(
+        &mut e,
+        &mut b,
+        at(2),
+        oa("c", "a", None, None, sdp_a("RTP/SAVP", &mine)),
+    ));
+    assert_eq!(suite_names(&again[..2]), suite_names(&first[..2]));
+    assert_eq!(
+        suite_names(&again[..2]),
+        [
+            (1, "AES_CM_128_HMAC_SHA1_32"),
+            (2, "AES_CM_128_HMAC_SHA1_80")
+        ]
+    );
+    assert_eq!(again, first);
 }
 
 #[test]
