@@ -299,8 +299,8 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
     finally:
         set_notrack(args, False)
     relays = labels
-    table = ["| calls | relay | SRTP (caller side) | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal | generator CPU % |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = ["| calls | relay | SRTP (caller side) | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | per-run ratios (median) | generator sent/nominal | generator CPU % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for calls in sorted({r["calls"] for r in results}):
         med = {}
         for name in relays:
@@ -317,10 +317,17 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
             med[name]["crowded"] = sum(1 for x in rs if crowded(x))
         for name in relays:
             m = med[name]
-            ratio = ""
+            ratio, run_ratio = "", ""
             base = base_of(name)
             if name != base and base in med and med[base]["relay_cpu_us_per_packet"]:
                 ratio = f"{m['relay_cpu_us_per_packet'] / med[base]['relay_cpu_us_per_packet']:.2f}"
+                # The same ratio within each run (the runs interleave the relays), then its median:
+                # less exposed to a load that changed between runs.
+                pairs = [(cost(x), cost(y)) for x in results for y in results
+                         if x["calls"] == calls == y["calls"] and x["run"] == y["run"]
+                         and x["label"] == name and y["label"] == base and cost(y)]
+                if pairs:
+                    run_ratio = f"{statistics.median(a / b for a, b in pairs):.2f}"
             gen = f"{m['send_ratio'] * 100:.0f} %"
             if m["bound"]:
                 gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
@@ -330,7 +337,7 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
             if m["srtp_failures"]:
                 loss += f" ({m['srtp_failures']} failed SRTP checks)"
             table.append(f"| {calls} | {name} | {m['srtp']} | {m['relay_cpu_us_per_packet']:.2f} | {m['bpf']} | {m['forwarded_pps']:.0f} | "
-                         f"{loss} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} | {m['generator_cpu_percent']:.0f} |")
+                         f"{loss} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {run_ratio} | {gen} | {m['generator_cpu_percent']:.0f} |")
     if args.notrack == "both":
         # What the exemption saves per relay: median CPU per packet with notrack over without.
         table += ["", "| calls | relay | CPU µs/packet tracked | with notrack | notrack / tracked | conntrack entries after a run (tracked / notrack) |",
