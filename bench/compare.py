@@ -12,6 +12,7 @@ than 95 % of the nominal rate is marked generator-bound: it measured the generat
   bench/compare.py --max-rate --calls 500 --seconds 3  # highest forwarded rate with loss <= 0.1 %
   bench/compare.py --netns --relays rtprelay-xdp,rtprelay-uring,rtpengine   # over a veth pair (root)
   bench/compare.py --notrack both --relays rtprelay-uring,rtpengine   # conntrack on, then media exempted (root)
+  bench/compare.py --srtp none,aes-cm --calls 500 --port-min 2000 --port-max 9999   # SDES SRTP<->RTP bridging
 
 A relay named rtprelay-PLANE runs rtprelay with --dataplane=PLANE (mmsg, uring, xdp, auto);
 a suffix adds a variant's options: rtprelay-uring+connect (--connect-latched=yes), +noconnect,
@@ -22,6 +23,10 @@ plus the XDP program's run time (kernel.bpf_stats_enabled), which runs outside t
 With --notrack on|both the relay's namespace (a fresh one on loopback, bench/netns.py's LoopbackNetns)
 has a stateful firewall rule, so conntrack tracks its packets, and scripts/notrack.sh exempts the media
 range for the "+notrack" runs; "both" alternates off and on within each run.
+With --srtp aes-cm|aes-gcm the caller side of every call is SDES-SRTP (AES_CM_128_HMAC_SHA1_80 or
+AEAD_AES_128_GCM) and the callee side plain RTP: the relay decrypts one direction and encrypts the
+other. A comma list (none,aes-cm) measures each mode in turn within every run (labels +aes-cm), and
+the ratios compare each relay with rtpengine in the same mode.
 """
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, time
 
@@ -74,8 +79,9 @@ VARIANTS = {
 }
 
 
-def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None, label=None):
+def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None, label=None, srtp=None):
     port = args.ng_port
+    srtp = srtp or srtp_modes(args)[0]
     label = label or name
     pps = pps or args.pps
     topo = getattr(args, "topo", None)
@@ -100,7 +106,8 @@ def run_one(name, binary, calls, args, relay_cpu, gen_cpu, bench_bin, pps=None, 
         out = subprocess.run(wrap_gen(["taskset", "-c", gen_cpu, bench_bin, "--ng", f"{ip}:{port}", "--local", local,
                               "--relay-pid", str(proc.pid), "--calls", str(calls), "--seconds", str(args.seconds),
                               "--pps", str(pps), "--warmup", str(args.warmup), "--label", label,
-                              "--threads", str(args.threads)] + (["--connected"] if args.connected else [])),
+                              "--threads", str(args.threads), "--srtp", srtp]
+                             + (["--connected"] if args.connected else [])),
                              capture_output=True, text=True, timeout=args.seconds + 180)
         if out.returncode != 0:
             raise RuntimeError(f"generator failed: {out.stderr.strip()}")
@@ -144,11 +151,15 @@ def fmt_run(r):
     if crowded(r):
         note += (f" CROWDED (run-queue wait relay {r['relay_runqueue_wait_percent']:.0f}%,"
                  f" generator {r['generator_runqueue_wait_percent']:.0f}%)")
+    if r.get("srtp_failures"):
+        note += f" SRTP-FAILURES={r['srtp_failures']}"
+    if r.get("wrong_length"):
+        note += f" WRONG-LENGTH={r['wrong_length']}"
     return (f"{r['label']:9} calls={r['calls']:5} pps/stream={r['pps_per_stream']} run={r.get('run', 0)} "
             f"cpu/pkt={cost(r):.2f}us" + (f" (xdp {r['relay_bpf_ns_per_packet']:.0f}ns)" if r.get("relay_bpf_ns_per_packet") is not None else "") + f" fwd={r['forwarded_pps']:.0f}pps "
             f"sent={r['sent_pps']:.0f}/{r['nominal_pps']:.0f}pps loss={r['loss_ratio']:.5f} "
             f"p99={r['latency_us']['p99']}us relay_cpu={r['relay_cpu_percent']:.0f}% "
-            f"gen_cpu={r['generator_cpu_percent']:.0f}% rss={r['relay_rss_kib']}KiB "
+            f"gen_cpu={r['generator_cpu_percent']:.0f}% ({r['generator_cpu_us_per_sent_packet']:.2f}us/sent) rss={r['relay_rss_kib']}KiB "
             f"setup={r['setup_seconds']:.1f}s"
             + (f" conntrack={r['conntrack_entries']}" if r.get("conntrack_entries") is not None else "") + note)
 
@@ -188,6 +199,10 @@ def parse_args():
                     help="on: exempt the media range from conntrack (scripts/notrack.sh) in the relay's namespace, "
                          "which has a stateful firewall rule so that conntrack runs; both: each run without, then "
                          "with (labels +notrack); needs root and nft. Loopback runs then use a fresh namespace")
+    ap.add_argument("--srtp", default="none",
+                    help="SRTP on the caller's side: none, aes-cm (AES_CM_128_HMAC_SHA1_80) or aes-gcm "
+                         "(AEAD_AES_128_GCM), bridged to plain RTP on the callee's; a comma list measures "
+                         "each in turn within every run (labels +aes-cm, +aes-gcm)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if any run lost packets, left a stream silent, or delivered a packet twice or "
                          "to the wrong socket or from the wrong source (a correctness smoke test)")
@@ -217,6 +232,8 @@ def main():
         sys.exit(f"{max(counts)} calls need {4 * max(counts)} relay ports; --port-min/--port-max give {ports}")
     if args.max_rate and args.notrack == "both":
         sys.exit("--max-rate takes --notrack on or off, not both")
+    if args.max_rate and len(srtp_modes(args)) > 1:
+        sys.exit("--max-rate takes one --srtp mode")
     if args.netns:
         import netns
         with netns.Topology() as topo:
@@ -233,6 +250,19 @@ def main():
 
 
 NOTRACK_SUFFIX = "+notrack"
+SRTP_MODES = ("none", "aes-cm", "aes-gcm")
+
+
+def srtp_modes(args):
+    modes = [m.strip() for m in args.srtp.split(",") if m.strip()] or ["none"]
+    bad = [m for m in modes if m not in SRTP_MODES]
+    if bad:
+        sys.exit(f"--srtp: unknown mode {','.join(bad)} (none, aes-cm, aes-gcm)")
+    return modes
+
+
+def srtp_suffix(mode):
+    return "" if mode == "none" else "+" + mode
 
 
 def modes(args):
@@ -248,8 +278,9 @@ def set_notrack(args, on):
 
 
 def base_of(label):
-    """The rtpengine run a relay's label is compared with: the one in the same conntrack mode."""
-    return "rtpengine" + (NOTRACK_SUFFIX if label.endswith(NOTRACK_SUFFIX) else "")
+    """The rtpengine run a relay's label is compared with: the one in the same SRTP and conntrack
+    modes (the label's suffixes, after the relay's name)."""
+    return "rtpengine" + (label[label.index("+"):] if "+" in label else "")
 
 
 def cost(r):
@@ -265,31 +296,35 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
         finally:
             set_notrack(args, False)
     results = []
-    labels = [n + (NOTRACK_SUFFIX if on else "") for on in modes(args) for n in relays]
+    label_of = lambda name, srtp, on: name + srtp_suffix(srtp) + (NOTRACK_SUFFIX if on else "")
+    labels = [label_of(n, m, on) for on in modes(args) for m in srtp_modes(args) for n in relays]
     try:
         for calls in counts:
             for run in range(args.runs):
                 for on in modes(args):  # interleaved, so every relay and mode sees the same machine conditions
                     set_notrack(args, on)
-                    for name in relays:
-                        label = name + (NOTRACK_SUFFIX if on else "")
-                        r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args,
-                                    relay_cpu, gen_cpu, args.bench, label=label)
-                        r["run"] = run
-                        r["notrack"] = on
-                        results.append(r)
-                        print(fmt_run(r), flush=True)
+                    for srtp in srtp_modes(args):
+                        for name in relays:
+                            r = run_one(name, args.rtprelay if name.startswith("rtprelay") else None, calls, args,
+                                        relay_cpu, gen_cpu, args.bench, label=label_of(name, srtp, on), srtp=srtp)
+                            r["run"] = run
+                            r["notrack"] = on
+                            r["srtp_mode"] = srtp
+                            results.append(r)
+                            print(fmt_run(r), flush=True)
     finally:
         set_notrack(args, False)
     relays = labels
-    table = ["| calls | relay | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | generator sent/nominal |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    table = ["| calls | relay | SRTP (caller side) | CPU µs/packet (median) | of which XDP program ns | forwarded pps | loss | p99 latency µs | RSS KiB | ratio vs rtpengine | per-run ratios (median) | generator sent/nominal | generator CPU % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for calls in sorted({r["calls"] for r in results}):
         med = {}
         for name in relays:
             rs = [r for r in results if r["calls"] == calls and r["label"] == name]
             med[name] = {k: statistics.median(x[k] for x in rs) for k in
-                         ("forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio")}
+                         ("forwarded_pps", "loss_ratio", "relay_rss_kib", "send_ratio", "generator_cpu_percent")}
+            med[name]["srtp"] = rs[0].get("srtp") or "none"
+            med[name]["srtp_failures"] = sum(x.get("srtp_failures", 0) for x in rs)
             med[name]["relay_cpu_us_per_packet"] = statistics.median(cost(x) for x in rs)
             bpf = [x["relay_bpf_ns_per_packet"] for x in rs if x.get("relay_bpf_ns_per_packet") is not None]
             med[name]["bpf"] = f"{statistics.median(bpf):.0f}" if bpf else ""
@@ -298,17 +333,27 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
             med[name]["crowded"] = sum(1 for x in rs if crowded(x))
         for name in relays:
             m = med[name]
-            ratio = ""
+            ratio, run_ratio = "", ""
             base = base_of(name)
             if name != base and base in med and med[base]["relay_cpu_us_per_packet"]:
                 ratio = f"{m['relay_cpu_us_per_packet'] / med[base]['relay_cpu_us_per_packet']:.2f}"
+                # The same ratio within each run (the runs interleave the relays), then its median:
+                # less exposed to a load that changed between runs.
+                pairs = [(cost(x), cost(y)) for x in results for y in results
+                         if x["calls"] == calls == y["calls"] and x["run"] == y["run"]
+                         and x["label"] == name and y["label"] == base and cost(y)]
+                if pairs:
+                    run_ratio = f"{statistics.median(a / b for a, b in pairs):.2f}"
             gen = f"{m['send_ratio'] * 100:.0f} %"
             if m["bound"]:
                 gen += f" generator-bound ({m['bound']}/{args.runs} runs)"
             if m["crowded"]:
                 gen += f" crowded ({m['crowded']}/{args.runs} runs)"
-            table.append(f"| {calls} | {name} | {m['relay_cpu_us_per_packet']:.2f} | {m['bpf']} | {m['forwarded_pps']:.0f} | "
-                         f"{m['loss_ratio']:.5f} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {gen} |")
+            loss = f"{m['loss_ratio']:.5f}"
+            if m["srtp_failures"]:
+                loss += f" ({m['srtp_failures']} failed SRTP checks)"
+            table.append(f"| {calls} | {name} | {m['srtp']} | {m['relay_cpu_us_per_packet']:.2f} | {m['bpf']} | {m['forwarded_pps']:.0f} | "
+                         f"{loss} | {m['p99']:.0f} | {m['relay_rss_kib']:.0f} | {ratio} | {run_ratio} | {gen} | {m['generator_cpu_percent']:.0f} |")
     if args.notrack == "both":
         # What the exemption saves per relay: median CPU per packet with notrack over without.
         table += ["", "| calls | relay | CPU µs/packet tracked | with notrack | notrack / tracked | conntrack entries after a run (tracked / notrack) |",
@@ -333,11 +378,13 @@ def measure(args, relays, counts, relay_cpu, gen_cpu):
         # Loss counts distinct packets that arrived on their stream's socket from the relay
         # address that socket sends to; a duplicate or a misrouted packet fails on its own.
         bad = [r for r in results if r["loss_ratio"] > 0.001 or r["silent_streams"] > 0
-               or r["duplicates"] > 0 or r["misrouted"] > 0]
+               or r["duplicates"] > 0 or r["misrouted"] > 0 or r.get("srtp_failures", 0) > 0
+               or r.get("wrong_length", 0) > 0]
         for r in bad:
             print(f"CHECK FAILED: {r['label']} calls={r['calls']} run={r['run']} "
                   f"loss={r['loss_ratio']:.5f} silent_streams={r['silent_streams']} "
-                  f"duplicates={r['duplicates']} misrouted={r['misrouted']}")
+                  f"duplicates={r['duplicates']} misrouted={r['misrouted']} "
+                  f"srtp_failures={r.get('srtp_failures', 0)} wrong_length={r.get('wrong_length', 0)}")
         print(f"check: {len(results) - len(bad)} passed, {len(bad)} failed")
         sys.exit(1 if bad else 0)
 

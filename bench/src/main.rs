@@ -6,6 +6,7 @@
 mod calls;
 mod ng;
 mod procstat;
+mod srtp;
 mod traffic;
 
 use std::net::{IpAddr, SocketAddr};
@@ -53,6 +54,11 @@ struct Args {
     /// Local address of the generator's endpoints.
     #[arg(long, default_value = "127.0.0.1")]
     local: IpAddr,
+    /// SRTP on the caller's side (SDES, bridged by the relay to plain RTP toward the callee):
+    /// the caller offers `RTP/SAVP` with its own key in this suite and checks every packet it
+    /// receives with the relay's key; a packet that does not authenticate counts as lost.
+    #[arg(long, value_enum, default_value = "none")]
+    srtp: srtp::Mode,
     /// A label written into the JSON result (e.g. the relay's name).
     #[arg(long, default_value = "relay")]
     label: String,
@@ -83,6 +89,11 @@ fn shards(calls: Vec<calls::Call>, threads: usize) -> Vec<Shard> {
             continue;
         };
         let k = sh.sockets.len();
+        // With SRTP the caller protects what it sends and checks what it gets back; the callee
+        // side is plain.
+        let (a_tx, a_rx) = c
+            .a_srtp
+            .map_or((None, None), |(tx, rx)| (Some(tx), Some(rx)));
         // A→relay(a_to) arrives at B from b_to, and the reverse.
         sh.streams.push(Stream {
             ssrc: 2 * i as u32,
@@ -90,6 +101,8 @@ fn shards(calls: Vec<calls::Call>, threads: usize) -> Vec<Shard> {
             to: c.a_to,
             at: k + 1,
             via: c.b_to,
+            tx: a_tx,
+            rx: None,
         });
         sh.streams.push(Stream {
             ssrc: 2 * i as u32 + 1,
@@ -97,6 +110,8 @@ fn shards(calls: Vec<calls::Call>, threads: usize) -> Vec<Shard> {
             to: c.b_to,
             at: k,
             via: c.a_to,
+            tx: None,
+            rx: a_rx,
         });
         sh.sockets.push(c.a);
         sh.sockets.push(c.b);
@@ -109,7 +124,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
     let tag = format!("{}-{}", std::process::id(), a.calls);
     let rss_before_calls = procstat::rss_kib(a.relay_pid).unwrap_or(0);
     let setup_start = Instant::now();
-    let calls = calls::setup(&mut ng, a.calls, a.local, &tag)?;
+    let calls = calls::setup(&mut ng, a.calls, a.local, &tag, a.srtp.suite())?;
     let setup_seconds = setup_start.elapsed().as_secs_f64();
     let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
     let pacing = Pacing {
@@ -164,6 +179,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "calls": a.calls,
         "pps_per_stream": a.pps,
         "packet_size": a.size,
+        "srtp": a.srtp.suite().map(|s| s.name()),
         "seconds": m.elapsed,
         "setup_seconds": setup_seconds,
         "forwarded_pps": forwarded as f64 / m.elapsed,
@@ -174,6 +190,8 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "foreign_packets": got.foreign,
         "duplicates": got.duplicates,
         "misrouted": got.misrouted,
+        "srtp_failures": got.srtp_failures,
+        "wrong_length": got.wrong_length,
         "silent_streams": silent_streams,
         "latency_us": { "p50": traffic::quantile(lat, 0.5), "p99": traffic::quantile(lat, 0.99), "p999": traffic::quantile(lat, 0.999) },
         "relay_cpu_percent": m.relay_cpu_us as f64 / (m.elapsed * 1e4),

@@ -11,10 +11,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rtprelay::srtp::{SrtpContext, SrtpError};
 use rtprelay::sys::epoll::{Epoll, Events};
 use rtprelay::sys::mmsg::{recv_batch, MmsgBuffers, SendBatch};
 
 pub const HEADER: usize = 12;
+
+/// Room after a packet for the longest SRTP trailer the generator uses (a GCM tag).
+const SRTP_ROOM: usize = 16;
 
 /// Bytes of a packet the receiver reads: RTP header plus the send timestamp.
 const STAMPED: usize = HEADER + 8;
@@ -40,6 +44,10 @@ pub struct Stream {
     pub at: usize,
     /// The source the relay must deliver it from (the relay address the other party sends to).
     pub via: SocketAddr,
+    /// SRTP: protects what this stream sends (the sender's own key).
+    pub tx: Option<SrtpContext>,
+    /// SRTP: checks and decrypts what the relay delivers of this stream (the relay's key).
+    pub rx: Option<SrtpContext>,
 }
 
 /// Where a shard's received packet of a stream must arrive: (socket index, source).
@@ -75,20 +83,30 @@ struct Expect {
     route: Vec<Option<Route>>,
     seen: Vec<Option<SeenSeqs>>,
     last_seq: Vec<Option<u16>>,
+    /// The SRTP context of each stream that arrives protected (taken from its [`Stream`]).
+    srtp: Vec<Option<SrtpContext>>,
+    /// Length of every packet as sent in RTP (0: any). An SRTP packet the relay forwarded to
+    /// a plain side without decrypting it is longer by its tag, and is not counted.
+    len: usize,
 }
 
 impl Expect {
-    fn new(streams: &[Stream], total: usize) -> Expect {
+    fn new(streams: &mut [Stream], total: usize, len: usize) -> Expect {
         let mut e = Expect {
             route: vec![None; total],
             seen: (0..total).map(|_| None).collect(),
             last_seq: vec![None; total],
+            srtp: (0..total).map(|_| None).collect(),
+            len,
         };
         for s in streams {
             let k = s.ssrc as usize;
-            if let (Some(r), Some(seen)) = (e.route.get_mut(k), e.seen.get_mut(k)) {
+            if let (Some(r), Some(seen), Some(srtp)) =
+                (e.route.get_mut(k), e.seen.get_mut(k), e.srtp.get_mut(k))
+            {
                 *r = Some((s.at, s.via));
                 *seen = Some(SeenSeqs::new());
+                *srtp = s.rx.take();
             }
         }
         e
@@ -141,6 +159,11 @@ pub struct Received {
     pub duplicates: u64,
     /// Packets of a stream that arrived on the wrong socket or from the wrong source.
     pub misrouted: u64,
+    /// SRTP packets that did not authenticate (or were malformed): counted as lost.
+    pub srtp_failures: u64,
+    /// Packets of a stream whose length is not the one sent in RTP (e.g. still SRTP on the
+    /// plain side): counted as lost.
+    pub wrong_length: u64,
     /// One-way latency samples in microseconds.
     pub latency_us: Vec<u32>,
 }
@@ -166,6 +189,8 @@ impl Received {
         self.foreign += other.foreign;
         self.duplicates += other.duplicates;
         self.misrouted += other.misrouted;
+        self.srtp_failures += other.srtp_failures;
+        self.wrong_length += other.wrong_length;
         self.latency_us.extend(other.latency_us);
     }
 }
@@ -180,7 +205,7 @@ impl Shard {
     /// until `shared.running` is cleared. Each interval is cut into slots of about a
     /// millisecond and the streams spread over them, so the relay sees a steady flow rather
     /// than one burst per interval.
-    pub fn run(self, p: Pacing, epoch: Instant, shared: &Shared) -> io::Result<Received> {
+    pub fn run(mut self, p: Pacing, epoch: Instant, shared: &Shared) -> io::Result<Received> {
         let epoll = Epoll::new()?;
         for (i, s) in self.sockets.iter().enumerate() {
             s.set_nonblocking(true)?;
@@ -197,14 +222,15 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         let mut rbufs = MmsgBuffers::new(RECV_BATCH);
         let mut r = Received::new(p.total_streams);
-        let mut expect = Expect::new(&self.streams, p.total_streams);
+        let plain_len = p.size.max(STAMPED);
+        let mut expect = Expect::new(&mut self.streams, p.total_streams, plain_len);
 
         let interval = Duration::from_secs_f64(1.0 / f64::from(p.pps.max(1)));
         let slots = (interval.as_millis() as usize).clamp(1, 20);
         let n = self.streams.len();
         let per_slot = n.div_ceil(slots).max(1);
         let mut sbatch = SendBatch::new(per_slot.min(1024));
-        let mut buf = vec![0u8; p.size.max(STAMPED)];
+        let mut buf = vec![0u8; plain_len + SRTP_ROOM];
         let mut tick = Instant::now();
         let mut slot = 0usize;
         let mut seq: u16 = 0;
@@ -216,12 +242,23 @@ impl Shard {
             while sending && due(tick, slot) <= now {
                 let (lo, hi) = (slot * n / slots, (slot + 1) * n / slots);
                 let mut queued = 0u64;
-                for s in self.streams.get(lo..hi).unwrap_or(&[]) {
+                for s in self.streams.get_mut(lo..hi).unwrap_or(&mut []) {
                     let Some(&fd) = fds.get(s.from) else { continue };
                     packet(&mut buf, s.ssrc, seq, epoch.elapsed().as_nanos() as u64);
+                    let len = match s.tx.as_mut() {
+                        None => plain_len,
+                        Some(ctx) => match ctx.protect_rtp(&mut buf, plain_len) {
+                            Ok(n) => n,
+                            Err(_) => {
+                                shared.send_failures.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        },
+                    };
+                    let Some(out) = buf.get(..len) else { continue };
                     if p.connected {
                         let sock = self.sockets.get(s.from);
-                        if sock.is_some_and(|k| k.send(&buf).is_ok()) {
+                        if sock.is_some_and(|k| k.send(out).is_ok()) {
                             queued += 1;
                             if let Some(c) = r.sent_per_stream.get_mut(s.ssrc as usize) {
                                 *c += 1;
@@ -234,7 +271,7 @@ impl Shard {
                     if sbatch.is_full() {
                         queued += flush(&mut sbatch, &mut r.sent_per_stream, shared);
                     }
-                    if sbatch.push(fd, s.to, &buf, u64::from(s.ssrc)) {
+                    if sbatch.push(fd, s.to, out, u64::from(s.ssrc)) {
                         if let Some(c) = r.sent_per_stream.get_mut(s.ssrc as usize) {
                             *c += 1; // corrected below for packets the kernel refused
                         }
@@ -276,8 +313,11 @@ impl Shard {
                 }
                 let now_ns = epoch.elapsed().as_nanos() as u64;
                 for i in 0..k {
-                    let Some((pkt, src)) = rbufs.packet(i) else {
+                    let Some((slot, len, src)) = rbufs.packet_mut(i) else {
                         r.foreign += 1;
+                        continue;
+                    };
+                    let Some(pkt) = unprotect(slot, len, &mut r, &mut expect) else {
                         continue;
                     };
                     let arrival = (token as usize, src);
@@ -307,6 +347,38 @@ fn flush(batch: &mut SendBatch, sent_per_stream: &mut [u64], shared: &Shared) ->
     st.sent as u64
 }
 
+/// The RTP packet in `slot[..len]`: decrypted in place when its stream arrives as SRTP. `None`
+/// (booked as an SRTP failure or, for a replayed index, a duplicate) when it does not
+/// authenticate; the packet then never counts as received, so the failure shows as loss.
+fn unprotect<'a>(
+    slot: &'a mut [u8],
+    len: usize,
+    r: &mut Received,
+    e: &mut Expect,
+) -> Option<&'a [u8]> {
+    let ctx = slot
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u32::from_be_bytes(b) as usize)
+        .and_then(|ssrc| e.srtp.get_mut(ssrc))
+        .and_then(Option::as_mut);
+    let Some(ctx) = ctx else {
+        return slot.get(..len);
+    };
+    let pkt = slot.get_mut(..len)?;
+    match ctx.unprotect_rtp(pkt) {
+        Ok(n) => slot.get(..n),
+        Err(SrtpError::Replay { .. }) => {
+            r.duplicates += 1;
+            None
+        }
+        Err(_) => {
+            r.srtp_failures += 1;
+            None
+        }
+    }
+}
+
 /// Books one packet received on socket `arrival.0` from `arrival.1`; returns whether it was
 /// one of ours, where it belongs, for the first time.
 fn check(pkt: &[u8], arrival: Route, now_ns: u64, r: &mut Received, e: &mut Expect) -> bool {
@@ -331,6 +403,10 @@ fn check(pkt: &[u8], arrival: Route, now_ns: u64, r: &mut Received, e: &mut Expe
     };
     if *route != arrival {
         r.misrouted += 1;
+        return false;
+    }
+    if e.len != 0 && pkt.len() != e.len {
+        r.wrong_length += 1;
         return false;
     }
     if !seen.first_time(seq) {
@@ -362,6 +438,7 @@ pub fn quantile(sorted: &[u32], q: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtprelay::srtp::{Params, Suite};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -375,8 +452,10 @@ mod tests {
             to: addr("127.0.0.1:1000"),
             at: 0,
             via: addr("127.0.0.1:2000"),
+            tx: None,
+            rx: None,
         };
-        Expect::new(&[s], 2)
+        Expect::new(&mut [s], 2, 0)
     }
 
     #[test]
@@ -438,8 +517,44 @@ mod tests {
         assert_eq!(r.duplicates, 1);
     }
 
+    /// A context for `suite` with key and salt bytes all `k`.
+    fn ctx(suite: Suite, k: u8) -> SrtpContext {
+        let p = Params::new(
+            suite,
+            &vec![k; suite.master_key_len()],
+            &vec![k; suite.master_salt_len()],
+        );
+        SrtpContext::new(&p).unwrap()
+    }
+
+    /// SRTP keys of each stream: (sender's, receiver's). The same key both ends stands in for
+    /// a relay's bridging; another key at the receiver for a relay that got it wrong.
+    type Keys = Option<((SrtpContext, SrtpContext), (SrtpContext, SrtpContext))>;
+
     /// Two sockets sending to each other stand in for a call through a relay.
     fn pace_for_300ms(connected: bool) {
+        let r = run_pair(connected, None);
+        let sent: u64 = r.sent_per_stream.iter().sum();
+        assert!(
+            (40..=80).contains(&sent),
+            "about 30 per stream in 0.3 s: {sent}"
+        );
+        assert_eq!(r.per_stream, r.sent_per_stream);
+    }
+
+    fn run_pair(connected: bool, keys: Keys) -> Received {
+        run_pair_with(connected, keys, false)
+    }
+
+    /// With `plain_rx0`, stream 0 is protected but its receiver expects plain RTP.
+    fn run_pair_with(connected: bool, keys: Keys, plain_rx0: bool) -> Received {
+        let ((tx0, mut rx0), (tx1, rx1)) = match keys {
+            Some(((a, b), (c, d))) => ((Some(a), Some(b)), (Some(c), Some(d))),
+            None => ((None, None), (None, None)),
+        };
+        if plain_rx0 {
+            rx0 = None;
+        }
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -452,6 +567,8 @@ mod tests {
                     to: ba,
                     at: 1,
                     via: aa,
+                    tx: tx0,
+                    rx: rx0,
                 },
                 Stream {
                     ssrc: 1,
@@ -459,6 +576,8 @@ mod tests {
                     to: aa,
                     at: 0,
                     via: ba,
+                    tx: tx1,
+                    rx: rx1,
                 },
             ],
         };
@@ -481,15 +600,64 @@ mod tests {
         });
         let sent: u64 = r.sent_per_stream.iter().sum();
         assert!(
-            (40..=80).contains(&sent),
-            "about 30 per stream in 0.3 s: {sent}"
+            r.sent_per_stream.iter().all(|&n| n > 0),
+            "both streams sent"
         );
-        assert_eq!(r.per_stream, r.sent_per_stream);
         assert_eq!(shared.sent.load(Ordering::Relaxed), sent);
-        assert_eq!(shared.received.load(Ordering::Relaxed), sent);
+        let received: u64 = r.per_stream.iter().sum();
+        assert_eq!(shared.received.load(Ordering::Relaxed), received);
         assert_eq!(shared.send_failures.load(Ordering::Relaxed), 0);
         assert_eq!(r.out_of_order, 0);
         assert_eq!((r.misrouted, r.duplicates), (0, 0));
+        r
+    }
+
+    /// Each stream protected with its sender's key and checked with the same key at the
+    /// receiver: every packet authenticates, decrypts to its stamp, and counts.
+    #[test]
+    fn a_shard_protects_and_checks_srtp() {
+        for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+            let keys = (
+                (ctx(suite, 1), ctx(suite, 1)),
+                (ctx(suite, 2), ctx(suite, 2)),
+            );
+            let r = run_pair(false, Some(keys));
+            assert_eq!(r.per_stream, r.sent_per_stream, "{suite}");
+            assert_eq!(r.srtp_failures, 0);
+            // An encrypted stamp reads as a time in the future (latency 0) or far in the past.
+            let lat = &r.latency_us;
+            assert!(lat.iter().all(|&l| l < 1_000_000) && lat.iter().any(|&l| l > 0));
+        }
+    }
+
+    /// A stream the receiver cannot authenticate (wrong key) is all lost, and counted as SRTP
+    /// failures; the other stream is unaffected.
+    #[test]
+    fn srtp_that_does_not_authenticate_counts_as_loss() {
+        let suite = Suite::AesCm128HmacSha1_80;
+        let keys = (
+            (ctx(suite, 1), ctx(suite, 9)),
+            (ctx(suite, 2), ctx(suite, 2)),
+        );
+        let r = run_pair(true, Some(keys));
+        assert_eq!(r.per_stream[0], 0);
+        assert_eq!(r.srtp_failures, r.sent_per_stream[0]);
+        assert_eq!(r.per_stream[1], r.sent_per_stream[1]);
+    }
+
+    /// SRTP arriving where plain RTP is due (a relay that forwarded it without decrypting) is
+    /// not counted as received: its length gives it away.
+    #[test]
+    fn srtp_on_the_plain_side_counts_as_loss() {
+        let suite = Suite::AesCm128HmacSha1_80;
+        let keys = (
+            (ctx(suite, 1), ctx(suite, 1)),
+            (ctx(suite, 2), ctx(suite, 2)),
+        );
+        let r = run_pair_with(false, Some(keys), true);
+        assert_eq!(r.per_stream[0], 0);
+        assert_eq!(r.wrong_length, r.sent_per_stream[0]);
+        assert_eq!(r.per_stream[1], r.sent_per_stream[1]);
     }
 
     #[test]
