@@ -80,9 +80,9 @@ run_stage "adversarial vs rtpengine (informative)" env RTPRELAY_E2E_RELAY=rtpeng
   cargo test --test adversarial -- --nocapture --test-threads 2
 
 # The load tooling works: a few seconds of a small load on each data plane, every packet on its own socket from
-# the right relay address, none lost or duplicated (never a speed check).
+# the right relay address, none lost or duplicated, plain and SRTP-bridged (never a speed check).
 run_stage "bench smoke" bash -c 'cargo build -q -p rtprelay-bench && python3 bench/compare.py \
-  --calls 20 --runs 1 --seconds 2 --warmup 1 --relays rtprelay-mmsg,rtprelay-uring \
+  --calls 20 --runs 1 --seconds 2 --warmup 1 --relays rtprelay-mmsg,rtprelay-uring --srtp none,aes-cm \
   --rtprelay target/debug/rtprelay --bench target/debug/rtprelay-bench --check'
 
 # Every parser (bencode, NG, SDP, RTP, RTCP) under libFuzzer for a short while; what it finds stays in fuzz/.
