@@ -469,6 +469,7 @@ fn engine_config(
         instance_id: instance_id(),
         policy,
         port_seed: rand::random(),
+        dtls: None,
     }
 }
 

@@ -1,6 +1,9 @@
 //! SRTP on one flow, as the session negotiated it and the worker applies it: the seam between
-//! the SDES/DTLS negotiation (session layer) and the per-packet transform (flow table).
+//! the SDES/DTLS/ICE negotiation (session layer) and the per-packet transform and handshakes
+//! (flow table).
 
+use crate::dtls::{Fingerprint, Role};
+use crate::ice::Credentials;
 use crate::srtp::context::Params;
 
 /// What a flow's packets go through for SRTP. Plain RTP both ways (and SRTP passed through
@@ -13,11 +16,42 @@ pub struct FlowCrypto {
     /// What leaves by this flow's socket is protected under the key the relay gave this
     /// flow's peer.
     pub outbound: Option<Params>,
+    /// DTLS-SRTP with this flow's peer: both keys come from a handshake on the flow's socket
+    /// (`inbound` and `outbound` are then `None`). Until it completes, media arriving here is
+    /// dropped and nothing is sent to the peer but the handshake.
+    pub dtls: Option<FlowDtls>,
+    /// ICE with this flow's peer: its connectivity checks are answered (the relay is an
+    /// ICE-lite agent) and media is taken only from the address that passed one.
+    pub ice: Option<FlowIce>,
+}
+
+/// The DTLS side of a flow, as SDP negotiated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowDtls {
+    /// The relay's role (`a=setup` it answered or was answered with).
+    pub role: Role,
+    /// The peer's `a=fingerprint`, once its SDP gave one: the handshake's certificate must
+    /// match it before any key is used.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// The ICE side of a flow (one component of a media stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowIce {
+    /// The relay's ufrag and password for this media stream (in the SDP towards the peer).
+    pub local: Credentials,
+    /// The peer's, once its SDP gave them.
+    pub remote: Option<Credentials>,
+    /// 1 for RTP (and muxed RTCP), 2 for RTCP on its own port.
+    pub component: u16,
 }
 
 impl FlowCrypto {
-    /// No SRTP either way.
+    /// No SRTP either way, and no handshake.
     pub fn is_plain(&self) -> bool {
-        self.inbound.is_none() && self.outbound.is_none()
+        self.inbound.is_none()
+            && self.outbound.is_none()
+            && self.dtls.is_none()
+            && self.ice.is_none()
     }
 }

@@ -10,5 +10,5 @@ pub mod table;
 pub mod tap;
 
 pub use counters::StreamCounters;
-pub use crypto::FlowCrypto;
+pub use crypto::{FlowCrypto, FlowDtls, FlowIce};
 pub use ids::{FlowId, FlowKind};

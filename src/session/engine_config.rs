@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub policy: SharedPolicy,
     /// Seeds the random choice of ports (the daemon takes it from the OS).
     pub port_seed: [u8; 32],
+    /// The relay's DTLS certificate and settings (made at start): its fingerprint goes into the
+    /// SDP towards DTLS-SRTP peers. `None`: no DTLS-SRTP is offered or answered.
+    pub dtls: Option<std::sync::Arc<crate::dtls::DtlsContext>>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             instance_id: "000000000000".into(),
             policy: crate::guard::share(TargetPolicy::permissive()),
             port_seed: [0; 32],
+            dtls: None,
         }
     }
 }

@@ -74,6 +74,7 @@ impl SdesSlot {
         FlowCrypto {
             inbound: self.their_key.as_ref().and_then(|c| c.srtp_params().ok()),
             outbound: self.our_key.as_ref().and_then(|c| c.srtp_params().ok()),
+            ..FlowCrypto::default()
         }
     }
 

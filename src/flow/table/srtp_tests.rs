@@ -110,14 +110,14 @@ fn call(crypto_a: FlowCrypto, crypto_b: FlowCrypto, learning: EndpointLearning) 
 fn inbound(p: &Params) -> FlowCrypto {
     FlowCrypto {
         inbound: Some(p.clone()),
-        outbound: None,
+        ..FlowCrypto::default()
     }
 }
 
 fn outbound(p: &Params) -> FlowCrypto {
     FlowCrypto {
-        inbound: None,
         outbound: Some(p.clone()),
+        ..FlowCrypto::default()
     }
 }
 
@@ -320,6 +320,7 @@ fn rtcp_mux_carries_srtcp_both_ways() {
     let both = FlowCrypto {
         inbound: Some(ka.clone()),
         outbound: Some(ka2.clone()),
+        ..FlowCrypto::default()
     };
     let mut t = call(both, FlowCrypto::default(), EndpointLearning::Off);
     let (mut peer_a_tx, mut peer_a_rx) = (ctx(&ka), ctx(&ka2));

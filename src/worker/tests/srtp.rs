@@ -94,6 +94,7 @@ fn bridges_srtp_on(plane: PlaneKind, tuning: SocketTuning) {
         *crypto = FlowCrypto {
             inbound: Some(ka.clone()),
             outbound: Some(ka2.clone()),
+            ..FlowCrypto::default()
         };
     }
     let flow_b = open(2, FlowKind::Rtp, rb, 1, addr(&cb), &cb_counters);
