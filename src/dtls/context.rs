@@ -30,6 +30,9 @@ pub struct DtlsOptions {
     pub max_retransmits: usize,
     /// Hard limit on the whole handshake, whatever the retransmissions.
     pub handshake_timeout: Duration,
+    /// `--dtls-passive`: answer (and offer) `a=setup:passive` unless a call asks otherwise, so
+    /// the peer starts the handshake.
+    pub passive: bool,
 }
 
 impl Default for DtlsOptions {
@@ -40,6 +43,7 @@ impl Default for DtlsOptions {
             initial_rto: Duration::from_secs(1),
             max_retransmits: 5,
             handshake_timeout: Duration::from_secs(30),
+            passive: false,
         }
     }
 }
