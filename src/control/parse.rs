@@ -265,6 +265,16 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
                     parse_srtp::apply_osrtp(&mut oa.osrtp, &w);
                 }
             }
+            "dtls" => {
+                if let Some(mode) = text(v).and_then(|t| parse_srtp::dtls_mode(&t)) {
+                    oa.dtls = mode;
+                }
+            }
+            "dtls-fingerprint" => {
+                if let Some(h) = text(v).and_then(|t| crate::session::dtls::hash_named(&t)) {
+                    oa.dtls_fingerprint = Some(h);
+                }
+            }
             "media-echo" => {
                 if let Some(mode) = text(v).and_then(|t| media_echo(&t)) {
                     oa.media_echo = Some(mode);

@@ -3,7 +3,7 @@
 //! ignores them.
 
 use crate::control::parse::normalize;
-use crate::session::command::{Osrtp, Profile, Sdes, TransportProtocol};
+use crate::session::command::{DtlsMode, Osrtp, Profile, Sdes, TransportProtocol};
 
 /// A `transport-protocol` value; `None` for one we do not know (ignored).
 pub(crate) fn transport_protocol(value: &str) -> Option<TransportProtocol> {
@@ -20,6 +20,16 @@ fn suite_list(s: &str) -> Vec<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_ascii_uppercase)
         .collect()
+}
+
+/// The `DTLS` key's value; unknown words change nothing.
+pub(crate) fn dtls_mode(value: &str) -> Option<DtlsMode> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" | "no" | "disable" | "disabled" => Some(DtlsMode::Off),
+        "passive" => Some(DtlsMode::Passive),
+        "active" => Some(DtlsMode::Active),
+        _ => None,
+    }
 }
 
 /// One word of the `SDES` list (or what follows `SDES-` in a flag).

@@ -77,6 +77,12 @@ impl Body {
         self.sessions.iter_mut().flat_map(|s| s.media.iter_mut())
     }
 
+    /// The session media section `i` belongs to (its session-level attributes apply to it).
+    pub fn session_of(&self, i: usize) -> Option<&SessionDescription> {
+        let (k, _) = self.locate(i)?;
+        self.sessions.get(k)
+    }
+
     pub fn media(&self, i: usize) -> Option<&Media> {
         let (k, j) = self.locate(i)?;
         self.sessions.get(k)?.media.get(j)

@@ -30,6 +30,8 @@ pub struct RewritePlan {
     pub origin_username: Option<String>,
     /// `replace: session-name`: write this as the s= line's text.
     pub session_name: Option<String>,
+    /// Write `a=ice-lite` at session level: the relay does ICE (as a lite agent) in some media.
+    pub ice_lite: bool,
     /// One per m= line, same order. Media without a plan are left untouched.
     pub media: Vec<MediaPlan>,
 }
@@ -61,7 +63,18 @@ pub struct MediaPlan {
     /// `Some(lines)`: the input's `a=crypto` lines go and these (the relay's own, see
     /// `session/sdes.rs`) are written after the RTCP attributes; `None` leaves them alone.
     pub crypto: Option<Vec<Attribute>>,
+    /// The input's `a=fingerprint`, `a=setup`, `a=tls-id` go (the relay terminates DTLS, or the
+    /// profile is no DTLS one); with any media doing so, the session-level ones go too.
+    pub strip_dtls: bool,
+    /// The relay's own DTLS lines (`a=fingerprint`, `a=setup`), written after the crypto lines.
+    pub dtls: Vec<Attribute>,
+    /// `Some(lines)`: the relay's ICE lines (credentials, candidates, end-of-candidates),
+    /// written last; the input's ICE lines go whatever `strip_ice` says.
+    pub ice: Option<Vec<Attribute>>,
 }
+
+/// The input attributes of DTLS-SRTP (RFC 5763, RFC 8842).
+const DTLS_ATTRS: &[&str] = &["fingerprint", "setup", "tls-id"];
 
 impl MediaPlan {
     /// The address for c=.
@@ -121,10 +134,18 @@ pub fn rewrite(sd: &mut SessionDescription, plan: &RewritePlan) {
         c.readdress(first.connection_ip());
     }
 
+    let strip_dtls = plan.media.iter().any(|m| m.strip_dtls);
     sd.lines.retain(|line| match line {
-        SessionLine::Attribute(a) => !drop_session_attr(a, plan),
+        SessionLine::Attribute(a) => {
+            !(drop_session_attr(a, plan) || (strip_dtls && DTLS_ATTRS.contains(&a.name.trim_end())))
+        }
         _ => true,
     });
+    if plan.ice_lite {
+        // Session attributes go after the last session line (before the first m=).
+        sd.lines
+            .push(SessionLine::Attribute(Attribute::new("ice-lite", None)));
+    }
 
     for (idx, m) in sd.media.iter_mut().enumerate() {
         let (Some(mp), Some(dir)) = (plan.media.get(idx), directions.get(idx)) else {
@@ -176,7 +197,8 @@ fn is_interpreted(a: &Attribute, m_is_rtp: bool, mp: &MediaPlan, plan: &RewriteP
         "ptime" => mp.ptime.is_some(),
         "crypto" => mp.crypto.is_some(),
         "extmap" => plan.strip_extmap,
-        n => plan.strip_ice && ICE_ATTRS.contains(&n),
+        n if mp.strip_dtls && DTLS_ATTRS.contains(&n) => true,
+        n => (plan.strip_ice || mp.ice.is_some()) && ICE_ATTRS.contains(&n),
     }
 }
 
@@ -235,7 +257,7 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
             if mp.rtcp_mux {
                 push("rtcp-mux", None);
             }
-            for a in mp.crypto.iter().flatten() {
+            for a in mp.crypto.iter().flatten().chain(&mp.dtls) {
                 push(a.name.as_str(), a.value.clone());
             }
             if let Some(p) = mp.ptime {
@@ -243,8 +265,14 @@ fn rewrite_media(m: &mut Media, mp: &MediaPlan, dir: Direction, plan: &RewritePl
             }
         }
     }
-    if end_of_candidates {
-        push("end-of-candidates", None);
+    match &mp.ice {
+        Some(ice) if active => {
+            for a in ice {
+                push(a.name.as_str(), a.value.clone());
+            }
+        }
+        _ if end_of_candidates => push("end-of-candidates", None),
+        _ => {}
     }
     m.lines = lines;
 }

@@ -71,6 +71,9 @@ fn default_plan(sd: &SessionDescription) -> RewritePlan {
                 codecs: CodecFilter::default(),
                 proto: None,
                 crypto: None,
+                strip_dtls: false,
+                dtls: Vec::new(),
+                ice: None,
             }
         })
         .collect();

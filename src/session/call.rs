@@ -146,6 +146,10 @@ pub struct MediaSlot {
     pub mid: Option<String>,
     /// SDES keys with this leg (see `sdes.rs`).
     pub sdes: crate::session::sdes::SdesSlot,
+    /// DTLS-SRTP with this leg (see `dtls.rs`).
+    pub dtls: crate::session::dtls::DtlsSlot,
+    /// ICE with this leg (see `ice.rs`).
+    pub ice: crate::session::ice::IceSlot,
     pub rtp: Stream,
     pub rtcp: Stream,
 }

@@ -204,6 +204,24 @@ pub struct OfferAnswer {
     pub sdes: Sdes,
     /// `OSRTP` list and `OSRTP-...` flags.
     pub osrtp: Osrtp,
+    /// `DTLS`: DTLS-SRTP towards the receiver of the message.
+    pub dtls: DtlsMode,
+    /// `DTLS-fingerprint`: the hash of the fingerprint the relay announces.
+    pub dtls_fingerprint: Option<crate::dtls::HashFunc>,
+}
+
+/// The `DTLS` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtlsMode {
+    /// No key: DTLS-SRTP where the profile towards a side is `UDP/TLS/...`, roles by default.
+    #[default]
+    Default,
+    /// `off`, `no`, `disable`: the relay does no DTLS; DTLS lines pass through.
+    Off,
+    /// `passive`: the relay waits for the peer's ClientHello.
+    Passive,
+    /// `active`: the relay sends the ClientHello.
+    Active,
 }
 
 /// Boolean flags from the `flags` list (and their key forms).

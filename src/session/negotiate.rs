@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Interface;
 use crate::flow::latch::LatchConfig;
-use crate::flow::FlowKind;
+use crate::flow::{FlowCrypto, FlowKind};
 use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
@@ -22,6 +22,7 @@ use crate::session::limits;
 use crate::session::media_state;
 use crate::session::reply::Reply;
 use crate::session::sdes::{self, MediaOut};
+use crate::session::{dtls, ice};
 use crate::time::Now;
 
 /// The session attribute `loop-protect` adds (`a=rtpengine:<instance id>`, as rtpengine does).
@@ -269,6 +270,8 @@ impl Engine {
         }
 
         let strict = self.cfg.strict_source || p.flags.strict_source;
+        let dtls_ctx = self.cfg.dtls.clone();
+        let dtls_ctx = dtls_ctx.as_deref();
         let call = self
             .calls
             .get_mut(call_id)
@@ -306,6 +309,10 @@ impl Engine {
             for (i, m) in sd.medias().enumerate() {
                 let null = sd.is_null_address(i);
                 let slot = &mut leg.medias[i];
+                let session = sd.session_of(i);
+                slot.dtls.note_sdp(session, m);
+                slot.ice
+                    .note_sdp(&crate::sdp::ice::IceAttributes::from_media(session, m));
                 slot.kind.clone_from(&m.kind);
                 slot.proto.clone_from(&m.proto);
                 slot.rejected = m.is_rejected();
@@ -341,6 +348,7 @@ impl Engine {
             strip_ice: true,
             strip_extmap: p.flags.strip_extmap,
             original_sendrecv: p.flags.original_sendrecv,
+            ice_lite: false,
             origin_username: None,
             session_name: None,
             media: Vec::with_capacity(n),
@@ -377,6 +385,27 @@ impl Engine {
                 offered && (sender_mux || demuxed || p.rtcp_mux.accept) && !p.rtcp_mux.demux
             };
             let srtp = sdes_media(call, sender, receiver, i, m, p, is_offer, &mut *self.keys);
+            let dtls = dtls_media(
+                call,
+                sender,
+                receiver,
+                i,
+                p,
+                is_offer,
+                srtp.out_profile,
+                dtls_ctx,
+            );
+            let ice = call.legs[receiver].medias.get_mut(i).and_then(|slot| {
+                let mux = mux_out && m.is_rtp();
+                ice::towards(
+                    p,
+                    &mut slot.ice,
+                    local.filter(|_| m.is_rtp()),
+                    mux,
+                    &mut *self.keys,
+                )
+            });
+            plan.ice_lite |= ice.is_some();
             let rtp_port = local.map_or(0, |l| l.rtp_port);
             let rtcp_port = m.is_rtp().then(|| {
                 if mux_out && !is_offer {
@@ -402,6 +431,9 @@ impl Engine {
                 },
                 proto: srtp.proto,
                 crypto: srtp.crypto,
+                strip_dtls: dtls.strip,
+                dtls: dtls.attributes,
+                ice,
             });
             if !is_offer {
                 // The offerer asked for mux and the answer confirms it: the offerer muxes.
@@ -475,6 +507,8 @@ impl Engine {
                 echo: Echo::Relay,
                 mid: None,
                 sdes: Default::default(),
+                dtls: Default::default(),
+                ice: Default::default(),
                 rtp: Stream::new(rtp),
                 rtcp: Stream::new(rtcp),
             };
@@ -583,12 +617,23 @@ impl Engine {
                     FlowKind::Opaque
                 };
                 let record_rtp = recording && slot.is_rtp;
-                // RTP and RTCP (muxed or not) share the media's SRTP keys.
-                let crypto = slot.sdes.flow_crypto();
+                // RTP and RTCP (muxed or not) share the media's SRTP keys; with DTLS-SRTP
+                // each runs its own handshake (RFC 5764 §4.1: one association per component).
+                let mut crypto = slot.sdes.flow_crypto();
+                if let Some(dtls) = slot.dtls.flow_dtls() {
+                    crypto.inbound = None;
+                    crypto.outbound = None;
+                    crypto.dtls = Some(dtls);
+                }
+                let rtcp_crypto = FlowCrypto {
+                    ice: slot.ice.flow_ice(2),
+                    ..crypto.clone()
+                };
+                crypto.ice = slot.ice.flow_ice(1);
                 // Block state lives in the worker's flow: a flow of a blocked participant
                 // learns it (again: the DTMF payload types may have changed) right after its
                 // open or update, in the same batch.
-                for (stream, kind, expected, egress, addr, record, block) in [
+                for (stream, kind, expected, egress, addr, record, block, crypto) in [
                     (
                         &mut slot.rtp,
                         media_kind,
@@ -597,6 +642,7 @@ impl Engine {
                         local.rtp(),
                         record_rtp,
                         blocked,
+                        crypto,
                     ),
                     (
                         &mut slot.rtcp,
@@ -606,6 +652,7 @@ impl Engine {
                         local.rtcp(),
                         false,
                         None,
+                        rtcp_crypto,
                     ),
                 ] {
                     let latch = LatchConfig {
@@ -629,7 +676,7 @@ impl Engine {
                             egress,
                             latch,
                             record,
-                            crypto: crypto.clone(),
+                            crypto,
                         });
                     } else {
                         stream.opened = true;
@@ -642,7 +689,7 @@ impl Engine {
                             latch,
                             counters: stream.counters.clone(),
                             record,
-                            crypto: crypto.clone(),
+                            crypto,
                         });
                     }
                     if block.is_some() {
@@ -659,6 +706,44 @@ impl Engine {
             self.push(a);
         }
     }
+}
+
+/// The DTLS part of one media section (see `dtls.rs`): both legs' slots are updated; what the
+/// outgoing m= section gets of DTLS is returned. `out` is the profile it ends up with.
+#[allow(clippy::too_many_arguments)]
+fn dtls_media(
+    call: &mut Call,
+    sender: usize,
+    receiver: usize,
+    i: usize,
+    p: &OfferAnswer,
+    is_offer: bool,
+    out: Option<crate::session::command::Profile>,
+    ctx: Option<&crate::dtls::DtlsContext>,
+) -> dtls::DtlsOut {
+    if sender == receiver {
+        return dtls::DtlsOut::default();
+    }
+    let take = |call: &mut Call, leg: usize| {
+        call.legs
+            .get_mut(leg)
+            .and_then(|l| l.medias.get_mut(i))
+            .map(|s| std::mem::take(&mut s.dtls))
+    };
+    let (Some(mut from), Some(mut to)) = (take(call, sender), take(call, receiver)) else {
+        return dtls::DtlsOut::default();
+    };
+    let out = if is_offer {
+        dtls::offer(p, out, &mut to, ctx)
+    } else {
+        dtls::answer(p, out, &mut from, &mut to, ctx)
+    };
+    for (leg, slot) in [(sender, from), (receiver, to)] {
+        if let Some(s) = call.legs.get_mut(leg).and_then(|l| l.medias.get_mut(i)) {
+            s.dtls = slot;
+        }
+    }
+    out
 }
 
 /// The SDES part of one media section (see `sdes.rs`): both legs' slots are updated, the

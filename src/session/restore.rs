@@ -262,6 +262,8 @@ fn slot_of(
         echo: Echo::Relay,
         mid: m.mid.clone(),
         sdes: m.sdes.as_ref().map(|s| s.slot()).unwrap_or_default(),
+        dtls: Default::default(),
+        ice: Default::default(),
         rtp: stream_of(rtp, m.learned_rtp, &m.rtp_totals),
         rtcp: stream_of(rtcp, m.learned_rtcp, &m.rtcp_totals),
     }

@@ -94,6 +94,8 @@ pub struct MediaOut {
     pub proto: Option<String>,
     /// The `a=crypto` lines replacing the input's; `None` leaves the input's alone.
     pub crypto: Option<Vec<Attribute>>,
+    /// The profile the m= line ends up with (`None`: not an RTP profile of ours).
+    pub out_profile: Option<Profile>,
 }
 
 /// The usable `a=crypto` lines of a media section; the others are logged and skipped.
@@ -239,6 +241,7 @@ pub fn offer(
         return MediaOut {
             proto,
             crypto: has_crypto(input).then(Vec::new),
+            out_profile: Some(out_profile),
         };
     }
     let mut lines: Vec<Crypto> = filtered
@@ -292,6 +295,7 @@ pub fn offer(
     MediaOut {
         proto,
         crypto: Some(attrs),
+        out_profile: Some(out_profile),
     }
 }
 
@@ -361,6 +365,7 @@ pub fn answer(
         return MediaOut {
             proto,
             crypto: Some(Vec::new()),
+            out_profile: Some(out_profile),
         };
     }
     if !(keep && offerer.their_key.is_some()) {
@@ -385,6 +390,7 @@ pub fn answer(
             return MediaOut {
                 proto,
                 crypto: Some(Vec::new()),
+                out_profile: Some(out_profile),
             };
         };
         let suite = theirs.suite();
@@ -411,5 +417,6 @@ pub fn answer(
     MediaOut {
         proto,
         crypto: Some(offerer.ours.iter().map(Crypto::to_attribute).collect()),
+        out_profile: Some(out_profile),
     }
 }

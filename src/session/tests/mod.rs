@@ -18,5 +18,6 @@ mod recording;
 mod reports;
 mod restore;
 mod sdes;
+mod webrtc;
 
 pub(crate) use common::*;

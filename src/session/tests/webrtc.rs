@@ -1,0 +1,368 @@
+//! WebRTC bridging in the session layer: the DTLS and ICE lines the relay writes towards each
+//! side, and what each side's flows are told to run (handshake role, the peer's fingerprint,
+//! ICE credentials), for browser-to-SIP and SIP-to-browser calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::*;
+use crate::dtls::{CertCipher, Certificate, DtlsContext, DtlsOptions, Fingerprint, HashFunc, Role};
+use crate::flow::{FlowCrypto, FlowId};
+use crate::session::actions::MediaAction;
+use crate::session::command::{DtlsMode, IceMode, OfferAnswer, Profile, TransportProtocol};
+use crate::session::keys::CountingKeys;
+use crate::session::ports::AcceptAll;
+use crate::session::{Engine, EngineConfig};
+
+/// The browser's certificate fingerprint in its SDP.
+const BROWSER_FP: &str = "sha-256 0B:30:55:7A:9F:C4:E9:0E:33:58:7D:A2:C7:EC:11:36:5B:80:A5:CA:EF:14:39:5E:83:A8:CD:F2:17:3C:61:86";
+
+fn ctx(passive: bool) -> Arc<DtlsContext> {
+    let cert = Certificate::generate(CertCipher::default(), 1_700_000_000).expect("certificate");
+    let options = DtlsOptions {
+        passive,
+        ..DtlsOptions::default()
+    };
+    DtlsContext::new(cert, options, Instant::now()).expect("context")
+}
+
+fn webrtc_engine(dtls: Option<Arc<DtlsContext>>) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        port_min: 30000,
+        port_max: 30099,
+        dtls,
+        ..EngineConfig::default()
+    });
+    e.set_key_source(Box::new(CountingKeys::default()));
+    e
+}
+
+/// Chrome's audio offer: no candidates yet, ICE credentials, DTLS actpass, rtcp-mux.
+fn browser_sdp(setup: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1237562358473204055 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:W77c\r\na=ice-pwd:9VEM3zWAsygAj4umZwbAYA+U\r\na=ice-options:trickle\r\n\
+         a=fingerprint:{BROWSER_FP}\r\na=setup:{setup}\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+    .into_bytes()
+}
+
+fn phone_sdp() -> Vec<u8> {
+    body("198.51.100.3", &["audio 4000 RTP/AVP 0\r\na=sendrecv\r\n"])
+}
+
+fn to_browser(mut p: OfferAnswer, dtls: DtlsMode) -> OfferAnswer {
+    p.ice = IceMode::Force;
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::UdpTlsRtpSavpf));
+    p.rtcp_mux.require = true;
+    p.dtls = dtls;
+    p
+}
+
+fn to_phone(mut p: OfferAnswer) -> OfferAnswer {
+    p.ice = IceMode::Remove;
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpAvp));
+    p.rtcp_mux.demux = true;
+    p
+}
+
+fn lines_of<'a>(sdp: &'a str, prefix: &str) -> Vec<&'a str> {
+    sdp.lines().filter_map(|l| l.strip_prefix(prefix)).collect()
+}
+
+/// The last crypto of each flow, by local port.
+#[derive(Default)]
+struct Flows {
+    port: HashMap<FlowId, u16>,
+    crypto: HashMap<u16, FlowCrypto>,
+}
+
+impl Flows {
+    fn take(&mut self, e: &mut Engine) {
+        for a in actions(e) {
+            match a {
+                MediaAction::Open {
+                    flow,
+                    local,
+                    crypto,
+                    ..
+                } => {
+                    self.port.insert(flow, local.port());
+                    self.crypto.insert(local.port(), crypto);
+                }
+                MediaAction::Update { flow, crypto, .. } => {
+                    if let Some(p) = self.port.get(&flow) {
+                        self.crypto.insert(*p, crypto);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn get(&self, port: u16) -> &FlowCrypto {
+        self.crypto
+            .get(&port)
+            .unwrap_or_else(|| panic!("no flow on {port}"))
+    }
+}
+
+/// Browser offers, phone answers: returns the engine, the SDP towards the phone and the one
+/// towards the browser, and the flows.
+fn browser_to_phone(
+    dtls: DtlsMode,
+    passive_default: bool,
+) -> (String, String, Flows, Arc<DtlsContext>) {
+    let ctx = ctx(passive_default);
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx.clone())),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("w", "browser", None, None, browser_sdp("actpass"))),
+    );
+    let to_phone_sdp = text(&r, "sdp");
+    f.take(&mut e);
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(oa("w", "browser", Some("phone"), None, phone_sdp()), dtls),
+    );
+    let to_browser_sdp = text(&r, "sdp");
+    f.take(&mut e);
+    (to_phone_sdp, to_browser_sdp, f, ctx)
+}
+
+fn port_in(sdp: &str) -> u16 {
+    let m = sdp.lines().find(|l| l.starts_with("m=")).expect("m=");
+    m.split(' ').nth(1).expect("port").parse().expect("number")
+}
+
+#[test]
+fn browser_to_phone_the_phone_sees_plain_rtp_and_nothing_of_dtls_or_ice() {
+    let (to_phone_sdp, _, f, _) = browser_to_phone(DtlsMode::Passive, false);
+    assert!(to_phone_sdp.contains(" RTP/AVP "), "{to_phone_sdp}");
+    for gone in [
+        "a=fingerprint",
+        "a=setup",
+        "a=ice-",
+        "a=candidate",
+        "a=crypto",
+        "a=rtcp-mux",
+    ] {
+        assert!(!to_phone_sdp.contains(gone), "{gone} in {to_phone_sdp}");
+    }
+    // The phone's flows are plain.
+    let phone = port_in(&to_phone_sdp);
+    assert!(f.get(phone).is_plain() && f.get(phone + 1).is_plain());
+}
+
+#[test]
+fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_lite_candidates() {
+    let (_, sdp, f, ctx) = browser_to_phone(DtlsMode::Passive, false);
+    assert!(sdp.contains(" UDP/TLS/RTP/SAVPF "), "{sdp}");
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["passive"]);
+    let ours = ctx
+        .certificate()
+        .fingerprint_with(HashFunc::Sha256)
+        .to_string();
+    assert_eq!(lines_of(&sdp, "a=fingerprint:"), vec![ours.as_str()]);
+    assert_eq!(lines_of(&sdp, "a=ice-lite"), vec![""], "{sdp}");
+    assert!(lines_of(&sdp, "a=crypto:").is_empty());
+    assert!(sdp.contains("a=rtcp-mux\r\n"));
+    let port = port_in(&sdp);
+    let cands = lines_of(&sdp, "a=candidate:");
+    assert_eq!(cands.len(), 1, "rtcp-mux: one component: {sdp}");
+    assert!(
+        cands[0].ends_with(&format!(" 1 UDP 2130706431 203.0.113.1 {port} typ host")),
+        "{}",
+        cands[0]
+    );
+    assert_eq!(lines_of(&sdp, "a=end-of-candidates"), vec![""]);
+    // The browser's own ICE and DTLS lines never come back to it.
+    assert!(!sdp.contains("W77c") && !sdp.contains(BROWSER_FP));
+
+    // Its RTP flow runs the handshake as the passive side against the browser's fingerprint,
+    // and answers checks with the credentials the SDP gave.
+    let c = f.get(port);
+    assert_eq!((&c.inbound, &c.outbound), (&None, &None));
+    let dtls = c.dtls.as_ref().expect("DTLS on the browser's flow");
+    assert_eq!(dtls.role, Role::Passive);
+    assert_eq!(
+        dtls.fingerprint,
+        Some(Fingerprint::parse(BROWSER_FP).expect("fp"))
+    );
+    let ice = c.ice.as_ref().expect("ICE on the browser's flow");
+    assert_eq!(ice.component, 1);
+    assert_eq!(
+        lines_of(&sdp, "a=ice-ufrag:"),
+        vec![ice.local.ufrag.as_str()]
+    );
+    assert_eq!(lines_of(&sdp, "a=ice-pwd:"), vec![ice.local.pwd.as_str()]);
+    let remote = ice.remote.as_ref().expect("browser credentials");
+    assert_eq!(
+        (remote.ufrag.as_str(), remote.pwd.as_str()),
+        ("W77c", "9VEM3zWAsygAj4umZwbAYA+U")
+    );
+}
+
+#[test]
+fn an_actpass_offer_is_answered_active_unless_passive_is_asked_for() {
+    let (_, sdp, f, _) = browser_to_phone(DtlsMode::Default, false);
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["active"]);
+    let dtls = f.get(port_in(&sdp)).dtls.clone().expect("dtls");
+    assert_eq!(dtls.role, Role::Active);
+    // --dtls-passive makes passive the default.
+    let (_, sdp, _, _) = browser_to_phone(DtlsMode::Default, true);
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["passive"]);
+    // DTLS=active wins over it.
+    let (_, sdp, _, _) = browser_to_phone(DtlsMode::Active, true);
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["active"]);
+}
+
+#[test]
+fn phone_to_browser_offers_actpass_and_settles_on_the_browsers_answer() {
+    let ctx = ctx(false);
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx)),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_browser(oa("s", "phone", None, None, phone_sdp()), DtlsMode::Default),
+    );
+    let sdp = text(&r, "sdp");
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["actpass"]);
+    assert_eq!(lines_of(&sdp, "a=fingerprint:").len(), 1);
+    assert_eq!(lines_of(&sdp, "a=ice-ufrag:").len(), 1);
+    f.take(&mut e);
+    let port = port_in(&sdp);
+    // Until the answer the relay is passive: a ClientHello that beats the answer is taken.
+    let early = f.get(port).dtls.clone().expect("provisional DTLS");
+    assert_eq!((early.role, early.fingerprint), (Role::Passive, None));
+
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_phone(oa(
+            "s",
+            "phone",
+            Some("browser"),
+            None,
+            browser_sdp("active"),
+        )),
+    );
+    let back = text(&r, "sdp");
+    assert!(
+        back.contains(" RTP/AVP ") && !back.contains("a=fingerprint") && !back.contains("a=ice-")
+    );
+    f.take(&mut e);
+    let dtls = f.get(port).dtls.clone().expect("DTLS");
+    assert_eq!(dtls.role, Role::Passive);
+    assert_eq!(
+        dtls.fingerprint,
+        Some(Fingerprint::parse(BROWSER_FP).expect("fp"))
+    );
+    let ice = f.get(port).ice.clone().expect("ICE");
+    assert_eq!(ice.remote.expect("browser creds").ufrag, "W77c");
+
+    // A browser that answers passive makes the relay the client.
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(2),
+        to_phone(oa(
+            "s",
+            "phone",
+            Some("browser"),
+            None,
+            browser_sdp("passive"),
+        )),
+    );
+    assert_eq!(text(&r, "result"), "ok");
+    f.take(&mut e);
+    assert_eq!(f.get(port).dtls.clone().expect("DTLS").role, Role::Active);
+}
+
+#[test]
+fn dtls_off_passes_the_offerers_dtls_lines_on_and_runs_no_handshake() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let mut p = oa("o", "browser", None, None, browser_sdp("actpass"));
+    p.dtls = DtlsMode::Off;
+    let r = offer(&mut e, &mut b, at(0), p);
+    let sdp = text(&r, "sdp");
+    assert_eq!(lines_of(&sdp, "a=fingerprint:"), vec![BROWSER_FP]);
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["actpass"]);
+    f.take(&mut e);
+    assert!(f.crypto.values().all(|c| c.dtls.is_none()));
+}
+
+#[test]
+fn without_a_certificate_no_dtls_is_offered_and_the_profile_still_follows_the_flags() {
+    let (mut e, mut b) = (webrtc_engine(None), AcceptAll::default());
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_browser(oa("n", "phone", None, None, phone_sdp()), DtlsMode::Default),
+    );
+    let sdp = text(&r, "sdp");
+    assert!(lines_of(&sdp, "a=fingerprint:").is_empty() && lines_of(&sdp, "a=setup:").is_empty());
+}
+
+#[test]
+fn hostile_dtls_and_ice_lines_are_ignored_not_fatal() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let bad = String::from_utf8(browser_sdp("actpass"))
+        .expect("utf8")
+        .replace(BROWSER_FP, "sha-256 ZZ:00")
+        .replace("a=setup:actpass", "a=setup:sideways")
+        .replace("a=ice-pwd:9VEM3zWAsygAj4umZwbAYA+U", "a=ice-pwd:short");
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("h", "browser", None, None, bad.into_bytes())),
+    );
+    assert_eq!(text(&r, "result"), "ok");
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("h", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Passive,
+        ),
+    );
+    let sdp = text(&r, "sdp");
+    // No usable fingerprint from the browser: the relay cannot authenticate it, so it does
+    // not claim DTLS-SRTP towards it.
+    assert!(lines_of(&sdp, "a=fingerprint:").is_empty(), "{sdp}");
+    f.take(&mut e);
+    assert!(f.crypto.values().all(|c| c.dtls.is_none()));
+    // ICE was still asked for: the browser's unusable password is not taken.
+    let with_ice: Vec<_> = f.crypto.values().filter_map(|c| c.ice.as_ref()).collect();
+    assert!(with_ice.iter().all(|i| i.remote.is_none()));
+}
