@@ -245,6 +245,7 @@ fn slot_of(
         advertised: advertised.unwrap_or(stored),
         rtp_port,
     });
+    let (dtls, ice) = m.webrtc.as_ref().map(|w| w.slots()).unwrap_or_default();
     MediaSlot {
         kind: m.kind.clone(),
         proto: m.proto.clone(),
@@ -262,8 +263,8 @@ fn slot_of(
         echo: Echo::Relay,
         mid: m.mid.clone(),
         sdes: m.sdes.as_ref().map(|s| s.slot()).unwrap_or_default(),
-        dtls: Default::default(),
-        ice: Default::default(),
+        dtls,
+        ice,
         rtp: stream_of(rtp, m.learned_rtp, &m.rtp_totals),
         rtcp: stream_of(rtcp, m.learned_rtcp, &m.rtcp_totals),
     }

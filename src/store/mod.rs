@@ -14,6 +14,7 @@ pub mod load;
 pub mod mirror;
 pub mod pause;
 pub mod record;
+pub mod record_webrtc;
 pub mod script;
 pub mod writer;
 

@@ -93,6 +93,9 @@ pub struct MediaRecord {
     /// SDES keys (schema 2). Secret: whoever reads the store can decrypt the call's media.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdes: Option<SdesRecord>,
+    /// DTLS and ICE state (schema 2). Secret: the ICE passwords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<super::record_webrtc::WebrtcRecord>,
 }
 
 /// The SDES state of one media of one leg, its `a=crypto` lines as text (see
@@ -196,11 +199,11 @@ impl CallRecord {
     /// The record of `call` as it is now, owned by `owner`, at `generation`.
     pub fn from_call(call: &Call, owner: &str, generation: u64) -> CallRecord {
         CallRecord {
-            schema: if call
-                .legs
-                .iter()
-                .any(|l| l.medias.iter().any(|m| m.sdes != SdesSlot::default()))
-            {
+            schema: if call.legs.iter().any(|l| {
+                l.medias.iter().any(|m| {
+                    m.sdes != SdesSlot::default() || m.dtls.role.is_some() || m.ice.enabled
+                })
+            }) {
                 SCHEMA_VERSION
             } else {
                 PLAIN_SCHEMA_VERSION
@@ -274,6 +277,7 @@ impl MediaRecord {
             rtp_totals: StreamTotals::of(&m.rtp.counters),
             rtcp_totals: StreamTotals::of(&m.rtcp.counters),
             sdes: SdesRecord::of(&m.sdes),
+            webrtc: super::record_webrtc::WebrtcRecord::of(&m.dtls, &m.ice),
         }
     }
 }
@@ -329,6 +333,7 @@ pub(crate) mod tests {
                     rtp_totals: StreamTotals::default(),
                     rtcp_totals: StreamTotals::default(),
                     sdes: None,
+                    webrtc: None,
                 }],
             }],
         }

@@ -1,0 +1,135 @@
+//! The DTLS and ICE state of one media of one leg, as stored (schema 2, optional): the role the
+//! relay plays, the peer's fingerprint and credentials, and the relay's ICE credentials. A
+//! restored call's flows expect the same handshake and checks again, so what arrives from a
+//! WebRTC side is never forwarded unauthenticated after a failover; the browser's DTLS
+//! association itself (its keys) is not stored, so media resumes after the peer's next
+//! handshake (an ICE restart or re-INVITE). Secret: the ICE passwords.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dtls::{Fingerprint, Role};
+use crate::ice::Credentials;
+use crate::session::dtls::{DtlsSlot, Setup};
+use crate::session::ice::IceSlot;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebrtcRecord {
+    /// `active` or `passive`: the relay terminates DTLS with this side.
+    pub dtls_role: Option<String>,
+    /// The side's `a=fingerprint` value.
+    pub their_fingerprint: Option<String>,
+    pub their_setup: Option<String>,
+    /// (ufrag, pwd) of the side and of the relay.
+    pub ice_theirs: Option<(String, String)>,
+    pub ice_ours: Option<(String, String)>,
+    pub ice: bool,
+}
+
+fn creds(c: &Option<Credentials>) -> Option<(String, String)> {
+    c.as_ref().map(|c| (c.ufrag.clone(), c.pwd.clone()))
+}
+
+fn creds_back(c: &Option<(String, String)>) -> Option<Credentials> {
+    c.as_ref().and_then(|(ufrag, pwd)| {
+        (crate::sdp::ice::check_ufrag(ufrag).is_ok() && crate::sdp::ice::check_pwd(pwd).is_ok())
+            .then(|| Credentials {
+                ufrag: ufrag.clone(),
+                pwd: pwd.clone(),
+            })
+    })
+}
+
+impl WebrtcRecord {
+    /// `None` for a media without DTLS or ICE state.
+    pub fn of(d: &DtlsSlot, i: &IceSlot) -> Option<WebrtcRecord> {
+        if *d == DtlsSlot::default() && *i == IceSlot::default() {
+            return None;
+        }
+        Some(WebrtcRecord {
+            dtls_role: d.role.map(|r| {
+                match r {
+                    Role::Active => "active",
+                    Role::Passive => "passive",
+                }
+                .to_owned()
+            }),
+            their_fingerprint: d.their_fingerprint.as_ref().map(ToString::to_string),
+            their_setup: d.their_setup.map(|s| s.name().to_owned()),
+            ice_theirs: creds(&i.theirs),
+            ice_ours: creds(&i.ours),
+            ice: i.enabled,
+        })
+    }
+
+    /// The slots back; what does not parse is dropped (a DTLS role without a usable
+    /// fingerprint still drops the side's media until a new SDP, as it should).
+    pub fn slots(&self) -> (DtlsSlot, IceSlot) {
+        let dtls = DtlsSlot {
+            their_fingerprint: self
+                .their_fingerprint
+                .as_deref()
+                .and_then(|f| Fingerprint::parse(f).ok()),
+            their_setup: self.their_setup.as_deref().and_then(Setup::parse),
+            role: match self.dtls_role.as_deref() {
+                Some("active") => Some(Role::Active),
+                Some("passive") => Some(Role::Passive),
+                _ => None,
+            },
+        };
+        let ours = creds_back(&self.ice_ours);
+        let ice = IceSlot {
+            theirs: creds_back(&self.ice_theirs),
+            enabled: self.ice && ours.is_some(),
+            ours,
+        };
+        (dtls, ice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtls_and_ice_state_survive_and_bad_stored_values_are_dropped() {
+        let d = DtlsSlot {
+            their_fingerprint: Some(
+                Fingerprint::parse(
+                    "sha-1 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33",
+                )
+                .unwrap(),
+            ),
+            their_setup: Some(Setup::ActPass),
+            role: Some(Role::Passive),
+        };
+        let i = IceSlot {
+            theirs: Some(Credentials {
+                ufrag: "W77c".into(),
+                pwd: "9VEM3zWAsygAj4umZwbAYA+U".into(),
+            }),
+            ours: Some(Credentials {
+                ufrag: "abcdEFGH".into(),
+                pwd: "0123456789abcdefghijklmn".into(),
+            }),
+            enabled: true,
+        };
+        let r = WebrtcRecord::of(&d, &i).unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        let back: WebrtcRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.slots(), (d.clone(), i.clone()));
+        assert!(WebrtcRecord::of(&DtlsSlot::default(), &IceSlot::default()).is_none());
+
+        let hostile = WebrtcRecord {
+            their_fingerprint: Some("sha-256 nonsense".into()),
+            ice_ours: Some(("a b".into(), "short".into())),
+            ice: true,
+            ..back
+        };
+        let (d2, i2) = hostile.slots();
+        assert_eq!((d2.their_fingerprint, d2.role), (None, Some(Role::Passive)));
+        assert!(
+            i2.ours.is_none() && !i2.enabled,
+            "ICE without usable credentials is off"
+        );
+    }
+}
