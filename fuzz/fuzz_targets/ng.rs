@@ -1,5 +1,5 @@
-//! A whole NG datagram through the dispatcher and the session engine (SDES included): never
-//! panics.
+//! A whole NG datagram through the dispatcher and the session engine (SDES, DTLS and ICE
+//! negotiation included): never panics.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rtprelay::config::Interface;
@@ -8,9 +8,23 @@ use rtprelay::session::ports::AcceptAll;
 use rtprelay::session::{Engine, EngineConfig};
 use rtprelay::time::{Millis, Now};
 
+/// One certificate for the whole run (making one costs more than an iteration).
+fn dtls() -> std::sync::Arc<rtprelay::dtls::DtlsContext> {
+    static CTX: std::sync::OnceLock<std::sync::Arc<rtprelay::dtls::DtlsContext>> =
+        std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let cert = rtprelay::dtls::Certificate::generate(Default::default(), 1_700_000_000)
+            .expect("certificate");
+        rtprelay::dtls::DtlsContext::new(cert, Default::default(), std::time::Instant::now())
+            .expect("context")
+    })
+    .clone()
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut engine = Engine::new(EngineConfig {
         interfaces: vec![Interface { name: "default".into(), local: [203, 0, 113, 1].into(), advertised: None }],
+        dtls: Some(dtls()),
         ..EngineConfig::default()
     });
     // Keys of its own, so that SDES offers and answers (transport-protocol, SDES, OSRTP) run.
