@@ -117,6 +117,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             connect_latched: cfg.connect_latched,
             uring_fixed_files: cfg.uring_fixed_files,
         },
+        dtls: None,
     })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
