@@ -696,7 +696,9 @@ impl<S, E: Copy> Run<'_, S, E> {
         let progress = if class == Demux::Stun {
             h.on_stun(self.token, self.now, src, flow.local, pkt, &mut sinks)
         } else {
-            let latched = [flow.latch.source(), flow.latch.target()];
+            // Without ICE the latch decides, as for media: the handshake is with the peer it
+            // learns (a NAT'd one too), and a source it refuses is not heard.
+            let latched = !h.has_ice() && flow.latch.on_packet(src, self.now) == Verdict::Forward;
             match h.on_dtls(self.token, self.now, src, latched, pkt, &mut sinks) {
                 Ok(p) => p,
                 Err(()) => {

@@ -211,23 +211,20 @@ impl Handshake {
         p
     }
 
-    /// A DTLS datagram from `src`; `latched` are the addresses the latch names (source,
-    /// target), which a flow without ICE takes DTLS from. `Err` when the source was ignored.
+    /// A DTLS datagram from `src`; `latched`: whether the latch accepted the source (what a
+    /// flow without ICE goes by). `Err` when the source was ignored.
     pub(super) fn on_dtls(
         &mut self,
         id: u64,
         now: Millis,
         src: SocketAddr,
-        latched: [Option<SocketAddr>; 2],
+        latched: bool,
         pkt: &[u8],
         sinks: &mut Sinks<'_>,
     ) -> Result<Progress, ()> {
         let allowed = match &self.ice {
             Some(ice) => ice.allows(src),
-            None => self.dtls.as_ref().is_some_and(|d| {
-                let known = d.peer.or(latched[0]).or(latched[1]);
-                known.is_none() || d.peer == Some(src) || latched.contains(&Some(src))
-            }),
+            None => latched,
         };
         if !allowed {
             return Err(());

@@ -532,6 +532,14 @@ fn dtls_without_ice_takes_the_latched_peer_and_no_context_drops_media() {
         one(&mut t, 1, &rtp(1), PEER_A),
         Decision::Drop(DropReason::Unauthenticated)
     );
+    // Another source's DTLS: the latch (fixed on the SDP address, strict) refuses it.
+    let mut evil = b.endpoint(Role::Active);
+    let evil_hello = evil.poll_transmit().expect("hello");
+    assert_eq!(
+        one(&mut t, 1, &evil_hello, EVIL),
+        Decision::Drop(DropReason::Unverified)
+    );
+    assert!(drain(&mut t).is_empty());
 
     // A table without a DTLS context: the flow drops media both ways, answers nothing.
     let mut t = {
