@@ -133,7 +133,7 @@ struct DtlsSide {
     params: FlowDtls,
     ctx: Option<Arc<DtlsContext>>,
     endpoint: Option<DtlsEndpoint>,
-    /// Where the handshake's datagrams go (and, without ICE, the only source taken once set).
+    /// Where the handshake's datagrams go: the last source heard from, or ICE's peer.
     peer: Option<SocketAddr>,
     /// The keys were handed to the flow.
     delivered: bool,
