@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(bencode ng ng_tcp_frame sdp rtp rtcp spool frame mix cli store_record srtp sdes flow_srtp stun sdp_candidate dtls_record dtls_endpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(bencode ng ng_tcp_frame sdp rtp rtcp spool frame mix cli store_record srtp sdes flow_srtp stun sdp_candidate dtls_record dtls_endpoint flow_handshake)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi

@@ -15,8 +15,12 @@ use rtprelay::time::Millis;
 
 fn params(sel: u8, seed: u8) -> Params {
     let suite = Suite::ALL[usize::from(sel) % Suite::ALL.len()];
-    let key: Vec<u8> = (0..suite.master_key_len() as u8).map(|b| b ^ seed).collect();
-    let salt: Vec<u8> = (0..suite.master_salt_len() as u8).map(|b| b ^ 0x5a).collect();
+    let key: Vec<u8> = (0..suite.master_key_len() as u8)
+        .map(|b| b ^ seed)
+        .collect();
+    let salt: Vec<u8> = (0..suite.master_salt_len() as u8)
+        .map(|b| b ^ 0x5a)
+        .collect();
     let mut p = Params::new(suite, &key, &salt);
     if sel & 0x80 != 0 {
         p.mki = vec![9, 9];
@@ -41,15 +45,15 @@ fuzz_target!(|data: &[u8]| {
             2,
             FlowCrypto {
                 inbound: Some(params(*sel, 1)),
-                outbound: None,
+                ..FlowCrypto::default()
             },
         ),
         (
             2,
             1,
             FlowCrypto {
-                inbound: None,
                 outbound: Some(params(sel.rotate_left(3), 2)),
+                ..FlowCrypto::default()
             },
         ),
     ] {

@@ -316,6 +316,18 @@ fn apply(cfg: &mut Config, s: &Setting, ports: &mut (i64, i64)) -> Result<(), Co
         Opt::XdpNoOffload => cfg.xdp_no_offload = flag,
         Opt::ConnectLatched => cfg.connect_latched = values::yes_no(label, &raw)?,
         Opt::UringFixedFiles => cfg.uring_fixed_files = values::yes_no(label, &raw)?,
+        Opt::DtlsPassive => cfg.dtls.passive = flag,
+        Opt::DtlsMtu => {
+            cfg.dtls.mtu = values::int_in(
+                label,
+                &raw,
+                crate::dtls::context::MIN_MTU as i64,
+                i64::from(u16::MAX),
+            )? as usize
+        }
+        Opt::DtlsCertCipher => cfg.dtls.cert_cipher = values::dtls_cert_cipher(label, &raw)?,
+        Opt::DtlsSignature => cfg.dtls.signature = values::dtls_signature(label, &raw)?,
+        Opt::DtlsCiphers => cfg.dtls.ciphers = non_empty(&raw).map(str::to_owned),
         Opt::DrainGrace => cfg.drain_grace = values::secs_non_negative(label, &raw)?,
         Opt::Pidfile => cfg.pidfile = non_empty(&raw).map(PathBuf::from),
         Opt::EndpointLearning => cfg.endpoint_learning = values::endpoint_learning(label, &raw)?,

@@ -67,6 +67,23 @@ fn describe(name: &str) -> (&'static str, &'static str) {
             "yes|no",
             "uring plane: register the media sockets as fixed files (default no)",
         ),
+        "dtls-passive" => (
+            "",
+            "Offer and answer a=setup:passive: the peer starts the DTLS handshake",
+        ),
+        "dtls-mtu" => ("INT", "Largest DTLS handshake datagram (default 1200)"),
+        "dtls-cert-cipher" => (
+            "prime256v1",
+            "Key of the generated DTLS certificate (ECDSA P-256 only)",
+        ),
+        "dtls-signature" => (
+            "sha-256|sha-1|sha-384|sha-512",
+            "Hash of the fingerprint the relay announces (default sha-256)",
+        ),
+        "dtls-ciphers" => (
+            "STRING",
+            "Accepted; the DTLS suites are fixed (ECDHE-ECDSA with AES-GCM, ChaCha20)",
+        ),
         "xdp-no-offload" => (
             "",
             "Attach XDP but forward nothing in the kernel (debugging)",

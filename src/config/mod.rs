@@ -95,6 +95,9 @@ pub struct Config {
     pub connect_latched: bool,
     /// `--uring-fixed-files`: the uring plane registers its sockets in a fixed-file table.
     pub uring_fixed_files: bool,
+    /// `--dtls-passive`, `--dtls-mtu`, `--dtls-cert-cipher`, `--dtls-signature`,
+    /// `--dtls-ciphers`: the relay's DTLS-SRTP side.
+    pub dtls: DtlsConfig,
     /// No media for this long ends a call.
     pub timeout: Duration,
     /// No media for this long on a call on hold ends it.
@@ -159,6 +162,7 @@ impl Default for Config {
             xdp_no_offload: false,
             connect_latched: false,
             uring_fixed_files: false,
+            dtls: DtlsConfig::default(),
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,
@@ -303,4 +307,33 @@ fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
 /// The one place configuration touches the file system.
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| read_error(path, &e))
+}
+
+/// The DTLS options as configured (rtpengine's `--dtls-*` names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsConfig {
+    /// `--dtls-passive`: offer and answer `a=setup:passive` unless a call asks otherwise.
+    pub passive: bool,
+    /// `--dtls-mtu`: the largest handshake datagram (default 1200).
+    pub mtu: usize,
+    /// `--dtls-cert-cipher`: only `prime256v1` (ECDSA P-256): the DTLS stack signs with ECDSA
+    /// only, so RSA is refused at start.
+    pub cert_cipher: crate::dtls::CertCipher,
+    /// `--dtls-signature`: the hash of the fingerprint the relay announces (default sha-256).
+    pub signature: crate::dtls::HashFunc,
+    /// `--dtls-ciphers`: an OpenSSL cipher string; the stack's suites are fixed (ECDHE-ECDSA
+    /// with AES-GCM or ChaCha20-Poly1305), so a value is only logged as not applicable.
+    pub ciphers: Option<String>,
+}
+
+impl Default for DtlsConfig {
+    fn default() -> Self {
+        DtlsConfig {
+            passive: false,
+            mtu: crate::dtls::context::DEFAULT_MTU,
+            cert_cipher: crate::dtls::CertCipher::EcdsaP256,
+            signature: crate::dtls::HashFunc::Sha256,
+            ciphers: None,
+        }
+    }
 }

@@ -839,3 +839,43 @@ fn bad_redis_sentinel_and_cluster_combinations_are_refused() {
         assert_eq!(err(&format!("-i 192.0.2.1 -n 1 {line}"), None), message);
     }
 }
+
+#[test]
+fn dtls_options_follow_rtpengine_and_refuse_rsa() {
+    let c = run("--interface 10.0.0.5 -n 2223", None);
+    assert_eq!(c.dtls, DtlsConfig::default());
+    assert_eq!(c.dtls.mtu, 1200);
+    let c = run(
+        "--interface 10.0.0.5 -n 2223 --dtls-passive --dtls-mtu 1100 --dtls-signature SHA-1 \
+         --dtls-cert-cipher prime256v1 --dtls-ciphers HIGH",
+        None,
+    );
+    assert!(c.dtls.passive);
+    assert_eq!(c.dtls.mtu, 1100);
+    assert_eq!(c.dtls.signature, crate::dtls::HashFunc::Sha1);
+    assert_eq!(c.dtls.ciphers.as_deref(), Some("HIGH"));
+    assert!(
+        c.warnings.iter().all(|w| !w.contains("dtls")),
+        "{:?}",
+        c.warnings
+    );
+    let file =
+        "[rtprelay]\ninterface = 10.0.0.5\nlisten-ng = 2223\ndtls-passive = true\ndtls-mtu = 900\n";
+    let c = run("", Some(file));
+    assert!(c.dtls.passive);
+    assert_eq!(c.dtls.mtu, 900);
+    for bad in [
+        "--dtls-cert-cipher rsa2048",
+        "--dtls-cert-cipher RSA",
+        "--dtls-mtu 100",
+        "--dtls-signature md5",
+    ] {
+        let e = err(&format!("--interface 10.0.0.5 -n 2223 {bad}"), None);
+        assert!(e.contains("dtls"), "{bad}: {e}");
+    }
+    assert!(err(
+        "--interface 10.0.0.5 -n 2223 --dtls-cert-cipher rsa2048",
+        None
+    )
+    .contains("ECDSA"));
+}

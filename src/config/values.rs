@@ -98,6 +98,29 @@ pub(crate) fn dataplane(label: &str, raw: &str) -> Result<DataplaneRequest, Conf
         .map_err(|_| ConfigError::value(label, raw, "expected auto, mmsg, uring, xdp or afxdp"))
 }
 
+/// `--dtls-cert-cipher`: the key of the certificate made at start. rtpengine also knows RSA;
+/// the DTLS stack here signs with ECDSA only, so that is refused rather than ignored.
+pub(crate) fn dtls_cert_cipher(
+    label: &str,
+    raw: &str,
+) -> Result<crate::dtls::CertCipher, ConfigError> {
+    match crate::dtls::CertCipher::from_name(raw.trim()) {
+        Some(c @ crate::dtls::CertCipher::EcdsaP256) => Ok(c),
+        _ => Err(ConfigError::value(
+            label,
+            raw,
+            "prime256v1 (the DTLS stack signs with ECDSA only: no RSA certificate)",
+        )),
+    }
+}
+
+/// `--dtls-signature`: the hash of the announced fingerprint.
+pub(crate) fn dtls_signature(label: &str, raw: &str) -> Result<crate::dtls::HashFunc, ConfigError> {
+    crate::dtls::HashFunc::from_name(raw.trim()).ok_or_else(|| {
+        ConfigError::value(label, raw, "sha-1, sha-224, sha-256, sha-384 or sha-512")
+    })
+}
+
 /// The highest CPU number `--cpu-affinity` accepts.
 const MAX_CPU: usize = 4095;
 

@@ -5,6 +5,7 @@ pub mod binder;
 pub mod cli;
 pub mod control;
 pub mod drain;
+pub mod dtls;
 pub mod guard;
 pub mod keys;
 pub mod recorder;
@@ -86,6 +87,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
     }
     let clock = Clock::new();
+    let dtls = dtls::context(&cfg.dtls);
     let policy = guard::policy(&cfg);
     let request = cfg.plane_request();
     let (plane, reason) = probe::choose(request);
@@ -117,10 +119,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             connect_latched: cfg.connect_latched,
             uring_fixed_files: cfg.uring_fixed_files,
         },
+        dtls: dtls.clone(),
     })
     .map_err(|e| DaemonError::Workers(e.to_string()))?;
     tracing::info!(plane = workers.plane_name(), reason = %reason, "data plane chosen");
-    let mut engine = Engine::new(engine_config(&cfg, workers.plane_name(), policy.clone()));
+    let mut engine = Engine::new(engine_config(
+        &cfg,
+        workers.plane_name(),
+        policy.clone(),
+        dtls,
+    ));
     engine.set_key_source(Box::new(keys::OsKeys));
     let recorder = match &cfg.recording_dir {
         Some(dir) => match recorder::Recorder::start(
@@ -451,6 +459,7 @@ fn engine_config(
     cfg: &Config,
     plane: &'static str,
     policy: crate::guard::SharedPolicy,
+    dtls: Option<Arc<crate::dtls::DtlsContext>>,
 ) -> EngineConfig {
     EngineConfig {
         interfaces: cfg.interfaces.clone(),
@@ -469,7 +478,7 @@ fn engine_config(
         instance_id: instance_id(),
         policy,
         port_seed: rand::random(),
-        dtls: None,
+        dtls,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::srtp::suite::Suite;
 use crate::time::Millis;
 
 use super::cert::Certificate;
+use super::fingerprint::HashFunc;
 use super::keys::SUPPORTED_SUITES;
 use super::DtlsError;
 
@@ -33,6 +34,9 @@ pub struct DtlsOptions {
     /// `--dtls-passive`: answer (and offer) `a=setup:passive` unless a call asks otherwise, so
     /// the peer starts the handshake.
     pub passive: bool,
+    /// `--dtls-signature`: the hash of the fingerprint the relay announces by default
+    /// (`a=fingerprint`; a peer that offered another hash is answered in its own).
+    pub signature: HashFunc,
 }
 
 impl Default for DtlsOptions {
@@ -44,6 +48,7 @@ impl Default for DtlsOptions {
             max_retransmits: 5,
             handshake_timeout: Duration::from_secs(30),
             passive: false,
+            signature: HashFunc::Sha256,
         }
     }
 }

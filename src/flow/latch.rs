@@ -105,6 +105,8 @@ pub enum Verdict {
 
 /// The lowest rank of an expected source (see [`LatchConfig::rank`]).
 const EXPECTED: u8 = 2;
+/// The rank of a peer ICE named: above the SDP address itself.
+const NOMINATED: u8 = 4;
 
 impl LatchConfig {
     /// How well a source matches what signalling says about the peer (higher is better):
@@ -259,6 +261,15 @@ impl Latch {
             _ if r < EXPECTED && (window_over || !self.cfg.open()) => Verdict::Drop,
             _ => Verdict::Forward,
         }
+    }
+
+    /// ICE named `addr` the peer (a check from it passed, or it was nominated): the endpoint is
+    /// fixed on it at once, above any rank signalling could give, so no other source takes
+    /// over.
+    pub fn nominate(&mut self, addr: SocketAddr) {
+        self.current = Some((addr, NOMINATED));
+        self.fixed = true;
+        self.previous = None;
     }
 
     fn fix(&mut self, src: SocketAddr) {
@@ -684,6 +695,20 @@ mod tests {
         assert_eq!(l.on_packet(a(ANY), Millis(3000)), F);
         assert_eq!(l.on_packet(a(SDP), Millis(3001)), D);
         assert_eq!(l.target(), Some(a(SDP)));
+    }
+
+    #[test]
+    fn a_nominated_peer_is_fixed_and_outranks_the_sdp_address() {
+        for learning in [Heuristic, Delayed, Immediate, Off] {
+            let mut l = Latch::new(cfg(learning, true, Some(SDP)), Millis(0));
+            l.nominate(a(ANY));
+            assert!(l.is_fixed() && l.is_settled(), "{learning:?}");
+            assert_eq!(l.target(), Some(a(ANY)), "{learning:?}");
+            assert_eq!(l.source(), Some(a(ANY)), "{learning:?}");
+            assert_eq!(l.on_packet(a(SDP), Millis(10)), D, "{learning:?}");
+            assert_eq!(l.on_packet(a(ANY), Millis(20)), F, "{learning:?}");
+            assert_eq!(l.target(), Some(a(ANY)), "{learning:?}");
+        }
     }
 
     #[test]

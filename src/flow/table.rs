@@ -16,6 +16,15 @@
 //! flow with an outbound key is encrypted in the slot, growing into the slot's room. Those runs
 //! go through [`Run::packet_mut`]; plain runs ([`Run::transforms`] false) stay on the
 //! read-only [`Run::packet`], zero-copy as before.
+//!
+//! DTLS-SRTP and ICE ([`FlowCrypto::dtls`], [`FlowCrypto::ice`]): such a flow carries its
+//! handshakes (`handshake`). What arrives is told apart by its first byte (RFC 7983): STUN goes
+//! to the ICE-lite agent, DTLS to the endpoint, both consumed ([`DropReason::Handshake`]);
+//! what they answer waits in the table's outbox ([`FlowTable::pop_transmit`]) for the worker to
+//! send from the flow's socket. With ICE, media is taken only from the address that passed a
+//! check (the nominated one once there is one), and that address fixes the latch. With DTLS,
+//! media is dropped both ways until the handshake gave keys: such flows' runs always
+//! [transform](Run::transforms), and the outbound context is a pending one that refuses.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,13 +32,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use self::handshake::{Handshake, Outbox, Progress, Sinks};
+pub use self::handshake::{HandshakeState, HandshakeStats, HandshakeTransmit, MAX_OUTBOX};
 use self::srtp::{Cipher, InboundFailure};
 use super::latch::{Latch, LatchConfig, Verdict};
 use super::tap::RecordTap;
 use super::{FlowCrypto, FlowId, FlowKind, StreamCounters};
+use crate::dtls::DtlsContext;
 use crate::guard::TargetPolicy;
 use crate::srtp::SrtpContext;
 use crate::time::Millis;
+use crate::wire::demux::{self, Demux};
 use crate::wire::{is_rtcp, rtcp, rtp};
 
 /// What a flow is opened with (the session layer's side; the I/O side comes separately).
@@ -80,6 +93,8 @@ pub struct Flow<S> {
     /// The context what arrives is unprotected with (the outbound one is in the table, as the
     /// flows forwarding here need it while their own flow is borrowed).
     srtp_in: Option<Cipher>,
+    /// ICE and DTLS on the flow's socket, when asked for.
+    handshake: Option<Box<Handshake>>,
     /// The I/O side: opaque to the table.
     pub io: S,
 }
@@ -137,6 +152,14 @@ pub enum DropReason {
     /// the tag, the key's packet index space exhausted, or a transforming flow's packet given
     /// without a writable slot.
     Srtp,
+    /// A STUN or DTLS datagram taken by the flow's handshake (not an error: not counted).
+    Handshake,
+    /// ICE: media from an address that passed no connectivity check, or not the nominated one
+    /// (counted in the flow's errors).
+    Unverified,
+    /// DTLS-SRTP without keys yet (the handshake runs, failed, or the relay has no DTLS
+    /// context): media is dropped, not passed in clear (counted as dropped).
+    AwaitingKeys,
 }
 
 /// What to do with one packet.
@@ -178,6 +201,17 @@ pub struct FlowTable<S> {
     srtp_out: HashMap<u64, Cipher>,
     /// Stamps the copies of recorded packets (called for those only).
     wall: fn() -> SystemTime,
+    /// What every DTLS endpoint of the table is made from (the relay's certificate).
+    dtls: Option<Arc<DtlsContext>>,
+    /// The flows that carry a handshake: the only ones [`FlowTable::poll_handshakes`] looks at.
+    live: Vec<u64>,
+    /// Handshake datagrams for the worker to send.
+    outbox: Outbox,
+    hs_stats: HandshakeStats,
+    /// Outbound keys a handshake gave during a run (its own outbound context cannot be
+    /// reached while the run holds the egress one), installed before the next run or poll.
+    /// Until then the pending context refuses: nothing goes out in clear.
+    pending_out: Vec<(u64, crate::srtp::Params)>,
 }
 
 impl<S> Default for FlowTable<S> {
@@ -194,7 +228,18 @@ impl<S> FlowTable<S> {
             flows: HashMap::new(),
             srtp_out: HashMap::new(),
             wall,
+            dtls: None,
+            live: Vec::new(),
+            outbox: Outbox::default(),
+            hs_stats: HandshakeStats::default(),
+            pending_out: Vec::new(),
         }
+    }
+
+    /// The DTLS context the table's flows make their endpoints from. Flows asking for DTLS
+    /// without one drop their media.
+    pub fn set_dtls(&mut self, ctx: Option<Arc<DtlsContext>>) {
+        self.dtls = ctx;
     }
 
     pub fn len(&self) -> usize {
@@ -227,7 +272,21 @@ impl<S> FlowTable<S> {
 
     /// Start relaying flow `id`; the caller closes a flow with the same id first.
     pub fn open(&mut self, id: FlowId, spec: FlowSpec, io: S, now: Millis) {
-        self.set_outbound(id.0, spec.crypto.outbound.as_ref());
+        let handshake = Handshake::new(id.0, &spec.crypto, spec.local, self.dtls.as_ref(), now);
+        self.forget_handshake(id.0);
+        if handshake.is_some() {
+            self.live.push(id.0);
+        }
+        if spec.crypto.dtls.is_some() {
+            self.srtp_out.insert(id.0, Cipher::pending());
+        } else {
+            self.set_outbound(id.0, spec.crypto.outbound.as_ref());
+        }
+        let inbound = spec
+            .crypto
+            .inbound
+            .as_ref()
+            .filter(|_| spec.crypto.dtls.is_none());
         let flow = Flow {
             kind: spec.kind,
             egress: spec.egress,
@@ -237,11 +296,8 @@ impl<S> FlowTable<S> {
             record: spec.record,
             local: spec.local,
             blocked: None,
-            srtp_in: spec
-                .crypto
-                .inbound
-                .as_ref()
-                .map(|p| Cipher::build(p, id.0, "inbound")),
+            srtp_in: inbound.map(|p| Cipher::build(p, id.0, "inbound")),
+            handshake,
             crypto: spec.crypto,
             io,
         };
@@ -257,8 +313,43 @@ impl<S> FlowTable<S> {
         f.egress = change.egress;
         f.latch.update(change.latch, now);
         f.record = change.record;
-        // Equal keys keep their contexts: the rollover counters and replay windows go on.
-        if f.crypto.inbound != change.crypto.inbound {
+        let had_dtls = f.crypto.dtls.is_some();
+        let has_dtls = change.crypto.dtls.is_some();
+        // Same parameters keep the handshakes (and their keys); see `Handshake::reconcile`.
+        let mut progress = None;
+        let mut reset_keys = false;
+        let handshake = match f.handshake.take() {
+            Some(h) => {
+                let mut sinks = Sinks {
+                    outbox: &mut self.outbox,
+                    stats: &mut self.hs_stats,
+                };
+                let (h, r) = h.reconcile(
+                    id.0,
+                    &change.crypto,
+                    f.local,
+                    self.dtls.as_ref(),
+                    now,
+                    &mut sinks,
+                );
+                reset_keys = r.reset_keys;
+                progress = Some(r.progress);
+                h
+            }
+            None => Handshake::new(id.0, &change.crypto, f.local, self.dtls.as_ref(), now),
+        };
+        f.handshake = handshake;
+        // The latch learns again after new signalling; ICE's peer stays the peer.
+        if let Some(peer) = f.handshake.as_ref().and_then(|h| h.ice_peer()) {
+            f.latch.nominate(peer);
+        }
+        let live = f.handshake.is_some();
+        if has_dtls {
+            if reset_keys || !had_dtls {
+                f.srtp_in = None;
+            }
+        } else if had_dtls || f.crypto.inbound != change.crypto.inbound {
+            // Equal keys keep their contexts: the rollover counters and replay windows go on.
             f.srtp_in = change
                 .crypto
                 .inbound
@@ -267,11 +358,87 @@ impl<S> FlowTable<S> {
         }
         let outbound_changed = f.crypto.outbound != change.crypto.outbound;
         f.crypto = change.crypto;
-        if outbound_changed {
+        if let Some(p) = progress {
+            apply_progress(f, id.0, p, &mut self.pending_out);
+        }
+        if has_dtls {
+            if reset_keys || !had_dtls {
+                self.pending_out.retain(|(i, _)| *i != id.0);
+                self.srtp_out.insert(id.0, Cipher::pending());
+            }
+        } else if had_dtls || outbound_changed {
             let params = f.crypto.outbound.clone();
+            self.pending_out.retain(|(i, _)| *i != id.0);
             self.set_outbound(id.0, params.as_ref());
         }
+        self.live.retain(|i| *i != id.0);
+        if live {
+            self.live.push(id.0);
+        }
+        self.settle();
         true
+    }
+
+    /// Installs the outbound keys handshakes gave since the last call.
+    fn settle(&mut self) {
+        if self.pending_out.is_empty() {
+            return;
+        }
+        for (id, params) in std::mem::take(&mut self.pending_out) {
+            if self.flows.contains_key(&id) {
+                self.srtp_out
+                    .insert(id, Cipher::build(&params, id, "outbound"));
+            }
+        }
+    }
+
+    /// Drives the handshakes' timers (retransmissions, timeouts) and starts active DTLS
+    /// handshakes whose peer became known. Only flows with a handshake are looked at.
+    pub fn poll_handshakes(&mut self, now: Millis) {
+        for &id in &self.live {
+            let Some(f) = self.flows.get_mut(&id) else {
+                continue;
+            };
+            let latch_peer = f.latch.target();
+            let Some(h) = f.handshake.as_deref_mut() else {
+                continue;
+            };
+            if !h.is_due(now) {
+                continue;
+            }
+            let mut sinks = Sinks {
+                outbox: &mut self.outbox,
+                stats: &mut self.hs_stats,
+            };
+            let p = h.poll(id, now, latch_peer, &mut sinks);
+            apply_progress(f, id, p, &mut self.pending_out);
+        }
+        self.settle();
+    }
+
+    /// The next handshake datagram to send from its flow's socket.
+    pub fn pop_transmit(&mut self) -> Option<HandshakeTransmit> {
+        self.outbox.pop()
+    }
+
+    /// How many handshake datagrams wait.
+    pub fn pending_transmits(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The handshake totals since the last call.
+    pub fn take_handshake_stats(&mut self) -> HandshakeStats {
+        std::mem::take(&mut self.hs_stats)
+    }
+
+    /// Where flow `id`'s handshakes are; `None` without a handshake (or such a flow).
+    pub fn handshake_state(&self, id: u64) -> Option<HandshakeState> {
+        self.flows.get(&id)?.handshake.as_ref().map(|h| h.state())
+    }
+
+    fn forget_handshake(&mut self, id: u64) {
+        self.live.retain(|i| *i != id);
+        self.pending_out.retain(|(i, _)| *i != id);
     }
 
     /// (Re)builds or drops flow `id`'s outbound context.
@@ -290,7 +457,9 @@ impl<S> FlowTable<S> {
     /// protects what leaves. Such a flow stays in userspace (the kernel path cannot do AES).
     pub fn transforms(&self, id: u64) -> bool {
         self.flows.get(&id).is_some_and(|f| {
-            f.crypto.inbound.is_some() || f.egress.is_some_and(|e| self.srtp_out.contains_key(&e.0))
+            f.srtp_in.is_some()
+                || f.handshake.is_some()
+                || f.egress.is_some_and(|e| self.srtp_out.contains_key(&e.0))
         })
     }
 
@@ -328,6 +497,7 @@ impl<S> FlowTable<S> {
     /// Stop relaying flow `id`; its I/O side comes back for the caller to close.
     pub fn close(&mut self, id: FlowId) -> Option<Flow<S>> {
         self.srtp_out.remove(&id.0);
+        self.forget_handshake(id.0);
         self.flows.remove(&id.0)
     }
 
@@ -341,11 +511,14 @@ impl<S> FlowTable<S> {
         policy: &'a TargetPolicy,
         out: impl FnOnce(&S) -> E,
     ) -> Option<Run<'a, S, E>> {
+        self.settle();
         // The egress side cannot change while this batch is processed: look it up once.
         let egress_id = self.flows.get(&token)?.egress;
-        let egress = egress_id
-            .and_then(|e| self.flows.get(&e.0))
-            .map(|e| (out(&e.io), e.latch.target()));
+        let egress_flow = egress_id.and_then(|e| self.flows.get(&e.0));
+        let egress = egress_flow.map(|e| (out(&e.io), e.latch.target()));
+        let egress_awaiting = egress_flow
+            .and_then(|e| e.handshake.as_ref())
+            .is_some_and(|h| h.awaiting_keys());
         let protect = match egress_id {
             Some(e) if egress.is_some() => self.srtp_out.get_mut(&e.0),
             _ => None,
@@ -355,10 +528,14 @@ impl<S> FlowTable<S> {
         Some(Run {
             token,
             via: flow.local.map_or(IpAddr::from([0u8; 4]), |l| l.ip()),
-            transforms: flow.srtp_in.is_some() || protect.is_some(),
+            transforms: flow.srtp_in.is_some() || flow.handshake.is_some() || protect.is_some(),
             flow,
             egress,
             protect,
+            egress_awaiting,
+            outbox: &mut self.outbox,
+            hs_stats: &mut self.hs_stats,
+            pending_out: &mut self.pending_out,
             policy,
             now,
             wall: self.wall,
@@ -375,6 +552,11 @@ pub struct Run<'a, S, E> {
     egress: Option<(E, Option<SocketAddr>)>,
     /// The egress flow's outbound SRTP context.
     protect: Option<&'a mut Cipher>,
+    /// The egress flow waits for its DTLS keys (its context refuses).
+    egress_awaiting: bool,
+    outbox: &'a mut Outbox,
+    hs_stats: &'a mut HandshakeStats,
+    pending_out: &'a mut Vec<(u64, crate::srtp::Params)>,
     /// Packets need a writable slot: the flow unprotects, or the egress protects.
     transforms: bool,
     via: IpAddr,
@@ -396,6 +578,9 @@ impl<S, E: Copy> Run<'_, S, E> {
     /// it goes. For runs that do not [transform](Run::transforms): a packet of a run that does
     /// is dropped (it could be neither authenticated nor protected here).
     pub fn packet(&mut self, pkt: &[u8], src: SocketAddr) -> Decision<E> {
+        if let Some(d) = self.handshake_packet(pkt, src) {
+            return d;
+        }
         if self.transforms {
             self.flow.counters.errors.fetch_add(1, Relaxed);
             return Decision::Drop(DropReason::Srtp);
@@ -417,6 +602,12 @@ impl<S, E: Copy> Run<'_, S, E> {
                 Some(pkt) => self.packet(pkt, src),
                 None => self.malformed(),
             };
+        }
+        if let Some(d) = buf
+            .get(..len)
+            .and_then(|pkt| self.handshake_packet(pkt, src))
+        {
+            return d;
         }
         let mut len = len;
         let kind = self.flow.kind;
@@ -457,13 +648,67 @@ impl<S, E: Copy> Run<'_, S, E> {
             match cipher.protect(rtcp, buf, len) {
                 Ok(n) => len = n,
                 Err(error) => {
-                    tracing::trace!(flow = self.token, %error, "SRTP protect failed");
                     self.flow.counters.dropped.fetch_add(1, Relaxed);
+                    if self.egress_awaiting {
+                        return Decision::Drop(DropReason::AwaitingKeys);
+                    }
+                    tracing::trace!(flow = self.token, %error, "SRTP protect failed");
                     return Decision::Drop(DropReason::Srtp);
                 }
             }
         }
         Decision::Forward { via, dst, len }
+    }
+
+    /// A flow with handshakes: STUN and DTLS are theirs; media must come from the ICE peer and
+    /// wait for DTLS keys. `None`: go on as for any packet.
+    fn handshake_packet(&mut self, pkt: &[u8], src: SocketAddr) -> Option<Decision<E>> {
+        let flow = &mut *self.flow;
+        let h = flow.handshake.as_deref_mut()?;
+        let class = demux::classify(pkt);
+        let ours = match class {
+            Demux::Stun => h.has_ice(),
+            Demux::Dtls => h.has_dtls(),
+            _ => false,
+        };
+        if !ours {
+            let c = &flow.counters;
+            if !h.allows(src) {
+                c.errors.fetch_add(1, Relaxed);
+                return Some(Decision::Drop(DropReason::Unverified));
+            }
+            if h.awaiting_keys() {
+                c.dropped.fetch_add(1, Relaxed);
+                return Some(Decision::Drop(DropReason::AwaitingKeys));
+            }
+            return None;
+        }
+        // The relay answers: never a source it would not send to.
+        if flow.latch.source() != Some(src) && self.policy.check(src, self.via).is_err() {
+            flow.counters.errors.fetch_add(1, Relaxed);
+            self.outcome.refused += 1;
+            return Some(Decision::Drop(DropReason::RefusedSource));
+        }
+        let mut sinks = Sinks {
+            outbox: self.outbox,
+            stats: self.hs_stats,
+        };
+        let progress = if class == Demux::Stun {
+            h.on_stun(self.token, self.now, src, flow.local, pkt, &mut sinks)
+        } else {
+            // Without ICE the latch decides, as for media: the handshake is with the peer it
+            // learns (a NAT'd one too), and a source it refuses is not heard.
+            let latched = !h.has_ice() && flow.latch.on_packet(src, self.now) == Verdict::Forward;
+            match h.on_dtls(self.token, self.now, src, latched, pkt, &mut sinks) {
+                Ok(p) => p,
+                Err(()) => {
+                    flow.counters.errors.fetch_add(1, Relaxed);
+                    return Some(Decision::Drop(DropReason::Unverified));
+                }
+            }
+        };
+        apply_progress(flow, self.token, progress, self.pending_out);
+        Some(Decision::Drop(DropReason::Handshake))
     }
 
     fn malformed(&mut self) -> Decision<E> {
@@ -578,6 +823,24 @@ impl<S, E: Copy> Run<'_, S, E> {
     }
 }
 
+/// What a handshake step gave the flow: ICE's peer fixes the latch; DTLS keys build the inbound
+/// context now and the outbound one at the table's next `settle`.
+fn apply_progress<S>(
+    flow: &mut Flow<S>,
+    id: u64,
+    p: Progress,
+    pending_out: &mut Vec<(u64, crate::srtp::Params)>,
+) {
+    if let Some(peer) = p.peer {
+        flow.latch.nominate(peer);
+    }
+    if let Some(keys) = p.keys {
+        flow.srtp_in = Some(Cipher::build(&keys.remote, id, "inbound"));
+        pending_out.retain(|(i, _)| *i != id);
+        pending_out.push((id, keys.local));
+    }
+}
+
 /// Whether `block media` (with the payload types in `block` still passing) drops this
 /// accepted packet: RTCP never; RTP unless its type passes; opaque media always.
 fn blocks(block: Option<u128>, kind: FlowKind, rtcp: bool, pkt: &[u8]) -> bool {
@@ -601,6 +864,9 @@ fn classify(kind: FlowKind, pkt: &[u8]) -> Option<bool> {
     }
 }
 
+mod handshake;
+#[cfg(test)]
+mod handshake_tests;
 mod srtp;
 #[cfg(test)]
 mod srtp_tests;

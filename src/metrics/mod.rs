@@ -148,6 +148,26 @@ pub fn render_plane(c: &crate::worker::PlaneCounters) -> String {
         one(c.srtp_replays),
     )
     .counter(
+        "rtprelay_dtls_handshakes_total",
+        "DTLS-SRTP handshakes completed with the peer's fingerprint checked (keys in place).",
+        one(c.dtls_handshakes),
+    )
+    .counter(
+        "rtprelay_dtls_handshake_failures_total",
+        "DTLS-SRTP handshakes that failed for good (timeout, alert, fingerprint mismatch, no SRTP profile).",
+        one(c.dtls_failures),
+    )
+    .counter(
+        "rtprelay_stun_checks_answered_total",
+        "ICE connectivity checks (STUN Binding requests) the relay answered.",
+        one(c.stun_answered),
+    )
+    .counter(
+        "rtprelay_stun_checks_refused_total",
+        "STUN messages refused on media ports with ICE: bad integrity or fingerprint, unknown username, malformed.",
+        one(c.stun_refused),
+    )
+    .counter(
         "rtprelay_media_source_refused_total",
         "Packets dropped because their source is never a peer: one of the relay's own ports (a loop), its host, a denied network.",
         one(c.refused_sources),
@@ -282,6 +302,10 @@ mod tests {
             worker_panics: 0,
             srtp_auth_failures: 3,
             srtp_replays: 1,
+            dtls_handshakes: 5,
+            dtls_failures: 2,
+            stun_answered: 11,
+            stun_refused: 4,
             xdp: None,
             afxdp: None,
         };
@@ -291,6 +315,16 @@ mod tests {
         assert!(t.contains("rtprelay_worker_panics_total 0\n"), "{t}");
         assert!(t.contains("rtprelay_srtp_auth_failures_total 3\n"), "{t}");
         assert!(t.contains("rtprelay_srtp_replays_total 1\n"), "{t}");
+        assert!(t.contains("rtprelay_dtls_handshakes_total 5\n"), "{t}");
+        assert!(
+            t.contains("rtprelay_dtls_handshake_failures_total 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rtprelay_stun_checks_answered_total 11\n"),
+            "{t}"
+        );
+        assert!(t.contains("rtprelay_stun_checks_refused_total 4\n"), "{t}");
         assert!(!t.contains("xdp"), "{t}");
         let stats = crate::sys::xdp::XdpStats {
             forwarded: 100,
@@ -305,6 +339,10 @@ mod tests {
             worker_panics: 1,
             srtp_auth_failures: 0,
             srtp_replays: 0,
+            dtls_handshakes: 0,
+            dtls_failures: 0,
+            stun_answered: 0,
+            stun_refused: 0,
             xdp: Some((stats, 4)),
             afxdp: None,
         });
@@ -321,6 +359,10 @@ mod tests {
             worker_panics: 0,
             srtp_auth_failures: 0,
             srtp_replays: 0,
+            dtls_handshakes: 0,
+            dtls_failures: 0,
+            stun_answered: 0,
+            stun_refused: 0,
             xdp: Some((stats, 4)),
             afxdp: Some(crate::worker::AfxdpCounters {
                 transmitted: 50,

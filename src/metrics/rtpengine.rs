@@ -276,6 +276,10 @@ mod tests {
             worker_panics: 0,
             srtp_auth_failures: 0,
             srtp_replays: 0,
+            dtls_handshakes: 0,
+            dtls_failures: 0,
+            stun_answered: 0,
+            stun_refused: 0,
             xdp: Some((
                 crate::sys::xdp::XdpStats {
                     forwarded: 60,

@@ -54,7 +54,12 @@ impl Worker {
             let Some(f) = self.flows.get_mut(id) else {
                 continue;
             };
-            let want = connect_target(f.latch(), f.local());
+            // ICE may move the peer to another checked pair: its socket takes every source.
+            let want = if f.crypto().ice.is_some() {
+                None
+            } else {
+                connect_target(f.latch(), f.local())
+            };
             let io = &mut f.io;
             if io.connected == want {
                 continue;

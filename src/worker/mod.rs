@@ -13,6 +13,7 @@
 
 mod connect;
 mod forward;
+mod handshake;
 mod health;
 mod offload;
 mod rules;
@@ -32,6 +33,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::dataplane::afxdp::{PortOwners, XskCounters};
 use crate::dataplane::mmsg::Readiness;
 use crate::dataplane::PlaneKind;
+use crate::dtls::DtlsContext;
 use crate::flow::latch::LatchConfig;
 pub use crate::flow::tap::{RecordTap, TapPacket};
 use crate::flow::{FlowCrypto, FlowId, FlowKind, StreamCounters};
@@ -123,6 +125,8 @@ pub struct Workers {
     health: Vec<Arc<WorkerHealth>>,
     /// All workers' SRTP drops.
     srtp: Arc<SrtpDrops>,
+    /// All workers' handshake totals.
+    handshakes: Arc<HandshakeTotals>,
     /// Per worker, with the `afxdp` plane: its AF_XDP counters.
     afxdp: Vec<Arc<XskCounters>>,
     /// With the `afxdp` plane and more than one worker: who owns the flow on each relay port,
@@ -153,6 +157,13 @@ pub struct PlaneCounters {
     pub srtp_auth_failures: u64,
     /// SRTP/SRTCP packets replayed or too old.
     pub srtp_replays: u64,
+    /// DTLS-SRTP handshakes that gave keys, and that failed.
+    pub dtls_handshakes: u64,
+    pub dtls_failures: u64,
+    /// ICE connectivity checks answered, and STUN messages refused (bad integrity, unknown
+    /// username, malformed).
+    pub stun_answered: u64,
+    pub stun_refused: u64,
     /// The XDP program's own counters and the number of rules installed, with the XDP plane.
     pub xdp: Option<(XdpStats, usize)>,
     /// The AF_XDP path's counters, with the afxdp plane.
@@ -188,6 +199,17 @@ pub struct SrtpDrops {
     pub replays: AtomicU64,
 }
 
+/// Handshake totals of all the workers, for `/metrics` (added after each pass that had any).
+#[derive(Debug, Default)]
+pub struct HandshakeTotals {
+    pub dtls_completed: AtomicU64,
+    pub dtls_failed: AtomicU64,
+    pub stun_answered: AtomicU64,
+    pub stun_refused: AtomicU64,
+    /// Handshake datagrams that could not be sent (outbox full, or the socket refused).
+    pub send_failures: AtomicU64,
+}
+
 /// What a worker shares with the daemon beyond its flows.
 pub(crate) struct Guard {
     /// What a new packet source is checked against before a stream may learn it: a source the
@@ -198,6 +220,8 @@ pub(crate) struct Guard {
     pub refused: Arc<AtomicU64>,
     /// SRTP drops of all the workers (rare: written only when a packet fails).
     pub srtp: Arc<SrtpDrops>,
+    /// Handshake totals of all the workers.
+    pub handshakes: Arc<HandshakeTotals>,
     /// Panics caught, and whether the worker gave up (see `health.rs`).
     pub health: Arc<WorkerHealth>,
 }
@@ -222,6 +246,9 @@ pub struct WorkersConfig {
     pub policy: SharedPolicy,
     /// Options of the socket planes.
     pub tuning: SocketTuning,
+    /// The relay's DTLS certificate and options: flows with DTLS-SRTP make their endpoints
+    /// from it. Without it such flows drop their media.
+    pub dtls: Option<Arc<DtlsContext>>,
 }
 
 /// Options of the socket planes that cut the kernel's share of a forward, each measured on and
@@ -250,6 +277,7 @@ impl Workers {
             xsks,
             policy,
             tuning,
+            dtls,
         } = cfg;
         if n == 0 {
             return Err(WorkerError::NoWorkers);
@@ -265,6 +293,7 @@ impl Workers {
             refused_sources: Vec::with_capacity(n),
             health: Vec::with_capacity(n),
             srtp: Arc::default(),
+            handshakes: Arc::default(),
             afxdp: Vec::new(),
             owners: (afxdp && n > 1).then(|| Arc::new(PortOwners::default())),
         };
@@ -322,9 +351,11 @@ impl Workers {
                     policy: policy.clone(),
                     refused,
                     srtp: workers.srtp.clone(),
+                    handshakes: workers.handshakes.clone(),
                     health,
                 },
                 connect: tuning.connect_latched && workers.offload.is_none(),
+                dtls: dtls.clone(),
             });
             let join = std::thread::Builder::new()
                 .name(format!("rtprelay-w{index}"))
@@ -410,6 +441,10 @@ impl Workers {
             worker_panics: self.panics(),
             srtp_auth_failures: self.srtp.auth_failures.load(Ordering::Relaxed),
             srtp_replays: self.srtp.replays.load(Ordering::Relaxed),
+            dtls_handshakes: self.handshakes.dtls_completed.load(Ordering::Relaxed),
+            dtls_failures: self.handshakes.dtls_failed.load(Ordering::Relaxed),
+            stun_answered: self.handshakes.stun_answered.load(Ordering::Relaxed),
+            stun_refused: self.handshakes.stun_refused.load(Ordering::Relaxed),
             xdp: self.offload.as_ref().map(|Offloading { table: t, .. }| {
                 (
                     t.stats().unwrap_or_else(|e| {

@@ -59,6 +59,8 @@ pub(super) struct WorkerConfig {
     pub guard: Guard,
     /// Connect the sockets of latched flows (`--connect-latched`, socket planes only).
     pub connect: bool,
+    /// What the flows' DTLS endpoints are made from.
+    pub dtls: Option<Arc<crate::dtls::DtlsContext>>,
 }
 
 pub(super) struct Worker {
@@ -86,11 +88,13 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(cfg: WorkerConfig) -> Worker {
         let clock = cfg.clock;
+        let mut flows = FlowTable::default();
+        flows.set_dtls(cfg.dtls);
         Worker {
             index: cfg.index,
             wake: cfg.wake,
             updates: cfg.updates,
-            flows: FlowTable::default(),
+            flows,
             clock,
             out: cfg.events,
             stop: cfg.stop,
@@ -193,6 +197,7 @@ impl Worker {
                 f.counters().dropped.fetch_add(1, Relaxed);
             }
         });
+        self.handshakes();
         self.sync_connect();
         self.sync_offload();
         plane.after_pass(self.clock.mono());

@@ -174,6 +174,7 @@ fn relays_both_ways_and_enforces_strict_source_on(plane: PlaneKind) {
         xsks: Vec::new(),
         policy: permissive(),
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     assert_eq!(w.plane_name(), plane.name());
@@ -283,6 +284,7 @@ fn learns_natted_peer_reports_it_and_follows_updates_on(plane: PlaneKind) {
         xsks: Vec::new(),
         policy: permissive(),
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     let worker = w.worker_for(0xfeed);
@@ -348,6 +350,7 @@ fn spawn_rejects_zero_and_shards_stably() {
             xsks: Vec::new(),
             policy: permissive(),
             tuning: SocketTuning::default(),
+            dtls: None,
         }),
         Err(WorkerError::NoWorkers)
     ));
@@ -361,6 +364,7 @@ fn spawn_rejects_zero_and_shards_stably() {
         xsks: Vec::new(),
         policy: permissive(),
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     assert_eq!(w.len(), 3);
@@ -386,6 +390,7 @@ fn tap_keeps_forwarding_when_full_on(plane: PlaneKind) {
         xsks: Vec::new(),
         policy: permissive(),
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -464,6 +469,7 @@ fn block_drops_media_but_counts_it_on(plane: PlaneKind) {
         xsks: Vec::new(),
         policy: permissive(),
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -613,6 +619,7 @@ fn a_packet_from_one_of_the_relays_own_ports_is_dropped_and_never_learnt() {
         xsks: Vec::new(),
         policy,
         tuning: SocketTuning::default(),
+        dtls: None,
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -692,6 +699,7 @@ fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind, fixed_files: b
             connect_latched: true,
             uring_fixed_files: fixed_files,
         },
+        dtls: None,
     })
     .expect("spawn");
     let (ca, ca_c, cb, cb_c) = (client(), client(), client(), client());
@@ -791,4 +799,5 @@ fn connected_sockets_keep_latching_semantics_on(plane: PlaneKind, fixed_files: b
     w.shutdown();
 }
 
+mod dtls;
 mod srtp;

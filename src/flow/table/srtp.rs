@@ -21,6 +21,12 @@ impl Cipher {
         }
     }
 
+    /// A context whose keys are not known yet (DTLS-SRTP before its handshake): refuses every
+    /// packet, as unusable keys do.
+    pub(super) fn pending() -> Cipher {
+        Cipher(None)
+    }
+
     /// The context, for tests and `query`.
     pub(super) fn context(&self) -> Option<&SrtpContext> {
         self.0.as_deref()

@@ -31,11 +31,13 @@ fn idle_worker_with_events() -> ((Worker, Sender<Vec<FlowUpdate>>), Receiver<Flo
         userspace: Arc::new(AtomicU64::new(0)),
         guard: Guard {
             srtp: Arc::default(),
+            handshakes: Arc::default(),
             policy: crate::guard::share(crate::guard::TargetPolicy::permissive()),
             refused: Arc::default(),
             health: Arc::default(),
         },
         connect: false,
+        dtls: None,
     });
     ((w, tx), erx)
 }

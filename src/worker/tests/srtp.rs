@@ -77,6 +77,7 @@ fn bridges_srtp_on(plane: PlaneKind, tuning: SocketTuning) {
         xsks: Vec::new(),
         policy: permissive(),
         tuning,
+        dtls: None,
     })
     .expect("spawn");
     let (ca, cb) = (client(), client());
