@@ -13,11 +13,9 @@
 //! relay; the SDP toward the browser has ICE credentials, candidates, a fingerprint and `a=setup:passive`,
 //! the SDP toward the plain side has none of these and `RTP/AVP`; after `delete` the relay lists no call.
 //!
-//! `webrtc_chromium_call_through_rtpengine` runs it against Debian's rtpengine (the reference) and always
-//! runs; `webrtc_chromium_call_through_relay_under_test` runs it against the relay `RTPRELAY_E2E_RELAY`
-//! names (rtprelay by default) and is ignored until rtprelay does DTLS-SRTP and ICE (issue 15): run it with
-//! `cargo test --test webrtc_chromium -- --ignored`; once they land, delete its `#[ignore]` and CI's
-//! `cargo test` stage runs it. The relay, the HTTP server, the plain endpoint and Chromium all live in a
+//! `webrtc_chromium_call_through_rtpengine` runs it against Debian's rtpengine (the reference);
+//! `webrtc_chromium_call_through_relay_under_test` runs it against the relay `RTPRELAY_E2E_RELAY` names
+//! (rtprelay by default). The relay, the HTTP server, the plain endpoint and Chromium all live in a
 //! fresh network namespace with only a loopback interface (Chromium allowed to use it for WebRTC), so the
 //! call runs on 127.0.0.1 and nothing can leave; Chromium runs as root with `--no-sandbox`, its host lookups
 //! mapped to nothing and its background networking off. Needs root. Logs (the page's progress, Chromium's
@@ -51,8 +49,6 @@ fn webrtc_chromium_call_through_rtpengine() {
 }
 
 #[test]
-#[ignore = "needs DTLS-SRTP, ICE and rtcp-mux bridging in rtprelay, issue 15; \
-            run with --ignored once they land"]
 fn webrtc_chromium_call_through_relay_under_test() {
     webrtc_call(RelayKind::from_env());
 }

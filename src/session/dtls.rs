@@ -103,7 +103,7 @@ pub struct DtlsOut {
 
 /// The hash of the fingerprint the relay announces: `DTLS-fingerprint`, else `--dtls-signature`.
 fn our_fingerprint(p: &OfferAnswer, ctx: &DtlsContext) -> Fingerprint {
-    let hash = p.dtls_fingerprint.unwrap_or(HashFunc::Sha256);
+    let hash = p.dtls_fingerprint.unwrap_or(ctx.options().signature);
     ctx.certificate().fingerprint_with(hash)
 }
 
