@@ -10,7 +10,7 @@
 //!
 //! Checks: the page's `getStats()` shows at least `WANT` audio packets sent and received, its DTLS transport
 //! connected with an SRTP cipher; the plain endpoint received at least `WANT` plain PCMU packets from the
-//! relay; the SDP toward the browser has ICE credentials, candidates, a fingerprint and `a=setup:passive`,
+//! relay; the SDP toward the browser has ICE credentials, candidates, a fingerprint and the `a=setup` asked for,
 //! the SDP toward the plain side has none of these and `RTP/AVP`; after `delete` the relay lists no call.
 //!
 //! `webrtc_chromium_call_through_rtpengine` runs it against Debian's rtpengine (the reference);
@@ -45,15 +45,41 @@ const CALL_ID: &str = "webrtc-chromium-call";
 
 #[test]
 fn webrtc_chromium_call_through_rtpengine() {
-    webrtc_call(RelayKind::Rtpengine);
+    webrtc_call(RelayKind::Rtpengine, Dtls::Passive);
 }
 
 #[test]
 fn webrtc_chromium_call_through_relay_under_test() {
-    webrtc_call(RelayKind::from_env());
+    webrtc_call(RelayKind::from_env(), Dtls::Passive);
 }
 
-fn webrtc_call(kind: RelayKind) {
+/// The relay as the DTLS client: the answer to the browser's `actpass` says `active` (no `DTLS` key), so the
+/// relay sends the ClientHello once the browser's ICE check nominated its address.
+#[test]
+fn webrtc_chromium_call_with_the_relay_as_dtls_client() {
+    webrtc_call(RelayKind::from_env(), Dtls::Default);
+}
+
+/// The `DTLS` key of the answer towards the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtls {
+    /// `DTLS: passive`: the browser is the DTLS client.
+    Passive,
+    /// No key: the relay answers `a=setup:active` and is the client.
+    Default,
+}
+
+impl Dtls {
+    /// The `a=setup` the relay must write towards the browser, and the browser's role in `getStats`.
+    fn expected(self) -> (&'static str, &'static str) {
+        match self {
+            Dtls::Passive => ("a=setup:passive", "client"),
+            Dtls::Default => ("a=setup:active", "server"),
+        }
+    }
+}
+
+fn webrtc_call(kind: RelayKind, dtls: Dtls) {
     let mut tools = vec!["chromium", "ip"];
     if kind == RelayKind::Rtpengine {
         tools.push("rtpengine");
@@ -93,6 +119,7 @@ fn webrtc_call(kind: RelayKind) {
         dir: dir.clone(),
         peer_addr,
         peer_target: peer.target.clone(),
+        dtls,
     };
     std::thread::spawn(move || serve(http, &signalling, &result_tx));
 
@@ -120,10 +147,12 @@ fn webrtc_call(kind: RelayKind) {
          page log:\n{page_log}\nrelay log tail:\n{}",
         relay.log_tail(30)
     );
+    let (setup, browser_role) = dtls.expected();
     assert!(
         result["dtls"] == "connected"
-            && result["srtpCipher"].as_str().is_some_and(|c| !c.is_empty()),
-        "the browser's transport is not DTLS-SRTP: {result} {here}"
+            && result["srtpCipher"].as_str().is_some_and(|c| !c.is_empty())
+            && result["dtlsRole"] == browser_role,
+        "the browser's transport is not DTLS-SRTP with the browser as DTLS {browser_role}: {result} {here}"
     );
     assert!(
         peer_rx >= WANT && peer_tx >= WANT,
@@ -137,7 +166,7 @@ fn webrtc_call(kind: RelayKind) {
         "a=ice-ufrag:",
         "a=candidate:",
         "a=fingerprint:",
-        "a=setup:passive",
+        setup,
         "a=rtcp-mux",
     ] {
         assert!(
@@ -305,6 +334,7 @@ struct Signalling {
     dir: PathBuf,
     peer_addr: SocketAddr,
     peer_target: Arc<Mutex<Option<SocketAddr>>>,
+    dtls: Dtls,
 }
 
 impl Signalling {
@@ -343,19 +373,27 @@ impl Signalling {
             String::new(),
         ]
         .join("\r\n");
+        let mut request: Vec<(&str, Value)> = vec![
+            ("command", "answer".into()),
+            ("call-id", CALL_ID.into()),
+            ("from-tag", "browser".into()),
+            ("to-tag", "plain".into()),
+            ("sdp", plain_answer.as_str().into()),
+            ("ICE", "force".into()),
+            ("transport-protocol", "UDP/TLS/RTP/SAVPF".into()),
+            ("rtcp-mux", str_list(&["require"])),
+        ];
+        if self.dtls == Dtls::Passive {
+            request.push(("DTLS", "passive".into()));
+        }
         let answer = self
             .ng
-            .request(dict([
-                ("command", "answer".into()),
-                ("call-id", CALL_ID.into()),
-                ("from-tag", "browser".into()),
-                ("to-tag", "plain".into()),
-                ("sdp", plain_answer.as_str().into()),
-                ("ICE", "force".into()),
-                ("DTLS", "passive".into()),
-                ("transport-protocol", "UDP/TLS/RTP/SAVPF".into()),
-                ("rtcp-mux", str_list(&["require"])),
-            ]))
+            .request(
+                request
+                    .into_iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                    .collect(),
+            )
             .map_err(|e| format!("NG answer: {e}"))?;
         let sdp = get_str(&answer, "sdp").ok_or_else(|| format!("answer reply: {answer:?}"))?;
         std::fs::write(self.dir.join("answer-to-browser.sdp"), sdp).ok();
