@@ -45,41 +45,69 @@ const CALL_ID: &str = "webrtc-chromium-call";
 
 #[test]
 fn webrtc_chromium_call_through_rtpengine() {
-    webrtc_call(RelayKind::Rtpengine, Dtls::Passive);
+    webrtc_call(RelayKind::Rtpengine, Scenario::BrowserOffers);
 }
 
 #[test]
 fn webrtc_chromium_call_through_relay_under_test() {
-    webrtc_call(RelayKind::from_env(), Dtls::Passive);
+    webrtc_call(RelayKind::from_env(), Scenario::BrowserOffers);
 }
 
 /// The relay as the DTLS client: the answer to the browser's `actpass` says `active` (no `DTLS` key), so the
 /// relay sends the ClientHello once the browser's ICE check nominated its address.
 #[test]
 fn webrtc_chromium_call_with_the_relay_as_dtls_client() {
-    webrtc_call(RelayKind::from_env(), Dtls::Default);
+    webrtc_call(RelayKind::from_env(), Scenario::RelayIsDtlsClient);
 }
 
-/// The `DTLS` key of the answer towards the browser.
+/// The plain side calls the browser: the relay offers `actpass` with its ICE-lite candidates, Chromium answers
+/// `active` and starts ICE and DTLS as soon as it has answered, before the relay has seen that answer (the
+/// relay takes the ClientHello as the provisional passive side and releases keys once the answer brings the
+/// browser's fingerprint).
+#[test]
+fn webrtc_chromium_answers_a_call_from_the_plain_side() {
+    webrtc_call(RelayKind::from_env(), Scenario::BrowserAnswers);
+}
+
+/// Who calls whom, and the DTLS roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dtls {
-    /// `DTLS: passive`: the browser is the DTLS client.
-    Passive,
-    /// No key: the relay answers `a=setup:active` and is the client.
-    Default,
+enum Scenario {
+    /// The browser offers; the answer towards it has `DTLS: passive` (the browser is the DTLS client).
+    BrowserOffers,
+    /// The browser offers; no `DTLS` key: the relay answers `a=setup:active` and is the client.
+    RelayIsDtlsClient,
+    /// The plain side offers to the browser (`ICE: force`, `UDP/TLS/RTP/SAVPF`); the browser answers.
+    BrowserAnswers,
 }
 
-impl Dtls {
+impl Scenario {
     /// The `a=setup` the relay must write towards the browser, and the browser's role in `getStats`.
     fn expected(self) -> (&'static str, &'static str) {
         match self {
-            Dtls::Passive => ("a=setup:passive", "client"),
-            Dtls::Default => ("a=setup:active", "server"),
+            Scenario::BrowserOffers => ("a=setup:passive", "client"),
+            Scenario::RelayIsDtlsClient => ("a=setup:active", "server"),
+            Scenario::BrowserAnswers => ("a=setup:actpass", "client"),
+        }
+    }
+
+    /// The files the signalling wrote the SDP towards the browser and towards the plain side to.
+    fn sdp_files(self) -> (&'static str, &'static str) {
+        match self {
+            Scenario::BrowserAnswers => ("offer-to-browser.sdp", "answer-to-plain.sdp"),
+            _ => ("answer-to-browser.sdp", "offer-to-plain.sdp"),
+        }
+    }
+
+    /// The page's `mode` parameter.
+    fn mode(self) -> &'static str {
+        match self {
+            Scenario::BrowserAnswers => "answer",
+            _ => "offer",
         }
     }
 }
 
-fn webrtc_call(kind: RelayKind, dtls: Dtls) {
+fn webrtc_call(kind: RelayKind, scenario: Scenario) {
     let mut tools = vec!["chromium", "ip"];
     if kind == RelayKind::Rtpengine {
         tools.push("rtpengine");
@@ -112,14 +140,14 @@ fn webrtc_call(kind: RelayKind, dtls: Dtls) {
     // Signalling: the page's HTTP server, which drives the relay over NG.
     let http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(0)));
     let http = in_ns_or_panic(&ns.0, move || TcpListener::bind(http_addr));
-    let url = format!("http://{http_addr}/?want={WANT}");
+    let url = format!("http://{http_addr}/?want={WANT}&mode={}", scenario.mode());
     let (result_tx, result_rx) = mpsc::channel();
     let signalling = Signalling {
         ng: relay.client(),
         dir: dir.clone(),
         peer_addr,
         peer_target: peer.target.clone(),
-        dtls,
+        scenario,
     };
     std::thread::spawn(move || serve(http, &signalling, &result_tx));
 
@@ -147,7 +175,8 @@ fn webrtc_call(kind: RelayKind, dtls: Dtls) {
          page log:\n{page_log}\nrelay log tail:\n{}",
         relay.log_tail(30)
     );
-    let (setup, browser_role) = dtls.expected();
+    let (setup, browser_role) = scenario.expected();
+    let (to_browser_file, to_plain_file) = scenario.sdp_files();
     assert!(
         result["dtls"] == "connected"
             && result["srtpCipher"].as_str().is_some_and(|c| !c.is_empty())
@@ -160,7 +189,7 @@ fn webrtc_call(kind: RelayKind, dtls: Dtls) {
          {WANT} {here}"
     );
 
-    let to_browser = std::fs::read_to_string(dir.join("answer-to-browser.sdp")).unwrap_or_default();
+    let to_browser = std::fs::read_to_string(dir.join(to_browser_file)).unwrap_or_default();
     for want in [
         "UDP/TLS/RTP/SAVPF",
         "a=ice-ufrag:",
@@ -174,7 +203,7 @@ fn webrtc_call(kind: RelayKind, dtls: Dtls) {
             "SDP to the browser lacks {want} {here}:\n{to_browser}"
         );
     }
-    let to_plain = std::fs::read_to_string(dir.join("offer-to-plain.sdp")).unwrap_or_default();
+    let to_plain = std::fs::read_to_string(dir.join(to_plain_file)).unwrap_or_default();
     assert!(
         to_plain.contains(" RTP/AVP ")
             && ![
@@ -334,7 +363,7 @@ struct Signalling {
     dir: PathBuf,
     peer_addr: SocketAddr,
     peer_target: Arc<Mutex<Option<SocketAddr>>>,
-    dtls: Dtls,
+    scenario: Scenario,
 }
 
 impl Signalling {
@@ -360,19 +389,7 @@ impl Signalling {
         let target = sdp_media_endpoint(plain).ok_or("no media address in the plain offer")?;
         *self.peer_target.lock().map_err(|e| e.to_string())? = Some(target);
 
-        let plain_answer = [
-            "v=0".to_owned(),
-            format!("o=- 2002 1 IN IP4 {}", self.peer_addr.ip()),
-            "s=plain".to_owned(),
-            format!("c=IN IP4 {}", self.peer_addr.ip()),
-            "t=0 0".to_owned(),
-            format!("m=audio {} RTP/AVP 0", self.peer_addr.port()),
-            "a=rtpmap:0 PCMU/8000".to_owned(),
-            "a=ptime:20".to_owned(),
-            "a=sendrecv".to_owned(),
-            String::new(),
-        ]
-        .join("\r\n");
+        let plain_answer = self.plain_sdp();
         let mut request: Vec<(&str, Value)> = vec![
             ("command", "answer".into()),
             ("call-id", CALL_ID.into()),
@@ -383,7 +400,7 @@ impl Signalling {
             ("transport-protocol", "UDP/TLS/RTP/SAVPF".into()),
             ("rtcp-mux", str_list(&["require"])),
         ];
-        if self.dtls == Dtls::Passive {
+        if self.scenario == Scenario::BrowserOffers {
             request.push(("DTLS", "passive".into()));
         }
         let answer = self
@@ -398,6 +415,65 @@ impl Signalling {
         let sdp = get_str(&answer, "sdp").ok_or_else(|| format!("answer reply: {answer:?}"))?;
         std::fs::write(self.dir.join("answer-to-browser.sdp"), sdp).ok();
         Ok(sdp.to_owned())
+    }
+
+    /// The plain side's SDP (offer or answer): PCMU at the plain endpoint.
+    fn plain_sdp(&self) -> String {
+        [
+            "v=0".to_owned(),
+            format!("o=- 2002 1 IN IP4 {}", self.peer_addr.ip()),
+            "s=plain".to_owned(),
+            format!("c=IN IP4 {}", self.peer_addr.ip()),
+            "t=0 0".to_owned(),
+            format!("m=audio {} RTP/AVP 0", self.peer_addr.port()),
+            "a=rtpmap:0 PCMU/8000".to_owned(),
+            "a=ptime:20".to_owned(),
+            "a=sendrecv".to_owned(),
+            String::new(),
+        ]
+        .join("\r\n")
+    }
+
+    /// The plain side's offer through the relay towards the browser; returns the SDP for the browser.
+    fn incoming(&self) -> Result<String, String> {
+        let offer = self
+            .ng
+            .request(dict([
+                ("command", "offer".into()),
+                ("call-id", CALL_ID.into()),
+                ("from-tag", "plain".into()),
+                ("sdp", self.plain_sdp().as_str().into()),
+                ("ICE", "force".into()),
+                ("transport-protocol", "UDP/TLS/RTP/SAVPF".into()),
+                ("rtcp-mux", str_list(&["require"])),
+            ]))
+            .map_err(|e| format!("NG offer: {e}"))?;
+        let sdp = get_str(&offer, "sdp").ok_or_else(|| format!("offer reply: {offer:?}"))?;
+        std::fs::write(self.dir.join("offer-to-browser.sdp"), sdp).ok();
+        Ok(sdp.to_owned())
+    }
+
+    /// The browser's answer through the relay back to the plain side, which then starts sending.
+    fn browser_answered(&self, browser_sdp: &str) -> Result<String, String> {
+        std::fs::write(self.dir.join("answer-from-browser.sdp"), browser_sdp).ok();
+        let answer = self
+            .ng
+            .request(dict([
+                ("command", "answer".into()),
+                ("call-id", CALL_ID.into()),
+                ("from-tag", "plain".into()),
+                ("to-tag", "browser".into()),
+                ("sdp", browser_sdp.into()),
+                ("ICE", "remove".into()),
+                ("transport-protocol", "RTP/AVP".into()),
+                ("rtcp-mux", str_list(&["demux"])),
+            ]))
+            .map_err(|e| format!("NG answer: {e}"))?;
+        let plain = get_str(&answer, "sdp").ok_or_else(|| format!("answer reply: {answer:?}"))?;
+        std::fs::write(self.dir.join("answer-to-plain.sdp"), plain).ok();
+        let target = sdp_media_endpoint(plain).ok_or("no media address in the plain answer")?;
+        *self.peer_target.lock().map_err(|e| e.to_string())? = Some(target);
+        Ok(String::new())
     }
 
     fn log(&self, line: &str) {
@@ -428,6 +504,20 @@ fn serve(listener: TcpListener, sig: &Signalling, results: &mpsc::Sender<Json>) 
             },
             ("POST", "/offer") => match sig.offer(&body) {
                 Ok(sdp) => ("200 OK", "application/sdp", sdp),
+                Err(e) => {
+                    sig.log(&format!("signalling error: {e}"));
+                    ("502 Bad Gateway", "text/plain", e)
+                }
+            },
+            ("GET", "/incoming") => match sig.incoming() {
+                Ok(sdp) => ("200 OK", "application/sdp", sdp),
+                Err(e) => {
+                    sig.log(&format!("signalling error: {e}"));
+                    ("502 Bad Gateway", "text/plain", e)
+                }
+            },
+            ("POST", "/answer") => match sig.browser_answered(&body) {
+                Ok(_) => ("200 OK", "text/plain", String::new()),
                 Err(e) => {
                     sig.log(&format!("signalling error: {e}"));
                     ("502 Bad Gateway", "text/plain", e)
