@@ -82,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         let spec = FlowSpec {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(egress)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(srcs[0]),
                 ..LatchConfig::default()

@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         let spec = FlowSpec {
             kind,
             egress: Some(FlowId(egress)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(peer),
                 ..LatchConfig::default()

@@ -51,6 +51,9 @@ pub struct FlowSpec {
     pub kind: FlowKind,
     /// What arrives here leaves by this flow's socket, to its peer.
     pub egress: Option<FlowId>,
+    /// RTCP multiplexed on this (RTP) flow leaves by this flow instead of `egress`: the other
+    /// side takes RTCP on its own port (`rtcp-mux: demux`).
+    pub rtcp_egress: Option<FlowId>,
     pub latch: LatchConfig,
     pub counters: Arc<StreamCounters>,
     pub record: Option<RecordTap>,
@@ -68,6 +71,7 @@ pub struct FlowChange {
     /// A re-INVITE may turn audio into T.38 (or back) on the same ports.
     pub kind: FlowKind,
     pub egress: Option<FlowId>,
+    pub rtcp_egress: Option<FlowId>,
     pub latch: LatchConfig,
     pub record: Option<RecordTap>,
     /// Unchanged keys keep the flow's SRTP state.
@@ -78,6 +82,7 @@ pub struct FlowChange {
 pub struct Flow<S> {
     kind: FlowKind,
     egress: Option<FlowId>,
+    rtcp_egress: Option<FlowId>,
     latch: Latch,
     counters: Arc<StreamCounters>,
     /// The learned endpoint last reported to control.
@@ -105,6 +110,10 @@ impl<S> Flow<S> {
     }
     pub fn egress(&self) -> Option<FlowId> {
         self.egress
+    }
+    /// Where multiplexed RTCP goes when not by `egress` (see [`FlowSpec::rtcp_egress`]).
+    pub fn rtcp_egress(&self) -> Option<FlowId> {
+        self.rtcp_egress
     }
     pub fn latch(&self) -> &Latch {
         &self.latch
@@ -290,6 +299,7 @@ impl<S> FlowTable<S> {
         let flow = Flow {
             kind: spec.kind,
             egress: spec.egress,
+            rtcp_egress: spec.rtcp_egress,
             latch: Latch::new(spec.latch, now),
             counters: spec.counters,
             reported: None,
@@ -311,6 +321,7 @@ impl<S> FlowTable<S> {
         };
         f.kind = change.kind;
         f.egress = change.egress;
+        f.rtcp_egress = change.rtcp_egress;
         f.latch.update(change.latch, now);
         f.record = change.record;
         let had_dtls = f.crypto.dtls.is_some();
@@ -509,13 +520,19 @@ impl<S> FlowTable<S> {
         token: u64,
         now: Millis,
         policy: &'a TargetPolicy,
-        out: impl FnOnce(&S) -> E,
+        out: impl Fn(&S) -> E,
     ) -> Option<Run<'a, S, E>> {
         self.settle();
         // The egress side cannot change while this batch is processed: look it up once.
         let egress_id = self.flows.get(&token)?.egress;
         let egress_flow = egress_id.and_then(|e| self.flows.get(&e.0));
         let egress = egress_flow.map(|e| (out(&e.io), e.latch.target()));
+        let rtcp_egress = self
+            .flows
+            .get(&token)?
+            .rtcp_egress
+            .and_then(|e| self.flows.get(&e.0))
+            .map(|e| (out(&e.io), e.latch.target()));
         let egress_awaiting = egress_flow
             .and_then(|e| e.handshake.as_ref())
             .is_some_and(|h| h.awaiting_keys());
@@ -531,6 +548,7 @@ impl<S> FlowTable<S> {
             transforms: flow.srtp_in.is_some() || flow.handshake.is_some() || protect.is_some(),
             flow,
             egress,
+            rtcp_egress,
             protect,
             egress_awaiting,
             outbox: &mut self.outbox,
@@ -550,6 +568,10 @@ pub struct Run<'a, S, E> {
     token: u64,
     flow: &'a mut Flow<S>,
     egress: Option<(E, Option<SocketAddr>)>,
+    /// Where multiplexed RTCP goes instead (the other side's RTCP socket and its peer). It is
+    /// protected with the egress flow's context: the same keys, and the only SRTCP that context
+    /// sends.
+    rtcp_egress: Option<(E, Option<SocketAddr>)>,
     /// The egress flow's outbound SRTP context.
     protect: Option<&'a mut Cipher>,
     /// The egress flow waits for its DTLS keys (its context refuses).
@@ -586,7 +608,7 @@ impl<S, E: Copy> Run<'_, S, E> {
             return Decision::Drop(DropReason::Srtp);
         }
         match self.accept(pkt, src) {
-            Ok(_) => self.target(pkt.len()),
+            Ok(rtcp) => self.target(pkt.len(), rtcp),
             Err(reason) => Decision::Drop(reason),
         }
     }
@@ -641,7 +663,7 @@ impl<S, E: Copy> Run<'_, S, E> {
             Ok(rtcp) => rtcp,
             Err(reason) => return Decision::Drop(reason),
         };
-        let Decision::Forward { via, dst, .. } = self.target(len) else {
+        let Decision::Forward { via, dst, .. } = self.target(len, rtcp) else {
             return Decision::Drop(DropReason::NoEgress);
         };
         if let Some(cipher) = self.protect.as_deref_mut() {
@@ -789,8 +811,12 @@ impl<S, E: Copy> Run<'_, S, E> {
     }
 
     /// Where an accepted packet of `len` bytes goes.
-    fn target(&mut self, len: usize) -> Decision<E> {
-        match self.egress {
+    fn target(&mut self, len: usize, rtcp: bool) -> Decision<E> {
+        let out = match self.rtcp_egress {
+            Some(r) if rtcp => Some(r),
+            _ => self.egress,
+        };
+        match out {
             Some((via, Some(dst))) => Decision::Forward { via, dst, len },
             _ => {
                 self.flow.counters.dropped.fetch_add(1, Relaxed);

@@ -18,6 +18,9 @@ pub enum MediaAction {
         kind: FlowKind,
         local: SocketAddr,
         egress: Option<FlowId>,
+        /// RTCP multiplexed on this RTP flow leaves by this flow instead (the other side
+        /// demuxes).
+        rtcp_egress: Option<FlowId>,
         latch: LatchConfig,
         counters: Arc<StreamCounters>,
         /// Copy accepted RTP of this flow to the recorder (the flow is a stream of a recorded call).
@@ -31,6 +34,7 @@ pub enum MediaAction {
         flow: FlowId,
         kind: FlowKind,
         egress: Option<FlowId>,
+        rtcp_egress: Option<FlowId>,
         latch: LatchConfig,
         record: bool,
         crypto: FlowCrypto,

@@ -633,12 +633,15 @@ impl Engine {
                 // Block state lives in the worker's flow: a flow of a blocked participant
                 // learns it (again: the DTMF payload types may have changed) right after its
                 // open or update, in the same batch.
-                for (stream, kind, expected, egress, addr, record, block, crypto) in [
+                // RTCP multiplexed on this side's RTP port goes to the other side's RTCP port
+                // when that side does not multiplex.
+                let rtcp_out = peer_rtcp.filter(|r| Some(*r) != peer_rtp);
+                for (stream, kind, expected, (egress, rtcp_egress), addr, record, block, crypto) in [
                     (
                         &mut slot.rtp,
                         media_kind,
                         slot.remote_rtp,
-                        peer_rtp,
+                        (peer_rtp, rtcp_out),
                         local.rtp(),
                         record_rtp,
                         blocked,
@@ -648,7 +651,7 @@ impl Engine {
                         &mut slot.rtcp,
                         FlowKind::Rtcp,
                         slot.remote_rtcp,
-                        peer_rtcp,
+                        (peer_rtcp, None),
                         local.rtcp(),
                         false,
                         None,
@@ -674,6 +677,7 @@ impl Engine {
                             flow: stream.flow,
                             kind,
                             egress,
+                            rtcp_egress,
                             latch,
                             record,
                             crypto,
@@ -686,6 +690,7 @@ impl Engine {
                             kind,
                             local: addr,
                             egress,
+                            rtcp_egress,
                             latch,
                             counters: stream.counters.clone(),
                             record,

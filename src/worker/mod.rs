@@ -54,6 +54,8 @@ pub enum FlowUpdate {
         kind: FlowKind,
         socket: UdpSocket,
         egress: Option<FlowId>,
+        /// Multiplexed RTCP leaves by this flow instead (see `FlowSpec::rtcp_egress`).
+        rtcp_egress: Option<FlowId>,
         latch: LatchConfig,
         counters: Arc<StreamCounters>,
         /// Set when the flow's packets are recorded.
@@ -67,6 +69,7 @@ pub enum FlowUpdate {
         /// A re-INVITE may turn audio into T.38 (or back) on the same ports.
         kind: FlowKind,
         egress: Option<FlowId>,
+        rtcp_egress: Option<FlowId>,
         latch: LatchConfig,
         record: Option<RecordTap>,
         /// Unchanged keys keep the flow's SRTP state (rollover counters, replay windows).

@@ -69,8 +69,9 @@ impl Worker {
                 flow.kind(),
                 l,
                 flow.latch(),
-                // The recorder copies packets; SRTP needs AES: both stay in userspace.
-                flow.recorded() || self.flows.transforms(id),
+                // The recorder copies packets; SRTP needs AES; demuxed RTCP leaves by another
+                // socket than the flow's egress: all stay in userspace.
+                flow.recorded() || self.flows.transforms(id) || flow.rtcp_egress().is_some(),
                 flow.blocked(),
                 egress,
             )

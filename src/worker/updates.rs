@@ -20,6 +20,7 @@ impl Worker {
                         kind,
                         socket,
                         egress,
+                        rtcp_egress,
                         latch,
                         counters,
                         record,
@@ -40,6 +41,7 @@ impl Worker {
                         let spec = FlowSpec {
                             kind,
                             egress,
+                            rtcp_egress,
                             latch,
                             counters,
                             record,
@@ -58,6 +60,7 @@ impl Worker {
                         id,
                         kind,
                         egress,
+                        rtcp_egress,
                         latch,
                         record,
                         crypto,
@@ -65,6 +68,7 @@ impl Worker {
                         let change = FlowChange {
                             kind,
                             egress,
+                            rtcp_egress,
                             latch,
                             record,
                             crypto,

@@ -114,6 +114,7 @@ fn call(b: &Browser, crypto: FlowCrypto) -> FlowTable<u64> {
         let spec = FlowSpec {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(egress)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(a(peer)),
                 learning,
@@ -435,6 +436,7 @@ fn a_late_fingerprint_releases_the_keys() {
     let change = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: b.crypto(Role::Passive, true, true),
@@ -452,6 +454,7 @@ fn a_late_fingerprint_releases_the_keys() {
     let change = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: b.crypto(Role::Passive, true, true),
@@ -465,6 +468,7 @@ fn a_late_fingerprint_releases_the_keys() {
     let change = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: b.crypto(Role::Active, true, true),
@@ -547,6 +551,7 @@ fn dtls_without_ice_takes_the_latched_peer_and_no_context_drops_media() {
         let spec = FlowSpec {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(2)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(a(PEER_A)),
                 ..LatchConfig::default()
@@ -560,6 +565,7 @@ fn dtls_without_ice_takes_the_latched_peer_and_no_context_drops_media() {
         let spec = FlowSpec {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(1)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(a(PEER_B)),
                 learning: EndpointLearning::Off,

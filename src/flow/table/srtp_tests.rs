@@ -96,6 +96,7 @@ fn call(crypto_a: FlowCrypto, crypto_b: FlowCrypto, learning: EndpointLearning) 
         let spec = FlowSpec {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(egress)),
+            rtcp_egress: None,
             latch: latch(peer, learning),
             counters: Arc::default(),
             record: None,
@@ -278,6 +279,7 @@ fn a_genuine_packet_replayed_from_elsewhere_first_does_not_cost_the_peer_its_pac
     let strict = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch: LatchConfig {
             strict: true,
             ..latch(PEER_A, EndpointLearning::Off)
@@ -354,6 +356,7 @@ fn equal_keys_keep_the_state_new_keys_start_over() {
         FlowChange {
             kind: FlowKind::Rtp,
             egress: Some(FlowId(2)),
+            rtcp_egress: None,
             latch: latch(PEER_A, EndpointLearning::Off),
             record: None,
             crypto: inbound(inb),
@@ -366,6 +369,7 @@ fn equal_keys_keep_the_state_new_keys_start_over() {
     let change_b = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(1)),
+        rtcp_egress: None,
         latch: latch(PEER_B, EndpointLearning::Off),
         record: None,
         crypto: outbound(&kb),
@@ -394,6 +398,7 @@ fn equal_keys_keep_the_state_new_keys_start_over() {
     let plain = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(1)),
+        rtcp_egress: None,
         latch: latch(PEER_B, EndpointLearning::Off),
         record: None,
         crypto: FlowCrypto::default(),

@@ -54,6 +54,7 @@ fn change(egress: Option<FlowId>, latch: LatchConfig) -> FlowChange {
     FlowChange {
         kind: FlowKind::Rtp,
         egress,
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: FlowCrypto::default(),
@@ -64,6 +65,7 @@ fn spec(egress: u64, latch: LatchConfig, local: &str) -> FlowSpec {
     FlowSpec {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(egress)),
+        rtcp_egress: None,
         latch,
         counters: Arc::default(),
         record: None,
@@ -411,4 +413,56 @@ fn rtcp_reports_keep_the_latest_loss_and_jitter() {
     assert_eq!(t.get(2).expect("flow").counters().rtcp_report(), None);
     // RTCP multiplexed on the RTP port is read too; its packets still count as RTCP.
     assert_eq!(counters(&t, 1), (1, 3, 0, 0));
+}
+
+#[test]
+fn muxed_rtcp_goes_to_the_other_sides_rtcp_port_when_it_demuxes() {
+    // Flow 1: A muxes RTP and RTCP on LOCAL_A. B demuxes: flow 2 is its RTP socket (peer
+    // PEER_B), flow 3 its RTCP socket (peer PEER_B's port + 1).
+    let now = Millis(0);
+    let mut t = FlowTable::default();
+    let mut s = spec(2, latch(PEER_A, EndpointLearning::Off, true), LOCAL_A);
+    s.rtcp_egress = Some(FlowId(3));
+    t.open(FlowId(1), s, 1, now);
+    t.open(
+        FlowId(2),
+        spec(1, latch(PEER_B, EndpointLearning::Off, true), LOCAL_B),
+        2,
+        now,
+    );
+    let b_rtcp = "203.0.113.9:4001";
+    let mut s = spec(
+        1,
+        latch(b_rtcp, EndpointLearning::Off, true),
+        "192.0.2.1:30003",
+    );
+    s.kind = FlowKind::Rtcp;
+    t.open(FlowId(3), s, 3, now);
+    let policy = permissive();
+
+    let (d, _) = one(&mut t, 1, &rtp(0), PEER_A, now, &policy);
+    assert_eq!(
+        d,
+        Decision::Forward {
+            via: 2,
+            dst: a(PEER_B),
+            len: rtp(0).len()
+        }
+    );
+    let (d, _) = one(&mut t, 1, &rtcp_rr(), PEER_A, now, &policy);
+    assert_eq!(
+        d,
+        Decision::Forward {
+            via: 3,
+            dst: a(b_rtcp),
+            len: rtcp_rr().len()
+        },
+        "RTCP leaves by B's RTCP socket, to B's RTCP address"
+    );
+    // Without the demux, RTCP stays with the RTP egress.
+    let mut c = change(Some(FlowId(2)), latch(PEER_A, EndpointLearning::Off, true));
+    c.rtcp_egress = None;
+    assert!(t.update(FlowId(1), c, now));
+    let (d, _) = one(&mut t, 1, &rtcp_rr(), PEER_A, now, &policy);
+    assert!(matches!(d, Decision::Forward { via: 2, .. }), "{d:?}");
 }

@@ -366,3 +366,59 @@ fn hostile_dtls_and_ice_lines_are_ignored_not_fatal() {
     let with_ice: Vec<_> = f.crypto.values().filter_map(|c| c.ice.as_ref()).collect();
     assert!(with_ice.iter().all(|i| i.remote.is_none()));
 }
+
+#[test]
+fn the_browsers_muxed_rtcp_goes_to_the_phones_rtcp_port() {
+    let (mut e, mut b) = (webrtc_engine(Some(ctx(false))), AcceptAll::default());
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("m", "browser", None, None, browser_sdp("actpass"))),
+    );
+    let phone_port = port_in(&text(&r, "sdp"));
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("m", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Passive,
+        ),
+    );
+    let browser_port = port_in(&text(&r, "sdp"));
+    // Flows by local port, with their egress and RTCP egress ids.
+    let mut by_port: HashMap<u16, (FlowId, Option<FlowId>, Option<FlowId>)> = HashMap::new();
+    for a in actions(&mut e) {
+        match a {
+            MediaAction::Open {
+                flow,
+                local,
+                egress,
+                rtcp_egress,
+                ..
+            } => {
+                by_port.insert(local.port(), (flow, egress, rtcp_egress));
+            }
+            MediaAction::Update {
+                flow,
+                egress,
+                rtcp_egress,
+                ..
+            } => {
+                if let Some(v) = by_port.values_mut().find(|v| v.0 == flow) {
+                    *v = (flow, egress, rtcp_egress);
+                }
+            }
+            _ => {}
+        }
+    }
+    let phone_rtp = by_port[&phone_port].0;
+    let phone_rtcp = by_port[&(phone_port + 1)].0;
+    let (_, egress, rtcp_egress) = by_port[&browser_port];
+    assert_eq!((egress, rtcp_egress), (Some(phone_rtp), Some(phone_rtcp)));
+    // The phone does not mux: its RTP flow has no RTCP egress of its own, its RTCP flow goes to
+    // the browser's one socket.
+    assert_eq!(by_port[&phone_port].2, None);
+    assert_eq!(by_port[&(phone_port + 1)].1, Some(by_port[&browser_port].0));
+}

@@ -100,6 +100,7 @@ fn open_call(
             kind: FlowKind::Rtp,
             socket,
             egress: Some(FlowId(egress)),
+            rtcp_egress: None,
             latch: LatchConfig {
                 expected: Some(a(peer)),
                 learning: EndpointLearning::Off,
@@ -236,6 +237,7 @@ fn a_flow_the_plane_refuses_is_not_opened() {
         kind: FlowKind::Rtp,
         socket: handle(),
         egress: None,
+        rtcp_egress: None,
         latch: LatchConfig::default(),
         counters: Arc::default(),
         record: None,
