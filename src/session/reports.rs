@@ -152,6 +152,15 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
     if m.sdes.suite().is_some() {
         flags.push("SDES");
     }
+    // rtpengine's media flags for DTLS-SRTP and ICE.
+    match m.dtls.role {
+        Some(crate::dtls::Role::Active) => flags.extend(["DTLS-SRTP", "DTLS role active"]),
+        Some(crate::dtls::Role::Passive) => flags.extend(["DTLS-SRTP", "DTLS role passive"]),
+        None => {}
+    }
+    if m.ice.enabled {
+        flags.extend(["ICE", "ICE-lite self"]);
+    }
     if m.rtcp_mux {
         flags.push("rtcp-mux");
     }

@@ -217,6 +217,54 @@ fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_lite_c
 }
 
 #[test]
+fn query_shows_dtls_and_ice_per_media_as_rtpengine_names_them() {
+    let ctx = ctx(false);
+    let (mut e, mut b) = (webrtc_engine(Some(ctx)), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("q", "browser", None, None, browser_sdp("actpass"))),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("q", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Passive,
+        ),
+    );
+    let q = e.command(
+        at(2),
+        crate::session::command::Command::Query(crate::session::command::CallRef {
+            call_id: "q".into(),
+            ..Default::default()
+        }),
+        &mut b,
+    );
+    let crate::session::Reply::Call(q) = q else {
+        panic!("{q:?}")
+    };
+    let flags = |tag: &str| {
+        q.tags.iter().find(|t| t.tag == tag).expect("tag").medias[0]
+            .flags
+            .clone()
+    };
+    let browser = flags("browser");
+    for f in ["DTLS-SRTP", "DTLS role passive", "ICE", "rtcp-mux"] {
+        assert!(browser.contains(&f), "{f} missing in {browser:?}");
+    }
+    let phone = flags("phone");
+    assert!(
+        !phone
+            .iter()
+            .any(|f| f.contains("DTLS") || f.contains("ICE")),
+        "{phone:?}"
+    );
+}
+
+#[test]
 fn an_actpass_offer_is_answered_active_unless_passive_is_asked_for() {
     let (_, sdp, f, _) = browser_to_phone(DtlsMode::Default, false);
     assert_eq!(lines_of(&sdp, "a=setup:"), vec!["active"]);
