@@ -258,6 +258,9 @@ fn a_check_is_answered_and_its_address_becomes_the_peer() {
     let st = t.handshake_state(1).expect("handshake");
     assert_eq!((st.ice, st.ice_peer), (Some(IceState::New), None));
     assert_eq!(t.handshake_state(2), None, "a plain flow has none");
+    // Both flows stay in userspace (never offloaded): one has handshakes, the other forwards
+    // to it through a context that waits for keys.
+    assert!(t.transforms(1) && t.transforms(2));
 
     // A check with the wrong password is refused, not answered.
     let d = one(
@@ -599,6 +602,7 @@ fn a_plain_flow_keeps_stun_and_dtls_as_malformed() {
     let b = Browser::new();
     let mut t = call(&b, FlowCrypto::default());
     let policy = TargetPolicy::permissive();
+    assert!(!t.transforms(1) && !t.transforms(2));
     let mut run = t.run(1, Millis(10), &policy, |io| *io).expect("flow");
     assert!(!run.transforms());
     let d = run.packet(&check(1, true, RELAY_PWD), a(NAT_A));
