@@ -292,6 +292,10 @@ fn a_check_is_answered_and_its_address_becomes_the_peer() {
     assert_eq!(counters(&t, 1).1, 0, "handshake datagrams are not errors");
     let stats = t.take_handshake_stats();
     assert_eq!((stats.stun_answered, stats.stun_refused), (1, 1));
+    let changes = t.take_handshake_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!((changes[0].0, changes[0].1.nominated), (1, true));
+    assert!(t.take_handshake_changes().is_empty(), "reported once");
 }
 
 #[test]
@@ -308,6 +312,13 @@ fn dtls_keys_decrypt_and_protect_media_both_ways() {
     let keys = client.srtp_keys().expect("keys").clone();
     assert_eq!(st.suite, Some(keys.suite));
     assert_eq!(t.take_handshake_stats().dtls_completed, 1);
+    let changes = t.take_handshake_changes();
+    assert!(
+        changes
+            .iter()
+            .any(|(id, s)| *id == 1 && s.dtls == Some(DtlsState::Connected)),
+        "{changes:?}"
+    );
     let auth_failures = counters(&t, 1).3;
 
     // The browser's SRTP is decrypted and goes to B in clear.
