@@ -133,8 +133,13 @@ fn call(b: &Browser, crypto: FlowCrypto) -> FlowTable<u64> {
 
 /// A connectivity check from the browser, with `pwd` as its integrity key.
 fn check(tid: u8, use_candidate: bool, pwd: &str) -> Vec<u8> {
+    check_as(PEER_UFRAG, tid, use_candidate, pwd)
+}
+
+/// A check naming the sender `ufrag`.
+fn check_as(ufrag: &str, tid: u8, use_candidate: bool, pwd: &str) -> Vec<u8> {
     let mut m = MessageBuilder::new(Class::Request, BINDING, &[tid; 12]);
-    m.username(&format!("{RELAY_UFRAG}:{PEER_UFRAG}"))
+    m.username(&format!("{RELAY_UFRAG}:{ufrag}"))
         .priority(0x6e00_1eff)
         .ice_controlling(0x1122_3344);
     if use_candidate {
@@ -666,4 +671,46 @@ fn hostile_datagrams_never_panic_or_pass() {
         t.poll_handshakes(Millis(10 + u64::from(round)));
         drain(&mut t);
     }
+}
+
+#[test]
+fn the_peers_ice_credentials_arrive_with_an_update() {
+    let b = Browser::new();
+    let mut crypto = b.crypto(Role::Passive, true, true);
+    if let Some(i) = crypto.ice.as_mut() {
+        i.remote = None;
+    }
+    let mut t = call(&b, crypto);
+    // Before the peer's SDP, any sender ufrag passes (RFC 8445 7.3: only ours is known).
+    one(&mut t, 1, &check_as("otherufr", 1, false, RELAY_PWD), NAT_A);
+    assert_eq!(drain(&mut t).len(), 1);
+    let latch = *t.get(1).expect("flow").latch().config();
+    let change = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        latch,
+        record: None,
+        crypto: b.crypto(Role::Passive, true, true),
+    };
+    assert!(t.update(FlowId(1), change, Millis(20)));
+    one(&mut t, 1, &check_as("otherufr", 2, false, RELAY_PWD), NAT_A);
+    assert!(
+        drain(&mut t).is_empty(),
+        "another ufrag than the SDP's is refused"
+    );
+    one(&mut t, 1, &check(3, true, RELAY_PWD), NAT_A);
+    assert_eq!(drain(&mut t).len(), 1);
+    // The agent (and what it verified) stayed across the update.
+    assert_eq!(t.handshake_state(1).expect("hs").ice_peer, Some(a(NAT_A)));
+    // Without ICE and DTLS any more, the flow is plain again.
+    let change = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        latch,
+        record: None,
+        crypto: FlowCrypto::default(),
+    };
+    assert!(t.update(FlowId(1), change, Millis(30)));
+    assert_eq!(t.handshake_state(1), None);
+    assert!(!t.transforms(1) && !t.transforms(2));
 }
