@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use rtprelay::dtls::{CertCipher, Certificate, DtlsContext, DtlsOptions, Role};
+use rtprelay::dtls::{CertCipher, Certificate, DtlsContext, DtlsOptions, Fingerprint, Role};
 use rtprelay::flow::latch::LatchConfig;
 use rtprelay::flow::table::{Decision, FlowSpec, FlowTable, MAX_OUTBOX};
 use rtprelay::flow::{FlowCrypto, FlowDtls, FlowIce, FlowId, FlowKind};
@@ -57,10 +57,16 @@ fuzz_target!(|data: &[u8]| {
         "198.51.100.77:61000".parse().expect("addr"),
         "203.0.113.66:4000".parse().expect("addr"),
     ];
-    let peer_fp = Certificate::generate(CertCipher::EcdsaP256, 1_780_000_000)
-        .ok()
-        .filter(|_| mode & 2 != 0)
-        .map(|c| c.fingerprint().clone());
+    static PEER: OnceLock<Fingerprint> = OnceLock::new();
+    let peer_fp = (mode & 2 != 0).then(|| {
+        PEER.get_or_init(|| {
+            Certificate::generate(CertCipher::EcdsaP256, 1_780_000_000)
+                .expect("cert")
+                .fingerprint()
+                .clone()
+        })
+        .clone()
+    });
     let mut t: FlowTable<u64> = FlowTable::default();
     t.set_dtls(Some(ctx()));
     let crypto = FlowCrypto {

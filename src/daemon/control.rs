@@ -284,6 +284,17 @@ impl Control {
                         latched.extend(engine.call_of_flow(id).map(String::from));
                     }
                 }
+                FlowEvent::Handshake { id, state } => {
+                    let call = engine.call_of_flow(id).unwrap_or("?");
+                    match &state.dtls {
+                        Some(crate::dtls::DtlsState::Failed(error)) => {
+                            tracing::info!(call, flow = id.0, %error, "DTLS-SRTP handshake failed")
+                        }
+                        _ => tracing::debug!(call, flow = id.0, ice = ?state.ice,
+                            peer = ?state.ice_peer, dtls = ?state.dtls, suite = ?state.suite,
+                            "media handshake progressed"),
+                    }
+                }
             }
         }
         engine.tick(now);

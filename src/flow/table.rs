@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use self::handshake::{Handshake, Outbox, Progress, Sinks};
+use self::handshake::{Deferred, Handshake, Outbox, Progress, Sinks};
 pub use self::handshake::{HandshakeState, HandshakeStats, HandshakeTransmit, MAX_OUTBOX};
 use self::srtp::{Cipher, InboundFailure};
 use super::latch::{Latch, LatchConfig, Verdict};
@@ -220,7 +220,7 @@ pub struct FlowTable<S> {
     /// Outbound keys a handshake gave during a run (its own outbound context cannot be
     /// reached while the run holds the egress one), installed before the next run or poll.
     /// Until then the pending context refuses: nothing goes out in clear.
-    pending_out: Vec<(u64, crate::srtp::Params)>,
+    deferred: Deferred,
 }
 
 impl<S> Default for FlowTable<S> {
@@ -241,7 +241,7 @@ impl<S> FlowTable<S> {
             live: Vec::new(),
             outbox: Outbox::default(),
             hs_stats: HandshakeStats::default(),
-            pending_out: Vec::new(),
+            deferred: Deferred::default(),
         }
     }
 
@@ -370,16 +370,16 @@ impl<S> FlowTable<S> {
         let outbound_changed = f.crypto.outbound != change.crypto.outbound;
         f.crypto = change.crypto;
         if let Some(p) = progress {
-            apply_progress(f, id.0, p, &mut self.pending_out);
+            apply_progress(f, id.0, p, &mut self.deferred);
         }
         if has_dtls {
             if reset_keys || !had_dtls {
-                self.pending_out.retain(|(i, _)| *i != id.0);
+                self.deferred.keys.retain(|(i, _)| *i != id.0);
                 self.srtp_out.insert(id.0, Cipher::pending());
             }
         } else if had_dtls || outbound_changed {
             let params = f.crypto.outbound.clone();
-            self.pending_out.retain(|(i, _)| *i != id.0);
+            self.deferred.keys.retain(|(i, _)| *i != id.0);
             self.set_outbound(id.0, params.as_ref());
         }
         self.live.retain(|i| *i != id.0);
@@ -392,10 +392,10 @@ impl<S> FlowTable<S> {
 
     /// Installs the outbound keys handshakes gave since the last call.
     fn settle(&mut self) {
-        if self.pending_out.is_empty() {
+        if self.deferred.keys.is_empty() {
             return;
         }
-        for (id, params) in std::mem::take(&mut self.pending_out) {
+        for (id, params) in std::mem::take(&mut self.deferred.keys) {
             if self.flows.contains_key(&id) {
                 self.srtp_out
                     .insert(id, Cipher::build(&params, id, "outbound"));
@@ -422,7 +422,7 @@ impl<S> FlowTable<S> {
                 stats: &mut self.hs_stats,
             };
             let p = h.poll(id, now, latch_peer, &mut sinks);
-            apply_progress(f, id, p, &mut self.pending_out);
+            apply_progress(f, id, p, &mut self.deferred);
         }
         self.settle();
     }
@@ -442,6 +442,20 @@ impl<S> FlowTable<S> {
         std::mem::take(&mut self.hs_stats)
     }
 
+    /// The flows whose handshake moved since the last call (ICE named a peer, DTLS connected or
+    /// failed), with where they are now: for the worker to report.
+    pub fn take_handshake_changes(&mut self) -> Vec<(u64, HandshakeState)> {
+        if self.deferred.changed.is_empty() {
+            return Vec::new();
+        }
+        let mut ids = std::mem::take(&mut self.deferred.changed);
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.handshake_state(id)?)))
+            .collect()
+    }
+
     /// Where flow `id`'s handshakes are; `None` without a handshake (or such a flow).
     pub fn handshake_state(&self, id: u64) -> Option<HandshakeState> {
         self.flows.get(&id)?.handshake.as_ref().map(|h| h.state())
@@ -449,7 +463,8 @@ impl<S> FlowTable<S> {
 
     fn forget_handshake(&mut self, id: u64) {
         self.live.retain(|i| *i != id);
-        self.pending_out.retain(|(i, _)| *i != id);
+        self.deferred.changed.retain(|i| *i != id);
+        self.deferred.keys.retain(|(i, _)| *i != id);
     }
 
     /// (Re)builds or drops flow `id`'s outbound context.
@@ -553,7 +568,7 @@ impl<S> FlowTable<S> {
             egress_awaiting,
             outbox: &mut self.outbox,
             hs_stats: &mut self.hs_stats,
-            pending_out: &mut self.pending_out,
+            deferred: &mut self.deferred,
             policy,
             now,
             wall: self.wall,
@@ -578,7 +593,7 @@ pub struct Run<'a, S, E> {
     egress_awaiting: bool,
     outbox: &'a mut Outbox,
     hs_stats: &'a mut HandshakeStats,
-    pending_out: &'a mut Vec<(u64, crate::srtp::Params)>,
+    deferred: &'a mut Deferred,
     /// Packets need a writable slot: the flow unprotects, or the egress protects.
     transforms: bool,
     via: IpAddr,
@@ -729,7 +744,7 @@ impl<S, E: Copy> Run<'_, S, E> {
                 }
             }
         };
-        apply_progress(flow, self.token, progress, self.pending_out);
+        apply_progress(flow, self.token, progress, self.deferred);
         Some(Decision::Drop(DropReason::Handshake))
     }
 
@@ -851,19 +866,17 @@ impl<S, E: Copy> Run<'_, S, E> {
 
 /// What a handshake step gave the flow: ICE's peer fixes the latch; DTLS keys build the inbound
 /// context now and the outbound one at the table's next `settle`.
-fn apply_progress<S>(
-    flow: &mut Flow<S>,
-    id: u64,
-    p: Progress,
-    pending_out: &mut Vec<(u64, crate::srtp::Params)>,
-) {
+fn apply_progress<S>(flow: &mut Flow<S>, id: u64, p: Progress, deferred: &mut Deferred) {
+    if p.peer.is_some() || p.keys.is_some() || p.failed {
+        deferred.changed.push(id);
+    }
     if let Some(peer) = p.peer {
         flow.latch.nominate(peer);
     }
     if let Some(keys) = p.keys {
         flow.srtp_in = Some(Cipher::build(&keys.remote, id, "inbound"));
-        pending_out.retain(|(i, _)| *i != id);
-        pending_out.push((id, keys.local));
+        deferred.keys.retain(|(i, _)| *i != id);
+        deferred.keys.push((id, keys.local));
     }
 }
 

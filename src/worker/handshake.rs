@@ -29,6 +29,15 @@ impl Worker {
                 tracing::debug!(flow = t.flow, dst = %t.dst, %error, "handshake datagram not sent");
             }
         }
+        for (id, state) in self.flows.take_handshake_changes() {
+            super::emit(
+                &self.out,
+                super::FlowEvent::Handshake {
+                    id: crate::flow::FlowId(id),
+                    state,
+                },
+            );
+        }
         let s = self.flows.take_handshake_stats();
         if s == Default::default() && failed == 0 {
             return;

@@ -94,6 +94,12 @@ pub enum FlowUpdate {
 pub enum FlowEvent {
     /// The flow's peer was learned at an address other than its SDP one.
     Learned { id: FlowId, addr: SocketAddr },
+    /// The flow's ICE or DTLS handshake moved: ICE named its peer, DTLS connected (keys in
+    /// place) or failed. For `query` and the logs.
+    Handshake {
+        id: FlowId,
+        state: crate::flow::table::HandshakeState,
+    },
 }
 
 /// Why the workers could not start.

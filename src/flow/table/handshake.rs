@@ -103,6 +103,17 @@ pub(super) struct Progress {
     pub peer: Option<SocketAddr>,
     /// DTLS just connected: build the SRTP contexts from these.
     pub keys: Option<SrtpKeys>,
+    /// DTLS just failed for good.
+    pub failed: bool,
+}
+
+/// What handshakes gave during a run that the table acts on after it.
+#[derive(Debug, Default)]
+pub(super) struct Deferred {
+    /// Outbound keys to install (the run holds the egress flow's context, not this one's).
+    pub keys: Vec<(u64, crate::srtp::Params)>,
+    /// Flows whose handshake moved, to report.
+    pub changed: Vec<u64>,
 }
 
 /// What new signalling did to the DTLS keys.
@@ -591,6 +602,7 @@ impl DtlsSide {
             }
             DtlsState::Failed(error) if !self.failed => {
                 self.failed = true;
+                p.failed = true;
                 sinks.stats.dtls_failed += 1;
                 tracing::debug!(flow = id, %error, "DTLS handshake failed");
             }

@@ -134,8 +134,13 @@ fn call(b: &Browser, crypto: FlowCrypto) -> FlowTable<u64> {
 
 /// A connectivity check from the browser, with `pwd` as its integrity key.
 fn check(tid: u8, use_candidate: bool, pwd: &str) -> Vec<u8> {
+    check_as(PEER_UFRAG, tid, use_candidate, pwd)
+}
+
+/// A check naming the sender `ufrag`.
+fn check_as(ufrag: &str, tid: u8, use_candidate: bool, pwd: &str) -> Vec<u8> {
     let mut m = MessageBuilder::new(Class::Request, BINDING, &[tid; 12]);
-    m.username(&format!("{RELAY_UFRAG}:{PEER_UFRAG}"))
+    m.username(&format!("{RELAY_UFRAG}:{ufrag}"))
         .priority(0x6e00_1eff)
         .ice_controlling(0x1122_3344);
     if use_candidate {
@@ -259,6 +264,9 @@ fn a_check_is_answered_and_its_address_becomes_the_peer() {
     let st = t.handshake_state(1).expect("handshake");
     assert_eq!((st.ice, st.ice_peer), (Some(IceState::New), None));
     assert_eq!(t.handshake_state(2), None, "a plain flow has none");
+    // Both flows stay in userspace (never offloaded): one has handshakes, the other forwards
+    // to it through a context that waits for keys.
+    assert!(t.transforms(1) && t.transforms(2));
 
     // A check with the wrong password is refused, not answered.
     let d = one(
@@ -290,6 +298,10 @@ fn a_check_is_answered_and_its_address_becomes_the_peer() {
     assert_eq!(counters(&t, 1).1, 0, "handshake datagrams are not errors");
     let stats = t.take_handshake_stats();
     assert_eq!((stats.stun_answered, stats.stun_refused), (1, 1));
+    let changes = t.take_handshake_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!((changes[0].0, changes[0].1.nominated), (1, true));
+    assert!(t.take_handshake_changes().is_empty(), "reported once");
 }
 
 #[test]
@@ -306,6 +318,13 @@ fn dtls_keys_decrypt_and_protect_media_both_ways() {
     let keys = client.srtp_keys().expect("keys").clone();
     assert_eq!(st.suite, Some(keys.suite));
     assert_eq!(t.take_handshake_stats().dtls_completed, 1);
+    let changes = t.take_handshake_changes();
+    assert!(
+        changes
+            .iter()
+            .any(|(id, s)| *id == 1 && s.dtls == Some(DtlsState::Connected)),
+        "{changes:?}"
+    );
     let auth_failures = counters(&t, 1).3;
 
     // The browser's SRTP is decrypted and goes to B in clear.
@@ -605,6 +624,7 @@ fn a_plain_flow_keeps_stun_and_dtls_as_malformed() {
     let b = Browser::new();
     let mut t = call(&b, FlowCrypto::default());
     let policy = TargetPolicy::permissive();
+    assert!(!t.transforms(1) && !t.transforms(2));
     let mut run = t.run(1, Millis(10), &policy, |io| *io).expect("flow");
     assert!(!run.transforms());
     let d = run.packet(&check(1, true, RELAY_PWD), a(NAT_A));
@@ -657,4 +677,46 @@ fn hostile_datagrams_never_panic_or_pass() {
         t.poll_handshakes(Millis(10 + u64::from(round)));
         drain(&mut t);
     }
+}
+
+#[test]
+fn the_peers_ice_credentials_arrive_with_an_update() {
+    let b = Browser::new();
+    let mut crypto = b.crypto(Role::Passive, true, true);
+    if let Some(i) = crypto.ice.as_mut() {
+        i.remote = None;
+    }
+    let mut t = call(&b, crypto);
+    // Before the peer's SDP, any sender ufrag passes (RFC 8445 7.3: only ours is known).
+    one(&mut t, 1, &check_as("otherufr", 1, false, RELAY_PWD), NAT_A);
+    assert_eq!(drain(&mut t).len(), 1);
+    let latch = *t.get(1).expect("flow").latch().config();
+    let change = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        latch,
+        record: None,
+        crypto: b.crypto(Role::Passive, true, true),
+    };
+    assert!(t.update(FlowId(1), change, Millis(20)));
+    one(&mut t, 1, &check_as("otherufr", 2, false, RELAY_PWD), NAT_A);
+    assert!(
+        drain(&mut t).is_empty(),
+        "another ufrag than the SDP's is refused"
+    );
+    one(&mut t, 1, &check(3, true, RELAY_PWD), NAT_A);
+    assert_eq!(drain(&mut t).len(), 1);
+    // The agent (and what it verified) stayed across the update.
+    assert_eq!(t.handshake_state(1).expect("hs").ice_peer, Some(a(NAT_A)));
+    // Without ICE and DTLS any more, the flow is plain again.
+    let change = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        latch,
+        record: None,
+        crypto: FlowCrypto::default(),
+    };
+    assert!(t.update(FlowId(1), change, Millis(30)));
+    assert_eq!(t.handshake_state(1), None);
+    assert!(!t.transforms(1) && !t.transforms(2));
 }

@@ -54,7 +54,7 @@ fn a_browser_checks_shakes_hands_and_its_srtp_is_bridged_uring() {
 fn browser_call_on(plane: PlaneKind) {
     let relay = dtls_ctx();
     let browser = dtls_ctx();
-    let (etx, _erx) = crossbeam_channel::unbounded();
+    let (etx, erx) = crossbeam_channel::unbounded();
     let w = Workers::spawn(WorkersConfig {
         workers: 1,
         cpus: None,
@@ -141,6 +141,17 @@ fn browser_call_on(plane: PlaneKind) {
         w.counters().dtls_handshakes == 1
     });
     assert!(w.counters().stun_answered >= 1);
+    // Control hears of it: ICE named the peer, then DTLS connected.
+    let events: Vec<FlowEvent> = erx.try_iter().collect();
+    assert!(
+        events.iter().any(|e| matches!(e,
+            FlowEvent::Handshake { id: FlowId(1), state } if state.dtls == Some(DtlsState::Connected))),
+        "{events:?}"
+    );
+    assert!(events.contains(&FlowEvent::Learned {
+        id: FlowId(1),
+        addr: addr(&ca)
+    }));
 
     // Browser → B: SRTP in, clear RTP out.
     let mut tx = SrtpContext::new(&keys.local).expect("ctx");
