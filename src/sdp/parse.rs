@@ -123,7 +123,7 @@ pub fn body_len(input: &[u8]) -> usize {
 }
 
 /// The lines of the body, numbered from 1, with their endings. A last line without one gets
-/// the ending of the line before it (CRLF for a body of one line).
+/// the ending of the line before it (CRLF for a body of one line); one ending in a lone CR, CRLF.
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str, Eol)> {
     let body = text.get(..body_len(text.as_bytes())).unwrap_or("");
     let mut previous = Eol::Crlf;
@@ -133,7 +133,12 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str, Eol)> {
                 Some(l) => (l, Eol::Crlf),
                 None => (l, Eol::Lf),
             },
-            None => (l, previous),
+            // A last line that ends in a lone CR: the CR is its ending, not part of the value
+            // (else the value written back with a CRLF would not read the same again).
+            None => match l.strip_suffix('\r') {
+                Some(l) => (l, Eol::Crlf),
+                None => (l, previous),
+            },
         };
         previous = eol;
         (i + 1, l, eol)

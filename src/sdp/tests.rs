@@ -874,3 +874,18 @@ fn crypto_lines_replace_the_input_ones_after_rtcp_mux_and_before_ptime() {
     assert!(out.contains("m=audio 30000 RTP/AVP 0\r\n"));
     assert!(out.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUJD\r\n"));
 }
+
+#[test]
+fn a_last_line_ending_in_a_lone_cr_reads_the_same_after_rendering() {
+    // Found by the `sdp` fuzz target: the CR stayed in the m= line's protocol, and the
+    // rendered line (value + CRLF) then lost it and no longer parsed.
+    let input =
+        b"v=0\r\nz=\x1198\nz=\x1198 101\r\na=rtpmap:9 G722/p0/AVP =rtpmap:\nm=audio 11780 \r";
+    if let Ok(sd) = parse(input) {
+        let again = parse(sd.to_string().as_bytes());
+        assert!(again.is_ok(), "rendered SDP does not parse: {again:?}");
+    }
+    let ok = parse(b"v=0\r\nm=audio 1 RTP/AVP 0\r").expect("parses");
+    assert_eq!(ok.media[0].proto, "RTP/AVP");
+    assert_eq!(parse(ok.to_string().as_bytes()).expect("again"), ok);
+}
