@@ -157,6 +157,7 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
     // The profile (a few MB a run) is of no use afterwards.
     let _ = std::fs::remove_dir_all(dir.join("chromium-profile"));
     let (peer_rx, peer_tx) = peer.stop();
+    let query = relay.client().query(CALL_ID);
     let delete = relay.client().delete(CALL_ID, "browser");
     let calls_left = relay.client().list_calls();
     let page_log = std::fs::read_to_string(dir.join("page.log")).unwrap_or_default();
@@ -217,6 +218,18 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
             .any(|a| to_plain.contains(a)),
         "SDP to the plain side is not plain RTP/AVP {here}:\n{to_plain}"
     );
+    // rtprelay's `query` shows the browser stream's handshakes done.
+    if kind != RelayKind::Rtpengine {
+        let q = expect_ok(query, "query");
+        let mut states = Vec::new();
+        collect_states(&Value::Dict(q), &mut states);
+        for want in [("ICE state", "completed"), ("DTLS state", "connected")] {
+            assert!(
+                states.iter().any(|(k, v)| k == want.0 && v == want.1),
+                "query shows no {want:?}: {states:?} {here}"
+            );
+        }
+    }
     expect_ok(delete, "delete");
     assert_eq!(
         calls_left.expect("relay answers list"),
@@ -229,6 +242,25 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
         relay.name(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Every `ICE state` and `DTLS state` text anywhere in a `query` reply.
+fn collect_states(v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Dict(d) => {
+            for (k, v) in d {
+                let key = String::from_utf8_lossy(k);
+                match v.as_str() {
+                    Some(text) if key == "ICE state" || key == "DTLS state" => {
+                        out.push((key.into_owned(), text.to_owned()));
+                    }
+                    _ => collect_states(v, out),
+                }
+            }
+        }
+        Value::List(l) => l.iter().for_each(|v| collect_states(v, out)),
+        _ => {}
+    }
 }
 
 /// Headless Chromium on `url` in namespace `ns`, as root, fake audio device, loopback candidates allowed.

@@ -90,6 +90,8 @@ fn stream(s: &StreamReport) -> Value {
         .put("last packet", s.last_packet)
         .put("flags", words(&s.flags))
         .put_opt("crypto suite", s.crypto_suite)
+        .put_opt("ICE state", s.ice_state)
+        .put_opt("DTLS state", s.dtls_state)
         .put("stats", stats)
         .build()
 }

@@ -96,6 +96,8 @@ fn call_reply() {
         last_packet: 7,
         flags: vec!["RTP"],
         crypto_suite: None,
+        ice_state: None,
+        dtls_state: None,
         packets: 1,
         bytes: 2,
         errors: 3,

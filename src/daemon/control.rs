@@ -294,6 +294,7 @@ impl Control {
                             peer = ?state.ice_peer, dtls = ?state.dtls, suite = ?state.suite,
                             "media handshake progressed"),
                     }
+                    engine.on_handshake(id, state);
                 }
             }
         }

@@ -201,12 +201,15 @@ pub struct Stream {
     pub learned: Option<SocketAddr>,
     /// The worker was told to open this flow.
     pub opened: bool,
+    /// Where the stream's ICE and DTLS handshakes are, as its worker last reported.
+    pub handshake: Option<crate::flow::table::HandshakeState>,
 }
 
 impl Stream {
     pub fn new(flow: FlowId) -> Stream {
         Stream {
             flow,
+            handshake: None,
             counters: Arc::new(StreamCounters::default()),
             learned: None,
             opened: false,

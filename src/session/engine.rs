@@ -223,6 +223,25 @@ impl Engine {
         }
     }
 
+    /// A worker reports where a flow's ICE and DTLS handshakes are (for `query`).
+    pub fn on_handshake(&mut self, flow: FlowId, state: crate::flow::table::HandshakeState) {
+        let Some(r) = self.flows.get(&flow) else {
+            return;
+        };
+        let Some(slot) = self
+            .calls
+            .get_mut(&r.call)
+            .and_then(|c| c.legs.get_mut(r.leg))
+            .and_then(|l| l.medias.get_mut(r.media))
+        else {
+            return;
+        };
+        match r.kind {
+            FlowKind::Rtp | FlowKind::Opaque => slot.rtp.handshake = Some(state),
+            FlowKind::Rtcp => slot.rtcp.handshake = Some(state),
+        }
+    }
+
     /// Number of calls in the table (including deleted ones waiting for their delete-delay).
     pub fn call_count(&self) -> usize {
         self.calls.len()

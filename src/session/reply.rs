@@ -140,6 +140,10 @@ pub struct StreamReport {
     /// The SRTP suite in effect with this participant (`crypto suite`), when SDES was
     /// negotiated.
     pub crypto_suite: Option<&'static str>,
+    /// The ICE agent's state on this socket (`ICE state`), when the relay does ICE here.
+    pub ice_state: Option<&'static str>,
+    /// The DTLS-SRTP handshake's state on this socket (`DTLS state`).
+    pub dtls_state: Option<&'static str>,
     pub packets: u64,
     pub bytes: u64,
     pub errors: u64,

@@ -138,7 +138,7 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
         let rtp = stream_report(created, &m.rtp, local.rtp(), m.remote_rtp, "RTP");
         let rtcp = stream_report(created, &m.rtcp, local.rtcp(), m.remote_rtcp, "RTCP");
         for mut s in [rtp, rtcp] {
-            s.crypto_suite = suite;
+            s.crypto_suite = s.crypto_suite.or(suite);
             streams.push(s);
         }
         add(&mut totals.rtp, &m.rtp, Part::Rtp);
@@ -226,10 +226,42 @@ fn stream_report(
             unix_secs_of(created, Millis(last))
         },
         flags,
-        crypto_suite: None,
+        // A DTLS stream's suite is the one its handshake negotiated.
+        crypto_suite: s
+            .handshake
+            .as_ref()
+            .and_then(|h| h.suite)
+            .map(crate::srtp::Suite::name),
+        ice_state: s.handshake.as_ref().and_then(|h| h.ice).map(ice_state_name),
+        dtls_state: s
+            .handshake
+            .as_ref()
+            .and_then(|h| h.dtls.as_ref())
+            .map(dtls_state_name),
         packets: k.packets.load(Relaxed) + k.rtcp_packets.load(Relaxed),
         bytes: k.bytes.load(Relaxed) + k.rtcp_bytes.load(Relaxed),
         errors: k.errors.load(Relaxed),
+    }
+}
+
+fn ice_state_name(s: crate::ice::IceState) -> &'static str {
+    use crate::ice::IceState;
+    match s {
+        IceState::New => "new",
+        IceState::Checking => "checking",
+        IceState::Connected => "connected",
+        IceState::Completed => "completed",
+        IceState::Failed => "failed",
+    }
+}
+
+fn dtls_state_name(s: &crate::dtls::DtlsState) -> &'static str {
+    use crate::dtls::DtlsState;
+    match s {
+        DtlsState::Handshaking => "handshaking",
+        DtlsState::AwaitingFingerprint => "awaiting fingerprint",
+        DtlsState::Connected => "connected",
+        DtlsState::Failed(_) => "failed",
     }
 }
 

@@ -694,6 +694,7 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
     let change = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: b.crypto(Role::Passive, true, true),
@@ -712,6 +713,7 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
     let change = FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
+        rtcp_egress: None,
         latch,
         record: None,
         crypto: FlowCrypto::default(),

@@ -226,7 +226,7 @@ fn query_shows_dtls_and_ice_per_media_as_rtpengine_names_them() {
         at(0),
         to_phone(oa("q", "browser", None, None, browser_sdp("actpass"))),
     );
-    answer(
+    let r = answer(
         &mut e,
         &mut b,
         at(1),
@@ -234,6 +234,26 @@ fn query_shows_dtls_and_ice_per_media_as_rtpengine_names_them() {
             oa("q", "browser", Some("phone"), None, phone_sdp()),
             DtlsMode::Passive,
         ),
+    );
+    // The browser's RTP worker reports its handshakes done.
+    let browser_port = port_in(&text(&r, "sdp"));
+    let flow = actions(&mut e)
+        .into_iter()
+        .find_map(|a| match a {
+            MediaAction::Open { flow, local, .. } if local.port() == browser_port => Some(flow),
+            _ => None,
+        })
+        .expect("the browser's RTP flow");
+    e.on_handshake(
+        flow,
+        crate::flow::table::HandshakeState {
+            ice: Some(crate::ice::IceState::Completed),
+            ice_peer: Some("127.0.0.1:50000".parse().expect("addr")),
+            nominated: true,
+            dtls: Some(crate::dtls::DtlsState::Connected),
+            dtls_peer: Some("127.0.0.1:50000".parse().expect("addr")),
+            suite: Some(crate::srtp::Suite::AeadAes256Gcm),
+        },
     );
     let q = e.command(
         at(2),
@@ -261,6 +281,21 @@ fn query_shows_dtls_and_ice_per_media_as_rtpengine_names_them() {
             .iter()
             .any(|f| f.contains("DTLS") || f.contains("ICE")),
         "{phone:?}"
+    );
+    let rtp = &q
+        .tags
+        .iter()
+        .find(|t| t.tag == "browser")
+        .expect("tag")
+        .medias[0]
+        .streams[0];
+    assert_eq!(
+        (rtp.ice_state, rtp.dtls_state, rtp.crypto_suite),
+        (
+            Some("completed"),
+            Some("connected"),
+            Some("AEAD_AES_256_GCM")
+        )
     );
 }
 
