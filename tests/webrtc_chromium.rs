@@ -136,6 +136,13 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
     // The plain-RTP side: sends PCMU to the relay once the offer tells where, counts what comes back.
     let peer_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(10)));
     let peer = PlainPeer::start(in_ns_or_panic(&ns.0, move || UdpSocket::bind(peer_addr)));
+    // An attacker next to the browser (rtprelay runs only): from the moment the relay's browser-facing
+    // port is in an SDP until the end, it sends that port a STUN check without valid integrity, a DTLS
+    // ClientHello and SRTP-looking junk. None of it may win the ICE or DTLS race or reach the plain side.
+    let attacker = (kind != RelayKind::Rtpengine).then(|| {
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Attacker::start(in_ns_or_panic(&ns.0, move || UdpSocket::bind(any)))
+    });
 
     // Signalling: the page's HTTP server, which drives the relay over NG.
     let http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.port(0)));
@@ -147,6 +154,7 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
         dir: dir.clone(),
         peer_addr,
         peer_target: peer.target.clone(),
+        browser_port: attacker.as_ref().map(|a| a.target.clone()),
         scenario,
     };
     std::thread::spawn(move || serve(http, &signalling, &result_tx));
@@ -157,6 +165,7 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
     // The profile (a few MB a run) is of no use afterwards.
     let _ = std::fs::remove_dir_all(dir.join("chromium-profile"));
     let (peer_rx, peer_tx) = peer.stop();
+    let attacks = attacker.map(Attacker::stop);
     let query = relay.client().query(CALL_ID);
     let delete = relay.client().delete(CALL_ID, "browser");
     let calls_left = relay.client().list_calls();
@@ -218,17 +227,25 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
             .any(|a| to_plain.contains(a)),
         "SDP to the plain side is not plain RTP/AVP {here}:\n{to_plain}"
     );
-    // rtprelay's `query` shows the browser stream's handshakes done.
-    if kind != RelayKind::Rtpengine {
+    // rtprelay's `query` shows the browser stream's handshakes done, and the attacker's junk counted as
+    // errors of that stream (the call above went on regardless).
+    if let Some(sent) = attacks {
         let q = expect_ok(query, "query");
         let mut states = Vec::new();
-        collect_states(&Value::Dict(q), &mut states);
+        let mut errors = Vec::new();
+        collect_states(&Value::Dict(q), &mut states, &mut errors);
         for want in [("ICE state", "completed"), ("DTLS state", "connected")] {
             assert!(
                 states.iter().any(|(k, v)| k == want.0 && v == want.1),
                 "query shows no {want:?}: {states:?} {here}"
             );
         }
+        assert!(sent >= 30, "the attacker sent only {sent} datagrams {here}");
+        assert!(
+            errors.iter().any(|e| *e > 0),
+            "the attacker's {sent} datagrams are not counted as errors of the browser's stream: \
+             {errors:?} {here}"
+        );
     }
     expect_ok(delete, "delete");
     assert_eq!(
@@ -238,29 +255,117 @@ fn webrtc_call(kind: RelayKind, scenario: Scenario) {
     );
     eprintln!(
         "chromium WebRTC <-> plain RTP through {}: page {result}, plain endpoint rx {peer_rx} tx {peer_tx}, \
-         {:.1}s",
+         attacker datagrams {}, {:.1}s",
         relay.name(),
+        attacks.map_or("none".to_owned(), |n| n.to_string()),
         started.elapsed().as_secs_f64()
     );
 }
 
-/// Every `ICE state` and `DTLS state` text anywhere in a `query` reply.
-fn collect_states(v: &Value, out: &mut Vec<(String, String)>) {
+/// Every `ICE state` and `DTLS state` text anywhere in a `query` reply, and the `errors` of the streams
+/// that have an `ICE state`.
+fn collect_states(v: &Value, out: &mut Vec<(String, String)>, errors: &mut Vec<i64>) {
     match v {
         Value::Dict(d) => {
+            if d.contains_key(b"ICE state".as_slice()) {
+                if let Some(Value::Dict(stats)) = d.get(b"stats".as_slice()) {
+                    if let Some(Value::Int(n)) = stats.get(b"errors".as_slice()) {
+                        errors.push(*n);
+                    }
+                }
+            }
             for (k, v) in d {
                 let key = String::from_utf8_lossy(k);
                 match v.as_str() {
                     Some(text) if key == "ICE state" || key == "DTLS state" => {
                         out.push((key.into_owned(), text.to_owned()));
                     }
-                    _ => collect_states(v, out),
+                    _ => collect_states(v, out, errors),
                 }
             }
         }
-        Value::List(l) => l.iter().for_each(|v| collect_states(v, out)),
+        Value::List(l) => l.iter().for_each(|v| collect_states(v, out, errors)),
         _ => {}
     }
+}
+
+/// Sends junk to the relay's browser-facing socket every 10 ms once `target` is set.
+struct Attacker {
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Attacker {
+    fn start(sock: UdpSocket) -> Attacker {
+        let target = Arc::new(Mutex::new(None::<SocketAddr>));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (target.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut sent = 0u64;
+            let mut n = 0u8;
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+                let Some(to) = t.lock().ok().and_then(|g| *g) else {
+                    continue;
+                };
+                n = n.wrapping_add(1);
+                let junk = match n % 3 {
+                    0 => stun_with_bad_integrity(n),
+                    1 => dtls_client_hello(n),
+                    _ => srtp_looking(n),
+                };
+                if sock.send_to(&junk, to).is_ok() {
+                    sent += 1;
+                }
+            }
+            sent
+        });
+        Attacker {
+            target,
+            stop,
+            thread,
+        }
+    }
+
+    /// Datagrams sent.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// A Binding request with USE-CANDIDATE, a USERNAME and a MESSAGE-INTEGRITY nobody computed.
+fn stun_with_bad_integrity(n: u8) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    let user = b"abcdefgh:W77c";
+    attrs.extend([0x00, 0x06, 0x00, user.len() as u8]);
+    attrs.extend(user);
+    attrs.extend([0, 0, 0]); // padding to 4
+    attrs.extend([0x00, 0x25, 0x00, 0x00]); // USE-CANDIDATE
+    attrs.extend([0x00, 0x08, 0x00, 0x14]);
+    attrs.extend([n; 20]); // MESSAGE-INTEGRITY
+    let mut m = vec![0x00, 0x01];
+    m.extend((attrs.len() as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xa4, 0x42]);
+    m.extend([n; 12]);
+    m.extend(attrs);
+    m
+}
+
+/// A DTLS 1.2 handshake record that starts like a ClientHello.
+fn dtls_client_hello(n: u8) -> Vec<u8> {
+    let mut r = vec![0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, n, 0, 60];
+    r.extend([0x01, 0, 0, 48, 0, 0, 0, 0, 0, 0, 0, 0, 48, 0xfe, 0xfd]);
+    r.extend([n; 45]);
+    r
+}
+
+/// An RTP header with junk after it, as forged SRTP would look.
+fn srtp_looking(n: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 0x6f, 0, n, 0, 0, 0, n, 0xde, 0xad, 0xbe, 0xef];
+    p.extend([n; 100]);
+    p
 }
 
 /// Headless Chromium on `url` in namespace `ns`, as root, fake audio device, loopback candidates allowed.
@@ -395,6 +500,8 @@ struct Signalling {
     dir: PathBuf,
     peer_addr: SocketAddr,
     peer_target: Arc<Mutex<Option<SocketAddr>>>,
+    /// Where the attacker aims: the relay's socket in the SDP towards the browser.
+    browser_port: Option<Arc<Mutex<Option<SocketAddr>>>>,
     scenario: Scenario,
 }
 
@@ -446,6 +553,7 @@ impl Signalling {
             .map_err(|e| format!("NG answer: {e}"))?;
         let sdp = get_str(&answer, "sdp").ok_or_else(|| format!("answer reply: {answer:?}"))?;
         std::fs::write(self.dir.join("answer-to-browser.sdp"), sdp).ok();
+        self.aim_attacker(sdp);
         Ok(sdp.to_owned())
     }
 
@@ -482,6 +590,7 @@ impl Signalling {
             .map_err(|e| format!("NG offer: {e}"))?;
         let sdp = get_str(&offer, "sdp").ok_or_else(|| format!("offer reply: {offer:?}"))?;
         std::fs::write(self.dir.join("offer-to-browser.sdp"), sdp).ok();
+        self.aim_attacker(sdp);
         Ok(sdp.to_owned())
     }
 
@@ -506,6 +615,15 @@ impl Signalling {
         let target = sdp_media_endpoint(plain).ok_or("no media address in the plain answer")?;
         *self.peer_target.lock().map_err(|e| e.to_string())? = Some(target);
         Ok(String::new())
+    }
+
+    /// Points the attacker at the relay's socket in `sdp_to_browser`.
+    fn aim_attacker(&self, sdp_to_browser: &str) {
+        if let (Some(t), Some(at)) = (&self.browser_port, sdp_media_endpoint(sdp_to_browser)) {
+            if let Ok(mut g) = t.lock() {
+                *g = Some(at);
+            }
+        }
     }
 
     fn log(&self, line: &str) {
