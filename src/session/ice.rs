@@ -38,6 +38,9 @@ pub struct IceSlot {
     pub ours: Option<Credentials>,
     /// The relay does ICE with this side.
     pub enabled: bool,
+    /// The side is an ICE-lite agent too: nobody sends checks (RFC 8445 §6.1.1), so its media
+    /// is latched as without ICE.
+    pub their_lite: bool,
 }
 
 impl std::fmt::Debug for IceSlot {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for IceSlot {
             .field("theirs", &self.theirs.as_ref().map(|c| &c.ufrag))
             .field("ours", &self.ours.as_ref().map(|c| &c.ufrag))
             .field("enabled", &self.enabled)
+            .field("their_lite", &self.their_lite)
             .finish()
     }
 }
@@ -60,11 +64,12 @@ impl IceSlot {
             }),
             _ => None,
         };
+        self.their_lite = ice.lite;
     }
 
     /// What the side's flow of `component` runs.
     pub fn flow_ice(&self, component: u16) -> Option<FlowIce> {
-        if !self.enabled {
+        if !self.enabled || self.their_lite {
             return None;
         }
         self.ours.as_ref().map(|local| FlowIce {

@@ -23,6 +23,9 @@ pub struct WebrtcRecord {
     pub ice_theirs: Option<(String, String)>,
     pub ice_ours: Option<(String, String)>,
     pub ice: bool,
+    /// The side is ICE-lite itself.
+    #[serde(default)]
+    pub ice_their_lite: bool,
 }
 
 fn creds(c: &Option<Credentials>) -> Option<(String, String)> {
@@ -58,6 +61,7 @@ impl WebrtcRecord {
             ice_theirs: creds(&i.theirs),
             ice_ours: creds(&i.ours),
             ice: i.enabled,
+            ice_their_lite: i.their_lite,
         })
     }
 
@@ -80,6 +84,7 @@ impl WebrtcRecord {
         let ice = IceSlot {
             theirs: creds_back(&self.ice_theirs),
             enabled: self.ice && ours.is_some(),
+            their_lite: self.ice_their_lite,
             ours,
         };
         (dtls, ice)
@@ -112,6 +117,7 @@ mod tests {
                 pwd: "0123456789abcdefghijklmn".into(),
             }),
             enabled: true,
+            their_lite: true,
         };
         let r = WebrtcRecord::of(&d, &i).unwrap();
         let json = serde_json::to_string(&r).unwrap();

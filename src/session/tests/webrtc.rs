@@ -505,3 +505,38 @@ fn the_browsers_muxed_rtcp_goes_to_the_phones_rtcp_port() {
     assert_eq!(by_port[&phone_port].2, None);
     assert_eq!(by_port[&(phone_port + 1)].1, Some(by_port[&browser_port].0));
 }
+
+#[test]
+fn an_ice_lite_peer_gets_the_relays_ice_lines_but_its_media_is_latched() {
+    // Two ICE-lite agents send no checks (RFC 8445 6.1.1): waiting for one would drop the call.
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let lite = String::from_utf8(browser_sdp("actpass"))
+        .expect("utf8")
+        .replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n");
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("l", "gw", None, None, lite.into_bytes())),
+    );
+    f.take(&mut e);
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("l", "gw", Some("phone"), None, phone_sdp()),
+            DtlsMode::Passive,
+        ),
+    );
+    let sdp = text(&r, "sdp");
+    assert_eq!(lines_of(&sdp, "a=ice-ufrag:").len(), 1, "{sdp}");
+    f.take(&mut e);
+    let c = f.get(port_in(&sdp));
+    assert!(c.ice.is_none(), "no ICE checks required from a lite peer");
+    assert!(c.dtls.is_some(), "DTLS still runs");
+}
