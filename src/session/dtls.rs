@@ -12,7 +12,8 @@
 //! the call or `--dtls-passive` asks); the relay is provisionally passive after an `actpass`,
 //! so a ClientHello that beats the answer is taken, and settles on the answer's `a=setup`. An
 //! answer towards a DTLS offerer is `active` unless the offerer said `active`, or the call asks
-//! for `passive` (`DTLS=passive`, `--dtls-passive`).
+//! for `passive` (`DTLS=passive`, `--dtls-passive`); a re-offer's `actpass` without a `DTLS` key
+//! keeps the role already settled.
 
 use crate::dtls::{DtlsContext, Fingerprint, HashFunc, Role};
 use crate::flow::FlowDtls;
@@ -183,9 +184,14 @@ pub fn answer(
     };
     let passive =
         p.dtls == DtlsMode::Passive || (p.dtls != DtlsMode::Active && ctx.options().passive);
+    // A re-offer's `actpass` keeps the role the association has (RFC 5763 §5: changing it
+    // needs a new association, which the browser does not start for a re-INVITE).
     let role = match offerer.their_setup {
         Some(Setup::Active) => Role::Passive,
         Some(Setup::Passive) => Role::Active,
+        _ if p.dtls == DtlsMode::Default && offerer.role.is_some() => {
+            offerer.role.unwrap_or(Role::Active)
+        }
         _ if passive => Role::Passive,
         _ => Role::Active,
     };

@@ -540,3 +540,66 @@ fn an_ice_lite_peer_gets_the_relays_ice_lines_but_its_media_is_latched() {
     assert!(c.ice.is_none(), "no ICE checks required from a lite peer");
     assert!(c.dtls.is_some(), "DTLS still runs");
 }
+
+#[test]
+fn a_browser_reoffer_without_dtls_flags_keeps_the_settled_role_and_keys() {
+    let ctx = ctx(false);
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx)),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("r", "browser", None, None, browser_sdp("actpass"))),
+    );
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("r", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Passive,
+        ),
+    );
+    let first = text(&r, "sdp");
+    f.take(&mut e);
+    let port = port_in(&first);
+    let settled = f.get(port).clone();
+    // The re-INVITE's answer comes without `DTLS: passive` (another route in the proxy).
+    offer(
+        &mut e,
+        &mut b,
+        at(5),
+        to_phone(oa(
+            "r",
+            "browser",
+            Some("phone"),
+            None,
+            browser_sdp("actpass"),
+        )),
+    );
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(6),
+        to_browser(
+            oa("r", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Default,
+        ),
+    );
+    let again = text(&r, "sdp");
+    assert_eq!(lines_of(&again, "a=setup:"), vec!["passive"], "{again}");
+    assert_eq!(
+        lines_of(&again, "a=ice-ufrag:"),
+        lines_of(&first, "a=ice-ufrag:")
+    );
+    f.take(&mut e);
+    assert_eq!(
+        f.get(port),
+        &settled,
+        "same DTLS and ICE parameters: the worker keeps its keys"
+    );
+}
