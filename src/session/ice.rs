@@ -8,9 +8,12 @@
 //! and takes media only from the address that passed one (`crate::flow::FlowIce`).
 //!
 //! When: `ICE=force` (and `force-relay`: the relay's candidates are relay candidates from the
-//! peer's point of view anyway) towards the receiver of the message. Otherwise ICE is removed,
-//! as today's default: the relay answers for the media path and a peer's own candidates would
-//! route around it.
+//! peer's point of view anyway) towards the receiver of the message; without an `ICE` key (or
+//! `optional`), when the other side's SDP had ICE (an offer's sender, an answer's offerer), as
+//! rtpengine does, so that two browsers can call each other without flags. A peer's own
+//! candidates are never passed on: the relay answers for the media path and they would route
+//! around it. A side whose SDP came without ICE (an answer that declined it) gets none from the
+//! relay's flows either: media from it is latched as usual.
 
 use crate::flow::FlowIce;
 use crate::ice::{candidate_priority, Credentials};
@@ -41,6 +44,8 @@ pub struct IceSlot {
     /// The side is an ICE-lite agent too: nobody sends checks (RFC 8445 §6.1.1), so its media
     /// is latched as without ICE.
     pub their_lite: bool,
+    /// The side has sent an SDP: `theirs` says whether it does ICE at all.
+    pub their_sdp: bool,
 }
 
 impl std::fmt::Debug for IceSlot {
@@ -50,6 +55,7 @@ impl std::fmt::Debug for IceSlot {
             .field("ours", &self.ours.as_ref().map(|c| &c.ufrag))
             .field("enabled", &self.enabled)
             .field("their_lite", &self.their_lite)
+            .field("their_sdp", &self.their_sdp)
             .finish()
     }
 }
@@ -65,11 +71,13 @@ impl IceSlot {
             _ => None,
         };
         self.their_lite = ice.lite;
+        self.their_sdp = true;
     }
 
     /// What the side's flow of `component` runs.
     pub fn flow_ice(&self, component: u16) -> Option<FlowIce> {
-        if !self.enabled || self.their_lite {
+        // A side that answered (or offered) without ICE never sends a check.
+        if !self.enabled || self.their_lite || (self.their_sdp && self.theirs.is_none()) {
             return None;
         }
         self.ours.as_ref().map(|local| FlowIce {
@@ -95,14 +103,21 @@ fn random_chars(keys: &mut dyn KeySource, n: usize) -> Option<String> {
 
 /// The ICE lines of one RTP media section towards `receiver` (whose relay sockets are
 /// `local`): `None` when the relay does no ICE with it (the input's lines are then removed).
+/// `other_side_ice`: the other side's SDP had ICE (the offer's sender, or the answer's offerer),
+/// which is what the default follows.
 pub fn towards(
     p: &OfferAnswer,
     receiver: &mut IceSlot,
     local: Option<LocalPair>,
     rtcp_mux: bool,
+    other_side_ice: bool,
     keys: &mut dyn KeySource,
 ) -> Option<Vec<Attribute>> {
-    let wanted = matches!(p.ice, IceMode::Force | IceMode::ForceRelay);
+    let wanted = match p.ice {
+        IceMode::Force | IceMode::ForceRelay => true,
+        IceMode::Default | IceMode::Optional => other_side_ice,
+        IceMode::Remove => false,
+    };
     let Some(local) = local.filter(|_| wanted) else {
         receiver.enabled = false;
         return None;

@@ -395,6 +395,15 @@ impl Engine {
                 srtp.out_profile,
                 dtls_ctx,
             );
+            // The default follows the offer's ICE: its sender's in an offer, the offerer's
+            // (the receiver of the answer) in an answer.
+            let had_ice = |leg: usize| {
+                call.legs
+                    .get(leg)
+                    .and_then(|l| l.medias.get(i))
+                    .is_some_and(|s| s.ice.theirs.is_some())
+            };
+            let other_side_ice = had_ice(if is_offer { sender } else { receiver });
             let ice = call.legs[receiver].medias.get_mut(i).and_then(|slot| {
                 let mux = mux_out && m.is_rtp();
                 ice::towards(
@@ -402,6 +411,7 @@ impl Engine {
                     &mut slot.ice,
                     local.filter(|_| m.is_rtp()),
                     mux,
+                    other_side_ice,
                     &mut *self.keys,
                 )
             });

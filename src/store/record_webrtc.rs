@@ -26,6 +26,9 @@ pub struct WebrtcRecord {
     /// The side is ICE-lite itself.
     #[serde(default)]
     pub ice_their_lite: bool,
+    /// The side has sent an SDP (without `ice_theirs`: one without ICE).
+    #[serde(default)]
+    pub ice_their_sdp: bool,
 }
 
 fn creds(c: &Option<Credentials>) -> Option<(String, String)> {
@@ -62,6 +65,7 @@ impl WebrtcRecord {
             ice_ours: creds(&i.ours),
             ice: i.enabled,
             ice_their_lite: i.their_lite,
+            ice_their_sdp: i.their_sdp,
         })
     }
 
@@ -85,6 +89,7 @@ impl WebrtcRecord {
             theirs: creds_back(&self.ice_theirs),
             enabled: self.ice && ours.is_some(),
             their_lite: self.ice_their_lite,
+            their_sdp: self.ice_their_sdp,
             ours,
         };
         (dtls, ice)
@@ -118,6 +123,7 @@ mod tests {
             }),
             enabled: true,
             their_lite: true,
+            their_sdp: true,
         };
         let r = WebrtcRecord::of(&d, &i).unwrap();
         let json = serde_json::to_string(&r).unwrap();

@@ -603,3 +603,88 @@ fn a_browser_reoffer_without_dtls_flags_keeps_the_settled_role_and_keys() {
         "same DTLS and ICE parameters: the worker keeps its keys"
     );
 }
+
+/// A browser's SDP towards another browser, as the relay passed it on.
+fn browser_b_answer(setup: &str) -> Vec<u8> {
+    String::from_utf8(browser_sdp(setup))
+        .expect("utf8")
+        .replace("W77c", "Bb22")
+        .replace("9VEM3zWAsygAj4umZwbAYA+U", "QzXy8VEM3zWAsygAj4umZwbA")
+        .into_bytes()
+}
+
+#[test]
+fn two_browsers_without_ice_flags_each_get_the_relays_ice() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("bb", "a", None, None, browser_sdp("actpass")),
+    );
+    let to_b = text(&r, "sdp");
+    assert_eq!(lines_of(&to_b, "a=ice-ufrag:").len(), 1, "{to_b}");
+    assert!(!to_b.contains("W77c"), "A's credentials are not passed on");
+    assert_eq!(lines_of(&to_b, "a=setup:"), vec!["actpass"]);
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("bb", "a", Some("b"), None, browser_b_answer("active")),
+    );
+    let to_a = text(&r, "sdp");
+    assert_eq!(lines_of(&to_a, "a=ice-ufrag:").len(), 1, "{to_a}");
+    f.take(&mut e);
+    for (sdp, peer_ufrag) in [(&to_a, "W77c"), (&to_b, "Bb22")] {
+        let c = f.get(port_in(sdp));
+        let ice = c.ice.as_ref().expect("ICE with each browser");
+        assert_eq!(
+            ice.remote.as_ref().map(|r| r.ufrag.as_str()),
+            Some(peer_ufrag)
+        );
+        assert!(c.dtls.is_some(), "DTLS terminated with each browser");
+    }
+}
+
+#[test]
+fn a_side_that_answers_without_ice_is_latched_as_usual() {
+    // A phone with ICE calls a trunk without it (no ICE key): the relay offers its ICE lines to
+    // the trunk, the trunk answers plain, and its flows then take media without checks.
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let phone_with_ice = body(
+        "198.51.100.1",
+        &["audio 3000 RTP/AVP 0\r\na=ice-ufrag:Ph0n\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=sendrecv\r\n"],
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("t", "phone", None, None, phone_with_ice),
+    );
+    let to_trunk = text(&r, "sdp");
+    assert_eq!(lines_of(&to_trunk, "a=ice-ufrag:").len(), 1);
+    f.take(&mut e);
+    let trunk_port = port_in(&to_trunk);
+    assert!(f.get(trunk_port).ice.is_some(), "until the trunk answers");
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("t", "phone", Some("trunk"), None, phone_sdp()),
+    );
+    let to_phone = text(&r, "sdp");
+    f.take(&mut e);
+    assert!(f.get(trunk_port).ice.is_none(), "the trunk declined ICE");
+    assert!(
+        f.get(port_in(&to_phone)).ice.is_some(),
+        "the phone does ICE with the relay"
+    );
+}
