@@ -643,9 +643,10 @@ impl Engine {
                 // Block state lives in the worker's flow: a flow of a blocked participant
                 // learns it (again: the DTMF payload types may have changed) right after its
                 // open or update, in the same batch.
-                // RTCP multiplexed on this side's RTP port goes to the other side's RTCP port
-                // when that side does not multiplex.
-                let rtcp_out = peer_rtcp.filter(|r| Some(*r) != peer_rtp);
+                // RTCP this side multiplexes on its RTP port goes to the other side's RTCP port
+                // when that side does not multiplex. (Only then: such a flow stays out of the
+                // kernel path.)
+                let rtcp_out = peer_rtcp.filter(|r| slot.rtcp_mux && Some(*r) != peer_rtp);
                 for (stream, kind, expected, (egress, rtcp_egress), addr, record, block, crypto) in [
                     (
                         &mut slot.rtp,

@@ -688,3 +688,29 @@ fn a_side_that_answers_without_ice_is_latched_as_usual() {
         "the phone does ICE with the relay"
     );
 }
+
+#[test]
+fn a_plain_call_without_mux_has_no_rtcp_egress() {
+    // Every flow with an RTCP egress stays out of the kernel path: plain calls must have none.
+    let (mut e, mut b) = (webrtc_engine(None), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        oa("p", "a", None, None, sdp("198.51.100.1", 3000)),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("p", "a", Some("b"), None, phone_sdp()),
+    );
+    for a in actions(&mut e) {
+        match a {
+            MediaAction::Open { rtcp_egress, .. } | MediaAction::Update { rtcp_egress, .. } => {
+                assert_eq!(rtcp_egress, None);
+            }
+            _ => {}
+        }
+    }
+}
