@@ -23,6 +23,12 @@ fi
 export RUSTC_BOOTSTRAP=1
 export RUST_BACKTRACE=1
 mkdir -p logs
+# All targets in one build first: cargo links them in parallel, and each run below then starts at once.
+if ! cargo fuzz build >logs/build.log 2>&1; then
+  echo "---- fuzz build failed (fuzz/logs/build.log): ----"
+  tail -n 40 logs/build.log
+  exit 1
+fi
 crashed=()
 for t in "${targets[@]}"; do
   echo "==== fuzz $t for ${secs}s ===="
