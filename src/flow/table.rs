@@ -539,13 +539,11 @@ impl<S> FlowTable<S> {
     ) -> Option<Run<'a, S, E>> {
         self.settle();
         // The egress side cannot change while this batch is processed: look it up once.
-        let egress_id = self.flows.get(&token)?.egress;
+        let (egress_id, rtcp_egress_id) =
+            self.flows.get(&token).map(|f| (f.egress, f.rtcp_egress))?;
         let egress_flow = egress_id.and_then(|e| self.flows.get(&e.0));
         let egress = egress_flow.map(|e| (out(&e.io), e.latch.target()));
-        let rtcp_egress = self
-            .flows
-            .get(&token)?
-            .rtcp_egress
+        let rtcp_egress = rtcp_egress_id
             .and_then(|e| self.flows.get(&e.0))
             .map(|e| (out(&e.io), e.latch.target()));
         let egress_awaiting = egress_flow

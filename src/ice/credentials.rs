@@ -17,21 +17,29 @@ pub struct Credentials {
     pub pwd: String,
 }
 
-fn random_chars(rng: &mut impl RngCore, n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rng.fill_bytes(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| char::from(ICE_CHARS[usize::from(b & 63)]))
-        .collect()
-}
-
 impl Credentials {
+    /// Random bytes [`Credentials::from_random_bytes`] takes: one per character.
+    pub const RANDOM_BYTES: usize = UFRAG_LEN + PWD_LEN;
+
     /// Fresh credentials from `rng`.
     pub fn random(rng: &mut impl RngCore) -> Self {
+        let mut bytes = [0u8; Self::RANDOM_BYTES];
+        rng.fill_bytes(&mut bytes);
+        Credentials::from_random_bytes(&bytes)
+    }
+
+    /// Credentials from random bytes the caller drew (the session layer draws them from its key
+    /// source): the first [`UFRAG_LEN`] make the ufrag, the rest the password.
+    pub fn from_random_bytes(bytes: &[u8; Self::RANDOM_BYTES]) -> Self {
+        let chars = |b: &[u8]| -> String {
+            b.iter()
+                .map(|b| char::from(ICE_CHARS[usize::from(b & 63)]))
+                .collect()
+        };
+        let (ufrag, pwd) = bytes.split_at(UFRAG_LEN);
         Credentials {
-            ufrag: random_chars(rng, UFRAG_LEN),
-            pwd: random_chars(rng, PWD_LEN),
+            ufrag: chars(ufrag),
+            pwd: chars(pwd),
         }
     }
 }

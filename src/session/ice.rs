@@ -23,11 +23,6 @@ use crate::session::call::LocalPair;
 use crate::session::command::{IceMode, OfferAnswer};
 use crate::session::keys::KeySource;
 
-/// RFC 8839 `ice-char`s.
-const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-/// 48 bits for the ufrag, 144 for the password (RFC 8445 §5.3 asks for 24 and 128).
-const UFRAG_LEN: usize = 8;
-const PWD_LEN: usize = 24;
 /// Host candidates, highest local preference.
 const HOST_TYPE_PREF: u32 = 126;
 const LOCAL_PREF: u16 = 65535;
@@ -88,19 +83,6 @@ impl IceSlot {
     }
 }
 
-fn random_chars(keys: &mut dyn KeySource, n: usize) -> Option<String> {
-    let mut bytes = vec![0u8; n];
-    if !keys.fill(&mut bytes) {
-        return None;
-    }
-    Some(
-        bytes
-            .iter()
-            .map(|b| char::from(ICE_CHARS[usize::from(b & 63)]))
-            .collect(),
-    )
-}
-
 /// The ICE lines of one RTP media section towards `receiver` (whose relay sockets are
 /// `local`): `None` when the relay does no ICE with it (the input's lines are then removed).
 /// `other_side_ice`: the other side's SDP had ICE (the offer's sender, or the answer's offerer),
@@ -123,13 +105,13 @@ pub fn towards(
         return None;
     };
     if receiver.ours.is_none() {
-        let (Some(ufrag), Some(pwd)) = (random_chars(keys, UFRAG_LEN), random_chars(keys, PWD_LEN))
-        else {
+        let mut bytes = [0u8; Credentials::RANDOM_BYTES];
+        if !keys.fill(&mut bytes) {
             tracing::warn!("no key source: ICE credentials not made, ICE removed");
             receiver.enabled = false;
             return None;
-        };
-        receiver.ours = Some(Credentials { ufrag, pwd });
+        }
+        receiver.ours = Some(Credentials::from_random_bytes(&bytes));
     }
     receiver.enabled = true;
     let creds = receiver.ours.as_ref()?;
