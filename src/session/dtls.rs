@@ -20,9 +20,6 @@ use crate::flow::FlowDtls;
 use crate::sdp::model::{Attribute, Media, SessionDescription};
 use crate::session::command::{DtlsMode, OfferAnswer, Profile};
 
-/// The input attributes the relay never passes on when it terminates DTLS.
-pub const DTLS_ATTRS: &[&str] = &["fingerprint", "setup", "tls-id"];
-
 /// An `a=setup` value (RFC 4145 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setup {
