@@ -302,7 +302,15 @@ fn rtpengine_names_and_labels_match_debians_rtpengine() {
     for kind in [RelayKind::Rtprelay, RelayKind::Rtpengine] {
         let ports = PortBlock::acquire();
         let (relay, web, call) = call_with_reports(kind, &ports);
-        during.push(samples(&get(web, "/metrics")));
+        // Both streams sent RTP just now. rtpengine counts its active streams on a timer, so its
+        // figure may lag the packets by a tick: scrape until both streams show (or 3 s passed,
+        // and the comparison below says what differs).
+        let mut now = BTreeMap::new();
+        wait_until(Duration::from_secs(3), || {
+            now = samples(&get(web, "/metrics"));
+            value(&now, "rtpengine_mediastreams{type=\"userspace\"}") >= 2.0
+        });
+        during.push(now);
         after.push(samples(&delete_and_scrape(&relay, web, &call)));
         // A one-way call (only A speaks) and a silent one, then both end.
         let ng = relay.client();

@@ -29,7 +29,7 @@ impl Credentials {
     }
 
     /// Credentials from random bytes the caller drew (the session layer draws them from its key
-    /// source): the first [`UFRAG_LEN`] make the ufrag, the rest the password.
+    /// source): the first 8 make the ufrag, the rest the password.
     pub fn from_random_bytes(bytes: &[u8; Self::RANDOM_BYTES]) -> Self {
         let chars = |b: &[u8]| -> String {
             b.iter()
