@@ -22,8 +22,8 @@ use crate::control::error::NgError;
 use crate::control::parse_srtp;
 use crate::sdp::Family;
 use crate::session::command::{
-    CallRef, CodecOps, Command, Delete, Flags, IceMode, MediaEcho, MediaSelect, OfferAnswer,
-    Replace, RtcpMux,
+    CallRef, CodecOps, Command, Delete, Flags, IceLite, IceMode, MediaEcho, MediaSelect,
+    OfferAnswer, Replace, RtcpMux,
 };
 
 impl Command {
@@ -212,6 +212,9 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
                 for i in strings(v) {
                     apply_ice(&mut oa.ice, &i);
                 }
+            }
+            "ice-lite" => {
+                oa.ice_lite = text(v).and_then(|t| ice_lite(&t)).or(oa.ice_lite);
             }
             "codec" | "codecs" => {
                 if let Some(cd) = v.as_dict() {
@@ -431,6 +434,17 @@ fn apply_ice(ice: &mut IceMode, word: &str) {
         // `trickle`, `lite-*`, `ice2` and unknown words leave the mode alone.
         _ => return,
     };
+}
+
+/// `ICE-lite` values; an unknown one is ignored (as rtpengine does).
+fn ice_lite(word: &str) -> Option<IceLite> {
+    Some(match normalize(word).as_str() {
+        "forward" => IceLite::Forward,
+        "backward" => IceLite::Backward,
+        "both" => IceLite::Both,
+        "off" => IceLite::Off,
+        _ => return None,
+    })
 }
 
 /// Adds one codec to a `codec` operation. `--` in the codec string stands for `=` (rtpengine's
@@ -942,6 +956,24 @@ mod tests {
             offer_with(vec![("ice", list(&["trickle", "remove"]))]).ice,
             IceMode::Remove
         );
+    }
+
+    #[test]
+    fn ice_lite_values() {
+        for (word, want) in [
+            ("forward", Some(IceLite::Forward)),
+            ("backward", Some(IceLite::Backward)),
+            ("Both", Some(IceLite::Both)),
+            ("off", Some(IceLite::Off)),
+            ("bogus", None),
+        ] {
+            assert_eq!(
+                offer_with(vec![("ICE-lite", word.into())]).ice_lite,
+                want,
+                "{word}"
+            );
+        }
+        assert_eq!(offer_with(vec![]).ice_lite, None);
     }
 
     #[test]

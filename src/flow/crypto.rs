@@ -4,6 +4,7 @@
 
 use crate::dtls::{Fingerprint, Role};
 use crate::ice::Credentials;
+use crate::sdp::ice::Candidate;
 use crate::srtp::context::Params;
 
 /// What a flow's packets go through for SRTP. Plain RTP both ways (and SRTP passed through
@@ -20,8 +21,9 @@ pub struct FlowCrypto {
     /// (`inbound` and `outbound` are then `None`). Until it completes, media arriving here is
     /// dropped and nothing is sent to the peer but the handshake.
     pub dtls: Option<FlowDtls>,
-    /// ICE with this flow's peer: its connectivity checks are answered (the relay is an
-    /// ICE-lite agent) and media is taken only from the address that passed one.
+    /// ICE with this flow's peer: its connectivity checks are answered (and, with full ICE,
+    /// the relay checks the peer's candidates too) and media is taken only from the address
+    /// that passed one.
     pub ice: Option<FlowIce>,
 }
 
@@ -44,6 +46,23 @@ pub struct FlowIce {
     pub remote: Option<Credentials>,
     /// 1 for RTP (and muxed RTCP), 2 for RTCP on its own port.
     pub component: u16,
+    /// The relay runs full ICE with the peer (sends checks of its own); `None`: ICE-lite, it
+    /// only answers the peer's.
+    pub full: Option<FullIce>,
+}
+
+/// What a full ICE agent needs beyond the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullIce {
+    /// The relay nominates (it sent the offer, or the peer is ICE-lite).
+    pub controlling: bool,
+    /// The agent's tie breaker (RFC 8445 §7.1.1), random and stable for the stream.
+    pub tie_breaker: u64,
+    /// The peer's candidates for this component that the target policy admitted (UDP, IP
+    /// addresses; mDNS names are learnt as peer-reflexive from the peer's checks instead).
+    pub candidates: Vec<Candidate>,
+    /// The peer said `a=end-of-candidates`.
+    pub end_of_candidates: bool,
 }
 
 impl FlowCrypto {

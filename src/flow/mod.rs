@@ -10,5 +10,5 @@ pub mod table;
 pub mod tap;
 
 pub use counters::StreamCounters;
-pub use crypto::{FlowCrypto, FlowDtls, FlowIce};
+pub use crypto::{FlowCrypto, FlowDtls, FlowIce, FullIce};
 pub use ids::{FlowId, FlowKind};

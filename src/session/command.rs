@@ -173,6 +173,9 @@ pub struct OfferAnswer {
     pub flags: Flags,
     pub replace: Replace,
     pub ice: IceMode,
+    /// `ICE-lite` (offers only): the sides the relay is an ICE-lite agent towards from now on;
+    /// `None` leaves what an earlier offer set (full ICE at first).
+    pub ice_lite: Option<IceLite>,
     pub rtcp_mux: RtcpMux,
     pub codec: CodecOps,
     /// `direction`: two interface names, from-side first.
@@ -267,6 +270,30 @@ pub enum IceMode {
     Force,
     ForceRelay,
     Optional,
+}
+
+/// `ICE-lite`: towards which side of the offer the relay is an ICE-lite agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceLite {
+    /// Towards the offer's receiver.
+    Forward,
+    /// Towards the offer's sender.
+    Backward,
+    Both,
+    /// Full ICE both ways.
+    Off,
+}
+
+impl IceLite {
+    /// Lite towards the offer's (receiver, sender).
+    pub fn sides(self) -> (bool, bool) {
+        match self {
+            IceLite::Forward => (true, false),
+            IceLite::Backward => (false, true),
+            IceLite::Both => (true, true),
+            IceLite::Off => (false, false),
+        }
+    }
 }
 
 /// `rtcp-mux` list entries.

@@ -1,21 +1,26 @@
 //! ICE as the session layer negotiates it: whether the relay does ICE with a side, the
-//! credentials it uses there (stable across re-INVITEs), and the lines it writes.
+//! credentials it uses there (stable across re-INVITEs), its role, and the lines it writes.
 //!
-//! The relay is an ICE-lite agent (RFC 8445 §2.5) towards every side it does ICE with: it writes
-//! `a=ice-lite` at session level, its ufrag and password, and one host candidate per relay
-//! socket of the media (component 1 for RTP, 2 for RTCP unless muxed). The peer, always the
-//! controlling agent then, checks those candidates and nominates; the worker answers the checks
-//! and takes media only from the address that passed one (`crate::flow::FlowIce`).
+//! The relay is a full ICE agent (RFC 8445) towards every side it does ICE with, as rtpengine
+//! is: it writes its ufrag and password and one host candidate per relay socket of the media
+//! (component 1 for RTP, 2 for RTCP unless muxed), answers the side's checks and checks the
+//! side's candidates itself. It controls (nominates) towards the side it sent the offer to, and
+//! towards an ICE-lite side; the side that sent the offer controls otherwise. `ICE-lite`
+//! (offers only, remembered) makes it an ICE-lite agent towards the offer's receiver
+//! (`forward`), its sender (`backward`) or both: `a=ice-lite`, and only the side's checks are
+//! answered. Either way the worker takes media only from an address that passed a check
+//! (`crate::flow::FlowIce`).
 //!
 //! When: `ICE=force` (and `force-relay`: the relay's candidates are relay candidates from the
 //! peer's point of view anyway) towards the receiver of the message; without an `ICE` key (or
 //! `optional`), when the other side's SDP had ICE (an offer's sender, an answer's offerer), as
-//! rtpengine does, so that two browsers can call each other without flags. A peer's own
-//! candidates are never passed on: the relay answers for the media path and they would route
-//! around it. A side whose SDP came without ICE (an answer that declined it) gets none from the
-//! relay's flows either: media from it is latched as usual.
+//! rtpengine does, so that two browsers can call each other without flags. A side's own
+//! candidates are never passed on to the other side (the relay answers for the media path and
+//! they would route around it); the relay checks those the target policy admits. A side whose
+//! SDP came without ICE (an answer that declined it) gets none from the relay's flows either:
+//! media from it is latched as usual; so is a side that is ICE-lite when the relay is too.
 
-use crate::flow::FlowIce;
+use crate::flow::{FlowIce, FullIce};
 use crate::ice::{candidate_priority, Credentials};
 use crate::sdp::ice::{Candidate, CandidateType, IceAttributes, Transport};
 use crate::sdp::model::Attribute;
@@ -41,6 +46,16 @@ pub struct IceSlot {
     pub their_lite: bool,
     /// The side has sent an SDP: `theirs` says whether it does ICE at all.
     pub their_sdp: bool,
+    /// The relay is an ICE-lite agent towards this side (`ICE-lite`); else it runs full ICE.
+    pub lite: bool,
+    /// Full ICE: the relay controls towards this side (it sent the first offer with ICE).
+    pub controlling: bool,
+    /// The relay's tie breaker towards this side (random, made with `ours`).
+    pub tie_breaker: u64,
+    /// The side's candidates from its last SDP that the target policy admitted.
+    pub candidates: Vec<Candidate>,
+    /// The side's last SDP said `a=end-of-candidates`.
+    pub their_end_of_candidates: bool,
 }
 
 impl std::fmt::Debug for IceSlot {
@@ -51,13 +66,17 @@ impl std::fmt::Debug for IceSlot {
             .field("enabled", &self.enabled)
             .field("their_lite", &self.their_lite)
             .field("their_sdp", &self.their_sdp)
+            .field("lite", &self.lite)
+            .field("controlling", &self.controlling)
+            .field("candidates", &self.candidates.len())
             .finish()
     }
 }
 
 impl IceSlot {
-    /// Takes the side's credentials from its SDP (none: it does no ICE, or stopped).
-    pub fn note_sdp(&mut self, ice: &IceAttributes) {
+    /// Takes the side's credentials from its SDP (none: it does no ICE, or stopped), and the
+    /// candidates of it that the target policy `admitted`.
+    pub fn note_sdp(&mut self, ice: &IceAttributes, admitted: Vec<Candidate>) {
         self.theirs = match (&ice.ufrag, &ice.pwd) {
             (Some(ufrag), Some(pwd)) => Some(Credentials {
                 ufrag: ufrag.clone(),
@@ -67,18 +86,36 @@ impl IceSlot {
         };
         self.their_lite = ice.lite;
         self.their_sdp = true;
+        self.candidates = admitted;
+        self.their_end_of_candidates = ice.end_of_candidates;
     }
 
     /// What the side's flow of `component` runs.
     pub fn flow_ice(&self, component: u16) -> Option<FlowIce> {
-        // A side that answered (or offered) without ICE never sends a check.
-        if !self.enabled || self.their_lite || (self.their_sdp && self.theirs.is_none()) {
+        // A side that answered (or offered) without ICE never sends a check; nor do two
+        // ICE-lite agents (RFC 8445 §6.1.1).
+        if !self.enabled
+            || (self.their_sdp && self.theirs.is_none())
+            || (self.lite && self.their_lite)
+        {
             return None;
         }
+        let full = (!self.lite).then(|| FullIce {
+            controlling: self.controlling || self.their_lite,
+            tie_breaker: self.tie_breaker,
+            candidates: self
+                .candidates
+                .iter()
+                .filter(|c| c.component == component)
+                .cloned()
+                .collect(),
+            end_of_candidates: self.their_end_of_candidates,
+        });
         self.ours.as_ref().map(|local| FlowIce {
             local: local.clone(),
             remote: self.theirs.clone(),
             component,
+            full,
         })
     }
 }
@@ -86,9 +123,11 @@ impl IceSlot {
 /// The ICE lines of one RTP media section towards `receiver` (whose relay sockets are
 /// `local`): `None` when the relay does no ICE with it (the input's lines are then removed).
 /// `other_side_ice`: the other side's SDP had ICE (the offer's sender, or the answer's offerer),
-/// which is what the default follows.
+/// which is what the default follows. `is_offer`: the message is an offer (the relay then
+/// offers to `receiver`, which makes it the controlling agent there when ICE starts).
 pub fn towards(
     p: &OfferAnswer,
+    is_offer: bool,
     receiver: &mut IceSlot,
     local: Option<LocalPair>,
     rtcp_mux: bool,
@@ -106,12 +145,15 @@ pub fn towards(
     };
     if receiver.ours.is_none() {
         let mut bytes = [0u8; Credentials::RANDOM_BYTES];
-        if !keys.fill(&mut bytes) {
+        let mut tie_breaker = [0u8; 8];
+        if !keys.fill(&mut bytes) || !keys.fill(&mut tie_breaker) {
             tracing::warn!("no key source: ICE credentials not made, ICE removed");
             receiver.enabled = false;
             return None;
         }
         receiver.ours = Some(Credentials::from_random_bytes(&bytes));
+        receiver.tie_breaker = u64::from_le_bytes(tie_breaker);
+        receiver.controlling = is_offer;
     }
     receiver.enabled = true;
     let creds = receiver.ours.as_ref()?;

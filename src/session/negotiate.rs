@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::Interface;
 use crate::flow::latch::LatchConfig;
 use crate::flow::{FlowCrypto, FlowKind};
+use crate::sdp::ice::{Candidate, IceAttributes};
 use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
@@ -219,9 +220,17 @@ impl Engine {
         let source = source_override(p);
         // Where the sender's media goes, per m= line (RTP, RTCP), once the policy admitted it.
         let mut targets: Vec<(Option<SocketAddr>, Option<SocketAddr>)> = vec![(None, None); n];
+        // The sender's ICE lines per m= line, and which of its candidates the relay may check.
+        let mut ice_in: Vec<(IceAttributes, Vec<Candidate>)> = Vec::with_capacity(n);
         for i in 0..n {
             self.ensure_slot(call_id, sender, i, &sd);
             self.ensure_slot(call_id, receiver, i, &sd);
+            ice_in.push((
+                sd.media(i)
+                    .map(|m| IceAttributes::from_media(sd.session_of(i), m))
+                    .unwrap_or_default(),
+                Vec::new(),
+            ));
             if sd.media(i).is_none_or(|m| m.is_rejected()) {
                 continue;
             }
@@ -257,6 +266,9 @@ impl Engine {
             };
             let rtp = rtp.and_then(|a| self.admit_target(now, call_id, a, via));
             let rtcp = rtcp.and_then(|a| self.admit_target(now, call_id, a, via));
+            if let Some((attrs, admitted)) = ice_in.last_mut() {
+                *admitted = self.admit_candidates(&attrs.candidates, via);
+            }
             if let Some(t) = targets.get_mut(i) {
                 *t = (rtp, rtcp);
             }
@@ -311,8 +323,9 @@ impl Engine {
                 let slot = &mut leg.medias[i];
                 let session = sd.session_of(i);
                 slot.dtls.note_sdp(session, m);
-                slot.ice
-                    .note_sdp(&crate::sdp::ice::IceAttributes::from_media(session, m));
+                if let Some((attrs, admitted)) = ice_in.get_mut(i) {
+                    slot.ice.note_sdp(attrs, std::mem::take(admitted));
+                }
                 slot.kind.clone_from(&m.kind);
                 slot.proto.clone_from(&m.proto);
                 slot.rejected = m.is_rejected();
@@ -339,6 +352,15 @@ impl Engine {
         }
 
         media_state::note_sdp(call, sender, receiver, &sd, p, is_offer);
+        // `ICE-lite` (offers only) says towards which sides the relay is lite from now on.
+        if let Some(lite) = p.ice_lite.filter(|_| is_offer) {
+            let (forward, backward) = lite.sides();
+            for (leg, lite) in [(receiver, forward), (sender, backward)] {
+                for slot in &mut call.legs[leg].medias {
+                    slot.ice.lite = lite;
+                }
+            }
+        }
 
         // Build the rewrite plan from the receiver's local ports.
         let mut plan = RewritePlan {
@@ -406,16 +428,18 @@ impl Engine {
             let other_side_ice = had_ice(if is_offer { sender } else { receiver });
             let ice = call.legs[receiver].medias.get_mut(i).and_then(|slot| {
                 let mux = mux_out && m.is_rtp();
-                ice::towards(
+                let lines = ice::towards(
                     p,
+                    is_offer,
                     &mut slot.ice,
                     local.filter(|_| m.is_rtp()),
                     mux,
                     other_side_ice,
                     &mut *self.keys,
-                )
+                );
+                plan.ice_lite |= lines.is_some() && slot.ice.lite;
+                lines
             });
-            plan.ice_lite |= ice.is_some();
             let rtp_port = local.map_or(0, |l| l.rtp_port);
             let rtcp_port = m.is_rtp().then(|| {
                 if mux_out && !is_offer {

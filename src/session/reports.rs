@@ -159,7 +159,15 @@ fn media_report(created: Now, i: usize, m: &MediaSlot, totals: &mut MediaTotals)
         None => {}
     }
     if m.ice.enabled {
-        flags.extend(["ICE", "ICE-lite self"]);
+        flags.push("ICE");
+        if m.ice.lite {
+            flags.push("ICE-lite self");
+        } else if m.ice.controlling || m.ice.their_lite {
+            flags.push("ICE controlling");
+        }
+        if m.ice.their_lite {
+            flags.push("ICE-lite peer");
+        }
     }
     if m.rtcp_mux {
         flags.push("rtcp-mux");

@@ -29,7 +29,22 @@ pub struct WebrtcRecord {
     /// The side has sent an SDP (without `ice_theirs`: one without ICE).
     #[serde(default)]
     pub ice_their_sdp: bool,
+    /// The relay runs full ICE with the side (records without it: ICE-lite, as before).
+    #[serde(default)]
+    pub ice_full: bool,
+    #[serde(default)]
+    pub ice_controlling: bool,
+    #[serde(default)]
+    pub ice_tie_breaker: u64,
+    /// The side's admitted candidates, `a=candidate` values.
+    #[serde(default)]
+    pub ice_candidates: Vec<String>,
+    #[serde(default)]
+    pub ice_end_of_candidates: bool,
 }
+
+/// Most candidates read back from a record (as many as an SDP may give).
+const MAX_STORED_CANDIDATES: usize = crate::sdp::ice::MAX_CANDIDATES;
 
 fn creds(c: &Option<Credentials>) -> Option<(String, String)> {
     c.as_ref().map(|c| (c.ufrag.clone(), c.pwd.clone()))
@@ -66,6 +81,11 @@ impl WebrtcRecord {
             ice: i.enabled,
             ice_their_lite: i.their_lite,
             ice_their_sdp: i.their_sdp,
+            ice_full: !i.lite,
+            ice_controlling: i.controlling,
+            ice_tie_breaker: i.tie_breaker,
+            ice_candidates: i.candidates.iter().map(ToString::to_string).collect(),
+            ice_end_of_candidates: i.their_end_of_candidates,
         })
     }
 
@@ -91,6 +111,16 @@ impl WebrtcRecord {
             their_lite: self.ice_their_lite,
             their_sdp: self.ice_their_sdp,
             ours,
+            lite: !self.ice_full,
+            controlling: self.ice_controlling,
+            tie_breaker: self.ice_tie_breaker,
+            candidates: self
+                .ice_candidates
+                .iter()
+                .take(MAX_STORED_CANDIDATES)
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            their_end_of_candidates: self.ice_end_of_candidates,
         };
         (dtls, ice)
     }
@@ -124,6 +154,13 @@ mod tests {
             enabled: true,
             their_lite: true,
             their_sdp: true,
+            lite: false,
+            controlling: true,
+            tie_breaker: 0x0123_4567_89ab_cdef,
+            candidates: vec!["1 1 UDP 2130706431 192.0.2.7 4000 typ host"
+                .parse()
+                .unwrap()],
+            their_end_of_candidates: true,
         };
         let r = WebrtcRecord::of(&d, &i).unwrap();
         let json = serde_json::to_string(&r).unwrap();
@@ -135,6 +172,7 @@ mod tests {
             their_fingerprint: Some("sha-256 nonsense".into()),
             ice_ours: Some(("a b".into(), "short".into())),
             ice: true,
+            ice_candidates: vec!["not a candidate".into(); 100],
             ..back
         };
         let (d2, i2) = hostile.slots();
@@ -143,5 +181,8 @@ mod tests {
             i2.ours.is_none() && !i2.enabled,
             "ICE without usable credentials is off"
         );
+        assert!(i2.candidates.is_empty(), "unparsable candidates dropped");
+        let old: WebrtcRecord = serde_json::from_str(r#"{"ice":true}"#).unwrap();
+        assert!(old.slots().1.lite, "records from before full ICE stay lite");
     }
 }

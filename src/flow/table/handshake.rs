@@ -337,7 +337,9 @@ impl Handshake {
         self.ice = match (self.ice.take(), &crypto.ice) {
             (_, None) => None,
             (Some(mut i), Some(p))
-                if i.params.local == p.local && i.params.component == p.component =>
+                if i.params.local == p.local
+                    && i.params.component == p.component
+                    && i.params.full.is_some() == p.full.is_some() =>
             {
                 if p.remote != i.params.remote {
                     if let Some(c) = &p.remote {
@@ -345,9 +347,13 @@ impl Handshake {
                     }
                     i.params.remote = p.remote.clone();
                 }
+                if p.full != i.params.full {
+                    i.add_candidates(p);
+                    i.params.full = p.full.clone();
+                }
                 Some(i)
             }
-            // New local credentials: an ICE restart, a new agent.
+            // New local credentials (an ICE restart) or lite and full swapped: a new agent.
             (_, Some(p)) => Some(IceSide::new(id, p, local)),
         };
         self.dtls = match (self.dtls.take(), &crypto.dtls) {
@@ -408,16 +414,22 @@ impl Handshake {
 
 impl IceSide {
     fn new(id: u64, params: &FlowIce, local: Option<SocketAddr>) -> IceSide {
+        let (mode, role, tie_breaker) = match &params.full {
+            Some(f) if f.controlling => (IceMode::Full, IceRole::Controlling, f.tie_breaker),
+            Some(f) => (IceMode::Full, IceRole::Controlled, f.tie_breaker),
+            None => (IceMode::Lite, IceRole::Controlled, id),
+        };
         let config = IceConfig {
-            mode: IceMode::Lite,
+            mode,
             ..IceConfig::default()
         };
-        // A lite agent sends no checks of its own: its tie breaker and transaction ids are
-        // never used, so a seed from the flow id does.
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&id.to_le_bytes());
-        let mut agent =
-            IceAgent::with_parts(config, IceRole::Controlled, params.local.clone(), id, seed);
+        let mut agent = IceAgent::with_parts(
+            config,
+            role,
+            params.local.clone(),
+            tie_breaker,
+            transaction_seed(id, params),
+        );
         match local {
             Some(l) => {
                 agent.add_local_host(params.component, l, l.ip());
@@ -427,11 +439,32 @@ impl IceSide {
         if let Some(c) = &params.remote {
             agent.set_remote_credentials(&c.ufrag, &c.pwd);
         }
-        IceSide {
+        let mut side = IceSide {
             agent,
             params: params.clone(),
             verified: Vec::new(),
             nominated: None,
+        };
+        side.add_candidates(params);
+        side
+    }
+
+    /// Gives a full agent the peer's candidates it does not have yet (the agent pairs and
+    /// checks them; duplicates and other components are refused by it).
+    fn add_candidates(&mut self, params: &FlowIce) {
+        let Some(full) = &params.full else {
+            return;
+        };
+        for c in full
+            .candidates
+            .iter()
+            .filter(|c| c.component == params.component)
+        {
+            // Refusals (duplicate, unusable, over the cap) change nothing.
+            let _ = self.agent.add_remote_candidate(c);
+        }
+        if full.end_of_candidates {
+            self.agent.end_of_remote_candidates();
         }
     }
 
@@ -615,4 +648,17 @@ impl DtlsSide {
 /// record header).
 fn is_client_hello(pkt: &[u8]) -> bool {
     pkt.first() == Some(&22) && pkt.get(13) == Some(&1)
+}
+
+/// The seed of an agent's transaction ids: they must not be guessable (a forged response to
+/// a check would need one), so it is drawn from the stream's secret password, which comes
+/// from the OS RNG, and the flow.
+fn transaction_seed(id: u64, params: &FlowIce) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"rtprelay ICE transactions");
+    h.update(params.local.pwd.as_bytes());
+    h.update(id.to_le_bytes());
+    h.update(params.component.to_le_bytes());
+    h.finalize().into()
 }

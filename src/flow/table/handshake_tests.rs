@@ -56,6 +56,7 @@ fn ice(remote: bool) -> FlowIce {
             pwd: PEER_PWD.into(),
         }),
         component: 1,
+        full: None,
     }
 }
 
@@ -721,4 +722,81 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
     assert!(t.update(FlowId(1), change, Millis(30)));
     assert_eq!(t.handshake_state(1), None);
     assert!(!t.transforms(1) && !t.transforms(2));
+}
+
+/// Full ICE towards an ICE-lite gateway at PEER_A: the relay's controlling agent checks the
+/// candidate from the SDP, nominates it, and takes media from it only then; a forged success
+/// response (the transaction sniffed, the password not known) verifies nothing.
+#[test]
+fn a_full_controlling_relay_checks_a_lite_peer_and_nominates_it() {
+    use crate::flow::FullIce;
+    use crate::ice::{IceAgent, IceConfig, Role as IceRole};
+
+    let mut params = ice(true);
+    params.full = Some(FullIce {
+        controlling: true,
+        tie_breaker: 7,
+        candidates: vec!["1 1 udp 2130706431 198.51.100.3 2000 typ host"
+            .parse()
+            .expect("candidate")],
+        end_of_candidates: true,
+    });
+    let crypto = FlowCrypto {
+        ice: Some(params),
+        ..FlowCrypto::default()
+    };
+    let b = Browser::new();
+    let mut t = call(&b, crypto);
+    let peer_creds = Credentials {
+        ufrag: PEER_UFRAG.into(),
+        pwd: PEER_PWD.into(),
+    };
+    let mut peer = IceAgent::with_parts(
+        IceConfig::default(),
+        IceRole::Controlled,
+        peer_creds,
+        1,
+        [9; 32],
+    );
+    peer.add_local_host(1, a(PEER_A), a(PEER_A).ip());
+    peer.set_remote_credentials(RELAY_UFRAG, RELAY_PWD);
+
+    assert!(
+        matches!(one(&mut t, 1, &rtp(1), PEER_A), Decision::Drop(_)),
+        "media before any check is refused"
+    );
+    let mut forged = false;
+    let mut now = 10;
+    while now < 5000 && !t.handshake_state(1).expect("hs").nominated {
+        now += 20;
+        t.poll_handshakes(Millis(now));
+        for tx in drain(&mut t) {
+            assert_eq!(tx.dst, a(PEER_A), "checks go to the SDP candidate");
+            let req = Message::parse(&tx.bytes).expect("a STUN check");
+            if !forged {
+                // An attacker who saw the check answers first, keyed with a guess.
+                forged = true;
+                let mut m = MessageBuilder::new(Class::Success, BINDING, req.transaction_id());
+                m.xor_mapped_address(a(LOCAL_A))
+                    .integrity(b"not the peer's password!");
+                batch(&mut t, 1, &[(m.fingerprint(), PEER_A)], Millis(now));
+                let hs = t.handshake_state(1).expect("hs");
+                assert_eq!(hs.ice_peer, None, "a forged response verifies nothing");
+            }
+            let _ = peer.handle_packet(Millis(now), a(LOCAL_A), a(PEER_A), &tx.bytes);
+            while let Some(r) = peer.poll_transmit() {
+                assert_eq!(r.remote, a(LOCAL_A));
+                batch(&mut t, 1, &[(r.bytes, PEER_A)], Millis(now));
+            }
+        }
+    }
+    let hs = t.handshake_state(1).expect("hs");
+    assert!(hs.nominated, "the relay nominated within {now} ms");
+    assert_eq!(hs.ice_peer, Some(a(PEER_A)));
+    assert_eq!(peer.nominated(1), Some((a(PEER_A), a(LOCAL_A))));
+    assert!(matches!(
+        one(&mut t, 1, &rtp(2), PEER_A),
+        Decision::Forward { .. }
+    ));
+    assert!(matches!(one(&mut t, 1, &rtp(3), EVIL), Decision::Drop(_)));
 }

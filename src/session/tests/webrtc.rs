@@ -10,7 +10,9 @@ use super::*;
 use crate::dtls::{CertCipher, Certificate, DtlsContext, DtlsOptions, Fingerprint, HashFunc, Role};
 use crate::flow::{FlowCrypto, FlowId};
 use crate::session::actions::MediaAction;
-use crate::session::command::{DtlsMode, IceMode, OfferAnswer, Profile, TransportProtocol};
+use crate::session::command::{
+    DtlsMode, IceLite, IceMode, OfferAnswer, Profile, TransportProtocol,
+};
 use crate::session::keys::CountingKeys;
 use crate::session::ports::AcceptAll;
 use crate::session::{Engine, EngineConfig};
@@ -168,7 +170,7 @@ fn browser_to_phone_the_phone_sees_plain_rtp_and_nothing_of_dtls_or_ice() {
 }
 
 #[test]
-fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_lite_candidates() {
+fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_candidates() {
     let (_, sdp, f, ctx) = browser_to_phone(DtlsMode::Passive, false);
     assert!(sdp.contains(" UDP/TLS/RTP/SAVPF "), "{sdp}");
     assert_eq!(lines_of(&sdp, "a=setup:"), vec!["passive"]);
@@ -177,7 +179,8 @@ fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_lite_c
         .fingerprint_with(HashFunc::Sha256)
         .to_string();
     assert_eq!(lines_of(&sdp, "a=fingerprint:"), vec![ours.as_str()]);
-    assert_eq!(lines_of(&sdp, "a=ice-lite"), vec![""], "{sdp}");
+    // Full ICE by default, as rtpengine: no a=ice-lite.
+    assert!(lines_of(&sdp, "a=ice-lite").is_empty(), "{sdp}");
     assert!(lines_of(&sdp, "a=crypto:").is_empty());
     assert!(sdp.contains("a=rtcp-mux\r\n"));
     let port = port_in(&sdp);
@@ -214,6 +217,10 @@ fn browser_to_phone_the_browser_gets_the_relays_fingerprint_setup_and_ice_lite_c
         (remote.ufrag.as_str(), remote.pwd.as_str()),
         ("W77c", "9VEM3zWAsygAj4umZwbAYA+U")
     );
+    // The browser offered: it controls, the relay checks as the controlled full agent.
+    let full = ice.full.as_ref().expect("full ICE by default");
+    assert!(!full.controlling);
+    assert!(full.candidates.is_empty(), "the browser trickles");
 }
 
 #[test]
@@ -506,9 +513,9 @@ fn the_browsers_muxed_rtcp_goes_to_the_phones_rtcp_port() {
     assert_eq!(by_port[&(phone_port + 1)].1, Some(by_port[&browser_port].0));
 }
 
-#[test]
-fn an_ice_lite_peer_gets_the_relays_ice_lines_but_its_media_is_latched() {
-    // Two ICE-lite agents send no checks (RFC 8445 6.1.1): waiting for one would drop the call.
+/// A gateway that is ICE-lite itself offers to a phone; its answer goes out with `ice_lite`
+/// as the `ICE-lite` key of the offer. Returns the SDP towards the gateway and its flow.
+fn lite_gateway_call(ice_lite: Option<IceLite>) -> (String, FlowCrypto) {
     let (mut e, mut b, mut f) = (
         webrtc_engine(Some(ctx(false))),
         AcceptAll::default(),
@@ -516,13 +523,14 @@ fn an_ice_lite_peer_gets_the_relays_ice_lines_but_its_media_is_latched() {
     );
     let lite = String::from_utf8(browser_sdp("actpass"))
         .expect("utf8")
-        .replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n");
-    offer(
-        &mut e,
-        &mut b,
-        at(0),
-        to_phone(oa("l", "gw", None, None, lite.into_bytes())),
-    );
+        .replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n")
+        .replace(
+            "a=mid:0\r\n",
+            "a=mid:0\r\na=candidate:1 1 udp 2130706431 198.51.100.20 5000 typ host\r\n",
+        );
+    let mut o = to_phone(oa("l", "gw", None, None, lite.into_bytes()));
+    o.ice_lite = ice_lite;
+    offer(&mut e, &mut b, at(0), o);
     f.take(&mut e);
     let r = answer(
         &mut e,
@@ -536,9 +544,146 @@ fn an_ice_lite_peer_gets_the_relays_ice_lines_but_its_media_is_latched() {
     let sdp = text(&r, "sdp");
     assert_eq!(lines_of(&sdp, "a=ice-ufrag:").len(), 1, "{sdp}");
     f.take(&mut e);
-    let c = f.get(port_in(&sdp));
-    assert!(c.ice.is_none(), "no ICE checks required from a lite peer");
+    let c = f.get(port_in(&sdp)).clone();
     assert!(c.dtls.is_some(), "DTLS still runs");
+    (sdp, c)
+}
+
+#[test]
+fn an_ice_lite_peer_is_checked_by_the_relay_as_the_controlling_agent() {
+    // The relay answers the gateway (which offered), yet controls: a lite peer never does.
+    let (sdp, c) = lite_gateway_call(None);
+    assert!(lines_of(&sdp, "a=ice-lite").is_empty(), "{sdp}");
+    let ice = c.ice.expect("the relay checks the lite gateway");
+    let full = ice.full.expect("full ICE towards a lite peer");
+    assert!(full.controlling);
+    assert_eq!(full.candidates.len(), 1);
+    assert_eq!(full.candidates[0].address, "198.51.100.20");
+}
+
+#[test]
+fn an_ice_lite_peer_of_a_relay_asked_to_be_lite_is_latched() {
+    // Two ICE-lite agents send no checks (RFC 8445 6.1.1): waiting for one would drop the call.
+    let (sdp, c) = lite_gateway_call(Some(IceLite::Backward));
+    assert_eq!(lines_of(&sdp, "a=ice-lite"), vec![""], "{sdp}");
+    assert!(c.ice.is_none(), "no ICE checks required from a lite peer");
+}
+
+#[test]
+fn ice_lite_forward_makes_the_relay_lite_towards_the_offers_receiver_and_sticks() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let mut o = to_browser(oa("f", "phone", None, None, phone_sdp()), DtlsMode::Default);
+    o.ice_lite = Some(IceLite::Forward);
+    let r = offer(&mut e, &mut b, at(0), o);
+    let sdp = text(&r, "sdp");
+    assert_eq!(lines_of(&sdp, "a=ice-lite"), vec![""], "{sdp}");
+    f.take(&mut e);
+    let ice = f.get(port_in(&sdp)).ice.clone().expect("ICE");
+    assert!(
+        ice.full.is_none(),
+        "lite: only the browser's checks answered"
+    );
+    // The browser's answer (its own lines) and a re-offer without the key: still lite.
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_phone(oa(
+            "f",
+            "phone",
+            Some("browser"),
+            None,
+            browser_sdp("active"),
+        )),
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(2),
+        to_browser(oa("f", "phone", None, None, phone_sdp()), DtlsMode::Default),
+    );
+    let again = text(&r, "sdp");
+    assert_eq!(lines_of(&again, "a=ice-lite"), vec![""], "{again}");
+    // `off` goes back to full ICE (the relay sent the offer: it controls).
+    let mut o = to_browser(oa("f", "phone", None, None, phone_sdp()), DtlsMode::Default);
+    o.ice_lite = Some(IceLite::Off);
+    let r = offer(&mut e, &mut b, at(3), o);
+    let full = text(&r, "sdp");
+    assert!(lines_of(&full, "a=ice-lite").is_empty(), "{full}");
+    f.take(&mut e);
+    let ice = f.get(port_in(&full)).ice.clone().expect("ICE");
+    assert!(ice.full.expect("full").controlling);
+}
+
+#[test]
+fn the_relay_checks_only_candidates_the_target_policy_admits() {
+    use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
+    let local: std::net::IpAddr = "203.0.113.1".parse().expect("ip");
+    let policy = TargetPolicy::new(
+        &PolicyInputs {
+            control: vec!["127.0.0.1:22222".parse().expect("addr")],
+            locals: vec![local],
+            port_min: 30000,
+            port_max: 30099,
+            host: vec![local, "127.0.0.1".parse().expect("ip")],
+            ..PolicyInputs::default()
+        },
+        Arc::new(RelayPorts::new([local])),
+    );
+    let mut e = Engine::new(EngineConfig {
+        interfaces: vec![iface("default", "203.0.113.1")],
+        port_min: 30000,
+        port_max: 30099,
+        dtls: Some(ctx(false)),
+        policy: crate::guard::share(policy),
+        ..EngineConfig::default()
+    });
+    e.set_key_source(Box::new(CountingKeys::default()));
+    let (mut b, mut f) = (AcceptAll::default(), Flows::default());
+    // A hostile browser: candidates on the NG port, the relay's own port range, the host's
+    // services, over TCP and as an mDNS name; one usable.
+    let sdp = String::from_utf8(browser_sdp("actpass"))
+        .expect("utf8")
+        .replace(
+            "a=mid:0\r\n",
+            "a=mid:0\r\n\
+         a=candidate:1 1 udp 2122260223 127.0.0.1 22222 typ host\r\n\
+         a=candidate:2 1 udp 2122260223 203.0.113.1 30010 typ host\r\n\
+         a=candidate:3 1 udp 2122260223 203.0.113.1 22 typ host\r\n\
+         a=candidate:4 1 tcp 1518280447 198.51.100.20 9 typ host tcptype active\r\n\
+         a=candidate:5 1 udp 2122260223 0b6c4a1e-5a3f.local 5002 typ host\r\n\
+         a=candidate:6 1 udp 1686052607 198.51.100.20 5000 typ srflx raddr 10.0.0.2 rport 5000\r\n",
+        );
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_phone(oa("p", "browser", None, None, sdp.into_bytes())),
+    );
+    f.take(&mut e);
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_browser(
+            oa("p", "browser", Some("phone"), None, phone_sdp()),
+            DtlsMode::Default,
+        ),
+    );
+    let to_browser_sdp = text(&r, "sdp");
+    f.take(&mut e);
+    let ice = f.get(port_in(&to_browser_sdp)).ice.clone().expect("ICE");
+    let full = ice.full.expect("full ICE");
+    let admitted: Vec<(&str, u16)> = full
+        .candidates
+        .iter()
+        .map(|c| (c.address.as_str(), c.port))
+        .collect();
+    assert_eq!(admitted, vec![("198.51.100.20", 5000)]);
 }
 
 #[test]

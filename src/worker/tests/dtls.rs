@@ -92,6 +92,7 @@ fn browser_call_on(plane: PlaneKind) {
                     pwd: "peerpasswordpeerpassword".into(),
                 }),
                 component: 1,
+                full: None,
             }),
             ..FlowCrypto::default()
         };
