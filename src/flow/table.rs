@@ -19,7 +19,7 @@
 //!
 //! DTLS-SRTP and ICE ([`FlowCrypto::dtls`], [`FlowCrypto::ice`]): such a flow carries its
 //! handshakes (`handshake`). What arrives is told apart by its first byte (RFC 7983): STUN goes
-//! to the ICE-lite agent, DTLS to the endpoint, both consumed ([`DropReason::Handshake`]);
+//! to the ICE agent, DTLS to the endpoint, both consumed ([`DropReason::Handshake`]);
 //! what they answer waits in the table's outbox ([`FlowTable::pop_transmit`]) for the worker to
 //! send from the flow's socket. With ICE, media is taken only from the address that passed a
 //! check (the nominated one once there is one), and that address fixes the latch. With DTLS,

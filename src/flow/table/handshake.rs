@@ -1,5 +1,6 @@
-//! The handshakes on a flow's socket, sans-IO: an ICE-lite agent that answers the peer's
-//! connectivity checks and names the address media is taken from, and a DTLS-SRTP endpoint
+//! The handshakes on a flow's socket, sans-IO: an ICE agent (full, or lite) that answers the
+//! peer's connectivity checks, runs its own towards the peer's candidates when full, and names
+//! the address media is taken from, and a DTLS-SRTP endpoint
 //! whose keys replace SDES ones. Only flows whose [`FlowCrypto`] asks for DTLS or ICE carry one
 //! (boxed, so plain flows pay a pointer).
 //!
@@ -23,6 +24,11 @@ pub const MAX_OUTBOX: usize = 256;
 
 /// Verified remote addresses kept per flow before nomination (a browser checks a few pairs).
 const MAX_VERIFIED: usize = 8;
+
+/// Remote candidates a full agent pairs and checks per flow (from SDP and learnt from checks).
+/// Browsers list a handful per component; an SDP with more is more likely aimed at a third
+/// party: each candidate costs it up to 7 checks from the relay.
+const MAX_REMOTE_CANDIDATES: usize = 10;
 
 /// A handshake datagram for the worker to send from flow `flow`'s socket to `dst`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,6 +427,7 @@ impl IceSide {
         };
         let config = IceConfig {
             mode,
+            max_remote_candidates: MAX_REMOTE_CANDIDATES,
             ..IceConfig::default()
         };
         let mut agent = IceAgent::with_parts(

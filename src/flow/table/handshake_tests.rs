@@ -800,3 +800,43 @@ fn a_full_controlling_relay_checks_a_lite_peer_and_nominates_it() {
     ));
     assert!(matches!(one(&mut t, 1, &rtp(3), EVIL), Decision::Drop(_)));
 }
+
+/// An SDP listing many candidates (aimed at a third party, say) gets a bounded number of
+/// checks from the relay: at most 10 addresses, each at most 7 times, then nothing.
+#[test]
+fn a_full_agent_checks_few_candidates_a_bounded_number_of_times() {
+    use crate::flow::FullIce;
+    let mut params = ice(true);
+    params.full = Some(FullIce {
+        controlling: true,
+        tie_breaker: 7,
+        candidates: (0..40u16)
+            .map(|i| {
+                format!("{i} 1 udp 2130706431 198.51.100.{} 2000 typ host", i + 1)
+                    .parse()
+                    .expect("candidate")
+            })
+            .collect(),
+        end_of_candidates: true,
+    });
+    let crypto = FlowCrypto {
+        ice: Some(params),
+        ..FlowCrypto::default()
+    };
+    let b = Browser::new();
+    let mut t = call(&b, crypto);
+    let mut sent = Vec::new();
+    for ms in (0..120_000).step_by(20) {
+        t.poll_handshakes(Millis(ms));
+        sent.extend(drain(&mut t).into_iter().map(|tx| tx.dst));
+    }
+    let mut distinct = sent.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() <= 10, "{} addresses checked", distinct.len());
+    assert!(
+        !sent.is_empty() && sent.len() <= 70,
+        "{} checks sent",
+        sent.len()
+    );
+}
