@@ -1,4 +1,4 @@
-//! A flow table flow with DTLS-SRTP (passive) and ICE-lite fed arbitrary datagrams from three
+//! A flow table flow with DTLS-SRTP (passive) and ICE (lite, or full) fed arbitrary datagrams from three
 //! sources, with timer polls between them, never panics, never forwards before keys exist, and
 //! keeps its outbox bounded. The input is split by a source byte and a 2-byte length before
 //! each datagram; the first byte chooses whether a valid nominating check comes first (so the
@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use rtprelay::dtls::{CertCipher, Certificate, DtlsContext, DtlsOptions, Fingerprint, Role};
 use rtprelay::flow::latch::LatchConfig;
 use rtprelay::flow::table::{Decision, FlowSpec, FlowTable, MAX_OUTBOX};
-use rtprelay::flow::{FlowCrypto, FlowDtls, FlowIce, FlowId, FlowKind};
+use rtprelay::flow::{FlowCrypto, FlowDtls, FlowIce, FlowId, FlowKind, FullIce};
 use rtprelay::guard::TargetPolicy;
 use rtprelay::ice::Credentials;
 use rtprelay::stun::{Class, MessageBuilder, BINDING};
@@ -79,8 +79,22 @@ fuzz_target!(|data: &[u8]| {
                 ufrag: "relayufr".into(),
                 pwd: PWD.into(),
             },
-            remote: None,
+            // Bit 4 of the mode: full ICE (controlling with bit 8) with the peer's credentials
+            // and its SDP candidate at the first source, so the relay's own checks go out and
+            // whatever arrives is read as answers to them too.
+            remote: (mode & 4 != 0).then(|| Credentials {
+                ufrag: "peerufrg".into(),
+                pwd: "peerpasswordpeerpassword".into(),
+            }),
             component: 1,
+            full: (mode & 4 != 0).then(|| FullIce {
+                controlling: mode & 8 != 0,
+                tie_breaker: 7,
+                candidates: vec!["1 1 udp 2130706431 198.51.100.3 2000 typ host"
+                    .parse()
+                    .expect("candidate")],
+                end_of_candidates: mode & 16 != 0,
+            }),
         }),
         ..FlowCrypto::default()
     };
