@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
             full: (mode & 4 != 0).then(|| FullIce {
                 controlling: mode & 8 != 0,
                 tie_breaker: 7,
+                seed: [3; 32],
                 candidates: vec!["1 1 udp 2130706431 198.51.100.3 2000 typ host"
                     .parse()
                     .expect("candidate")],

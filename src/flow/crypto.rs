@@ -58,6 +58,8 @@ pub struct FullIce {
     pub controlling: bool,
     /// The agent's tie breaker (RFC 8445 §7.1.1), random and stable for the stream.
     pub tie_breaker: u64,
+    /// Secret seed of its transaction ids (the peer must not guess them to forge a response).
+    pub seed: [u8; 32],
     /// The peer's candidates for this component that the target policy admitted (UDP, IP
     /// addresses; mDNS names are learnt as peer-reflexive from the peer's checks instead).
     pub candidates: Vec<Candidate>,

@@ -49,7 +49,13 @@ pub(crate) struct Pair {
     pub verified: bool,
     /// Waiting in the triggered-check queue.
     pub triggered: bool,
+    /// Role-conflict (487) answers to checks on this pair so far.
+    pub conflicts: u8,
 }
+
+/// 487 answers a pair takes before it fails: a conflict settles in one switch, a peer that
+/// answers 487 to every check would otherwise keep the pair checked forever.
+pub const MAX_ROLE_CONFLICTS: u8 = 3;
 
 impl Pair {
     pub fn new(
@@ -70,6 +76,7 @@ impl Pair {
             nominated: false,
             verified: false,
             triggered: false,
+            conflicts: 0,
         }
     }
 

@@ -661,6 +661,37 @@ fn a_487_answer_switches_role_and_checks_again() {
 }
 
 #[test]
+fn a_peer_answering_487_to_every_check_fails_the_pair_after_a_few() {
+    let mut a = controlling_with_one_pair();
+    let mut now = 30;
+    let mut answered = 0;
+    while answered < 20 {
+        a.handle_timeout(Millis(now));
+        let Some(t) = a.poll_transmit() else {
+            now += 50;
+            if now > 60_000 {
+                break;
+            }
+            continue;
+        };
+        let m = Message::parse(&t.bytes).expect("parses");
+        let mut b = MessageBuilder::new(Class::Error, BINDING, m.transaction_id());
+        b.error_code(ERROR_ROLE_CONFLICT, "Role Conflict")
+            .integrity(b"bbbbpassword0123456789abcdef");
+        a.handle_packet(Millis(now), t.remote, t.local, &b.fingerprint())
+            .expect("handled");
+        answered += 1;
+        now += 50;
+    }
+    assert!(
+        answered <= 4,
+        "{answered} checks answered 487 before the pair failed"
+    );
+    let (local, remote) = (a.local_candidates()[0].base, a.remote_candidates()[0].addr);
+    assert_eq!(a.pair_state(local, remote), Some(PairState::Failed));
+}
+
+#[test]
 fn a_response_from_another_address_fails_the_pair() {
     let mut a = controlling_with_one_pair();
     let t = first_check(&mut a);

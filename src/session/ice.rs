@@ -52,6 +52,9 @@ pub struct IceSlot {
     pub controlling: bool,
     /// The relay's tie breaker towards this side (random, made with `ours`).
     pub tie_breaker: u64,
+    /// Secret seed of the relay's STUN transaction ids towards this side (random, made with
+    /// `ours`; never sent: the ufrag, password and tie breaker all reach the peer).
+    pub seed: [u8; 32],
     /// The side's candidates from its last SDP that the target policy admitted.
     pub candidates: Vec<Candidate>,
     /// The side's last SDP said `a=end-of-candidates`.
@@ -87,7 +90,8 @@ impl IceSlot {
         self.their_lite = ice.lite;
         self.their_sdp = true;
         self.candidates = admitted;
-        self.their_end_of_candidates = ice.end_of_candidates;
+        // Without trickle, the SDP holds every candidate the side will give.
+        self.their_end_of_candidates = ice.end_of_candidates || !ice.trickle();
     }
 
     /// What the side's flow of `component` runs.
@@ -103,6 +107,7 @@ impl IceSlot {
         let full = (!self.lite).then(|| FullIce {
             controlling: self.controlling || self.their_lite,
             tie_breaker: self.tie_breaker,
+            seed: self.seed,
             candidates: self
                 .candidates
                 .iter()
@@ -146,13 +151,15 @@ pub fn towards(
     if receiver.ours.is_none() {
         let mut bytes = [0u8; Credentials::RANDOM_BYTES];
         let mut tie_breaker = [0u8; 8];
-        if !keys.fill(&mut bytes) || !keys.fill(&mut tie_breaker) {
+        let mut seed = [0u8; 32];
+        if !keys.fill(&mut bytes) || !keys.fill(&mut tie_breaker) || !keys.fill(&mut seed) {
             tracing::warn!("no key source: ICE credentials not made, ICE removed");
             receiver.enabled = false;
             return None;
         }
         receiver.ours = Some(Credentials::from_random_bytes(&bytes));
         receiver.tie_breaker = u64::from_le_bytes(tie_breaker);
+        receiver.seed = seed;
         receiver.controlling = is_offer;
     }
     receiver.enabled = true;

@@ -360,6 +360,17 @@ impl Engine {
                     slot.ice.lite = lite;
                 }
             }
+        } else {
+            // A media added later follows the mode its leg's ICE already runs in.
+            for leg in [receiver, sender] {
+                let medias = &mut call.legs[leg].medias;
+                let running = medias.iter().find(|m| m.ice.ours.is_some());
+                if let Some(lite) = running.map(|m| m.ice.lite) {
+                    for slot in medias.iter_mut().filter(|m| m.ice.ours.is_none()) {
+                        slot.ice.lite = lite;
+                    }
+                }
+            }
         }
 
         // Build the rewrite plan from the receiver's local ports.

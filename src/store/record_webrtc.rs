@@ -36,6 +36,9 @@ pub struct WebrtcRecord {
     pub ice_controlling: bool,
     #[serde(default)]
     pub ice_tie_breaker: u64,
+    /// The secret seed of the relay's STUN transaction ids, hex.
+    #[serde(default)]
+    pub ice_seed: Option<String>,
     /// The side's admitted candidates, `a=candidate` values.
     #[serde(default)]
     pub ice_candidates: Vec<String>,
@@ -58,6 +61,18 @@ fn creds_back(c: &Option<(String, String)>) -> Option<Credentials> {
                 pwd: pwd.clone(),
             })
     })
+}
+
+/// 64 hex digits back to the seed; anything else is no seed.
+fn seed_back(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 impl WebrtcRecord {
@@ -84,6 +99,7 @@ impl WebrtcRecord {
             ice_full: !i.lite,
             ice_controlling: i.controlling,
             ice_tie_breaker: i.tie_breaker,
+            ice_seed: Some(i.seed.iter().map(|b| format!("{b:02x}")).collect()),
             ice_candidates: i.candidates.iter().map(ToString::to_string).collect(),
             ice_end_of_candidates: i.their_end_of_candidates,
         })
@@ -114,6 +130,11 @@ impl WebrtcRecord {
             lite: !self.ice_full,
             controlling: self.ice_controlling,
             tie_breaker: self.ice_tie_breaker,
+            seed: self
+                .ice_seed
+                .as_deref()
+                .and_then(seed_back)
+                .unwrap_or_default(),
             candidates: self
                 .ice_candidates
                 .iter()
@@ -157,6 +178,7 @@ mod tests {
             lite: false,
             controlling: true,
             tie_breaker: 0x0123_4567_89ab_cdef,
+            seed: [0xa5; 32],
             candidates: vec!["1 1 UDP 2130706431 192.0.2.7 4000 typ host"
                 .parse()
                 .unwrap()],
@@ -173,6 +195,7 @@ mod tests {
             ice_ours: Some(("a b".into(), "short".into())),
             ice: true,
             ice_candidates: vec!["not a candidate".into(); 100],
+            ice_seed: Some("zz".repeat(32)),
             ..back
         };
         let (d2, i2) = hostile.slots();
@@ -182,6 +205,7 @@ mod tests {
             "ICE without usable credentials is off"
         );
         assert!(i2.candidates.is_empty(), "unparsable candidates dropped");
+        assert_eq!(i2.seed, [0; 32], "a seed that is not hex is none");
         let old: WebrtcRecord = serde_json::from_str(r#"{"ice":true}"#).unwrap();
         assert!(old.slots().1.lite, "records from before full ICE stay lite");
     }

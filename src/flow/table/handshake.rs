@@ -25,10 +25,11 @@ pub const MAX_OUTBOX: usize = 256;
 /// Verified remote addresses kept per flow before nomination (a browser checks a few pairs).
 const MAX_VERIFIED: usize = 8;
 
-/// Remote candidates a full agent pairs and checks per flow (from SDP and learnt from checks).
-/// Browsers list a handful per component; an SDP with more is more likely aimed at a third
-/// party: each candidate costs it up to 7 checks from the relay.
-const MAX_REMOTE_CANDIDATES: usize = 10;
+/// A peer's SDP candidates a full agent pairs and checks per flow, the highest priorities
+/// first. Browsers list a handful per component; an SDP with more is more likely aimed at a
+/// third party: each candidate costs it up to 7 checks from the relay. (The agent keeps room
+/// beyond these for addresses it learns from the peer's own checks.)
+const MAX_SDP_CANDIDATES: usize = 10;
 
 /// A handshake datagram for the worker to send from flow `flow`'s socket to `dst`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub(super) struct Handshake {
 struct IceSide {
     agent: IceAgent,
     params: FlowIce,
+    /// SDP candidates given to the agent so far (at most [`MAX_SDP_CANDIDATES`]).
+    sdp_candidates: usize,
     verified: Vec<SocketAddr>,
     nominated: Option<SocketAddr>,
 }
@@ -345,7 +348,8 @@ impl Handshake {
             (Some(mut i), Some(p))
                 if i.params.local == p.local
                     && i.params.component == p.component
-                    && i.params.full.is_some() == p.full.is_some() =>
+                    && (i.params.remote.is_none() || i.params.remote == p.remote)
+                    && controlling(&i.params) == controlling(p) =>
             {
                 if p.remote != i.params.remote {
                     if let Some(c) = &p.remote {
@@ -359,7 +363,8 @@ impl Handshake {
                 }
                 Some(i)
             }
-            // New local credentials (an ICE restart) or lite and full swapped: a new agent.
+            // New credentials on either side (an ICE restart), lite and full swapped, or the
+            // role changed (a peer that turned ICE-lite): a new agent.
             (_, Some(p)) => Some(IceSide::new(id, p, local)),
         };
         self.dtls = match (self.dtls.take(), &crypto.dtls) {
@@ -427,7 +432,6 @@ impl IceSide {
         };
         let config = IceConfig {
             mode,
-            max_remote_candidates: MAX_REMOTE_CANDIDATES,
             ..IceConfig::default()
         };
         let mut agent = IceAgent::with_parts(
@@ -449,6 +453,7 @@ impl IceSide {
         let mut side = IceSide {
             agent,
             params: params.clone(),
+            sdp_candidates: 0,
             verified: Vec::new(),
             nominated: None,
         };
@@ -456,19 +461,26 @@ impl IceSide {
         side
     }
 
-    /// Gives a full agent the peer's candidates it does not have yet (the agent pairs and
-    /// checks them; duplicates and other components are refused by it).
+    /// Gives a full agent the peer's candidates it does not have yet, highest priority first
+    /// and at most [`MAX_SDP_CANDIDATES`] in all (the agent refuses duplicates and other
+    /// components).
     fn add_candidates(&mut self, params: &FlowIce) {
         let Some(full) = &params.full else {
             return;
         };
-        for c in full
+        let mut mine: Vec<_> = full
             .candidates
             .iter()
             .filter(|c| c.component == params.component)
-        {
-            // Refusals (duplicate, unusable, over the cap) change nothing.
-            let _ = self.agent.add_remote_candidate(c);
+            .collect();
+        mine.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        for c in mine {
+            if self.sdp_candidates >= MAX_SDP_CANDIDATES {
+                break;
+            }
+            if self.agent.add_remote_candidate(c).is_ok() {
+                self.sdp_candidates += 1;
+            }
         }
         if full.end_of_candidates {
             self.agent.end_of_remote_candidates();
@@ -658,14 +670,22 @@ fn is_client_hello(pkt: &[u8]) -> bool {
 }
 
 /// The seed of an agent's transaction ids: they must not be guessable (a forged response to
-/// a check would need one), so it is drawn from the stream's secret password, which comes
-/// from the OS RNG, and the flow.
+/// a check would need one), so it is drawn from the stream's secret seed (from the OS RNG;
+/// the password is no secret to the peer) and the flow.
 fn transaction_seed(id: u64, params: &FlowIce) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"rtprelay ICE transactions");
+    if let Some(f) = &params.full {
+        h.update(f.seed);
+    }
     h.update(params.local.pwd.as_bytes());
     h.update(id.to_le_bytes());
     h.update(params.component.to_le_bytes());
     h.finalize().into()
+}
+
+/// The relay's ICE mode and role a flow asks for: `None` lite, else whether it controls.
+fn controlling(p: &FlowIce) -> Option<bool> {
+    p.full.as_ref().map(|f| f.controlling)
 }

@@ -736,6 +736,7 @@ fn a_full_controlling_relay_checks_a_lite_peer_and_nominates_it() {
     params.full = Some(FullIce {
         controlling: true,
         tie_breaker: 7,
+        seed: [3; 32],
         candidates: vec!["1 1 udp 2130706431 198.51.100.3 2000 typ host"
             .parse()
             .expect("candidate")],
@@ -810,6 +811,7 @@ fn a_full_agent_checks_few_candidates_a_bounded_number_of_times() {
     params.full = Some(FullIce {
         controlling: true,
         tie_breaker: 7,
+        seed: [3; 32],
         candidates: (0..40u16)
             .map(|i| {
                 format!("{i} 1 udp 2130706431 198.51.100.{} 2000 typ host", i + 1)
@@ -839,4 +841,37 @@ fn a_full_agent_checks_few_candidates_a_bounded_number_of_times() {
         "{} checks sent",
         sent.len()
     );
+}
+
+/// The peer restarts ICE (new ufrag and password in a re-INVITE, say after a network change):
+/// the relay starts over with a new agent, so the new path's checks can verify and be
+/// nominated, and the old address is no longer the one media is taken from.
+#[test]
+fn a_peer_ice_restart_starts_a_new_agent() {
+    let b = Browser::new();
+    let mut t = call(&b, b.crypto(Role::Passive, true, true));
+    nominate(&mut t);
+    assert_eq!(t.handshake_state(1).expect("hs").ice_peer, Some(a(NAT_A)));
+    let latch = *t.get(1).expect("flow").latch().config();
+    let mut crypto = b.crypto(Role::Passive, true, true);
+    if let Some(i) = crypto.ice.as_mut() {
+        i.remote = Some(Credentials {
+            ufrag: "newufrag".into(),
+            pwd: "newpasswordnewpassword00".into(),
+        });
+    }
+    let change = FlowChange {
+        kind: FlowKind::Rtp,
+        egress: Some(FlowId(2)),
+        rtcp_egress: None,
+        latch,
+        record: None,
+        crypto,
+    };
+    assert!(t.update(FlowId(1), change, Millis(20)));
+    assert_eq!(t.handshake_state(1).expect("hs").ice_peer, None);
+    // The new path: a check naming the new ufrag, from a new address, is verified.
+    one(&mut t, 1, &check_as("newufrag", 5, true, RELAY_PWD), EVIL);
+    assert_eq!(drain(&mut t).len(), 1);
+    assert_eq!(t.handshake_state(1).expect("hs").ice_peer, Some(a(EVIL)));
 }

@@ -14,6 +14,7 @@ use crate::time::Millis;
 use super::{
     candidate_priority, IceAgent, IceDrop, IceMode, PairState, RemoteCandidate, Role, Transmit,
 };
+use crate::ice::checklist::MAX_ROLE_CONFLICTS;
 
 impl IceAgent {
     // ---- input: packets ----
@@ -298,8 +299,9 @@ impl IceAgent {
             return Ok(());
         }
         if m.class() == Class::Error {
-            if m.error_code() == Some(ERROR_ROLE_CONFLICT) {
+            if m.error_code() == Some(ERROR_ROLE_CONFLICT) && p.conflicts < MAX_ROLE_CONFLICTS {
                 // RFC 8445 §7.2.5.1: switch role (unless already switched) and check again.
+                p.conflicts += 1;
                 p.state = PairState::Waiting;
                 if !p.triggered {
                     p.triggered = true;

@@ -620,6 +620,56 @@ fn ice_lite_forward_makes_the_relay_lite_towards_the_offers_receiver_and_sticks(
 }
 
 #[test]
+fn a_media_added_later_keeps_the_legs_ice_lite_mode() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    let mut o = to_browser(oa("v", "phone", None, None, phone_sdp()), DtlsMode::Default);
+    o.ice_lite = Some(IceLite::Forward);
+    offer(&mut e, &mut b, at(0), o);
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_phone(oa(
+            "v",
+            "phone",
+            Some("browser"),
+            None,
+            browser_sdp("active"),
+        )),
+    );
+    f.take(&mut e);
+    // A re-offer adds video, without the key.
+    let both = body(
+        "198.51.100.3",
+        &[
+            "audio 4000 RTP/AVP 0\r\na=sendrecv\r\n",
+            "video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendrecv\r\n",
+        ],
+    );
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(2),
+        to_browser(oa("v", "phone", None, None, both), DtlsMode::Default),
+    );
+    let sdp = text(&r, "sdp");
+    f.take(&mut e);
+    assert_eq!(lines_of(&sdp, "a=ice-lite"), vec![""], "{sdp}");
+    let video = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=video "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("video port");
+    let ice = f.get(video).ice.clone().expect("ICE on the video");
+    assert!(ice.full.is_none(), "the new media is lite like the leg");
+}
+
+#[test]
 fn the_relay_checks_only_candidates_the_target_policy_admits() {
     use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
     let local: std::net::IpAddr = "203.0.113.1".parse().expect("ip");
