@@ -331,6 +331,7 @@ fn set_bool_flag(f: &mut Flags, name: &str) -> bool {
         "strip-extmap" => f.strip_extmap = true,
         "original-sendrecv" => f.original_sendrecv = true,
         "generate-mid" => f.generate_mid = true,
+        "trickle-ice" => f.trickle_ice = true,
         _ => return false,
     }
     true

@@ -246,6 +246,8 @@ pub struct Flags {
     pub original_sendrecv: bool,
     /// `generate mid`: give media sections without `a=mid` one (their position, from 1).
     pub generate_mid: bool,
+    /// `trickle ICE`: announce trickle support (`a=ice-options:trickle`) in an offer.
+    pub trickle_ice: bool,
     /// `always transcode` and the like are accepted and ignored.
     pub unknown: Vec<String>,
 }

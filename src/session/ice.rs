@@ -59,6 +59,8 @@ pub struct IceSlot {
     pub candidates: Vec<Candidate>,
     /// The side's last SDP said `a=end-of-candidates`.
     pub their_end_of_candidates: bool,
+    /// The side's last SDP announced trickle ICE (`a=ice-options:trickle`).
+    pub their_trickle: bool,
 }
 
 impl std::fmt::Debug for IceSlot {
@@ -92,6 +94,7 @@ impl IceSlot {
         self.candidates = admitted;
         // Without trickle, the SDP holds every candidate the side will give.
         self.their_end_of_candidates = ice.end_of_candidates || !ice.trickle();
+        self.their_trickle = ice.trickle();
     }
 
     /// What the side's flow of `component` runs.
@@ -168,6 +171,12 @@ pub fn towards(
         Attribute::new("ice-ufrag", Some(creds.ufrag.clone())),
         Attribute::new("ice-pwd", Some(creds.pwd.clone())),
     ];
+    // Trickle support is announced back to a side that announced it (as rtpengine does), or
+    // in an offer with `trickle ICE`. The relay's own candidates are all in this SDP; a side's
+    // later ones reach it as peer-reflexive from that side's checks.
+    if receiver.their_trickle || (is_offer && p.flags.trickle_ice) {
+        out.push(Attribute::new("ice-options", Some("trickle".into())));
+    }
     let components: &[(u16, u16)] = if rtcp_mux {
         &[(1, 0)]
     } else {

@@ -44,6 +44,8 @@ pub struct WebrtcRecord {
     pub ice_candidates: Vec<String>,
     #[serde(default)]
     pub ice_end_of_candidates: bool,
+    #[serde(default)]
+    pub ice_their_trickle: bool,
 }
 
 /// Most candidates read back from a record (as many as an SDP may give).
@@ -102,6 +104,7 @@ impl WebrtcRecord {
             ice_seed: Some(i.seed.iter().map(|b| format!("{b:02x}")).collect()),
             ice_candidates: i.candidates.iter().map(ToString::to_string).collect(),
             ice_end_of_candidates: i.their_end_of_candidates,
+            ice_their_trickle: i.their_trickle,
         })
     }
 
@@ -142,6 +145,7 @@ impl WebrtcRecord {
                 .filter_map(|c| c.parse().ok())
                 .collect(),
             their_end_of_candidates: self.ice_end_of_candidates,
+            their_trickle: self.ice_their_trickle,
         };
         (dtls, ice)
     }
@@ -183,6 +187,7 @@ mod tests {
                 .parse()
                 .unwrap()],
             their_end_of_candidates: true,
+            their_trickle: true,
         };
         let r = WebrtcRecord::of(&d, &i).unwrap();
         let json = serde_json::to_string(&r).unwrap();

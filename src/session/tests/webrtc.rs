@@ -670,6 +670,39 @@ fn a_media_added_later_keeps_the_legs_ice_lite_mode() {
 }
 
 #[test]
+fn trickle_is_announced_back_to_a_side_that_announced_it_or_when_asked() {
+    let (_, to_browser_sdp, _, _) = browser_to_phone(DtlsMode::Passive, false);
+    assert_eq!(
+        lines_of(&to_browser_sdp, "a=ice-options:"),
+        vec!["trickle"],
+        "{to_browser_sdp}"
+    );
+    let mut e = webrtc_engine(Some(ctx(false)));
+    let mut b = AcceptAll::default();
+    let plain = offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_browser(
+            oa("t1", "phone", None, None, phone_sdp()),
+            DtlsMode::Default,
+        ),
+    );
+    assert!(lines_of(&text(&plain, "sdp"), "a=ice-options:").is_empty());
+    let mut o = to_browser(
+        oa("t2", "phone", None, None, phone_sdp()),
+        DtlsMode::Default,
+    );
+    o.flags.trickle_ice = true;
+    let asked = text(&offer(&mut e, &mut b, at(1), o), "sdp");
+    assert_eq!(
+        lines_of(&asked, "a=ice-options:"),
+        vec!["trickle"],
+        "{asked}"
+    );
+}
+
+#[test]
 fn the_relay_checks_only_candidates_the_target_policy_admits() {
     use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
     let local: std::net::IpAddr = "203.0.113.1".parse().expect("ip");
