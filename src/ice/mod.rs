@@ -46,5 +46,5 @@ pub use candidate::{
     candidate_priority, pair_priority, CandidateRefused, LocalCandidate, RemoteCandidate,
 };
 pub use checklist::PairState;
-pub use credentials::Credentials;
+pub use credentials::{letters_and_digits, Credentials};
 pub use stats::IceStats;

@@ -12,8 +12,8 @@
 //! (`crate::flow::FlowIce`).
 //!
 //! When: `ICE=force` (and `force-relay`: the relay's candidates are relay candidates from the
-//! peer's point of view anyway) towards the receiver of the message; without an `ICE` key (or
-//! `optional`), when the other side's SDP had ICE (an offer's sender, an answer's offerer), as
+//! peer's point of view anyway, and `optional`) towards the receiver of the message; without
+//! an `ICE` key, when the other side's SDP had ICE (an offer's sender, an answer's offerer), as
 //! rtpengine does, so that two browsers can call each other without flags. A side's own
 //! candidates are never passed on to the other side (the relay answers for the media path and
 //! they would route around it); the relay checks those the target policy admits. A side whose
@@ -144,7 +144,12 @@ pub fn towards(
 ) -> Option<Vec<Attribute>> {
     let wanted = match p.ice {
         IceMode::Force | IceMode::ForceRelay => true,
-        IceMode::Default | IceMode::Optional => other_side_ice,
+        // `optional` generates ICE for a plain offer too (rtpengine then adds itself to the
+        // side's candidates; the relay lists only its own), but answers an offer without ICE
+        // without it.
+        IceMode::Optional => is_offer || receiver.theirs.is_some(),
+        // ICE that runs with a side goes on in a re-offer without the key, as in rtpengine.
+        IceMode::Default => other_side_ice || (receiver.enabled && receiver.theirs.is_some()),
         IceMode::Remove => false,
     };
     let Some(local) = local.filter(|_| wanted) else {
@@ -174,7 +179,8 @@ pub fn towards(
     // Trickle support is announced back to a side that announced it (as rtpengine does), or
     // in an offer with `trickle ICE`. The relay's own candidates are all in this SDP; a side's
     // later ones reach it as peer-reflexive from that side's checks.
-    if receiver.their_trickle || (is_offer && p.flags.trickle_ice) {
+    let trickle = receiver.their_trickle || (is_offer && p.flags.trickle_ice);
+    if trickle {
         out.push(Attribute::new("ice-options", Some("trickle".into())));
     }
     let components: &[(u16, u16)] = if rtcp_mux {
@@ -184,7 +190,7 @@ pub fn towards(
     };
     for &(component, offset) in components {
         let c = Candidate {
-            foundation: "1".into(),
+            foundation: foundation(local.advertised),
             component,
             transport: Transport::Udp,
             priority: candidate_priority(HOST_TYPE_PREF, LOCAL_PREF, component),
@@ -199,6 +205,18 @@ pub fn towards(
         };
         out.push(c.to_attribute());
     }
-    out.push(Attribute::new("end-of-candidates", None));
+    // With trickle, say that these are all (RFC 8840); without, the SDP is complete anyway.
+    if trickle {
+        out.push(Attribute::new("end-of-candidates", None));
+    }
     Some(out)
+}
+
+/// A host candidate's foundation (RFC 8445 §5.1.1.3: the same for candidates of one type on
+/// one base address): 16 letters and digits derived from the address, the form rtpengine
+/// writes.
+fn foundation(addr: std::net::IpAddr) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("rtprelay host foundation {addr}").as_bytes());
+    crate::ice::letters_and_digits(&digest)
 }

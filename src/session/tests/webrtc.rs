@@ -688,7 +688,12 @@ fn trickle_is_announced_back_to_a_side_that_announced_it_or_when_asked() {
             DtlsMode::Default,
         ),
     );
-    assert!(lines_of(&text(&plain, "sdp"), "a=ice-options:").is_empty());
+    let plain = text(&plain, "sdp");
+    assert!(lines_of(&plain, "a=ice-options:").is_empty());
+    assert!(
+        lines_of(&plain, "a=end-of-candidates").is_empty(),
+        "no trickle, no end-of-candidates (as rtpengine): {plain}"
+    );
     let mut o = to_browser(
         oa("t2", "phone", None, None, phone_sdp()),
         DtlsMode::Default,
@@ -699,6 +704,60 @@ fn trickle_is_announced_back_to_a_side_that_announced_it_or_when_asked() {
         lines_of(&asked, "a=ice-options:"),
         vec!["trickle"],
         "{asked}"
+    );
+    assert_eq!(lines_of(&asked, "a=end-of-candidates"), vec![""], "{asked}");
+}
+
+#[test]
+fn ice_optional_adds_the_relays_ice_to_a_plain_sdp() {
+    let mut e = webrtc_engine(Some(ctx(false)));
+    let mut b = AcceptAll::default();
+    for (mode, want) in [(IceMode::Optional, 1), (IceMode::Default, 0)] {
+        let mut o = oa(&format!("o{want}"), "phone", None, None, phone_sdp());
+        o.ice = mode;
+        let sdp = text(&offer(&mut e, &mut b, at(0), o), "sdp");
+        assert_eq!(
+            lines_of(&sdp, "a=ice-ufrag:").len(),
+            want,
+            "{mode:?}: {sdp}"
+        );
+    }
+}
+
+#[test]
+fn ice_with_a_side_goes_on_in_a_reoffer_without_the_key() {
+    let (mut e, mut b, mut f) = (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    );
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_browser(oa("r", "phone", None, None, phone_sdp()), DtlsMode::Default),
+    );
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        to_phone(oa(
+            "r",
+            "phone",
+            Some("browser"),
+            None,
+            browser_sdp("active"),
+        )),
+    );
+    // The phone re-offers (plain, no ICE key): the browser still gets the relay's ICE.
+    let mut o = oa("r", "phone", None, None, phone_sdp());
+    o.transport_protocol = Some(TransportProtocol::Set(Profile::UdpTlsRtpSavpf));
+    let sdp = text(&offer(&mut e, &mut b, at(2), o), "sdp");
+    f.take(&mut e);
+    assert_eq!(lines_of(&sdp, "a=ice-ufrag:").len(), 1, "{sdp}");
+    assert!(
+        f.get(port_in(&sdp)).ice.is_some(),
+        "the browser's flow keeps ICE"
     );
 }
 
