@@ -19,9 +19,11 @@ use crate::sdp::model::{Attribute, Media, SessionDescription};
 
 /// RFC 8839 §5.1: a foundation is 1 to 32 ice-chars.
 const MAX_FOUNDATION: usize = 32;
-/// RFC 8839 §5.4: ufrag 4 to 256 ice-chars, password 22 to 256.
+/// RFC 8839 §5.4: ufrag 4 to 256 ice-chars, password 22 to 256. A password is taken from 8
+/// chars: the 22 bind whoever makes one, and older stacks send 16 or 17 (rtpengine takes them;
+/// a short one weakens only its sender's own checks).
 const UFRAG_LEN: std::ops::RangeInclusive<usize> = 4..=256;
-const PWD_LEN: std::ops::RangeInclusive<usize> = 22..=256;
+const PWD_LEN: std::ops::RangeInclusive<usize> = 8..=256;
 /// The longest candidate value we read; real ones are under 200 bytes.
 pub const MAX_CANDIDATE_LEN: usize = 1024;
 /// Extension pairs kept per candidate.
@@ -337,7 +339,7 @@ pub fn check_ufrag(s: &str) -> Result<(), IceSdpError> {
     }
 }
 
-/// Checks a password (22 to 256 ice-chars).
+/// Checks a password (8 to 256 ice-chars).
 pub fn check_pwd(s: &str) -> Result<(), IceSdpError> {
     if PWD_LEN.contains(&s.len()) && is_ice_chars(s) {
         Ok(())
@@ -526,8 +528,13 @@ mod tests {
         assert!(check_ufrag("abcd").is_ok());
         assert!(check_ufrag(&"a".repeat(257)).is_err());
         assert!(check_ufrag("ab:c").is_err());
-        assert!(check_pwd("asd88fgpdd777uzjYhagZ").is_err());
-        assert!(check_pwd("asd88fgpdd777uzjYhagZg").is_ok());
+        assert!(check_pwd("short").is_err());
+        assert!(
+            check_pwd("bd5e8b8d6dd8e1bc6").is_ok(),
+            "17 chars, as older stacks send"
+        );
+        assert!(check_pwd(&"p".repeat(257)).is_err());
+        assert!(check_pwd("bd5e8b8d6dd8e1bc6 x").is_err());
     }
 
     #[test]
