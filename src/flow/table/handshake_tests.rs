@@ -453,14 +453,7 @@ fn a_late_fingerprint_releases_the_keys() {
     );
 
     let latch = *t.get(1).expect("flow").latch().config();
-    let change = FlowChange {
-        kind: FlowKind::Rtp,
-        egress: Some(FlowId(2)),
-        rtcp_egress: None,
-        latch,
-        record: None,
-        crypto: b.crypto(Role::Passive, true, true),
-    };
+    let change = new_signalling(latch, b.crypto(Role::Passive, true, true));
     assert!(t.update(FlowId(1), change, Millis(30)));
     assert_eq!(
         t.handshake_state(1).expect("hs").dtls,
@@ -471,28 +464,14 @@ fn a_late_fingerprint_releases_the_keys() {
     let d = one(&mut t, 1, &protect(&mut browser_out, &rtp(2)), NAT_A);
     assert!(matches!(d, Decision::Forward { .. }), "{d:?}");
     // The same parameters again keep the keys.
-    let change = FlowChange {
-        kind: FlowKind::Rtp,
-        egress: Some(FlowId(2)),
-        rtcp_egress: None,
-        latch,
-        record: None,
-        crypto: b.crypto(Role::Passive, true, true),
-    };
+    let change = new_signalling(latch, b.crypto(Role::Passive, true, true));
     assert!(t.update(FlowId(1), change, Millis(40)));
     let d = one(&mut t, 1, &protect(&mut browser_out, &rtp(3)), NAT_A);
     assert!(matches!(d, Decision::Forward { .. }), "{d:?}");
     assert_eq!(t.get(1).expect("flow").latch().target(), Some(a(NAT_A)));
 
     // Another role: a new association, the old keys gone.
-    let change = FlowChange {
-        kind: FlowKind::Rtp,
-        egress: Some(FlowId(2)),
-        rtcp_egress: None,
-        latch,
-        record: None,
-        crypto: b.crypto(Role::Active, true, true),
-    };
+    let change = new_signalling(latch, b.crypto(Role::Active, true, true));
     assert!(t.update(FlowId(1), change, Millis(50)));
     let d = one(&mut t, 1, &protect(&mut browser_out, &rtp(4)), NAT_A);
     assert_eq!(d, Decision::Drop(DropReason::AwaitingKeys));
@@ -692,14 +671,7 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
     one(&mut t, 1, &check_as("otherufr", 1, false, RELAY_PWD), NAT_A);
     assert_eq!(drain(&mut t).len(), 1);
     let latch = *t.get(1).expect("flow").latch().config();
-    let change = FlowChange {
-        kind: FlowKind::Rtp,
-        egress: Some(FlowId(2)),
-        rtcp_egress: None,
-        latch,
-        record: None,
-        crypto: b.crypto(Role::Passive, true, true),
-    };
+    let change = new_signalling(latch, b.crypto(Role::Passive, true, true));
     assert!(t.update(FlowId(1), change, Millis(20)));
     one(&mut t, 1, &check_as("otherufr", 2, false, RELAY_PWD), NAT_A);
     assert!(
@@ -711,17 +683,47 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
     // The agent (and what it verified) stayed across the update.
     assert_eq!(t.handshake_state(1).expect("hs").ice_peer, Some(a(NAT_A)));
     // Without ICE and DTLS any more, the flow is plain again.
-    let change = FlowChange {
+    let change = new_signalling(latch, FlowCrypto::default());
+    assert!(t.update(FlowId(1), change, Millis(30)));
+    assert_eq!(t.handshake_state(1), None);
+    assert!(!t.transforms(1) && !t.transforms(2));
+}
+
+/// What new signalling tells flow 1 (the browser's, egress to flow 2): its latch and crypto.
+fn new_signalling(latch: LatchConfig, crypto: FlowCrypto) -> FlowChange {
+    FlowChange {
         kind: FlowKind::Rtp,
         egress: Some(FlowId(2)),
         rtcp_egress: None,
         latch,
         record: None,
-        crypto: FlowCrypto::default(),
-    };
-    assert!(t.update(FlowId(1), change, Millis(30)));
-    assert_eq!(t.handshake_state(1), None);
-    assert!(!t.transforms(1) && !t.transforms(2));
+        crypto,
+    }
+}
+
+/// ICE only (no DTLS), the relay a full controlling agent with host candidates at `peers`
+/// from the peer's SDP.
+fn full_controlling(peers: &[SocketAddr]) -> FlowCrypto {
+    let mut params = ice(true);
+    params.full = Some(crate::flow::FullIce {
+        controlling: true,
+        tie_breaker: 7,
+        seed: [3; 32],
+        candidates: peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!("{i} 1 udp 2130706431 {} {} typ host", p.ip(), p.port())
+                    .parse()
+                    .expect("candidate")
+            })
+            .collect(),
+        end_of_candidates: true,
+    });
+    FlowCrypto {
+        ice: Some(params),
+        ..FlowCrypto::default()
+    }
 }
 
 /// Full ICE towards an ICE-lite gateway at PEER_A: the relay's controlling agent checks the
@@ -729,25 +731,10 @@ fn the_peers_ice_credentials_arrive_with_an_update() {
 /// response (the transaction sniffed, the password not known) verifies nothing.
 #[test]
 fn a_full_controlling_relay_checks_a_lite_peer_and_nominates_it() {
-    use crate::flow::FullIce;
     use crate::ice::{IceAgent, IceConfig, Role as IceRole};
 
-    let mut params = ice(true);
-    params.full = Some(FullIce {
-        controlling: true,
-        tie_breaker: 7,
-        seed: [3; 32],
-        candidates: vec!["1 1 udp 2130706431 198.51.100.3 2000 typ host"
-            .parse()
-            .expect("candidate")],
-        end_of_candidates: true,
-    });
-    let crypto = FlowCrypto {
-        ice: Some(params),
-        ..FlowCrypto::default()
-    };
     let b = Browser::new();
-    let mut t = call(&b, crypto);
+    let mut t = call(&b, full_controlling(&[a(PEER_A)]));
     let peer_creds = Credentials {
         ufrag: PEER_UFRAG.into(),
         pwd: PEER_PWD.into(),
@@ -806,27 +793,11 @@ fn a_full_controlling_relay_checks_a_lite_peer_and_nominates_it() {
 /// checks from the relay: at most 10 addresses, each at most 7 times, then nothing.
 #[test]
 fn a_full_agent_checks_few_candidates_a_bounded_number_of_times() {
-    use crate::flow::FullIce;
-    let mut params = ice(true);
-    params.full = Some(FullIce {
-        controlling: true,
-        tie_breaker: 7,
-        seed: [3; 32],
-        candidates: (0..40u16)
-            .map(|i| {
-                format!("{i} 1 udp 2130706431 198.51.100.{} 2000 typ host", i + 1)
-                    .parse()
-                    .expect("candidate")
-            })
-            .collect(),
-        end_of_candidates: true,
-    });
-    let crypto = FlowCrypto {
-        ice: Some(params),
-        ..FlowCrypto::default()
-    };
+    let many: Vec<SocketAddr> = (1..=40u8)
+        .map(|i| SocketAddr::from(([198, 51, 100, i], 2000)))
+        .collect();
     let b = Browser::new();
-    let mut t = call(&b, crypto);
+    let mut t = call(&b, full_controlling(&many));
     let mut sent = Vec::new();
     for ms in (0..120_000).step_by(20) {
         t.poll_handshakes(Millis(ms));
@@ -860,14 +831,7 @@ fn a_peer_ice_restart_starts_a_new_agent() {
             pwd: "newpasswordnewpassword00".into(),
         });
     }
-    let change = FlowChange {
-        kind: FlowKind::Rtp,
-        egress: Some(FlowId(2)),
-        rtcp_egress: None,
-        latch,
-        record: None,
-        crypto,
-    };
+    let change = new_signalling(latch, crypto);
     assert!(t.update(FlowId(1), change, Millis(20)));
     assert_eq!(t.handshake_state(1).expect("hs").ice_peer, None);
     // The new path: a check naming the new ufrag, from a new address, is verified.

@@ -15,6 +15,7 @@ use crate::session::command::{
 };
 use crate::session::keys::CountingKeys;
 use crate::session::ports::AcceptAll;
+use crate::session::reply::Reply;
 use crate::session::{Engine, EngineConfig};
 
 /// The browser's certificate fingerprint in its SDP.
@@ -112,6 +113,32 @@ impl Flows {
             .get(&port)
             .unwrap_or_else(|| panic!("no flow on {port}"))
     }
+}
+
+/// The phone answers the browser's offer (call `call`, browser tag `browser`), the relay
+/// doing DTLS (`dtls`) and ICE towards the browser; at 1 s.
+fn phone_answers(
+    e: &mut Engine,
+    b: &mut AcceptAll,
+    call: &str,
+    browser: &str,
+    dtls: DtlsMode,
+) -> Reply {
+    answer(
+        e,
+        b,
+        at(1),
+        to_browser(oa(call, browser, Some("phone"), None, phone_sdp()), dtls),
+    )
+}
+
+/// A WebRTC engine (certificate, not passive by default), a port binder and no flows yet.
+fn fresh() -> (Engine, AcceptAll, Flows) {
+    (
+        webrtc_engine(Some(ctx(false))),
+        AcceptAll::default(),
+        Flows::default(),
+    )
 }
 
 /// Browser offers, phone answers: returns the engine, the SDP towards the phone and the one
@@ -233,15 +260,7 @@ fn query_shows_dtls_and_ice_per_media_as_rtpengine_names_them() {
         at(0),
         to_phone(oa("q", "browser", None, None, browser_sdp("actpass"))),
     );
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("q", "browser", Some("phone"), None, phone_sdp()),
-            DtlsMode::Passive,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "q", "browser", DtlsMode::Passive);
     // The browser's RTP worker reports its handshakes done.
     let browser_port = port_in(&text(&r, "sdp"));
     let flow = actions(&mut e)
@@ -390,11 +409,7 @@ fn phone_to_browser_offers_actpass_and_settles_on_the_browsers_answer() {
 
 #[test]
 fn dtls_off_passes_the_offerers_dtls_lines_on_and_runs_no_handshake() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let mut p = oa("o", "browser", None, None, browser_sdp("actpass"));
     p.dtls = DtlsMode::Off;
     let r = offer(&mut e, &mut b, at(0), p);
@@ -420,11 +435,7 @@ fn without_a_certificate_no_dtls_is_offered_and_the_profile_still_follows_the_fl
 
 #[test]
 fn hostile_dtls_and_ice_lines_are_ignored_not_fatal() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let bad = String::from_utf8(browser_sdp("actpass"))
         .expect("utf8")
         .replace(BROWSER_FP, "sha-256 ZZ:00")
@@ -437,15 +448,7 @@ fn hostile_dtls_and_ice_lines_are_ignored_not_fatal() {
         to_phone(oa("h", "browser", None, None, bad.into_bytes())),
     );
     assert_eq!(text(&r, "result"), "ok");
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("h", "browser", Some("phone"), None, phone_sdp()),
-            DtlsMode::Passive,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "h", "browser", DtlsMode::Passive);
     let sdp = text(&r, "sdp");
     // No usable fingerprint from the browser: the relay cannot authenticate it, so it does
     // not claim DTLS-SRTP towards it.
@@ -467,15 +470,7 @@ fn the_browsers_muxed_rtcp_goes_to_the_phones_rtcp_port() {
         to_phone(oa("m", "browser", None, None, browser_sdp("actpass"))),
     );
     let phone_port = port_in(&text(&r, "sdp"));
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("m", "browser", Some("phone"), None, phone_sdp()),
-            DtlsMode::Passive,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "m", "browser", DtlsMode::Passive);
     let browser_port = port_in(&text(&r, "sdp"));
     // Flows by local port, with their egress and RTCP egress ids.
     let mut by_port: HashMap<u16, (FlowId, Option<FlowId>, Option<FlowId>)> = HashMap::new();
@@ -516,11 +511,7 @@ fn the_browsers_muxed_rtcp_goes_to_the_phones_rtcp_port() {
 /// A gateway that is ICE-lite itself offers to a phone; its answer goes out with `ice_lite`
 /// as the `ICE-lite` key of the offer. Returns the SDP towards the gateway and its flow.
 fn lite_gateway_call(ice_lite: Option<IceLite>) -> (String, FlowCrypto) {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let lite = String::from_utf8(browser_sdp("actpass"))
         .expect("utf8")
         .replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n")
@@ -532,15 +523,7 @@ fn lite_gateway_call(ice_lite: Option<IceLite>) -> (String, FlowCrypto) {
     o.ice_lite = ice_lite;
     offer(&mut e, &mut b, at(0), o);
     f.take(&mut e);
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("l", "gw", Some("phone"), None, phone_sdp()),
-            DtlsMode::Passive,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "l", "gw", DtlsMode::Passive);
     let sdp = text(&r, "sdp");
     assert_eq!(lines_of(&sdp, "a=ice-ufrag:").len(), 1, "{sdp}");
     f.take(&mut e);
@@ -571,11 +554,7 @@ fn an_ice_lite_peer_of_a_relay_asked_to_be_lite_is_latched() {
 
 #[test]
 fn ice_lite_forward_makes_the_relay_lite_towards_the_offers_receiver_and_sticks() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let mut o = to_browser(oa("f", "phone", None, None, phone_sdp()), DtlsMode::Default);
     o.ice_lite = Some(IceLite::Forward);
     let r = offer(&mut e, &mut b, at(0), o);
@@ -621,11 +600,7 @@ fn ice_lite_forward_makes_the_relay_lite_towards_the_offers_receiver_and_sticks(
 
 #[test]
 fn a_media_added_later_keeps_the_legs_ice_lite_mode() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let mut o = to_browser(oa("v", "phone", None, None, phone_sdp()), DtlsMode::Default);
     o.ice_lite = Some(IceLite::Forward);
     offer(&mut e, &mut b, at(0), o);
@@ -726,11 +701,7 @@ fn ice_optional_adds_the_relays_ice_to_a_plain_sdp() {
 
 #[test]
 fn ice_with_a_side_goes_on_in_a_reoffer_without_the_key() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     offer(
         &mut e,
         &mut b,
@@ -763,25 +734,13 @@ fn ice_with_a_side_goes_on_in_a_reoffer_without_the_key() {
 
 #[test]
 fn the_relay_checks_only_candidates_the_target_policy_admits() {
-    use crate::guard::{PolicyInputs, RelayPorts, TargetPolicy};
-    let local: std::net::IpAddr = "203.0.113.1".parse().expect("ip");
-    let policy = TargetPolicy::new(
-        &PolicyInputs {
-            control: vec!["127.0.0.1:22222".parse().expect("addr")],
-            locals: vec![local],
-            port_min: 30000,
-            port_max: 30099,
-            host: vec![local, "127.0.0.1".parse().expect("ip")],
-            ..PolicyInputs::default()
-        },
-        Arc::new(RelayPorts::new([local])),
-    );
+    // The production engine's guard: NG port, relay ports and host services refused.
     let mut e = Engine::new(EngineConfig {
         interfaces: vec![iface("default", "203.0.113.1")],
         port_min: 30000,
         port_max: 30099,
         dtls: Some(ctx(false)),
-        policy: crate::guard::share(policy),
+        policy: production().cfg.policy.clone(),
         ..EngineConfig::default()
     });
     e.set_key_source(Box::new(CountingKeys::default()));
@@ -807,15 +766,7 @@ fn the_relay_checks_only_candidates_the_target_policy_admits() {
         to_phone(oa("p", "browser", None, None, sdp.into_bytes())),
     );
     f.take(&mut e);
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("p", "browser", Some("phone"), None, phone_sdp()),
-            DtlsMode::Default,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "p", "browser", DtlsMode::Default);
     let to_browser_sdp = text(&r, "sdp");
     f.take(&mut e);
     let ice = f.get(port_in(&to_browser_sdp)).ice.clone().expect("ICE");
@@ -842,15 +793,7 @@ fn a_browser_reoffer_without_dtls_flags_keeps_the_settled_role_and_keys() {
         at(0),
         to_phone(oa("r", "browser", None, None, browser_sdp("actpass"))),
     );
-    let r = answer(
-        &mut e,
-        &mut b,
-        at(1),
-        to_browser(
-            oa("r", "browser", Some("phone"), None, phone_sdp()),
-            DtlsMode::Passive,
-        ),
-    );
+    let r = phone_answers(&mut e, &mut b, "r", "browser", DtlsMode::Passive);
     let first = text(&r, "sdp");
     f.take(&mut e);
     let port = port_in(&first);
@@ -902,11 +845,7 @@ fn browser_b_answer(setup: &str) -> Vec<u8> {
 
 #[test]
 fn two_browsers_without_ice_flags_each_get_the_relays_ice() {
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let r = offer(
         &mut e,
         &mut b,
@@ -941,11 +880,7 @@ fn two_browsers_without_ice_flags_each_get_the_relays_ice() {
 fn a_side_that_answers_without_ice_is_latched_as_usual() {
     // A phone with ICE calls a trunk without it (no ICE key): the relay offers its ICE lines to
     // the trunk, the trunk answers plain, and its flows then take media without checks.
-    let (mut e, mut b, mut f) = (
-        webrtc_engine(Some(ctx(false))),
-        AcceptAll::default(),
-        Flows::default(),
-    );
+    let (mut e, mut b, mut f) = fresh();
     let phone_with_ice = body(
         "198.51.100.1",
         &["audio 3000 RTP/AVP 0\r\na=ice-ufrag:Ph0n\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=sendrecv\r\n"],
