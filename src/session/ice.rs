@@ -12,9 +12,10 @@
 //! (`crate::flow::FlowIce`).
 //!
 //! When: `ICE=force` (and `force-relay`: the relay's candidates are relay candidates from the
-//! peer's point of view anyway, and `optional`) towards the receiver of the message; without
-//! an `ICE` key, when the other side's SDP had ICE (an offer's sender, an answer's offerer), as
-//! rtpengine does, so that two browsers can call each other without flags. A side's own
+//! peer's point of view anyway) towards the receiver of the message; `optional` too, except in
+//! an answer to an offer without ICE; without an `ICE` key, when the other side's SDP had ICE
+//! (an offer's sender, an answer's offerer) or ICE already runs with the receiver, as rtpengine
+//! does, so that two browsers can call each other without flags. A side's own
 //! candidates are never passed on to the other side (the relay answers for the media path and
 //! they would route around it); the relay checks those the target policy admits. A side whose
 //! SDP came without ICE (an answer that declined it) gets none from the relay's flows either:
@@ -79,9 +80,9 @@ impl std::fmt::Debug for IceSlot {
 }
 
 impl IceSlot {
-    /// Takes the side's credentials from its SDP (none: it does no ICE, or stopped), and the
-    /// candidates of it that the target policy `admitted`.
-    pub fn note_sdp(&mut self, ice: &IceAttributes, admitted: Vec<Candidate>) {
+    /// Takes the side's credentials from its SDP (none: it does no ICE, or stopped), and its
+    /// candidates (the caller kept only those the target policy admits).
+    pub fn note_sdp(&mut self, ice: &mut IceAttributes) {
         self.theirs = match (&ice.ufrag, &ice.pwd) {
             (Some(ufrag), Some(pwd)) => Some(Credentials {
                 ufrag: ufrag.clone(),
@@ -91,7 +92,7 @@ impl IceSlot {
         };
         self.their_lite = ice.lite;
         self.their_sdp = true;
-        self.candidates = admitted;
+        self.candidates = std::mem::take(&mut ice.candidates);
         // Without trickle, the SDP holds every candidate the side will give.
         self.their_end_of_candidates = ice.end_of_candidates || !ice.trickle();
         self.their_trickle = ice.trickle();

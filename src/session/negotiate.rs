@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::Interface;
 use crate::flow::latch::LatchConfig;
 use crate::flow::{FlowCrypto, FlowKind};
-use crate::sdp::ice::{Candidate, IceAttributes};
+use crate::sdp::ice::IceAttributes;
 use crate::sdp::Family;
 use crate::sdp::{
     self, Attribute, Body, CodecFilter, Direction, MediaPlan, RewritePlan, SessionLine,
@@ -221,16 +221,15 @@ impl Engine {
         // Where the sender's media goes, per m= line (RTP, RTCP), once the policy admitted it.
         let mut targets: Vec<(Option<SocketAddr>, Option<SocketAddr>)> = vec![(None, None); n];
         // The sender's ICE lines per m= line, and which of its candidates the relay may check.
-        let mut ice_in: Vec<(IceAttributes, Vec<Candidate>)> = Vec::with_capacity(n);
+        let mut ice_in: Vec<IceAttributes> = Vec::with_capacity(n);
         for i in 0..n {
             self.ensure_slot(call_id, sender, i, &sd);
             self.ensure_slot(call_id, receiver, i, &sd);
-            ice_in.push((
+            ice_in.push(
                 sd.media(i)
                     .map(|m| IceAttributes::from_media(sd.session_of(i), m))
                     .unwrap_or_default(),
-                Vec::new(),
-            ));
+            );
             if sd.media(i).is_none_or(|m| m.is_rejected()) {
                 continue;
             }
@@ -266,8 +265,8 @@ impl Engine {
             };
             let rtp = rtp.and_then(|a| self.admit_target(now, call_id, a, via));
             let rtcp = rtcp.and_then(|a| self.admit_target(now, call_id, a, via));
-            if let Some((attrs, admitted)) = ice_in.last_mut() {
-                *admitted = self.admit_candidates(&attrs.candidates, via);
+            if let Some(attrs) = ice_in.last_mut() {
+                self.keep_admitted_candidates(&mut attrs.candidates, via);
             }
             if let Some(t) = targets.get_mut(i) {
                 *t = (rtp, rtcp);
@@ -323,8 +322,8 @@ impl Engine {
                 let slot = &mut leg.medias[i];
                 let session = sd.session_of(i);
                 slot.dtls.note_sdp(session, m);
-                if let Some((attrs, admitted)) = ice_in.get_mut(i) {
-                    slot.ice.note_sdp(attrs, std::mem::take(admitted));
+                if let Some(attrs) = ice_in.get_mut(i) {
+                    slot.ice.note_sdp(attrs);
                 }
                 slot.kind.clone_from(&m.kind);
                 slot.proto.clone_from(&m.proto);

@@ -77,26 +77,22 @@ impl Engine {
         None
     }
 
-    /// The UDP candidates (with IP addresses) of a side that the relay may send its checks
-    /// to: those the target policy admits, as for media. Refusals are not counted as refused
-    /// targets (browsers list addresses that are no use from here); media is never sent to a
-    /// candidate that did not answer a check anyway.
-    pub(crate) fn admit_candidates(
+    /// Keeps the UDP candidates (with IP addresses) of a side that the relay may send its
+    /// checks to: those the target policy admits, as for media. Refusals are not counted as
+    /// refused targets (browsers list addresses that are no use from here); media is never sent
+    /// to a candidate that did not answer a check anyway.
+    pub(crate) fn keep_admitted_candidates(
         &self,
-        candidates: &[Candidate],
+        candidates: &mut Vec<Candidate>,
         via: Option<IpAddr>,
-    ) -> Vec<Candidate> {
+    ) {
         let via = via.unwrap_or(IpAddr::from([0u8; 4]));
         let policy = self.cfg.policy.load();
-        candidates
-            .iter()
-            .filter(|c| c.transport == Transport::Udp)
-            .filter(|c| {
-                c.ip()
+        candidates.retain(|c| {
+            c.transport == Transport::Udp
+                && c.ip()
                     .is_some_and(|ip| policy.check(SocketAddr::new(ip, c.port), via).is_ok())
-            })
-            .cloned()
-            .collect()
+        });
     }
 
     fn count_refusal(&mut self, r: Refusal) {
