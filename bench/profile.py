@@ -54,9 +54,32 @@ def perf_stat(pid, seconds):
     return vals
 
 
+# Call-graph subtrees (a sample counts if the symbol is anywhere on its kernel stack), as shares of the
+# relay's samples. `net_rx_action` is the receive softirq: on loopback (and veth) a send is delivered
+# into the receiving socket in the sender's own softirq, so this is the generator's receive path
+# (IP input, netfilter input hooks, UDP socket lookup, queueing, waking the generator) that the bench's
+# topology charges to the relay; with a NIC the receiving host pays it. The others split the relay's
+# own path: the send syscall, the receive syscall, and the wait for work.
+SUBTREES = {
+    "delivery": "net_rx_action",
+    "send": "udp_sendmsg",
+    "receive": "udp_recvmsg",
+    "wake_up_receiver": "__wake_up_sync_key",
+}
+
+
 def perf_record(pid, seconds, data):
-    subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4999", "-o", data, "-p", str(pid), "--",
-                    "sleep", str(seconds)], capture_output=True, text=True)
+    subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4999", "-o", data, "-p", str(pid),
+                    "--", "sleep", str(seconds)], capture_output=True, text=True)
+    children = subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "sym", "--stdio", "-g", "none",
+                               "--percent-limit", "0", "-q"], capture_output=True, text=True).stdout
+    subtrees = dict.fromkeys(SUBTREES, 0.0)
+    for line in children.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[.\]\s+(\S+)", line)
+        if m:
+            for name, sym in SUBTREES.items():
+                if m.group(3) == sym:
+                    subtrees[name] = max(subtrees[name], float(m.group(1)) / 100)
     rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,sym", "--stdio",
                           "--percent-limit", "0", "-q"], capture_output=True, text=True).stdout
     kernel = netfilter = total = 0.0
@@ -79,7 +102,7 @@ def perf_record(pid, seconds, data):
     total = total or 100.0
     top = sorted(nf_syms, key=lambda x: -x[1])[:8]
     return {"kernel_share": kernel / total, "netfilter_share": netfilter / total,
-            "groups": {g: v / total for g, v in groups.items()},
+            "groups": {g: v / total for g, v in groups.items()}, "subtrees": subtrees,
             "netfilter_top": [f"{sym} {pct / total * 100:.1f}%" for sym, pct in top]}
 
 
@@ -131,7 +154,10 @@ def profile_one(name, args, on):
             "context_switches_per_1k_packets": stat.get("context-switches", 0) * 1000 / pkts,
             "loss_ratio": r["loss_ratio"], "conntrack_entries": conntrack, "nominal_pps": r["nominal_pps"],
             "netfilter_top": shares["netfilter_top"],
-            **{f"{g}_share": v for g, v in shares["groups"].items()}}
+            # Without the generator's receive path (see SUBTREES): what the relay itself costs.
+            "own_us": cpu_us * (1 - shares["subtrees"]["delivery"]),
+            **{f"{g}_share": v for g, v in shares["groups"].items()},
+            **{f"{g}_share": v for g, v in shares["subtrees"].items()}}
 
 
 def main():
@@ -173,6 +199,18 @@ def main():
                      f"{r['kernel_us']:.2f} | {r['netfilter_us']:.2f} ({r['netfilter_share'] * 100:.0f} %) | "
                      f"{r['kernel_share'] * 100:.0f} % | {r['syscalls_per_packet']:.3f} | "
                      f"{r['context_switches_per_1k_packets']:.1f} | {r['conntrack_entries']} | {r['loss_ratio']:.5f} |")
+    # The same CPU split by call graph: what loopback delivery into the generator's sockets costs the
+    # relay, and the relay's own path, each compared with rtpengine's in the same mode.
+    table += ["", "| relay | CPU µs/packet | generator's receive path µs (share) | own path µs | of which send µs | "
+              "receive µs | ratio to rtpengine, CPU | ratio to rtpengine, own path |", "|---|---|---|---|---|---|---|---|"]
+    by_label = {r["label"]: r for r in rows}
+    for r in rows:
+        peer = by_label.get("rtpengine" + ("+notrack" if r["label"].endswith("+notrack") else ""))
+        ratio = (lambda k: f"{r[k] / peer[k]:.2f}" if peer and peer is not r and peer[k] else "")
+        send = r["cpu_us_per_packet"] * (r["send_share"] - r["delivery_share"])
+        table.append(f"| {r['label']} | {r['cpu_us_per_packet']:.2f} | {r['cpu_us_per_packet'] * r['delivery_share']:.2f} "
+                     f"({r['delivery_share'] * 100:.0f} %) | {r['own_us']:.2f} | {max(send, 0):.2f} | "
+                     f"{r['cpu_us_per_packet'] * r['receive_share']:.2f} | {ratio('cpu_us_per_packet')} | {ratio('own_us')} |")
     print("\n".join(table))
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -22,7 +22,7 @@ use crate::control::error::NgError;
 use crate::control::parse_srtp;
 use crate::sdp::Family;
 use crate::session::command::{
-    CallRef, CodecOps, Command, Delete, Flags, IceLite, IceMode, MediaEcho, MediaSelect,
+    CallRef, CodecOps, Command, Delete, DtlsMode, Flags, IceLite, IceMode, MediaEcho, MediaSelect,
     OfferAnswer, Replace, RtcpMux,
 };
 
@@ -272,6 +272,13 @@ fn offer_answer(d: &Dict, op: Op) -> Result<OfferAnswer, NgError> {
                 if let Some(mode) = text(v).and_then(|t| parse_srtp::dtls_mode(&t)) {
                     oa.dtls = mode;
                 }
+            }
+            "dtls-reverse" => {
+                oa.dtls_reverse = match text(v).and_then(|t| parse_srtp::dtls_mode(&t)) {
+                    Some(DtlsMode::Passive) => Some(crate::dtls::Role::Passive),
+                    Some(DtlsMode::Active) => Some(crate::dtls::Role::Active),
+                    _ => None,
+                };
             }
             "dtls-fingerprint" => {
                 if let Some(h) = text(v).and_then(|t| crate::session::dtls::hash_named(&t)) {

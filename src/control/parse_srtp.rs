@@ -232,4 +232,18 @@ mod tests {
         assert!(!o.offer && o.offer_legacy && o.accept_legacy && !o.accept_rfc);
         assert_eq!(offer_with(vec![]).osrtp, Osrtp::default());
     }
+
+    #[test]
+    fn dtls_reverse_takes_a_role_and_ignores_anything_else() {
+        use crate::dtls::Role;
+        for (value, want) in [
+            ("passive", Some(Role::Passive)),
+            ("Active", Some(Role::Active)),
+            ("off", None),
+            ("sideways", None),
+        ] {
+            let oa = offer_with(vec![("DTLS-reverse", value.into())]);
+            assert_eq!(oa.dtls_reverse, want, "{value}");
+        }
+    }
 }

@@ -211,6 +211,9 @@ pub struct OfferAnswer {
     pub dtls: DtlsMode,
     /// `DTLS-fingerprint`: the hash of the fingerprint the relay announces.
     pub dtls_fingerprint: Option<crate::dtls::HashFunc>,
+    /// `DTLS-reverse` (`passive`/`active`), in an offer: the role the relay takes with the
+    /// offerer when the answer comes back and the offerer said `actpass`.
+    pub dtls_reverse: Option<crate::dtls::Role>,
 }
 
 /// The `DTLS` key.

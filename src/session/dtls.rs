@@ -12,8 +12,8 @@
 //! the call or `--dtls-passive` asks); the relay is provisionally passive after an `actpass`,
 //! so a ClientHello that beats the answer is taken, and settles on the answer's `a=setup`. An
 //! answer towards a DTLS offerer is `active` unless the offerer said `active`, or the call asks
-//! for `passive` (`DTLS=passive`, `--dtls-passive`); a re-offer's `actpass` without a `DTLS` key
-//! keeps the role already settled.
+//! for `passive` (`DTLS=passive` in the answer, `DTLS-reverse=passive` in the offer,
+//! `--dtls-passive`); a re-offer's `actpass` without a `DTLS` key keeps the role already settled.
 
 use crate::dtls::{DtlsContext, Fingerprint, HashFunc, Role};
 use crate::flow::FlowDtls;
@@ -60,6 +60,9 @@ pub struct DtlsSlot {
     pub their_setup: Option<Setup>,
     /// The relay terminates DTLS-SRTP with this side, in this role.
     pub role: Option<Role>,
+    /// The role this side's own offer asked the relay to take when answering it
+    /// (`DTLS-reverse`), if the side says `actpass`.
+    pub reverse: Option<Role>,
 }
 
 impl DtlsSlot {
@@ -122,9 +125,11 @@ fn terminates(p: &OfferAnswer, out: Option<Profile>, ctx: Option<&DtlsContext>) 
 pub fn offer(
     p: &OfferAnswer,
     out: Option<Profile>,
+    offerer: &mut DtlsSlot,
     receiver: &mut DtlsSlot,
     ctx: Option<&DtlsContext>,
 ) -> DtlsOut {
+    offerer.reverse = p.dtls_reverse;
     let Some(ctx) = ctx.filter(|_| terminates(p, out, ctx)) else {
         receiver.role = None;
         return DtlsOut {
@@ -179,18 +184,19 @@ pub fn answer(
             attributes: Vec::new(),
         };
     };
-    let passive =
-        p.dtls == DtlsMode::Passive || (p.dtls != DtlsMode::Active && ctx.options().passive);
+    let default = if ctx.options().passive {
+        Role::Passive
+    } else {
+        Role::Active
+    };
     // A re-offer's `actpass` keeps the role the association has (RFC 5763 §5: changing it
     // needs a new association, which the browser does not start for a re-INVITE).
-    let role = match offerer.their_setup {
-        Some(Setup::Active) => Role::Passive,
-        Some(Setup::Passive) => Role::Active,
-        _ if p.dtls == DtlsMode::Default && offerer.role.is_some() => {
-            offerer.role.unwrap_or(Role::Active)
-        }
-        _ if passive => Role::Passive,
-        _ => Role::Active,
+    let role = match (offerer.their_setup, p.dtls) {
+        (Some(Setup::Active), _) => Role::Passive,
+        (Some(Setup::Passive), _) => Role::Active,
+        (_, DtlsMode::Passive) => Role::Passive,
+        (_, DtlsMode::Active) => Role::Active,
+        _ => offerer.role.or(offerer.reverse).unwrap_or(default),
     };
     offerer.role = Some(role);
     let setup = match role {

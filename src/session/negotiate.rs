@@ -784,7 +784,7 @@ fn dtls_media(
         return dtls::DtlsOut::default();
     };
     let out = if is_offer {
-        dtls::offer(p, out, &mut to, ctx)
+        dtls::offer(p, out, &mut from, &mut to, ctx)
     } else {
         dtls::answer(p, out, &mut from, &mut to, ctx)
     };

@@ -19,6 +19,9 @@ pub struct WebrtcRecord {
     /// The side's `a=fingerprint` value.
     pub their_fingerprint: Option<String>,
     pub their_setup: Option<String>,
+    /// `DTLS-reverse` of the side's offer, waiting for the answer.
+    #[serde(default)]
+    pub dtls_reverse: Option<String>,
     /// (ufrag, pwd) of the side and of the relay.
     pub ice_theirs: Option<(String, String)>,
     pub ice_ours: Option<(String, String)>,
@@ -65,6 +68,21 @@ fn creds_back(c: &Option<(String, String)>) -> Option<Credentials> {
     })
 }
 
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Active => "active",
+        Role::Passive => "passive",
+    }
+}
+
+fn role_back(s: &str) -> Option<Role> {
+    match s {
+        "active" => Some(Role::Active),
+        "passive" => Some(Role::Passive),
+        _ => None,
+    }
+}
+
 /// 64 hex digits back to the seed; anything else is no seed.
 fn seed_back(hex: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
@@ -84,15 +102,10 @@ impl WebrtcRecord {
             return None;
         }
         Some(WebrtcRecord {
-            dtls_role: d.role.map(|r| {
-                match r {
-                    Role::Active => "active",
-                    Role::Passive => "passive",
-                }
-                .to_owned()
-            }),
+            dtls_role: d.role.map(|r| role_name(r).to_owned()),
             their_fingerprint: d.their_fingerprint.as_ref().map(ToString::to_string),
             their_setup: d.their_setup.map(|s| s.name().to_owned()),
+            dtls_reverse: d.reverse.map(|r| role_name(r).to_owned()),
             ice_theirs: creds(&i.theirs),
             ice_ours: creds(&i.ours),
             ice: i.enabled,
@@ -117,11 +130,8 @@ impl WebrtcRecord {
                 .as_deref()
                 .and_then(|f| Fingerprint::parse(f).ok()),
             their_setup: self.their_setup.as_deref().and_then(Setup::parse),
-            role: match self.dtls_role.as_deref() {
-                Some("active") => Some(Role::Active),
-                Some("passive") => Some(Role::Passive),
-                _ => None,
-            },
+            role: self.dtls_role.as_deref().and_then(role_back),
+            reverse: self.dtls_reverse.as_deref().and_then(role_back),
         };
         let ours = creds_back(&self.ice_ours);
         let ice = IceSlot {
@@ -166,6 +176,7 @@ mod tests {
             ),
             their_setup: Some(Setup::ActPass),
             role: Some(Role::Passive),
+            reverse: Some(Role::Passive),
         };
         let i = IceSlot {
             theirs: Some(Credentials {

@@ -340,6 +340,33 @@ fn an_actpass_offer_is_answered_active_unless_passive_is_asked_for() {
 }
 
 #[test]
+fn dtls_reverse_in_the_offer_sets_the_role_the_answer_takes_with_the_offerer() {
+    let reverse_call = |reverse: Option<Role>, answer_dtls: DtlsMode| {
+        let (mut e, mut b, mut f) = fresh();
+        let mut p = to_phone(oa("r", "browser", None, None, browser_sdp("actpass")));
+        p.dtls_reverse = reverse;
+        offer(&mut e, &mut b, at(0), p);
+        let sdp = text(
+            &phone_answers(&mut e, &mut b, "r", "browser", answer_dtls),
+            "sdp",
+        );
+        f.take(&mut e);
+        let role = f.get(port_in(&sdp)).dtls.as_ref().map(|d| d.role);
+        (lines_of(&sdp, "a=setup:").join(","), role)
+    };
+    let passive = (String::from("passive"), Some(Role::Passive));
+    let active = (String::from("active"), Some(Role::Active));
+    assert_eq!(
+        reverse_call(Some(Role::Passive), DtlsMode::Default),
+        passive
+    );
+    assert_eq!(reverse_call(None, DtlsMode::Default), active);
+    assert_eq!(reverse_call(Some(Role::Active), DtlsMode::Default), active);
+    // The answer's own DTLS key still wins.
+    assert_eq!(reverse_call(Some(Role::Passive), DtlsMode::Active), active);
+}
+
+#[test]
 fn phone_to_browser_offers_actpass_and_settles_on_the_browsers_answer() {
     let ctx = ctx(false);
     let (mut e, mut b, mut f) = (
