@@ -3,7 +3,10 @@
 //!
 //! The relay terminates DTLS on each side that speaks a `UDP/TLS/...` profile: towards such a
 //! side it writes its own certificate's fingerprint and an `a=setup` of its own, and the side's
-//! flows run the handshake (`crate::flow::FlowDtls`). What a side sent of DTLS never reaches the
+//! flows run the handshake (`crate::flow::FlowDtls`). Like rtpengine it also offers DTLS on a
+//! plain SRTP profile (`RTP/SAVP(F)`, after the `a=crypto` lines): an answer with a fingerprint
+//! picks DTLS, one with `a=crypto` only SDES; an SRTP offerer that gave a fingerprint is
+//! answered with DTLS and no `a=crypto` (rtpengine favours DTLS too). What a side sent of DTLS never reaches the
 //! other side: the input's `a=fingerprint`, `a=setup` and `a=tls-id` lines are dropped whenever
 //! the relay writes its own or the profile towards the receiver is not DTLS at all. With
 //! `DTLS=off` (or no certificate) towards a `UDP/TLS` receiver they are passed on untouched.
@@ -116,9 +119,11 @@ fn lines(p: &OfferAnswer, ctx: &DtlsContext, setup: Setup) -> Vec<Attribute> {
     ]
 }
 
-/// Whether the relay terminates DTLS towards a side with profile `out`.
+/// Whether the relay terminates DTLS towards a side with profile `out`: any SRTP profile, as
+/// rtpengine 10.5 does (a plain `RTP/SAVP` offer carries DTLS lines next to its `a=crypto`
+/// ones, and the answerer picks either).
 fn terminates(p: &OfferAnswer, out: Option<Profile>, ctx: Option<&DtlsContext>) -> bool {
-    ctx.is_some() && p.dtls != DtlsMode::Off && out.is_some_and(Profile::is_dtls)
+    ctx.is_some() && p.dtls != DtlsMode::Off && out.is_some_and(Profile::is_srtp)
 }
 
 /// The offer of one RTP media section towards `receiver`, whose profile will be `out`.

@@ -416,7 +416,7 @@ impl Engine {
                 let demuxed = call.legs[sender].medias[i].demuxed;
                 offered && (sender_mux || demuxed || p.rtcp_mux.accept) && !p.rtcp_mux.demux
             };
-            let srtp = sdes_media(call, sender, receiver, i, m, p, is_offer, &mut *self.keys);
+            let mut srtp = sdes_media(call, sender, receiver, i, m, p, is_offer, &mut *self.keys);
             let dtls = dtls_media(
                 call,
                 sender,
@@ -427,6 +427,14 @@ impl Engine {
                 srtp.out_profile,
                 dtls_ctx,
             );
+            // An answer that takes DTLS on a plain SRTP profile gives no SDES key as well.
+            if !is_offer && !dtls.attributes.is_empty() {
+                srtp.crypto = Some(Vec::new());
+                if let Some(s) = call.legs[receiver].medias.get_mut(i) {
+                    s.sdes.our_key = None;
+                    s.sdes.their_key = None;
+                }
+            }
             // The default follows the offer's ICE: its sender's in an offer, the offerer's
             // (the receiver of the answer) in an answer.
             let had_ice = |leg: usize| {

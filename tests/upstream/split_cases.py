@@ -177,8 +177,8 @@ SRTP_PACKET_CASES = {
 }
 
 # ICE and DTLS cases checked one by one, by title: what they expect is the relay's handshake
-# signalling (a=setup roles, DTLS-reverse, trickle without ICE, ICE default/remove on plain
-# SDP). The other ICE cases expect rtpengine's candidates on every address of an interface
+# signalling (a=setup roles, DTLS-reverse, DTLS offered next to SDES on RTP/SAVP, trickle
+# without ICE, ICE default/remove on plain SDP). The other ICE cases expect rtpengine's candidates on every address of an interface
 # (IPv4 and IPv6) or its ICE=optional pass-through of the peer's candidates, which rtprelay
 # does not do (tests/upstream/differences.md).
 WEBRTC_CASES = {
@@ -190,6 +190,7 @@ WEBRTC_CASES = {
     "plain SDP, no ICE",
     "plain SDP, ICE default",
     "plain SDP, ICE removed",
+    "GH 1086",
 }
 CHECKED_BY_HAND = SRTP_PACKET_CASES | WEBRTC_CASES
 

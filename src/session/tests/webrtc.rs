@@ -963,3 +963,104 @@ fn a_plain_call_without_mux_has_no_rtcp_egress() {
         }
     }
 }
+
+/// A plain SRTP (`RTP/SAVP`) side with the given lines, at `addr`:4000.
+fn savp_sdp(addr: &str, lines: &[&str]) -> Vec<u8> {
+    let mut m = String::from("audio 4000 RTP/SAVP 0\r\na=sendrecv\r\n");
+    for l in lines {
+        m.push_str(l);
+        m.push_str("\r\n");
+    }
+    body(addr, &[&m])
+}
+
+const SDES_LINE: &str =
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:Qk0TvVeyfqfjFd/YebnyyklqSEhJntpVKV1KAhHa";
+
+/// A plain phone calls an SRTP trunk (`transport-protocol: RTP/SAVP`) that answers with
+/// `answer_lines`: the offer's DTLS lines, and what the trunk-facing flow runs.
+fn savp_trunk_call(answer_lines: &[&str]) -> (String, FlowCrypto) {
+    let (mut e, mut b, mut f) = fresh();
+    let mut p = oa("s", "phone", None, None, phone_sdp());
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpSavp));
+    let offered = text(&offer(&mut e, &mut b, at(0), p), "sdp");
+    f.take(&mut e);
+    let trunk = oa(
+        "s",
+        "phone",
+        Some("trunk"),
+        None,
+        savp_sdp("198.51.100.9", answer_lines),
+    );
+    answer(&mut e, &mut b, at(1), trunk);
+    f.take(&mut e);
+    (offered.clone(), f.get(port_in(&offered)).clone())
+}
+
+#[test]
+fn a_savp_offer_carries_dtls_after_its_crypto_lines_and_the_answer_picks_one() {
+    let (sdp, crypto) = savp_trunk_call(&[SDES_LINE]);
+    let attrs: Vec<&str> = sdp.lines().filter(|l| l.starts_with("a=")).collect();
+    let first_crypto = attrs.iter().position(|l| l.starts_with("a=crypto:"));
+    let setup = attrs.iter().position(|l| *l == "a=setup:actpass");
+    assert!(
+        first_crypto.is_some() && setup > first_crypto,
+        "crypto, then DTLS: {sdp}"
+    );
+    assert_eq!(lines_of(&sdp, "a=fingerprint:").len(), 1);
+    // An a=crypto answer: SDES, no handshake.
+    assert!(crypto.dtls.is_none() && crypto.inbound.is_some() && crypto.outbound.is_some());
+    // A fingerprint answer: DTLS, no SDES key.
+    let setup_line = "a=setup:passive";
+    let fp = format!("a=fingerprint:{BROWSER_FP}");
+    let (_, crypto) = savp_trunk_call(&[setup_line, &fp]);
+    let dtls = crypto.dtls.expect("DTLS with the trunk");
+    assert_eq!(dtls.role, Role::Active);
+    assert!(crypto.inbound.is_none() && crypto.outbound.is_none());
+}
+
+#[test]
+fn an_srtp_offerer_with_a_fingerprint_is_answered_with_dtls_and_no_crypto() {
+    let (mut e, mut b, mut f) = fresh();
+    let fp = format!("a=fingerprint:{BROWSER_FP}");
+    let mut p = oa(
+        "o",
+        "trunk",
+        None,
+        None,
+        savp_sdp("198.51.100.9", &[SDES_LINE, "a=setup:actpass", &fp]),
+    );
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpAvp));
+    let to_phone_sdp = text(&offer(&mut e, &mut b, at(0), p), "sdp");
+    assert!(lines_of(&to_phone_sdp, "a=fingerprint:").is_empty());
+    assert!(lines_of(&to_phone_sdp, "a=crypto:").is_empty());
+    let r = answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("o", "trunk", Some("phone"), None, phone_sdp()),
+    );
+    let sdp = text(&r, "sdp");
+    f.take(&mut e);
+    assert!(sdp.contains(" RTP/SAVP "), "{sdp}");
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["active"]);
+    assert_eq!(lines_of(&sdp, "a=fingerprint:").len(), 1);
+    assert!(
+        lines_of(&sdp, "a=crypto:").is_empty(),
+        "DTLS favoured: {sdp}"
+    );
+    let crypto = f.get(port_in(&sdp));
+    assert_eq!(crypto.dtls.as_ref().map(|d| d.role), Some(Role::Active));
+    assert!(crypto.inbound.is_none() && crypto.outbound.is_none());
+}
+
+#[test]
+fn dtls_off_keeps_a_savp_offer_to_sdes_alone() {
+    let (mut e, mut b, _) = fresh();
+    let mut p = oa("d", "phone", None, None, phone_sdp());
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpSavp));
+    p.dtls = DtlsMode::Off;
+    let sdp = text(&offer(&mut e, &mut b, at(0), p), "sdp");
+    assert!(!lines_of(&sdp, "a=crypto:").is_empty());
+    assert!(lines_of(&sdp, "a=fingerprint:").is_empty() && lines_of(&sdp, "a=setup:").is_empty());
+}
