@@ -66,6 +66,9 @@ pub struct DtlsSlot {
     /// The role this side's own offer asked the relay to take when answering it
     /// (`DTLS-reverse`), if the side says `actpass`.
     pub reverse: Option<Role>,
+    /// The fingerprint hash an offer towards this side asked for (`DTLS-fingerprint`): later
+    /// offers and answers without the key keep announcing it.
+    pub hash: Option<HashFunc>,
 }
 
 impl DtlsSlot {
@@ -105,17 +108,24 @@ pub struct DtlsOut {
     pub attributes: Vec<Attribute>,
 }
 
-/// The hash of the fingerprint the relay announces: `DTLS-fingerprint`, else `--dtls-signature`.
-fn our_fingerprint(p: &OfferAnswer, ctx: &DtlsContext) -> Fingerprint {
-    let hash = p.dtls_fingerprint.unwrap_or(ctx.options().signature);
+/// The hash of the fingerprint the relay announces to a side: `DTLS-fingerprint`, else the one
+/// an earlier offer to it asked for, else `--dtls-signature`.
+fn our_fingerprint(p: &OfferAnswer, ctx: &DtlsContext, side: &DtlsSlot) -> Fingerprint {
+    let hash = p
+        .dtls_fingerprint
+        .or(side.hash)
+        .unwrap_or(ctx.options().signature);
     ctx.certificate().fingerprint_with(hash)
 }
 
-fn lines(p: &OfferAnswer, ctx: &DtlsContext, setup: Setup) -> Vec<Attribute> {
+fn lines(p: &OfferAnswer, ctx: &DtlsContext, side: &DtlsSlot, setup: Setup) -> Vec<Attribute> {
     // rtpengine's order: a=setup, then a=fingerprint.
     vec![
         Attribute::new("setup", Some(setup.name().to_owned())),
-        Attribute::new("fingerprint", Some(our_fingerprint(p, ctx).to_string())),
+        Attribute::new(
+            "fingerprint",
+            Some(our_fingerprint(p, ctx, side).to_string()),
+        ),
     ]
 }
 
@@ -154,9 +164,12 @@ pub fn offer(
         Setup::Passive => Some(Role::Passive),
         _ => receiver.role.or(Some(Role::Passive)),
     };
+    if p.dtls_fingerprint.is_some() {
+        receiver.hash = p.dtls_fingerprint;
+    }
     DtlsOut {
         strip: true,
-        attributes: lines(p, ctx, setup),
+        attributes: lines(p, ctx, receiver, setup),
     }
 }
 
@@ -210,7 +223,7 @@ pub fn answer(
     };
     DtlsOut {
         strip: true,
-        attributes: lines(p, ctx, setup),
+        attributes: lines(p, ctx, offerer, setup),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::session::actions::MediaAction;
 use crate::session::block::block_states;
 use crate::session::call::{Call, Echo, Leg, LocalPair, MediaSlot, Offered, Stream};
 use crate::session::command::OfferAnswer;
+use crate::session::command::Profile;
 use crate::session::engine::{shard_of, Engine};
 use crate::session::error::SessionError;
 use crate::session::interfaces::{self, interface_address};
@@ -300,6 +301,11 @@ impl Engine {
             .iter()
             .map(|m| m.rtcp_mux)
             .collect();
+        let sender_proto_before: Vec<String> = call.legs[sender]
+            .medias
+            .iter()
+            .map(|m| m.proto.clone())
+            .collect();
         {
             let leg = &mut call.legs[sender];
             leg.has_sdp = true;
@@ -416,7 +422,28 @@ impl Engine {
                 let demuxed = call.legs[sender].medias[i].demuxed;
                 offered && (sender_mux || demuxed || p.rtcp_mux.accept) && !p.rtcp_mux.demux
             };
-            let mut srtp = sdes_media(call, sender, receiver, i, m, p, is_offer, &mut *self.keys);
+            let kept = kept_profile(call, sender, receiver, i, m, &sender_proto_before, is_offer);
+            // What the receiver negotiated last time, before this message changes it: a re-offer
+            // offers only the SRTP keying it settled on (SDES or DTLS), as rtpengine does.
+            let settled = call.legs[receiver]
+                .medias
+                .get(i)
+                .map_or((false, false), |s| {
+                    (
+                        s.sdes.their_key.is_some() && s.dtls.role.is_none(),
+                        s.dtls.role.is_some() && s.dtls.their_fingerprint.is_some(),
+                    )
+                });
+            let mut srtp = sdes_media(
+                call,
+                sender,
+                receiver,
+                i,
+                (m, kept),
+                p,
+                is_offer,
+                &mut *self.keys,
+            );
             let dtls = dtls_media(
                 call,
                 sender,
@@ -425,8 +452,11 @@ impl Engine {
                 p,
                 is_offer,
                 srtp.out_profile,
-                dtls_ctx,
+                dtls_ctx.filter(|_| !(is_offer && settled.0)),
             );
+            if is_offer && settled.1 && !srtp.out_profile.is_some_and(Profile::is_dtls) {
+                srtp.crypto = Some(Vec::new());
+            }
             // An answer that takes DTLS on a plain SRTP profile gives no SDES key as well.
             if !is_offer && !dtls.attributes.is_empty() {
                 srtp.crypto = Some(Vec::new());
@@ -804,6 +834,27 @@ fn dtls_media(
     out
 }
 
+/// The profile a re-offer keeps towards its receiver: the receiver's own, from its last SDP,
+/// while the offerer's profile is the one it had before (rtpengine keeps a media's transport
+/// protocol that way: a re-INVITE without `transport-protocol` does not turn an SRTP trunk's
+/// stream plain, nor a phone's into a browser's). An offerer that changes its profile is
+/// followed; a first offer has nothing to keep.
+fn kept_profile(
+    call: &Call,
+    sender: usize,
+    receiver: usize,
+    i: usize,
+    m: &sdp::Media,
+    sender_proto_before: &[String],
+    is_offer: bool,
+) -> Option<Profile> {
+    let before = sender_proto_before.get(i)?;
+    let theirs = &call.legs.get(receiver)?.medias.get(i)?.proto;
+    (is_offer && sender != receiver && before.eq_ignore_ascii_case(&m.proto))
+        .then(|| Profile::from_name(theirs))
+        .flatten()
+}
+
 /// The SDES part of one media section (see `sdes.rs`): both legs' slots are updated, the
 /// outgoing m= line gets the protocol and `a=crypto` lines returned.
 #[allow(clippy::too_many_arguments)]
@@ -812,7 +863,7 @@ fn sdes_media(
     sender: usize,
     receiver: usize,
     i: usize,
-    m: &sdp::Media,
+    (m, kept): (&sdp::Media, Option<Profile>),
     p: &OfferAnswer,
     is_offer: bool,
     keys: &mut dyn KeySource,
@@ -830,7 +881,7 @@ fn sdes_media(
         return MediaOut::default();
     };
     let out = if is_offer {
-        sdes::offer(p, m, &mut from, &mut to, keys)
+        sdes::offer(p, m, kept, &mut from, &mut to, keys)
     } else {
         let offered = call
             .legs

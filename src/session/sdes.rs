@@ -198,10 +198,12 @@ fn profile_of(m: &Media) -> Option<Profile> {
 }
 
 /// The `offer` of one RTP media section from `sender` to `receiver`: updates both slots and says
-/// what the outgoing m= section gets.
+/// what the outgoing m= section gets. `kept` is the receiver's own profile when a re-offer
+/// keeps it (see `negotiate::kept_profile`); `transport-protocol` still wins.
 pub fn offer(
     p: &OfferAnswer,
     input: &Media,
+    kept: Option<Profile>,
     sender: &mut SdesSlot,
     receiver: &mut SdesSlot,
     keys: &mut dyn KeySource,
@@ -215,7 +217,7 @@ pub fn offer(
         Some(TransportProtocol::Set(pf)) => Some(pf),
         _ => None,
     };
-    let out_profile = set.unwrap_or(in_profile);
+    let out_profile = set.or(kept).unwrap_or(in_profile);
     // Opportunistic SRTP: a plain profile with a=crypto.
     let osrtp_in = !in_profile.is_srtp() && !usable.is_empty();
     let out_srtp =

@@ -22,6 +22,9 @@ pub struct WebrtcRecord {
     /// `DTLS-reverse` of the side's offer, waiting for the answer.
     #[serde(default)]
     pub dtls_reverse: Option<String>,
+    /// `DTLS-fingerprint` an offer to the side asked for (`sha-1`...).
+    #[serde(default)]
+    pub dtls_hash: Option<String>,
     /// (ufrag, pwd) of the side and of the relay.
     pub ice_theirs: Option<(String, String)>,
     pub ice_ours: Option<(String, String)>,
@@ -106,6 +109,7 @@ impl WebrtcRecord {
             their_fingerprint: d.their_fingerprint.as_ref().map(ToString::to_string),
             their_setup: d.their_setup.map(|s| s.name().to_owned()),
             dtls_reverse: d.reverse.map(|r| role_name(r).to_owned()),
+            dtls_hash: d.hash.map(|h| h.name().to_owned()),
             ice_theirs: creds(&i.theirs),
             ice_ours: creds(&i.ours),
             ice: i.enabled,
@@ -132,6 +136,10 @@ impl WebrtcRecord {
             their_setup: self.their_setup.as_deref().and_then(Setup::parse),
             role: self.dtls_role.as_deref().and_then(role_back),
             reverse: self.dtls_reverse.as_deref().and_then(role_back),
+            hash: self
+                .dtls_hash
+                .as_deref()
+                .and_then(crate::session::dtls::hash_named),
         };
         let ours = creds_back(&self.ice_ours);
         let ice = IceSlot {
@@ -177,6 +185,7 @@ mod tests {
             their_setup: Some(Setup::ActPass),
             role: Some(Role::Passive),
             reverse: Some(Role::Passive),
+            hash: Some(crate::dtls::HashFunc::Sha1),
         };
         let i = IceSlot {
             theirs: Some(Credentials {

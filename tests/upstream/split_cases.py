@@ -177,7 +177,7 @@ SRTP_PACKET_CASES = {
 }
 
 # ICE and DTLS cases checked one by one, by title: what they expect is the relay's handshake
-# signalling (a=setup roles, DTLS-reverse, DTLS offered next to SDES on RTP/SAVP, trickle
+# signalling (a=setup roles, DTLS-reverse, DTLS offered next to SDES on RTP/SAVP and what a re-offer keeps of it, trickle
 # without ICE, ICE default/remove on plain SDP). The other ICE cases expect rtpengine's candidates on every address of an interface
 # (IPv4 and IPv6) or its ICE=optional pass-through of the peer's candidates, which rtprelay
 # does not do (tests/upstream/differences.md).
@@ -191,6 +191,7 @@ WEBRTC_CASES = {
     "plain SDP, ICE default",
     "plain SDP, ICE removed",
     "GH 1086",
+    "fingerprint selection",
 }
 CHECKED_BY_HAND = SRTP_PACKET_CASES | WEBRTC_CASES
 

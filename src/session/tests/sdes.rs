@@ -898,3 +898,54 @@ fn no_key_material_in_debug_output() {
         );
     }
 }
+
+#[test]
+fn a_reoffer_without_transport_protocol_keeps_the_receivers_profile() {
+    let (mut e, mut b) = (sdes_engine(), AcceptAll::default());
+    offer(
+        &mut e,
+        &mut b,
+        at(0),
+        to_savp(oa("k", "a", None, None, sdp_a("RTP/AVP", &[]))),
+    );
+    let ans = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}");
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("k", "a", Some("b"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    // The plain phone re-offers without the key: its SRTP trunk stays SRTP.
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(10),
+        oa("k", "a", Some("b"), None, sdp_a("RTP/AVP", &[])),
+    );
+    assert_eq!(proto_of(&r), "RTP/SAVP");
+    assert!(!crypto_lines(&r).is_empty());
+    // The trunk re-offers (its own SRTP profile, no key): the phone stays plain.
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(20),
+        oa("k", "b", Some("a"), None, sdp_b("RTP/SAVP", &[&ans])),
+    );
+    assert_eq!(proto_of(&r), "RTP/AVP");
+    assert!(crypto_lines(&r).is_empty());
+    // An offerer that changes its profile is followed; the key still wins.
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(30),
+        oa("k", "b", Some("a"), None, sdp_b("RTP/AVP", &[])),
+    );
+    assert_eq!(proto_of(&r), "RTP/AVP");
+    let r = offer(
+        &mut e,
+        &mut b,
+        at(40),
+        to_savp(oa("k", "b", Some("a"), None, sdp_b("RTP/AVP", &[]))),
+    );
+    assert_eq!(proto_of(&r), "RTP/SAVP");
+}

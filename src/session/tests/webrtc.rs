@@ -1064,3 +1064,45 @@ fn dtls_off_keeps_a_savp_offer_to_sdes_alone() {
     assert!(!lines_of(&sdp, "a=crypto:").is_empty());
     assert!(lines_of(&sdp, "a=fingerprint:").is_empty() && lines_of(&sdp, "a=setup:").is_empty());
 }
+
+#[test]
+fn a_reoffer_offers_only_the_keying_the_trunk_settled_on_and_the_same_hash() {
+    let fp = format!("a=fingerprint:{BROWSER_FP}");
+    for (answered, dtls) in [
+        (vec![SDES_LINE], false),
+        (vec!["a=setup:passive", &fp], true),
+    ] {
+        let (mut e, mut b, mut f) = fresh();
+        let to_trunk = |mut p: OfferAnswer, hash: Option<HashFunc>| {
+            p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpSavp));
+            p.dtls_fingerprint = hash;
+            p
+        };
+        let first = oa("h", "phone", None, None, phone_sdp());
+        offer(&mut e, &mut b, at(0), to_trunk(first, Some(HashFunc::Sha1)));
+        let trunk_sdp = savp_sdp("198.51.100.9", &answered);
+        answer(
+            &mut e,
+            &mut b,
+            at(1),
+            oa("h", "phone", Some("trunk"), None, trunk_sdp),
+        );
+        f.take(&mut e);
+        let again = oa("h", "phone", Some("trunk"), None, phone_sdp());
+        let sdp = text(&offer(&mut e, &mut b, at(10), to_trunk(again, None)), "sdp");
+        f.take(&mut e);
+        let crypto = f.get(port_in(&sdp));
+        if dtls {
+            assert!(lines_of(&sdp, "a=crypto:").is_empty(), "{sdp}");
+            assert_eq!(lines_of(&sdp, "a=setup:"), vec!["actpass"]);
+            let fingerprint = lines_of(&sdp, "a=fingerprint:");
+            assert!(fingerprint[0].starts_with("sha-1 "), "{sdp}");
+            assert_eq!(crypto.dtls.as_ref().map(|d| d.role), Some(Role::Active));
+        } else {
+            assert!(!lines_of(&sdp, "a=crypto:").is_empty());
+            assert!(lines_of(&sdp, "a=setup:").is_empty(), "{sdp}");
+            // The trunk's SDES keys stay in force while the re-offer is out.
+            assert!(crypto.dtls.is_none() && crypto.inbound.is_some());
+        }
+    }
+}
