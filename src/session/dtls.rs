@@ -217,6 +217,9 @@ pub fn answer(
         _ => offerer.role.or(offerer.reverse).unwrap_or(default),
     };
     offerer.role = Some(role);
+    if p.dtls_fingerprint.is_some() {
+        offerer.hash = p.dtls_fingerprint;
+    }
     let setup = match role {
         Role::Active => Setup::Active,
         Role::Passive => Setup::Passive,

@@ -444,6 +444,10 @@ impl Engine {
                 is_offer,
                 &mut *self.keys,
             );
+            // SDES settled with the receiver stays SDES on a plain SRTP profile (offers carry no
+            // DTLS lines, answers take none), unless SDES is switched off.
+            let out_dtls = srtp.out_profile.is_some_and(Profile::is_dtls);
+            let keep_sdes = settled.0 && !out_dtls && !p.sdes.off;
             let dtls = dtls_media(
                 call,
                 sender,
@@ -452,10 +456,15 @@ impl Engine {
                 p,
                 is_offer,
                 srtp.out_profile,
-                dtls_ctx.filter(|_| !(is_offer && settled.0)),
+                dtls_ctx.filter(|_| !keep_sdes),
             );
-            if is_offer && settled.1 && !srtp.out_profile.is_some_and(Profile::is_dtls) {
+            if is_offer && settled.1 && !out_dtls && !dtls.attributes.is_empty() {
                 srtp.crypto = Some(Vec::new());
+                // Nothing of SDES was offered: an a=crypto answer cannot pick a line.
+                if let Some(s) = call.legs[receiver].medias.get_mut(i) {
+                    s.sdes.ours.clear();
+                    s.sdes.our_key = None;
+                }
             }
             // An answer that takes DTLS on a plain SRTP profile gives no SDES key as well.
             if !is_offer && !dtls.attributes.is_empty() {
@@ -838,7 +847,7 @@ fn dtls_media(
 /// while the offerer's profile is the one it had before (rtpengine keeps a media's transport
 /// protocol that way: a re-INVITE without `transport-protocol` does not turn an SRTP trunk's
 /// stream plain, nor a phone's into a browser's). An offerer that changes its profile is
-/// followed; a first offer has nothing to keep.
+/// followed; a receiver that never sent SDP has nothing to keep.
 fn kept_profile(
     call: &Call,
     sender: usize,
@@ -849,7 +858,8 @@ fn kept_profile(
     is_offer: bool,
 ) -> Option<Profile> {
     let before = sender_proto_before.get(i)?;
-    let theirs = &call.legs.get(receiver)?.medias.get(i)?.proto;
+    let receiving = call.legs.get(receiver).filter(|l| l.has_sdp)?;
+    let theirs = &receiving.medias.get(i)?.proto;
     (is_offer && sender != receiver && before.eq_ignore_ascii_case(&m.proto))
         .then(|| Profile::from_name(theirs))
         .flatten()

@@ -1106,3 +1106,70 @@ fn a_reoffer_offers_only_the_keying_the_trunk_settled_on_and_the_same_hash() {
         }
     }
 }
+
+/// An SRTP trunk offers `lines` (`RTP/SAVP`) to a plain phone, which answers; the answer
+/// towards the trunk, with `answer_hash` as `DTLS-fingerprint`.
+fn trunk_offers(
+    e: &mut Engine,
+    b: &mut AcceptAll,
+    t: u64,
+    lines: &[&str],
+    answer_hash: Option<HashFunc>,
+) -> String {
+    let mut p = oa("t", "trunk", None, None, savp_sdp("198.51.100.9", lines));
+    p.transport_protocol = Some(TransportProtocol::Set(Profile::RtpAvp));
+    offer(e, b, at(t), p);
+    let mut a = oa("t", "trunk", Some("phone"), None, phone_sdp());
+    a.dtls_fingerprint = answer_hash;
+    text(&answer(e, b, at(t + 1), a), "sdp")
+}
+
+#[test]
+fn a_trunk_settled_on_sdes_stays_sdes_when_it_adds_a_fingerprint() {
+    let (mut e, mut b, _) = fresh();
+    let sdp = trunk_offers(&mut e, &mut b, 0, &[SDES_LINE], None);
+    assert_eq!(lines_of(&sdp, "a=crypto:").len(), 1);
+    let fp = format!("a=fingerprint:{BROWSER_FP}");
+    let sdp = trunk_offers(
+        &mut e,
+        &mut b,
+        10,
+        &[SDES_LINE, "a=setup:actpass", &fp],
+        None,
+    );
+    assert_eq!(lines_of(&sdp, "a=crypto:").len(), 1, "{sdp}");
+    assert!(lines_of(&sdp, "a=fingerprint:").is_empty(), "{sdp}");
+}
+
+#[test]
+fn a_dtls_fingerprint_hash_given_in_an_answer_is_kept_and_dtls_off_brings_sdes_back() {
+    let (mut e, mut b, _) = fresh();
+    let fp = format!("a=fingerprint:{BROWSER_FP}");
+    let sdp = trunk_offers(
+        &mut e,
+        &mut b,
+        0,
+        &[SDES_LINE, "a=setup:actpass", &fp],
+        Some(HashFunc::Sha1),
+    );
+    assert!(
+        lines_of(&sdp, "a=fingerprint:")[0].starts_with("sha-1 "),
+        "{sdp}"
+    );
+    // The phone re-offers: towards the trunk (DTLS settled) the same hash, no a=crypto.
+    let reoffer = |e: &mut Engine, b: &mut AcceptAll, t: u64, dtls: DtlsMode| {
+        let mut p = oa("t", "phone", Some("trunk"), None, phone_sdp());
+        p.dtls = dtls;
+        text(&offer(e, b, at(t), p), "sdp")
+    };
+    let sdp = reoffer(&mut e, &mut b, 10, DtlsMode::Default);
+    assert!(sdp.contains(" RTP/SAVP "), "{sdp}");
+    assert!(
+        lines_of(&sdp, "a=fingerprint:")[0].starts_with("sha-1 "),
+        "{sdp}"
+    );
+    assert!(lines_of(&sdp, "a=crypto:").is_empty());
+    // DTLS=off: the re-offer keys with SDES rather than with nothing.
+    let sdp = reoffer(&mut e, &mut b, 20, DtlsMode::Off);
+    assert!(!lines_of(&sdp, "a=crypto:").is_empty(), "{sdp}");
+}
