@@ -455,7 +455,15 @@ impl Engine {
                 i,
                 p,
                 is_offer,
-                srtp.out_profile,
+                // An opportunistic SRTP offer (a=crypto on RTP/AVP) gets DTLS lines too.
+                srtp.out_profile.map(|o| {
+                    let osrtp = is_offer && srtp.crypto.as_ref().is_some_and(|c| !c.is_empty());
+                    if osrtp && !o.is_srtp() {
+                        Profile::RtpSavp
+                    } else {
+                        o
+                    }
+                }),
                 dtls_ctx.filter(|_| !keep_sdes),
             );
             if is_offer && settled.1 && !out_dtls && !dtls.attributes.is_empty() {

@@ -1173,3 +1173,38 @@ fn a_dtls_fingerprint_hash_given_in_an_answer_is_kept_and_dtls_off_brings_sdes_b
     let sdp = reoffer(&mut e, &mut b, 20, DtlsMode::Off);
     assert!(!lines_of(&sdp, "a=crypto:").is_empty(), "{sdp}");
 }
+
+#[test]
+fn an_opportunistic_srtp_offer_gets_dtls_lines_too_and_a_plain_answer_stays_plain() {
+    let (mut e, mut b, mut f) = fresh();
+    let avp_crypto = body(
+        "198.51.100.9",
+        &[&format!(
+            "audio 4000 RTP/AVP 0\r\na=sendrecv\r\n{SDES_LINE}\r\n"
+        )],
+    );
+    let sdp = text(
+        &offer(
+            &mut e,
+            &mut b,
+            at(0),
+            oa("p", "polycom", None, None, avp_crypto),
+        ),
+        "sdp",
+    );
+    assert!(sdp.contains(" RTP/AVP "), "{sdp}");
+    assert!(!lines_of(&sdp, "a=crypto:").is_empty());
+    assert_eq!(lines_of(&sdp, "a=setup:"), vec!["actpass"], "{sdp}");
+    f.take(&mut e);
+    answer(
+        &mut e,
+        &mut b,
+        at(1),
+        oa("p", "polycom", Some("phone"), None, phone_sdp()),
+    );
+    f.take(&mut e);
+    assert!(
+        f.get(port_in(&sdp)).dtls.is_none(),
+        "a plain answer runs no handshake"
+    );
+}
