@@ -3,11 +3,11 @@
 //!
 //! The relay terminates DTLS on each side that speaks a `UDP/TLS/...` profile: towards such a
 //! side it writes its own certificate's fingerprint and an `a=setup` of its own, and the side's
-//! flows run the handshake (`crate::flow::FlowDtls`). Like rtpengine it also offers DTLS on a
-//! plain SRTP profile (`RTP/SAVP(F)`, after the `a=crypto` lines): an answer with a fingerprint
-//! picks DTLS, one with `a=crypto` only SDES; an SRTP offerer that gave a fingerprint is
-//! answered with DTLS and no `a=crypto` (rtpengine favours DTLS too). What a side sent of DTLS never reaches the
-//! other side: the input's `a=fingerprint`, `a=setup` and `a=tls-id` lines are dropped whenever
+//! flows run the handshake (`crate::flow::FlowDtls`). Like rtpengine it also offers DTLS next
+//! to SDES (`RTP/SAVP(F)`, or `a=crypto` on `RTP/AVP`; after the `a=crypto` lines): an answer
+//! with a fingerprint picks DTLS, one with `a=crypto` only SDES; an SRTP offerer that gave a
+//! fingerprint is answered with DTLS and no `a=crypto` (rtpengine favours DTLS too). What a
+//! side sent of DTLS never reaches the other side: the input's `a=fingerprint`, `a=setup` and `a=tls-id` lines are dropped whenever
 //! the relay writes its own or the profile towards the receiver is not DTLS at all. With
 //! `DTLS=off` (or no certificate) towards a `UDP/TLS` receiver they are passed on untouched.
 //!

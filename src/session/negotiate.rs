@@ -425,15 +425,11 @@ impl Engine {
             let kept = kept_profile(call, sender, receiver, i, m, &sender_proto_before, is_offer);
             // What the receiver negotiated last time, before this message changes it: a re-offer
             // offers only the SRTP keying it settled on (SDES or DTLS), as rtpengine does.
-            let settled = call.legs[receiver]
-                .medias
-                .get(i)
-                .map_or((false, false), |s| {
-                    (
-                        s.sdes.their_key.is_some() && s.dtls.role.is_none(),
-                        s.dtls.role.is_some() && s.dtls.their_fingerprint.is_some(),
-                    )
-                });
+            let before = call.legs[receiver].medias.get(i);
+            let sdes_settled =
+                before.is_some_and(|s| s.sdes.their_key.is_some() && s.dtls.role.is_none());
+            let dtls_settled =
+                before.is_some_and(|s| s.dtls.role.is_some() && s.dtls.their_fingerprint.is_some());
             let mut srtp = sdes_media(
                 call,
                 sender,
@@ -447,7 +443,7 @@ impl Engine {
             // SDES settled with the receiver stays SDES on a plain SRTP profile (offers carry no
             // DTLS lines, answers take none), unless SDES is switched off.
             let out_dtls = srtp.out_profile.is_some_and(Profile::is_dtls);
-            let keep_sdes = settled.0 && !out_dtls && !p.sdes.off;
+            let keep_sdes = sdes_settled && !out_dtls && !p.sdes.off;
             let dtls = dtls_media(
                 call,
                 sender,
@@ -466,7 +462,7 @@ impl Engine {
                 }),
                 dtls_ctx.filter(|_| !keep_sdes),
             );
-            if is_offer && settled.1 && !out_dtls && !dtls.attributes.is_empty() {
+            if is_offer && dtls_settled && !out_dtls && !dtls.attributes.is_empty() {
                 srtp.crypto = Some(Vec::new());
                 // Nothing of SDES was offered: an a=crypto answer cannot pick a line.
                 if let Some(s) = call.legs[receiver].medias.get_mut(i) {

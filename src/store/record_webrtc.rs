@@ -221,10 +221,17 @@ mod tests {
             ice: true,
             ice_candidates: vec!["not a candidate".into(); 100],
             ice_seed: Some("zz".repeat(32)),
+            dtls_reverse: Some("sideways".into()),
+            dtls_hash: Some("md5".into()),
             ..back
         };
         let (d2, i2) = hostile.slots();
         assert_eq!((d2.their_fingerprint, d2.role), (None, Some(Role::Passive)));
+        assert_eq!(
+            (d2.reverse, d2.hash),
+            (None, None),
+            "unknown role and hash dropped"
+        );
         assert!(
             i2.ours.is_none() && !i2.enabled,
             "ICE without usable credentials is off"
